@@ -1,0 +1,76 @@
+"""What a DARTS architecture is: genotype types, search spaces, named cells, text, derivation, plots.
+
+>>> import genotypes
+>>> g = genotypes.get("DARTS_V2")
+>>> genotypes.parse(genotypes.format(g)) == g
+True
+"""
+from __future__ import annotations
+
+import difflib
+from typing import Union
+
+from . import cnn, derive, rnn
+from .text import format, parse
+from .types import Genotype, RNNGenotype, make_cnn, make_rnn, validate_cnn, validate_rnn
+
+__all__ = [
+    "Genotype", "RNNGenotype", "cnn", "rnn", "derive", "get", "names", "parse", "format",
+    "validate", "plot", "make_cnn", "make_rnn", "UnknownGenotypeError",
+]
+
+_KINDS = {"cnn": cnn, "rnn": rnn}
+
+
+class UnknownGenotypeError(KeyError, ValueError):
+    """An unknown genotype name; the message lists the known names."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return self.args[0]
+
+
+def names(kind: str = "cnn") -> list:
+    """Names of the named genotypes of a kind ('cnn' or 'rnn')."""
+    return list(_module(kind).NAMED)
+
+
+def _module(kind: str):
+    try:
+        return _KINDS[kind]
+    except KeyError:
+        raise ValueError(f"kind must be 'cnn' or 'rnn', not {kind!r}") from None
+
+
+def get(name: str, kind: str = "cnn") -> Union[Genotype, RNNGenotype]:
+    """A named genotype, e.g. ``get("DARTS_V2")`` or ``get("ENAS", kind="rnn")``.
+
+    Matching is exact first, then case-insensitive. An unknown name raises
+    :class:`UnknownGenotypeError` listing the known names and the closest one.
+    """
+    table = _module(kind).NAMED
+    if name in table:
+        return table[name]
+    folded = {k.lower().replace("-", "_"): k for k in table}
+    key = str(name).lower().replace("-", "_")
+    if key in folded:
+        return table[folded[key]]
+    close = difflib.get_close_matches(str(name), list(table), n=1, cutoff=0.4)
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    raise UnknownGenotypeError(f"unknown {kind} genotype {name!r}.{hint} Known: {', '.join(table)}")
+
+
+def validate(genotype) -> None:
+    """Raise ValueError naming the first problem of a genotype of either kind."""
+    if isinstance(genotype, RNNGenotype):
+        validate_rnn(genotype)
+    elif isinstance(genotype, Genotype):
+        validate_cnn(genotype)
+    else:
+        raise TypeError(f"not a genotype: {type(genotype).__name__}")
+
+
+def plot(genotype, path, format: str = "pdf", title: str = ""):  # noqa: A002
+    """Draw the cells of a genotype with graphviz (see :func:`genotypes.plot.plot`)."""
+    from .plot import plot as _plot
+
+    return _plot(genotype, path, format=format, title=title)

@@ -1,0 +1,109 @@
+"""Conv-cell search space and the named conv genotypes.
+
+Values are exactly those of the original (quark0/darts, cnn/genotypes.py, commit f276dd3)
+unless a docstring says where a later cell comes from.
+"""
+from .types import make_cnn
+
+# The 8 candidate ops of the search, in the original's order (their index is the column of
+# the architecture logits).
+PRIMITIVES = (
+    "none",
+    "max_pool_3x3",
+    "avg_pool_3x3",
+    "skip_connect",
+    "sep_conv_3x3",
+    "sep_conv_5x5",
+    "dil_conv_3x3",
+    "dil_conv_5x5",
+)
+
+# Every op an evaluated cell may use: the search ops plus the two that NASNet and AmoebaNet need.
+OPS = PRIMITIVES + ("sep_conv_7x7", "conv_7x1_1x7")
+
+# Zoph et al., "Learning Transferable Architectures for Scalable Image Recognition", CVPR 2018.
+NASNet = make_cnn(
+    normal=[
+        ("sep_conv_5x5", 1), ("sep_conv_3x3", 0),
+        ("sep_conv_5x5", 0), ("sep_conv_3x3", 0),
+        ("avg_pool_3x3", 1), ("skip_connect", 0),
+        ("avg_pool_3x3", 0), ("avg_pool_3x3", 0),
+        ("sep_conv_3x3", 1), ("skip_connect", 1),
+    ],
+    normal_concat=[2, 3, 4, 5, 6],
+    reduce=[
+        ("sep_conv_5x5", 1), ("sep_conv_7x7", 0),
+        ("max_pool_3x3", 1), ("sep_conv_7x7", 0),
+        ("avg_pool_3x3", 1), ("sep_conv_5x5", 0),
+        ("skip_connect", 3), ("avg_pool_3x3", 2),
+        ("sep_conv_3x3", 2), ("max_pool_3x3", 1),
+    ],
+    reduce_concat=[4, 5, 6],
+)
+
+# Real et al., "Regularized Evolution for Image Classifier Architecture Search", AAAI 2019.
+AmoebaNet = make_cnn(
+    normal=[
+        ("avg_pool_3x3", 0), ("max_pool_3x3", 1),
+        ("sep_conv_3x3", 0), ("sep_conv_5x5", 2),
+        ("sep_conv_3x3", 0), ("avg_pool_3x3", 3),
+        ("sep_conv_3x3", 1), ("skip_connect", 1),
+        ("skip_connect", 0), ("avg_pool_3x3", 1),
+    ],
+    normal_concat=[4, 5, 6],
+    reduce=[
+        ("avg_pool_3x3", 0), ("sep_conv_3x3", 1),
+        ("max_pool_3x3", 0), ("sep_conv_7x7", 2),
+        ("sep_conv_7x7", 0), ("avg_pool_3x3", 1),
+        ("max_pool_3x3", 0), ("max_pool_3x3", 1),
+        ("conv_7x1_1x7", 0), ("sep_conv_3x3", 5),
+    ],
+    reduce_concat=[3, 4, 6],
+)
+
+# DARTS first order (Liu et al., arXiv:1806.09055).
+DARTS_V1 = make_cnn(
+    normal=[
+        ("sep_conv_3x3", 1), ("sep_conv_3x3", 0),
+        ("skip_connect", 0), ("sep_conv_3x3", 1),
+        ("skip_connect", 0), ("sep_conv_3x3", 1),
+        ("sep_conv_3x3", 0), ("skip_connect", 2),
+    ],
+    normal_concat=[2, 3, 4, 5],
+    reduce=[
+        ("max_pool_3x3", 0), ("max_pool_3x3", 1),
+        ("skip_connect", 2), ("max_pool_3x3", 0),
+        ("max_pool_3x3", 0), ("skip_connect", 2),
+        ("skip_connect", 2), ("avg_pool_3x3", 0),
+    ],
+    reduce_concat=[2, 3, 4, 5],
+)
+
+# DARTS second order (Liu et al., arXiv:1806.09055): the cell of the paper's tables.
+DARTS_V2 = make_cnn(
+    normal=[
+        ("sep_conv_3x3", 0), ("sep_conv_3x3", 1),
+        ("sep_conv_3x3", 0), ("sep_conv_3x3", 1),
+        ("sep_conv_3x3", 1), ("skip_connect", 0),
+        ("skip_connect", 0), ("dil_conv_3x3", 2),
+    ],
+    normal_concat=[2, 3, 4, 5],
+    reduce=[
+        ("max_pool_3x3", 0), ("max_pool_3x3", 1),
+        ("skip_connect", 2), ("max_pool_3x3", 1),
+        ("max_pool_3x3", 0), ("skip_connect", 2),
+        ("skip_connect", 2), ("max_pool_3x3", 1),
+    ],
+    reduce_concat=[2, 3, 4, 5],
+)
+
+DARTS = DARTS_V2
+
+# Name -> genotype, for lookup by name. Aliases point at the same object.
+NAMED = {
+    "NASNet": NASNet,
+    "AmoebaNet": AmoebaNet,
+    "DARTS_V1": DARTS_V1,
+    "DARTS_V2": DARTS_V2,
+    "DARTS": DARTS,
+}

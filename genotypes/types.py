@@ -1,0 +1,116 @@
+"""The two genotype types and their validation.
+
+Field names are the original's so that the text it prints in its logs parses back.
+Concat fields are normalised to tuples of ints: the original mixes lists and ``range``
+objects, which would otherwise make equal genotypes compare unequal.
+"""
+from __future__ import annotations
+
+from typing import NamedTuple, Sequence, Tuple
+
+Edge = Tuple[str, int]
+
+
+class Genotype(NamedTuple):
+    """A conv-cell architecture: ``(op, input_index)`` pairs, two per intermediate node."""
+
+    normal: Tuple[Edge, ...]
+    normal_concat: Tuple[int, ...]
+    reduce: Tuple[Edge, ...]
+    reduce_concat: Tuple[int, ...]
+
+
+class RNNGenotype(NamedTuple):
+    """A recurrent-cell architecture: one ``(activation, predecessor)`` pair per step."""
+
+    recurrent: Tuple[Edge, ...]
+    concat: Tuple[int, ...]
+
+
+def _edges(edges: Sequence, what: str) -> Tuple[Edge, ...]:
+    out = []
+    for i, edge in enumerate(edges):
+        try:
+            op, index = edge
+        except (TypeError, ValueError):
+            raise ValueError(f"{what}: edge {i} is {edge!r}, expected an (op, input_index) pair") from None
+        if not isinstance(op, str):
+            raise ValueError(f"{what}: edge {i} has op {op!r}, expected an op name")
+        if isinstance(index, bool) or not isinstance(index, int):
+            raise ValueError(f"{what}: edge {i} has input index {index!r}, expected an integer")
+        out.append((op, index))
+    return tuple(out)
+
+
+def _concat(concat, what: str) -> Tuple[int, ...]:
+    try:
+        values = tuple(concat)
+    except TypeError:
+        raise ValueError(f"{what} is {concat!r}, expected a list or range of node indices") from None
+    if any(isinstance(v, bool) or not isinstance(v, int) for v in values):
+        raise ValueError(f"{what} is {list(values)!r}, expected integers")
+    return values
+
+
+def make_cnn(normal, normal_concat, reduce, reduce_concat) -> Genotype:
+    """Build and validate a conv genotype from loosely typed fields (lists, ranges)."""
+    g = Genotype(
+        _edges(normal, "normal"),
+        _concat(normal_concat, "normal_concat"),
+        _edges(reduce, "reduce"),
+        _concat(reduce_concat, "reduce_concat"),
+    )
+    validate_cnn(g)
+    return g
+
+
+def make_rnn(recurrent, concat) -> RNNGenotype:
+    """Build and validate a recurrent genotype from loosely typed fields."""
+    g = RNNGenotype(_edges(recurrent, "recurrent"), _concat(concat, "concat"))
+    validate_rnn(g)
+    return g
+
+
+def _check_concat(concat: Tuple[int, ...], num_states: int, what: str) -> None:
+    if not concat:
+        raise ValueError(f"{what} is empty: a cell must output at least one node")
+    if len(set(concat)) != len(concat):
+        raise ValueError(f"{what} {list(concat)} repeats a node")
+    bad = [c for c in concat if not 0 <= c < num_states]
+    if bad:
+        raise ValueError(f"{what} {list(concat)} names node(s) {bad}, but the cell has nodes 0..{num_states - 1}")
+
+
+def validate_cnn(g: Genotype) -> None:
+    """Raise ValueError naming the first problem: unknown op, bad input index, edge count, concat."""
+    from .cnn import OPS
+
+    for field, concat_field in (("normal", "normal_concat"), ("reduce", "reduce_concat")):
+        edges = getattr(g, field)
+        if len(edges) < 2 or len(edges) % 2:
+            raise ValueError(f"{field} has {len(edges)} edges; a conv cell needs two per node (an even number >= 2)")
+        for i, (op, index) in enumerate(edges):
+            if op not in OPS:
+                raise ValueError(f"{field}: unknown op {op!r} on edge {i}; known ops: {', '.join(OPS)}")
+            node = i // 2
+            if not 0 <= index < node + 2:
+                raise ValueError(
+                    f"{field}: edge {i} (node {node + 2}) takes input {index}, "
+                    f"but node {node + 2} can only read nodes 0..{node + 1}"
+                )
+        _check_concat(getattr(g, concat_field), len(edges) // 2 + 2, concat_field)
+
+
+def validate_rnn(g: RNNGenotype) -> None:
+    """Raise ValueError naming the first problem of a recurrent genotype."""
+    from .rnn import PRIMITIVES
+
+    ops = [p for p in PRIMITIVES if p != "none"]
+    if not g.recurrent:
+        raise ValueError("recurrent has no steps")
+    for i, (op, pred) in enumerate(g.recurrent):
+        if op not in ops:
+            raise ValueError(f"recurrent: unknown activation {op!r} on step {i}; known: {', '.join(ops)}")
+        if not 0 <= pred <= i:
+            raise ValueError(f"recurrent: step {i} (state {i + 1}) reads state {pred}, but it can only read states 0..{i}")
+    _check_concat(g.concat, len(g.recurrent) + 1, "concat")

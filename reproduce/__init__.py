@@ -1,0 +1,1 @@
+"""How DARTS results are made: data, search, training, runs, statistics, report, benchmarks."""

@@ -1,0 +1,206 @@
+"""The evaluated conv networks of DARTS: NetworkCIFAR and NetworkImageNet.
+
+Equal to the original (cnn/model.py) in module names, parameter shapes and arithmetic, so its
+checkpoints load with ``strict=True`` and give the same outputs. One deliberate change of
+interface: the original's forward always returns ``(logits, logits_aux)``; here eval mode (or a
+network without auxiliary head) returns the logits tensor, and train mode with the auxiliary
+head returns ``(logits, logits_aux)``.
+"""
+from __future__ import annotations
+
+from typing import Union
+
+import torch
+import torch.nn as nn
+
+import genotypes as _genotypes
+from genotypes import Genotype
+
+from .ops import OPS, FactorizedReduce, Identity, ReLUConvBN, drop_path
+from .state import StrictLoadMixin
+
+
+def _as_genotype(genotype: Union[Genotype, str]) -> Genotype:
+    if isinstance(genotype, str):
+        genotype = _genotypes.parse(genotype) if "(" in genotype else _genotypes.get(genotype, "cnn")
+    if not isinstance(genotype, Genotype):
+        raise TypeError(f"expected a conv Genotype (or its name or text), got {type(genotype).__name__}")
+    _genotypes.validate(genotype)
+    return genotype
+
+
+class Cell(nn.Module):
+    """One evaluated cell: two preprocessed inputs, ``len(edges)/2`` nodes, concat output."""
+
+    def __init__(self, genotype: Genotype, C_prev_prev: int, C_prev: int, C: int, reduction: bool, reduction_prev: bool):
+        super().__init__()
+        # After a reduction the cell two back has twice the resolution: reduce it to match.
+        self.preprocess0 = FactorizedReduce(C_prev_prev, C) if reduction_prev else ReLUConvBN(C_prev_prev, C, 1, 1, 0)
+        self.preprocess1 = ReLUConvBN(C_prev, C, 1, 1, 0)
+        edges = genotype.reduce if reduction else genotype.normal
+        self._concat = list(genotype.reduce_concat if reduction else genotype.normal_concat)
+        self.multiplier = len(self._concat)
+        self._steps = len(edges) // 2
+        self._indices = [index for _, index in edges]
+        # Only edges from the cell's inputs stride in a reduction cell.
+        self._ops = nn.ModuleList(
+            OPS[name](C, 2 if reduction and index < 2 else 1, True) for name, index in edges
+        )
+        self.reduction = reduction
+
+    def forward(self, s0, s1, drop_prob: float = 0.0):
+        states = [self.preprocess0(s0), self.preprocess1(s1)]
+        apply_drop = self.training and drop_prob > 0.0
+        for i in range(self._steps):
+            op1, op2 = self._ops[2 * i], self._ops[2 * i + 1]
+            h1 = op1(states[self._indices[2 * i]])
+            h2 = op2(states[self._indices[2 * i + 1]])
+            if apply_drop:
+                if not isinstance(op1, Identity):
+                    h1 = drop_path(h1, drop_prob)
+                if not isinstance(op2, Identity):
+                    h2 = drop_path(h2, drop_prob)
+            states.append(h1 + h2)
+        return torch.cat([states[i] for i in self._concat], dim=1)
+
+
+class AuxiliaryHeadCIFAR(nn.Module):
+    """Auxiliary classifier on the 8x8 feature map after the second reduction."""
+
+    def __init__(self, C: int, num_classes: int):
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.ReLU(inplace=True),
+            nn.AvgPool2d(5, stride=3, padding=0, count_include_pad=False),  # 8x8 -> 2x2
+            nn.Conv2d(C, 128, 1, bias=False),
+            nn.BatchNorm2d(128),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(128, 768, 2, bias=False),
+            nn.BatchNorm2d(768),
+            nn.ReLU(inplace=True),
+        )
+        self.classifier = nn.Linear(768, num_classes)
+
+    def forward(self, x):
+        return self.classifier(self.features(x).flatten(1))
+
+
+class AuxiliaryHeadImageNet(nn.Module):
+    """Auxiliary classifier on the 14x14 map. Like the original, without a BatchNorm after the
+    768-channel conv (omitted there by a typo, kept out for equality with the paper's model)."""
+
+    def __init__(self, C: int, num_classes: int):
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.ReLU(inplace=True),
+            nn.AvgPool2d(5, stride=2, padding=0, count_include_pad=False),
+            nn.Conv2d(C, 128, 1, bias=False),
+            nn.BatchNorm2d(128),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(128, 768, 2, bias=False),
+            nn.ReLU(inplace=True),
+        )
+        self.classifier = nn.Linear(768, num_classes)
+
+    def forward(self, x):
+        return self.classifier(self.features(x).flatten(1))
+
+
+class _Network(StrictLoadMixin, nn.Module):
+    """Shared cell stack: reductions at 1/3 and 2/3 of the depth, auxiliary head after 2/3."""
+
+    def _build_cells(self, C: int, layers: int, genotype: Genotype, C_stem: int, reduction_prev: bool) -> int:
+        C_prev_prev, C_prev, C_curr = C_stem, C_stem, C
+        self.cells = nn.ModuleList()
+        self._aux_index = 2 * layers // 3
+        C_aux = None
+        for i in range(layers):
+            reduction = i in (layers // 3, 2 * layers // 3)
+            if reduction:
+                C_curr *= 2
+            cell = Cell(genotype, C_prev_prev, C_prev, C_curr, reduction, reduction_prev)
+            reduction_prev = reduction
+            self.cells.append(cell)
+            C_prev_prev, C_prev = C_prev, cell.multiplier * C_curr
+            if i == self._aux_index:
+                C_aux = C_prev
+        self._C_aux = C_aux
+        return C_prev
+
+    def _cells_forward(self, s0, s1):
+        logits_aux = None
+        for i, cell in enumerate(self.cells):
+            s0, s1 = s1, cell(s0, s1, self.drop_path_prob)
+            if i == self._aux_index and self._auxiliary and self.training:
+                logits_aux = self.auxiliary_head(s1)
+        return s1, logits_aux
+
+    def _output(self, logits, logits_aux):
+        if self._auxiliary and self.training:
+            return logits, logits_aux
+        return logits
+
+    def extra_repr(self) -> str:
+        return f"genotype={_genotypes.format(self.genotype)}"
+
+
+class NetworkCIFAR(_Network):
+    """DARTS evaluation network for 32x32 images (C=36, 20 cells in the paper)."""
+
+    def __init__(self, C: int, num_classes: int, layers: int, auxiliary: bool, genotype: Union[Genotype, str]):
+        super().__init__()
+        genotype = _as_genotype(genotype)
+        self.genotype = genotype
+        self._C, self._num_classes, self._layers, self._auxiliary = C, num_classes, layers, bool(auxiliary)
+        self.drop_path_prob = 0.0
+        stem_multiplier = 3
+        C_stem = stem_multiplier * C
+        self.stem = nn.Sequential(nn.Conv2d(3, C_stem, 3, padding=1, bias=False), nn.BatchNorm2d(C_stem))
+        C_prev = self._build_cells(C, layers, genotype, C_stem, reduction_prev=False)
+        if self._auxiliary:
+            self.auxiliary_head = AuxiliaryHeadCIFAR(self._C_aux, num_classes)
+        self.global_pooling = nn.AdaptiveAvgPool2d(1)
+        self.classifier = nn.Linear(C_prev, num_classes)
+
+    def forward(self, x):
+        s = self.stem(x)
+        s1, logits_aux = self._cells_forward(s, s)
+        logits = self.classifier(self.global_pooling(s1).flatten(1))
+        return self._output(logits, logits_aux)
+
+
+class NetworkImageNet(_Network):
+    """DARTS evaluation network for 224x224 images (C=48, 14 cells in the paper)."""
+
+    def __init__(self, C: int, num_classes: int, layers: int, auxiliary: bool, genotype: Union[Genotype, str]):
+        super().__init__()
+        genotype = _as_genotype(genotype)
+        self.genotype = genotype
+        self._C, self._num_classes, self._layers, self._auxiliary = C, num_classes, layers, bool(auxiliary)
+        self.drop_path_prob = 0.0
+        self.stem0 = nn.Sequential(
+            nn.Conv2d(3, C // 2, kernel_size=3, stride=2, padding=1, bias=False),
+            nn.BatchNorm2d(C // 2),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(C // 2, C, 3, stride=2, padding=1, bias=False),
+            nn.BatchNorm2d(C),
+        )
+        self.stem1 = nn.Sequential(
+            nn.ReLU(inplace=True),
+            nn.Conv2d(C, C, 3, stride=2, padding=1, bias=False),
+            nn.BatchNorm2d(C),
+        )
+        # The stems already reduced twice, so the first cell's s0 input is treated as reduced.
+        C_prev = self._build_cells(C, layers, genotype, C, reduction_prev=True)
+        if self._auxiliary:
+            self.auxiliary_head = AuxiliaryHeadImageNet(self._C_aux, num_classes)
+        # A fixed 7x7 average, as in the original: the network expects 224x224 inputs.
+        self.global_pooling = nn.AvgPool2d(7)
+        self.classifier = nn.Linear(C_prev, num_classes)
+
+    def forward(self, x):
+        s0 = self.stem0(x)
+        s1 = self.stem1(s0)
+        s1, logits_aux = self._cells_forward(s0, s1)
+        logits = self.classifier(self.global_pooling(s1).flatten(1))
+        return self._output(logits, logits_aux)
