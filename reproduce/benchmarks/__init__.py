@@ -1,0 +1,1 @@
+"""Benchmarks for ``python -m reproduce bench``: each module defines ``register(bench_subparsers)``."""

@@ -1,0 +1,1 @@
+"""Subcommands of ``python -m reproduce``: each module defines ``register(subparsers)``."""

@@ -1,0 +1,100 @@
+"""Config dataclasses <-> command line.
+
+Every field of a config dataclass becomes ``--field-name`` (booleans take ``true/false``), with
+the field's default (the paper's value) and its ``metadata["help"]`` shown in ``--help``. The
+CLI overrides fields by name; the resolved config is saved with the run.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import typing
+from typing import Any, Dict, Type, TypeVar
+
+T = TypeVar("T")
+
+
+class ConfigError(ValueError):
+    """An impossible or unknown config value."""
+
+
+def _parse_bool(text: str) -> bool:
+    lowered = str(text).lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
+def _field_type(cls, field: dataclasses.Field):
+    hints = typing.get_type_hints(cls)
+    tp = hints.get(field.name, str)
+    origin = typing.get_origin(tp)
+    if origin is typing.Union:  # Optional[X]
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        tp = args[0] if args else str
+    return tp
+
+
+def add_config_arguments(parser: argparse.ArgumentParser, cls: Type, skip=()) -> None:
+    """Add one ``--name`` option per field of ``cls``; defaults stay None so only given ones override."""
+    group = parser.add_argument_group(f"{cls.__name__} fields (defaults: the paper's values)")
+    for f in dataclasses.fields(cls):
+        if f.name in skip or not f.init:
+            continue
+        tp = _field_type(cls, f)
+        default = f.default if f.default is not dataclasses.MISSING else (
+            f.default_factory() if f.default_factory is not dataclasses.MISSING else None)
+        help_text = f.metadata.get("help", "")
+        help_text = f"{help_text} (default: {default})" if help_text else f"default: {default}"
+        option = "--" + f.name.replace("_", "-")
+        kwargs: Dict[str, Any] = dict(dest=f"cfg_{f.name}", default=None, help=help_text)
+        if tp is bool:
+            kwargs.update(type=_parse_bool, metavar="BOOL")
+        elif tp in (int, float, str):
+            kwargs.update(type=tp, metavar=tp.__name__.upper())
+        else:
+            kwargs.update(type=str, metavar="VALUE")
+        if "choices" in f.metadata:
+            kwargs["choices"] = f.metadata["choices"]
+        group.add_argument(option, **kwargs)
+
+
+def overrides_from_args(args: argparse.Namespace) -> Dict[str, Any]:
+    return {k[4:]: v for k, v in vars(args).items() if k.startswith("cfg_") and v is not None}
+
+
+def build(cls: Type[T], overrides: Dict[str, Any] = None, base: T = None) -> T:
+    """A config of ``cls`` from ``base`` (or the defaults) with ``overrides`` applied and checked."""
+    overrides = dict(overrides or {})
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(overrides) - names)
+    if unknown:
+        raise ConfigError(f"unknown {cls.__name__} field(s) {', '.join(unknown)}; known: {', '.join(sorted(names))}")
+    config = dataclasses.replace(base, **overrides) if base is not None else cls(**overrides)
+    check = getattr(config, "validate", None)
+    if check is not None:
+        check()
+    return config
+
+
+def to_dict(config) -> Dict[str, Any]:
+    return dataclasses.asdict(config)
+
+
+def from_dict(cls: Type[T], data: Dict[str, Any]) -> T:
+    names = {f.name for f in dataclasses.fields(cls)}
+    return cls(**{k: v for k, v in data.items() if k in names})
+
+
+def diff(a: Dict[str, Any], b: Dict[str, Any], ignore=()) -> Dict[str, tuple]:
+    """Fields whose values differ between two config dicts: ``{field: (a_value, b_value)}``."""
+    keys = (set(a) | set(b)) - set(ignore)
+    return {k: (a.get(k), b.get(k)) for k in sorted(keys) if a.get(k) != b.get(k)}
+
+
+def require(condition: bool, message: str) -> None:
+    """Raise ConfigError(message) unless condition: for the ``validate`` methods of configs."""
+    if not condition:
+        raise ConfigError(message)

@@ -1,0 +1,149 @@
+"""A run directory: config.json, metrics.jsonl, checkpoint.pt, record.json (see DESIGN.md).
+
+The life of a run:
+
+1. ``RunDir(path).start(config_dict)`` writes config.json, or checks that an existing one is
+   the same (a different config in the same directory is refused, naming the fields).
+2. Each epoch: ``log_epoch(metrics)`` then ``save_checkpoint(state)``; both atomic.
+3. At the end: ``write_record(record)``, atomically and last. A directory with a finished
+   record is never run again (``is_finished``) and never overwritten.
+
+On resume, ``load_checkpoint`` gives the last finished epoch's state, and ``start`` trims
+metrics.jsonl to the epochs that checkpoint covers, so a kill mid-epoch loses at most that epoch.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+import torch
+
+from zoo.fileio import append_jsonl, atomic_torch_save, atomic_write_json, atomic_write_text, read_jsonl
+
+from . import config as _config
+from .provenance import provenance
+
+log = logging.getLogger(__name__)
+
+CONFIG, METRICS, CHECKPOINT, RECORD = "config.json", "metrics.jsonl", "checkpoint.pt", "record.json"
+
+# Fields that may change between a run and its resumption without changing its results.
+RUNTIME_FIELDS = ("device", "progress", "workers", "data", "num_threads")
+
+
+class RunConfigMismatchError(ValueError):
+    """The directory holds a run with another config."""
+
+
+class NonFiniteError(FloatingPointError):
+    """A loss or metric became NaN or infinite; the run stops and writes no result."""
+
+
+def check_finite(name: str, value: float, epoch: int) -> float:
+    if not math.isfinite(value):
+        raise NonFiniteError(f"{name} is {value} at epoch {epoch}: the run stopped and wrote no result. "
+                             "Lower the learning rate or check the data; rerunning resumes from the last checkpoint.")
+    return value
+
+
+class RunDir:
+    def __init__(self, path):
+        self.path = Path(path)
+
+    @property
+    def config_path(self) -> Path:
+        return self.path / CONFIG
+
+    @property
+    def metrics_path(self) -> Path:
+        return self.path / METRICS
+
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.path / CHECKPOINT
+
+    @property
+    def record_path(self) -> Path:
+        return self.path / RECORD
+
+    def read_record(self) -> Optional[dict]:
+        if not self.record_path.exists():
+            return None
+        return json.loads(self.record_path.read_text())
+
+    def is_finished(self) -> bool:
+        record = self.read_record()
+        return bool(record) and record.get("status") == "finished"
+
+    def read_config(self) -> Optional[dict]:
+        if not self.config_path.exists():
+            return None
+        return json.loads(self.config_path.read_text())
+
+    def start(self, config: Dict[str, Any], ignore=RUNTIME_FIELDS) -> None:
+        """Write config.json, or check it against the one already there."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        existing = self.read_config()
+        if existing is None:
+            atomic_write_json(self.config_path, config)
+            return
+        differ = _config.diff(existing, config, ignore=ignore)
+        if differ:
+            fields = ", ".join(f"{k} (saved {a!r}, now {b!r})" for k, (a, b) in differ.items())
+            raise RunConfigMismatchError(
+                f"{self.path} holds a run with another config: {fields}. "
+                "Use another --out directory, or rerun with the saved values to resume it.")
+        if any(existing.get(k) != config.get(k) for k in ignore if k in config):
+            atomic_write_json(self.config_path, config)
+
+    def log_epoch(self, metrics: Dict[str, Any]) -> None:
+        append_jsonl(self.metrics_path, metrics)
+
+    def metrics(self) -> List[dict]:
+        return read_jsonl(self.metrics_path)
+
+    def trim_metrics(self, epochs_done: int) -> List[dict]:
+        """Keep only lines of epochs < epochs_done (those the checkpoint covers)."""
+        rows = [m for m in self.metrics() if m.get("epoch", 0) < epochs_done]
+        atomic_write_text(self.metrics_path, "".join(json.dumps(r, allow_nan=False) + "\n" for r in rows))
+        return rows
+
+    def save_checkpoint(self, state: Dict[str, Any]) -> None:
+        atomic_torch_save(state, self.checkpoint_path)
+
+    def load_checkpoint(self, map_location="cpu") -> Optional[Dict[str, Any]]:
+        if not self.checkpoint_path.exists():
+            return None
+        try:
+            return torch.load(self.checkpoint_path, map_location=map_location, weights_only=True)
+        except Exception as e:  # a checkpoint is written atomically, so this is real damage
+            raise ValueError(f"cannot read checkpoint {self.checkpoint_path} ({e}); "
+                             "delete it to restart the run from scratch") from None
+
+    def write_record(self, record: Dict[str, Any]) -> None:
+        atomic_write_json(self.record_path, record)
+
+
+def make_record(*, experiment: str, kind: str, dataset: str, genotype: str, seed: int, config: dict,
+                final: dict, curve: list, parameters: int, wall_time_s: float, device,
+                status: str = "finished", **extra) -> dict:
+    """A run record as DESIGN.md specifies it. ``json.dumps(allow_nan=False)`` later refuses any NaN."""
+    record = {
+        "experiment": experiment,
+        "kind": kind,
+        "dataset": dataset,
+        "genotype": genotype,
+        "seed": seed,
+        "config": config,
+        "final": final,
+        "curve": curve,
+        "parameters": parameters,
+        "wall_time_s": wall_time_s,
+        "status": status,
+    }
+    record.update(provenance(device))
+    record.update(extra)
+    return record
