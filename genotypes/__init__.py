@@ -54,8 +54,14 @@ def get(name: str, kind: str = "cnn") -> Union[Genotype, RNNGenotype]:
     key = str(name).lower().replace("-", "_")
     if key in folded:
         return table[folded[key]]
-    close = difflib.get_close_matches(str(name), list(table), n=1, cutoff=0.4)
-    hint = f" Did you mean {close[0]!r}?" if close else ""
+    other = "rnn" if kind == "cnn" else "cnn"
+    other_table = _module(other).NAMED
+    if name in other_table or key in {k.lower().replace("-", "_") for k in other_table}:
+        hint = f" {name!r} is a{'n' if other == 'rnn' else ''} {other} genotype: ask for kind={other!r}."
+    else:
+        # Compare case-folded so that e.g. 'darts_v3' still finds 'DARTS_V2'.
+        close = difflib.get_close_matches(key, list(folded), n=1, cutoff=0.4)
+        hint = f" Did you mean {folded[close[0]]!r}?" if close else ""
     raise UnknownGenotypeError(f"unknown {kind} genotype {name!r}.{hint} Known: {', '.join(table)}")
 
 

@@ -15,7 +15,9 @@ def _resolve(spec: str, kind: str):
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m genotypes", description="DARTS genotypes: list, print and draw cells.")
+    parser = argparse.ArgumentParser(
+        prog="python -m genotypes", description="DARTS genotypes: list, print and draw cells."
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("list", help="list the named genotypes")

@@ -14,6 +14,9 @@ from .types import Genotype, RNNGenotype, make_cnn, make_rnn
 
 AnyGenotype = Union[Genotype, RNNGenotype]
 
+# No cell has this many nodes; a bigger range in the text is a mistake (or an attempt to exhaust memory).
+_MAX_RANGE = 1000
+
 _CNN_FIELDS = Genotype._fields
 _RNN_FIELDS = RNNGenotype._fields
 
@@ -21,14 +24,21 @@ _RNN_FIELDS = RNNGenotype._fields
 def _literal(node: ast.AST, text: str):
     if isinstance(node, ast.Constant) and isinstance(node.value, (str, int)) and not isinstance(node.value, bool):
         return node.value
-    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub) and isinstance(node.operand, ast.Constant):
-        return -_literal(node.operand, text)
+    if (isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub) and isinstance(node.operand, ast.Constant)
+            and type(node.operand.value) is int):
+        return -node.operand.value
     if isinstance(node, (ast.List, ast.Tuple)):
         return [_literal(e, text) for e in node.elts]
     if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("range", "xrange"):
         if node.keywords or not 1 <= len(node.args) <= 3:
             raise ValueError(f"malformed range(...) in genotype text: {ast.get_source_segment(text, node)!r}")
-        return list(range(*[_literal(a, text) for a in node.args]))
+        args = [_literal(a, text) for a in node.args]
+        if any(type(a) is not int for a in args) or (len(args) == 3 and args[2] == 0):
+            raise ValueError(f"malformed range(...) in genotype text: {ast.get_source_segment(text, node)!r}")
+        values = range(*args)
+        if len(values) > _MAX_RANGE:
+            raise ValueError(f"range(...) in genotype text has {len(values)} values; a cell has far fewer nodes")
+        return list(values)
     segment = ast.get_source_segment(text, node) or type(node).__name__
     raise ValueError(f"genotype text may only hold lists, tuples, strings, integers and range(); found {segment!r}")
 
@@ -45,7 +55,11 @@ def parse(text: str) -> AnyGenotype:
     try:
         tree = ast.parse(stripped, mode="eval")
     except SyntaxError as e:
-        raise ValueError(f"genotype text is not well formed ({e.msg} at column {e.offset}): {stripped[:120]!r}") from None
+        raise ValueError(
+            f"genotype text is not well formed ({e.msg} at column {e.offset}): {stripped[:120]!r}"
+        ) from None
+    except (RecursionError, MemoryError):
+        raise ValueError(f"genotype text is nested too deeply to be a genotype: {stripped[:120]!r}") from None
     call = tree.body
     if not (isinstance(call, ast.Call) and isinstance(call.func, (ast.Name, ast.Attribute))):
         raise ValueError(f"expected text of the form Genotype(normal=[...], ...), got {stripped[:120]!r}")
@@ -88,7 +102,8 @@ def format(genotype: AnyGenotype) -> str:  # noqa: A001 - the name the contract 
         return f"Genotype(recurrent={_format_edges(genotype.recurrent)}, concat={_format_concat(genotype.concat)})"
     if isinstance(genotype, Genotype):
         return (
-            f"Genotype(normal={_format_edges(genotype.normal)}, normal_concat={_format_concat(genotype.normal_concat)}, "
+            f"Genotype(normal={_format_edges(genotype.normal)}, "
+            f"normal_concat={_format_concat(genotype.normal_concat)}, "
             f"reduce={_format_edges(genotype.reduce)}, reduce_concat={_format_concat(genotype.reduce_concat)})"
         )
     raise TypeError(f"format() takes a Genotype or RNNGenotype, not {type(genotype).__name__}")

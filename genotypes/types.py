@@ -86,7 +86,8 @@ def validate_cnn(g: Genotype) -> None:
     from .cnn import OPS
 
     for field, concat_field in (("normal", "normal_concat"), ("reduce", "reduce_concat")):
-        edges = getattr(g, field)
+        # A Genotype may be built directly (as the original's code does): check the types too.
+        edges = _edges(getattr(g, field), field)
         if len(edges) < 2 or len(edges) % 2:
             raise ValueError(f"{field} has {len(edges)} edges; a conv cell needs two per node (an even number >= 2)")
         for i, (op, index) in enumerate(edges):
@@ -98,7 +99,7 @@ def validate_cnn(g: Genotype) -> None:
                     f"{field}: edge {i} (node {node + 2}) takes input {index}, "
                     f"but node {node + 2} can only read nodes 0..{node + 1}"
                 )
-        _check_concat(getattr(g, concat_field), len(edges) // 2 + 2, concat_field)
+        _check_concat(_concat(getattr(g, concat_field), concat_field), len(edges) // 2 + 2, concat_field)
 
 
 def validate_rnn(g: RNNGenotype) -> None:
@@ -106,11 +107,14 @@ def validate_rnn(g: RNNGenotype) -> None:
     from .rnn import PRIMITIVES
 
     ops = [p for p in PRIMITIVES if p != "none"]
-    if not g.recurrent:
+    recurrent = _edges(g.recurrent, "recurrent")
+    if not recurrent:
         raise ValueError("recurrent has no steps")
-    for i, (op, pred) in enumerate(g.recurrent):
+    for i, (op, pred) in enumerate(recurrent):
         if op not in ops:
             raise ValueError(f"recurrent: unknown activation {op!r} on step {i}; known: {', '.join(ops)}")
         if not 0 <= pred <= i:
-            raise ValueError(f"recurrent: step {i} (state {i + 1}) reads state {pred}, but it can only read states 0..{i}")
-    _check_concat(g.concat, len(g.recurrent) + 1, "concat")
+            raise ValueError(
+                f"recurrent: step {i} (state {i + 1}) reads state {pred}, but it can only read states 0..{i}"
+            )
+    _check_concat(_concat(g.concat, "concat"), len(recurrent) + 1, "concat")

@@ -32,7 +32,9 @@ def _as_genotype(genotype: Union[Genotype, str]) -> Genotype:
 class Cell(nn.Module):
     """One evaluated cell: two preprocessed inputs, ``len(edges)/2`` nodes, concat output."""
 
-    def __init__(self, genotype: Genotype, C_prev_prev: int, C_prev: int, C: int, reduction: bool, reduction_prev: bool):
+    def __init__(
+        self, genotype: Genotype, C_prev_prev: int, C_prev: int, C: int, reduction: bool, reduction_prev: bool
+    ):
         super().__init__()
         # After a reduction the cell two back has twice the resolution: reduce it to match.
         self.preprocess0 = FactorizedReduce(C_prev_prev, C) if reduction_prev else ReLUConvBN(C_prev_prev, C, 1, 1, 0)

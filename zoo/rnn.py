@@ -62,7 +62,10 @@ class DARTSCell(nn.Module):
         self.dropouth = dropouth
         self.dropoutx = dropoutx
         self.genotype = genotype
-        steps = len(genotype.recurrent) if genotype is not None else steps
+        if genotype is not None:
+            steps = len(genotype.recurrent)
+        elif steps is None:  # a search cell: the original's STEPS
+            steps = _genotypes.rnn.STEPS
         self._W0 = nn.Parameter(torch.empty(ninp + nhid, 2 * nhid).uniform_(-INITRANGE, INITRANGE))
         self._Ws = nn.ParameterList(
             [nn.Parameter(torch.empty(nhid, 2 * nhid).uniform_(-INITRANGE, INITRANGE)) for _ in range(steps)]
@@ -112,17 +115,22 @@ class RNNModel(StrictLoadMixin, nn.Module):
                  genotype: Union[RNNGenotype, str] = "DARTS_V2", cell_cls=DARTSCell):
         super().__init__()
         if not ninp == nhid == nhidlast:
-            raise ValueError(f"the DARTS recurrent model ties its sizes: ninp == nhid == nhidlast, got {ninp}, {nhid}, {nhidlast}")
+            raise ValueError(
+                f"the DARTS recurrent model ties its sizes: ninp == nhid == nhidlast, got {ninp}, {nhid}, {nhidlast}"
+            )
         if cell_cls is DARTSCell:
             if isinstance(genotype, str):
                 genotype = _genotypes.parse(genotype) if "(" in genotype else _genotypes.get(genotype, "rnn")
             if not isinstance(genotype, RNNGenotype):
-                raise TypeError(f"expected a recurrent RNNGenotype (or its name or text), got {type(genotype).__name__}")
+                raise TypeError(
+                    f"expected a recurrent RNNGenotype (or its name or text), got {type(genotype).__name__}"
+                )
             _genotypes.validate(genotype)
             cell = DARTSCell(ninp, nhid, dropouth, dropoutx, genotype)
         else:  # a search cell brings its own architecture
             cell = cell_cls(ninp, nhid, dropouth, dropoutx)
-        self.genotype = genotype
+        # A search cell brings its own architecture, so the model then has no genotype.
+        self.genotype = genotype if cell_cls is DARTSCell else None
         self.lockdrop = LockedDropout()
         self.encoder = nn.Embedding(ntoken, ninp)
         self.rnns = nn.ModuleList([cell])

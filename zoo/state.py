@@ -1,6 +1,7 @@
 """Strict, explained state-dict loading shared by the zoo's networks."""
 from __future__ import annotations
 
+from collections import OrderedDict
 from typing import Mapping
 
 import torch
@@ -57,4 +58,24 @@ class StrictLoadMixin:
     def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
         if strict:
             check_state_dict(self, state_dict)
+            state_dict = _fill_optional(self, state_dict)
         return super().load_state_dict(state_dict, strict=strict, assign=assign)
+
+
+def _fill_optional(model: torch.nn.Module, state_dict: Mapping[str, torch.Tensor]):
+    """A copy of ``state_dict`` with absent ``num_batches_tracked`` buffers set to the model's own.
+
+    PyTorch fills them itself only for dicts without version metadata (as the original's files
+    are); a modern dict with the buffers deleted keeps BatchNorm's metadata and would fail.
+    """
+    own = model.state_dict()
+    absent = [k for k in own if _is_optional(k) and k not in state_dict]
+    if not absent:
+        return state_dict
+    filled = OrderedDict(state_dict)
+    metadata = getattr(state_dict, "_metadata", None)
+    if metadata is not None:
+        filled._metadata = metadata
+    for k in absent:
+        filled[k] = own[k]
+    return filled
