@@ -1,0 +1,400 @@
+"""Collect the records of an experiment, check they belong together, and set them beside the paper.
+
+An experiment directory (written by ``python -m reproduce cifar10|ptb|imagenet|wt2``) holds::
+
+    experiment.json        {"experiment", "dataset", "arch", "genotype", "profile", "order", "target",
+                            "seeds", "search", ...}
+    runs/seed-<S>/         training run directories; record.json once finished
+    search/seed-<S>/       with --search: the searches
+    selection/seed-<S>/    with --search: short trainings of each searched cell
+    selection.json         with --search: {"metric", "candidates": [{search_seed, genotype, valid_metric}], "chosen"}
+
+The harness aggregates records, never logs: a run counts once its record.json says
+``"status": "finished"``. Records whose configs differ in anything but the seed (and run-time-only
+fields such as the device) are refused with :class:`MixedConfigError` naming the fields; so are
+records of different profiles.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+
+from . import stats
+from .rundir import RECORD, RUNTIME_FIELDS
+
+log = logging.getLogger(__name__)
+
+EXPERIMENT_FILE = "experiment.json"
+SELECTION_FILE = "selection.json"
+PAPER_FILE = "paper.json"
+
+# Fields a record may differ in without changing what it measures.
+SEED_FIELDS = ("seed",)
+IGNORED_FIELDS = SEED_FIELDS + tuple(RUNTIME_FIELDS) + ("data_dir", "data_path", "out", "save", "log_dir")
+# Top-level record fields that must agree (the config is compared field by field).
+IDENTITY_FIELDS = ("experiment", "kind", "dataset", "genotype")
+PROFILES_NOT_COMPARABLE = ("quick", "demo")
+
+# The primary metric of each dataset, lower is better; others are reported beside it.
+PRIMARY_METRICS = {
+    "cifar10": ("test_error",),
+    "imagenet": ("top1_error", "top5_error"),
+    "ptb": ("test_ppl", "valid_ppl"),
+    "wt2": ("test_ppl", "valid_ppl"),
+}
+
+
+class MixedConfigError(ValueError):
+    """Records that do not belong to one experiment (configs or profiles differ)."""
+
+
+class ExperimentNotFoundError(FileNotFoundError):
+    """A directory without experiment.json."""
+
+
+# --------------------------------------------------------------------------------------------------
+# consistency
+
+
+def _flatten(d: Mapping[str, Any], prefix: str = "") -> Dict[str, Any]:
+    out: Dict[str, Any] = {}
+    for key, value in d.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping) and value:
+            out.update(_flatten(value, name + "."))
+        else:
+            out[name] = value
+    return out
+
+
+def _ignored(name: str, ignore: Sequence[str]) -> bool:
+    return name in ignore or name.rsplit(".", 1)[-1] in ignore
+
+
+def record_profile(record: Mapping[str, Any]) -> Optional[str]:
+    """The profile a record was made with, if it says (top level or in its config)."""
+    profile = record.get("profile")
+    if profile is None and isinstance(record.get("config"), Mapping):
+        profile = record["config"].get("profile")
+    return profile
+
+
+def _label(record: Mapping[str, Any], index: int) -> str:
+    seed = record.get("seed")
+    return f"seed {seed}" if seed is not None else f"record {index}"
+
+
+def check_consistent(records: Sequence[Mapping[str, Any]], ignore: Sequence[str] = IGNORED_FIELDS,
+                     profile: Optional[str] = None) -> None:
+    """Raise :class:`MixedConfigError` unless all records measure the same thing.
+
+    They must agree on the profile (and on ``profile`` when given, e.g. experiment.json's), on
+    experiment, kind, dataset and genotype, and on every config field except the seed and the
+    run-time-only fields in ``ignore`` (nested configs are compared field by field, ``a.b``).
+    The message names every field that differs and the values each seed has.
+    """
+    records = list(records)
+    profiles = {}
+    for i, r in enumerate(records):
+        profiles.setdefault(record_profile(r), []).append(_label(r, i))
+    named = {p for p in profiles if p is not None}
+    if profile is not None:
+        named.add(profile)
+    if len(named) > 1:
+        detail = "; ".join(f"{p}: {', '.join(who)}" for p, who in profiles.items() if p is not None)
+        expected = f" (experiment.json says {profile!r})" if profile is not None else ""
+        raise MixedConfigError(
+            f"records of different profiles cannot be aggregated: field profile differs{expected} ({detail}). "
+            "Keep each profile in its own results directory (--out).")
+    if len(records) < 2:
+        return
+    rows = []
+    for r in records:
+        flat = {k: r.get(k) for k in IDENTITY_FIELDS}
+        config = r.get("config") or {}
+        flat.update({f"config.{k}": v for k, v in _flatten(config).items() if not _ignored(k, ignore)})
+        rows.append(flat)
+    keys = sorted(set().union(*rows))
+    differ = {}
+    for k in keys:
+        values = [row.get(k) for row in rows]
+        if any(v != values[0] for v in values[1:]):
+            differ[k] = values
+    if differ:
+        parts = []
+        for k, values in differ.items():
+            groups: Dict[str, List[str]] = {}
+            for i, v in enumerate(values):
+                groups.setdefault(json.dumps(v, sort_keys=True, default=str), []).append(_label(records[i], i))
+            parts.append(f"{k} (" + "; ".join(f"{v}: {', '.join(who)}" for v, who in groups.items()) + ")")
+        raise MixedConfigError(
+            f"records differ in more than the seed, so they are not repeats of one experiment: {', '.join(differ)}. "
+            f"Values: {' | '.join(parts)}. Move the odd runs to another results directory, or rerun them "
+            "with the experiment's config.")
+
+
+# --------------------------------------------------------------------------------------------------
+# loading
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path} is not valid JSON ({e}); delete it or restore it from the run") from None
+
+
+def read_records(root: Path) -> Tuple[List[dict], List[str]]:
+    """Finished records of the run directories directly under ``root`` (sorted by seed), and the
+    names of the run directories there without a finished record."""
+    finished, unfinished = [], []
+    if not root.is_dir():
+        return finished, unfinished
+    for run in sorted(p for p in root.iterdir() if p.is_dir()):
+        path = run / RECORD
+        record = _read_json(path) if path.exists() else None
+        if record and record.get("status") == "finished":
+            record = dict(record)
+            record["_dir"] = str(run)
+            finished.append(record)
+        else:
+            unfinished.append(run.name)
+    finished.sort(key=lambda r: (r.get("seed") is None, r.get("seed") if isinstance(r.get("seed"), int) else 0,
+                                 r["_dir"]))
+    return finished, unfinished
+
+
+@dataclass
+class Experiment:
+    """One experiment directory: its experiment.json, finished records and --search parts."""
+
+    path: Path
+    meta: Dict[str, Any]
+    records: List[dict]
+    unfinished: List[str] = field(default_factory=list)
+    search_records: List[dict] = field(default_factory=list)
+    selection_records: List[dict] = field(default_factory=list)
+    selection: Optional[Dict[str, Any]] = None
+
+    @property
+    def name(self) -> str:
+        return str(self.meta.get("name") or self.path.name)
+
+    @property
+    def experiment(self) -> str:
+        return str(self.meta.get("experiment") or (self.records[0]["experiment"] if self.records else self.name))
+
+    @property
+    def dataset(self) -> Optional[str]:
+        return self.meta.get("dataset") or (self.records[0].get("dataset") if self.records else None)
+
+    @property
+    def profile(self) -> str:
+        profile = self.meta.get("profile")
+        if profile is None and self.records:
+            profile = record_profile(self.records[0])
+        return profile or "paper"
+
+    @property
+    def comparable(self) -> bool:
+        """Whether the runs used the paper's recipe (profile 'paper'), so a comparison means something."""
+        return self.profile not in PROFILES_NOT_COMPARABLE
+
+    @property
+    def genotype(self) -> Optional[str]:
+        return self.meta.get("genotype") or (self.records[0].get("genotype") if self.records else None)
+
+    @property
+    def seeds(self) -> List[Any]:
+        return [r.get("seed") for r in self.records]
+
+    def metrics(self) -> List[str]:
+        """Final metrics present in the records, the dataset's primary ones first."""
+        present: List[str] = []
+        for r in self.records:
+            for k, v in (r.get("final") or {}).items():
+                if k not in present and isinstance(v, (int, float)) and not isinstance(v, bool):
+                    present.append(k)
+        primary = [m for m in PRIMARY_METRICS.get(self.dataset or "", ()) if m in present]
+        return primary + sorted(m for m in present if m not in primary)
+
+    def values(self, metric: str) -> List[Tuple[Any, float]]:
+        """(seed, value) of a final metric, for the records that have it."""
+        out = []
+        for r in self.records:
+            v = (r.get("final") or {}).get(metric)
+            if isinstance(v, (int, float)) and not isinstance(v, bool):
+                out.append((r.get("seed"), float(v)))
+        return out
+
+    def summary(self, metric: str) -> Optional[Dict[str, Any]]:
+        values = [v for _, v in self.values(metric)]
+        return stats.summarize(values) if values else None
+
+    def target_key(self, targets: Mapping[str, Any]) -> Optional[str]:
+        return target_for(self.meta, targets)
+
+
+def load_experiment(exp_dir) -> Experiment:
+    """Read an experiment directory: experiment.json, finished records under runs/, and (with
+    --search) the search records, the selection trainings and selection.json.
+
+    Raises :class:`ExperimentNotFoundError` without experiment.json and :class:`MixedConfigError`
+    when the finished runs are not repeats of one config, or mix profiles.
+    """
+    path = Path(exp_dir)
+    meta_path = path / EXPERIMENT_FILE
+    if not meta_path.exists():
+        raise ExperimentNotFoundError(
+            f"{path} is not an experiment directory (no {EXPERIMENT_FILE}); pass the directory that "
+            "`python -m reproduce cifar10|ptb|imagenet|wt2 --out DIR` wrote")
+    meta = _read_json(meta_path)
+    records, unfinished = read_records(path / "runs")
+    check_consistent(records, profile=meta.get("profile"))
+    search_records, _ = read_records(path / "search")
+    selection_records, _ = read_records(path / "selection")
+    check_consistent(search_records, profile=meta.get("profile"))
+    selection = _read_json(path / SELECTION_FILE) if (path / SELECTION_FILE).exists() else None
+    return Experiment(path=path, meta=meta, records=records, unfinished=unfinished,
+                      search_records=search_records, selection_records=selection_records, selection=selection)
+
+
+def find_experiments(results_dir) -> List[Path]:
+    """Every directory under ``results_dir`` (any depth, itself included) holding experiment.json."""
+    root = Path(results_dir)
+    if not root.is_dir():
+        raise FileNotFoundError(f"results directory {root} does not exist; run an experiment first "
+                                "(e.g. `python -m reproduce demo`) or pass the directory holding them")
+    found = sorted(p.parent for p in root.rglob(EXPERIMENT_FILE))
+    return found
+
+
+# --------------------------------------------------------------------------------------------------
+# paper targets
+
+
+def default_paper_path(results_dir=None) -> Path:
+    """results_dir/paper.json when there is one, else the project's results/paper.json."""
+    if results_dir is not None and (Path(results_dir) / PAPER_FILE).exists():
+        return Path(results_dir) / PAPER_FILE
+    return Path(__file__).resolve().parent.parent / "results" / PAPER_FILE
+
+
+def load_targets(path=None) -> Dict[str, Any]:
+    """paper.json as a dict with ``sources`` and ``targets``."""
+    path = Path(path) if path is not None else default_paper_path()
+    if not path.exists():
+        raise FileNotFoundError(f"paper targets {path} not found; pass --paper PATH to a paper.json")
+    data = _read_json(path)
+    if not isinstance(data, dict) or not isinstance(data.get("targets"), dict):
+        raise ValueError(f"{path} has no 'targets' object; see results/paper.json for the format")
+    for key, target in data["targets"].items():
+        for metric, spec in (target.get("metrics") or {}).items():
+            if not isinstance(spec, Mapping) or "mean" not in spec:
+                raise ValueError(f"{path}: target {key!r} metric {metric!r} needs a 'mean'")
+    data.setdefault("sources", {})
+    return data
+
+
+def target_for(meta: Mapping[str, Any], targets: Mapping[str, Any]) -> Optional[str]:
+    """The paper target an experiment is compared with: experiment.json's "target" when set,
+    else the one whose experiment and order (or arch) match; None when none applies."""
+    table = targets.get("targets", targets)
+    key = meta.get("target")
+    if key:
+        if key not in table:
+            raise ValueError(f"experiment.json names target {key!r}, which paper.json lacks; "
+                             f"known: {', '.join(table)}")
+        return key
+    if "target" in meta:  # explicitly null: no paper figure applies (e.g. the demo)
+        return None
+    experiment = meta.get("experiment")
+    candidates = [k for k, t in table.items() if t.get("experiment") == experiment and "released" not in k]
+    if meta.get("order") is not None:
+        candidates = [k for k in candidates if table[k].get("order") == meta["order"]] or candidates
+    elif meta.get("arch"):
+        by_arch = [k for k in candidates if str(table[k].get("arch", "")).lower() == str(meta["arch"]).lower()]
+        candidates = by_arch or candidates
+    return candidates[0] if candidates else None
+
+
+@dataclass
+class Comparison:
+    """One row of an experiment's table: a published figure and our runs."""
+
+    target: str            # key in paper.json (or the reference's label)
+    title: str
+    source: str
+    metric: str
+    paper: Dict[str, Any]  # {"mean", "std"?, "n"?, "unit"?}
+    ours: Optional[Dict[str, Any]]
+    result: Dict[str, Any]
+    kind: str = "paper"    # "paper", "related", "reproduction", "reference"
+    verified: Optional[bool] = None
+
+
+def _rows_for(exp: Optional[Experiment], key: str, spec: Mapping[str, Any], kind: str,
+              title: str, source: str, verified, only_metrics=None) -> List[Comparison]:
+    rows = []
+    for metric, paper in (spec.get("metrics") or {}).items():
+        if only_metrics is not None and metric not in only_metrics:
+            continue
+        ours = exp.summary(metric) if exp is not None else None
+        if exp is not None and not exp.comparable and ours:
+            result = {"difference": None, "test": None, "t": None, "df": None, "p": None,
+                      "verdict": "not comparable", "reason": f"profile {exp.profile!r} is not the paper's recipe"}
+        else:
+            result = stats.compare(ours, paper)
+        rows.append(Comparison(key, title, source, metric, dict(paper), ours, result, kind, verified))
+    return rows
+
+
+def compare_experiment(exp: Experiment, targets: Mapping[str, Any]) -> List[Comparison]:
+    """Rows for an experiment: its paper target, the related targets (e.g. the released model),
+    the published reproductions, and any references experiment.json carries (no test for those)."""
+    table = targets.get("targets", {})
+    rows: List[Comparison] = []
+    key = exp.target_key(targets)
+    if key is not None:
+        target = table[key]
+        rows += _rows_for(exp, key, target, "paper", target.get("title", key), target.get("source", ""),
+                          target.get("verified"))
+        for other in target.get("related", []):
+            if other in table:
+                t = table[other]
+                rows += _rows_for(exp, other, t, "related", t.get("title", other), t.get("source", ""),
+                                  t.get("verified"))
+        for i, rep in enumerate(target.get("reproductions", [])):
+            rows += _rows_for(exp, f"{key}/reproduction-{i}", rep, "reproduction", rep.get("title", rep["source"]),
+                              rep.get("source", ""), rep.get("verified"))
+    for i, ref in enumerate(exp.meta.get("references") or []):
+        for metric, value in (ref.get("metrics") or {}).items():
+            paper = dict(value) if isinstance(value, Mapping) else {"mean": float(value)}
+            ours = exp.summary(metric)
+            result = {"difference": (ours["mean"] - paper["mean"]) if ours else None, "test": None, "t": None,
+                      "df": None, "p": None, "verdict": "reference" if ours else "not run",
+                      "reason": ref.get("note")}
+            rows.append(Comparison(f"reference-{i}", ref.get("label", "reference"), ref.get("source", ""), metric,
+                                   paper, ours, result, "reference", None))
+    return rows
+
+
+def coverage(experiments: Iterable[Experiment], targets: Mapping[str, Any]) -> Dict[str, List[Experiment]]:
+    """For each paper target, the experiments with finished records compared with it (through
+    their own target or a related one); profiles that are not comparable are included too, the
+    caller tells them apart with ``Experiment.comparable``."""
+    table = targets.get("targets", {})
+    out: Dict[str, List[Experiment]] = {k: [] for k in table}
+    for exp in experiments:
+        if not exp.records:
+            continue
+        key = exp.target_key(targets)
+        if key is None:
+            continue
+        for k in [key] + list(table[key].get("related", [])):
+            if k in out and exp not in out[k]:
+                out[k].append(exp)
+    return out
