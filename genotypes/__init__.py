@@ -76,7 +76,9 @@ def validate(genotype) -> None:
 
 
 def plot(genotype, path, format: str = "pdf", title: str = ""):  # noqa: A002
-    """Draw the cells of a genotype with graphviz (see :func:`genotypes.plot.plot`)."""
-    from .plot import plot as _plot
+    """Draw the cells of a genotype with graphviz (see :func:`genotypes.draw.plot`)."""
+    # The drawing code lives in genotypes.draw: a submodule named 'plot' would replace this
+    # function as the package attribute the first time it was imported.
+    from .draw import plot as _plot
 
     return _plot(genotype, path, format=format, title=title)

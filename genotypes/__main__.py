@@ -48,7 +48,7 @@ def main(argv=None) -> int:
 
             for path in genotypes.plot(g, Path(args.out) / stem, format=args.format, title=stem):
                 print(path)
-    except (ValueError, KeyError, RuntimeError) as e:
+    except (ValueError, KeyError, RuntimeError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     return 0

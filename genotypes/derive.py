@@ -7,7 +7,6 @@ has its own normaliser), so we take it the same way, in float32, before choosing
 from __future__ import annotations
 
 import numpy as np
-import torch
 
 from . import cnn as _cnn
 from . import rnn as _rnn
@@ -15,6 +14,8 @@ from .types import Genotype, RNNGenotype, make_cnn, make_rnn
 
 
 def _probs(logits, rows: int, cols: int, what: str) -> np.ndarray:
+    import torch  # imported here so that naming, parsing and drawing genotypes stay light
+
     t = torch.as_tensor(logits).detach().to("cpu", torch.float32)
     if tuple(t.shape) != (rows, cols):
         raise ValueError(f"{what} has shape {tuple(t.shape)}, expected ({rows}, {cols})")

@@ -87,7 +87,7 @@ def parse(text: str) -> AnyGenotype:
 
 def _format_concat(concat) -> str:
     concat = list(concat)
-    if len(concat) > 1 and concat == list(range(concat[0], concat[-1] + 1)):
+    if len(concat) > 1 and all(type(c) is int for c in concat) and concat == list(range(concat[0], concat[-1] + 1)):
         return f"range({concat[0]}, {concat[-1] + 1})"
     return repr(concat)
 

@@ -21,9 +21,13 @@ _EDGE = dict(fontsize="20", fontname="times")
 _INPUT, _INNER, _OUTPUT = "darkseagreen2", "lightblue", "palegoldenrod"
 
 
+class DotNotFoundError(FileNotFoundError, RuntimeError):
+    """graphviz's ``dot`` program is not installed (or not on PATH)."""
+
+
 def _require_dot() -> None:
     if shutil.which("dot") is None:
-        raise RuntimeError(
+        raise DotNotFoundError(
             "graphviz's 'dot' program is not on PATH; install it with your system's package manager "
             "(e.g. 'apt-get install graphviz', 'brew install graphviz', 'conda install graphviz')"
         )

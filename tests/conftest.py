@@ -1,0 +1,59 @@
+"""Shared fixtures: where the reference data from the original implementation lives.
+
+The reference files (../shared/reference, beside the repository) were produced by running the
+original DARTS code (quark0/darts, commit f276dd3). Set DARTS_REFERENCE_DIR to use another copy.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+_EXPECTED_FILES = (
+    "cnn_manifests.json", "rnn_manifest.json", "param_counts.json", "cifar_small.pt", "imagenet_small.pt",
+    "ptb_small.pt", "genotype_parse_cases.json", "rnn_genotype_parse_cases.json",
+)
+
+
+def _locate_reference() -> Path:
+    env = os.environ.get("DARTS_REFERENCE_DIR")
+    return Path(env) if env else REPO_ROOT.parent / "shared" / "reference"
+
+
+@pytest.fixture(scope="session")
+def reference_dir() -> Path:
+    """The directory of reference data; fails (never skips) when it is not there."""
+    path = _locate_reference()
+    missing = [name for name in _EXPECTED_FILES if not (path / name).is_file()]
+    if missing:
+        pytest.fail(
+            f"reference data not found: {path} lacks {', '.join(missing)}. The tests expect the shared "
+            "reference files at ../shared/reference next to the repository (or set DARTS_REFERENCE_DIR).",
+            pytrace=False,
+        )
+    return path
+
+
+@pytest.fixture(scope="session")
+def load_json(reference_dir):
+    """``load_json(name)`` reads one reference JSON file."""
+
+    def load(name: str):
+        with open(reference_dir / name, encoding="utf-8") as f:
+            return json.load(f)
+
+    return load
+
+
+@pytest.fixture(scope="session")
+def load_pt(reference_dir):
+    """``load_pt(name)`` reads one reference torch file, without unpickling code."""
+    import torch
+
+    def load(name: str):
+        return torch.load(reference_dir / name, weights_only=True, map_location="cpu")
+
+    return load
