@@ -1,0 +1,328 @@
+"""Run a batch of search or training runs: in-process, queued over local GPUs, or as Slurm jobs.
+
+A :class:`Job` is everything one run needs and nothing else: its kind (``"train"`` or
+``"search"``), the dataset, the full resolved config as a plain dict, and the run directory.
+Each run writes a self-contained record, so the launcher only has to start runs; results are
+read back from ``<run dir>/record.json``.
+
+- **In-process** (no GPUs given): runs one after another in this process.
+- **Local GPU queue** (``gpus=["0", "1", ...]``): one subprocess per run with
+  ``CUDA_VISIBLE_DEVICES`` set to a single GPU; as soon as a GPU is free the next run starts
+  on it. The output of each run goes to ``<run dir>/log.txt``.
+- **Slurm** (``launcher="slurm"``): one job per run through submitit, with partition, time
+  limit and GPUs per job. A job that reaches its time limit is requeued and resumes from the
+  run's checkpoint. ``cluster="local"`` runs the same path with submitit's local executor.
+
+Runs that fail do not stop the others; :class:`RunsFailedError` lists them at the end.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Sequence
+
+from tqdm.auto import tqdm
+
+log = logging.getLogger(__name__)
+
+KINDS = ("train", "search")
+LAUNCHERS = ("local", "slurm")
+
+
+class RunsFailedError(RuntimeError):
+    """Some runs of a batch failed; the message names them and where their logs are."""
+
+
+@dataclasses.dataclass
+class Job:
+    kind: str
+    dataset: str
+    config: Dict
+    out: str
+    name: str = ""
+
+    def __post_init__(self):
+        if self.kind not in KINDS:
+            raise ValueError(f"unknown job kind {self.kind!r}; expected one of {', '.join(KINDS)}")
+        self.out = str(self.out)
+        if not self.name:
+            self.name = f"{self.kind} {self.dataset} seed {self.config.get('seed')}"
+
+    def to_json(self) -> str:
+        return json.dumps({"kind": self.kind, "dataset": self.dataset, "config": self.config, "out": self.out,
+                           "name": self.name})
+
+    @classmethod
+    def from_json(cls, text: str) -> "Job":
+        return cls(**json.loads(text))
+
+
+@dataclasses.dataclass
+class SlurmOptions:
+    partition: Optional[str] = None
+    time_min: int = 24 * 60
+    gpus_per_job: int = 1
+    cpus_per_job: int = 8
+    mem_gb: Optional[int] = None
+    folder: Optional[str] = None  # submitit's logs and pickles; default <results>/slurm
+    cluster: str = "slurm"  # "local" runs the same path with submitit's LocalExecutor
+    max_requeues: int = 10
+
+
+# ---------------------------------------------------------------------------------------------
+# What one run does, wherever it runs
+# ---------------------------------------------------------------------------------------------
+
+def run_job(kind: str, dataset: str, config: Dict, out: str, progress: bool = False) -> dict:
+    """Run (or resume, or skip if finished) one search or training run; returns its record.
+
+    Module-level and taking only plain values, so it pickles for submitit and runs the same in
+    a subprocess, a Slurm job or this process.
+    """
+    from .config import build
+
+    if kind == "train":
+        from .train import RECIPES, train
+
+        cls = _lookup(RECIPES, dataset, "training recipe")
+        return train(dataset, build(cls, config), out, progress=progress)
+    if kind == "search":
+        from .search import SEARCH_CONFIGS, search
+
+        cls = _lookup(SEARCH_CONFIGS, dataset, "search config")
+        return search(dataset, build(cls, config), out, progress=progress)
+    raise ValueError(f"unknown job kind {kind!r}; expected one of {', '.join(KINDS)}")
+
+
+def _lookup(table, key, what):
+    if key not in table:
+        raise ValueError(f"no {what} for dataset {key!r}; known: {', '.join(sorted(table))}")
+    return table[key]
+
+
+def read_result(job: Job) -> Optional[dict]:
+    path = Path(job.out) / "record.json"
+    if not path.exists():
+        return None
+    record = json.loads(path.read_text())
+    return record if record.get("status") == "finished" else None
+
+
+class _RequeueingJob:
+    """The Slurm job: ``run_job`` plus requeue at the time limit (the run resumes from its checkpoint)."""
+
+    def __init__(self, kind: str, dataset: str, config: Dict, out: str):
+        self.kind, self.dataset, self.config, self.out = kind, dataset, config, out
+
+    def __call__(self) -> dict:
+        return run_job(self.kind, self.dataset, self.config, self.out, progress=False)
+
+    def checkpoint(self, *args, **kwargs):
+        import submitit
+
+        return submitit.helpers.DelayedSubmission(self)
+
+
+# ---------------------------------------------------------------------------------------------
+# Launchers
+# ---------------------------------------------------------------------------------------------
+
+def parse_gpus(text: Optional[str]) -> List[str]:
+    """``"0,1,2"`` -> ``["0", "1", "2"]``; ``""``/None -> ``[]`` (run on CPU / the given device)."""
+    if text is None:
+        return []
+    gpus = [g.strip() for g in str(text).split(",") if g.strip()]
+    if len(set(gpus)) != len(gpus):
+        raise ValueError(f"--gpus lists a GPU twice: {text!r}; give each GPU id once, e.g. --gpus 0,1,2,3")
+    for g in gpus:
+        if not g.isdigit():
+            raise ValueError(f"--gpus takes comma-separated GPU ids such as 0,1,2,3; got {text!r}")
+    return gpus
+
+
+def run_jobs(jobs: Sequence[Job], gpus: Sequence[str] = (), launcher: str = "local",
+             slurm: Optional[SlurmOptions] = None, progress: bool = True,
+             runner: Optional[Callable[[Job, bool], object]] = None,
+             command: Optional[Callable[[Job], List[str]]] = None,
+             desc: str = "runs") -> List[dict]:
+    """Run ``jobs`` (each skipped by the run itself when already finished); returns their records in order.
+
+    ``runner(job, progress)`` replaces the in-process run and ``command(job)`` the subprocess
+    command line of the GPU queue (both for tests). Raises RunsFailedError naming the failed runs.
+    """
+    jobs = list(jobs)
+    if launcher not in LAUNCHERS:
+        raise ValueError(f"unknown launcher {launcher!r}; expected one of {', '.join(LAUNCHERS)}")
+    if not jobs:
+        return []
+    if launcher == "slurm":
+        failures = _run_slurm(jobs, slurm or SlurmOptions(), progress, desc)
+    elif gpus:
+        failures = _run_gpu_queue(jobs, list(gpus), progress, command or worker_command, desc)
+    else:
+        failures = _run_in_process(jobs, progress, runner, desc)
+    if failures:
+        lines = "; ".join(f"{job.name} ({why})" for job, why in failures)
+        raise RunsFailedError(f"{len(failures)} of {len(jobs)} runs failed: {lines}. "
+                              "Fix the cause and rerun the same command: finished runs are skipped, "
+                              "interrupted ones resume.")
+    records = []
+    for job in jobs:
+        record = read_result(job)
+        if record is None:
+            raise RunsFailedError(f"{job.name} ended without a finished record in {job.out}; "
+                                  "rerun the same command to resume it")
+        records.append(record)
+    return records
+
+
+def _run_in_process(jobs, progress, runner, desc):
+    failures = []
+    bar = tqdm(total=len(jobs), desc=desc, unit="run", disable=not progress or len(jobs) < 2, leave=False)
+    for job in jobs:
+        if read_result(job) is not None:
+            log.info("%s: finished already (%s), skipped", job.name, job.out)
+        else:
+            log.info("%s -> %s", job.name, job.out)
+            if runner is not None:
+                runner(job, progress)
+            else:
+                # errors here are the user's to see at once (bad data path, bad config): let them through
+                run_job(job.kind, job.dataset, job.config, job.out, progress=progress)
+        bar.update(1)
+    bar.close()
+    return failures
+
+
+def worker_command(job: Job) -> List[str]:
+    """The command line that runs ``job`` in a fresh Python process."""
+    return [sys.executable, "-m", "reproduce.scheduler", "--job", job.to_json()]
+
+
+def plan_gpu_queue(n_jobs: int, gpus: Sequence[str]) -> List[List[int]]:
+    """Which jobs each GPU starts first when all jobs take the same time: job i on GPU i mod len(gpus).
+
+    (The real queue hands each next job to whichever GPU frees first.)
+    """
+    return [list(range(i, n_jobs, len(gpus))) for i in range(len(gpus))]
+
+
+def _run_gpu_queue(jobs, gpus, progress, command, desc, poll_s: float = 0.2):
+    pending = [job for job in jobs if read_result(job) is None]
+    for job in jobs:
+        if job not in pending:
+            log.info("%s: finished already (%s), skipped", job.name, job.out)
+    free = list(gpus)
+    running: Dict[str, tuple] = {}  # gpu -> (process, job, log file)
+    failures = []
+    bar = tqdm(total=len(jobs), initial=len(jobs) - len(pending), desc=f"{desc} on GPUs {','.join(gpus)}",
+               unit="run", disable=not progress)
+    try:
+        while pending or running:
+            while pending and free:
+                gpu, job = free.pop(0), pending.pop(0)
+                Path(job.out).mkdir(parents=True, exist_ok=True)
+                logfile = open(Path(job.out) / "log.txt", "a")
+                env = dict(os.environ, CUDA_VISIBLE_DEVICES=gpu, PYTHONUNBUFFERED="1")
+                log.info("%s -> GPU %s (%s; log %s/log.txt)", job.name, gpu, job.out, job.out)
+                proc = subprocess.Popen(command(job), env=env, stdout=logfile, stderr=subprocess.STDOUT)
+                running[gpu] = (proc, job, logfile)
+            time.sleep(poll_s)
+            for gpu in list(running):
+                proc, job, logfile = running[gpu]
+                if proc.poll() is None:
+                    continue
+                logfile.close()
+                del running[gpu]
+                free.append(gpu)
+                bar.update(1)
+                if proc.returncode != 0:
+                    failures.append((job, f"exit code {proc.returncode} on GPU {gpu}, log {job.out}/log.txt"))
+                    log.error("%s failed on GPU %s (exit %s); see %s/log.txt", job.name, gpu, proc.returncode,
+                              job.out)
+    finally:
+        for proc, _job, logfile in running.values():  # interrupted: stop our children, they resume later
+            proc.terminate()
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+            logfile.close()
+        bar.close()
+    return failures
+
+
+def executor_parameters(options: SlurmOptions) -> dict:
+    """What ``executor.update_parameters`` gets for ``options`` (Slurm-only ones carry the ``slurm_`` prefix)."""
+    params = dict(timeout_min=int(options.time_min), gpus_per_node=int(options.gpus_per_job),
+                  cpus_per_task=int(options.cpus_per_job), tasks_per_node=1, nodes=1, name="darts")
+    if options.mem_gb:
+        params["mem_gb"] = int(options.mem_gb)
+    if options.partition:
+        params["slurm_partition"] = options.partition
+    if options.cluster == "local":
+        params.pop("gpus_per_node")  # the local executor only has the GPUs of this machine
+    return params
+
+
+def make_executor(options: SlurmOptions, folder: Path):
+    """A submitit executor for ``options``; ``options.cluster == "local"`` gives submitit's local executor."""
+    import submitit
+
+    folder = Path(options.folder) if options.folder else folder
+    try:
+        executor = submitit.AutoExecutor(folder=str(folder / "%j"), cluster=options.cluster,
+                                         slurm_max_num_timeout=options.max_requeues)
+    except RuntimeError as e:  # e.g. 'Could not detect "srun"': not on a Slurm cluster
+        raise ValueError(f"--launcher slurm: cannot use the {options.cluster} executor here ({e}); run on a "
+                         "Slurm login node, or use --launcher local") from None
+    executor.update_parameters(**executor_parameters(options))
+    return executor
+
+
+def _run_slurm(jobs, options, progress, desc):
+    pending = [job for job in jobs if read_result(job) is None]
+    if not pending:
+        return []
+    # beside the directory that holds the run directories (never among them)
+    folder = Path(os.path.commonpath([str(Path(j.out).resolve().parent) for j in pending])).parent / "slurm"
+    executor = make_executor(options, folder)
+    submitted = []
+    for job in pending:
+        handle = executor.submit(_RequeueingJob(job.kind, job.dataset, job.config, job.out))
+        log.info("%s: submitted as job %s", job.name, handle.job_id)
+        submitted.append((job, handle))
+    failures = []
+    bar = tqdm(total=len(submitted), desc=f"{desc} (slurm)", unit="job", disable=not progress)
+    for job, handle in submitted:
+        try:
+            handle.result()
+        except Exception as e:  # submitit re-raises the job's error with its traceback
+            first = str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__
+            failures.append((job, f"job {handle.job_id}: {first}; logs in {handle.paths.folder}"))
+        bar.update(1)
+    bar.close()
+    return failures
+
+
+def main(argv=None) -> int:
+    """Worker entry point of the GPU queue: ``python -m reproduce.scheduler --job JSON``."""
+    parser = argparse.ArgumentParser(description="run one job of the GPU queue (internal)")
+    parser.add_argument("--job", required=True)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                        datefmt="%H:%M:%S")
+    job = Job.from_json(args.job)
+    run_job(job.kind, job.dataset, job.config, job.out, progress=False)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,181 @@
+"""The scheduler: in-process runs, the local GPU queue (with fake GPUs), and Slurm through submitit."""
+from __future__ import annotations
+
+import json
+import pickle
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from reproduce import scheduler
+from reproduce.scheduler import Job, RunsFailedError, SlurmOptions, parse_gpus, run_jobs
+
+# A stand-in for one run: records which "GPU" it saw and when it ran, then writes a finished record.
+FAKE_RUN = r"""
+import json, os, sys, time
+job = json.loads(sys.argv[1])
+out = job["out"]
+os.makedirs(out, exist_ok=True)
+start = time.time()
+time.sleep(job["config"].get("sleep", 0.3))
+if job["config"].get("fail"):
+    sys.exit(3)
+record = {"status": "finished", "seed": job["config"]["seed"], "gpu": os.environ.get("CUDA_VISIBLE_DEVICES"),
+          "start": start, "end": time.time()}
+open(os.path.join(out, "record.json"), "w").write(json.dumps(record))
+"""
+
+
+@pytest.fixture
+def tiny_cifar(tmp_path):
+    import torch
+
+    from zoo.datasets import write_cifar10
+
+    g = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (48, 3, 32, 32), dtype=torch.uint8, generator=g)
+    labels = torch.arange(48) % 10
+    write_cifar10(tmp_path / "data", images[:32], labels[:32], images[32:], labels[32:])
+    return tmp_path / "data"
+
+
+def fake_command(job: Job):
+    return [sys.executable, "-c", FAKE_RUN, job.to_json()]
+
+
+def _jobs(tmp_path, n, **config):
+    return [Job("train", "cifar10", {"seed": s, **config}, str(tmp_path / f"seed-{s}")) for s in range(n)]
+
+
+def test_gpu_queue_runs_one_job_per_gpu_at_a_time_until_all_are_done(tmp_path):
+    jobs = _jobs(tmp_path, 5)
+    records = run_jobs(jobs, gpus=["0", "1"], command=fake_command, progress=False)
+    assert [r["seed"] for r in records] == [0, 1, 2, 3, 4]
+    assert {r["gpu"] for r in records} == {"0", "1"}  # every run saw exactly one of the GPUs
+    for gpu in ("0", "1"):
+        spans = sorted((r["start"], r["end"]) for r in records if r["gpu"] == gpu)
+        assert all(a[1] <= b[0] for a, b in zip(spans, spans[1:])), f"two runs overlapped on GPU {gpu}"
+    # the two GPUs worked at the same time: the first two runs overlap
+    first, second = sorted(records, key=lambda r: r["start"])[:2]
+    assert second["start"] < first["end"]
+    assert (tmp_path / "seed-0" / "log.txt").exists()
+
+
+def test_gpu_queue_hands_the_next_run_to_the_gpu_that_frees_first(tmp_path):
+    jobs = [Job("train", "cifar10", {"seed": 0, "sleep": 2.0}, str(tmp_path / "slow")),
+            Job("train", "cifar10", {"seed": 1, "sleep": 0.1}, str(tmp_path / "a")),
+            Job("train", "cifar10", {"seed": 2, "sleep": 0.1}, str(tmp_path / "b")),
+            Job("train", "cifar10", {"seed": 3, "sleep": 0.1}, str(tmp_path / "c"))]
+    records = run_jobs(jobs, gpus=["4", "7"], command=fake_command, progress=False)
+    gpus = [r["gpu"] for r in records]
+    assert gpus[0] == "4" and gpus[1:] == ["7", "7", "7"]
+
+
+def test_gpu_queue_skips_runs_that_are_finished(tmp_path):
+    jobs = _jobs(tmp_path, 3)
+    done = Path(jobs[1].out)
+    done.mkdir(parents=True)
+    (done / "record.json").write_text(json.dumps({"status": "finished", "seed": 1, "gpu": "earlier"}))
+    records = run_jobs(jobs, gpus=["0"], command=fake_command, progress=False)
+    assert records[1]["gpu"] == "earlier"
+    assert not (done / "log.txt").exists()
+    assert records[0]["gpu"] == records[2]["gpu"] == "0"
+
+
+def test_a_failed_run_is_named_and_the_others_still_finish(tmp_path):
+    jobs = _jobs(tmp_path, 3)
+    jobs[1].config["fail"] = True
+    with pytest.raises(RunsFailedError, match=r"1 of 3 runs failed: train cifar10 seed 1 \(exit code 3"):
+        run_jobs(jobs, gpus=["0", "1"], command=fake_command, progress=False)
+    assert (Path(jobs[0].out) / "record.json").exists() and (Path(jobs[2].out) / "record.json").exists()
+
+
+def test_in_process_runs_one_after_another_and_skips_finished(tmp_path):
+    jobs = _jobs(tmp_path, 3)
+    Path(jobs[0].out).mkdir(parents=True)
+    (Path(jobs[0].out) / "record.json").write_text(json.dumps({"status": "finished", "seed": 0}))
+    order = []
+
+    def runner(job, progress):
+        order.append(job.config["seed"])
+        Path(job.out).mkdir(parents=True, exist_ok=True)
+        (Path(job.out) / "record.json").write_text(json.dumps({"status": "finished", "seed": job.config["seed"]}))
+
+    records = run_jobs(jobs, runner=runner, progress=False)
+    assert order == [1, 2]
+    assert [r["seed"] for r in records] == [0, 1, 2]
+
+
+def test_a_run_that_ends_without_a_record_is_reported(tmp_path):
+    with pytest.raises(RunsFailedError, match="without a finished record"):
+        run_jobs(_jobs(tmp_path, 1), runner=lambda job, progress: None, progress=False)
+
+
+def test_plan_gpu_queue_deals_jobs_round_robin():
+    assert scheduler.plan_gpu_queue(5, ["0", "1"]) == [[0, 2, 4], [1, 3]]
+
+
+def test_parse_gpus_accepts_ids_and_refuses_nonsense():
+    assert parse_gpus("0,1, 3") == ["0", "1", "3"]
+    assert parse_gpus(None) == [] and parse_gpus("") == []
+    with pytest.raises(ValueError, match="twice"):
+        parse_gpus("0,0")
+    with pytest.raises(ValueError, match="GPU ids"):
+        parse_gpus("cuda:0")
+
+
+def test_unknown_launcher_and_kind_are_refused(tmp_path):
+    with pytest.raises(ValueError, match="launcher"):
+        run_jobs(_jobs(tmp_path, 1), launcher="pbs")
+    with pytest.raises(ValueError, match="kind"):
+        Job("eval", "cifar10", {}, str(tmp_path))
+
+
+def test_slurm_parameters_carry_partition_time_and_gpus():
+    params = scheduler.executor_parameters(SlurmOptions(partition="gpu", time_min=90, gpus_per_job=2, cpus_per_job=4,
+                                                        mem_gb=32))
+    assert params["slurm_partition"] == "gpu" and params["timeout_min"] == 90
+    assert params["gpus_per_node"] == 2 and params["cpus_per_task"] == 4 and params["mem_gb"] == 32
+
+
+def test_slurm_job_pickles_and_requeues_itself_at_the_time_limit(tmp_path):
+    import submitit
+
+    job = scheduler._RequeueingJob("train", "cifar10", {"seed": 3}, str(tmp_path))
+    again = pickle.loads(pickle.dumps(job))
+    assert (again.kind, again.dataset, again.config, again.out) == ("train", "cifar10", {"seed": 3}, str(tmp_path))
+    resubmission = job.checkpoint()
+    assert isinstance(resubmission, submitit.helpers.DelayedSubmission)
+    assert resubmission.function is job
+
+
+def test_worker_entry_point_round_trips_a_job(tmp_path, monkeypatch):
+    seen = {}
+    monkeypatch.setattr(scheduler, "run_job", lambda kind, dataset, config, out, progress=False: seen.update(
+        kind=kind, dataset=dataset, config=config, out=out))
+    job = Job("search", "ptb", {"seed": 2, "order": 1}, str(tmp_path / "s"))
+    assert scheduler.main(scheduler.worker_command(job)[-2:]) == 0
+    assert seen == {"kind": "search", "dataset": "ptb", "config": {"seed": 2, "order": 1}, "out": str(tmp_path / "s")}
+
+
+@pytest.mark.slow
+def test_slurm_path_runs_real_trainings_through_submitits_local_executor(tmp_path, tiny_cifar):
+    from reproduce.config import build, to_dict
+    from reproduce.train import RECIPES
+
+    jobs = []
+    for seed in (0,):
+        cfg = to_dict(build(RECIPES["cifar10"], dict(seed=seed, data=str(tiny_cifar), device="cpu", epochs=1, C=4,
+                                                      layers=3, batch_size=16, eval_batch_size=32, limit=32,
+                                                      limit_eval=32, auxiliary=False, num_threads=1)))
+        jobs.append(Job("train", "cifar10", cfg, str(tmp_path / "runs" / f"seed-{seed}")))
+    t0 = time.time()
+    records = run_jobs(jobs, launcher="slurm", slurm=SlurmOptions(cluster="local", time_min=5), progress=False)
+    assert [r["seed"] for r in records] == [0]
+    assert all(r["status"] == "finished" and "test_error" in r["final"] for r in records)
+    assert list((tmp_path / "slurm").iterdir()), "submitit's job folders are kept beside the run directories"
+    # a second call finds the runs finished and submits nothing
+    run_jobs(jobs, launcher="slurm", slurm=SlurmOptions(cluster="local"), progress=False)
+    assert time.time() - t0 < 120
