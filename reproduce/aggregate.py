@@ -16,6 +16,7 @@ records of different profiles.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from dataclasses import dataclass, field
@@ -87,12 +88,21 @@ def _label(record: Mapping[str, Any], index: int) -> str:
     return f"seed {seed}" if seed is not None else f"record {index}"
 
 
+def _show(value: Any) -> str:
+    text = json.dumps(value, sort_keys=True, default=str)
+    if len(text) <= 80:
+        return text
+    digest = hashlib.sha1(text.encode()).hexdigest()[:8]
+    return f"{text[:48]}...(sha1 {digest})"
+
+
 def check_consistent(records: Sequence[Mapping[str, Any]], ignore: Sequence[str] = IGNORED_FIELDS,
-                     profile: Optional[str] = None) -> None:
+                     profile: Optional[str] = None, identity: Sequence[str] = IDENTITY_FIELDS) -> None:
     """Raise :class:`MixedConfigError` unless all records measure the same thing.
 
     They must agree on the profile (and on ``profile`` when given, e.g. experiment.json's), on
-    experiment, kind, dataset and genotype, and on every config field except the seed and the
+    the ``identity`` fields (experiment, kind, dataset and genotype; searches differ in the genotype
+    they found, so theirs is checked without it), and on every config field except the seed and the
     run-time-only fields in ``ignore`` (nested configs are compared field by field, ``a.b``).
     The message names every field that differs and the values each seed has.
     """
@@ -113,7 +123,7 @@ def check_consistent(records: Sequence[Mapping[str, Any]], ignore: Sequence[str]
         return
     rows = []
     for r in records:
-        flat = {k: r.get(k) for k in IDENTITY_FIELDS}
+        flat = {k: r.get(k) for k in identity}
         config = r.get("config") or {}
         flat.update({f"config.{k}": v for k, v in _flatten(config).items() if not _ignored(k, ignore)})
         rows.append(flat)
@@ -128,7 +138,7 @@ def check_consistent(records: Sequence[Mapping[str, Any]], ignore: Sequence[str]
         for k, values in differ.items():
             groups: Dict[str, List[str]] = {}
             for i, v in enumerate(values):
-                groups.setdefault(json.dumps(v, sort_keys=True, default=str), []).append(_label(records[i], i))
+                groups.setdefault(_show(v), []).append(_label(records[i], i))
             parts.append(f"{k} (" + "; ".join(f"{v}: {', '.join(who)}" for v, who in groups.items()) + ")")
         raise MixedConfigError(
             f"records differ in more than the seed, so they are not repeats of one experiment: {', '.join(differ)}. "
@@ -256,7 +266,8 @@ def load_experiment(exp_dir) -> Experiment:
     check_consistent(records, profile=meta.get("profile"))
     search_records, _ = read_records(path / "search")
     selection_records, _ = read_records(path / "selection")
-    check_consistent(search_records, profile=meta.get("profile"))
+    check_consistent(search_records, profile=meta.get("profile"),
+                     identity=tuple(f for f in IDENTITY_FIELDS if f != "genotype"))
     selection = _read_json(path / SELECTION_FILE) if (path / SELECTION_FILE).exists() else None
     return Experiment(path=path, meta=meta, records=records, unfinished=unfinished,
                       search_records=search_records, selection_records=selection_records, selection=selection)

@@ -42,8 +42,8 @@ PM = "±"
 def fmt_num(x: Optional[float], digits: int = 2) -> str:
     if x is None:
         return "—"
-    if x != 0 and abs(x) < 0.1:
-        return f"{x:.3g}"
+    if x != 0 and abs(x) < 0.5 * 10 ** -digits:  # would round to zero: keep two significant digits
+        return f"{x:.2g}"
     return f"{x:.{digits}f}"
 
 
