@@ -1,0 +1,218 @@
+"""CIFAR-10 training (original cnn/train.py with --auxiliary --cutout), data kept on the device.
+
+The original fed the GPU through a 2-worker PIL DataLoader, which starves any modern GPU. Here
+the whole training set sits on the device as uint8 (150 MB) and every batch is augmented there in
+one go: random crop 32 with 4 pixels of zero padding, horizontal flip, CIFAR mean/std
+normalisation, cutout 16, in the original's order and with its quirks:
+
+- the padding is added to the raw image (value 0) *before* normalisation, so padded pixels
+  become ``-mean/std``, as torchvision's RandomCrop on the PIL image does;
+- cutout is applied after normalisation, so the cut square is 0 = the mean colour, and its centre
+  is uniform over the whole image, so the square is clipped at the borders (on average smaller
+  than 16x16).
+
+The random crop offsets, flips, cutout centres and the data order are drawn for the *global*
+batch from a generator seeded per epoch, so they do not depend on the number of processes.
+Per epoch: lr = 0.5 lr0 (1 + cos(pi epoch / epochs)) (the original stepped CosineAnnealingLR
+once per epoch before training, so epoch 0 runs at lr0), drop-path = p * epoch / epochs. The
+last, partial batch of an epoch is kept (the original's DataLoader kept it).
+"""
+from __future__ import annotations
+
+import logging
+import math
+from typing import Dict
+
+import torch
+import torch.nn.functional as F
+
+import zoo
+from zoo.datasets import CIFAR_MEAN, CIFAR_STD, DatasetNotFoundError, load_cifar10
+
+from ..config import ConfigError
+from . import distributed
+from .common import cnn_train_step, maybe_compile, progress_bar, seed_epoch, set_lr
+
+log = logging.getLogger(__name__)
+
+PAD = 4
+SIZE = 32
+
+
+def normalize(x_u8: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+    return (x_u8.float().div_(255.0) - mean) / std
+
+
+def draw_augmentation(n: int, generator: torch.Generator) -> Dict[str, torch.Tensor]:
+    """Crop offsets in [0, 2*PAD], flips, cutout centres in [0, 32) for n images (on the CPU)."""
+    return {
+        "oy": torch.randint(0, 2 * PAD + 1, (n,), generator=generator),
+        "ox": torch.randint(0, 2 * PAD + 1, (n,), generator=generator),
+        "flip": torch.randint(0, 2, (n,), generator=generator).bool(),
+        "cy": torch.randint(0, SIZE, (n,), generator=generator),
+        "cx": torch.randint(0, SIZE, (n,), generator=generator),
+    }
+
+
+def augment(x_u8: torch.Tensor, p: Dict[str, torch.Tensor], mean: torch.Tensor, std: torch.Tensor,
+            cutout_length: int, channels_last: bool = False) -> torch.Tensor:
+    """Batched crop (zero padding) + flip + normalise + cutout of uint8 images [B,3,32,32] on their device."""
+    B = x_u8.size(0)
+    dev = x_u8.device
+    padded = F.pad(x_u8, (PAD, PAD, PAD, PAD)).permute(0, 2, 3, 1)  # [B, 40, 40, 3]
+    ar = torch.arange(SIZE, device=dev)
+    rows = p["oy"][:, None] + ar
+    cols = p["ox"][:, None] + ar
+    cols = torch.where(p["flip"][:, None], cols.flip(1), cols)
+    b = torch.arange(B, device=dev)[:, None, None]
+    crop = padded[b, rows[:, :, None], cols[:, None, :]]  # [B, 32, 32, 3]
+    x = normalize(crop, mean.view(1, 1, 1, 3), std.view(1, 1, 1, 3))
+    if cutout_length > 0:
+        half = cutout_length // 2
+        y1, y2 = (p["cy"] - half).clamp(0, SIZE), (p["cy"] + half).clamp(0, SIZE)
+        x1, x2 = (p["cx"] - half).clamp(0, SIZE), (p["cx"] + half).clamp(0, SIZE)
+        in_r = (ar[None] >= y1[:, None]) & (ar[None] < y2[:, None])
+        in_c = (ar[None] >= x1[:, None]) & (ar[None] < x2[:, None])
+        keep = ~(in_r[:, :, None] & in_c[:, None, :])
+        x = x * keep[..., None]
+    x = x.permute(0, 3, 1, 2)  # NCHW view with channels_last strides
+    return x if channels_last else x.contiguous()
+
+
+class CIFARTask:
+    def __init__(self, config, genotype, d: distributed.Dist, progress: bool):
+        self.config, self.d, self.progress = config, d, progress
+        dev = self.device = d.device
+        self.local_batch = d.local_batch(config.batch_size)
+        try:
+            train_x, train_y = load_cifar10(config.data, train=True, download=config.download)
+        except DatasetNotFoundError as e:
+            raise DatasetNotFoundError(f"{e}; or rerun with --download true") from None
+        if config.valid_split:
+            if config.valid_split >= len(train_x):
+                raise ConfigError(f"valid_split {config.valid_split} leaves no training images "
+                                  f"(the training set has {len(train_x)})")
+            # The held-out images are the last valid_split of the training files, in file order.
+            cut = len(train_x) - config.valid_split
+            eval_x, eval_y = train_x[cut:], train_y[cut:]
+            train_x, train_y = train_x[:cut], train_y[:cut]
+            self.eval_name = "valid"
+        else:
+            eval_x, eval_y = load_cifar10(config.data, train=False, download=config.download)
+            self.eval_name = "test"
+        if config.limit:
+            train_x, train_y = train_x[:config.limit], train_y[:config.limit]
+        if config.limit_eval:
+            eval_x, eval_y = eval_x[:config.limit_eval], eval_y[:config.limit_eval]
+        if len(train_x) < d.world:
+            raise ConfigError(f"{len(train_x)} training images cannot be split across {d.world} processes")
+        self.mean = torch.tensor(CIFAR_MEAN, device=dev)
+        self.std = torch.tensor(CIFAR_STD, device=dev)
+        self.train_x, self.train_y = train_x.to(dev), train_y.to(dev)
+        self.eval_x = normalize(eval_x.to(dev), self.mean.view(1, 3, 1, 1), self.std.view(1, 3, 1, 1))
+        self.eval_y = eval_y.to(dev)
+        self._test_loader = None
+        mf = torch.channels_last if config.channels_last else torch.contiguous_format
+        if config.channels_last:
+            self.eval_x = self.eval_x.contiguous(memory_format=mf)
+
+        self.model = zoo.NetworkCIFAR(config.C, 10, config.layers, config.auxiliary, genotype).to(dev, memory_format=mf)
+        self.parameters = zoo.count_parameters(self.model)
+        self.params = list(self.model.parameters())
+        self.optimizer = torch.optim.SGD(self.params, config.lr, momentum=config.momentum,
+                                         weight_decay=config.weight_decay)
+        self.train_model = maybe_compile(distributed.wrap(self.model, d), config.compile, config.epochs)
+        self.eval_model = maybe_compile(self.model, config.compile, config.epochs)
+
+    # -- state ---------------------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+
+    # -- one epoch -----------------------------------------------------------------------------
+    def lr_at(self, epoch: int) -> float:
+        return 0.5 * self.config.lr * (1 + math.cos(math.pi * epoch / self.config.epochs))
+
+    def run_epoch(self, epoch: int) -> dict:
+        cfg, d, dev = self.config, self.d, self.device
+        gen = torch.Generator().manual_seed(seed_epoch(cfg.seed, epoch, d.rank))
+        lr = self.lr_at(epoch)
+        set_lr(self.optimizer, lr)
+        self.model.drop_path_prob = cfg.drop_path_prob * epoch / cfg.epochs
+        n = len(self.train_x)
+        perm = torch.randperm(n, generator=gen)
+        aug = draw_augmentation(n, gen)
+        perm, aug = perm.to(dev), {k: v.to(dev) for k, v in aug.items()}
+        self.train_model.train()
+        loss_sum = torch.zeros((), device=dev, dtype=torch.float64)
+        correct = torch.zeros((), device=dev, dtype=torch.long)
+        seen = 0
+        starts = range(0, n, cfg.batch_size)
+        for start in progress_bar(starts, len(starts), f"epoch {epoch}", self.progress):
+            stop = min(start + cfg.batch_size, n)
+            if stop - start < d.world:  # a last batch too small to give every process an example
+                break
+            lo, hi = _shard(start, stop, d.rank, d.world)
+            idx = perm[lo:hi]
+            p = {k: v[lo:hi] for k, v in aug.items()}
+            x = augment(self.train_x[idx], p, self.mean, self.std, cfg.cutout_length if cfg.cutout else 0,
+                        cfg.channels_last)
+            y = self.train_y[idx]
+            loss, c = cnn_train_step(self.train_model, self.optimizer, x, y, auxiliary_weight=cfg.auxiliary_weight,
+                                     grad_clip=cfg.grad_clip, params=self.params, device=dev, amp=cfg.amp)
+            loss_sum += loss.double() * (hi - lo)
+            correct += c
+            seen += hi - lo
+        totals = d.all_reduce_sum(torch.stack([loss_sum, correct.double(), torch.tensor(float(seen), device=dev,
+                                                                                         dtype=torch.float64)]))
+        train_loss, train_correct, train_seen = (float(v) for v in totals.cpu())
+        ev = self.evaluate(self.eval_x, self.eval_y)
+        return {"lr": lr, "drop_path_prob": self.model.drop_path_prob, "train_loss": train_loss / train_seen,
+                "train_acc": 100.0 * train_correct / train_seen,
+                f"{self.eval_name}_loss": ev["loss"], f"{self.eval_name}_error": ev["error"]}
+
+    @torch.no_grad()
+    def evaluate(self, xs: torch.Tensor, ys: torch.Tensor) -> dict:
+        cfg, d, dev = self.config, self.d, self.device
+        self.eval_model.eval()
+        lo, hi = _shard(0, len(xs), d.rank, d.world)
+        loss_sum = torch.zeros((), device=dev, dtype=torch.float64)
+        correct = torch.zeros((), device=dev, dtype=torch.long)
+        from .common import autocast
+
+        for start in range(lo, hi, cfg.eval_batch_size):
+            x, y = xs[start:min(start + cfg.eval_batch_size, hi)], ys[start:min(start + cfg.eval_batch_size, hi)]
+            with autocast(dev, cfg.amp):
+                logits = self.eval_model(x)
+            loss_sum += F.cross_entropy(logits.float(), y, reduction="sum").double()
+            correct += (logits.argmax(1) == y).sum()
+        totals = d.all_reduce_sum(torch.stack([loss_sum, correct.double()]))
+        loss, c = (float(v) for v in totals.cpu())
+        return {"loss": loss / len(xs), "error": 100.0 - 100.0 * c / len(xs)}
+
+    def final(self, curve: list) -> dict:
+        last = curve[-1]
+        out = {f"{self.eval_name}_error": last[f"{self.eval_name}_error"],
+               f"{self.eval_name}_loss": last[f"{self.eval_name}_loss"],
+               "train_loss": last["train_loss"], "train_acc": last["train_acc"]}
+        if self.eval_name == "valid":  # the selection protocol also gets the test error of the final weights
+            test_x, test_y = load_cifar10(self.config.data, train=False, download=False)
+            if self.config.limit_eval:
+                test_x, test_y = test_x[:self.config.limit_eval], test_y[:self.config.limit_eval]
+            xs = normalize(test_x.to(self.device), self.mean.view(1, 3, 1, 1), self.std.view(1, 3, 1, 1))
+            if self.config.channels_last:
+                xs = xs.contiguous(memory_format=torch.channels_last)
+            ev = self.evaluate(xs, test_y.to(self.device))
+            out.update(test_error=ev["error"], test_loss=ev["loss"])
+        return out
+
+
+def _shard(start: int, stop: int, rank: int, world: int):
+    """This rank's contiguous part of [start, stop), as torch.tensor_split divides it."""
+    n = stop - start
+    q, r = divmod(n, world)
+    lo = start + rank * q + min(rank, r)
+    return lo, lo + q + (1 if rank < r else 0)

@@ -1,0 +1,98 @@
+"""Bits shared by the recipes: per-epoch seeding, autocast, progress bars, the CNN training step."""
+from __future__ import annotations
+
+import contextlib
+import logging
+import random
+import sys
+from typing import Iterable, Optional
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+log = logging.getLogger(__name__)
+
+
+def seed_epoch(seed: int, epoch: int, rank: int = 0, salt: int = 0) -> int:
+    """Seed every generator from (seed, epoch, salt[, rank]) at the start of an epoch.
+
+    Re-seeding per epoch makes a resumed run continue exactly as an uninterrupted one without
+    saving generator states. Python and NumPy streams are shared by all processes (the LM's
+    sequence lengths must agree across ranks); torch's differs per rank (dropout/drop-path masks).
+    Returns a seed for a torch.Generator shared by all ranks (data order, augmentation).
+    """
+    shared = np.random.SeedSequence([seed, epoch, salt])
+    a, b = (int(v) for v in shared.generate_state(2))
+    random.seed(a)
+    np.random.seed(a)
+    torch.manual_seed(int(np.random.SeedSequence([seed, epoch, salt, rank, 1]).generate_state(1)[0]))
+    return b
+
+
+def autocast(device: torch.device, amp: str):
+    if amp == "bf16":
+        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def progress_bar(iterable: Iterable, total: Optional[int], desc: str, enabled: bool):
+    if not enabled or not sys.stderr.isatty():
+        return iterable
+    from tqdm.auto import tqdm
+
+    return tqdm(iterable, total=total, desc=desc, leave=False, dynamic_ncols=True)
+
+
+def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+
+
+def maybe_compile(model: nn.Module, enabled: bool, epochs: int) -> nn.Module:
+    """torch.compile the model when asked.
+
+    The drop-path probability changes every epoch, and the compiled graph is specialised on it,
+    so each epoch recompiles once (seconds to a minute); the recompile limit is raised so that
+    compilation never silently falls back to eager mode.
+    """
+    if not enabled:
+        return model
+    import torch._dynamo
+
+    limit = max(64, 2 * epochs + 8)
+    for name in ("recompile_limit", "cache_size_limit"):
+        if hasattr(torch._dynamo.config, name):
+            setattr(torch._dynamo.config, name, max(getattr(torch._dynamo.config, name), limit))
+    return torch.compile(model)
+
+
+def cnn_train_step(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor, *,
+                   auxiliary_weight: float, grad_clip: float, params, device: torch.device, amp: str = "none",
+                   label_smoothing: float = 0.0):
+    """One step of the original cnn/train.py: loss (+ weighted auxiliary loss), backward, clip, SGD.
+
+    Returns (loss, number of correct top-1 predictions) as device tensors, so no step waits for the
+    device.
+    """
+    with autocast(device, amp):
+        out = model(x)
+        logits, logits_aux = out if isinstance(out, tuple) else (out, None)
+        loss = F.cross_entropy(logits, y, label_smoothing=label_smoothing)
+        if logits_aux is not None:
+            loss = loss + auxiliary_weight * F.cross_entropy(logits_aux, y, label_smoothing=label_smoothing)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    nn.utils.clip_grad_norm_(params, grad_clip)
+    optimizer.step()
+    correct = (logits.detach().argmax(1) == y).sum()
+    return loss.detach(), correct
+
+
+def topk_correct(logits: torch.Tensor, y: torch.Tensor, ks=(1, 5)):
+    """Number of examples whose label is within the top-k logits, for each k (k capped at #classes)."""
+    maxk = min(max(ks), logits.size(1))
+    top = logits.topk(maxk, dim=1).indices
+    hit = top == y[:, None]
+    return [hit[:, :min(k, maxk)].any(1).sum() for k in ks]

@@ -1,0 +1,101 @@
+"""Data-parallel training under ``torchrun`` (NCCL on GPUs, gloo on CPUs), and the single-process case.
+
+Launch: ``torchrun --nproc_per_node 8 -m reproduce train cifar10 --out DIR`` (several machines:
+add ``--nnodes``/``--rdzv-endpoint`` as usual). Each process reads ``RANK``, ``WORLD_SIZE`` and
+``LOCAL_RANK`` from the environment torchrun sets; without them the run is one process.
+
+Semantics: ``batch_size`` is the global batch. Each process takes its ``batch_size / world``
+slice of every global batch (the order and the augmentation of the global batch do not depend on
+the number of processes), gradients are averaged by DistributedDataParallel, and the learning rate
+is the recipe's, unscaled: an update equals the single-process update on the whole batch, up to
+BatchNorm, whose batch statistics are computed per process over the local slice (as in the
+original's nn.DataParallel ImageNet run), and up to per-process dropout/drop-path masks.
+Only rank 0 writes files; every rank returns the record.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+from typing import Optional
+
+import torch
+import torch.distributed as dist
+
+from ..config import ConfigError
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass
+class Dist:
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+    device: torch.device = torch.device("cpu")
+    initialized_here: bool = False
+
+    @property
+    def enabled(self) -> bool:
+        return self.world > 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def local_batch(self, global_batch: int, name: str = "batch_size") -> int:
+        if global_batch % self.world:
+            raise ConfigError(f"{name} {global_batch} does not divide across {self.world} processes; "
+                              f"use a multiple of {self.world} (it is the global batch)")
+        return global_batch // self.world
+
+    def barrier(self) -> None:
+        if self.enabled:
+            dist.barrier()
+
+    def all_reduce_sum(self, tensor: torch.Tensor) -> torch.Tensor:
+        if self.enabled:
+            dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+        return tensor
+
+    def close(self) -> None:
+        if self.initialized_here and dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def pick_device(name: str, local_rank: int = 0) -> torch.device:
+    if name == "auto":
+        return torch.device(f"cuda:{local_rank}") if torch.cuda.is_available() else torch.device("cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and device.index is None:
+        device = torch.device(f"cuda:{local_rank}")
+    return device
+
+
+def setup(device_name: str) -> Dist:
+    """Join the process group torchrun describes (if any) and pick this process's device."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    local_rank = int(os.environ.get("LOCAL_RANK", str(rank)))
+    device = pick_device(device_name, local_rank)
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    if world <= 1:
+        return Dist(device=device)
+    initialized_here = False
+    if not dist.is_initialized():
+        backend = "nccl" if device.type == "cuda" else "gloo"
+        dist.init_process_group(backend=backend, rank=rank, world_size=world)
+        initialized_here = True
+    log.info("process %d of %d on %s (%s)", rank, world, device, dist.get_backend())
+    return Dist(rank=rank, world=world, local_rank=local_rank, device=device, initialized_here=initialized_here)
+
+
+def wrap(model: torch.nn.Module, d: Dist) -> torch.nn.Module:
+    """DistributedDataParallel around ``model`` when there are several processes, else ``model``."""
+    if not d.enabled:
+        return model
+    from torch.nn.parallel import DistributedDataParallel as DDP
+
+    ids: Optional[list] = [d.device.index] if d.device.type == "cuda" else None
+    return DDP(model, device_ids=ids)

@@ -1,0 +1,251 @@
+"""Penn Treebank / WikiText-2 training (original rnn/train.py, awd-lstm-lm style).
+
+Per step (as the original): a sequence length is drawn, ``bptt`` with probability 0.95 else
+``bptt / 2``, then ``seq_len = max(5, int(normal(that, 5)))``, capped at ``bptt + 20``; the
+learning rate is scaled by ``seq_len / bptt`` for that step only; the hidden state is carried
+over (detached) between steps; the loss is the NLL plus temporal activation regularisation
+``beta * mean((h[t+1] - h[t])^2)`` on the cell's outputs (and AR ``alpha``, 0 by default);
+gradients are clipped to norm 0.25; SGD with lr 20 and weight decay 8e-7.
+
+Per epoch: validation with batch size 10; while on SGD, the run switches to averaged SGD
+(``ASGD(t0=0, lambd=0)``, the same lr) when the validation loss is worse than the best of all
+epochs but the last ``nonmono``; on ASGD, validation uses the averaged weights. Whenever the
+validation loss improves, the weights (the averaged ones on ASGD, as the original saved them)
+and the optimizer are kept as the best checkpoint (``best.pt``). At the end the best weights
+are evaluated on validation (batch 10) and test (batch 1).
+
+Quirks of the original kept because they move the numbers:
+
+- evaluation divides the summed loss by the number of *rows* of the batchified data, one more
+  than the number of predicted rows, so perplexities are very slightly optimistic;
+- ASGD takes its step with the learning rate of the *previous* step (its ``eta`` is refreshed
+  after the update), so the per-step lr rescaling lags one step on ASGD;
+- the list of past validation losses that decides the switch is not restored on a rollback.
+
+A non-finite training loss rolls back to the best checkpoint (weights and optimizer) and
+continues from the epoch after it, as the original did; ``nan_rollbacks`` bounds how often.
+"""
+from __future__ import annotations
+
+import logging
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+import zoo
+from zoo.datasets import Corpus, batchify, get_batch
+from zoo.fileio import atomic_torch_save
+
+from ..config import ConfigError
+from ..rundir import NonFiniteError
+from . import distributed
+from .common import autocast, maybe_compile, progress_bar, seed_epoch, set_lr
+from .loop import Rollback
+
+log = logging.getLogger(__name__)
+
+BEST = "best.pt"
+NAN_CHECK_EVERY = 50  # steps between checks for a non-finite loss (each check waits for the device)
+
+
+class LMTask:
+    def __init__(self, config, genotype, d: distributed.Dist, progress: bool):
+        self.config, self.d, self.progress = config, d, progress
+        self.device = dev = d.device
+        self.local_batch = d.local_batch(config.batch_size)
+        corpus = Corpus(config.data)
+        self.ntokens = len(corpus.dictionary)
+        train, valid, test = corpus.train, corpus.valid, corpus.test
+        if config.limit:
+            train = train[:config.limit]
+        if config.limit_eval:
+            valid, test = valid[:config.limit_eval], test[:config.limit_eval]
+        train_data = batchify(train, config.batch_size)
+        if train_data.size(0) < 3:
+            raise ConfigError(f"{config.data}: {len(train)} training tokens are too few for batch size "
+                              f"{config.batch_size} (need at least 3 tokens per column)")
+        lo = d.rank * self.local_batch
+        self.train_data = train_data[:, lo:lo + self.local_batch].contiguous().to(dev)
+        self.val_data = batchify(valid, config.eval_batch_size).to(dev)
+        self.test_data = batchify(test, config.test_batch_size).to(dev)
+        for name, data, bs in (("valid", self.val_data, config.eval_batch_size),
+                               ("test", self.test_data, config.test_batch_size)):
+            if data.size(0) < 2:
+                raise ConfigError(f"{config.data}: the {name} split is too small for batch size {bs}")
+        self.model = zoo.RNNModel(self.ntokens, config.emsize, config.nhid, config.nhidlast, config.dropout,
+                                  config.dropouth, config.dropoutx, config.dropouti, config.dropoute,
+                                  genotype=genotype).to(dev)
+        self.parameters = zoo.count_parameters(self.model, exclude_auxiliary=False)
+        self.params = list(self.model.parameters())
+        self.train_model = maybe_compile(distributed.wrap(self.model, d), config.compile, config.epochs)
+        self.asgd = False
+        self.optimizer = self._optimizer(False)
+        self.val_history = []   # the original's best_val_loss: validation losses of the SGD epochs
+        self.stored_loss = 1e8  # best validation loss so far
+        self.best_epoch = -1
+        self.rollbacks = 0
+        self.rundir = None  # set by the loop
+
+    def _optimizer(self, asgd: bool) -> torch.optim.Optimizer:
+        cfg = self.config
+        if asgd:
+            return torch.optim.ASGD(self.params, lr=cfg.lr, t0=0, lambd=0.0, weight_decay=cfg.wdecay)
+        return torch.optim.SGD(self.params, lr=cfg.lr, weight_decay=cfg.wdecay)
+
+    # -- state ---------------------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(), "asgd": self.asgd,
+                "val_history": list(self.val_history), "stored_loss": float(self.stored_loss),
+                "best_epoch": self.best_epoch, "rollbacks": self.rollbacks}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.model.load_state_dict(state["model"])
+        self.asgd = bool(state["asgd"])
+        self.optimizer = self._optimizer(self.asgd)
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.val_history = [float(v) for v in state["val_history"]]
+        self.stored_loss = float(state["stored_loss"])
+        self.best_epoch = int(state["best_epoch"])
+        self.rollbacks = int(state["rollbacks"])
+
+    def _best_path(self):
+        if self.rundir is None:
+            raise RuntimeError("LMTask.rundir is not set")
+        return self.rundir.path / BEST
+
+    def _save_best(self, epoch: int) -> None:
+        self.best_epoch = epoch
+        if self.d.is_main:
+            atomic_torch_save({"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                               "asgd": self.asgd, "epoch": epoch + 1}, self._best_path())
+
+    def _load_best(self) -> dict:
+        path = self._best_path()
+        if not path.exists():
+            return None
+        return torch.load(path, map_location="cpu", weights_only=True)
+
+    # -- one epoch -----------------------------------------------------------------------------
+    def _train(self, epoch: int):
+        cfg, d, dev = self.config, self.d, self.device
+        model, data = self.train_model, self.train_data
+        model.train()
+        hidden = self.model.init_hidden(self.local_batch)
+        total = torch.zeros((), device=dev, dtype=torch.float64)
+        steps, i = 0, 0
+        # the number of steps is random; this is only for the progress bar
+        bar = progress_bar(iter(int, 1), data.size(0) // cfg.bptt, f"epoch {epoch}", self.progress)
+        bar_iter = iter(bar)
+        while i < data.size(0) - 1 - 1:
+            bptt = cfg.bptt if np.random.random() < 0.95 else cfg.bptt / 2.0
+            seq_len = max(5, int(np.random.normal(bptt, 5)))
+            seq_len = min(seq_len, cfg.bptt + cfg.max_seq_len_delta)
+            lr2 = self.optimizer.param_groups[0]["lr"]
+            self.optimizer.param_groups[0]["lr"] = lr2 * seq_len / cfg.bptt
+            x, targets = get_batch(data, i, seq_len)
+            hidden = [h.detach() for h in hidden]
+            with autocast(dev, cfg.amp):
+                log_prob, hidden, rnn_hs, dropped_rnn_hs = model(x, hidden, return_h=True)
+                raw_loss = F.nll_loss(log_prob.view(-1, log_prob.size(2)).float(), targets)
+                loss = raw_loss
+                if cfg.alpha > 0:
+                    loss = loss + sum(cfg.alpha * h.float().pow(2).mean() for h in dropped_rnn_hs[-1:])
+                loss = loss + sum(cfg.beta * (h[1:] - h[:-1]).float().pow(2).mean() for h in rnn_hs[-1:])
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(self.params, cfg.clip)
+            self.optimizer.step()
+            self.optimizer.param_groups[0]["lr"] = lr2
+            total += raw_loss.detach().double()
+            steps += 1
+            i += seq_len
+            next(bar_iter, None)
+            if steps % NAN_CHECK_EVERY == 0 and not self._finite(total):
+                return None
+        if not self._finite(total):
+            return None
+        return float(d.all_reduce_sum(total.clone()).item()) / d.world / steps
+
+    def _finite(self, total: torch.Tensor) -> bool:
+        flag = torch.tensor([0.0 if torch.isfinite(total) else 1.0], device=self.device)
+        return float(self.d.all_reduce_sum(flag).item()) == 0.0
+
+    def _rollback(self, epoch: int):
+        best = self._load_best()
+        if best is None or self.rollbacks >= self.config.nan_rollbacks:
+            why = ("no better checkpoint to roll back to yet" if best is None
+                   else f"already rolled back {self.rollbacks} times (nan_rollbacks)")
+            raise NonFiniteError(f"the training loss became non-finite at epoch {epoch} ({why}): the run stopped "
+                                 "and wrote no result. Lower the learning rate or check the data.")
+        self.rollbacks += 1
+        self.model.load_state_dict(best["model"])
+        self.asgd = bool(best["asgd"])
+        self.optimizer = self._optimizer(self.asgd)
+        self.optimizer.load_state_dict(best["optimizer"])
+        raise Rollback(int(best["epoch"]))
+
+    def run_epoch(self, epoch: int) -> dict:
+        cfg = self.config
+        seed_epoch(cfg.seed, epoch, self.d.rank, salt=self.rollbacks)
+        train_loss = self._train(epoch)
+        if train_loss is None:
+            self._rollback(epoch)
+        switched = False
+        if self.asgd:
+            saved = [p.detach().clone() for p in self.params]
+            with torch.no_grad():
+                for p in self.params:
+                    p.copy_(self.optimizer.state[p]["ax"])
+            val_loss = self.evaluate(self.val_data, cfg.eval_batch_size)
+            if val_loss < self.stored_loss:
+                self._save_best(epoch)
+                self.stored_loss = val_loss
+            with torch.no_grad():
+                for p, s in zip(self.params, saved):
+                    p.copy_(s)
+        else:
+            val_loss = self.evaluate(self.val_data, cfg.eval_batch_size)
+            if val_loss < self.stored_loss:
+                self._save_best(epoch)
+                self.stored_loss = val_loss
+            hist = self.val_history
+            if len(hist) > cfg.nonmono and val_loss > min(hist[:-cfg.nonmono] if cfg.nonmono else hist):
+                log.info("epoch %d: validation did not improve for %d epochs; switching to ASGD", epoch, cfg.nonmono)
+                self.asgd, switched = True, True
+                self.optimizer = self._optimizer(True)
+            hist.append(val_loss)
+        return {"lr": cfg.lr, "optimizer": "asgd" if self.asgd and not switched else "sgd",
+                "train_loss": train_loss, "train_ppl": _ppl(train_loss), "valid_loss": val_loss,
+                "valid_ppl": _ppl(val_loss), "best_valid_ppl": _ppl(self.stored_loss), "switched_to_asgd": switched}
+
+    @torch.no_grad()
+    def evaluate(self, data_source: torch.Tensor, batch_size: int) -> float:
+        cfg = self.config
+        model = self.model
+        model.eval()
+        total = torch.zeros((), device=self.device, dtype=torch.float64)
+        hidden = model.init_hidden(batch_size)
+        for i in range(0, data_source.size(0) - 1, cfg.bptt):
+            x, targets = get_batch(data_source, i, cfg.bptt)
+            with autocast(self.device, cfg.amp):
+                log_prob, hidden = model(x, hidden)
+            total += F.nll_loss(log_prob.view(-1, log_prob.size(2)).float(), targets).double() * len(x)
+        # quirk of the original: divided by all rows, including the last one that has no target
+        return float(total.item()) / len(data_source)
+
+    def final(self, curve: list) -> dict:
+        best = self._load_best()
+        if best is None:
+            raise RuntimeError("no best checkpoint was written")  # impossible after one finite epoch
+        self.model.load_state_dict(best["model"])
+        valid_loss = self.evaluate(self.val_data, self.config.eval_batch_size)
+        test_loss = self.evaluate(self.test_data, self.config.test_batch_size)
+        return {"valid_ppl": _ppl(valid_loss), "test_ppl": _ppl(test_loss), "valid_loss": valid_loss,
+                "test_loss": test_loss, "best_epoch": int(best["epoch"]) - 1, "rollbacks": self.rollbacks,
+                "switched_to_asgd_at": next((m["epoch"] for m in curve if m.get("switched_to_asgd")), None)}
+
+
+def _ppl(loss: float) -> float:
+    return math.exp(loss) if loss < 700 else float("inf")

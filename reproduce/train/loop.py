@@ -1,0 +1,167 @@
+"""The epoch loop every recipe shares: run directory, resume, checkpoint, record.
+
+A recipe is a *task* object with ``model`` (the bare module), ``parameters`` (count),
+``state_dict()``/``load_state_dict()``, ``run_epoch(epoch) -> metrics`` and ``final(curve) -> dict``.
+``run_epoch`` may raise :class:`Rollback` (the LM recipes on a non-finite loss) to continue from
+an earlier epoch.
+
+Per epoch: the task trains and evaluates, every float metric is checked finite (a NaN stops the
+run with :class:`~reproduce.rundir.NonFiniteError` and no record), rank 0 appends the metrics
+line, then atomically replaces ``checkpoint.pt``. A kill at any point loses at most the epoch in
+progress: rerunning loads the checkpoint, trims ``metrics.jsonl`` to the epochs it covers, and
+goes on. Generators are re-seeded from (seed, epoch) at the start of every epoch, so the resumed
+run is the same run. The record is written last, atomically; a finished directory is skipped.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any, Dict, Optional
+
+import torch
+
+import genotypes
+
+from .. import config as _config
+from ..rundir import RUNTIME_FIELDS, NonFiniteError, RunDir, check_finite, make_record
+from ..seeding import seed_everything
+from . import distributed
+from .recipes import RECIPES, genotype_of
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_VERSION = 1
+
+
+class Rollback(Exception):
+    """Raised by a task to continue training from ``epoch`` (its state already restored)."""
+
+    def __init__(self, epoch: int):
+        super().__init__(epoch)
+        self.epoch = epoch
+
+
+def _make_task(dataset, config, genotype, d, progress):
+    if dataset == "cifar10":
+        from .cifar import CIFARTask as Task
+    elif dataset == "imagenet":
+        from .imagenet import ImageNetTask as Task
+    else:
+        from .lm import LMTask as Task
+    return Task(config, genotype, d, progress)
+
+
+def _as_config(dataset: str, config):
+    if dataset not in RECIPES:
+        raise _config.ConfigError(f"unknown dataset {dataset!r}; known: {', '.join(RECIPES)}")
+    cls = RECIPES[dataset]
+    if config is None:
+        config = cls()
+    elif isinstance(config, dict):
+        config = _config.build(cls, config)
+    elif type(config) is not cls:
+        raise _config.ConfigError(f"the {dataset} recipe takes a {cls.__name__}, got {type(config).__name__}")
+    config.validate()
+    return config
+
+
+def _finite_metrics(metrics: Dict[str, Any], epoch: int) -> None:
+    for key, value in metrics.items():
+        if isinstance(value, float):
+            check_finite(key, value, epoch)
+
+
+def train(dataset: str, config=None, out=None, progress: bool = True) -> dict:
+    """Train ``dataset``'s recipe (``config``: its config dataclass, a dict of overrides, or None
+    for the paper's defaults) in run directory ``out``; return the finished record.
+
+    A finished directory is not run again: its record is returned. An interrupted one resumes.
+    """
+    if out is None:
+        raise ValueError("train() needs an output run directory (out=...)")
+    rundir = RunDir(out)
+    config = _as_config(dataset, config)
+    if rundir.is_finished():
+        log.info("%s holds a finished run; skipping it (use another --out to train again)", rundir.path)
+        return rundir.read_record()
+    genotype = genotype_of(config, dataset)
+    d = distributed.setup(config.device)
+    try:
+        return _run(dataset, config, genotype, rundir, d, progress)
+    finally:
+        d.close()
+
+
+def _run(dataset, config, genotype, rundir: RunDir, d, progress: bool) -> dict:
+    if config.num_threads:
+        torch.set_num_threads(config.num_threads)
+    seed_everything(config.seed, config.deterministic)
+    config_dict = _config.to_dict(config)
+    task = _make_task(dataset, config, genotype, d, progress and d.is_main)  # checks data and sizes first
+    task.rundir = rundir
+    if d.is_main:
+        rundir.start(config_dict, ignore=RUNTIME_FIELDS + ("download",))
+    d.barrier()
+
+    start_epoch, wall_before = 0, 0.0
+    checkpoint = rundir.load_checkpoint(map_location="cpu")
+    if checkpoint is not None:
+        if checkpoint.get("version") != CHECKPOINT_VERSION or checkpoint.get("dataset") != dataset:
+            raise ValueError(f"{rundir.checkpoint_path} is not a {dataset} training checkpoint of this version; "
+                             "use another --out directory")
+        task.load_state_dict(checkpoint["task"])
+        start_epoch = int(checkpoint["epoch"])
+        wall_before = float(checkpoint["wall_time_s"])
+        log.info("resuming %s from epoch %d of %d", rundir.path, start_epoch, config.epochs)
+    d.barrier()
+    curve = rundir.trim_metrics(start_epoch) if d.is_main else []
+    d.barrier()
+    if not d.is_main:
+        curve = rundir.metrics()[:start_epoch]
+
+    t_start = time.perf_counter()
+    epoch = start_epoch
+    while epoch < config.epochs:
+        t_epoch = time.perf_counter()
+        try:
+            metrics = task.run_epoch(epoch)
+        except Rollback as rb:
+            log.warning("non-finite loss at epoch %d: rolled back to the end of epoch %d", epoch, rb.epoch - 1)
+            curve = curve[:rb.epoch]
+            if d.is_main:
+                rundir.trim_metrics(rb.epoch)
+            epoch = rb.epoch
+            continue
+        metrics = {"epoch": epoch, **metrics, "time_s": time.perf_counter() - t_epoch}
+        _finite_metrics(metrics, epoch)
+        curve.append(metrics)
+        wall = wall_before + time.perf_counter() - t_start
+        if d.is_main:
+            rundir.log_epoch(metrics)
+            rundir.save_checkpoint({"version": CHECKPOINT_VERSION, "dataset": dataset, "epoch": epoch + 1,
+                                    "wall_time_s": wall, "task": task.state_dict()})
+        log.info("epoch %d/%d %s", epoch + 1, config.epochs,
+                 " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items()
+                          if k != "epoch"))
+        d.barrier()
+        epoch += 1
+
+    final = task.final(curve)
+    _finite_metrics(final, config.epochs)
+    record = make_record(
+        experiment=config.experiment or f"train-{dataset}", kind="train", dataset=dataset,
+        genotype=genotypes.format(genotype), seed=config.seed, config=_config.to_dict(config), final=final,
+        curve=curve, parameters=task.parameters, wall_time_s=wall_before + time.perf_counter() - t_start,
+        device=d.device, world_size=d.world, epochs=config.epochs,
+    )
+    if d.is_main:
+        rundir.write_record(record)
+    d.barrier()
+    return record
+
+
+def load_record(out) -> Optional[dict]:
+    return RunDir(out).read_record()
+
+
+__all__ = ["train", "Rollback", "NonFiniteError", "load_record"]

@@ -1,0 +1,231 @@
+"""The paper's training recipes as config dataclasses; every default is the original's value.
+
+- :class:`CIFAR10Config`: the original ``cnn/train.py`` run with ``--auxiliary --cutout``.
+- :class:`ImageNetConfig`: the original ``cnn/train_imagenet.py`` run with ``--auxiliary``.
+- :class:`PTBConfig`: the original ``rnn/train.py`` (Penn Treebank).
+- :class:`WT2Config`: the PTB recipe with 700 units, dropouth 0.15, weight decay 5e-7 (WikiText-2).
+
+Fields shared by all recipes: ``arch`` (a named genotype), ``genotype`` (genotype text, wins
+over ``arch`` when set), ``seed``, ``epochs``, ``data``, ``device``, ``deterministic``, ``amp``,
+``channels_last``, ``compile``, and ``limit``/``limit_eval`` to shrink the data for demos and tests.
+
+Batch sizes are *global*: under ``torchrun`` each of the N processes takes ``batch_size / N``
+examples per step and gradients are averaged, so the update equals one process with the whole
+batch, at the same learning rate (no learning-rate scaling). A batch that does not divide across
+the processes is refused before any work starts.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+import torch
+
+import genotypes
+from genotypes import Genotype, RNNGenotype
+
+from ..config import ConfigError, require
+
+AMP_CHOICES = ("none", "bf16")
+
+
+def _f(default, help_text, **meta):
+    return field(default=default, metadata={"help": help_text, **meta})
+
+
+def resolve_genotype(arch: str, genotype_text: str, kind: str):
+    """The genotype a config names: its ``genotype`` text when set, else the named ``arch``.
+
+    Raises ConfigError naming the problem (unknown name, unparsable text, wrong kind of cell).
+    """
+    want = Genotype if kind == "cnn" else RNNGenotype
+    if genotype_text:
+        try:
+            g = genotypes.parse(genotype_text)
+        except (ValueError, SyntaxError, TypeError, KeyError) as e:
+            raise ConfigError(f"malformed genotype text {genotype_text[:80]!r}...: {e}. Give the text the search "
+                              f"printed, e.g. {genotypes.format(genotypes.get('DARTS_V2', kind))!r}") from None
+        if not isinstance(g, want):
+            raise ConfigError(f"--genotype is a {type(g).__name__}, but this recipe trains a {want.__name__} "
+                              f"({'convolutional' if kind == 'cnn' else 'recurrent'}) cell")
+    else:
+        try:
+            g = genotypes.get(arch, kind)
+        except (KeyError, ValueError) as e:
+            msg = e.args[0] if e.args else str(e)
+            raise ConfigError(f"--arch: {msg}") from None
+    try:
+        genotypes.validate(g)
+    except (ValueError, TypeError) as e:
+        raise ConfigError(f"invalid genotype: {e}") from None
+    return g
+
+
+def _check_common(cfg, kind: str) -> None:
+    require(cfg.epochs >= 1, f"epochs must be >= 1, got {cfg.epochs}")
+    require(cfg.batch_size >= 1, f"batch_size must be >= 1, got {cfg.batch_size}")
+    require(cfg.eval_batch_size >= 1, f"eval_batch_size must be >= 1, got {cfg.eval_batch_size}")
+    require(cfg.limit >= 0 and cfg.limit_eval >= 0, "limit and limit_eval must be >= 0 (0 = all the data)")
+    require(cfg.amp in AMP_CHOICES, f"amp must be one of {', '.join(AMP_CHOICES)}, got {cfg.amp!r}")
+    require(cfg.lr > 0, f"lr must be > 0, got {cfg.lr}")
+    require(cfg.seed >= 0, f"seed must be >= 0, got {cfg.seed}")
+    if cfg.device != "auto":
+        try:
+            dev = torch.device(cfg.device)
+        except (RuntimeError, ValueError):
+            raise ConfigError(f"device must be auto, cpu, cuda or cuda:N, got {cfg.device!r}") from None
+        require(dev.type != "cuda" or torch.cuda.is_available(),
+                f"device {cfg.device!r} asked for, but no CUDA device is available; use --device cpu")
+    resolve_genotype(cfg.arch, cfg.genotype, kind)
+
+
+@dataclass
+class _Common:
+    arch: str = _f("DARTS_V2", "named genotype to train (DARTS in the original = DARTS_V2)")
+    genotype: str = _f("", "genotype text (as the search prints it); overrides arch when set")
+    experiment: str = _f("", "experiment name stored in the record (default: train-<dataset>)")
+    device: str = _f("auto", "auto (cuda if available, else cpu), cpu, cuda, cuda:N")
+    deterministic: bool = _f(False, "deterministic kernels; bit-identical reruns (slower on GPU)")
+    amp: str = _f("none", "autocast dtype: none (fp32, as the paper) or bf16 (faster on recent GPUs, "
+                  "changes the numbers slightly)", choices=AMP_CHOICES)
+    channels_last: bool = _f(False, "channels_last memory format (faster convolutions on tensor-core GPUs)")
+    compile: bool = _f(False, "torch.compile the model (faster steps after a compile of minutes)")
+    limit: int = _f(0, "use only this many training examples (tokens for LMs); 0 = all")
+    limit_eval: int = _f(0, "use only this many evaluation examples (tokens for LMs); 0 = all")
+    num_threads: int = _f(0, "torch CPU threads; 0 = torch's choice")
+
+
+@dataclass
+class CIFAR10Config(_Common):
+    """cnn/train.py --auxiliary --cutout: NetworkCIFAR C=36, 20 cells, 600 epochs of cosine SGD."""
+
+    seed: int = _f(0, "random seed")
+    data: str = _f("data/cifar10", "directory with cifar-10-batches-py")
+    download: bool = _f(False, "download CIFAR-10 into data when it is missing")
+    epochs: int = _f(600, "training epochs")
+    C: int = _f(36, "initial channels (init_channels)")
+    layers: int = _f(20, "number of cells")
+    auxiliary: bool = _f(True, "auxiliary tower")
+    auxiliary_weight: float = _f(0.4, "weight of the auxiliary loss")
+    cutout: bool = _f(True, "cutout augmentation")
+    cutout_length: int = _f(16, "cutout square side")
+    drop_path_prob: float = _f(0.2, "drop-path probability, ramped linearly: p * epoch / epochs")
+    batch_size: int = _f(96, "global batch size")
+    eval_batch_size: int = _f(96, "evaluation batch size (does not change results)")
+    lr: float = _f(0.025, "initial learning rate, cosine-annealed to 0 per epoch")
+    momentum: float = _f(0.9, "SGD momentum")
+    weight_decay: float = _f(3e-4, "weight decay")
+    grad_clip: float = _f(5.0, "gradient norm clip")
+    valid_split: int = _f(0, "hold out this many training images and report valid_error on them "
+                          "(0 = the paper's protocol: train on all 50k, report test error)")
+
+    def validate(self) -> None:
+        _check_common(self, "cnn")
+        require(self.C >= 1 and self.layers >= 3, f"need C >= 1 and layers >= 3, got C={self.C}, layers={self.layers}")
+        require(0 <= self.drop_path_prob < 1, f"drop_path_prob must be in [0, 1), got {self.drop_path_prob}")
+        require(self.cutout_length >= 0, f"cutout_length must be >= 0, got {self.cutout_length}")
+        require(self.valid_split >= 0, f"valid_split must be >= 0, got {self.valid_split}")
+        require(self.grad_clip > 0, f"grad_clip must be > 0, got {self.grad_clip}")
+
+
+@dataclass
+class ImageNetConfig(_Common):
+    """cnn/train_imagenet.py --auxiliary: NetworkImageNet C=48, 14 cells, 250 epochs, lr x0.97 per epoch."""
+
+    seed: int = _f(0, "random seed")
+    data: str = _f("data/imagenet", "ImageFolder root with train/ and val/")
+    epochs: int = _f(250, "training epochs")
+    C: int = _f(48, "initial channels (init_channels); must be even")
+    layers: int = _f(14, "number of cells")
+    auxiliary: bool = _f(True, "auxiliary tower")
+    auxiliary_weight: float = _f(0.4, "weight of the auxiliary loss")
+    drop_path_prob: float = _f(0.0, "drop-path probability (0 in the original's ImageNet recipe)")
+    label_smooth: float = _f(0.1, "label smoothing of the training loss")
+    batch_size: int = _f(128, "global batch size")
+    eval_batch_size: int = _f(128, "evaluation batch size (does not change results)")
+    lr: float = _f(0.1, "initial learning rate")
+    gamma: float = _f(0.97, "learning-rate decay factor")
+    decay_period: int = _f(1, "epochs between two learning-rate decays")
+    momentum: float = _f(0.9, "SGD momentum")
+    weight_decay: float = _f(3e-5, "weight decay")
+    grad_clip: float = _f(5.0, "gradient norm clip")
+    workers: int = _f(8, "data-loading worker processes per training process (the original used 4)")
+
+    def validate(self) -> None:
+        _check_common(self, "cnn")
+        require(self.C >= 2 and self.C % 2 == 0, f"C must be even and >= 2 (the stem halves it), got {self.C}")
+        require(self.layers >= 3, f"layers must be >= 3, got {self.layers}")
+        require(0 <= self.drop_path_prob < 1, f"drop_path_prob must be in [0, 1), got {self.drop_path_prob}")
+        require(0 <= self.label_smooth < 1, f"label_smooth must be in [0, 1), got {self.label_smooth}")
+        require(self.decay_period >= 1, f"decay_period must be >= 1, got {self.decay_period}")
+        require(self.workers >= 0, f"workers must be >= 0, got {self.workers}")
+        require(self.grad_clip > 0, f"grad_clip must be > 0, got {self.grad_clip}")
+
+
+@dataclass
+class PTBConfig(_Common):
+    """rnn/train.py: DARTS recurrent cell, 850 units, SGD lr 20 then ASGD (awd-lstm-lm style)."""
+
+    seed: int = _f(1267, "random seed (the original rnn/train.py default)")
+    data: str = _f("data/penn", "directory with train.txt, valid.txt, test.txt (awd-lstm-lm layout)")
+    epochs: int = _f(8000, "epoch budget (the original's upper limit)")
+    emsize: int = _f(850, "embedding size")
+    nhid: int = _f(850, "hidden units")
+    nhidlast: int = _f(850, "hidden units of the last layer")
+    dropout: float = _f(0.75, "dropout on the output")
+    dropouth: float = _f(0.25, "dropout on the hidden state inside the cell")
+    dropoutx: float = _f(0.75, "dropout on the input inside the cell")
+    dropouti: float = _f(0.2, "dropout on the embedded input")
+    dropoute: float = _f(0.1, "dropout of whole words from the embedding")
+    lr: float = _f(20.0, "learning rate (SGD, then ASGD)")
+    wdecay: float = _f(8e-7, "weight decay")
+    clip: float = _f(0.25, "gradient norm clip")
+    batch_size: int = _f(64, "global batch size")
+    eval_batch_size: int = _f(10, "validation batch size (10 in the original)")
+    test_batch_size: int = _f(1, "test batch size (1 in the original)")
+    bptt: int = _f(35, "mean sequence length")
+    max_seq_len_delta: int = _f(20, "a sampled sequence is at most bptt + this long")
+    alpha: float = _f(0.0, "activation regularisation (AR) weight")
+    beta: float = _f(1e-3, "temporal activation regularisation (TAR) weight")
+    nonmono: int = _f(5, "switch to ASGD when validation has not improved on the best of all but the last "
+                      "nonmono epochs")
+    nan_rollbacks: int = _f(10, "on a non-finite loss, roll back to the best checkpoint (as the original) at most "
+                            "this many times; 0 = stop with an error")
+
+    def validate(self) -> None:
+        _check_common(self, "rnn")
+        require(self.emsize == self.nhid == self.nhidlast,
+                f"the DARTS recurrent model ties emsize == nhid == nhidlast, got {self.emsize}, {self.nhid}, "
+                f"{self.nhidlast}")
+        require(self.emsize >= 1, f"emsize must be >= 1, got {self.emsize}")
+        require(self.bptt >= 1 and self.max_seq_len_delta >= 0, "need bptt >= 1 and max_seq_len_delta >= 0")
+        require(self.test_batch_size >= 1, f"test_batch_size must be >= 1, got {self.test_batch_size}")
+        for name in ("dropout", "dropouth", "dropoutx", "dropouti", "dropoute"):
+            value = getattr(self, name)
+            require(0 <= value < 1, f"{name} must be in [0, 1), got {value}")
+        require(self.nonmono >= 0 and self.nan_rollbacks >= 0, "nonmono and nan_rollbacks must be >= 0")
+        require(self.clip > 0, f"clip must be > 0, got {self.clip}")
+
+
+@dataclass
+class WT2Config(PTBConfig):
+    """The PTB recipe for WikiText-2: 700 units, dropouth 0.15, weight decay 5e-7 (the original README)."""
+
+    data: str = _f("data/wikitext-2", "directory with train.txt, valid.txt, test.txt (awd-lstm-lm layout)")
+    emsize: int = _f(700, "embedding size")
+    nhid: int = _f(700, "hidden units")
+    nhidlast: int = _f(700, "hidden units of the last layer")
+    dropouth: float = _f(0.15, "dropout on the hidden state inside the cell")
+    wdecay: float = _f(5e-7, "weight decay")
+
+
+RECIPES = {"cifar10": CIFAR10Config, "imagenet": ImageNetConfig, "ptb": PTBConfig, "wt2": WT2Config}
+KINDS = {"cifar10": "cnn", "imagenet": "cnn", "ptb": "rnn", "wt2": "rnn"}
+
+
+def genotype_of(config, dataset: str):
+    return resolve_genotype(config.arch, config.genotype, KINDS[dataset])
+
+
+def fields(config) -> dict:
+    return dataclasses.asdict(config)
