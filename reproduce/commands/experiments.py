@@ -1,0 +1,166 @@
+"""``python -m reproduce {cifar10,ptb,imagenet,wt2}``: rerun one of the paper's experiments over many seeds."""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from pathlib import Path
+
+from .. import config as _config
+
+EPILOG = """\
+examples:
+  python -m reproduce cifar10 --runs 10 --gpus 0,1,2,3            # DARTS_V2, paper recipe, 10 seeds
+  python -m reproduce cifar10 --search --order 1 --gpus 0,1,2,3   # the paper's whole pipeline, first order
+  python -m reproduce ptb --profile quick --device cpu              # shortened recipe (not comparable)
+  python -m reproduce cifar10 --launcher slurm --partition gpu --time 720
+
+Rerunning the same command skips finished runs and resumes interrupted ones. Any field of the
+training recipe can be overridden by name (e.g. --epochs 100 --C 16); fields of the search
+config take a --search- prefix (e.g. --search-epochs 25).
+"""
+
+
+def _recipes():
+    try:
+        from ..train import RECIPES
+    except ImportError:  # pragma: no cover - training not installed in this tree
+        return {}
+    return RECIPES
+
+
+def _search_configs():
+    try:
+        from ..search import SEARCH_CONFIGS
+    except ImportError:  # pragma: no cover - search not installed in this tree
+        return {}
+    return SEARCH_CONFIGS
+
+
+def _add_prefixed_config_arguments(parser, cls, prefix: str, skip=()) -> None:
+    """``--<prefix>-<field>`` for each field of ``cls`` (dest ``<prefix>cfg_<field>``)."""
+    group = parser.add_argument_group(f"{cls.__name__} fields, with the prefix --{prefix}- (defaults: the paper's)")
+    for f in dataclasses.fields(cls):
+        if f.name in skip or not f.init:
+            continue
+        tp = _config._field_type(cls, f)
+        default = f.default if f.default is not dataclasses.MISSING else None
+        kwargs = dict(dest=f"{prefix}cfg_{f.name}", default=None,
+                      help=f"{f.metadata.get('help', '')} (default: {default})".strip())
+        if tp is bool:
+            kwargs.update(type=_config._parse_bool, metavar="BOOL")
+        elif tp in (int, float, str):
+            kwargs.update(type=tp, metavar=tp.__name__.upper())
+        else:
+            kwargs.update(type=str, metavar="VALUE")
+        group.add_argument(f"--{prefix}-{f.name.replace('_', '-')}", **kwargs)
+
+
+def register(sub) -> None:
+    from ..experiments import EXPERIMENTS, PROFILES
+
+    recipes, search_configs = _recipes(), _search_configs()
+    for name, spec in EXPERIMENTS.items():
+        parser = sub.add_parser(
+            name, help=spec.note, description=f"{spec.note}. Trains the cell from scratch once per seed, then "
+            "aggregates the records, compares them with the paper and writes the report.",
+            epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+        what = parser.add_argument_group("what to run")
+        what.add_argument("--runs", type=int, default=None,
+                          help=f"number of training runs (seeds 0..runs-1; default {spec.default_runs})")
+        what.add_argument("--seeds", default=None, help="explicit seeds, e.g. 0,1,2 or 0-9 (overrides --runs)")
+        what.add_argument("--arch", default=None, help="named genotype to train (default DARTS_V2)")
+        what.add_argument("--genotype", default=None,
+                          help="genotype text as the search prints it, or a file holding it")
+        what.add_argument("--profile", choices=PROFILES, default="paper",
+                          help="paper: the published recipes (default); quick: fewer epochs, NOT comparable with "
+                               "the paper; demo: the demo's tiny sizes")
+        if spec.search_dataset:
+            what.add_argument("--search", action="store_true",
+                              help="the paper's whole pipeline: searches with 4 seeds, a short training of each "
+                                   f"cell ({spec.selection_epochs} epochs), the best by validation, then the runs")
+            what.add_argument("--order", type=int, choices=(1, 2), default=2,
+                              help="search order: 2 (second order, default) or 1")
+            what.add_argument("--search-seeds", default=None, help="seeds of the searches (default 0,1,2,3)")
+            what.add_argument("--selection-epochs", type=int, default=None,
+                              help=f"epochs of the short trainings that select the cell (default "
+                                   f"{spec.selection_epochs})")
+        where = parser.add_argument_group("where and how")
+        where.add_argument("--out", default=None,
+                           help="experiment directory (default results/<experiment>-<arch>, e.g. "
+                                f"results/{name}-darts_v2)")
+        where.add_argument("--data", default=None, help="dataset directory (default: the recipe's)")
+        where.add_argument("--device", default=None, help="auto, cpu, cuda, cuda:N (default auto)")
+        where.add_argument("--gpus", default=None,
+                           help="comma-separated GPU ids: one run per GPU at a time, queued (e.g. 0,1,2,3)")
+        where.add_argument("--launcher", choices=("local", "slurm"), default="local",
+                           help="local (default) or slurm (one job per run through submitit)")
+        where.add_argument("--partition", default=None, help="Slurm partition")
+        where.add_argument("--time", type=int, default=24 * 60,
+                           help="Slurm time limit per job in minutes (a job that reaches it is requeued and "
+                                "resumes; default 1440)")
+        where.add_argument("--gpus-per-job", type=int, default=1, help="Slurm GPUs per job (default 1)")
+        where.add_argument("--cpus-per-job", type=int, default=8, help="Slurm CPUs per job (default 8)")
+        where.add_argument("--mem-gb", type=int, default=None, help="Slurm memory per job in GB")
+        where.add_argument("--slurm-folder", default=None, help="submitit's folder (default <out>/../slurm)")
+        where.add_argument("--no-report", action="store_true", help="do not write the report at the end")
+        where.add_argument("--format", choices=("markdown", "latex"), default="markdown", help="report format")
+        where.add_argument("--no-progress", action="store_true", help="no progress bars")
+        if spec.dataset in recipes:
+            _config.add_config_arguments(parser, recipes[spec.dataset],
+                                         skip=("arch", "genotype", "seed", "data", "device", "experiment"))
+        if spec.search_dataset and spec.search_dataset in search_configs:
+            _add_prefixed_config_arguments(parser, search_configs[spec.search_dataset], "search",
+                                           skip=("seed", "order", "data", "device"))
+        parser.set_defaults(func=run, experiment=name)
+
+
+def _read_genotype(value):
+    if value and "(" not in value and Path(value).is_file():
+        return Path(value).read_text().strip()
+    return value
+
+
+def options_from_args(args):
+    from ..experiments import ExperimentOptions, parse_seeds
+    from ..scheduler import SlurmOptions, parse_gpus
+
+    search_overrides = {k[len("searchcfg_"):]: v for k, v in vars(args).items()
+                        if k.startswith("searchcfg_") and v is not None}
+    return ExperimentOptions(
+        experiment=args.experiment, runs=args.runs, seeds=parse_seeds(args.seeds), arch=args.arch,
+        genotype=_read_genotype(args.genotype), out=args.out, data=args.data, device=args.device,
+        gpus=parse_gpus(args.gpus), profile=args.profile, search=getattr(args, "search", False),
+        order=getattr(args, "order", 2), search_seeds=parse_seeds(getattr(args, "search_seeds", None)),
+        selection_epochs=getattr(args, "selection_epochs", None),
+        train_overrides=_config.overrides_from_args(args), search_overrides=search_overrides,
+        launcher=args.launcher,
+        slurm=SlurmOptions(partition=args.partition, time_min=args.time, gpus_per_job=args.gpus_per_job,
+                           cpus_per_job=args.cpus_per_job, mem_gb=args.mem_gb, folder=args.slurm_folder),
+        progress=not args.no_progress and sys.stderr.isatty(), report=not args.no_report, report_format=args.format)
+
+
+def print_result(result) -> None:
+    from ..experiments import summary_table
+
+    exp = result.experiment
+    print(f"\n{exp['experiment']} ({exp.get('arch') or 'searched/custom cell'}, profile {exp['profile']}): "
+          f"{len(result.records)} runs in {result.out}")
+    if not exp.get("comparable", True):
+        print(f"profile {exp['profile']!r}: shortened recipe, NOT comparable with the paper's figures")
+    if result.selection:
+        sel = result.selection
+        print(f"selection by {sel['metric']} after {sel['selection_epochs']} epochs: " + ", ".join(
+            f"search seed {c['search_seed']}: {c['valid_metric']:.4g}" for c in sel["candidates"])
+            + f" -> chose search seed {sel['chosen']}")
+    print(summary_table(result))
+    if result.report:
+        print(f"report: {result.report}")
+
+
+def run(args) -> int:
+    from ..experiments import run_experiment
+
+    result = run_experiment(options_from_args(args))
+    print_result(result)
+    return 0
