@@ -34,7 +34,8 @@ PAPER_FILE = "paper.json"
 
 # Fields a record may differ in without changing what it measures.
 SEED_FIELDS = ("seed",)
-IGNORED_FIELDS = SEED_FIELDS + tuple(RUNTIME_FIELDS) + ("data_dir", "data_path", "out", "save", "log_dir")
+IGNORED_FIELDS = SEED_FIELDS + tuple(RUNTIME_FIELDS) + ("data_dir", "data_path", "out", "save", "log_dir",
+                                                         "report_freq", "log_interval", "launcher")
 # Top-level record fields that must agree (the config is compared field by field).
 IDENTITY_FIELDS = ("experiment", "kind", "dataset", "genotype")
 PROFILES_NOT_COMPARABLE = ("quick", "demo")
@@ -248,6 +249,16 @@ class Experiment:
         return target_for(self.meta, targets)
 
 
+def _check_unique_seeds(records: Sequence[Mapping[str, Any]], where: Path) -> None:
+    seen: Dict[Any, str] = {}
+    for r in records:
+        seed = r.get("seed")
+        if seed in seen:
+            raise ValueError(f"seed {seed} was run twice under {where} ({Path(seen[seed]).name} and "
+                             f"{Path(r['_dir']).name}); a seed counts once: remove one of them")
+        seen[seed] = r["_dir"]
+
+
 def load_experiment(exp_dir) -> Experiment:
     """Read an experiment directory: experiment.json, finished records under runs/, and (with
     --search) the search records, the selection trainings and selection.json.
@@ -263,6 +274,7 @@ def load_experiment(exp_dir) -> Experiment:
             "`python -m reproduce cifar10|ptb|imagenet|wt2 --out DIR` wrote")
     meta = _read_json(meta_path)
     records, unfinished = read_records(path / "runs")
+    _check_unique_seeds(records, path / "runs")
     check_consistent(records, profile=meta.get("profile"))
     search_records, _ = read_records(path / "search")
     selection_records, _ = read_records(path / "selection")

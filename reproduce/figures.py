@@ -77,10 +77,6 @@ def learning_curves(records: Sequence[dict], metric: str, path: Path, title: str
             series[f"seed {r.get('seed')}"] = points
     if not series:
         return None
-    fig, ax = plt.subplots(figsize=(6.4, 4.0))
-    for name, points in series.items():
-        xs = sorted(points)
-        ax.plot(xs, [points[x] for x in xs], lw=0.8, alpha=0.55, label=name if len(series) <= 10 else None)
     epochs = sorted(set().union(*[set(p) for p in series.values()]))
     mean, low, high = [], [], []
     for e in epochs:
@@ -90,20 +86,32 @@ def learning_curves(records: Sequence[dict], metric: str, path: Path, title: str
         mean.append(m)
         low.append(m - s)
         high.append(m + s)
-    ax.plot(epochs, mean, color="black", lw=2, label=f"mean of {len(series)} seed(s)")
-    if len(series) > 1:
-        ax.fill_between(epochs, low, high, color="gray", alpha=0.3, label="mean +/- 1 std")
-    if paper is not None:
-        ax.axhline(paper, color="tab:red", ls="--", lw=1.2, label=f"paper {paper:g}")
-    ax.set_xlabel("epoch")
-    ax.set_ylabel(label(metric))
-    if metric.endswith("_ppl") or metric.endswith("_loss"):
-        vals = [v for p in series.values() for v in p.values()]
-        if vals and min(vals) > 0 and max(vals) / min(vals) > 20:
-            ax.set_yscale("log")
-    ax.set_title(title or label(metric))
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, ncol=2)
+    # the whole run, and the last quarter of it where the seeds' spread is visible
+    zoom = len(epochs) >= 8
+    fig, axes = plt.subplots(1, 2 if zoom else 1, figsize=(10.5 if zoom else 6.4, 4.0), squeeze=False)
+    for k, ax in enumerate(axes[0]):
+        start = epochs[int(len(epochs) * 0.75)] if k == 1 else epochs[0]
+        for name, points in series.items():
+            xs = [x for x in sorted(points) if x >= start]
+            ax.plot(xs, [points[x] for x in xs], lw=0.8, alpha=0.55,
+                    label=name if len(series) <= 10 and k == 0 else None)
+        sel = [i for i, e in enumerate(epochs) if e >= start]
+        ax.plot([epochs[i] for i in sel], [mean[i] for i in sel], color="black", lw=2,
+                label=f"mean of {len(series)} seed(s)" if k == 0 else None)
+        if len(series) > 1:
+            ax.fill_between([epochs[i] for i in sel], [low[i] for i in sel], [high[i] for i in sel], color="gray",
+                            alpha=0.3, label="mean +/- 1 std" if k == 0 else None)
+        if paper is not None:
+            ax.axhline(paper, color="tab:red", ls="--", lw=1.2, label=f"paper {paper:g}" if k == 0 else None)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(label(metric))
+        if k == 0 and (metric.endswith("_ppl") or metric.endswith("_loss")):
+            vals = [v for p in series.values() for v in p.values()]
+            if vals and min(vals) > 0 and max(vals) / min(vals) > 20:
+                ax.set_yscale("log")
+        ax.set_title((title or label(metric)) if k == 0 else "last quarter of training", fontsize=10)
+        ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=7, ncol=2)
     return _save(fig, path)
 
 
@@ -132,7 +140,8 @@ def distribution(values: Sequence[float], metric: str, path: Path, references: S
         if std is not None:
             ax.errorbar([i], [ref["mean"]], yerr=[[std], [std]], fmt="o", color=color, capsize=5,
                         label=f"{ref['label']}: mean +/- std")
-            ax.axhspan(ref["mean"] - std, ref["mean"] + std, color=color, alpha=0.08)
+            if i == 1:  # the band of the first reference (the paper) only, so bands do not pile up
+                ax.axhspan(ref["mean"] - std, ref["mean"] + std, color=color, alpha=0.08)
         else:
             ax.plot([i], [ref["mean"]], "D", color=color, label=f"{ref['label']}: single figure")
         ax.axhline(ref["mean"], color=color, ls=":", lw=0.8)
@@ -153,10 +162,9 @@ def selection(candidates: Sequence[dict], metric: str, chosen, path: Path) -> Op
     if not points:
         return None
     fig, ax = plt.subplots(figsize=(1.5 + 1.1 * len(points), 3.6))
-    colors = ["tab:green" if seed == chosen else "tab:gray" for seed, _ in points]
-    ax.bar(range(len(points)), [v for _, v in points], color=colors)
-    for i, (_, v) in enumerate(points):
-        ax.annotate(f"{v:.4g}", (i, v), ha="center", va="bottom", fontsize=8)
+    for i, (seed, v) in enumerate(points):
+        ax.plot([i], [v], "o", ms=9, color="tab:green" if seed == chosen else "tab:gray")
+        ax.annotate(f"{v:.4g}", (i, v), xytext=(8, 0), textcoords="offset points", va="center", fontsize=8)
     ax.set_xticks(range(len(points)))
     ax.set_xticklabels([f"search seed {s}" + (" (chosen)" if s == chosen else "") for s, _ in points],
                        fontsize=8, rotation=15)
@@ -164,8 +172,9 @@ def selection(candidates: Sequence[dict], metric: str, chosen, path: Path) -> Op
     ax.set_title("selection: short training of each searched cell", fontsize=10)
     vals = [v for _, v in points]
     lo, hi = min(vals), max(vals)
-    pad = (hi - lo) * 0.5 or abs(hi) * 0.05 or 1.0
-    ax.set_ylim(max(0.0, lo - pad) if lo >= 0 else lo - pad, hi + pad)
+    pad = (hi - lo) * 0.3 or abs(hi) * 0.05 or 1.0
+    ax.set_ylim(lo - pad, hi + pad)
+    ax.set_xlim(-0.5, len(points) - 0.5)
     ax.grid(axis="y", alpha=0.3)
     return _save(fig, path)
 

@@ -96,7 +96,7 @@ def fmt_duration(seconds: Optional[float]) -> str:
 
 def fmt_verdict(result: Mapping[str, Any]) -> str:
     verdict = result.get("verdict", "—")
-    if verdict in ("untested", "not comparable") and result.get("reason"):
+    if verdict in ("untested", "not comparable", "reference") and result.get("reason"):
         return f"{verdict} ({result['reason']})"
     return verdict
 
@@ -249,14 +249,30 @@ def _comparison_rows(rows: Sequence[Comparison], sources: Mapping[str, Any], tar
         spec = targets.get(c.target, {})
         n_stated = spec.get("n_stated") if c.kind in ("paper", "related") else None
         source = c.source + ("" if c.verified is not False else " (unverified)")
-        out.append([c.title, source, c.metric, fmt_paper(c.paper, n_stated), fmt_ours(c.ours), fmt_ci(c.ours),
+        published = fmt_paper(c.paper, n_stated) if c.kind != "reference" else fmt_num(c.paper["mean"])
+        out.append([c.title, source or "—", c.metric, published, fmt_ours(c.ours), fmt_ci(c.ours),
                     fmt_signed(c.result.get("difference")), c.result.get("test") or "—", fmt_p(c.result.get("p")),
                     fmt_verdict(c.result)])
     return out
 
 
-COMPARISON_HEADERS = ["compared with", "source", "metric", "published", "ours: mean ± std (n)", "95 % CI",
-                      "difference", "test", "p", "verdict"]
+COMPARISON_HEADERS = ["compared with", "source", "metric", "published (or reference)", "ours: mean ± std (n)",
+                      "95 % CI", "difference", "test", "p", "verdict"]
+
+
+def experiment_table(exp, targets: Optional[Mapping[str, Any]] = None, tablefmt: str = "simple") -> str:
+    """The comparison table of one experiment (an :class:`Experiment` or its directory) as text,
+    e.g. for a command to print when its runs are done."""
+    if not isinstance(exp, Experiment):
+        exp = aggregate.load_experiment(exp)
+    targets = targets if targets is not None else aggregate.load_targets(aggregate.default_paper_path())
+    rows = aggregate.compare_experiment(exp, targets)
+    head = f"{exp.name} (profile {exp.profile}" + ("" if exp.comparable else ": not comparable with the paper") + ")"
+    if not rows:
+        return head + ": no published figure to compare with"
+    table = tabulate(_comparison_rows(rows, targets.get("sources", {}), targets["targets"]),
+                     headers=COMPARISON_HEADERS, tablefmt=tablefmt, disable_numparse=True)
+    return head + "\n" + table
 
 
 def _summary_section(doc: Doc, experiments: List[Experiment], targets: Dict[str, Any], results_dir: Path):
@@ -319,6 +335,9 @@ def _experiment_section(doc: Doc, exp: Experiment, targets: Dict[str, Any], resu
         doc.p("No finished run yet: nothing below is measured.")
     if comparisons:
         doc.table(COMPARISON_HEADERS, _comparison_rows(comparisons, targets.get("sources", {}), targets["targets"]))
+        notes = _notes(comparisons, targets)
+        if notes:
+            doc.items(notes)
     else:
         doc.p("No published figure to compare with.")
 
@@ -367,6 +386,26 @@ def _experiment_section(doc: Doc, exp: Experiment, targets: Dict[str, Any], resu
         _search_section(doc, exp, fig_dir / "search", draw)
 
     _provenance(doc, exp, results_dir)
+
+
+def _notes(comparisons: Sequence[Comparison], targets: Mapping[str, Any]) -> List[str]:
+    """The notes paper.json attaches to the figures in a table (how many runs, what was compared)."""
+    table = targets.get("targets", {})
+    notes, seen = [], set()
+    for c in comparisons:
+        if c.target in seen:
+            continue
+        seen.add(c.target)
+        if c.kind == "reproduction":
+            key, _, index = c.target.partition("/reproduction-")
+            spec = table.get(key, {}).get("reproductions", [])[int(index)]
+        elif c.kind == "reference":
+            continue
+        else:
+            spec = table.get(c.target, {})
+        if spec.get("note"):
+            notes.append(f"{c.title}: {spec['note']}" + ("" if spec.get("verified", True) else " (unverified)"))
+    return notes
 
 
 def _short_label(c: Comparison) -> str:

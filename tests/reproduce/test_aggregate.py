@@ -179,3 +179,11 @@ def test_malformed_paper_json_is_refused(tmp_path):
         aggregate.load_targets(bad)
     with pytest.raises(FileNotFoundError, match="--paper"):
         aggregate.load_targets(tmp_path / "missing.json")
+
+
+def test_a_seed_run_twice_is_refused(tmp_path):
+    exp_dir = write_experiment(tmp_path / "d", [record(0, 2.7), record(1, 2.8)])
+    (exp_dir / "runs" / "copy-of-seed-1").mkdir()
+    (exp_dir / "runs" / "copy-of-seed-1" / "record.json").write_text(json.dumps(record(1, 2.9)))
+    with pytest.raises(ValueError, match="seed 1 was run twice"):
+        load_experiment(exp_dir)
