@@ -39,6 +39,8 @@ IGNORED_FIELDS = SEED_FIELDS + tuple(RUNTIME_FIELDS) + ("data_dir", "data_path",
 # Top-level record fields that must agree (the config is compared field by field).
 IDENTITY_FIELDS = ("experiment", "kind", "dataset", "genotype")
 PROFILES_NOT_COMPARABLE = ("quick", "demo")
+# Numbers in a record's "final" that count or locate things rather than measure the model.
+BOOKKEEPING = ("best_epoch", "rollbacks", "switched_to_asgd_at", "num_classes", "epochs", "steps")
 
 # The primary metric of each dataset, lower is better; others are reported beside it.
 PRIMARY_METRICS = {
@@ -212,7 +214,7 @@ class Experiment:
     @property
     def comparable(self) -> bool:
         """Whether the runs used the paper's recipe (profile 'paper'), so a comparison means something."""
-        return self.profile not in PROFILES_NOT_COMPARABLE
+        return self.profile not in PROFILES_NOT_COMPARABLE and self.meta.get("comparable", True) is not False
 
     @property
     def genotype(self) -> Optional[str]:
@@ -227,10 +229,17 @@ class Experiment:
         present: List[str] = []
         for r in self.records:
             for k, v in (r.get("final") or {}).items():
-                if k not in present and isinstance(v, (int, float)) and not isinstance(v, bool):
+                if k not in present and k not in BOOKKEEPING and isinstance(v, (int, float)) \
+                        and not isinstance(v, bool):
                     present.append(k)
         primary = [m for m in PRIMARY_METRICS.get(self.dataset or "", ()) if m in present]
         return primary + sorted(m for m in present if m not in primary)
+
+    def primary_metrics(self) -> List[str]:
+        """The metrics the paper reports for this dataset that the records have (all, if none is known)."""
+        present = self.metrics()
+        primary = [m for m in PRIMARY_METRICS.get(self.dataset or "", ()) if m in present]
+        return primary or [m for m in present if m.endswith(("_error", "_ppl"))] or present
 
     def values(self, metric: str) -> List[Tuple[Any, float]]:
         """(seed, value) of a final metric, for the records that have it."""

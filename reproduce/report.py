@@ -322,6 +322,7 @@ def _experiment_section(doc: Doc, exp: Experiment, targets: Dict[str, Any], resu
              f"architecture: `{meta.get('arch') or 'searched cell'}`"
              + (f", search order {meta['order']}" if meta.get("order") else ""),
              f"paper target: `{key}`" if key else "paper target: none (no published figure applies)",
+             *([f"note: {meta['note']}"] if meta.get("note") else []),
              f"finished seeds: {', '.join(str(s) for s in done) or 'none'}"]
     if missing:
         facts.append(f"seeds not finished: {', '.join(str(s) for s in missing)}")
@@ -354,8 +355,9 @@ def _experiment_section(doc: Doc, exp: Experiment, targets: Dict[str, Any], resu
     if draw and exp.records:
         paper_means = {c.metric: c.paper["mean"] for c in comparisons if c.kind == "paper"}
         doc.h(3, "Figures")
+        primary = exp.primary_metrics()
         for m in figures.curve_metrics(exp.records):
-            if m not in metrics and m != "train_loss":
+            if m not in primary and m != "train_loss" and not m.endswith(("_error", "_ppl")):
                 continue
             path = figures.learning_curves(exp.records, m, fig_dir / f"curves_{m}.png", title=f"{name}: {m}",
                                            paper=paper_means.get(m) if exp.comparable else None)
@@ -366,7 +368,7 @@ def _experiment_section(doc: Doc, exp: Experiment, targets: Dict[str, Any], resu
                     for c in comparisons if c.metric == m and c.kind != "reference"]
             refs += [dict(label=c.title, mean=c.paper["mean"], std=c.paper.get("std"))
                      for c in comparisons if c.metric == m and c.kind == "reference"]
-            if not refs and m not in aggregate.PRIMARY_METRICS.get(exp.dataset or "", ()):
+            if not refs and m not in primary:
                 continue
             values = [v for _, v in exp.values(m)]
             path = figures.distribution(values, m, fig_dir / f"final_{m}.png", refs, exp.summary(m),
@@ -468,9 +470,11 @@ def _provenance(doc: Doc, exp: Experiment, results_dir: Path):
         return
     doc.h(3, "Provenance of every run")
     rows = []
+    shown = set(exp.primary_metrics())  # the final trainings: the paper's metrics; other parts: all
     for part, r in runs:
         final = ", ".join(f"{k}={fmt_num(v)}" for k, v in (r.get("final") or {}).items()
-                          if isinstance(v, (int, float)) and not isinstance(v, bool))
+                          if isinstance(v, (int, float)) and not isinstance(v, bool)
+                          and k not in aggregate.BOOKKEEPING and (part != "train" or k in shown))
         commit = str(r.get("git_commit", "—"))
         short = commit[:12] + ("-dirty" if commit.endswith("-dirty") else "")
         try:

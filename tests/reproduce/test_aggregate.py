@@ -187,3 +187,12 @@ def test_a_seed_run_twice_is_refused(tmp_path):
     (exp_dir / "runs" / "copy-of-seed-1" / "record.json").write_text(json.dumps(record(1, 2.9)))
     with pytest.raises(ValueError, match="seed 1 was run twice"):
         load_experiment(exp_dir)
+
+
+def test_experiment_json_marked_not_comparable_is_not_tested_and_bookkeeping_is_not_a_metric(tmp_path):
+    recs = [record(s, e) for s, e in [(0, 2.7), (1, 2.8)]]
+    for r in recs:
+        r["final"].update(best_epoch=599, rollbacks=0, train_acc=99.1)
+    exp = load_experiment(write_experiment(tmp_path / "n", recs, meta={"comparable": False}))
+    assert not exp.comparable
+    assert exp.metrics() == ["test_error", "train_acc"] and exp.primary_metrics() == ["test_error"]
