@@ -202,7 +202,11 @@ def render_latex(doc: Doc, base: Path) -> str:
             headers = [latex_escape(h) for h in block[1]]
             rows = [[latex_escape(str(c)) for c in r] for r in block[2]]
             body = tabulate(rows, headers=headers, tablefmt="latex_raw", disable_numparse=True)
-            body = body.replace("\\hline", "\\midrule", 1)
+            rules = iter(["\\toprule", "\\midrule"])
+            lines = body.splitlines()
+            last = max(i for i, line in enumerate(lines) if line.strip() == "\\hline")
+            body = "\n".join("\\bottomrule" if i == last else next(rules, line) if line.strip() == "\\hline" else line
+                             for i, line in enumerate(lines))
             out.append("{\\small\\begin{center}\n\\resizebox{\\linewidth}{!}{%\n" + body + "}\n\\end{center}}")
         elif kind == "img":
             rel = Path(os.path.relpath(block[1], base)).as_posix()

@@ -142,7 +142,8 @@ def test_latex_report_is_a_document_with_escaped_tables_and_figures_linked_from_
     tex = out.read_text()
     assert tex.startswith("\\documentclass") and tex.rstrip().endswith("\\end{document}")
     assert "2.80 $\\pm$ 0.10 (n=3)" in tex
-    assert "test\\_error" in tex and "\\begin{tabular}" in tex
+    assert "test\\_error" in tex and "\\begin{tabular}" in tex and "\\hline" not in tex
+    assert tex.count("\\toprule") == tex.count("\\midrule") == tex.count("\\bottomrule") == tex.count("{tabular}") / 2
     assert "\\includegraphics[width=0.7\\linewidth]{figures/cifar10_darts/final_test_error.png}" in tex
     assert (tmp_path / "doc" / "figures" / "cifar10_darts" / "final_test_error.png").read_bytes()[:8] == PNG
     assert "95 \\% CI" in tex
