@@ -41,7 +41,7 @@ from zoo.fileio import atomic_torch_save
 from ..config import ConfigError
 from ..rundir import NonFiniteError
 from . import distributed
-from .common import autocast, maybe_compile, progress_bar, seed_epoch, set_lr
+from .common import autocast, maybe_compile, progress_bar, seed_epoch
 from .loop import Rollback
 
 log = logging.getLogger(__name__)
@@ -247,5 +247,6 @@ class LMTask:
                 "switched_to_asgd_at": next((m["epoch"] for m in curve if m.get("switched_to_asgd")), None)}
 
 
-def _ppl(loss: float) -> float:
-    return math.exp(loss) if loss < 700 else float("inf")
+def _ppl(loss: float):
+    """exp(loss), or None where that overflows a float (a diverging but finite loss)."""
+    return math.exp(loss) if loss < 700 else None

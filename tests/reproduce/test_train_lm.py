@@ -1,0 +1,96 @@
+"""PTB / WikiText-2 recipes end to end on tiny awd-lstm-lm text files."""
+from __future__ import annotations
+
+import json
+
+import pytest
+from train_helpers import make_corpus, tiny_lm
+
+from reproduce.rundir import NonFiniteError
+from reproduce.train import train
+from reproduce.train.lm import LMTask
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    return make_corpus(tmp_path_factory.mktemp("ptb"))
+
+
+def _strip(curve):
+    return [{k: v for k, v in m.items() if k != "time_s"} for m in curve]
+
+
+def test_ptb_run_reports_valid_and_test_perplexity_of_the_best_weights(corpus, tmp_path):
+    record = train("ptb", tiny_lm(corpus, epochs=2), tmp_path / "run", progress=False)
+    assert record["kind"] == "train" and record["dataset"] == "ptb" and record["status"] == "finished"
+    assert record["genotype"].startswith("Genotype(recurrent=")
+    final = record["final"]
+    assert final["valid_ppl"] > 1 and final["test_ppl"] > 1
+    best = min(record["curve"], key=lambda m: m["valid_loss"])
+    assert final["best_epoch"] == best["epoch"]
+    assert final["valid_ppl"] == pytest.approx(best["valid_ppl"], rel=1e-9)  # the best weights are re-evaluated
+    assert (tmp_path / "run" / "best.pt").exists()
+    assert record["parameters"] > 0
+
+
+def test_wt2_recipe_runs_with_its_own_defaults(corpus, tmp_path):
+    record = train("wt2", tiny_lm(corpus, "wt2", epochs=1), tmp_path / "wt2", progress=False)
+    assert record["dataset"] == "wt2" and record["config"]["dropouth"] == 0.15 and record["config"]["wdecay"] == 5e-7
+    assert record["final"]["test_ppl"] > 1
+
+
+def test_switches_to_asgd_when_validation_stops_improving_and_evaluates_averaged_weights(corpus, tmp_path):
+    # lr 60 makes validation get worse, so with nonmono=1 the run switches within a few epochs
+    record = train("ptb", tiny_lm(corpus, epochs=4, nonmono=1, lr=60.0), tmp_path / "asgd", progress=False)
+    opts = [m["optimizer"] for m in record["curve"]]
+    switched = [m["epoch"] for m in record["curve"] if m["switched_to_asgd"]]
+    assert switched and opts[switched[0]] == "sgd" and all(o == "asgd" for o in opts[switched[0] + 1:])
+    assert record["final"]["switched_to_asgd_at"] == switched[0]
+
+
+def test_lm_deterministic_runs_and_resume_give_identical_curves(corpus, tmp_path, monkeypatch):
+    a = train("ptb", tiny_lm(corpus, epochs=3, nonmono=0, lr=60.0), tmp_path / "a", progress=False)
+    original = LMTask.run_epoch
+
+    def interrupted(self, epoch):
+        if epoch == 2:
+            raise KeyboardInterrupt
+        return original(self, epoch)
+
+    monkeypatch.setattr(LMTask, "run_epoch", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        train("ptb", tiny_lm(corpus, epochs=3, nonmono=0, lr=60.0), tmp_path / "b", progress=False)
+    monkeypatch.setattr(LMTask, "run_epoch", original)
+    b = train("ptb", tiny_lm(corpus, epochs=3, nonmono=0, lr=60.0), tmp_path / "b", progress=False)
+    assert _strip(a["curve"]) == _strip(b["curve"]) and a["final"] == b["final"]
+    assert a["curve"][-1]["optimizer"] == "asgd"  # switched at epoch 1: the resumed run kept ASGD
+
+
+def test_non_finite_loss_rolls_back_to_the_best_checkpoint_like_the_original(corpus, tmp_path, monkeypatch):
+    original = LMTask._train
+    calls = []
+
+    def nan_once(self, epoch):
+        calls.append(epoch)
+        if epoch == 1 and calls.count(1) == 1:
+            return None  # what _train reports for a non-finite loss
+        return original(self, epoch)
+
+    monkeypatch.setattr(LMTask, "_train", nan_once)
+    record = train("ptb", tiny_lm(corpus, epochs=3), tmp_path / "rb", progress=False)
+    assert calls == [0, 1, 1, 2]  # best was epoch 0, so training went on from epoch 1 again
+    assert record["final"]["rollbacks"] == 1 and [m["epoch"] for m in record["curve"]] == [0, 1, 2]
+    lines = [json.loads(x) for x in (tmp_path / "rb" / "metrics.jsonl").read_text().splitlines()]
+    assert [m["epoch"] for m in lines] == [0, 1, 2]
+
+
+def test_non_finite_loss_without_a_checkpoint_to_roll_back_to_stops_with_no_record(corpus, tmp_path):
+    with pytest.raises(NonFiniteError, match="non-finite"):
+        train("ptb", tiny_lm(corpus, epochs=2, lr=1e38), tmp_path / "nan", progress=False)
+    assert not (tmp_path / "nan" / "record.json").exists()
+
+
+def test_missing_corpus_is_a_clear_error_naming_how_to_get_it(tmp_path):
+    with pytest.raises(FileNotFoundError, match="train.txt.*awd-lstm-lm"):
+        train("ptb", tiny_lm(tmp_path / "none"), tmp_path / "run", progress=False)
+    assert not (tmp_path / "run" / "config.json").exists()

@@ -1,0 +1,79 @@
+"""Tiny datasets in the real on-disk formats, tiny recipe configs, and the DDP worker for the train tests."""
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+
+import torch
+
+from reproduce.train import RECIPES
+from zoo.datasets import write_cifar10, write_text_corpus
+
+
+def make_cifar(root: Path, n_train: int = 48, n_test: int = 24, seed: int = 0) -> Path:
+    g = torch.Generator().manual_seed(seed)
+    tx = torch.randint(0, 256, (n_train, 3, 32, 32), dtype=torch.uint8, generator=g)
+    ty = torch.randint(0, 10, (n_train,), generator=g)
+    vx = torch.randint(0, 256, (n_test, 3, 32, 32), dtype=torch.uint8, generator=g)
+    vy = torch.randint(0, 10, (n_test,), generator=g)
+    write_cifar10(root, tx, ty, vx, vy)
+    return root
+
+
+def make_corpus(root: Path, n_train: int = 60, n_eval: int = 12, vocab: int = 25, seed: int = 0) -> Path:
+    rng = random.Random(seed)
+    words = [f"w{i}" for i in range(vocab)]
+
+    def lines(n):
+        return [" ".join(rng.choice(words) for _ in range(rng.randint(3, 10))) for _ in range(n)]
+
+    write_text_corpus(root, lines(n_train), lines(n_eval), lines(n_eval))
+    return root
+
+
+def make_imagefolder(root: Path, classes: int = 2, per_class: int = 3, seed: int = 0) -> Path:
+    from PIL import Image
+
+    g = torch.Generator().manual_seed(seed)
+    for split, n in (("train", per_class), ("val", 2)):
+        for c in range(classes):
+            d = root / split / f"n{c:08d}"
+            d.mkdir(parents=True, exist_ok=True)
+            for i in range(n):
+                arr = torch.randint(0, 256, (20, 24, 3), dtype=torch.uint8, generator=g).numpy()
+                ext = "png" if i % 2 else "JPEG"
+                Image.fromarray(arr).save(d / f"img_{i}.{ext}")
+    return root
+
+
+def tiny_cifar(data: Path, **kw):
+    base = dict(data=str(data), device="cpu", num_threads=1, epochs=2, C=4, layers=3, batch_size=16,
+                eval_batch_size=24, deterministic=True)
+    base.update(kw)
+    return RECIPES["cifar10"](**base)
+
+
+def tiny_lm(data: Path, dataset: str = "ptb", **kw):
+    base = dict(data=str(data), device="cpu", num_threads=1, epochs=2, emsize=12, nhid=12, nhidlast=12,
+                batch_size=4, bptt=8, eval_batch_size=2, deterministic=True)
+    base.update(kw)
+    return RECIPES[dataset](**base)
+
+
+def tiny_imagenet(data: Path, **kw):
+    base = dict(data=str(data), device="cpu", num_threads=1, epochs=1, C=4, layers=3, batch_size=2,
+                eval_batch_size=4, workers=0, deterministic=True)
+    base.update(kw)
+    return RECIPES["imagenet"](**base)
+
+
+def ddp_worker(rank: int, world: int, port: int, dataset: str, config, out: str, result_path: str) -> None:
+    """One process of a torchrun-like gloo group running reproduce.train.train."""
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
+                      LOCAL_RANK=str(rank))
+    from reproduce.train import train
+
+    record = train(dataset, config, out, progress=False)
+    torch.save({"curve": [{k: v for k, v in m.items() if k != "time_s"} for m in record["curve"]],
+                "final": record["final"]}, f"{result_path}.{rank}")
