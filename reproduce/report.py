@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import textwrap
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence
@@ -356,6 +357,8 @@ def _experiment_section(doc: Doc, exp: Experiment, targets: Dict[str, Any], resu
         doc.h(3, "All final metrics")
         doc.table(["metric", "n", "mean", "std", "min", "max", "95 % CI"], rows)
 
+    if draw and fig_dir.is_dir():  # figures of an earlier report (e.g. of seeds since removed) go
+        shutil.rmtree(fig_dir)
     if draw and exp.records:
         paper_means = {c.metric: c.paper["mean"] for c in comparisons if c.kind == "paper"}
         doc.h(3, "Figures")

@@ -101,6 +101,9 @@ def test_report_draws_curves_distribution_and_cells_as_png(tmp_path):
     for name in expected:
         assert (fig / name).read_bytes()[:8] == PNG, name
         assert f"(figures/cifar10-darts_v2/{name})" in text
+    (fig / "curves_old_metric.png").write_bytes(PNG)  # a figure no record backs any more
+    write_report(tmp_path)
+    assert not (fig / "curves_old_metric.png").exists() and (fig / "final_test_error.png").exists()
 
 
 def test_quick_profile_is_labelled_not_comparable_and_not_tested(tmp_path):
