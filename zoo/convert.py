@@ -195,7 +195,9 @@ _BUILDABLE = (StandinModule, StandinParameter, StandinGenotype, OrderedDict)
 
 class _NoGlobalsUnpickler(pickle.Unpickler):
     def find_class(self, module, name):
-        raise UnsafeCheckpointError(f"refusing to load global '{module}.{name}' (not allowed in this part of the file)")
+        raise UnsafeCheckpointError(
+            f"refusing to load global '{module}.{name}' where the checkpoint format allows none: this is not an "
+            f"original checkpoint or it was tampered with; nothing from it was executed")
 
 
 class LegacyUnpickler(pickle._Unpickler):
@@ -274,6 +276,25 @@ class LegacyUnpickler(pickle._Unpickler):
     dispatch[pickle.BUILD[0]] = load_build
 
 
+def prescan_pickle(data: bytes, start: int, path) -> None:
+    """Walk the pickle's opcodes without executing any: it must end with STOP, and every global it
+    names (GLOBAL/INST) must be on the allow-list, so a bad file is refused before anything is built."""
+    import pickletools
+
+    f = io.BytesIO(data)
+    f.seek(start)
+    try:
+        for op, arg, _ in pickletools.genops(f):
+            if op.name in ("GLOBAL", "INST"):
+                module, _, name = str(arg).partition(" ")
+                if (module, name) not in ALLOWED_GLOBALS:
+                    LegacyUnpickler.find_class(None, module, name)  # raises UnsafeCheckpointError
+    except CheckpointError:
+        raise
+    except (ValueError, EOFError, struct.error, UnicodeDecodeError) as e:
+        raise _fail(path, f"its object pickle is cut short or malformed ({e})") from None
+
+
 def _fail(path, what: str) -> CheckpointError:
     return CheckpointError(
         f"{path}: {what}. The file is damaged or not a PyTorch checkpoint; get a fresh copy of it "
@@ -299,6 +320,7 @@ def _read_legacy_bytes(data: bytes, path) -> Any:
         sys_info = _NoGlobalsUnpickler(f, encoding="latin1").load()
         if isinstance(sys_info, dict) and sys_info.get("little_endian") is False:
             raise CheckpointError(f"{path}: saved on a big-endian machine; not supported")
+        prescan_pickle(data, f.tell(), path)
         unpickler = LegacyUnpickler(f, max_bytes=len(data))
         obj = unpickler.load()
         keys = _NoGlobalsUnpickler(f, encoding="latin1").load()
@@ -550,27 +572,26 @@ def model_from_original(path: PathLike, kind: str, genotype=None, entry: Optiona
     for k in list(finfo.get("tied", {})):  # the zoo's RNNModel ties these itself; same tensor either way
         if k not in model.state_dict():
             sd.pop(k)
+    _check_finite(sd)
     model.load_state_dict(sd, strict=True)
     model.eval()
-    _smoke_test(model, kind)
     finfo["entry"] = entry.name
     finfo["matches_entry"] = (
         {k: args[k] for k in entry.args if k in args} == entry.args
         and _genotypes.format(model.genotype) == entry.genotype
     )
+    from .hub import model_config
+
+    model.zoo_config = model_config(model, name=entry.name if finfo["matches_entry"] else None,
+                                    source={"original_file": finfo["file"], "original_sha256": finfo["sha256"]})
     return model, finfo
 
 
-def _smoke_test(model, kind: str) -> None:
-    """A forward pass on a tiny input must give finite outputs (catches garbage weights early)."""
-    with torch.no_grad():
-        if kind == "ptb":
-            out, _ = model(torch.zeros(2, 1, dtype=torch.long), model.init_hidden(1))
-        else:
-            size = 32 if kind == "cifar10" else 224
-            out = model(torch.zeros(1, 3, size, size))
-    if not torch.isfinite(out).all():
-        raise CheckpointError("the converted network produces non-finite outputs: the weights are damaged")
+def _check_finite(sd: Dict[str, torch.Tensor]) -> None:
+    """Every floating-point weight must be finite (NaN/inf means damaged weights)."""
+    bad = [k for k, t in sd.items() if t.is_floating_point() and not torch.isfinite(t).all()]
+    if bad:
+        raise CheckpointError(f"non-finite values (NaN/inf) in {', '.join(bad[:5])}: the weights are damaged")
 
 
 def convert(path: PathLike, kind: str, out_dir: PathLike, genotype=None, name: Optional[str] = None,

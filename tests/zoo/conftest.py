@@ -1,0 +1,40 @@
+"""Fixtures of tests/zoo: reference data of the original implementation and small saved models."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+_REPO = Path(__file__).resolve().parents[2]
+
+
+def _reference_dir() -> Path:
+    env = os.environ.get("DARTS_REFERENCE_DIR")
+    return Path(env) if env else _REPO.parent / "shared" / "reference"
+
+
+@pytest.fixture(scope="session")
+def zoo_ref():
+    """Load a reference file (``zoo_ref("cifar_small.pt")``); fails, never skips, when it is missing."""
+    root = _reference_dir()
+
+    def load(name: str):
+        path = root / name
+        assert path.is_file(), f"reference file {path} missing (set DARTS_REFERENCE_DIR)"
+        return torch.load(path, weights_only=True)
+
+    return load
+
+
+@pytest.fixture(autouse=True)
+def _isolated_zoo_home(tmp_path_factory, monkeypatch):
+    """Never touch the user's cache or the network from the zoo's own lookups."""
+    monkeypatch.setenv("DARTS_ZOO_HOME", str(tmp_path_factory.mktemp("zoo_home")))
+    monkeypatch.setenv("DARTS_ZOO_OFFLINE", "1")
+
+
+@pytest.fixture
+def repo_root() -> Path:
+    return _REPO

@@ -1,0 +1,233 @@
+"""Saved-model directories, every source kind of zoo.load, and the Hub through the real huggingface_hub client."""
+import json
+import os
+import struct
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+from fake_hub import FakeHub
+from zoo_testutil import legacy_state_dict, write_legacy
+
+import zoo
+from zoo import hub as H
+
+
+@pytest.fixture
+def cifar_model(zoo_ref):
+    ref = zoo_ref("cifar_small.pt")
+    cfg = ref["config"]
+    model = zoo.NetworkCIFAR(cfg["C"], cfg["num_classes"], cfg["layers"], cfg["auxiliary"], cfg["genotype"])
+    model.load_state_dict(ref["state_dict"])
+    return model.eval(), ref
+
+
+@pytest.fixture
+def ptb_model(zoo_ref):
+    ref = zoo_ref("ptb_small.pt")
+    c = ref["config"]
+    model = zoo.RNNModel(c["ntoken"], c["ninp"], c["nhid"], c["nhidlast"], genotype=c["genotype"])
+    model.load_state_dict(ref["state_dict"])
+    return model.eval(), ref
+
+
+def _same_cifar(model, ref):
+    with torch.no_grad():
+        return (model(ref["input"]) - ref["logits"]).abs().max().item() < 1e-5
+
+
+def test_save_and_load_directory_round_trip(cifar_model, tmp_path):
+    model, ref = cifar_model
+    d = zoo.save_pretrained(model, tmp_path / "m")
+    assert {"config.json", "model.safetensors", "README.md"} <= {p.name for p in d.iterdir()}
+    cfg = json.loads((d / "config.json").read_text())
+    assert cfg["kind"] == "NetworkCIFAR" and cfg["args"] == {"C": 8, "num_classes": 10, "layers": 5, "auxiliary": True}
+    assert cfg["genotype"].startswith("Genotype(normal=[('sep_conv_3x3', 0)")
+    assert cfg["preprocessing"]["mean"] == pytest.approx([0.49139968, 0.48215827, 0.44653124])
+    assert cfg["files"]["model.safetensors"]["size"] == (d / "model.safetensors").stat().st_size
+    loaded = zoo.load(str(d))
+    assert not loaded.training and _same_cifar(loaded, ref)
+    assert loaded.zoo_config["params"] == zoo.count_parameters(model)
+
+
+def test_tied_rnn_weight_is_saved_once_and_re_tied(ptb_model, tmp_path):
+    model, ref = ptb_model
+    d = zoo.save_pretrained(model, tmp_path / "ptb")
+    data = (d / "model.safetensors").read_bytes()
+    (n,) = struct.unpack("<Q", data[:8])
+    names = set(json.loads(data[8:8 + n])) - {"__metadata__"}
+    assert "encoder.weight" in names and "decoder.weight" not in names
+    assert json.loads((d / "config.json").read_text())["tied"] == {"decoder.weight": "encoder.weight"}
+    loaded = zoo.load(str(d))
+    assert loaded.decoder.weight is loaded.encoder.weight
+    with torch.no_grad():
+        lp, hidden = loaded(ref["input"], loaded.init_hidden(ref["input"].size(1)))
+    assert (lp - ref["log_prob"]).abs().max() < 1e-5 and (hidden[0] - ref["hidden"]).abs().max() < 1e-5
+
+
+def test_model_card_describes_the_model(cifar_model, tmp_path):
+    model, _ = cifar_model
+    d = zoo.save_pretrained(model, tmp_path / "m", name="darts-cifar10")
+    card = (d / "README.md").read_text()
+    assert card.startswith("---\nlicense: apache-2.0")
+    for needle in ("# darts-cifar10", "top-1 error (%) | 2.63", "Genotype(normal=", "zoo.load(\"darts-cifar10\")",
+                   "@inproceedings{liu2019darts", "![cell_normal](cell_normal.png)"):
+        assert needle in card, needle
+    assert (d / "cell_normal.png").read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.parametrize("damage", ["truncate", "flip", "header"])
+def test_corrupted_weights_stop_with_a_clear_error(cifar_model, tmp_path, damage):
+    model, _ = cifar_model
+    d = zoo.save_pretrained(model, tmp_path / "m", card=False)
+    w = d / "model.safetensors"
+    data = bytearray(w.read_bytes())
+    if damage == "truncate":
+        w.write_bytes(bytes(data[: len(data) - 1000]))
+        match = "truncated"
+    elif damage == "flip":
+        data[-10] ^= 0xFF
+        w.write_bytes(bytes(data))
+        match = "sha256 .* differs"
+    else:
+        data[9:12] = b"@@@"
+        w.write_bytes(bytes(data))
+        match = "header"
+    with pytest.raises(zoo.ModelLoadError, match=match):
+        zoo.load(str(d))
+    if damage == "truncate":  # without the recorded size the header check still catches it
+        cfg = json.loads((d / "config.json").read_text())
+        del cfg["files"]
+        (d / "config.json").write_text(json.dumps(cfg))
+        with pytest.raises(zoo.ModelLoadError, match="lies outside the data|tensors account for"):
+            zoo.load(str(d))
+
+
+def test_registry_digest_is_checked(cifar_model, tmp_path):
+    model, _ = cifar_model
+    d = zoo.save_pretrained(model, tmp_path / "m", card=False)
+    with pytest.raises(zoo.ModelLoadError, match="recorded by the registry"):
+        H.load_pretrained(d, expected_sha256="0" * 64)
+
+
+def test_mismatched_or_bad_config_is_explained(cifar_model, tmp_path):
+    model, _ = cifar_model
+    d = zoo.save_pretrained(model, tmp_path / "m", card=False)
+    cfg = json.loads((d / "config.json").read_text())
+    (d / "config.json").write_text(json.dumps({**cfg, "args": {**cfg["args"], "C": 16}, "files": {}}))
+    with pytest.raises(zoo.StateDictMismatchError, match="shape mismatches"):
+        zoo.load(str(d))
+    (d / "config.json").write_text(json.dumps({**cfg, "genotype": "Genotype(normal=[('bogus', 0)]"}))
+    with pytest.raises(zoo.ModelLoadError, match="bad genotype"):
+        zoo.load(str(d))
+    (d / "config.json").write_text("{not json")
+    with pytest.raises(zoo.ModelLoadError, match="not valid JSON"):
+        zoo.load(str(d))
+    os.remove(d / "model.safetensors")
+    with pytest.raises(zoo.ModelLoadError, match="model.safetensors is missing"):
+        zoo.load(str(d))
+
+
+def test_name_with_no_working_source_says_what_was_tried_and_how_to_proceed(monkeypatch):
+    monkeypatch.delenv("DARTS_ZOO_OFFLINE")
+
+    def gone(file_id, dest, timeout=30.0):
+        raise OSError("Google Drive answered with a web page instead of the file")
+
+    monkeypatch.setattr(H, "download_gdrive", gone)
+    with pytest.raises(zoo.WeightsNotFoundError) as e:
+        zoo.load("darts-ptb")
+    msg = str(e.value)
+    for needle in ("hub repo: none is configured", "converted copy", "original file", "ptb_model.pt: absent",
+                   "1Mt_o6fZOlG-VDF3Q5ModgnAJ9W6f_av2", "web page", "checkpoint=PATH",
+                   "python -m zoo convert ptb PATH", "hf-hub:ORG/REPO"):
+        assert needle in msg, needle
+    with pytest.raises(zoo.WeightsNotFoundError, match="architecture-only"):
+        zoo.load("nasnet-cifar10")
+
+
+def test_name_finds_an_original_file_in_the_zoo_cache_and_converts_it_once(tmp_path, zoo_ref, monkeypatch):
+    ref = zoo_ref("cifar_small.pt")
+    home = H.zoo_home()
+    (home / "original").mkdir(parents=True)
+    write_legacy(legacy_state_dict(ref["state_dict"]), home / "original" / "cifar10_model.pt")
+    model = zoo.load("darts-cifar10")
+    assert _same_cifar(model, ref)
+    assert (home / "models" / "darts-cifar10" / "model.safetensors").is_file()
+    os.remove(home / "original" / "cifar10_model.pt")  # the converted copy is used from now on
+    assert _same_cifar(zoo.load("darts-cifar10"), ref)
+
+
+def test_unknown_name_suggests_the_closest(tmp_path):
+    with pytest.raises(zoo.UnknownModelError, match="Did you mean 'darts-cifar10'"):
+        zoo.load("darts-cifar")
+    with pytest.raises(FileNotFoundError, match="no such file or directory"):
+        zoo.load(str(tmp_path / "nothing" / "here.pt"))
+    with pytest.raises(ValueError, match="bad hub id"):
+        zoo.load("hf-hub:not a repo")
+
+
+_HUB_SCRIPT = textwrap.dedent("""
+    import json, sys, torch
+    import zoo
+    from zoo import hub
+    ref = torch.load(sys.argv[2], weights_only=True)
+    out = {}
+    if sys.argv[1] == "push":
+        out["url"] = zoo.push_to_hub(sys.argv[3], "darts-test/cifar-small", token="hf_test")
+    try:
+        model = zoo.load("hf-hub:darts-test/cifar-small")
+        with torch.no_grad():
+            out["diff"] = float((model(ref["input"]) - ref["logits"]).abs().max())
+        out["path"] = str(hub.hub_download("darts-test/cifar-small"))
+    except zoo.WeightsNotFoundError as e:
+        out["error"] = str(e)
+    try:
+        zoo.load("hf-hub:darts-test/never-published")
+    except zoo.WeightsNotFoundError as e:
+        out["missing"] = str(e)
+    print(json.dumps(out))
+""")
+
+
+def _run_hub(args, env, cwd):
+    r = subprocess.run([sys.executable, "-c", _HUB_SCRIPT, *args], env=env, cwd=cwd, capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.slow
+def test_hub_push_download_and_offline_cache_with_the_real_client(cifar_model, tmp_path, repo_root, zoo_ref):
+    model, _ = cifar_model
+    d = zoo.save_pretrained(model, tmp_path / "m", name=None)
+    ref_path = tmp_path / "ref.pt"
+    torch.save(zoo_ref("cifar_small.pt"), ref_path)
+    hub = FakeHub().start()
+    url = hub.url
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "HUGGING"))}
+    env.update(HF_ENDPOINT=url, HF_HOME=str(tmp_path / "hf_home"), HF_HUB_DISABLE_TELEMETRY="1",
+               PYTHONPATH=str(repo_root), NO_PROXY="127.0.0.1,localhost", no_proxy="127.0.0.1,localhost")
+    try:
+        online = _run_hub(["push", str(ref_path), str(d)], env, repo_root)
+    finally:
+        hub.stop()
+    assert online["url"].startswith(url) and online["diff"] < 1e-5
+    assert "never-published" in online["missing"]
+    paths = [p for _, p in hub.requests]
+    assert "/api/models/darts-test/cifar-small/commit/main" in paths
+    assert "/darts-test/cifar-small/resolve/main/model.safetensors" in paths
+    # the files live in huggingface_hub's cache under HF_HOME
+    assert online["path"].startswith(str(tmp_path / "hf_home" / "hub" / "models--darts-test--cifar-small"))
+    # server gone: HF_HUB_OFFLINE=1 loads from the populated cache
+    offline = _run_hub(["load", str(ref_path)], {**env, "HF_HUB_OFFLINE": "1"}, repo_root)
+    assert offline.get("diff", 1) < 1e-5, offline
+    assert "HF_HUB_OFFLINE" in offline["missing"] or "cache" in offline["missing"]
+
+
+def test_push_refuses_a_directory_that_does_not_load(tmp_path):
+    (tmp_path / "config.json").write_text("{}")
+    with pytest.raises(zoo.ModelLoadError, match="model.safetensors is missing"):
+        zoo.push_to_hub(tmp_path, "org/repo", token="x")

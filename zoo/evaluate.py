@@ -1,0 +1,271 @@
+"""Evaluate a pretrained model as the original test scripts did.
+
+- CIFAR-10 (cnn/test.py): the 10,000 test images, normalised with the CIFAR mean/std, top-1 and
+  top-5 error in percent.
+- ImageNet (cnn/test_imagenet.py): ImageFolder ``val/``, resize 256, center crop 224, normalise,
+  top-1 and top-5 error in percent.
+- PTB (rnn/test.py): ``test.txt`` with the vocabulary built over train, valid and test, batch size
+  1, bptt 35, the hidden state carried across chunks; the loss is the sum of the per-chunk mean
+  losses weighted by the chunk length divided by ``len(test_data)`` (the original divides by the
+  number of tokens, one more than the number of predictions), perplexity ``exp(loss)``.
+
+``evaluate(model_or_source, data_dir)`` returns a JSON-able report with the measured metrics, the
+expected ones (from the model's config / the registry) and the parameter count.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import os
+import sys
+import time
+from typing import Any, Dict, Optional, Sequence, Union
+
+import torch
+import torch.nn.functional as F
+
+from .counting import count_parameters
+from .datasets import (
+    CIFAR_MEAN,
+    CIFAR_STD,
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    Corpus,
+    batchify,
+    get_batch,
+    imagenet_eval_transform,
+    imagenet_folder,
+    load_cifar10,
+)
+
+log = logging.getLogger(__name__)
+
+PathLike = Union[str, os.PathLike]
+AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+_DATASET_OF_ARCH = {"NetworkCIFAR": "cifar10", "NetworkImageNet": "imagenet", "RNNModel": "ptb"}
+
+
+def _progress(progress: Optional[bool]) -> bool:
+    return sys.stderr.isatty() if progress is None else bool(progress)
+
+
+def _autocast(device: torch.device, amp: Optional[str]):
+    if not amp or amp == "none":
+        return contextlib.nullcontext()
+    if amp not in AMP_DTYPES:
+        raise ValueError(f"amp must be one of none, {', '.join(AMP_DTYPES)}, not {amp!r}")
+    return torch.autocast(device_type=device.type, dtype=AMP_DTYPES[amp])
+
+
+def _device(device) -> torch.device:
+    try:
+        dev = torch.device(device)
+    except RuntimeError as e:
+        raise ValueError(f"bad device {device!r}: {e}") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} asked for, but CUDA is not available; use --device cpu")
+    return dev
+
+
+def _logits(out):
+    return out[0] if isinstance(out, (tuple, list)) else out
+
+
+class _TopK:
+    def __init__(self):
+        self.n = 0
+        self.correct1 = 0
+        self.correct5 = 0
+        self.loss = 0.0
+        self.has_top5 = True
+
+    def update(self, logits: torch.Tensor, target: torch.Tensor) -> None:
+        logits = logits.float()
+        k = min(5, logits.size(1))
+        self.has_top5 = self.has_top5 and logits.size(1) >= 5
+        top = logits.topk(k, dim=1).indices
+        hit = top.eq(target.view(-1, 1))
+        self.correct1 += int(hit[:, 0].sum())
+        self.correct5 += int(hit.any(dim=1).sum())
+        self.loss += float(F.cross_entropy(logits, target, reduction="sum"))
+        self.n += target.numel()
+
+    def metrics(self) -> Dict[str, float]:
+        if not self.n:
+            raise ValueError("the evaluation set is empty")
+        out = {"top1_error": 100.0 * (1 - self.correct1 / self.n)}
+        if self.has_top5:
+            out["top5_error"] = 100.0 * (1 - self.correct5 / self.n)
+        out["loss"] = self.loss / self.n
+        return out
+
+
+@torch.no_grad()
+def evaluate_cifar10(model, data_dir: PathLike, batch_size: int = 96, device="cpu", amp: Optional[str] = None,
+                     progress: Optional[bool] = None, download: bool = True,
+                     mean: Sequence[float] = CIFAR_MEAN, std: Sequence[float] = CIFAR_STD) -> Dict[str, float]:
+    """Top-1/top-5 error (%) on the CIFAR-10 test set (as cnn/test.py: ToTensor + Normalize)."""
+    from tqdm.auto import tqdm
+
+    dev = _device(device)
+    images, labels = load_cifar10(data_dir, train=False, download=download)
+    m = torch.tensor(mean, device=dev).view(1, 3, 1, 1)
+    s = torch.tensor(std, device=dev).view(1, 3, 1, 1)
+    model.eval()
+    acc = _TopK()
+    with tqdm(total=len(labels), desc="cifar10 test", unit="img", disable=not _progress(progress)) as bar:
+        for i in range(0, len(labels), batch_size):
+            x = (images[i:i + batch_size].to(dev).float().div_(255) - m) / s
+            y = labels[i:i + batch_size].to(dev)
+            with _autocast(dev, amp):
+                logits = _logits(model(x))
+            acc.update(logits, y)
+            bar.update(len(y))
+    return {**acc.metrics(), "n": acc.n}
+
+
+@torch.no_grad()
+def evaluate_imagenet(model, data_dir: PathLike, batch_size: int = 128, device="cpu", amp: Optional[str] = None,
+                      progress: Optional[bool] = None, workers: int = 4, split: str = "val",
+                      resize: int = 256, crop: int = 224, mean: Sequence[float] = IMAGENET_MEAN,
+                      std: Sequence[float] = IMAGENET_STD) -> Dict[str, float]:
+    """Top-1/top-5 error (%) on ImageFolder ``data_dir/val`` (resize 256, center crop 224)."""
+    from torch.utils.data import DataLoader
+    from tqdm.auto import tqdm
+
+    dev = _device(device)
+    ds = imagenet_folder(data_dir, split=split, transform=imagenet_eval_transform(resize, crop, mean, std))
+    loader = DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=workers,
+                        pin_memory=dev.type == "cuda")
+    model.eval()
+    acc = _TopK()
+    with tqdm(total=len(ds), desc=f"imagenet {split}", unit="img", disable=not _progress(progress)) as bar:
+        for x, y in loader:
+            x, y = x.to(dev, non_blocking=True), y.to(dev, non_blocking=True)
+            with _autocast(dev, amp):
+                logits = _logits(model(x))
+            acc.update(logits, y)
+            bar.update(len(y))
+    return {**acc.metrics(), "n": acc.n}
+
+
+@torch.no_grad()
+def evaluate_ptb(model, data_dir: PathLike, batch_size: int = 1, bptt: int = 35, device="cpu",
+                 amp: Optional[str] = None, progress: Optional[bool] = None, split: str = "test") -> Dict[str, float]:
+    """Test perplexity as rnn/test.py computes it (batch size 1, bptt 35, hidden carried over)."""
+    from tqdm.auto import tqdm
+
+    dev = _device(device)
+    corpus = Corpus(data_dir)
+    ntokens = len(corpus.dictionary)
+    if getattr(model, "ntoken", ntokens) != ntokens:
+        raise ValueError(
+            f"the model's vocabulary has {model.ntoken} words but {data_dir} gives {ntokens} (built over train, valid "
+            f"and test as the original does): evaluate on the corpus the model was trained on")
+    data = batchify(getattr(corpus, split), batch_size, dev)
+    model.eval()
+    hidden = model.init_hidden(batch_size)
+    total = 0.0
+    n_pred = 0
+    steps = range(0, data.size(0) - 1, bptt)
+    for i in tqdm(steps, desc=f"ptb {split}", unit="chunk", disable=not _progress(progress)):
+        x, targets = get_batch(data, i, bptt)
+        with _autocast(dev, amp):
+            log_prob, hidden = model(x, hidden)
+        loss = F.nll_loss(log_prob.float().reshape(-1, log_prob.size(2)), targets)
+        total += float(loss) * len(x)
+        n_pred += targets.numel()
+        hidden = [h.detach() for h in hidden]
+    if not n_pred:
+        raise ValueError(f"{split}.txt of {data_dir} is too short to evaluate")
+    loss = total / len(data)
+    return {"test_ppl" if split == "test" else f"{split}_ppl": math.exp(loss), "loss": loss, "n": int(data.numel()),
+            "predictions": n_pred}
+
+
+def dataset_of(model) -> str:
+    cfg = getattr(model, "zoo_config", None) or {}
+    ds = cfg.get("dataset") or _DATASET_OF_ARCH.get(type(model).__name__)
+    if ds not in ("cifar10", "imagenet", "ptb"):
+        raise ValueError(f"cannot tell which dataset evaluates a {type(model).__name__}; pass dataset=")
+    return ds
+
+
+def evaluate(model_or_source, data_dir: PathLike, dataset: Optional[str] = None, batch_size: Optional[int] = None,
+             device="cpu", amp: Optional[str] = None, progress: Optional[bool] = None, workers: int = 4,
+             download: bool = True, checkpoint: Optional[PathLike] = None) -> Dict[str, Any]:
+    """Evaluate a model (or anything ``zoo.load`` accepts) on its dataset; returns a JSON-able report."""
+    from .hub import load
+
+    dev = _device(device)
+    source = None
+    if isinstance(model_or_source, torch.nn.Module):
+        model = model_or_source.to(dev)
+    else:
+        source = str(model_or_source)
+        model = load(source, checkpoint=checkpoint, device=dev)
+    cfg = getattr(model, "zoo_config", None) or {}
+    dataset = dataset or dataset_of(model)
+    pre = cfg.get("preprocessing") or {}
+    t0 = time.time()
+    if dataset == "cifar10":
+        metrics = evaluate_cifar10(model, data_dir, batch_size or 96, dev, amp, progress, download,
+                                   pre.get("mean", CIFAR_MEAN), pre.get("std", CIFAR_STD))
+    elif dataset == "imagenet":
+        metrics = evaluate_imagenet(model, data_dir, batch_size or 128, dev, amp, progress, workers,
+                                    resize=pre.get("resize") or 256, crop=pre.get("crop") or 224,
+                                    mean=pre.get("mean", IMAGENET_MEAN), std=pre.get("std", IMAGENET_STD))
+    elif dataset == "ptb":
+        metrics = evaluate_ptb(model, data_dir, batch_size or 1, pre.get("bptt", 35), dev, amp, progress)
+    else:
+        raise ValueError(f"dataset must be cifar10, imagenet or ptb, not {dataset!r}")
+    n = metrics.pop("n")
+    return {
+        "model": source or cfg.get("name") or type(model).__name__,
+        "name": cfg.get("name"),
+        "arch": type(model).__name__,
+        "dataset": dataset,
+        "split": "val" if dataset == "imagenet" else "test",
+        "n": n,
+        "metrics": metrics,
+        "expected": dict(cfg.get("metrics") or {}),
+        "expected_source": cfg.get("metrics_source", ""),
+        "params": count_parameters(model),
+        "expected_params": _expected_params(cfg),
+        "device": str(dev),
+        "amp": amp or "none",
+        "batch_size": batch_size or {"cifar10": 96, "imagenet": 128, "ptb": 1}[dataset],
+        "seconds": round(time.time() - t0, 3),
+        "torch": torch.__version__,
+    }
+
+
+def _expected_params(cfg) -> Optional[int]:
+    from .registry import get_entry, is_registered
+
+    name = cfg.get("name")
+    if name and is_registered(name):
+        return get_entry(name).params
+    return None
+
+
+def format_report(report: Dict[str, Any]) -> str:
+    """The report as a small table: measured next to expected."""
+    rows = [("metric", "measured", "expected")]
+    for k, v in report["metrics"].items():
+        exp = report["expected"].get(k)
+        rows.append((k, f"{v:.4f}" if k == "loss" else f"{v:.2f}", "" if exp is None else f"{exp}"))
+    exp_p = report.get("expected_params")
+    rows.append(("params", f"{report['params']:,}", f"{exp_p:,}" if exp_p else ""))
+    widths = [max(len(r[i]) for r in rows) for i in range(3)]
+    lines = [f"{report['model']} on {report['dataset']} {report['split']} ({report['n']:,} "
+             f"{'tokens' if report['dataset'] == 'ptb' else 'images'}, {report['device']}, amp {report['amp']}, "
+             f"{report['seconds']:.1f}s)"]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+    if report.get("expected_source"):
+        lines.append(f"expected: {report['expected_source']}")
+    return "\n".join(lines)
+
+
+__all__ = ["evaluate", "evaluate_cifar10", "evaluate_imagenet", "evaluate_ptb", "format_report", "dataset_of"]
