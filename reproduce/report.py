@@ -61,10 +61,16 @@ def fmt_p(p: Optional[float]) -> str:
     return f"{p:.3f}" if p >= 0.001 else f"{p:.1e}"
 
 
+def fmt_published(x: float) -> str:
+    """A published figure with the digits it was published with (3.0 is shown as 3.00)."""
+    text = repr(float(x))
+    return f"{float(x):.2f}" if text.endswith(".0") or "e" in text or len(text.split(".")[1]) > 4 else text
+
+
 def fmt_paper(spec: Mapping[str, Any], n_stated: Optional[bool] = None) -> str:
-    text = fmt_num(spec["mean"])
+    text = fmt_published(spec["mean"])
     if spec.get("std") is not None:
-        text += f" {PM} {fmt_num(spec['std'])}"
+        text += f" {PM} {fmt_published(spec['std'])}"
     if spec.get("n") is not None:
         text += f" (n={spec['n']}" + (", n assumed" if n_stated is False else "") + ")"
     elif spec.get("std") is None:
@@ -254,7 +260,7 @@ def _comparison_rows(rows: Sequence[Comparison], sources: Mapping[str, Any], tar
         spec = targets.get(c.target, {})
         n_stated = spec.get("n_stated") if c.kind in ("paper", "related") else None
         source = c.source + ("" if c.verified is not False else " (unverified)")
-        published = fmt_paper(c.paper, n_stated) if c.kind != "reference" else fmt_num(c.paper["mean"])
+        published = fmt_paper(c.paper, n_stated) if c.kind != "reference" else fmt_published(c.paper["mean"])
         out.append([c.title, source or "—", c.metric, published, fmt_ours(c.ours), fmt_ci(c.ours),
                     fmt_signed(c.result.get("difference")), c.result.get("test") or "—", fmt_p(c.result.get("p")),
                     fmt_verdict(c.result)])
