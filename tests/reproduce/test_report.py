@@ -71,6 +71,8 @@ def test_report_tables_hold_our_numbers_the_paper_and_not_run_rows(tmp_path):
         row = next(line for line in summary.splitlines() if line.startswith(f"| {key} "))
         assert "not run" in row, row
     assert summary.count("not run") >= 2 * 7  # 9 target-metric rows not run, ours and verdict columns
+    assert "26.7 (single figure)" in summary and "55.68 (single figure)" in summary  # as published
+    assert "3.00 ± 0.14 (n=10, n assumed)" in summary
     # provenance of every run
     assert "0123456789ab" in text and "1:02:05" in text and "cpu (x86_64, 2 threads)" in text
     assert "Linux-test" in text and "2.14.1" in text and "3,349,342" in text
