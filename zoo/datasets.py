@@ -392,14 +392,21 @@ def _imagenet_help(path: Path, why: str) -> str:
 
 
 def imagenet_folder(root: PathLike, split: str = "val", transform=None):
-    """``torchvision.datasets.ImageFolder(root/split)`` with the evaluation transform by default."""
+    """``torchvision.datasets.ImageFolder(root/split)`` with the evaluation transform by default.
+
+    Class indices follow the sorted folder names (as the original); empty class folders are allowed.
+    """
     from torchvision.datasets import ImageFolder
 
     path = Path(root).expanduser() / split
     if not path.is_dir():
         raise DatasetNotFoundError(_imagenet_help(path, "no such directory"))
+    tf = transform if transform is not None else imagenet_eval_transform()
     try:
-        return ImageFolder(str(path), transform=transform if transform is not None else imagenet_eval_transform())
+        # empty class folders are allowed: they keep the class indices of a subset aligned with the model's
+        return ImageFolder(str(path), transform=tf, allow_empty=True)
+    except TypeError:  # pragma: no cover - torchvision < 0.18
+        return ImageFolder(str(path), transform=tf)
     except FileNotFoundError as e:  # no class folders / no images
         raise DatasetNotFoundError(_imagenet_help(path, str(e))) from None
 

@@ -173,21 +173,29 @@ _HUB_SCRIPT = textwrap.dedent("""
     import json, sys, torch
     import zoo
     from zoo import hub
-    ref = torch.load(sys.argv[2], weights_only=True)
+    from zoo.__main__ import main
+    mode, ref_path = sys.argv[1], sys.argv[2]
+    ref = torch.load(ref_path, weights_only=True)
+    repo = "darts-test/cifar-small"
     out = {}
-    if sys.argv[1] == "push":
-        out["url"] = zoo.push_to_hub(sys.argv[3], "darts-test/cifar-small", token="hf_test")
-    try:
-        model = zoo.load("hf-hub:darts-test/cifar-small")
-        with torch.no_grad():
-            out["diff"] = float((model(ref["input"]) - ref["logits"]).abs().max())
-        out["path"] = str(hub.hub_download("darts-test/cifar-small"))
-    except zoo.WeightsNotFoundError as e:
-        out["error"] = str(e)
-    try:
-        zoo.load("hf-hub:darts-test/never-published")
-    except zoo.WeightsNotFoundError as e:
-        out["missing"] = str(e)
+    if mode == "push":
+        url = zoo.push_to_hub(sys.argv[3], repo, token="hf_test")    # the API ...
+        out["sha1"] = url.rsplit("/", 1)[1]
+        out["cli"] = main(["push", sys.argv[4], repo, "--token", "hf_test"])  # ... and the command
+    sha1 = out.get("sha1") or sys.argv[3]
+
+    def diff(source):
+        try:
+            model = zoo.load(source)
+            with torch.no_grad():
+                return float((model(ref["input"]) - ref["logits"]).abs().max())
+        except zoo.WeightsNotFoundError as e:
+            return str(e)
+
+    out["latest"] = diff("hf-hub:" + repo)            # the second push: logits + 1
+    out["pinned"] = diff(f"hf-hub:{repo}@{sha1}")      # the first push: the reference logits
+    out["path"] = str(hub.hub_download(repo, sha1))
+    out["missing"] = diff("hf-hub:darts-test/never-published")
     print(json.dumps(out))
 """)
 
@@ -200,9 +208,13 @@ def _run_hub(args, env, cwd):
 
 
 @pytest.mark.slow
-def test_hub_push_download_and_offline_cache_with_the_real_client(cifar_model, tmp_path, repo_root, zoo_ref):
+def test_hub_push_download_revision_and_offline_cache_with_the_real_client(cifar_model, tmp_path, repo_root,
+                                                                           zoo_ref):
     model, _ = cifar_model
-    d = zoo.save_pretrained(model, tmp_path / "m", name=None)
+    first = zoo.save_pretrained(model, tmp_path / "first")
+    with torch.no_grad():
+        model.classifier.bias += 1.0
+    second = zoo.save_pretrained(model, tmp_path / "second")
     ref_path = tmp_path / "ref.pt"
     torch.save(zoo_ref("cifar_small.pt"), ref_path)
     hub = FakeHub().start()
@@ -211,20 +223,22 @@ def test_hub_push_download_and_offline_cache_with_the_real_client(cifar_model, t
     env.update(HF_ENDPOINT=url, HF_HOME=str(tmp_path / "hf_home"), HF_HUB_DISABLE_TELEMETRY="1",
                PYTHONPATH=str(repo_root), NO_PROXY="127.0.0.1,localhost", no_proxy="127.0.0.1,localhost")
     try:
-        online = _run_hub(["push", str(ref_path), str(d)], env, repo_root)
+        online = _run_hub(["push", str(ref_path), str(first), str(second)], env, repo_root)
     finally:
         hub.stop()
-    assert online["url"].startswith(url) and online["diff"] < 1e-5
+    assert online["cli"] == 0
+    assert online["pinned"] < 1e-5 and abs(online["latest"] - 1.0) < 1e-5
     assert "never-published" in online["missing"]
     paths = [p for _, p in hub.requests]
-    assert "/api/models/darts-test/cifar-small/commit/main" in paths
+    assert paths.count("/api/models/darts-test/cifar-small/commit/main") == 2
     assert "/darts-test/cifar-small/resolve/main/model.safetensors" in paths
+    assert f"/darts-test/cifar-small/resolve/{online['sha1']}/model.safetensors" in paths
     # the files live in huggingface_hub's cache under HF_HOME
     assert online["path"].startswith(str(tmp_path / "hf_home" / "hub" / "models--darts-test--cifar-small"))
-    # server gone: HF_HUB_OFFLINE=1 loads from the populated cache
-    offline = _run_hub(["load", str(ref_path)], {**env, "HF_HUB_OFFLINE": "1"}, repo_root)
-    assert offline.get("diff", 1) < 1e-5, offline
-    assert "HF_HUB_OFFLINE" in offline["missing"] or "cache" in offline["missing"]
+    # server gone: with HF_HUB_OFFLINE=1 both revisions load from the populated cache
+    offline = _run_hub(["load", str(ref_path), online["sha1"]], {**env, "HF_HUB_OFFLINE": "1"}, repo_root)
+    assert offline["pinned"] < 1e-5 and abs(offline["latest"] - 1.0) < 1e-5, offline
+    assert "never-published" in offline["missing"]
 
 
 def test_push_refuses_a_directory_that_does_not_load(tmp_path):

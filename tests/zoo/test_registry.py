@@ -1,0 +1,133 @@
+"""The registry of named models, and hubconf.py through torch.hub."""
+import subprocess
+import sys
+
+import pytest
+import torch
+
+import genotypes
+import zoo
+from zoo import registry as R
+
+
+def test_released_entries_carry_the_original_metadata():
+    c = zoo.info("darts-cifar10")
+    assert c["arch"] == "NetworkCIFAR" and c["args"] == {"C": 36, "num_classes": 10, "layers": 20, "auxiliary": True}
+    assert c["genotype"] == genotypes.format(genotypes.get("DARTS_V2"))
+    assert c["metrics"] == {"top1_error": 2.63} and "README" in c["metrics_source"]
+    assert c["preprocessing"]["mean"] == list(zoo.datasets.CIFAR_MEAN) and c["preprocessing"]["crop"] == 32
+    assert c["weights"]["original_file"] == "cifar10_model.pt"
+    assert c["weights"]["gdrive_id"] == "1Y13i4zKGKgjtWBdC0HWLavjO7wvEiGOc"
+    # nothing published yet: no invented hub repo or digest, and the entry says so
+    assert c["weights"]["hub_repo"] is None and c["weights"]["sha256"] is None
+    assert "no hub repository is published yet" in c["weights"]["note"]
+    assert c["license"] == "apache-2.0" and "liu2019darts" in c["citation"] and c["pretrained"]
+
+    i = zoo.info("darts-imagenet")
+    assert i["args"] == {"C": 48, "num_classes": 1000, "layers": 14, "auxiliary": True}
+    assert i["metrics"] == {"top1_error": 26.7, "top5_error": 8.7}
+    assert (i["preprocessing"]["resize"], i["preprocessing"]["crop"]) == (256, 224)
+    assert i["weights"]["gdrive_id"] == "1AKr6Y_PoYj7j0Upggyzc26W0RVdg4CVX"
+
+    p = zoo.info("darts-ptb")
+    assert p["args"]["ntoken"] == 10000 and p["args"]["ninp"] == p["args"]["nhid"] == 850
+    assert p["genotype"] == genotypes.format(genotypes.get("DARTS_V2", "rnn"))
+    assert p["metrics"] == {"test_ppl": 55.68} and p["params"] == 22960000
+    assert p["weights"]["gdrive_id"] == "1Mt_o6fZOlG-VDF3Q5ModgnAJ9W6f_av2"
+
+
+def test_every_named_genotype_has_architecture_entries():
+    names = zoo.list_models()
+    for g in ("NASNet", "AmoebaNet", "DARTS_V1"):
+        slug = g.lower().replace("_", "-")
+        assert f"{slug}-cifar10" in names and f"{slug}-imagenet" in names
+    assert "enas-ptb" in names and "darts-v1-ptb" in names
+    assert not zoo.info("nasnet-cifar10")["pretrained"]
+    assert zoo.info("amoebanet-imagenet")["genotype"] == genotypes.format(genotypes.get("AmoebaNet"))
+    assert zoo.info("enas-ptb")["genotype"] == genotypes.format(genotypes.get("ENAS", "rnn"))
+    # the alias DARTS (= DARTS_V2) does not give duplicate entries
+    assert not any(n.startswith("darts-cifar10-") or n == "darts-v2-cifar10" for n in names)
+
+
+def test_list_models_wildcards_and_pretrained_filter():
+    assert zoo.list_models("darts-*", pretrained=True) == ["darts-cifar10", "darts-imagenet", "darts-ptb"]
+    assert zoo.list_models("*-ptb") == ["darts-ptb", "darts-v1-ptb", "enas-ptb"]
+    assert zoo.list_models("*IMAGENET") == sorted(n for n in zoo.list_models() if n.endswith("imagenet"))
+    assert zoo.list_models("nothing*") == []
+
+
+def test_create_model_matches_the_original_parameter_counts():
+    # counts of the original's networks (shared/reference/param_counts.json)
+    assert zoo.count_parameters(zoo.create_model("darts-cifar10")) == 3349342
+    assert zoo.count_parameters(zoo.create_model("nasnet-imagenet")) == 5564320
+    assert zoo.count_parameters(zoo.create_model("darts-ptb")) == 22960000
+
+
+def test_create_model_overrides_and_their_limits():
+    m = zoo.create_model("darts-cifar10", C=8, layers=5, num_classes=100, genotype="DARTS_V1")
+    assert m.classifier.out_features == 100 and m.genotype == genotypes.get("DARTS_V1")
+    with pytest.raises(ValueError, match="takes no argument"):
+        zoo.create_model("darts-cifar10", width=3)
+    with pytest.raises(ValueError, match="pretrained weights fix the architecture"):
+        zoo.create_model("darts-cifar10", pretrained=True, num_classes=100)
+
+
+def test_unknown_names_suggest_the_closest_and_spelling_is_forgiving():
+    with pytest.raises(zoo.UnknownModelError, match="Did you mean 'darts-imagenet'"):
+        zoo.info("darts-imagnet")
+    with pytest.raises(KeyError):
+        zoo.create_model("resnet50")
+    assert zoo.info("DARTS_CIFAR10")["name"] == "darts-cifar10"
+
+
+def test_register_adds_an_entry_and_refuses_duplicates():
+    e = R.ModelEntry(name="my-cell-cifar10", arch="NetworkCIFAR", genotype_name="mine",
+                     genotype=genotypes.format(genotypes.get("DARTS_V1")), args=dict(R.CIFAR_ARGS), dataset="cifar10",
+                     preprocessing=dict(R.CIFAR_PREPROCESSING), description="test")
+    R.register(e)
+    try:
+        assert "my-cell-cifar10" in zoo.list_models()
+        with pytest.raises(ValueError, match="already registered"):
+            R.register(e)
+    finally:
+        R._REGISTRY.pop("my-cell-cifar10")
+
+
+def test_hubconf_has_an_entrypoint_per_model_and_loads_with_torch_hub(repo_root):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("zoo_hubconf_under_test", repo_root / "hubconf.py")
+    hubconf = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(hubconf)
+    # what torch.hub.list reports: the public callables of hubconf.py
+    entries = [n for n in dir(hubconf) if callable(getattr(hubconf, n)) and not n.startswith("_")]
+    assert sorted(entries) == sorted(n.replace("-", "_") for n in zoo.list_models())
+    assert "DARTS (second order)" in hubconf.darts_ptb.__doc__
+    m = torch.hub.load(str(repo_root), "darts_cifar10", source="local", pretrained=False)
+    assert isinstance(m, zoo.NetworkCIFAR) and zoo.count_parameters(m) == 3349342
+    m = torch.hub.load(str(repo_root), "enas_ptb", source="local", ntoken=30, ninp=8, nhid=8, nhidlast=8)
+    assert isinstance(m, zoo.RNNModel) and m.genotype == genotypes.get("ENAS", "rnn")
+
+
+def test_list_and_info_commands(repo_root, capsys):
+    from zoo.__main__ import main
+
+    assert main(["list", "darts-*", "--pretrained"]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[0].startswith("darts-cifar10") and "top1_error 2.63" in out
+    assert main(["info", "darts-imagenet"]) == 0
+    out = capsys.readouterr().out
+    assert "1AKr6Y_PoYj7j0Upggyzc26W0RVdg4CVX" in out and "hub -" in out
+    assert main(["info", "darts-imagenett"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: unknown model") and "Did you mean 'darts-imagenet'" in err and err.count("\n") == 1
+    for cmd in ("list", "info", "eval", "convert", "push"):
+        r = subprocess.run([sys.executable, "-m", "zoo", cmd, "--help"], cwd=repo_root, capture_output=True,
+                           text=True) if cmd == "eval" else None
+        if r is not None:  # one real `python -m zoo` call; the rest in-process
+            assert r.returncode == 0 and "--data" in r.stdout
+        else:
+            with pytest.raises(SystemExit) as e:
+                main([cmd, "--help"])
+            assert e.value.code == 0
+            assert "usage: python -m zoo " + cmd in capsys.readouterr().out
