@@ -142,7 +142,7 @@ def read_cifar10_batch(path: PathLike) -> Tuple[torch.Tensor, torch.Tensor]:
     fix = f"delete {path.parent} and download CIFAR-10 again ({CIFAR10_URL})"
     try:
         entry = safe_unpickle_numpy(raw)
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, struct.error, IndexError) as e:
+    except Exception as e:  # any failure to parse is a damaged file (refusals are UnpicklingErrors)
         raise DatasetFormatError(f"{path} is not a readable CIFAR-10 batch ({type(e).__name__}: {e}); {fix}") from None
     if not isinstance(entry, dict):
         raise DatasetFormatError(f"{path}: expected a pickled dict, got {type(entry).__name__}; {fix}")

@@ -95,7 +95,7 @@ def test_eval_command_errors_are_one_line(tmp_path, capsys):
 def test_imagenet_eval_on_an_image_folder(tmp_path):
     from PIL import Image
 
-    model = zoo.NetworkImageNet(4, 6, 2, False, "DARTS_V2").eval()
+    model = zoo.NetworkImageNet(2, 6, 2, False, "DARTS_V2").eval()
     with torch.no_grad():
         model.classifier.weight.zero_()
         model.classifier.bias.copy_(torch.arange(6.0))  # always class 5; top-5 = {1, ..., 5}
