@@ -12,6 +12,15 @@ from pathlib import Path
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def pytest_configure(config):
+    # Under pytest-xdist, share the cores among the workers instead of oversubscribing them.
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers > 1 and "OMP_NUM_THREADS" not in os.environ:
+        import torch
+
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
 _EXPECTED_FILES = (
     "cnn_manifests.json", "rnn_manifest.json", "param_counts.json", "cifar_small.pt", "imagenet_small.pt",
     "ptb_small.pt", "genotype_parse_cases.json", "rnn_genotype_parse_cases.json",
