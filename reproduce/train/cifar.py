@@ -31,7 +31,7 @@ from zoo.datasets import CIFAR_MEAN, CIFAR_STD, DatasetNotFoundError, load_cifar
 
 from ..config import ConfigError
 from . import distributed
-from .common import cnn_train_step, maybe_compile, progress_bar, seed_epoch, set_lr
+from .common import cnn_train_step, make_sgd, maybe_compile, progress_bar, seed_epoch, set_lr
 
 log = logging.getLogger(__name__)
 
@@ -119,8 +119,8 @@ class CIFARTask:
         self.model = zoo.NetworkCIFAR(config.C, 10, config.layers, config.auxiliary, genotype).to(dev, memory_format=mf)
         self.parameters = zoo.count_parameters(self.model)
         self.params = list(self.model.parameters())
-        self.optimizer = torch.optim.SGD(self.params, config.lr, momentum=config.momentum,
-                                         weight_decay=config.weight_decay)
+        self.optimizer = make_sgd(self.params, config.lr, momentum=config.momentum,
+                                  weight_decay=config.weight_decay)
         self.train_model = maybe_compile(distributed.wrap(self.model, d), config.compile, config.epochs)
         self.eval_model = maybe_compile(self.model, config.compile, config.epochs)
 

@@ -26,7 +26,7 @@ from zoo.datasets import IMAGENET_MEAN, IMAGENET_STD, imagenet_eval_transform, i
 from ..config import ConfigError
 from . import distributed
 from .cifar import _shard
-from .common import autocast, cnn_train_step, maybe_compile, progress_bar, seed_epoch, set_lr, topk_correct
+from .common import autocast, cnn_train_step, make_sgd, maybe_compile, progress_bar, seed_epoch, set_lr, topk_correct
 
 log = logging.getLogger(__name__)
 
@@ -73,8 +73,8 @@ class ImageNetTask:
                                          genotype).to(dev, memory_format=mf)
         self.parameters = zoo.count_parameters(self.model)
         self.params = list(self.model.parameters())
-        self.optimizer = torch.optim.SGD(self.params, config.lr, momentum=config.momentum,
-                                         weight_decay=config.weight_decay)
+        self.optimizer = make_sgd(self.params, config.lr, momentum=config.momentum,
+                                  weight_decay=config.weight_decay)
         self.train_model = maybe_compile(distributed.wrap(self.model, d), config.compile, config.epochs)
         self.eval_model = maybe_compile(self.model, config.compile, config.epochs)
         self.best_top1_error = None

@@ -41,13 +41,38 @@ from zoo.fileio import atomic_torch_save
 from ..config import ConfigError
 from ..rundir import NonFiniteError
 from . import distributed
-from .common import autocast, maybe_compile, progress_bar, seed_epoch
+from .common import autocast, make_sgd, maybe_compile, progress_bar, seed_epoch
 from .loop import Rollback
 
 log = logging.getLogger(__name__)
 
 BEST = "best.pt"
 NAN_CHECK_EVERY = 50  # steps between checks for a non-finite loss (each check waits for the device)
+
+
+def lm_train_step(model, optimizer, params, x, targets, hidden, *, seq_len: int, bptt: int, clip: float,
+                  alpha: float, beta: float, device: torch.device, amp: str = "none"):
+    """One step of the original rnn/train.py; returns (raw NLL as a device tensor, new hidden state).
+
+    The learning rate is scaled by seq_len / bptt for this step only; the hidden state is
+    detached from the previous step; the loss adds AR (alpha) and TAR (beta) on the cell outputs.
+    """
+    lr2 = optimizer.param_groups[0]["lr"]
+    optimizer.param_groups[0]["lr"] = lr2 * seq_len / bptt
+    hidden = [h.detach() for h in hidden]
+    with autocast(device, amp):
+        log_prob, hidden, rnn_hs, dropped_rnn_hs = model(x, hidden, return_h=True)
+        raw_loss = F.nll_loss(log_prob.view(-1, log_prob.size(2)).float(), targets)
+        loss = raw_loss
+        if alpha > 0:
+            loss = loss + sum(alpha * h.float().pow(2).mean() for h in dropped_rnn_hs[-1:])
+        loss = loss + sum(beta * (h[1:] - h[:-1]).float().pow(2).mean() for h in rnn_hs[-1:])
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(params, clip, foreach=True)
+    optimizer.step()
+    optimizer.param_groups[0]["lr"] = lr2
+    return raw_loss.detach(), hidden
 
 
 class LMTask:
@@ -92,7 +117,7 @@ class LMTask:
         cfg = self.config
         if asgd:
             return torch.optim.ASGD(self.params, lr=cfg.lr, t0=0, lambd=0.0, weight_decay=cfg.wdecay)
-        return torch.optim.SGD(self.params, lr=cfg.lr, weight_decay=cfg.wdecay)
+        return make_sgd(self.params, lr=cfg.lr, weight_decay=cfg.wdecay)
 
     # -- state ---------------------------------------------------------------------------------
     def state_dict(self) -> dict:
@@ -142,22 +167,10 @@ class LMTask:
             bptt = cfg.bptt if np.random.random() < 0.95 else cfg.bptt / 2.0
             seq_len = max(5, int(np.random.normal(bptt, 5)))
             seq_len = min(seq_len, cfg.bptt + cfg.max_seq_len_delta)
-            lr2 = self.optimizer.param_groups[0]["lr"]
-            self.optimizer.param_groups[0]["lr"] = lr2 * seq_len / cfg.bptt
             x, targets = get_batch(data, i, seq_len)
-            hidden = [h.detach() for h in hidden]
-            with autocast(dev, cfg.amp):
-                log_prob, hidden, rnn_hs, dropped_rnn_hs = model(x, hidden, return_h=True)
-                raw_loss = F.nll_loss(log_prob.view(-1, log_prob.size(2)).float(), targets)
-                loss = raw_loss
-                if cfg.alpha > 0:
-                    loss = loss + sum(cfg.alpha * h.float().pow(2).mean() for h in dropped_rnn_hs[-1:])
-                loss = loss + sum(cfg.beta * (h[1:] - h[:-1]).float().pow(2).mean() for h in rnn_hs[-1:])
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(self.params, cfg.clip)
-            self.optimizer.step()
-            self.optimizer.param_groups[0]["lr"] = lr2
+            raw_loss, hidden = lm_train_step(model, self.optimizer, self.params, x, targets, hidden,
+                                             seq_len=seq_len, bptt=cfg.bptt, clip=cfg.clip, alpha=cfg.alpha,
+                                             beta=cfg.beta, device=dev, amp=cfg.amp)
             total += raw_loss.detach().double()
             steps += 1
             i += seq_len

@@ -18,7 +18,8 @@ def test_recipes_maps_the_four_datasets_to_their_configs():
 
 def test_cifar10_defaults_are_the_original_train_py_with_auxiliary_and_cutout():
     c = CIFAR10Config()
-    assert (c.C, c.layers, c.batch_size, c.lr, c.momentum, c.weight_decay, c.epochs) == (36, 20, 96, 0.025, 0.9, 3e-4, 600)
+    assert (c.C, c.layers, c.batch_size, c.lr, c.momentum, c.weight_decay, c.epochs) == (
+        36, 20, 96, 0.025, 0.9, 3e-4, 600)
     assert (c.auxiliary, c.auxiliary_weight, c.cutout, c.cutout_length, c.drop_path_prob, c.grad_clip) == (
         True, 0.4, True, 16, 0.2, 5.0)
     assert (c.arch, c.genotype, c.seed, c.valid_split, c.amp, c.channels_last, c.compile, c.deterministic) == (
@@ -27,7 +28,8 @@ def test_cifar10_defaults_are_the_original_train_py_with_auxiliary_and_cutout():
 
 def test_imagenet_defaults_are_the_original_train_imagenet_py():
     c = ImageNetConfig()
-    assert (c.C, c.layers, c.batch_size, c.lr, c.momentum, c.weight_decay, c.epochs) == (48, 14, 128, 0.1, 0.9, 3e-5, 250)
+    assert (c.C, c.layers, c.batch_size, c.lr, c.momentum, c.weight_decay, c.epochs) == (
+        48, 14, 128, 0.1, 0.9, 3e-5, 250)
     assert (c.auxiliary, c.auxiliary_weight, c.label_smooth, c.gamma, c.decay_period, c.grad_clip) == (
         True, 0.4, 0.1, 0.97, 1, 5.0)
 
