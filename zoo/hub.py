@@ -10,6 +10,10 @@
   ``HF_HUB_OFFLINE`` and the revision are honoured);
 - an original checkpoint file (``cifar10_model.pt`` ...), or a name with ``checkpoint=FILE``.
 
+The zoo cache is ``$DARTS_ZOO_HOME`` (default ``~/.cache/darts-zoo``): ``original/<file>`` for
+original checkpoints, ``models/<name>/`` for their converted copies. ``HF_HUB_OFFLINE=1`` or
+``DARTS_ZOO_OFFLINE=1`` skips the Google Drive attempt.
+
 Weights are only read from safetensors (header and size checked, sha256 checked against the
 directory's config and the registry where known) or, for original files, by the allow-list
 reader of :mod:`zoo.convert`. A model is built and checked completely before it is returned:
@@ -421,6 +425,16 @@ def _load_registered(name: str, device, revision: Optional[str]):
     )
 
 
+def _registry_digest(repo_id: str) -> Optional[str]:
+    """The sha256 the registry records for a hub repo's model.safetensors, if any entry publishes there."""
+    from .registry import _REGISTRY
+
+    for e in _REGISTRY.values():
+        if e.weights.hub_repo == repo_id and e.weights.sha256:
+            return e.weights.sha256
+    return None
+
+
 def _guess_kind(path: Path) -> str:
     from .convert import load_original
 
@@ -460,7 +474,7 @@ def load(name_or_source: str, checkpoint: Optional[PathLike] = None, device: Uni
         return model.to(device).eval()
     if source.startswith(HF_PREFIX):
         repo, rev = parse_hub_source(source)
-        return load_pretrained(hub_download(repo, revision or rev), device)
+        return load_pretrained(hub_download(repo, revision or rev), device, expected_sha256=_registry_digest(repo))
     path = Path(source).expanduser()
     if path.is_dir():
         return load_pretrained(path, device)

@@ -188,6 +188,7 @@ def test_zoo_load_accepts_an_original_file_directly_or_for_a_name(cifar_file, pt
     assert type(model).__name__ == "RNNModel" and model.ntoken == 50
 
 
+@pytest.mark.slow  # a real `python -m zoo` process
 def test_convert_cli_writes_a_saved_model_that_loads_to_the_same_outputs(cifar_file, tmp_path, repo_root):
     path, ref = cifar_file
     out = tmp_path / "converted"

@@ -92,6 +92,7 @@ def test_eval_command_errors_are_one_line(tmp_path, capsys):
     assert main(["eval", str(d), "--data", str(tmp_path), "--device", "cuda:7"]) == 2 or torch.cuda.is_available()
 
 
+@pytest.mark.slow  # 224x224 forward passes
 def test_imagenet_eval_on_an_image_folder(tmp_path):
     from PIL import Image
 
