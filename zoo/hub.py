@@ -300,7 +300,6 @@ def hub_download(repo_id: str, revision: Optional[str] = None, cache_dir: Option
     ``HF_HUB_OFFLINE=1`` the cached snapshot of the revision is used. Returns the snapshot folder.
     """
     from huggingface_hub import hf_hub_download
-    from huggingface_hub.errors import EntryNotFoundError
 
     kw = dict(repo_id=repo_id, revision=revision, cache_dir=cache_dir, repo_type="model")
     try:
@@ -313,7 +312,7 @@ def hub_download(repo_id: str, revision: Optional[str] = None, cache_dir: Option
             f"your network (or HF_HUB_OFFLINE=1 with a populated cache) and HF_TOKEN for private repos") from None
     try:
         hf_hub_download(filename=CARD_NAME, **kw)
-    except (EntryNotFoundError, Exception):  # the card is optional
+    except Exception:  # the card is optional
         pass
     return Path(cfg).parent
 
