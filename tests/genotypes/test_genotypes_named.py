@@ -48,6 +48,42 @@ ORIGINAL_CNN = {
     ),
 }
 
+# Later cells of the same search space, written out from their authors' code (see genotypes/cnn.py for sources).
+LATER_CNN = {
+    "PC_DARTS_cifar": dict(
+        normal=[("sep_conv_3x3", 1), ("skip_connect", 0), ("sep_conv_3x3", 0), ("dil_conv_3x3", 1),
+                ("sep_conv_5x5", 0), ("sep_conv_3x3", 1), ("avg_pool_3x3", 0), ("dil_conv_3x3", 1)],
+        normal_concat=[2, 3, 4, 5],
+        reduce=[("sep_conv_5x5", 1), ("max_pool_3x3", 0), ("sep_conv_5x5", 1), ("sep_conv_5x5", 2),
+                ("sep_conv_3x3", 0), ("sep_conv_3x3", 3), ("sep_conv_3x3", 1), ("sep_conv_3x3", 2)],
+        reduce_concat=[2, 3, 4, 5],
+    ),
+    "PC_DARTS_image": dict(
+        normal=[("skip_connect", 1), ("sep_conv_3x3", 0), ("sep_conv_3x3", 0), ("skip_connect", 1),
+                ("sep_conv_3x3", 1), ("sep_conv_3x3", 3), ("sep_conv_3x3", 1), ("dil_conv_5x5", 4)],
+        normal_concat=[2, 3, 4, 5],
+        reduce=[("sep_conv_3x3", 0), ("skip_connect", 1), ("dil_conv_5x5", 2), ("max_pool_3x3", 1),
+                ("sep_conv_3x3", 2), ("sep_conv_3x3", 1), ("sep_conv_5x5", 0), ("sep_conv_3x3", 3)],
+        reduce_concat=[2, 3, 4, 5],
+    ),
+    "PDARTS": dict(
+        normal=[("skip_connect", 0), ("dil_conv_3x3", 1), ("skip_connect", 0), ("sep_conv_3x3", 1),
+                ("sep_conv_3x3", 1), ("sep_conv_3x3", 3), ("sep_conv_3x3", 0), ("dil_conv_5x5", 4)],
+        normal_concat=[2, 3, 4, 5],
+        reduce=[("avg_pool_3x3", 0), ("sep_conv_5x5", 1), ("sep_conv_3x3", 0), ("dil_conv_5x5", 2),
+                ("max_pool_3x3", 0), ("dil_conv_3x3", 1), ("dil_conv_3x3", 1), ("dil_conv_5x5", 3)],
+        reduce_concat=[2, 3, 4, 5],
+    ),
+    "GDAS_V1": dict(
+        normal=[("skip_connect", 0), ("skip_connect", 1), ("skip_connect", 0), ("sep_conv_5x5", 2),
+                ("sep_conv_3x3", 3), ("skip_connect", 0), ("sep_conv_5x5", 4), ("sep_conv_3x3", 3)],
+        normal_concat=[2, 3, 4, 5],
+        reduce=[("sep_conv_5x5", 0), ("sep_conv_3x3", 1), ("sep_conv_5x5", 2), ("sep_conv_5x5", 1),
+                ("dil_conv_5x5", 2), ("sep_conv_3x3", 1), ("sep_conv_5x5", 0), ("sep_conv_5x5", 1)],
+        reduce_concat=[2, 3, 4, 5],
+    ),
+}
+
 ORIGINAL_RNN = {
     "ENAS": dict(
         recurrent=[("tanh", 0), ("tanh", 1), ("relu", 1), ("tanh", 3), ("tanh", 3), ("relu", 3), ("relu", 4),
@@ -109,6 +145,17 @@ def test_named_rnn_genotype_equals_the_original(name):
     assert g._asdict() == _as_tuples(ORIGINAL_RNN[name])
     assert genotypes.get(name, kind="rnn") is g
     assert genotypes.rnn.NAMED[name] is g
+
+
+@pytest.mark.parametrize("name", sorted(LATER_CNN))
+def test_later_named_cnn_genotype_equals_its_authors_code(name):
+    g = genotypes.get(name)
+    assert g._asdict() == _as_tuples(LATER_CNN[name])
+    assert genotypes.get("PCDARTS") is genotypes.get("PC_DARTS_cifar")
+
+
+def test_named_cnn_genotypes_are_exactly_the_original_and_the_cited_later_ones():
+    assert set(genotypes.names("cnn")) == set(ORIGINAL_CNN) | set(LATER_CNN) | {"DARTS", "PCDARTS"}
 
 
 def test_darts_alias_is_darts_v2_for_both_kinds():

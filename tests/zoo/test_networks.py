@@ -249,6 +249,15 @@ def test_every_cnn_genotype_trains_with_aux_and_evaluates(name, cls, size, class
     assert torch.isfinite(out).all()
 
 
+@pytest.mark.parametrize("name", [n for n in genotypes.names("cnn") if n not in CNN_NAMES + ["DARTS"]])
+def test_later_cnn_genotypes_build_and_train(name):
+    model = _small(zoo.NetworkCIFAR, name, layers=3).train()
+    logits, aux = model(torch.randn(2, 3, 32, 32))
+    (logits.sum() + aux.sum()).backward()
+    assert all(p.grad is not None for p in model.parameters())
+    assert zoo.count_parameters(zoo.NetworkCIFAR(36, 10, 20, True, name)) > 3_000_000
+
+
 def test_network_without_auxiliary_returns_logits_in_train_mode_too():
     model = _small(zoo.NetworkCIFAR, "DARTS_V2", auxiliary=False, layers=3).train()
     out = model(torch.randn(2, 3, 32, 32))
