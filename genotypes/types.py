@@ -6,6 +6,7 @@ objects, which would otherwise make equal genotypes compare unequal.
 """
 from __future__ import annotations
 
+import operator
 from typing import NamedTuple, Sequence, Tuple
 
 Edge = Tuple[str, int]
@@ -27,6 +28,16 @@ class RNNGenotype(NamedTuple):
     concat: Tuple[int, ...]
 
 
+def _int(value):
+    """``value`` as a plain int if it is an integer (numpy and torch integers too), else None."""
+    if isinstance(value, bool) or isinstance(value, float):
+        return None
+    try:
+        return operator.index(value)
+    except TypeError:
+        return None
+
+
 def _edges(edges: Sequence, what: str) -> Tuple[Edge, ...]:
     out = []
     for i, edge in enumerate(edges):
@@ -36,9 +47,9 @@ def _edges(edges: Sequence, what: str) -> Tuple[Edge, ...]:
             raise ValueError(f"{what}: edge {i} is {edge!r}, expected an (op, input_index) pair") from None
         if not isinstance(op, str):
             raise ValueError(f"{what}: edge {i} has op {op!r}, expected an op name")
-        if isinstance(index, bool) or not isinstance(index, int):
+        if _int(index) is None:
             raise ValueError(f"{what}: edge {i} has input index {index!r}, expected an integer")
-        out.append((op, index))
+        out.append((str(op), _int(index)))
     return tuple(out)
 
 
@@ -47,9 +58,10 @@ def _concat(concat, what: str) -> Tuple[int, ...]:
         values = tuple(concat)
     except TypeError:
         raise ValueError(f"{what} is {concat!r}, expected a list or range of node indices") from None
-    if any(isinstance(v, bool) or not isinstance(v, int) for v in values):
+    ints = tuple(_int(v) for v in values)
+    if None in ints:
         raise ValueError(f"{what} is {list(values)!r}, expected integers")
-    return values
+    return ints
 
 
 def make_cnn(normal, normal_concat, reduce, reduce_concat) -> Genotype:

@@ -126,13 +126,16 @@ class RNNModel(StrictLoadMixin, nn.Module):
                     f"expected a recurrent RNNGenotype (or its name or text), got {type(genotype).__name__}"
                 )
             _genotypes.validate(genotype)
-            cell = DARTSCell(ninp, nhid, dropouth, dropoutx, genotype)
-        else:  # a search cell brings its own architecture
-            cell = cell_cls(ninp, nhid, dropouth, dropoutx)
         # A search cell brings its own architecture, so the model then has no genotype.
         self.genotype = genotype if cell_cls is DARTSCell else None
         self.lockdrop = LockedDropout()
+        # Modules are created in the original's order (encoder, cell, decoder) so that, under the same
+        # seed, the random initial weights are the original's.
         self.encoder = nn.Embedding(ntoken, ninp)
+        if cell_cls is DARTSCell:
+            cell = DARTSCell(ninp, nhid, dropouth, dropoutx, genotype)
+        else:
+            cell = cell_cls(ninp, nhid, dropouth, dropoutx)
         self.rnns = nn.ModuleList([cell])
         self.decoder = nn.Linear(ninp, ntoken)
         self.decoder.weight = self.encoder.weight  # tied
@@ -144,6 +147,9 @@ class RNNModel(StrictLoadMixin, nn.Module):
     def init_weights(self) -> None:
         self.encoder.weight.data.uniform_(-INITRANGE, INITRANGE)
         self.decoder.bias.data.fill_(0)
+        # The same tensor as the encoder's (tied); drawn a second time as the original does, which keeps
+        # the random stream, and so a seeded initialisation, equal to the original's.
+        self.decoder.weight.data.uniform_(-INITRANGE, INITRANGE)
 
     def forward(self, input: torch.Tensor, hidden: List[torch.Tensor], return_h: bool = False):
         batch_size = input.size(1)

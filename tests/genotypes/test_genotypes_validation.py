@@ -74,6 +74,18 @@ def test_validate_accepts_directly_built_genotypes_with_lists_and_ranges_like_th
     genotypes.validate(RNNGenotype(list(R2.recurrent), range(1, 9)))
 
 
+def test_constructors_accept_numpy_and_torch_integers_and_store_plain_ints():
+    import numpy as np
+    import torch
+
+    g = make_cnn([(op, np.int64(j)) for op, j in V2.normal], np.arange(2, 6),
+                 [(op, torch.tensor(j)) for op, j in V2.reduce], [2, 3, 4, 5])
+    assert g == V2
+    assert all(type(j) is int for _, j in g.normal + g.reduce) and all(type(c) is int for c in g.normal_concat)
+    with pytest.raises(ValueError, match="expected an integer"):
+        make_cnn([(op, torch.tensor(1.0)) for op, _ in V2.normal], [2], V2.reduce, [2])
+
+
 def test_validate_accepts_cells_of_other_sizes():
     # Three nodes with concat of all of them; a one-step recurrent cell.
     make_cnn([("skip_connect", 0), ("sep_conv_3x3", 1)] * 3, [2, 3, 4], [("max_pool_3x3", 0)] * 6, [4])

@@ -390,6 +390,27 @@ def test_rnn_weights_are_tied_and_counted_once():
     assert "decoder.weight" in model.state_dict() and "encoder.weight" in model.state_dict()
 
 
+def test_rnn_seeded_initialisation_draws_in_the_original_order():
+    # The original creates the embedding, then the cell (W0, then each W_i, uniform in +-0.04), then the
+    # decoder, then draws the tied embedding/decoder weight uniformly twice and zeroes the decoder bias.
+    ntoken, n, steps = 30, 6, len(genotypes.get("DARTS_V2", "rnn").recurrent)
+    torch.manual_seed(7)
+    torch.nn.Embedding(ntoken, n)
+    W0 = torch.empty(2 * n, 2 * n).uniform_(-0.04, 0.04)
+    Ws = [torch.empty(n, 2 * n).uniform_(-0.04, 0.04) for _ in range(steps)]
+    torch.nn.Linear(n, ntoken)
+    torch.empty(ntoken, n).uniform_(-0.04, 0.04)
+    emb = torch.empty(ntoken, n).uniform_(-0.04, 0.04)
+    after = torch.rand(3)
+    torch.manual_seed(7)
+    model = zoo.RNNModel(ntoken, n, n, n, genotype="DARTS_V2")
+    assert torch.equal(torch.rand(3), after)
+    assert torch.equal(model.encoder.weight, emb)
+    assert torch.equal(model.rnns[0]._W0, W0)
+    assert all(torch.equal(a, b) for a, b in zip(model.rnns[0]._Ws, Ws))
+    assert not model.decoder.bias.any()
+
+
 def test_rnn_hidden_state_carries_over_between_calls():
     torch.manual_seed(0)
     model = zoo.RNNModel(20, 8, 8, 8).eval()
