@@ -1,0 +1,153 @@
+"""Architecture gradients of DARTS, first and second order, as the original architect.py computes them.
+
+Nothing is rebuilt: the weights are moved in place (to w', w+ and w-) on the same module and put
+back exactly from a copy; gradients are asked for only where they are used
+(``torch.autograd.grad`` w.r.t. exactly the tensors needed), so no weight gradient is computed
+and thrown away.
+
+Second order (paper eq. 7-8, original ``_backward_step_unrolled``):
+
+    w'    = w - lr * (momentum * buf + g + weight_decay * w),  g = grad_w L_train(w, a)
+            (``buf`` the SGD momentum buffer, zero before the first step; the recurrent search has
+            no momentum and clips g to ``clip`` first, remembering the coefficient ``coef``)
+    d_a   = grad_a L_val(w', a),   v = grad_w' L_val(w', a)   (v clipped too in the recurrent search)
+    eps   = r / ||v||,  w+- = w +- eps * v
+    grad  = d_a - lr * coef * (grad_a L_train(w+, a) - grad_a L_train(w-, a)) / (2 eps)
+
+``coef`` is 1 for the conv search; for the recurrent one it is ``clip / (||g|| + 1e-6)``, used
+unclamped exactly as the original does. The BatchNorm running statistics the pass at w' updates are
+restored afterwards (the original updates those of a throwaway copy).
+"""
+from __future__ import annotations
+
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+import torch
+import torch.nn as nn
+
+LossFn = Callable[[], Tuple[torch.Tensor, object]]
+
+
+def _norm(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
+    return torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(t) for t in tensors]))
+
+
+def clip_(grads: List[torch.Tensor], max_norm: float) -> torch.Tensor:
+    """The original rnn architect's ``_clip``: scale in place when the coefficient is < 1; return it."""
+    coef = max_norm / (_norm(grads) + 1e-6)
+    if coef < 1:
+        torch._foreach_mul_(grads, coef)
+    return coef
+
+
+def momentum_buffers(optimizer: torch.optim.Optimizer, params: Sequence[torch.Tensor]) -> Optional[List[torch.Tensor]]:
+    """The SGD momentum buffers of ``params``, or None if any is missing (before the first step)."""
+    bufs = []
+    for p in params:
+        buf = optimizer.state.get(p, {}).get("momentum_buffer")
+        if buf is None:
+            return None
+        bufs.append(buf)
+    return bufs
+
+
+def _bn_buffers(module: nn.Module) -> List[torch.Tensor]:
+    return [b for name, b in module.named_buffers() if name.rsplit(".", 1)[-1] in
+            ("running_mean", "running_var", "num_batches_tracked")]
+
+
+def first_order(alphas: Sequence[torch.Tensor], valid_loss: LossFn) -> Tuple[List[torch.Tensor], object]:
+    """``grad_a L_val(w, a)`` at the current weights; no weight gradient is computed."""
+    loss, aux = valid_loss()
+    return list(torch.autograd.grad(loss, list(alphas))), aux
+
+
+def virtual_step_(params: Sequence[torch.Tensor], grads: Sequence[torch.Tensor], lr: float, momentum: float = 0.0,
+                  weight_decay: float = 0.0, buffers: Optional[Sequence[torch.Tensor]] = None) -> None:
+    """In place: ``w <- w - lr * (momentum * buf + g + weight_decay * w)`` (buf omitted when None)."""
+    with torch.no_grad():
+        d = torch._foreach_add(list(grads), list(params), alpha=weight_decay) if weight_decay else [
+            g.clone() for g in grads]
+        if buffers is not None and momentum:
+            torch._foreach_add_(d, list(buffers), alpha=momentum)
+        torch._foreach_add_(list(params), d, alpha=-lr)
+
+
+def second_order(model: nn.Module, alphas: Sequence[torch.Tensor], train_loss: LossFn, valid_loss: LossFn, lr: float,
+                 momentum: float = 0.0, weight_decay: float = 0.0, buffers: Optional[Sequence[torch.Tensor]] = None,
+                 clip: Optional[float] = None, r: float = 0.01) -> Tuple[List[torch.Tensor], object]:
+    """The unrolled architecture gradient (see the module docstring); returns (grads, aux of valid_loss).
+
+    ``train_loss``/``valid_loss`` evaluate the model's current weights (they are moved in place).
+    """
+    params = [p for p in model.parameters() if p.requires_grad]
+    alphas = list(alphas)
+    loss, _ = train_loss()
+    grads = list(torch.autograd.grad(loss, params))
+    coef = clip_(grads, clip) if clip is not None else 1.0
+    with torch.no_grad():
+        w = [p.detach().clone() for p in params]
+    bn = _bn_buffers(model)
+    bn_saved = [b.clone() for b in bn]
+    try:
+        virtual_step_(params, grads, lr, momentum, weight_decay, buffers)
+        del grads
+        loss, aux = valid_loss()
+        out = torch.autograd.grad(loss, alphas + params)
+        dalpha, v = list(out[:len(alphas)]), list(out[len(alphas):])
+        del out, loss
+        with torch.no_grad():
+            for b, s in zip(bn, bn_saved):
+                b.copy_(s)
+        if clip is not None:
+            clip_(v, clip)
+        eps = r / _norm(v)
+        with torch.no_grad():
+            torch._foreach_copy_(params, w)
+            torch._foreach_add_(params, v, alpha=eps.item())
+        loss, _ = train_loss()
+        grads_p = torch.autograd.grad(loss, alphas)
+        with torch.no_grad():
+            torch._foreach_copy_(params, w)
+            torch._foreach_add_(params, v, alpha=-eps.item())
+        loss, _ = train_loss()
+        grads_n = torch.autograd.grad(loss, alphas)
+    finally:
+        with torch.no_grad():
+            torch._foreach_copy_(params, w)
+    scale = lr * coef / (2 * eps)
+    return [da - scale * (gp - gn) for da, gp, gn in zip(dalpha, grads_p, grads_n)], aux
+
+
+def exact_second_order(model: nn.Module, alphas: Sequence[torch.Tensor], train_loss_at: Callable,
+                       valid_loss_at: Callable, lr: float, momentum: float = 0.0, weight_decay: float = 0.0,
+                       buffers: Optional[Sequence[torch.Tensor]] = None) -> List[torch.Tensor]:
+    """The exact one-step hypergradient by double backward (for tests; no clipping).
+
+    ``train_loss_at(params_dict)`` and ``valid_loss_at(params_dict)`` evaluate the model with the
+    given weights (e.g. through ``torch.func.functional_call``). Returns
+    ``grad_a L_val(w', a) - lr * (d^2 L_train / da dw) grad_w' L_val(w', a)``.
+    """
+    names = [n for n, p in model.named_parameters() if p.requires_grad]
+    params = [p for p in model.parameters() if p.requires_grad]
+    alphas = list(alphas)
+    grads = torch.autograd.grad(train_loss_at(dict(zip(names, params))), params)
+    with torch.no_grad():
+        w_new = [p - lr * ((momentum * b if buffers is not None else 0) + g + weight_decay * p)
+                 for p, g, b in zip(params, grads, buffers if buffers is not None else params)]
+    w_new = [t.detach().requires_grad_(True) for t in w_new]
+    out = torch.autograd.grad(valid_loss_at(dict(zip(names, w_new))), alphas + w_new)
+    dalpha, v = out[:len(alphas)], out[len(alphas):]
+    g = torch.autograd.grad(train_loss_at(dict(zip(names, params))), params, create_graph=True)
+    dot = sum((gi * vi).sum() for gi, vi in zip(g, v))
+    mixed = torch.autograd.grad(dot, alphas)
+    return [da - lr * m for da, m in zip(dalpha, mixed)]
+
+
+def set_grads_(alphas: Sequence[torch.Tensor], grads: Sequence[torch.Tensor]) -> None:
+    for a, g in zip(alphas, grads):
+        a.grad = g.detach().to(a.dtype)
+
+
+def state_dict_of(tensors: Sequence[torch.Tensor]) -> Dict[str, torch.Tensor]:
+    return {str(i): t.detach().cpu().clone() for i, t in enumerate(tensors)}

@@ -1,0 +1,104 @@
+"""Search configs: the paper's values (original cnn/train_search.py and rnn/train_search.py) as defaults."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..config import require
+
+
+def _f(default, help_text, **meta):
+    return field(default=default, metadata=dict(help=help_text, **meta))
+
+
+@dataclass
+class CIFAR10SearchConfig:
+    """Conv-cell search on CIFAR-10 (paper section 2, appendix A.1.1)."""
+
+    seed: int = _f(2, "random seed (the original's default)")
+    order: int = _f(2, "1: first-order DARTS (grad of the validation loss at the current weights); "
+                       "2: second-order, the one-step unrolled approximation", choices=[1, 2])
+    epochs: int = _f(50, "search epochs")
+    data: str = _f("data/cifar10", "CIFAR-10 root (torchvision layout; downloaded when missing and online)")
+    device: str = _f("auto", "cpu, cuda, cuda:1, ... ('auto': cuda when available, else cpu)")
+    deterministic: bool = _f(False, "deterministic kernels (slower on GPU; needed for bit-identical resume)")
+    num_threads: int = _f(0, "torch CPU threads (0: torch's choice)")
+    batch_size: int = _f(64, "batch size of both halves")
+    learning_rate: float = _f(0.025, "initial weight learning rate (SGD)")
+    learning_rate_min: float = _f(0.001, "final learning rate of the cosine schedule")
+    momentum: float = _f(0.9, "SGD momentum (also used by the virtual step of order 2)")
+    weight_decay: float = _f(3e-4, "weight decay (also used by the virtual step of order 2)")
+    grad_clip: float = _f(5.0, "gradient-norm clip of the weight step")
+    arch_learning_rate: float = _f(3e-4, "architecture learning rate (Adam)")
+    arch_weight_decay: float = _f(1e-3, "architecture weight decay (Adam)")
+    arch_beta1: float = _f(0.5, "Adam beta1 of the architecture optimizer")
+    arch_beta2: float = _f(0.999, "Adam beta2 of the architecture optimizer")
+    C: int = _f(16, "initial channels of the supernet")
+    layers: int = _f(8, "cells of the supernet (reductions at 1/3 and 2/3)")
+    steps: int = _f(4, "intermediate nodes per cell")
+    multiplier: int = _f(4, "nodes concatenated into a cell's output")
+    stem_multiplier: int = _f(3, "stem channels = stem_multiplier * C")
+    train_portion: float = _f(0.5, "share of the training set that trains the weights (the rest: the architecture)")
+    train_examples: int = _f(0, "use only the first N training images (0: all 50000); for demos and tests")
+    unrolled_eps: float = _f(0.01, "finite-difference radius r of the Hessian-vector product (eps = r / ||v||)")
+    amp: str = _f("none", "autocast dtype for forward passes on CUDA ('bf16' changes results slightly)",
+                  choices=["none", "bf16"])
+    channels_last: bool = _f(False, "channels_last memory format (CUDA)")
+
+    def validate(self) -> None:
+        require(self.order in (1, 2), f"order must be 1 or 2, not {self.order}")
+        require(self.epochs >= 1, f"epochs must be >= 1, not {self.epochs}")
+        require(self.batch_size >= 1, f"batch_size must be >= 1, not {self.batch_size}")
+        require(0.0 < self.train_portion < 1.0, f"train_portion must be in (0, 1), not {self.train_portion}")
+        require(self.C >= 2 and self.C % 2 == 0, f"C must be a positive even number, not {self.C}")
+        require(self.layers >= 1, f"layers must be >= 1, not {self.layers}")
+        require(1 <= self.multiplier <= self.steps, f"multiplier must be in 1..steps, not {self.multiplier}")
+        require(self.train_examples >= 0, f"train_examples must be >= 0, not {self.train_examples}")
+        require(self.learning_rate > 0 and self.arch_learning_rate > 0, "learning rates must be > 0")
+        require(self.unrolled_eps > 0, f"unrolled_eps must be > 0, not {self.unrolled_eps}")
+        require(self.amp in ("none", "bf16"), f"amp must be none or bf16, not {self.amp!r}")
+
+
+@dataclass
+class PTBSearchConfig:
+    """Recurrent-cell search on Penn Treebank (original rnn/train_search.py)."""
+
+    seed: int = _f(3, "random seed (the original's default)")
+    order: int = _f(2, "1: first-order DARTS; 2: second-order (one-step unrolled)", choices=[1, 2])
+    epochs: int = _f(50, "search epochs")
+    data: str = _f("data/penn", "corpus directory in the awd-lstm-lm layout (train.txt, valid.txt, test.txt)")
+    device: str = _f("auto", "cpu, cuda, cuda:1, ... ('auto': cuda when available, else cpu)")
+    deterministic: bool = _f(False, "deterministic kernels (slower on GPU; needed for bit-identical resume)")
+    num_threads: int = _f(0, "torch CPU threads (0: torch's choice)")
+    emsize: int = _f(300, "embedding size (= nhid = nhidlast)")
+    nhid: int = _f(300, "hidden units of the cell")
+    nhidlast: int = _f(300, "hidden units of the last layer (= nhid)")
+    lr: float = _f(20.0, "weight learning rate (SGD)")
+    clip: float = _f(0.25, "gradient-norm clip (weight step and the unrolled step)")
+    batch_size: int = _f(256, "batch size (train and architecture batches)")
+    eval_batch_size: int = _f(10, "batch size of the validation evaluation")
+    bptt: int = _f(35, "sequence length (halved with probability 0.05)")
+    dropout: float = _f(0.75, "dropout on the cell output")
+    dropouth: float = _f(0.25, "dropout on hidden states inside the cell")
+    dropoutx: float = _f(0.75, "dropout on the cell input")
+    dropouti: float = _f(0.2, "dropout on the input embedding")
+    dropoute: float = _f(0.0, "dropout of whole words in the embedding")
+    wdecay: float = _f(5e-7, "weight decay")
+    alpha: float = _f(0.0, "activation regularisation (AR) coefficient")
+    beta: float = _f(1e-3, "temporal activation regularisation (TAR) coefficient")
+    arch_lr: float = _f(3e-3, "architecture learning rate (Adam)")
+    arch_wdecay: float = _f(1e-3, "architecture weight decay (Adam)")
+    unrolled_eps: float = _f(0.01, "finite-difference radius r of the Hessian-vector product (eps = r / ||v||)")
+
+    def validate(self) -> None:
+        require(self.order in (1, 2), f"order must be 1 or 2, not {self.order}")
+        require(self.epochs >= 1, f"epochs must be >= 1, not {self.epochs}")
+        require(self.emsize == self.nhid == self.nhidlast,
+                f"the DARTS recurrent model ties emsize = nhid = nhidlast, got "
+                f"{self.emsize}, {self.nhid}, {self.nhidlast}")
+        require(self.batch_size >= 1 and self.eval_batch_size >= 1, "batch sizes must be >= 1")
+        require(self.bptt >= 2, f"bptt must be >= 2, not {self.bptt}")
+        for name in ("dropout", "dropouth", "dropoutx", "dropouti", "dropoute"):
+            value = getattr(self, name)
+            require(0.0 <= value < 1.0, f"{name} must be in [0, 1), not {value}")
+        require(self.lr > 0 and self.arch_lr > 0, "learning rates must be > 0")
+        require(self.unrolled_eps > 0, f"unrolled_eps must be > 0, not {self.unrolled_eps}")

@@ -1,0 +1,122 @@
+"""Search data kept on the device: the two halves of CIFAR-10 with batched crop+flip, and PTB batches.
+
+CIFAR-10 (original cnn/train_search.py): the training set is split at ``train_portion``; the
+first part trains the weights, the rest the architecture. Both parts use the training
+augmentation (4-pixel zero padding, random 32x32 crop, horizontal flip, then normalisation),
+as the original's loaders do (both sample from the same augmented dataset). Images stay on the
+device as uint8; augmentation is one gather per batch. Batches of the weight half follow one
+random permutation per epoch; architecture batches come from a persistent iterator over the
+other half that reshuffles when it runs out (the original starts a fresh loader per step).
+All randomness comes from one CPU generator whose state is saved with the checkpoint.
+"""
+from __future__ import annotations
+
+import math
+from typing import Dict, Iterator, Tuple
+
+import torch
+import torch.nn.functional as F
+
+from zoo import datasets as zds
+
+
+class CifarHalves:
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, train_portion: float, batch_size: int,
+                 device, seed: int):
+        n = int(images.shape[0])
+        split = int(math.floor(train_portion * n))
+        if split < 1 or split >= n:
+            raise ValueError(f"train_portion {train_portion} of {n} images leaves an empty half; "
+                             "use more images or another train_portion")
+        self.device = torch.device(device)
+        self.images = images.to(self.device)
+        self.labels = labels.to(self.device)
+        self.split, self.n = split, n
+        self.batch_size = batch_size
+        self.mean = torch.tensor(zds.CIFAR_MEAN, device=self.device).view(1, 3, 1, 1)
+        self.std = torch.tensor(zds.CIFAR_STD, device=self.device).view(1, 3, 1, 1)
+        self.generator = torch.Generator().manual_seed(seed)
+        self._valid_perm = torch.randperm(n - split, generator=self.generator)
+        self._valid_pos = 0
+        self._arange = torch.arange(32)
+
+    @property
+    def train_steps(self) -> int:
+        return math.ceil(self.split / self.batch_size)
+
+    def augment(self, index: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Padded random crop + horizontal flip + normalisation of the images at ``index`` (CPU long)."""
+        b = index.numel()
+        oy = torch.randint(0, 9, (b,), generator=self.generator)
+        ox = torch.randint(0, 9, (b,), generator=self.generator)
+        flip = torch.rand(b, generator=self.generator) < 0.5
+        a = self._arange
+        rows = oy[:, None] + a
+        cols = ox[:, None] + torch.where(flip[:, None], 31 - a, a)
+        dev = self.device
+        index = index.to(dev)
+        padded = F.pad(self.images[index], (4, 4, 4, 4))
+        rows, cols = rows.to(dev), cols.to(dev)
+        batch = torch.arange(b, device=dev)[:, None, None, None]
+        chan = torch.arange(3, device=dev)[None, :, None, None]
+        crops = padded[batch, chan, rows[:, None, :, None], cols[:, None, None, :]]
+        x = (crops.float().div_(255) - self.mean) / self.std
+        return x, self.labels[index]
+
+    def train_batches(self) -> Iterator[Tuple[torch.Tensor, torch.Tensor]]:
+        """One epoch over the weight half in a fresh random order (last batch may be smaller)."""
+        perm = torch.randperm(self.split, generator=self.generator)
+        for start in range(0, self.split, self.batch_size):
+            yield self.augment(perm[start:start + self.batch_size])
+
+    def next_valid(self) -> Tuple[torch.Tensor, torch.Tensor]:
+        """The next architecture batch (persistent; reshuffled when the half is used up)."""
+        m = self.n - self.split
+        if self._valid_pos >= m:
+            self._valid_perm = torch.randperm(m, generator=self.generator)
+            self._valid_pos = 0
+        idx = self._valid_perm[self._valid_pos:self._valid_pos + self.batch_size] + self.split
+        self._valid_pos += self.batch_size
+        return self.augment(idx)
+
+    def valid_batches(self) -> Iterator[Tuple[torch.Tensor, torch.Tensor]]:
+        """The architecture half once, in order, augmented (for the epoch's validation metrics)."""
+        for start in range(self.split, self.n, self.batch_size):
+            yield self.augment(torch.arange(start, min(start + self.batch_size, self.n)))
+
+    def state_dict(self) -> Dict[str, object]:
+        return {"generator": self.generator.get_state(), "valid_perm": self._valid_perm.clone(),
+                "valid_pos": self._valid_pos}
+
+    def load_state_dict(self, state: Dict[str, object]) -> None:
+        self.generator.set_state(state["generator"])
+        self._valid_perm = state["valid_perm"].clone()
+        self._valid_pos = int(state["valid_pos"])
+
+
+def load_cifar_halves(config, device) -> CifarHalves:
+    images, labels = zds.load_cifar10(config.data, train=True, download=True)
+    if config.train_examples:
+        images, labels = images[:config.train_examples], labels[:config.train_examples]
+    return CifarHalves(images, labels, config.train_portion, config.batch_size, device, config.seed)
+
+
+class PTBData:
+    """Token batches of an awd-lstm-lm corpus on the device (original rnn/train_search.py).
+
+    ``train``: the training split in ``batch_size`` columns; ``search``: the validation split in
+    ``batch_size`` columns (architecture batches); ``valid``: the validation split in
+    ``eval_batch_size`` columns (the epoch's validation perplexity).
+    """
+
+    def __init__(self, path, batch_size: int, eval_batch_size: int, device):
+        corpus = zds.Corpus(path)
+        self.ntokens = len(corpus.dictionary)
+        self.train = zds.batchify(corpus.train, batch_size, device)
+        self.search = zds.batchify(corpus.valid, batch_size, device)
+        self.valid = zds.batchify(corpus.valid, eval_batch_size, device)
+        for name, data, bs in (("train", self.train, batch_size), ("valid", self.search, batch_size),
+                               ("valid", self.valid, eval_batch_size)):
+            if data.size(0) < 3:
+                raise ValueError(f"{path}: the {name} split has too few tokens for batch size {bs} "
+                                 f"({data.size(0)} rows); use a smaller batch size or a larger corpus")

@@ -1,0 +1,390 @@
+"""The search loop: epochs of (architecture step, weight step), per-epoch logs, checkpoint and resume.
+
+Run directory (see DESIGN.md): ``config.json``, ``metrics.jsonl`` (one line per epoch, with the
+genotype), ``genotypes.jsonl`` (the derived genotype after every epoch; epoch -1 is the
+initialisation), ``alphas.jsonl`` (the architecture logits and their softmax, same epochs),
+``checkpoint.pt`` (after every epoch) and, when finished, ``record.json``. Rerunning with the
+same config resumes from the last finished epoch; a finished run is returned as it is.
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import logging
+import math
+import time
+from pathlib import Path
+from typing import Callable, Dict, List, Optional
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+import genotypes
+from zoo import datasets as zds
+from zoo.fileio import append_jsonl, atomic_write_text, read_jsonl
+
+from .. import config as _config
+from ..rundir import RunDir, check_finite, make_record
+from ..seeding import rng_state, seed_everything, set_rng_state
+from . import architect
+from .cnn_supernet import Network
+from .config import CIFAR10SearchConfig, PTBSearchConfig
+from .data import PTBData, load_cifar_halves
+from .rnn_supernet import RNNModelSearch
+
+log = logging.getLogger(__name__)
+
+SEARCH_CONFIGS = {"cifar10": CIFAR10SearchConfig, "ptb": PTBSearchConfig}
+GENOTYPES, ALPHAS = "genotypes.jsonl", "alphas.jsonl"
+
+StepCallback = Callable[[int, int], None]
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {name!r} asked for, but no CUDA device is available; use --device cpu")
+    return device
+
+
+def _tqdm(iterable, total, desc, progress):
+    from tqdm.auto import tqdm
+
+    return tqdm(iterable, total=total, desc=desc, leave=False, dynamic_ncols=True, disable=None if progress else True)
+
+
+class _Base:
+    model: nn.Module
+    alphas: List[torch.Tensor]
+    w_opt: torch.optim.Optimizer
+    a_opt: torch.optim.Optimizer
+    alpha_names: tuple
+
+    def arch_update(self, grads: List[torch.Tensor]) -> None:
+        self.a_opt.zero_grad(set_to_none=True)
+        architect.set_grads_(self.alphas, grads)
+        self.a_opt.step()
+
+    def alphas_dict(self) -> Dict[str, list]:
+        return {name: a.detach().cpu().tolist() for name, a in zip(self.alpha_names, self.alphas)}
+
+    def softmax_dict(self) -> Dict[str, list]:
+        return {name: F.softmax(a.detach().float().cpu(), dim=-1).tolist()
+                for name, a in zip(self.alpha_names, self.alphas)}
+
+    def state_dict(self) -> dict:
+        return {"model": self.model.state_dict(), "alphas": [a.detach().clone() for a in self.alphas],
+                "w_opt": self.w_opt.state_dict(), "a_opt": self.a_opt.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.model.load_state_dict(state["model"])
+        with torch.no_grad():
+            for a, s in zip(self.alphas, state["alphas"]):
+                a.copy_(s)
+        self.w_opt.load_state_dict(state["w_opt"])
+        self.a_opt.load_state_dict(state["a_opt"])
+
+
+class CNNSearch(_Base):
+    """Conv-cell search on CIFAR-10 (original cnn/train_search.py)."""
+
+    alpha_names = ("alphas_normal", "alphas_reduce")
+
+    def __init__(self, config: CIFAR10SearchConfig, device: torch.device):
+        self.config, self.device = config, device
+        self.data = load_cifar_halves(config, device)
+        self.model = Network(config.C, 10, config.layers, config.steps, config.multiplier,
+                             config.stem_multiplier).to(device)
+        if config.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.alphas = self.model.new_alphas(device)
+        self.w_opt = torch.optim.SGD(self.model.parameters(), config.learning_rate, momentum=config.momentum,
+                                     weight_decay=config.weight_decay)
+        self.a_opt = torch.optim.Adam(self.alphas, lr=config.arch_learning_rate,
+                                      betas=(config.arch_beta1, config.arch_beta2),
+                                      weight_decay=config.arch_weight_decay)
+
+    def lr_at(self, epoch: int) -> float:
+        c = self.config
+        cosine = (1 + math.cos(math.pi * epoch / c.epochs)) / 2
+        return c.learning_rate_min + (c.learning_rate - c.learning_rate_min) * cosine
+
+    def _autocast(self):
+        if self.config.amp == "bf16":
+            return torch.autocast(self.device.type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def logits(self, x, alphas):
+        if self.config.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with self._autocast():
+            return self.model(x, *alphas).float()
+
+    def loss_fn(self, x, y):
+        return lambda: (F.cross_entropy(self.logits(x, self.alphas), y), None)
+
+    def arch_step(self, x, y, xv, yv, lr: float) -> None:
+        c = self.config
+        if c.order == 1:
+            grads, _ = architect.first_order(self.alphas, self.loss_fn(xv, yv))
+        else:
+            params = list(self.model.parameters())
+            grads, _ = architect.second_order(
+                self.model, self.alphas, self.loss_fn(x, y), self.loss_fn(xv, yv), lr, momentum=c.momentum,
+                weight_decay=c.weight_decay, buffers=architect.momentum_buffers(self.w_opt, params), r=c.unrolled_eps)
+        self.arch_update(grads)
+
+    def weight_step(self, x, y):
+        self.w_opt.zero_grad(set_to_none=True)
+        logits = self.logits(x, [a.detach() for a in self.alphas])
+        loss = F.cross_entropy(logits, y)
+        loss.backward()
+        nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
+        self.w_opt.step()
+        return loss.detach(), logits.detach()
+
+    def train_epoch(self, epoch: int, progress: bool, callback: Optional[StepCallback]) -> dict:
+        lr = self.lr_at(epoch)
+        for group in self.w_opt.param_groups:
+            group["lr"] = lr
+        self.model.train()
+        loss_sum = torch.zeros((), device=self.device, dtype=torch.float64)
+        correct = torch.zeros((), device=self.device, dtype=torch.long)
+        n = 0
+        batches = _tqdm(self.data.train_batches(), self.data.train_steps, f"search epoch {epoch}", progress)
+        for step, (x, y) in enumerate(batches):
+            xv, yv = self.data.next_valid()
+            self.arch_step(x, y, xv, yv, lr)
+            loss, logits = self.weight_step(x, y)
+            loss_sum += loss.double() * y.numel()
+            correct += (logits.argmax(1) == y).sum()
+            n += y.numel()
+            if callback is not None:
+                callback(epoch, step)
+        return {"lr": lr, "train_loss": loss_sum.item() / n, "train_acc": 100.0 * correct.item() / n}
+
+    @torch.no_grad()
+    def evaluate(self) -> dict:
+        self.model.eval()
+        loss_sum, correct, n = 0.0, 0, 0
+        for x, y in self.data.valid_batches():
+            logits = self.logits(x, self.alphas)
+            loss_sum += F.cross_entropy(logits, y, reduction="sum").item()
+            correct += (logits.argmax(1) == y).sum().item()
+            n += y.numel()
+        return {"valid_loss": loss_sum / n, "valid_acc": 100.0 * correct / n}
+
+    def genotype(self):
+        return genotypes.derive.cnn(self.alphas[0], self.alphas[1], steps=self.config.steps,
+                                    multiplier=self.config.multiplier)
+
+    def state_dict(self) -> dict:
+        state = super().state_dict()
+        state["data"] = self.data.state_dict()
+        return state
+
+    def load_state_dict(self, state: dict) -> None:
+        super().load_state_dict(state)
+        self.data.load_state_dict(state["data"])
+
+    def final_metrics(self, row: dict) -> dict:
+        return {k: row[k] for k in ("train_loss", "train_acc", "valid_loss", "valid_acc")}
+
+
+def _detach_hidden(hidden):
+    return [h.detach() for h in hidden]
+
+
+class RNNSearch(_Base):
+    """Recurrent-cell search on PTB (original rnn/train_search.py)."""
+
+    alpha_names = ("weights",)
+
+    def __init__(self, config: PTBSearchConfig, device: torch.device):
+        self.config, self.device = config, device
+        self.data = PTBData(config.data, config.batch_size, config.eval_batch_size, device)
+        c = config
+        self.model = RNNModelSearch(self.data.ntokens, c.emsize, c.nhid, c.nhidlast, c.dropout, c.dropouth,
+                                    c.dropoutx, c.dropouti, c.dropoute).to(device)
+        self.alphas = self.model.new_alphas(device)
+        self.w_opt = torch.optim.SGD(self.model.parameters(), lr=c.lr, weight_decay=c.wdecay)
+        self.a_opt = torch.optim.Adam(self.alphas, lr=c.arch_lr, weight_decay=c.arch_wdecay)
+
+    def loss_fn(self, hidden, data, targets):
+        def loss():
+            log_prob, hidden_next = self.model(data, hidden, self.alphas[0])
+            return F.nll_loss(log_prob.view(-1, log_prob.size(2)), targets), _detach_hidden(hidden_next)
+        return loss
+
+    def train_epoch(self, epoch: int, progress: bool, callback: Optional[StepCallback]) -> dict:
+        c, train, search = self.config, self.data.train, self.data.search
+        hidden = self.model.init_hidden(c.batch_size)
+        hidden_valid = self.model.init_hidden(c.batch_size)
+        loss_sum, batches, i, step = 0.0, 0, 0, 0
+        total = max(1, (train.size(0) - 2) // c.bptt + 1)
+        bar = _tqdm(None, total, f"search epoch {epoch}", progress)
+        params = list(self.model.parameters())
+        while i < train.size(0) - 1 - 1:
+            bptt = c.bptt if np.random.random() < 0.95 else c.bptt / 2.0
+            seq_len = int(bptt)
+            lr2 = self.w_opt.param_groups[0]["lr"]
+            self.w_opt.param_groups[0]["lr"] = lr2 * seq_len / c.bptt
+            self.model.train()
+            data_valid, targets_valid = zds.get_batch(search, i % (search.size(0) - 1), c.bptt)
+            data, targets = zds.get_batch(train, i, seq_len)
+            hidden, hidden_valid = _detach_hidden(hidden), _detach_hidden(hidden_valid)
+            valid_loss = self.loss_fn(hidden_valid, data_valid, targets_valid)
+            if c.order == 1:
+                grads, hidden_valid = architect.first_order(self.alphas, valid_loss)
+            else:
+                eta = self.w_opt.param_groups[0]["lr"]
+                grads, hidden_valid = architect.second_order(
+                    self.model, self.alphas, self.loss_fn(hidden, data, targets), valid_loss, eta,
+                    weight_decay=c.wdecay, clip=c.clip, r=c.unrolled_eps)
+            self.arch_update(grads)
+
+            self.w_opt.zero_grad(set_to_none=True)
+            log_prob, hidden, rnn_hs, dropped_rnn_hs = self.model(data, hidden, self.alphas[0].detach(), return_h=True)
+            raw_loss = F.nll_loss(log_prob.view(-1, log_prob.size(2)), targets)
+            loss = raw_loss
+            if c.alpha > 0:
+                loss = loss + c.alpha * dropped_rnn_hs[-1].pow(2).mean()
+            loss = loss + c.beta * (rnn_hs[-1][1:] - rnn_hs[-1][:-1]).pow(2).mean()
+            loss.backward()
+            nn.utils.clip_grad_norm_(params, c.clip)
+            self.w_opt.step()
+            self.w_opt.param_groups[0]["lr"] = lr2
+            loss_sum += raw_loss.item()
+            batches += 1
+            i += seq_len
+            bar.update(1)
+            if callback is not None:
+                callback(epoch, step)
+            step += 1
+        bar.close()
+        train_loss = loss_sum / max(batches, 1)
+        return {"lr": self.w_opt.param_groups[0]["lr"], "train_loss": train_loss,
+                "train_ppl": math.exp(min(train_loss, 700))}
+
+    @torch.no_grad()
+    def evaluate(self) -> dict:
+        c, source = self.config, self.data.valid
+        self.model.eval()
+        total = 0.0
+        hidden = self.model.init_hidden(c.eval_batch_size)
+        for i in range(0, source.size(0) - 1, c.bptt):
+            data, targets = zds.get_batch(source, i, c.bptt)
+            log_prob, hidden = self.model(data, hidden, self.alphas[0])
+            total += F.nll_loss(log_prob.view(-1, log_prob.size(2)), targets).item() * len(data)
+        loss = total / len(source)
+        return {"valid_loss": loss, "valid_ppl": math.exp(min(loss, 700))}
+
+    def genotype(self):
+        return genotypes.derive.rnn(self.alphas[0])
+
+    def final_metrics(self, row: dict) -> dict:
+        return {k: row[k] for k in ("train_loss", "train_ppl", "valid_loss", "valid_ppl")}
+
+
+_SEARCHERS = {"cifar10": CNNSearch, "ptb": RNNSearch}
+
+
+def _resolve_config(dataset: str, config):
+    if dataset not in SEARCH_CONFIGS:
+        raise ValueError(f"unknown search dataset {dataset!r}; choose one of {', '.join(SEARCH_CONFIGS)}")
+    cls = SEARCH_CONFIGS[dataset]
+    if config is None:
+        return _config.build(cls, {})
+    if isinstance(config, dict):
+        return _config.build(cls, config)
+    if not isinstance(config, cls):
+        raise TypeError(f"search {dataset!r} takes a {cls.__name__}, not {type(config).__name__}")
+    config.validate()
+    return config
+
+
+def _trim_jsonl(path: Path, epochs_done: int) -> None:
+    if path.exists():
+        rows = [r for r in read_jsonl(path) if r.get("epoch", 0) < epochs_done]
+        atomic_write_text(path, "".join(json.dumps(r, allow_nan=False) + "\n" for r in rows))
+
+
+def _log_architecture(run: RunDir, searcher, epoch: int) -> str:
+    text = genotypes.format(searcher.genotype())
+    append_jsonl(run.path / GENOTYPES, {"epoch": epoch, "genotype": text})
+    append_jsonl(run.path / ALPHAS, {"epoch": epoch, "logits": searcher.alphas_dict(),
+                                     "softmax": searcher.softmax_dict()})
+    return text
+
+
+def search(dataset: str, config=None, out="runs/search", progress: bool = True,
+           callback: Optional[StepCallback] = None) -> dict:
+    """Run (or resume, or return the finished record of) an architecture search.
+
+    ``dataset``: 'cifar10' or 'ptb'; ``config``: a :data:`SEARCH_CONFIGS` dataclass (or a dict of
+    overrides); ``out``: the run directory. ``callback(epoch, step)`` is called after every step.
+    Returns the record (``kind`` 'search', ``genotype`` the final genotype text, ``final`` metrics).
+    """
+    config = _resolve_config(dataset, config)
+    run = RunDir(out)
+    if run.is_finished():
+        log.info("%s holds a finished search; returning its record", run.path)
+        return run.read_record()
+    cfg = dataclasses.asdict(config)
+    cfg["dataset"] = dataset
+    run.start(cfg)
+    device = resolve_device(config.device)
+    if config.num_threads:
+        torch.set_num_threads(config.num_threads)
+    seed_everything(config.seed, config.deterministic)
+    searcher = _SEARCHERS[dataset](config, device)
+    params = sum(p.numel() for p in searcher.model.parameters())
+    log.info("search %s, order %d: %d weight parameters, device %s", dataset, config.order, params, device)
+
+    start_epoch, wall = 0, 0.0
+    state = run.load_checkpoint(map_location="cpu")
+    if state is not None:
+        searcher.load_state_dict(state["search"])
+        set_rng_state(state["rng"])
+        start_epoch, wall = int(state["epoch"]), float(state["wall_time_s"])
+        log.info("resuming %s after epoch %d", run.path, start_epoch - 1)
+    run.trim_metrics(start_epoch)
+    for name in (GENOTYPES, ALPHAS):
+        _trim_jsonl(run.path / name, start_epoch)
+    if start_epoch == 0:
+        _log_architecture(run, searcher, -1)
+
+    rows = run.metrics()
+    for epoch in range(start_epoch, config.epochs):
+        t0 = time.time()
+        metrics = searcher.train_epoch(epoch, progress, callback)
+        metrics.update(searcher.evaluate())
+        for key in ("train_loss", "valid_loss"):
+            check_finite(key, metrics[key], epoch)
+        for a in searcher.alphas:
+            check_finite("architecture logits", float(a.detach().abs().sum()), epoch)
+        elapsed = time.time() - t0
+        text = _log_architecture(run, searcher, epoch)
+        row = {"epoch": epoch, **metrics, "genotype": text, "epoch_time_s": elapsed}
+        run.log_epoch(row)
+        rows.append(row)
+        wall += elapsed
+        log.info("epoch %d: %s", epoch, ", ".join(f"{k} {v:.4g}" for k, v in metrics.items()))
+        log.info("genotype = %s", text)
+        run.save_checkpoint({"epoch": epoch + 1, "wall_time_s": wall, "search": searcher.state_dict(),
+                             "rng": rng_state()})
+
+    final = rows[-1]
+    record = make_record(
+        experiment=f"search-{dataset}-order{config.order}", kind="search", dataset=dataset,
+        genotype=final["genotype"], seed=config.seed, config=cfg, final=searcher.final_metrics(final),
+        curve=rows, parameters=params, wall_time_s=wall, device=device, order=config.order,
+        alphas=searcher.alphas_dict(),
+    )
+    run.write_record(record)
+    return record
