@@ -119,31 +119,6 @@ def second_order(model: nn.Module, alphas: Sequence[torch.Tensor], train_loss: L
     return [da - scale * (gp - gn) for da, gp, gn in zip(dalpha, grads_p, grads_n)], aux
 
 
-def exact_second_order(model: nn.Module, alphas: Sequence[torch.Tensor], train_loss_at: Callable,
-                       valid_loss_at: Callable, lr: float, momentum: float = 0.0, weight_decay: float = 0.0,
-                       buffers: Optional[Sequence[torch.Tensor]] = None) -> List[torch.Tensor]:
-    """The exact one-step hypergradient by double backward (for tests; no clipping).
-
-    ``train_loss_at(params_dict)`` and ``valid_loss_at(params_dict)`` evaluate the model with the
-    given weights (e.g. through ``torch.func.functional_call``). Returns
-    ``grad_a L_val(w', a) - lr * (d^2 L_train / da dw) grad_w' L_val(w', a)``.
-    """
-    names = [n for n, p in model.named_parameters() if p.requires_grad]
-    params = [p for p in model.parameters() if p.requires_grad]
-    alphas = list(alphas)
-    grads = torch.autograd.grad(train_loss_at(dict(zip(names, params))), params)
-    with torch.no_grad():
-        w_new = [p - lr * ((momentum * b if buffers is not None else 0) + g + weight_decay * p)
-                 for p, g, b in zip(params, grads, buffers if buffers is not None else params)]
-    w_new = [t.detach().requires_grad_(True) for t in w_new]
-    out = torch.autograd.grad(valid_loss_at(dict(zip(names, w_new))), alphas + w_new)
-    dalpha, v = out[:len(alphas)], out[len(alphas):]
-    g = torch.autograd.grad(train_loss_at(dict(zip(names, params))), params, create_graph=True)
-    dot = sum((gi * vi).sum() for gi, vi in zip(g, v))
-    mixed = torch.autograd.grad(dot, alphas)
-    return [da - lr * m for da, m in zip(dalpha, mixed)]
-
-
 def set_grads_(alphas: Sequence[torch.Tensor], grads: Sequence[torch.Tensor]) -> None:
     for a, g in zip(alphas, grads):
         a.grad = g.detach().to(a.dtype)
