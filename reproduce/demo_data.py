@@ -131,6 +131,8 @@ def stationary_distribution(P: np.ndarray) -> np.ndarray:
     """The stationary distribution pi (pi P = pi, sum 1) of an irreducible chain."""
     P = np.asarray(P, dtype=np.float64)
     values, vectors = np.linalg.eig(P.T)
+    if int(np.sum(np.abs(values - 1.0) < 1e-9)) != 1:
+        raise ValueError("the chain has no unique stationary distribution (is it irreducible?)")
     k = int(np.argmin(np.abs(values - 1.0)))
     pi = np.real(vectors[:, k])
     pi = pi / pi.sum()

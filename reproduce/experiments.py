@@ -118,6 +118,8 @@ class ExperimentOptions:
     progress: bool = True
     report: bool = True
     report_format: str = "markdown"
+    target: Optional[str] = "auto"  # key of paper.json to compare with; "auto": the paper's for this experiment
+    note: Optional[str] = None  # replaces the experiment's description in experiment.json (e.g. the demo's data)
 
 
 @dataclasses.dataclass
@@ -397,9 +399,10 @@ def run_experiment(options: ExperimentOptions) -> ExperimentResult:
     order = options.order if options.search else ({"DARTS_V2": 2, "DARTS": 2, "DARTS_V1": 1}.get(arch) if arch
                                                   else None)
     meta = {"experiment": spec.name, "dataset": spec.dataset, "arch": arch, "profile": options.profile,
-            "order": order, "target": target_for(spec, arch, options.search, options.order),
-            "search": None, "comparable": options.profile == "paper", "note": spec.note}
-    if options.profile != "paper":
+            "order": order, "target": (target_for(spec, arch, options.search, options.order)
+                                       if options.target == "auto" else options.target),
+            "search": None, "comparable": options.profile == "paper", "note": options.note or spec.note}
+    if options.profile != "paper" and not options.note:
         meta["note"] += (f"; profile {options.profile!r}: shortened recipes, NOT comparable with the paper's figures")
     if options.search:
         meta["search"] = {"order": options.order, "seeds": _search_seeds(options),
