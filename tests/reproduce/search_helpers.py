@@ -32,7 +32,7 @@ def tiny_cifar(root, n_train: int = 16, seed: int = 0):
     return root
 
 
-def tiny_corpus(path, seed: int = 0, train: int = 40, valid: int = 16, test: int = 4):
+def tiny_corpus(path, seed: int = 0, train: int = 24, valid: int = 12, test: int = 4):
     rng = random.Random(seed)
 
     def lines(n):
