@@ -7,11 +7,19 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+
+# tests/genotypes, tests/zoo and tests/reproduce carry the packages' names. pytest puts tests/ on sys.path,
+# and an editable install (README's) resolves the packages through a finder that runs after the path
+# finder, so `import genotypes` would find tests/genotypes as an empty namespace package. With the
+# repository root on sys.path the real (regular) packages win over such namespace directories.
+if str(REPO_ROOT) not in sys.path:
+    sys.path.append(str(REPO_ROOT))
 
 
 def pytest_configure(config):
