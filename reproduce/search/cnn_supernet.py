@@ -14,7 +14,7 @@ The forward pass computes the same function as the original with less work:
   same tensor on every edge that leaves that state (non-affine BN in training mode normalises
   with batch statistics; their running statistics receive identical updates), so they are
   computed once per state, with the BN module of the first edge leaving it;
-- a node's weighted sum over all ops of all incoming edges is one ``tensordot``.
+- a node's weighted sum over all ops of all incoming edges is one ``tensordot`` (NCHW tensors).
 """
 from __future__ import annotations
 
@@ -61,6 +61,17 @@ def _after_relu(module: nn.Module, r: torch.Tensor) -> torch.Tensor:
 
 def _factorized_reduce_after_relu(fr: FactorizedReduce, r: torch.Tensor) -> torch.Tensor:
     return fr.bn(torch.cat([fr.conv_1(r), fr.conv_2(r[:, :, 1:, 1:])], dim=1))
+
+
+def _weighted_sum(w: torch.Tensor, outs: List[torch.Tensor]) -> torch.Tensor:
+    """``sum_k w[k] * outs[k]``: one tensordot for contiguous tensors, a chain that keeps channels_last otherwise."""
+    first = outs[0]
+    if first.is_contiguous() or not first.is_contiguous(memory_format=torch.channels_last):
+        return torch.tensordot(w, torch.stack(outs), dims=1)
+    s = first * w[0]
+    for k in range(1, len(outs)):
+        s = torch.addcmul(s, outs[k], w[k])
+    return s
 
 
 class Cell(nn.Module):
@@ -113,7 +124,7 @@ class Cell(nn.Module):
                 outs += [mx, av, skip, _after_relu(ops[4], r), _after_relu(ops[5], r),
                          _after_relu(ops[6], r), _after_relu(ops[7], r)]
             w = weights[offset:offset + len(states), NONE + 1:].reshape(-1)
-            states.append(torch.tensordot(w, torch.stack(outs), dims=1))
+            states.append(_weighted_sum(w, outs))
             offset += len(states) - 1
         return torch.cat(states[-self._multiplier:], dim=1)
 
