@@ -103,6 +103,8 @@ def run(args) -> int:
     if args.C < 1 or args.layers < 3 or args.batch < 1:
         raise ValueError("need --C >= 1, --layers >= 3, --batch >= 1")
     device = setup(args)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
     genotype = genotypes.get(args.arch)
     x = torch.randn(args.batch, 3, 32, 32, device=device)
     y = torch.randint(0, 10, (args.batch,), device=device)

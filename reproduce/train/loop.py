@@ -96,6 +96,8 @@ def _run(dataset, config, genotype, rundir: RunDir, d, progress: bool) -> dict:
     if config.num_threads:
         torch.set_num_threads(config.num_threads)
     seed_everything(config.seed, config.deterministic)
+    if d.device.type == "cuda" and not config.deterministic:
+        torch.backends.cudnn.benchmark = True  # as the original; --deterministic turns it off
     config_dict = _config.to_dict(config)
     task = _make_task(dataset, config, genotype, d, progress and d.is_main)  # checks data and sizes first
     task.rundir = rundir
