@@ -146,7 +146,7 @@ def test_augment_crops_flips_normalises_and_cuts_out_like_the_original():
 
 @pytest.mark.slow
 def test_kill_minus_nine_mid_run_then_rerun_gives_the_uninterrupted_curve(cifar, tmp_path):
-    args = ["--data", str(cifar), "--device", "cpu", "--num-threads", "1", "--epochs", "3", "--C", "4",
+    args = ["--data", str(cifar), "--device", "cpu", "--num-threads", "1", "--epochs", "2", "--C", "4",
             "--layers", "3", "--batch-size", "8", "--deterministic", "true", "--no-progress"]
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     out = tmp_path / "killed"
@@ -162,7 +162,7 @@ def test_kill_minus_nine_mid_run_then_rerun_gives_the_uninterrupted_curve(cifar,
                           cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     resumed = json.loads((out / "record.json").read_text())
-    full = train("cifar10", tiny_cifar(cifar, epochs=3, batch_size=8), tmp_path / "full", progress=False)
+    full = train("cifar10", tiny_cifar(cifar, epochs=2, batch_size=8), tmp_path / "full", progress=False)
     assert _strip(resumed["curve"]) == _strip(full["curve"])
     assert json.loads(done.stdout.strip().splitlines()[-1]) == full["final"]
     assert all(math.isfinite(v) for v in full["final"].values())

@@ -25,34 +25,38 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _run_two(dataset, config, tmp_path):
-    result = tmp_path / "result"
-    mp.spawn(ddp_worker, args=(2, _free_port(), dataset, config, str(tmp_path / "ddp"), str(result)), nprocs=2)
-    return [torch.load(f"{result}.{r}", weights_only=True) for r in range(2)]
+@pytest.fixture(scope="module")
+def ddp(tmp_path_factory):
+    """Both recipes trained once by 2 gloo processes (one process group, spawned once) and once by 1 process."""
+    tmp = tmp_path_factory.mktemp("ddp")
+    corpus, cifar = make_corpus(tmp / "ptb"), make_cifar(tmp / "cifar")
+    lm_cfg = tiny_lm(corpus, epochs=2, dropout=0.0, dropouth=0.0, dropoutx=0.0, dropouti=0.0, dropoute=0.0,
+                     nonmono=0)
+    cnn_cfg = tiny_cifar(cifar, epochs=2, drop_path_prob=0.0)
+    jobs = [("ptb", lm_cfg, str(tmp / "ddp_ptb")), ("cifar10", cnn_cfg, str(tmp / "ddp_cifar"))]
+    result = tmp / "result"
+    mp.spawn(ddp_worker, args=(2, _free_port(), jobs, str(result)), nprocs=2)
+    ranks = [torch.load(f"{result}.{r}", weights_only=True) for r in range(2)]
+    single = {"ptb": train("ptb", lm_cfg, tmp / "single_ptb", progress=False),
+              "cifar10": train("cifar10", cnn_cfg, tmp / "single_cifar", progress=False)}
+    return {"ptb": [r[0] for r in ranks], "cifar10": [r[1] for r in ranks], "single": single, "tmp": tmp}
 
 
 @pytest.mark.slow
-def test_two_gloo_processes_match_one_process_exactly_without_batchnorm_or_dropout(tmp_path):
-    corpus = make_corpus(tmp_path / "ptb")
-    cfg = tiny_lm(corpus, epochs=2, dropout=0.0, dropouth=0.0, dropoutx=0.0, dropouti=0.0, dropoute=0.0,
-                  nonmono=0)
-    ranks = _run_two("ptb", cfg, tmp_path)
-    single = train("ptb", cfg, tmp_path / "single", progress=False)
+def test_two_gloo_processes_match_one_process_exactly_without_batchnorm_or_dropout(ddp):
+    ranks, single = ddp["ptb"], ddp["single"]["ptb"]
     assert ranks[0]["curve"] == ranks[1]["curve"]
     for a, b in zip(ranks[0]["curve"], single["curve"]):
         assert a["optimizer"] == b["optimizer"]
         assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-5)
         assert a["valid_loss"] == pytest.approx(b["valid_loss"], rel=1e-5)
     assert ranks[0]["final"]["test_ppl"] == pytest.approx(single["final"]["test_ppl"], rel=1e-5)
-    assert (tmp_path / "ddp" / "record.json").exists()
+    assert (ddp["tmp"] / "ddp_ptb" / "record.json").exists()
 
 
 @pytest.mark.slow
-def test_two_gloo_processes_follow_the_one_process_cnn_loss_curve_within_batchnorm_tolerance(tmp_path):
-    cifar = make_cifar(tmp_path / "cifar")
-    cfg = tiny_cifar(cifar, epochs=2, drop_path_prob=0.0)
-    ranks = _run_two("cifar10", cfg, tmp_path)
-    single = train("cifar10", cfg, tmp_path / "single", progress=False)
+def test_two_gloo_processes_follow_the_one_process_cnn_loss_curve_within_batchnorm_tolerance(ddp):
+    ranks, single = ddp["cifar10"], ddp["single"]["cifar10"]
     assert ranks[0]["curve"] == ranks[1]["curve"]  # metrics are all-reduced: every rank reports the same
     for a, b in zip(ranks[0]["curve"], single["curve"]):
         assert a["lr"] == b["lr"]

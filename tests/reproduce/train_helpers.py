@@ -68,12 +68,21 @@ def tiny_imagenet(data: Path, **kw):
     return RECIPES["imagenet"](**base)
 
 
-def ddp_worker(rank: int, world: int, port: int, dataset: str, config, out: str, result_path: str) -> None:
-    """One process of a torchrun-like gloo group running reproduce.train.train."""
+def ddp_worker(rank: int, world: int, port: int, jobs, result_path: str) -> None:
+    """One process of a torchrun-like gloo group running reproduce.train.train for each (dataset, config, out)."""
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
                       LOCAL_RANK=str(rank))
+    import torch.distributed as dist
+
     from reproduce.train import train
 
-    record = train(dataset, config, out, progress=False)
-    torch.save({"curve": [{k: v for k, v in m.items() if k != "time_s"} for m in record["curve"]],
-                "final": record["final"]}, f"{result_path}.{rank}")
+    dist.init_process_group("gloo", rank=rank, world_size=world)
+    try:
+        results = []
+        for dataset, config, out in jobs:
+            record = train(dataset, config, out, progress=False)
+            results.append({"curve": [{k: v for k, v in m.items() if k != "time_s"} for m in record["curve"]],
+                            "final": record["final"]})
+        torch.save(results, f"{result_path}.{rank}")
+    finally:
+        dist.destroy_process_group()
