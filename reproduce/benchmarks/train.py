@@ -33,6 +33,7 @@ def register(sub) -> None:
     p.add_argument("--arch", default="DARTS_V2", help="named genotype")
     p.add_argument("--drop-path-prob", type=float, default=0.1,
                    help="drop-path probability (the recipe ramps 0 -> 0.2; default: the mid-run 0.1)")
+    p.add_argument("--cuda-graphs", action="store_true", help="replay our step from a CUDA graph (GPU only)")
     add_impl_arguments(p)
     p.set_defaults(func=run)
 
@@ -123,6 +124,18 @@ def run(args) -> int:
             cnn_train_step(train_model, opt, xo, y, auxiliary_weight=0.4, grad_clip=5.0, params=params,
                            device=device, amp=args.amp)
 
+        if args.cuda_graphs:
+            if device.type != "cuda" or args.compile:
+                raise ValueError("--cuda-graphs needs a CUDA device and no --compile")
+            from reproduce.train.common import GraphedCNNStep
+
+            graphed = GraphedCNNStep(model, opt, params, device, auxiliary_weight=0.4, grad_clip=5.0, amp=args.amp)
+            for _ in range(graphed.warmup + 1):  # eager warm-up steps, then the capture
+                graphed(xo, y)
+
+            def ours():  # noqa: F811
+                graphed(xo, y)
+
         steps["ours"] = ours
     if args.impl in ("original", "both"):
         from reproduce.train.original import load_cnn, quiet
@@ -152,7 +165,8 @@ def run(args) -> int:
 
         steps["original"] = original
     stats = time_impls(steps, args.steps, args.warmup, args.rounds, device)
-    result = {"bench": "train", "C": args.C, "layers": args.layers, "batch": args.batch, "arch": args.arch,
+    result = {"bench": "train", "cuda_graphs": args.cuda_graphs,
+              "C": args.C, "layers": args.layers, "batch": args.batch, "arch": args.arch,
               "drop_path_prob": args.drop_path_prob}
     return report(combine(stats, args.batch, "images", args, device, **result), args.json)
 

@@ -31,7 +31,7 @@ from zoo.datasets import CIFAR_MEAN, CIFAR_STD, DatasetNotFoundError, load_cifar
 
 from ..config import ConfigError
 from . import distributed
-from .common import cnn_train_step, make_sgd, maybe_compile, progress_bar, seed_epoch, set_lr
+from .common import GraphedCNNStep, cnn_train_step, make_sgd, maybe_compile, progress_bar, seed_epoch, set_lr
 
 log = logging.getLogger(__name__)
 
@@ -123,6 +123,14 @@ class CIFARTask:
                                   weight_decay=config.weight_decay)
         self.train_model = maybe_compile(distributed.wrap(self.model, d), config.compile, config.epochs)
         self.eval_model = maybe_compile(self.model, config.compile, config.epochs)
+        self.graphed = None
+        if config.cuda_graphs:
+            if dev.type != "cuda" or d.enabled or config.compile:
+                raise ConfigError("cuda_graphs needs one process on a CUDA device and no --compile "
+                                  f"(device {dev}, {d.world} processes, compile={config.compile})")
+            self.graphed = GraphedCNNStep(self.model, self.optimizer, self.params, dev,
+                                          auxiliary_weight=config.auxiliary_weight, grad_clip=config.grad_clip,
+                                          amp=config.amp)
 
     # -- state ---------------------------------------------------------------------------------
     def state_dict(self) -> dict:
@@ -142,6 +150,8 @@ class CIFARTask:
         lr = self.lr_at(epoch)
         set_lr(self.optimizer, lr)
         self.model.drop_path_prob = cfg.drop_path_prob * epoch / cfg.epochs
+        if self.graphed is not None:  # lr and drop-path are baked into the graph: capture anew
+            self.graphed.reset()
         n = len(self.train_x)
         perm = torch.randperm(n, generator=gen)
         aug = draw_augmentation(n, gen)
@@ -161,8 +171,11 @@ class CIFARTask:
             x = augment(self.train_x[idx], p, self.mean, self.std, cfg.cutout_length if cfg.cutout else 0,
                         cfg.channels_last)
             y = self.train_y[idx]
-            loss, c = cnn_train_step(self.train_model, self.optimizer, x, y, auxiliary_weight=cfg.auxiliary_weight,
-                                     grad_clip=cfg.grad_clip, params=self.params, device=dev, amp=cfg.amp)
+            if self.graphed is not None and hi - lo == cfg.batch_size:
+                loss, c = self.graphed(x, y)
+            else:
+                loss, c = cnn_train_step(self.train_model, self.optimizer, x, y, auxiliary_weight=cfg.auxiliary_weight,
+                                         grad_clip=cfg.grad_clip, params=self.params, device=dev, amp=cfg.amp)
             loss_sum += loss.double() * (hi - lo)
             correct += c
             seen += hi - lo

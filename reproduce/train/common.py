@@ -31,9 +31,10 @@ def seed_epoch(seed: int, epoch: int, rank: int = 0, salt: int = 0) -> int:
     return b
 
 
-def autocast(device: torch.device, amp: str):
+def autocast(device: torch.device, amp: str, cache: bool = True):
+    """bf16 autocast when asked (``cache=False`` inside CUDA graph capture, which needs it)."""
     if amp == "bf16":
-        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+        return torch.autocast(device_type=device.type, dtype=torch.bfloat16, cache_enabled=cache)
     return contextlib.nullcontext()
 
 
@@ -80,13 +81,13 @@ def make_sgd(params, lr: float, momentum: float = 0.0, weight_decay: float = 0.0
 
 def cnn_train_step(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor, *,
                    auxiliary_weight: float, grad_clip: float, params, device: torch.device, amp: str = "none",
-                   label_smoothing: float = 0.0):
+                   label_smoothing: float = 0.0, autocast_cache: bool = True):
     """One step of the original cnn/train.py: loss (+ weighted auxiliary loss), backward, clip, SGD.
 
     Returns (loss, number of correct top-1 predictions) as device tensors, so no step waits for the
     device.
     """
-    with autocast(device, amp):
+    with autocast(device, amp, autocast_cache):
         out = model(x)
         logits, logits_aux = out if isinstance(out, tuple) else (out, None)
         loss = F.cross_entropy(logits, y, label_smoothing=label_smoothing)
@@ -106,3 +107,52 @@ def topk_correct(logits: torch.Tensor, y: torch.Tensor, ks=(1, 5)):
     top = logits.topk(maxk, dim=1).indices
     hit = top == y[:, None]
     return [hit[:, :min(k, maxk)].any(1).sum() for k in ks]
+
+
+class GraphedCNNStep:
+    """:func:`cnn_train_step` replayed from a CUDA graph: one launch per step instead of thousands.
+
+    The DARTS networks run thousands of small kernels per step, so on a fast GPU a step is bound
+    by the host launching them. A CUDA graph records the whole step (forward with drop-path masks
+    drawn on the device, auxiliary loss, backward, clipping, fused SGD) once and replays it.
+    The first ``warmup`` full batches of each capture run eagerly (on a side stream, as capture
+    requires; they are real training steps); the learning rate and drop-path probability are
+    baked into the graph, so the caller recaptures when they change (every epoch).
+
+    EXPERIMENTAL: written after measuring that eager steps are launch-bound on an H100 (see
+    results/bench/README-train.md), but not yet run on a GPU; off by default.
+    """
+
+    def __init__(self, model, optimizer, params, device, warmup: int = 3, **step_kw):
+        self.model, self.optimizer, self.params, self.device = model, optimizer, params, device
+        self.warmup, self.step_kw = warmup, step_kw
+        self.reset()
+
+    def reset(self) -> None:
+        self.graph = None
+        self.static = None
+        self.warm = 0
+
+    def __call__(self, x: torch.Tensor, y: torch.Tensor):
+        kw = dict(self.step_kw, autocast_cache=False)
+        if self.graph is None and self.warm < self.warmup:
+            side = torch.cuda.Stream(self.device)
+            side.wait_stream(torch.cuda.current_stream(self.device))
+            with torch.cuda.stream(side):
+                out = cnn_train_step(self.model, self.optimizer, x, y, params=self.params, device=self.device, **kw)
+            torch.cuda.current_stream(self.device).wait_stream(side)
+            self.warm += 1
+            return out
+        if self.graph is None:
+            sx, sy = x.clone(), y.clone()
+            graph = torch.cuda.CUDAGraph()
+            self.optimizer.zero_grad(set_to_none=True)
+            with torch.cuda.graph(graph):
+                loss, correct = cnn_train_step(self.model, self.optimizer, sx, sy, params=self.params,
+                                               device=self.device, **kw)
+            self.graph, self.static = graph, (sx, sy, loss, correct)
+        sx, sy, loss, correct = self.static
+        sx.copy_(x)
+        sy.copy_(y)
+        self.graph.replay()
+        return loss.clone(), correct.clone()

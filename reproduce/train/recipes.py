@@ -116,6 +116,8 @@ class CIFAR10Config(_Common):
     momentum: float = _f(0.9, "SGD momentum")
     weight_decay: float = _f(3e-4, "weight decay")
     grad_clip: float = _f(5.0, "gradient norm clip")
+    cuda_graphs: bool = _f(False, "EXPERIMENTAL, not yet run on a GPU: replay each training step from a CUDA "
+                           "graph (one process on a GPU; recaptured every epoch)")
     valid_split: int = _f(0, "hold out this many training images and report valid_error on them "
                           "(0 = the paper's protocol: train on all 50k, report test error)")
 

@@ -166,3 +166,9 @@ def test_kill_minus_nine_mid_run_then_rerun_gives_the_uninterrupted_curve(cifar,
     assert _strip(resumed["curve"]) == _strip(full["curve"])
     assert json.loads(done.stdout.strip().splitlines()[-1]) == full["final"]
     assert all(math.isfinite(v) for v in full["final"].values())
+
+
+def test_cuda_graphs_on_a_cpu_is_refused_before_training(cifar, tmp_path):
+    with pytest.raises(ValueError, match="cuda_graphs needs one process on a CUDA device"):
+        train("cifar10", tiny_cifar(cifar, cuda_graphs=True), tmp_path / "g", progress=False)
+    assert not (tmp_path / "g" / "config.json").exists()
