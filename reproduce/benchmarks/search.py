@@ -146,13 +146,18 @@ def _run(args) -> int:
     import warnings
 
     device = setup(args)
-    warnings.filterwarnings("ignore", category=UserWarning)  # the original's deprecated overloads
-    steps = {}
-    if args.impl in ("ours", "both"):
-        steps["ours"] = ours_step(args, device)
-    if args.impl in ("original", "both"):
-        steps["original"] = original_step(args, device)
-    times = _time(steps, args.steps, args.warmup, device)
+    cuda_shims = torch.Tensor.cuda, nn.Module.cuda
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", category=UserWarning)  # the original's deprecated overloads
+            steps = {}
+            if args.impl in ("ours", "both"):
+                steps["ours"] = ours_step(args, device)
+            if args.impl in ("original", "both"):
+                steps["original"] = original_step(args, device)
+            times = _time(steps, args.steps, args.warmup, device)
+    finally:  # undo the original's shims
+        torch.Tensor.cuda, nn.Module.cuda = cuda_shims
     result = {"bench": "search", "impl": args.impl, "order": args.order, "C": args.C, "layers": args.layers,
               "batch": args.batch, "device": str(device), "threads": torch.get_num_threads(), "amp": args.amp,
               "channels_last": args.channels_last, "compile": args.compile, "torch": torch.__version__,
