@@ -47,36 +47,41 @@ class DemoSizes:
     rnn_train: dict
 
 
-_CNN_TRAIN = dict(C=8, layers=5, batch_size=64, eval_batch_size=256, auxiliary=False, drop_path_prob=0.0,
-                  cutout=False, lr=0.05, num_threads=0)
+# One CPU thread per run: these networks are too small to gain from a second thread, and on a busy
+# machine two threads per process are several times slower (OpenMP threads waiting on each other).
+_CNN_TRAIN = dict(C=4, layers=3, batch_size=32, eval_batch_size=256, auxiliary=False, drop_path_prob=0.0,
+                  cutout=False, lr=0.1, num_threads=1)
 _RNN_TRAIN = dict(emsize=32, nhid=32, nhidlast=32, batch_size=32, eval_batch_size=16, test_batch_size=16, bptt=20,
                   max_seq_len_delta=5, dropout=0.1, dropouth=0.1, dropoutx=0.1, dropouti=0.1, dropoute=0.0,
-                  num_threads=0)
+                  num_threads=1)
+# The searches are a few steps long, so the architecture learning rates are raised (paper: 3e-4 for the
+# conv cell, 3e-3 for the recurrent cell) for the cells to move visibly away from their random start.
+_CNN_SEARCH = dict(C=4, layers=3, batch_size=16, arch_learning_rate=0.03, num_threads=1)
 _RNN_SEARCH = dict(emsize=32, nhid=32, nhidlast=32, batch_size=32, eval_batch_size=16, bptt=20, dropout=0.1,
-                   dropouth=0.1, dropoutx=0.1, dropouti=0.1, dropoute=0.0, num_threads=0)
+                   dropouth=0.1, dropoutx=0.1, dropouti=0.1, dropoute=0.0, arch_lr=0.03, num_threads=1)
 
 FULL = DemoSizes(
     search_seeds=[0, 1], seeds=[0, 1, 2], digits_test_fraction=0.2,
     markov=dict(vocab=40, successors=4, mean_sentence=10.0, seed=0),
-    markov_tokens=dict(train_tokens=20000, valid_tokens=4000, test_tokens=4000),
-    cnn_search=dict(epochs=2, C=4, layers=3, batch_size=32, train_examples=512),
-    cnn_selection_epochs=3, cnn_selection=dict(valid_split=300),
-    cnn_train=dict(_CNN_TRAIN, epochs=8),
-    rnn_search=dict(_RNN_SEARCH, epochs=3),
-    rnn_selection_epochs=4,
-    rnn_train=dict(_RNN_TRAIN, epochs=10),
+    markov_tokens=dict(train_tokens=10000, valid_tokens=2000, test_tokens=2000),
+    cnn_search=dict(_CNN_SEARCH, epochs=2, train_examples=64),
+    cnn_selection_epochs=2, cnn_selection=dict(valid_split=300, limit=600),
+    cnn_train=dict(_CNN_TRAIN, epochs=4, limit=1000),
+    rnn_search=dict(_RNN_SEARCH, epochs=1),
+    rnn_selection_epochs=5,
+    rnn_train=dict(_RNN_TRAIN, epochs=15),
 )
 
 FAST = DemoSizes(
     search_seeds=[0, 1], seeds=[0, 1], digits_test_fraction=0.2,
     markov=dict(vocab=20, successors=3, mean_sentence=8.0, seed=0),
-    markov_tokens=dict(train_tokens=3000, valid_tokens=800, test_tokens=800),
-    cnn_search=dict(epochs=1, C=2, layers=3, batch_size=16, train_examples=64),
+    markov_tokens=dict(train_tokens=1500, valid_tokens=500, test_tokens=500),
+    cnn_search=dict(_CNN_SEARCH, epochs=1, C=2, train_examples=64),
     cnn_selection_epochs=1, cnn_selection=dict(valid_split=64),
-    cnn_train=dict(_CNN_TRAIN, epochs=1, C=4, layers=3, limit=128, limit_eval=128),
+    cnn_train=dict(_CNN_TRAIN, epochs=1, C=2, limit=128, limit_eval=128),
     rnn_search=dict(_RNN_SEARCH, epochs=1, emsize=8, nhid=8, nhidlast=8, batch_size=16, bptt=10),
     rnn_selection_epochs=1,
-    rnn_train=dict(_RNN_TRAIN, epochs=1, emsize=8, nhid=8, nhidlast=8, limit=1500, limit_eval=400),
+    rnn_train=dict(_RNN_TRAIN, epochs=1, emsize=8, nhid=8, nhidlast=8, limit=0, limit_eval=0),
 )
 
 
@@ -132,6 +137,8 @@ def _remove_finished_checkpoints(root: Path) -> int:
 
 GITIGNORE = """\
 # written by `python -m reproduce demo`: data are regenerated, checkpoints are for resuming only
+# (the project's top-level .gitignore ignores runs/ directories: the demo's records are results, keep them)
+!runs/
 data/
 slurm/
 checkpoint.pt

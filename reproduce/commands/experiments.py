@@ -160,7 +160,12 @@ def print_result(result) -> None:
 
 def run(args) -> int:
     from ..experiments import run_experiment
+    from ..scheduler import RunsFailedError
 
-    result = run_experiment(options_from_args(args))
+    try:
+        result = run_experiment(options_from_args(args))
+    except RunsFailedError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
     print_result(result)
     return 0
