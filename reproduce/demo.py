@@ -76,7 +76,7 @@ FAST = DemoSizes(
     search_seeds=[0, 1], seeds=[0, 1], digits_test_fraction=0.2,
     markov=dict(vocab=20, successors=3, mean_sentence=8.0, seed=0),
     markov_tokens=dict(train_tokens=1500, valid_tokens=500, test_tokens=500),
-    cnn_search=dict(_CNN_SEARCH, epochs=1, C=2, train_examples=64),
+    cnn_search=dict(_CNN_SEARCH, epochs=1, C=2, train_examples=32),
     cnn_selection_epochs=1, cnn_selection=dict(valid_split=64),
     cnn_train=dict(_CNN_TRAIN, epochs=1, C=2, limit=128, limit_eval=128),
     rnn_search=dict(_RNN_SEARCH, epochs=1, emsize=8, nhid=8, nhidlast=8, batch_size=16, bptt=10),

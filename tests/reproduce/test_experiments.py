@@ -279,9 +279,9 @@ def test_cli_runs_an_experiment_and_prints_the_summary_table(capsys, tmp_path, t
     out = tmp_path / "results" / "c10"
     code = main(["cifar10", "--runs", "2", "--profile", "quick", "--out", str(out), "--data", str(tiny_cifar),
                  "--device", "cpu", "--epochs", "1", "--C", "4", "--layers", "3", "--batch-size", "16",
-                 "--limit", "32", "--limit-eval", "32", "--auxiliary", "false", "--no-progress"])
+                 "--limit", "32", "--limit-eval", "32", "--auxiliary", "false", "--no-progress", "--no-report"])
     assert code == 0
     text = capsys.readouterr().out
     assert "test_error" in text and "2.76" in text and "not comparable" in text
-    assert (tmp_path / "results" / "REPORT.md").exists()
+    assert not (tmp_path / "results" / "REPORT.md").exists()
     assert json.loads((out / "runs" / "seed-1" / "config.json").read_text())["C"] == 4
