@@ -3,6 +3,22 @@
 >>> from reproduce.search import search, SEARCH_CONFIGS
 >>> cfg = SEARCH_CONFIGS["cifar10"](order=2, seed=2)  # the paper's values otherwise
 >>> record = search("cifar10", cfg, "runs/search-c10-s2")  # doctest: +SKIP
+>>> record["genotype"]  # doctest: +SKIP
+"Genotype(normal=[('sep_conv_3x3', 0), ...], normal_concat=range(2, 6), ...)"
+
+Command line: ``python -m reproduce search {cifar10,ptb} --order {1,2} --seed S --out DIR --data DIR``
+and ``python -m reproduce plot-search DIR``; speed: ``python -m reproduce bench search``.
+
+The run directory holds ``config.json``, ``metrics.jsonl`` (per epoch: ``lr``, ``train_loss``,
+``valid_loss`` and ``train_acc``/``valid_acc`` in percent for CIFAR-10, ``train_ppl``/``valid_ppl``
+for PTB, the derived ``genotype``, ``epoch_time_s``), ``genotypes.jsonl`` and ``alphas.jsonl`` (the
+genotype and the architecture logits with their softmax after every epoch; epoch -1 is the
+initialisation), ``checkpoint.pt`` and, when finished, ``record.json``.
+
+Modules: :mod:`.config` (configs, the paper's defaults), :mod:`.cnn_supernet` and
+:mod:`.rnn_supernet` (the supernets), :mod:`.architect` (first- and second-order architecture
+gradients), :mod:`.data` (data on the device), :mod:`.loop` (the search loop, resume),
+:mod:`.plots` (pictures of a run).
 """
 from .config import CIFAR10SearchConfig, PTBSearchConfig
 from .loop import SEARCH_CONFIGS, search
