@@ -142,7 +142,7 @@ GITIGNORE = """\
 data/
 slurm/
 checkpoint.pt
-**/checkpoint.pt
+*.pt
 *.tmp
 """
 

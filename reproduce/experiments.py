@@ -249,7 +249,7 @@ def _check_existing_run(run_dir: Path, config: dict) -> None:
     if not path.exists():
         return
     saved = json.loads(path.read_text())
-    differ = _config.diff(saved, config, ignore=RUNTIME_FIELDS)
+    differ = _config.diff(saved, config, ignore=RUNTIME_FIELDS + ("download",))
     if differ:
         fields = ", ".join(f"{k} (saved {a!r}, now {b!r})" for k, (a, b) in differ.items())
         raise ExperimentMismatchError(
