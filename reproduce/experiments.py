@@ -497,14 +497,16 @@ def summary_table(result: ExperimentResult) -> str:
         ours = f"{s['mean']:.3f}" + (f" +/- {s['std']:.3f}" if s.get("std") is not None else "") + f" (n={s['n']})"
         paper, verdict, p = "-", "-", "-"
         tm = (target or {}).get("metrics", {}).get(metric)
+        comparable = result.experiment.get("comparable", True)
         if tm:
             paper = f"{tm['mean']}" + (f" +/- {tm['std']}" if tm.get("std") is not None else "") + \
                     (f" (n={tm['n']})" if tm.get("n") else "")
+        if tm and not comparable:
+            verdict = f"not comparable (profile {result.experiment['profile']})"
+        elif tm:
             cmp = compare(s, tm)
             verdict = cmp.get("verdict") or "-"
             p = f"{cmp['p']:.3g}" if cmp.get("p") is not None else "-"
-        if not result.experiment.get("comparable", True):
-            verdict = f"{verdict} (profile {result.experiment['profile']}: not comparable)"
         rows.append([metric, ours, f"{s['min']:.3f}..{s['max']:.3f}", paper, p, verdict])
     return tabulate(rows, headers=["metric", "ours mean +/- std", "range", "paper", "p", "verdict"],
                     tablefmt="simple")
