@@ -7,8 +7,12 @@ this project) with the smallest runtime shims: ``.cuda()`` becomes a move to ``-
 ``--impl both`` times ours and the original in one process, alternating step by step, so both see
 the same machine load, and reports the ratio.
 
-Not timed for the original (so the ratio is conservative): its fresh validation ``DataLoader``
-iterator per step (``next(iter(valid_queue))``, worker start-up included) and its per-step metrics.
+By default only the step is timed, on fixed random batches; the original's fresh validation
+``DataLoader`` iterator per step (``next(iter(valid_queue))``, worker start-up included) is then not
+counted, so the ratio is conservative. ``--with-data`` times each implementation's own data path
+too, on 50000 random uint8 images: ours augments on the device and keeps one validation iterator;
+the original's loaders are rebuilt as cnn/train_search.py has them (torchvision transforms, 2
+workers, a new validation iterator every step).
 """
 from __future__ import annotations
 
@@ -41,6 +45,11 @@ def register(sub) -> None:
     p.add_argument("--batch", type=int, default=64, help="batch size of both halves (default: 64, the paper's)")
     p.add_argument("--impl", choices=["ours", "original", "both"], default="ours",
                    help="whose code to time; 'both' alternates steps of ours and the original (default: ours)")
+    p.add_argument("--with-data", action="store_true",
+                   help="also time each implementation's own data path on random CIFAR-sized uint8 images (50000): "
+                        "ours: on-device crop+flip and the persistent validation iterator; the original: its "
+                        "torchvision transforms and DataLoaders (2 workers), with a fresh validation iterator per "
+                        "step as cnn/train_search.py does")
     p.add_argument("--original-src", default=None,
                    help="a checkout of quark0/darts (the directory holding cnn/), for --impl original/both")
     p.set_defaults(func=_run)
@@ -67,12 +76,76 @@ def ours_step(args, device):
     searcher.model.train()
     x, y, xv, yv = _batches(args, device)
     lr = config.learning_rate
+    if args.with_data:
+        from ..search.data import CifarHalves
+
+        images, labels = _random_cifar(args)
+        data = CifarHalves(images, labels, 0.5, args.batch, device, args.seed)
+        state = {"it": data.train_batches()}
+
+        def next_train():
+            try:
+                return next(state["it"])
+            except StopIteration:
+                state["it"] = data.train_batches()
+                return next(state["it"])
+
+        def step():
+            x, y = next_train()
+            xv, yv = data.next_valid()
+            searcher.arch_step(x, y, xv, yv, lr)
+            searcher.weight_step(x, y)
+
+        return step
 
     def step():
         searcher.arch_step(x, y, xv, yv, lr)
         searcher.weight_step(x, y)
 
     return step
+
+
+def _random_cifar(args, n: int = 50000):
+    g = torch.Generator().manual_seed(args.seed)
+    return torch.randint(0, 256, (n, 3, 32, 32), dtype=torch.uint8, generator=g), torch.randint(0, 10, (n,),
+                                                                                                  generator=g)
+
+
+class _OriginalCIFAR(torch.utils.data.Dataset):
+    """In-memory CIFAR-sized images served as torchvision's CIFAR10 does (PIL image -> transform)."""
+
+    def __init__(self, images, labels, transform):
+        self.images = images.permute(0, 2, 3, 1).contiguous().numpy()
+        self.labels = labels.tolist()
+        self.transform = transform
+
+    def __len__(self):
+        return len(self.labels)
+
+    def __getitem__(self, i):
+        from PIL import Image
+
+        return self.transform(Image.fromarray(self.images[i])), self.labels[i]
+
+
+def _original_queues(args, device):
+    """The original's loaders (cnn/train_search.py, utils._data_transforms_cifar10) over random images."""
+    import torchvision.transforms as transforms
+
+    from zoo.datasets import CIFAR_MEAN, CIFAR_STD
+
+    transform = transforms.Compose([transforms.RandomCrop(32, padding=4), transforms.RandomHorizontalFlip(),
+                                    transforms.ToTensor(), transforms.Normalize(CIFAR_MEAN, CIFAR_STD)])
+    data = _OriginalCIFAR(*_random_cifar(args), transform)
+    split = len(data) // 2
+    indices = list(range(len(data)))
+    pin = device.type == "cuda"
+
+    def loader(idx):
+        return torch.utils.data.DataLoader(data, batch_size=args.batch, num_workers=2, pin_memory=pin,
+                                           sampler=torch.utils.data.sampler.SubsetRandomSampler(idx))
+
+    return loader(indices[:split]), loader(indices[split:])
 
 
 @contextlib.contextmanager
@@ -112,8 +185,20 @@ def original_step(args, device):
     arch = architect.Architect(model, hp)
     x, y, xv, yv = _batches(args, device)
     unrolled = args.order == 2
+    if args.with_data:
+        train_queue, valid_queue = _original_queues(args, device)
+        state = {"it": iter(train_queue)}
 
-    def step():  # the body of the original train() loop, minus data loading and metrics
+    def step():  # the body of the original train() loop, minus metrics (and data loading unless --with-data)
+        nonlocal x, y, xv, yv
+        if args.with_data:
+            try:
+                x, y = next(state["it"])
+            except StopIteration:
+                state["it"] = iter(train_queue)
+                x, y = next(state["it"])
+            xv, yv = next(iter(valid_queue))  # a fresh iterator (and worker processes) per step, as the original
+            x, y, xv, yv = x.to(device), y.to(device), xv.to(device), yv.to(device)
         model.train()
         arch.step(x, y, xv, yv, 0.025, optimizer, unrolled=unrolled)
         optimizer.zero_grad()
@@ -158,7 +243,8 @@ def _run(args) -> int:
             times = _time(steps, args.steps, args.warmup, device)
     finally:  # undo the original's shims
         torch.Tensor.cuda, nn.Module.cuda = cuda_shims
-    result = {"bench": "search", "impl": args.impl, "order": args.order, "C": args.C, "layers": args.layers,
+    result = {"bench": "search", "impl": args.impl, "with_data": args.with_data, "order": args.order, "C": args.C,
+              "layers": args.layers,
               "batch": args.batch, "device": str(device), "threads": torch.get_num_threads(), "amp": args.amp,
               "channels_last": args.channels_last, "compile": args.compile, "torch": torch.__version__,
               "machine": platform.processor() or platform.machine()}
