@@ -450,6 +450,51 @@ def run_experiment(options: ExperimentOptions) -> ExperimentResult:
                             report=Path(report) if report else None)
 
 
+def describe_plan(options: ExperimentOptions) -> List[str]:
+    """What ``run_experiment(options)`` would run, as lines of text (``--dry-run``); runs nothing.
+
+    The configs are built and checked (and compared with runs already in the directory), so a
+    dry run also catches bad overrides and mismatched directories.
+    """
+    from .scheduler import plan_gpu_queue, read_result
+    from .train import RECIPES
+
+    spec, seeds, arch, genotype_text, out = plan_experiment(options)
+    runtime = _runtime(options)
+    lines = [f"experiment {spec.name} (profile {options.profile}) -> {out}"]
+    gpus = list(options.gpus)
+    where = (f"Slurm ({(options.slurm or SlurmOptions()).cluster})" if options.launcher == "slurm" else
+             f"GPUs {','.join(gpus)}, one run per GPU at a time" if gpus else "this process, one run after another")
+    lines.append(f"runs on: {where}")
+    if options.search:
+        _check_search(spec, options)
+        search_seeds = _search_seeds(options)
+        lines.append(f"1. {len(search_seeds)} searches on {spec.search_dataset} (order {options.order}), seeds "
+                     f"{search_seeds} -> {out / 'search'}")
+        lines.append(f"2. a {_selection_epochs(spec, options)}-epoch training of each searched cell -> "
+                     f"{out / 'selection'}; the best {spec.selection_metric} is chosen")
+        lines.append(f"3. {len(seeds)} trainings of the chosen cell, seeds {seeds} -> {out / 'runs'}")
+    else:
+        base = {**_profile_overrides(spec, options.profile), **options.train_overrides, **runtime,
+                "experiment": spec.name}
+        if arch:
+            base.update(arch=arch, genotype="")
+        _final_configs(spec, RECIPES, base, arch, genotype_text, seeds, out)
+        done = [s for s in seeds if read_result(Job("train", spec.dataset, {"seed": s},
+                                                      str(out / "runs" / f"seed-{s}"))) is not None]
+        todo = [s for s in seeds if s not in done]
+        lines.append(f"cell: {arch or 'custom genotype'}; {len(seeds)} trainings, seeds {seeds} "
+                     f"({len(done)} finished, skipped: {done or '-'})")
+        if gpus and options.launcher == "local" and todo:
+            for gpu, idx in zip(gpus, plan_gpu_queue(len(todo), gpus)):
+                if idx:
+                    lines.append(f"  GPU {gpu}: seeds {[todo[i] for i in idx]} if all runs take as long (the queue "
+                                 "gives each next seed to the first GPU that is free)")
+    target = target_for(spec, arch, options.search, options.order) if options.target == "auto" else options.target
+    lines.append(f"compared with: {target or 'no published figure'}")
+    return lines
+
+
 def _final_configs(spec, recipes, base, arch, genotype_text, seeds, out) -> List[dict]:
     configs = []
     for seed in seeds:

@@ -103,6 +103,8 @@ def register(sub) -> None:
         where.add_argument("--cpus-per-job", type=int, default=8, help="Slurm CPUs per job (default 8)")
         where.add_argument("--mem-gb", type=int, default=None, help="Slurm memory per job in GB")
         where.add_argument("--slurm-folder", default=None, help="submitit's folder (default <out>/../slurm)")
+        where.add_argument("--dry-run", action="store_true",
+                           help="check the configs and print what would run (seeds, directories, GPUs); run nothing")
         where.add_argument("--no-report", action="store_true", help="do not write the report at the end")
         where.add_argument("--format", choices=("markdown", "latex"), default="markdown", help="report format")
         where.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -162,6 +164,11 @@ def run(args) -> int:
     from ..experiments import run_experiment
     from ..scheduler import RunsFailedError
 
+    if args.dry_run:
+        from ..experiments import describe_plan
+
+        print("\n".join(describe_plan(options_from_args(args))))
+        return 0
     try:
         result = run_experiment(options_from_args(args))
     except RunsFailedError as e:

@@ -272,6 +272,18 @@ def test_cli_turns_user_errors_into_one_line_and_exit_code_2(capsys, tmp_path):
     assert main(["cifar10", "--seeds", "0,0", "--out", str(tmp_path / "x")]) == 2
 
 
+def test_dry_run_checks_configs_and_shows_the_gpu_queue_without_running(capsys, tmp_path, tiny_cifar):
+    from reproduce.__main__ import main
+
+    out = tmp_path / "c10"
+    assert main(["cifar10", "--dry-run", "--gpus", "0,1", "--runs", "3", "--out", str(out), "--data", str(tiny_cifar),
+                 "--device", "cpu", "--profile", "quick", "--epochs", "1"]) == 0
+    text = capsys.readouterr().out
+    assert "GPU 0: seeds [0, 2]" in text and "GPU 1: seeds [1]" in text and "compared with: cifar10" in text
+    assert not out.exists()
+    assert main(["cifar10", "--dry-run", "--out", str(out), "--layers", "1"]) == 2  # impossible value: refused
+
+
 @pytest.mark.slow
 def test_cli_runs_an_experiment_and_prints_the_summary_table(capsys, tmp_path, tiny_cifar):
     from reproduce.__main__ import main
