@@ -336,8 +336,7 @@ def search(dataset: str, config=None, out="runs/search", progress: bool = True,
     if run.is_finished():
         log.info("%s holds a finished search; returning its record", run.path)
         return run.read_record()
-    cfg = dataclasses.asdict(config)
-    cfg["dataset"] = dataset
+    cfg = dataclasses.asdict(config)  # config.json is exactly the resolved config (the harness compares it)
     run.start(cfg)
     device = resolve_device(config.device)
     if config.num_threads:
