@@ -1,6 +1,7 @@
 """Searches end to end on tiny generated data: run directory, record, resume, CLI, plots, augmentation."""
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -78,7 +79,8 @@ def test_cifar_search_writes_the_run_directory_and_record(cifar_run):
     assert record["alphas"] == final
     softmax = torch.tensor(alphas[-1]["softmax"]["alphas_normal"])
     torch.testing.assert_close(softmax.sum(-1), torch.ones(14))
-    assert json.loads((out / "config.json").read_text())["C"] == 4
+    saved = json.loads((out / "config.json").read_text())
+    assert saved == dataclasses.asdict(cifar_config(saved["data"], order=2))  # exactly the resolved config
 
 
 def test_finished_search_is_returned_without_running_again(cifar_run, cifar_root):
