@@ -57,6 +57,9 @@ def test_finished_run_is_skipped_and_not_overwritten(cifar, tmp_path):
     stamp = (out / "record.json").stat().st_mtime_ns
     again = train("cifar10", tiny_cifar(cifar, epochs=1), out, progress=False)
     assert again == first and (out / "record.json").stat().st_mtime_ns == stamp
+    with pytest.raises(ValueError, match="finished run with another config: seed"):
+        train("cifar10", tiny_cifar(cifar, epochs=1, seed=3), out, progress=False)
+    assert (out / "record.json").stat().st_mtime_ns == stamp
 
 
 def test_deterministic_runs_with_the_same_seed_give_bit_identical_metrics(cifar, tmp_path):
