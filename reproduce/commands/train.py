@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from pathlib import Path
 
 from ..config import ConfigError, add_config_arguments, build, overrides_from_args
@@ -65,6 +66,8 @@ def _run(args) -> int:
         overrides["genotype"] = genotype_from_run(args.genotype_from)
     config = build(RECIPES[args.dataset], overrides)
     record = train(args.dataset, config, args.out, progress=not args.no_progress)
+    if int(os.environ.get("RANK", "0")) != 0:  # under torchrun only the first process reports
+        return 0
     if args.json:
         print(json.dumps(record["final"]))
     else:
