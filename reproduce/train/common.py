@@ -38,7 +38,11 @@ def autocast(device: torch.device, amp: str, cache: bool = True):
     return contextlib.nullcontext()
 
 
-def progress_bar(iterable: Iterable, total: Optional[int], desc: str, enabled: bool):
+def progress_bar(iterable: Optional[Iterable], total: Optional[int], desc: str, enabled: bool):
+    """tqdm over ``iterable`` on a terminal when enabled, else ``iterable`` itself.
+
+    With ``iterable=None`` returns a manual bar (``update()``/``close()``), or None when disabled.
+    """
     if not enabled or not sys.stderr.isatty():
         return iterable
     from tqdm.auto import tqdm

@@ -160,9 +160,7 @@ class LMTask:
         hidden = self.model.init_hidden(self.local_batch)
         total = torch.zeros((), device=dev, dtype=torch.float64)
         steps, i = 0, 0
-        # the number of steps is random; this is only for the progress bar
-        bar = progress_bar(iter(int, 1), data.size(0) // cfg.bptt, f"epoch {epoch}", self.progress)
-        bar_iter = iter(bar)
+        bar = progress_bar(None, data.size(0) // cfg.bptt, f"epoch {epoch}", self.progress)  # steps are random
         while i < data.size(0) - 1 - 1:
             bptt = cfg.bptt if np.random.random() < 0.95 else cfg.bptt / 2.0
             seq_len = max(5, int(np.random.normal(bptt, 5)))
@@ -174,9 +172,12 @@ class LMTask:
             total += raw_loss.detach().double()
             steps += 1
             i += seq_len
-            next(bar_iter, None)
+            if bar is not None:
+                bar.update()
             if steps % NAN_CHECK_EVERY == 0 and not self._finite(total):
-                return None
+                break
+        if bar is not None:
+            bar.close()
         if not self._finite(total):
             return None
         return float(d.all_reduce_sum(total.clone()).item()) / d.world / steps
