@@ -71,7 +71,9 @@ def test_deterministic_runs_with_the_same_seed_give_bit_identical_metrics(cifar,
 
 
 def test_valid_split_holds_out_training_images_and_reports_valid_error(cifar, tmp_path):
-    record = train("cifar10", tiny_cifar(cifar, epochs=1, valid_split=16), tmp_path / "v", progress=False)
+    # (also runs the channels_last path)
+    record = train("cifar10", tiny_cifar(cifar, epochs=1, valid_split=16, channels_last=True), tmp_path / "v",
+                   progress=False)
     assert "valid_error" in record["curve"][0] and "test_error" not in record["curve"][0]
     assert {"valid_error", "test_error"} <= set(record["final"])
 
