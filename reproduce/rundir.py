@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 CONFIG, METRICS, CHECKPOINT, RECORD = "config.json", "metrics.jsonl", "checkpoint.pt", "record.json"
 
 # Fields that may change between a run and its resumption without changing its results.
-RUNTIME_FIELDS = ("device", "progress", "workers", "data", "num_threads")
+RUNTIME_FIELDS = ("device", "progress", "workers", "data", "num_threads", "download")
 
 
 class RunConfigMismatchError(ValueError):
