@@ -62,7 +62,9 @@ def register(sub) -> None:
     recipes, search_configs = _recipes(), _search_configs()
     for name, spec in EXPERIMENTS.items():
         parser = sub.add_parser(
-            name, help=spec.note, description=f"{spec.note}. Trains the cell from scratch once per seed, then "
+            # argparse %-formats help strings: escape the "%" of "test error (%)".
+            name, help=spec.note.replace("%", "%%"),
+            description=f"{spec.note}. Trains the cell from scratch once per seed, then "
             "aggregates the records, compares them with the paper and writes the report.",
             epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
         what = parser.add_argument_group("what to run")
