@@ -204,3 +204,15 @@ def test_derived_genotypes_equal_genotypes_derive_on_the_same_logits():
     assert cnn_supernet.genotype(a) == genotypes.derive.cnn(a[0], a[1])
     w = [torch.randn(36, 5)]
     assert rnn_supernet.genotype(w) == genotypes.derive.rnn(w[0])
+
+
+def test_channels_last_supernet_computes_the_same_logits_and_gradients():
+    model, alphas, (x, y), _ = _tiny_cnn(seed=4)
+    cl_model = copy.deepcopy(model).to(memory_format=torch.channels_last)
+    results = []
+    for m, inp in ((model, x), (cl_model, x.contiguous(memory_format=torch.channels_last))):
+        loss = F.cross_entropy(m(inp, *alphas), y)
+        results.append((loss.detach(), torch.autograd.grad(loss, alphas)))
+    torch.testing.assert_close(results[0][0], results[1][0], rtol=1e-12, atol=1e-12)
+    for a, b in zip(results[0][1], results[1][1]):
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-12)
