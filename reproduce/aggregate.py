@@ -331,6 +331,25 @@ def load_targets(path=None) -> Dict[str, Any]:
     return data
 
 
+def merge_nested_targets(targets: Dict[str, Any], results_dir, skip=None) -> Dict[str, Any]:
+    """Add the targets of every paper.json below ``results_dir`` (e.g. the demo's own
+    ``results/demo/paper.json``) so a report over the whole tree knows each experiment's target.
+    A key defined twice with different contents is refused rather than silently shadowed."""
+    merged = {"sources": dict(targets.get("sources", {})), "targets": dict(targets["targets"])}
+    skip = Path(skip).resolve() if skip is not None else None
+    for path in sorted(Path(results_dir).rglob(PAPER_FILE)):
+        if skip is not None and path.resolve() == skip:
+            continue
+        nested = load_targets(path)
+        for section in ("targets", "sources"):
+            for key, value in nested.get(section, {}).items():
+                if key in merged[section] and merged[section][key] != value:
+                    raise ValueError(f"{path}: {section[:-1]} {key!r} differs from the one already loaded; "
+                                     "rename it or pass --paper PATH")
+                merged[section][key] = value
+    return merged
+
+
 def target_for(meta: Mapping[str, Any], targets: Mapping[str, Any]) -> Optional[str]:
     """The paper target an experiment is compared with: experiment.json's "target" when set,
     else the one whose experiment and order (or arch) match; None when none applies."""

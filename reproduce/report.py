@@ -554,7 +554,8 @@ def write_report(results_dir="results", out=None, fmt: str = "markdown", paper=N
 
     ``out`` defaults to ``results_dir/REPORT.md`` (``REPORT.tex`` for ``fmt="latex"``); figures go to
     ``figures/`` beside it. ``paper`` is the paper.json to compare with (default:
-    ``results_dir/paper.json`` if there is one, else the project's ``results/paper.json``).
+    ``results_dir/paper.json`` if there is one, else the project's ``results/paper.json``); the targets of
+    paper.json files deeper in the tree (an experiment's own, like the demo's) are added to it.
     """
     if fmt not in FORMATS:
         raise ValueError(f"format must be one of {', '.join(FORMATS)}, not {fmt!r}")
@@ -563,7 +564,8 @@ def write_report(results_dir="results", out=None, fmt: str = "markdown", paper=N
         raise FileNotFoundError(f"results directory {results_dir} does not exist; run an experiment first "
                                 "(e.g. `python -m reproduce demo`) or pass the directory that holds the results")
     out = Path(out) if out is not None else results_dir / ("REPORT.md" if fmt == "markdown" else "REPORT.tex")
-    targets = aggregate.load_targets(paper if paper is not None else aggregate.default_paper_path(results_dir))
+    paper_path = paper if paper is not None else aggregate.default_paper_path(results_dir)
+    targets = aggregate.merge_nested_targets(aggregate.load_targets(paper_path), results_dir, skip=paper_path)
     base = out.resolve().parent
     doc = build(results_dir, targets, base / "figures", draw=with_figures)
     text = render_markdown(doc, base) if fmt == "markdown" else render_latex(doc, base)

@@ -179,6 +179,24 @@ def test_demo_experiment_shows_its_references_without_a_paper_test(tmp_path):
     assert "6.25" in row and "7.60 ± 0.14 (n=2)" in row and "reference" in row
 
 
+def test_report_over_a_tree_uses_the_targets_of_nested_paper_json(tmp_path):
+    # The demo keeps its own paper.json (a target the project's file lacks); a report over the whole
+    # results tree must find it instead of refusing the experiment.
+    demo = tmp_path / "demo"
+    experiment(demo / "rnn", [record(s, {"test_ppl": p}, experiment="ptb", dataset="markov", genotype=RNN,
+                                     curve_metric="test_ppl") for s, p in [(0, 7.5), (1, 7.7)]],
+               experiment="ptb", dataset="markov", target="markov-optimum", profile="demo", genotype=RNN, order=1)
+    (demo / "paper.json").write_text(json.dumps({"sources": {"markov": {"title": "exact entropy rate"}}, "targets": {
+        "markov-optimum": {"title": "best achievable perplexity", "experiment": "ptb",
+                           "metrics": {"test_ppl": {"mean": 6.25}}, "source": "markov"}}}))
+    cifar(tmp_path / "cifar10-darts_v2")
+    text = write_report(tmp_path, with_figures=False).read_text()
+    assert "| markov-optimum" in text and "| cifar10 " in text
+    (demo / "paper.json").write_text(json.dumps({"targets": {"cifar10": {"metrics": {"test_error": {"mean": 1.0}}}}}))
+    with pytest.raises(ValueError, match="cifar10"):
+        write_report(tmp_path, with_figures=False)
+
+
 def test_cli_writes_the_report_and_turns_errors_into_exit_code_2(tmp_path, capsys):
     cifar(tmp_path / "c")
     assert main(["report", str(tmp_path), "--format", "latex", "--no-figures"]) == 0
