@@ -1,8 +1,6 @@
 """``python -m reproduce search {cifar10,ptb} --order {1,2} --seed S --out DIR --data DIR [--field value ...]``."""
 from __future__ import annotations
 
-import argparse
-
 from ..config import ConfigError, add_config_arguments, build, overrides_from_args
 
 _DESCRIPTIONS = {
@@ -25,8 +23,7 @@ def register(sub) -> None:
                     "--seed 2 --out runs/search-c10-s2 --data data/cifar10")
     datasets = parser.add_subparsers(dest="dataset", required=True, metavar="DATASET")
     for name, cls in SEARCH_CONFIGS.items():
-        p = datasets.add_parser(name, help=_DESCRIPTIONS[name].split(":")[0], description=_DESCRIPTIONS[name],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        p = datasets.add_parser(name, help=_DESCRIPTIONS[name].split(":")[0], description=_DESCRIPTIONS[name])
         p.add_argument("--out", required=True, help="run directory (created; resumed when it holds a run)")
         p.add_argument("--unrolled", action="store_true", help="alias of --order 2 (the original's flag)")
         p.add_argument("--no-progress", action="store_true", help="no progress bars")

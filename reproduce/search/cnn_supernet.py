@@ -1,7 +1,9 @@
 """The conv-cell supernet of the search, equal to the original cnn/model_search.py.
 
 Module structure and parameter names are the original's (``cells.0._ops.3._ops.4.op.1.weight``),
-so its state dict loads here and back. Every edge is a MixedOp over the 8 primitives with
+so its state dict loads here with strict=True. (The other way round, note the shared pool BNs below:
+only the first edge's running statistics are updated here, so the original would evaluate a state
+dict saved here with initial statistics on the other edges.) Every edge is a MixedOp over the 8 primitives with
 non-affine BatchNorm, pools followed by non-affine BatchNorm, weighted by the softmax of the
 architecture logits. The architecture logits are *not* parameters of this module: they are
 passed to ``forward`` so that the weights and the architecture can be differentiated apart.
@@ -12,8 +14,9 @@ The forward pass computes the same function as the original with less work:
 - ``relu(h)`` of an input state is computed once and shared by all its conv ops and edges;
 - the parameter-free ops of an input state (max pool + BN, avg pool + BN, identity) give the
   same tensor on every edge that leaves that state (non-affine BN in training mode normalises
-  with batch statistics; their running statistics receive identical updates), so they are
-  computed once per state, with the BN module of the first edge leaving it;
+  with batch statistics), so they are computed once per state, with the BN module of the first
+  edge leaving it, whose running statistics serve all those edges in eval mode (in the original
+  every edge's BN receives the same updates, so eval outputs agree too);
 - a node's weighted sum over all ops of all incoming edges is one ``tensordot`` (NCHW tensors).
 """
 from __future__ import annotations

@@ -333,16 +333,18 @@ def search(dataset: str, config=None, out="runs/search", progress: bool = True,
     """
     config = _resolve_config(dataset, config)
     run = RunDir(out)
+    cfg = dataclasses.asdict(config)  # config.json is exactly the resolved config (the harness compares it)
+    if run.read_config() is not None:
+        run.start(cfg)  # refuses a directory that holds a run with another config, finished or not
     if run.is_finished():
         log.info("%s holds a finished search; returning its record", run.path)
         return run.read_record()
-    cfg = dataclasses.asdict(config)  # config.json is exactly the resolved config (the harness compares it)
-    run.start(cfg)
     device = resolve_device(config.device)
     if config.num_threads:
         torch.set_num_threads(config.num_threads)
     seed_everything(config.seed, config.deterministic)
-    searcher = _SEARCHERS[dataset](config, device)
+    searcher = _SEARCHERS[dataset](config, device)  # loads the data: a missing dataset fails before any file is written
+    run.start(cfg)
     params = sum(p.numel() for p in searcher.model.parameters())
     log.info("search %s, order %d: %d weight parameters, device %s", dataset, config.order, params, device)
 
@@ -354,8 +356,9 @@ def search(dataset: str, config=None, out="runs/search", progress: bool = True,
         start_epoch, wall = int(state["epoch"]), float(state["wall_time_s"])
         log.info("resuming %s after epoch %d", run.path, start_epoch - 1)
     run.trim_metrics(start_epoch)
+    # Before the first epoch keep nothing: the initial (epoch -1) rows are written again just below.
     for name in (GENOTYPES, ALPHAS):
-        _trim_jsonl(run.path / name, start_epoch)
+        _trim_jsonl(run.path / name, start_epoch if start_epoch > 0 else -1)
     if start_epoch == 0:
         _log_architecture(run, searcher, -1)
 

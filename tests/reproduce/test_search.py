@@ -150,6 +150,27 @@ def test_resume_with_another_config_is_refused(cifar_run, cifar_root):
         (out / "record.bak").rename(out / "record.json")
 
 
+def test_finished_search_with_another_config_is_refused_not_returned(cifar_run, cifar_root):
+    out, _ = cifar_run
+    with pytest.raises(ValueError, match="another config.*order"):
+        search("cifar10", cifar_config(cifar_root, order=1), out, progress=False)
+
+
+def test_kill_in_the_first_epoch_does_not_repeat_the_initial_architecture_rows(cifar_root, tmp_path):
+    config = cifar_config(cifar_root, order=1, train_examples=24, epochs=1)
+    with pytest.raises(_Kill):
+        search("cifar10", config, tmp_path / "run", progress=False, callback=_kill_at(0, 0))
+    search("cifar10", config, tmp_path / "run", progress=False)
+    for name in ("genotypes.jsonl", "alphas.jsonl"):
+        assert [row["epoch"] for row in read_jsonl(tmp_path / "run" / name)] == [-1, 0], name
+
+
+def test_missing_dataset_leaves_no_run_directory_behind(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        search("ptb", ptb_config(tmp_path / "nowhere"), tmp_path / "run", progress=False)
+    assert not (tmp_path / "run" / "config.json").exists()
+
+
 def test_unknown_dataset_and_bad_config_raise_clear_errors(tmp_path, cifar_root):
     with pytest.raises(ValueError, match="unknown search dataset"):
         search("imagenet", None, tmp_path / "x")
