@@ -504,7 +504,25 @@ def _final_configs(spec, recipes, base, arch, genotype_text, seeds, out) -> List
         cfg = _build(recipes, spec.dataset, overrides, "training recipe")
         _check_existing_run(out / "runs" / f"seed-{seed}", cfg)
         configs.append(cfg)
+    if configs:
+        _check_other_seeds(out, configs[0], seeds)
     return configs
+
+
+def _check_other_seeds(out: Path, config: dict, seeds) -> None:
+    """Refuse new seeds whose config differs (in anything but the seed) from the runs already in ``out``:
+    the aggregation would refuse the mixture anyway, but only after all the training."""
+    for path in sorted((out / "runs").glob("seed-*/config.json")):
+        saved = json.loads(path.read_text())
+        if saved.get("seed") in seeds:
+            continue  # compared field by field with its own new config above
+        differ = _config.diff(saved, config, ignore=RUNTIME_FIELDS + ("download", "seed"))
+        if differ:
+            fields = ", ".join(f"{k} (seed {saved.get('seed')}: {a!r}, now {b!r})" for k, (a, b) in differ.items())
+            raise ExperimentMismatchError(
+                f"{out} already holds runs with another config: {fields}. Seeds of one experiment share "
+                "their config: use another --out directory, or rerun with the saved values.")
+        return  # the runs already there agree with each other (checked when they were added)
 
 
 def summarize_records(spec: ExperimentSpec, records: List[dict]) -> Dict[str, dict]:

@@ -74,9 +74,10 @@ def register(sub) -> None:
         what.add_argument("--arch", default=None, help="named genotype to train (default DARTS_V2)")
         what.add_argument("--genotype", default=None,
                           help="genotype text as the search prints it, or a file holding it")
-        what.add_argument("--profile", choices=PROFILES, default="paper",
+        # 'demo' is the profile of `python -m reproduce demo` only: it needs the demo's data and sizes.
+        what.add_argument("--profile", choices=[p for p in PROFILES if p != "demo"], default="paper",
                           help="paper: the published recipes (default); quick: fewer epochs, NOT comparable with "
-                               "the paper; demo: the demo's tiny sizes")
+                               "the paper")
         if spec.search_dataset:
             what.add_argument("--search", action="store_true",
                               help="the paper's whole pipeline: searches with 4 seeds, a short training of each "

@@ -74,8 +74,9 @@ def _check_common(cfg, kind: str) -> None:
             dev = torch.device(cfg.device)
         except (RuntimeError, ValueError):
             raise ConfigError(f"device must be auto, cpu, cuda or cuda:N, got {cfg.device!r}") from None
-        require(dev.type != "cuda" or torch.cuda.is_available(),
-                f"device {cfg.device!r} asked for, but no CUDA device is available; use --device cpu")
+        # Whether the device exists is checked where the run starts (train.distributed.pick_device), not
+        # here: a config built on a login node for a GPU job (--gpus, --launcher slurm) is valid.
+        require(dev.type in ("cpu", "cuda", "mps", "xpu"), f"unsupported device {cfg.device!r}")
     resolve_genotype(cfg.arch, cfg.genotype, kind)
 
 

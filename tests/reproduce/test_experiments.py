@@ -166,6 +166,29 @@ def test_a_rerun_with_another_config_or_profile_is_refused(tmp_path, tiny_cifar)
         run_experiment(_options(tmp_path, tiny_cifar, runs=1, profile="paper", train_overrides=dict(TINY, epochs=1)))
     with pytest.raises(ExperimentMismatchError, match="arch"):
         run_experiment(_options(tmp_path, tiny_cifar, runs=1, arch="DARTS_V1", train_overrides=dict(TINY, epochs=1)))
+    # new seeds must share the config of the seeds already there (else the report refuses them after training)
+    with pytest.raises(ExperimentMismatchError, match=r"already holds runs with another config: epochs"):
+        run_experiment(_options(tmp_path, tiny_cifar, seeds=[1], runs=None, train_overrides=dict(TINY, epochs=2)))
+    assert not (tmp_path / "results" / "exp" / "runs" / "seed-1").exists()
+
+
+def test_gpu_and_slurm_plans_can_be_made_on_a_machine_without_gpus(tmp_path, tiny_cifar, monkeypatch):
+    # A login node has no GPU: the configs say device 'cuda' for the jobs, and only the jobs check it.
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    options = _options(tmp_path, tiny_cifar, device=None, gpus=["0", "1"])
+    assert any("GPU 0" in line for line in experiments.describe_plan(options))  # built and checked, no error
+    from reproduce.train import train
+
+    with pytest.raises(ValueError, match="no CUDA device is available"):
+        train("cifar10", dict(TINY, device="cuda", data=str(tiny_cifar)), tmp_path / "run", progress=False)
+
+
+def test_the_demo_profile_is_not_offered_by_the_experiment_commands(capsys):
+    from reproduce.__main__ import main
+
+    with pytest.raises(SystemExit):
+        main(["cifar10", "--profile", "demo", "--dry-run"])
+    assert "invalid choice: 'demo'" in capsys.readouterr().err
 
 
 # ---------------------------------------------------------------------------------------------
