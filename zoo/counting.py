@@ -32,6 +32,9 @@ def count_parameters(model: nn.Module, exclude_auxiliary: bool = True) -> int:
 
 def count_macs(model: nn.Module, input_size: Sequence[int] = (1, 3, 32, 32)) -> int:
     """Multiply-accumulates of one forward pass of a conv network (see module docstring)."""
+    if not any(isinstance(m, nn.Conv2d) for m in model.modules()):
+        raise TypeError(f"count_macs counts conv networks (one image in, logits out); {type(model).__name__} "
+                        "has no convolution")
     total = 0
 
     def conv_hook(module: nn.Conv2d, inputs, output):

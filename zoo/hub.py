@@ -471,11 +471,18 @@ def load(name_or_source: str, checkpoint: Optional[PathLike] = None, device: Uni
             genotype = entry.genotype
         model, _ = model_from_original(checkpoint, entry.dataset, genotype=genotype, entry=entry.name, **kw)
         return model.to(device).eval()
+    path = Path(source).expanduser()
+    # A folder that is not a saved model (no config.json) does not hide a registry name of the same spelling.
+    is_saved_dir = path.is_dir() and ((path / CONFIG_NAME).exists() or not is_registered(source))
+    if kw and (source.startswith(HF_PREFIX) or is_saved_dir):
+        raise ValueError(f"overrides {sorted(kw)} apply to original files only: a saved model rebuilds itself "
+                         "from its config.json")
     if source.startswith(HF_PREFIX):
         repo, rev = parse_hub_source(source)
         return load_pretrained(hub_download(repo, revision or rev), device, expected_sha256=_registry_digest(repo))
-    path = Path(source).expanduser()
-    if path.is_dir():
+    if is_saved_dir:
+        if is_registered(source):
+            log.info("loading the saved model in ./%s (a local folder), not the registry entry of that name", source)
         return load_pretrained(path, device)
     if path.is_file():
         model, _ = model_from_original(path, _guess_kind(path), **kw)

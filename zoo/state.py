@@ -22,9 +22,10 @@ def check_state_dict(model: torch.nn.Module, state_dict: Mapping[str, torch.Tens
     missing = [k for k in own if k not in state_dict and not _is_optional(k)]
     unexpected = [k for k in state_dict if k not in own]
     misshaped = [
-        f"{k}: file {tuple(v.shape)} vs model {tuple(own[k].shape)}"
+        f"{k}: file {type(v).__name__} is not a tensor" if not isinstance(v, torch.Tensor)
+        else f"{k}: file {tuple(v.shape)} vs model {tuple(own[k].shape)}"
         for k, v in state_dict.items()
-        if k in own and hasattr(v, "shape") and tuple(v.shape) != tuple(own[k].shape)
+        if k in own and (not isinstance(v, torch.Tensor) or tuple(v.shape) != tuple(own[k].shape))
     ]
     if not (missing or unexpected or misshaped):
         return

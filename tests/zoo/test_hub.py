@@ -52,6 +52,19 @@ def test_save_and_load_directory_round_trip(cifar_model, tmp_path):
     assert loaded.zoo_config["params"] == zoo.count_parameters(model)
 
 
+def test_a_local_folder_only_shadows_a_registry_name_when_it_holds_a_saved_model(cifar_model, tmp_path,
+                                                                                 monkeypatch):
+    model, ref = cifar_model
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "darts-cifar10").mkdir()  # an unrelated folder of that name: the registry entry is meant
+    with pytest.raises(zoo.WeightsNotFoundError):
+        zoo.load("darts-cifar10")
+    zoo.save_pretrained(model, tmp_path / "darts-cifar10")  # a saved model of that name: it is loaded
+    assert _same_cifar(zoo.load("darts-cifar10"), ref)
+    with pytest.raises(ValueError, match="original files only"):
+        zoo.load("darts-cifar10", genotype="DARTS_V1")
+
+
 def test_tied_rnn_weight_is_saved_once_and_re_tied(ptb_model, tmp_path):
     model, ref = ptb_model
     d = zoo.save_pretrained(model, tmp_path / "ptb")
