@@ -329,7 +329,7 @@ def _search_and_select(spec: ExperimentSpec, options: ExperimentOptions, out: Pa
     short = _selection_epochs(spec, options)
     selection_base = {**_profile_overrides(spec, options.profile), **options.train_overrides,
                       **spec.selection_overrides, **options.selection_overrides, **runtime, "epochs": int(short),
-                      "experiment": f"{spec.name}-selection"}
+                      "experiment": f"{spec.name}-selection", "profile": options.profile}
     # check the selection configs before any search runs (a bad override fails now, not hours later)
     _build(RECIPES, spec.dataset, {**selection_base, "seed": search_seeds[0]}, "training recipe")
 
@@ -412,7 +412,7 @@ def run_experiment(options: ExperimentOptions) -> ExperimentResult:
     saved = _check_experiment_file(out, meta)
 
     base = {**_profile_overrides(spec, options.profile), **options.train_overrides, **runtime,
-            "experiment": spec.name}
+            "experiment": spec.name, "profile": options.profile}
     if arch:
         base.update(arch=arch, genotype="")
     # every final config is checked (and compared with runs already there) before anything runs
@@ -476,7 +476,7 @@ def describe_plan(options: ExperimentOptions) -> List[str]:
         lines.append(f"3. {len(seeds)} trainings of the chosen cell, seeds {seeds} -> {out / 'runs'}")
     else:
         base = {**_profile_overrides(spec, options.profile), **options.train_overrides, **runtime,
-                "experiment": spec.name}
+                "experiment": spec.name, "profile": options.profile}
         if arch:
             base.update(arch=arch, genotype="")
         _final_configs(spec, RECIPES, base, arch, genotype_text, seeds, out)

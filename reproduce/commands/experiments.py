@@ -113,7 +113,7 @@ def register(sub) -> None:
         where.add_argument("--no-progress", action="store_true", help="no progress bars")
         if spec.dataset in recipes:
             _config.add_config_arguments(parser, recipes[spec.dataset],
-                                         skip=("arch", "genotype", "seed", "data", "device", "experiment"))
+                                         skip=("arch", "genotype", "seed", "data", "device", "experiment", "profile"))
         if spec.search_dataset and spec.search_dataset in search_configs:
             _add_prefixed_config_arguments(parser, search_configs[spec.search_dataset], "search",
                                            skip=("seed", "order", "data", "device"))

@@ -85,6 +85,8 @@ class _Common:
     arch: str = _f("DARTS_V2", "named genotype to train (DARTS in the original = DARTS_V2)")
     genotype: str = _f("", "genotype text (as the search prints it); overrides arch when set")
     experiment: str = _f("", "experiment name stored in the record (default: train-<dataset>)")
+    profile: str = _f("paper", "recipe profile the harness ran this under (paper, quick, demo); saved with the "
+                      "run so that records of different profiles are never aggregated together")
     device: str = _f("auto", "auto (cuda if available, else cpu), cpu, cuda, cuda:N")
     deterministic: bool = _f(False, "deterministic kernels; bit-identical reruns (slower on GPU)")
     amp: str = _f("none", "autocast dtype: none (fp32, as the paper) or bf16 (faster on recent GPUs, "

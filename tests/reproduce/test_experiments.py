@@ -183,6 +183,20 @@ def test_gpu_and_slurm_plans_can_be_made_on_a_machine_without_gpus(tmp_path, tin
         train("cifar10", dict(TINY, device="cuda", data=str(tiny_cifar)), tmp_path / "run", progress=False)
 
 
+def test_records_carry_their_profile_so_profiles_are_never_aggregated_together(tmp_path, tiny_cifar):
+    from reproduce.aggregate import MixedConfigError, load_experiment
+
+    result = run_experiment(_options(tmp_path, tiny_cifar, runs=1, train_overrides=dict(TINY, epochs=1),
+                                     report=False))
+    assert [r["config"]["profile"] for r in result.records] == ["quick"]
+    # quick runs copied into a paper experiment are refused, not tested against the paper
+    exp = tmp_path / "results" / "exp"
+    meta = json.loads((exp / "experiment.json").read_text())
+    (exp / "experiment.json").write_text(json.dumps(dict(meta, profile="paper", comparable=True)))
+    with pytest.raises(MixedConfigError, match="profile"):
+        load_experiment(exp)
+
+
 def test_the_demo_profile_is_not_offered_by_the_experiment_commands(capsys):
     from reproduce.__main__ import main
 
