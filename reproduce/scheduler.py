@@ -75,6 +75,14 @@ class SlurmOptions:
     cluster: str = "slurm"  # "local" runs the same path with submitit's LocalExecutor
     max_requeues: int = 10
 
+    def __post_init__(self):
+        # A job runs one process (one run on one GPU); spanning several GPUs needs torchrun inside the job,
+        # which this launcher does not start yet. Refuse rather than book GPUs that would sit idle.
+        if not 0 <= int(self.gpus_per_job) <= 1:
+            raise ValueError(f"--gpus-per-job {self.gpus_per_job}: each Slurm job runs one training process on at "
+                             "most one GPU; for a run across several GPUs start it with torchrun "
+                             "(python -m reproduce train ... under torchrun --nproc_per_node N)")
+
 
 # ---------------------------------------------------------------------------------------------
 # What one run does, wherever it runs

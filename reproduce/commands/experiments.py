@@ -102,10 +102,11 @@ def register(sub) -> None:
         where.add_argument("--time", type=int, default=24 * 60,
                            help="Slurm time limit per job in minutes (a job that reaches it is requeued and "
                                 "resumes; default 1440)")
-        where.add_argument("--gpus-per-job", type=int, default=1, help="Slurm GPUs per job (default 1)")
+        where.add_argument("--gpus-per-job", type=int, default=1,
+                           help="Slurm GPUs per job: 1 (default) or 0; a job runs one process")
         where.add_argument("--cpus-per-job", type=int, default=8, help="Slurm CPUs per job (default 8)")
         where.add_argument("--mem-gb", type=int, default=None, help="Slurm memory per job in GB")
-        where.add_argument("--slurm-folder", default=None, help="submitit's folder (default <out>/../slurm)")
+        where.add_argument("--slurm-folder", default=None, help="submitit's folder (default <out>/slurm)")
         where.add_argument("--dry-run", action="store_true",
                            help="check the configs and print what would run (seeds, directories, GPUs); run nothing")
         where.add_argument("--no-report", action="store_true", help="do not write the report at the end")

@@ -179,3 +179,9 @@ def test_slurm_path_runs_real_trainings_through_submitits_local_executor(tmp_pat
     # a second call finds the runs finished and submits nothing
     run_jobs(jobs, launcher="slurm", slurm=SlurmOptions(cluster="local"), progress=False)
     assert time.time() - t0 < 120
+
+
+def test_slurm_jobs_of_several_gpus_are_refused_until_the_launcher_starts_torchrun():
+    with pytest.raises(ValueError, match="torchrun"):
+        scheduler.SlurmOptions(gpus_per_job=2)
+    assert scheduler.SlurmOptions(gpus_per_job=0).gpus_per_job == 0
