@@ -363,9 +363,14 @@ def download_gdrive(file_id: str, dest: PathLike, timeout: float = 30.0) -> Path
     return dest
 
 
-def _from_original_file(path: Path, name: str, cache: Optional[Path]):
+def _from_original_file(path: Path, name: str, cache: Optional[Path], expected_sha256: Optional[str] = None):
     from .convert import KIND_ENTRY, convert, model_from_original
 
+    if expected_sha256:
+        digest = _sha256(path.read_bytes())
+        if digest != expected_sha256.lower():
+            raise ModelLoadError(f"sha256 of {path} is {digest}, but the registry expects {expected_sha256}: "
+                                 "the file is damaged or another file; delete it and fetch the original again")
     kind = {v: k for k, v in KIND_ENTRY.items()}[name]
     if cache is not None:
         convert(path, kind, cache, name=name)
@@ -402,7 +407,7 @@ def _load_registered(name: str, device, revision: Optional[str]):
         original = zoo_home() / "original" / w.original_file
         if original.is_file():
             try:
-                return _from_original_file(original, entry.name, cached).to(device)
+                return _from_original_file(original, entry.name, cached, w.original_sha256).to(device)
             except (ValueError, OSError) as e:
                 tried.append(f"original file {original}: {e}")
         else:
@@ -410,7 +415,7 @@ def _load_registered(name: str, device, revision: Optional[str]):
             if w.gdrive_id and not _offline():
                 try:
                     download_gdrive(w.gdrive_id, original)
-                    return _from_original_file(original, entry.name, cached).to(device)
+                    return _from_original_file(original, entry.name, cached, w.original_sha256).to(device)
                 except Exception as e:
                     tried.append(f"Google Drive {w.gdrive_url}: {type(e).__name__}: {e}")
             elif w.gdrive_id:

@@ -173,6 +173,29 @@ def test_name_finds_an_original_file_in_the_zoo_cache_and_converts_it_once(tmp_p
     assert _same_cifar(zoo.load("darts-cifar10"), ref)
 
 
+def test_an_original_file_whose_digest_differs_from_the_registrys_is_refused(zoo_ref, monkeypatch):
+    import dataclasses
+    import hashlib
+
+    from zoo import registry
+
+    ref = zoo_ref("cifar_small.pt")
+    home = H.zoo_home()
+    (home / "original").mkdir(parents=True)
+    original = home / "original" / "cifar10_model.pt"
+    write_legacy(legacy_state_dict(ref["state_dict"]), original)
+    entry = registry._REGISTRY["darts-cifar10"]
+    for digest, works in (("0" * 64, False), (hashlib.sha256(original.read_bytes()).hexdigest(), True)):
+        weights = dataclasses.replace(entry.weights, original_sha256=digest)
+        monkeypatch.setitem(registry._REGISTRY, "darts-cifar10", dataclasses.replace(entry, weights=weights))
+        if works:
+            assert _same_cifar(zoo.load("darts-cifar10"), ref)
+        else:
+            with pytest.raises(zoo.WeightsNotFoundError, match="registry expects 0000"):
+                zoo.load("darts-cifar10")
+            assert not (home / "models" / "darts-cifar10").exists()  # nothing converted from a bad file
+
+
 def test_unknown_name_suggests_the_closest(tmp_path):
     with pytest.raises(zoo.UnknownModelError, match="Did you mean 'darts-cifar10'"):
         zoo.load("darts-cifar")
