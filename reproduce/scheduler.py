@@ -13,7 +13,9 @@ read back from ``<run dir>/record.json``.
   limit and GPUs per job. A job that reaches its time limit is requeued and resumes from the
   run's checkpoint. ``cluster="local"`` runs the same path with submitit's local executor.
 
-Runs that fail do not stop the others; :class:`RunsFailedError` lists them at the end.
+On GPUs and Slurm, runs that fail do not stop the others; :class:`RunsFailedError` lists them at
+the end. In-process, the first error stops the batch at once: there it is almost always the user's
+(a data path, a config value) and would repeat for every run.
 """
 from __future__ import annotations
 
