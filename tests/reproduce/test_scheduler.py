@@ -134,10 +134,10 @@ def test_unknown_launcher_and_kind_are_refused(tmp_path):
 
 
 def test_slurm_parameters_carry_partition_time_and_gpus():
-    params = scheduler.executor_parameters(SlurmOptions(partition="gpu", time_min=90, gpus_per_job=2, cpus_per_job=4,
+    params = scheduler.executor_parameters(SlurmOptions(partition="gpu", time_min=90, gpus_per_job=1, cpus_per_job=4,
                                                         mem_gb=32))
     assert params["slurm_partition"] == "gpu" and params["timeout_min"] == 90
-    assert params["gpus_per_node"] == 2 and params["cpus_per_task"] == 4 and params["mem_gb"] == 32
+    assert params["gpus_per_node"] == 1 and params["cpus_per_task"] == 4 and params["mem_gb"] == 32
 
 
 def test_slurm_job_pickles_and_requeues_itself_at_the_time_limit(tmp_path):
