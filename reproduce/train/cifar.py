@@ -116,13 +116,7 @@ class CIFARTask:
         if config.channels_last:
             self.eval_x = self.eval_x.contiguous(memory_format=mf)
 
-        self.model = zoo.NetworkCIFAR(config.C, 10, config.layers, config.auxiliary, genotype).to(dev, memory_format=mf)
-        self.parameters = zoo.count_parameters(self.model)
-        self.params = list(self.model.parameters())
-        self.optimizer = make_sgd(self.params, config.lr, momentum=config.momentum,
-                                  weight_decay=config.weight_decay)
-        self.train_model = maybe_compile(distributed.wrap(self.model, d), config.compile, config.epochs)
-        self.eval_model = maybe_compile(self.model, config.compile, config.epochs)
+        setup_cnn(self, zoo.NetworkCIFAR(config.C, 10, config.layers, config.auxiliary, genotype), config, d, dev, mf)
         self.graphed = None
         if config.cuda_graphs:
             if dev.type != "cuda" or d.enabled or config.compile:
@@ -221,6 +215,18 @@ class CIFARTask:
             ev = self.evaluate(xs, test_y.to(self.device))
             out.update(test_error=ev["error"], test_loss=ev["loss"])
         return out
+
+
+def setup_cnn(recipe, model, config, d, device, memory_format) -> None:
+    """What the CIFAR-10 and ImageNet recipes share: the model on the device, its parameter count (as
+    the original counts it), the paper's SGD, and the train view (DDP-wrapped) and eval view, compiled
+    when asked."""
+    recipe.model = model.to(device, memory_format=memory_format)
+    recipe.parameters = zoo.count_parameters(recipe.model)
+    recipe.params = list(recipe.model.parameters())
+    recipe.optimizer = make_sgd(recipe.params, config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
+    recipe.train_model = maybe_compile(distributed.wrap(recipe.model, d), config.compile, config.epochs)
+    recipe.eval_model = maybe_compile(recipe.model, config.compile, config.epochs)
 
 
 def _shard(start: int, stop: int, rank: int, world: int):

@@ -25,8 +25,8 @@ from zoo.datasets import IMAGENET_MEAN, IMAGENET_STD, imagenet_eval_transform, i
 
 from ..config import ConfigError
 from . import distributed
-from .cifar import _shard
-from .common import autocast, cnn_train_step, make_sgd, maybe_compile, progress_bar, seed_epoch, set_lr, topk_correct
+from .cifar import _shard, setup_cnn
+from .common import autocast, cnn_train_step, progress_bar, seed_epoch, set_lr, topk_correct
 
 log = logging.getLogger(__name__)
 
@@ -69,14 +69,8 @@ class ImageNetTask:
         self.pin = dev.type == "cuda"
         mf = torch.channels_last if config.channels_last else torch.contiguous_format
         self.memory_format = mf
-        self.model = zoo.NetworkImageNet(config.C, self.num_classes, config.layers, config.auxiliary,
-                                         genotype).to(dev, memory_format=mf)
-        self.parameters = zoo.count_parameters(self.model)
-        self.params = list(self.model.parameters())
-        self.optimizer = make_sgd(self.params, config.lr, momentum=config.momentum,
-                                  weight_decay=config.weight_decay)
-        self.train_model = maybe_compile(distributed.wrap(self.model, d), config.compile, config.epochs)
-        self.eval_model = maybe_compile(self.model, config.compile, config.epochs)
+        setup_cnn(self, zoo.NetworkImageNet(config.C, self.num_classes, config.layers, config.auxiliary, genotype),
+                  config, d, dev, mf)
         self.best_top1_error = None
 
     def state_dict(self) -> dict:
