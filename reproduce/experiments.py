@@ -33,7 +33,7 @@ import genotypes
 from zoo.fileio import atomic_write_json
 
 from . import config as _config
-from .rundir import RUNTIME_FIELDS
+from .rundir import RUNTIME_FIELDS, RunConfigMismatchError, RunDir
 from .scheduler import Job, SlurmOptions, run_jobs
 
 log = logging.getLogger(__name__)
@@ -245,16 +245,10 @@ def _build(table: dict, dataset: str, overrides: dict, what: str) -> dict:
 
 
 def _check_existing_run(run_dir: Path, config: dict) -> None:
-    path = run_dir / "config.json"
-    if not path.exists():
-        return
-    saved = json.loads(path.read_text())
-    differ = _config.diff(saved, config, ignore=RUNTIME_FIELDS + ("download",))
-    if differ:
-        fields = ", ".join(f"{k} (saved {a!r}, now {b!r})" for k, (a, b) in differ.items())
-        raise ExperimentMismatchError(
-            f"{run_dir} holds a run with another config: {fields}. Use another --out directory, "
-            "or rerun with the saved values to continue this experiment.")
+    try:
+        RunDir(run_dir).check_config(config)
+    except RunConfigMismatchError as e:
+        raise ExperimentMismatchError(str(e)) from None
 
 
 def _check_experiment_file(out: Path, meta: dict) -> Optional[dict]:
@@ -516,7 +510,7 @@ def _check_other_seeds(out: Path, config: dict, seeds) -> None:
         saved = json.loads(path.read_text())
         if saved.get("seed") in seeds:
             continue  # compared field by field with its own new config above
-        differ = _config.diff(saved, config, ignore=RUNTIME_FIELDS + ("download", "seed"))
+        differ = _config.diff(saved, config, ignore=RUNTIME_FIELDS + ("seed",))
         if differ:
             fields = ", ".join(f"{k} (seed {saved.get('seed')}: {a!r}, now {b!r})" for k, (a, b) in differ.items())
             raise ExperimentMismatchError(

@@ -83,20 +83,28 @@ class RunDir:
             return None
         return json.loads(self.config_path.read_text())
 
-    def start(self, config: Dict[str, Any], ignore=RUNTIME_FIELDS) -> None:
-        """Write config.json, or check it against the one already there."""
-        self.path.mkdir(parents=True, exist_ok=True)
+    def check_config(self, config: Dict[str, Any], ignore=RUNTIME_FIELDS) -> Optional[dict]:
+        """Raise RunConfigMismatchError, naming the fields, if the directory holds a run (finished or
+        not) whose config differs from ``config`` in anything but ``ignore``; return the saved config."""
         existing = self.read_config()
+        if existing is None and self.record_path.exists():
+            existing = (self.read_record() or {}).get("config")
         if existing is None:
-            atomic_write_json(self.config_path, config)
-            return
+            return None
         differ = _config.diff(existing, config, ignore=ignore)
         if differ:
             fields = ", ".join(f"{k} (saved {a!r}, now {b!r})" for k, (a, b) in differ.items())
+            finished = "finished " if self.is_finished() else ""
             raise RunConfigMismatchError(
-                f"{self.path} holds a run with another config: {fields}. "
+                f"{self.path} holds a {finished}run with another config: {fields}. "
                 "Use another --out directory, or rerun with the saved values to resume it.")
-        if any(existing.get(k) != config.get(k) for k in ignore if k in config):
+        return existing
+
+    def start(self, config: Dict[str, Any], ignore=RUNTIME_FIELDS) -> None:
+        """Write config.json, or check it against the one already there."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        existing = self.check_config(config, ignore)
+        if existing is None or any(existing.get(k) != config.get(k) for k in ignore if k in config):
             atomic_write_json(self.config_path, config)
 
     def log_epoch(self, metrics: Dict[str, Any]) -> None:

@@ -334,8 +334,7 @@ def search(dataset: str, config=None, out="runs/search", progress: bool = True,
     config = _resolve_config(dataset, config)
     run = RunDir(out)
     cfg = dataclasses.asdict(config)  # config.json is exactly the resolved config (the harness compares it)
-    if run.read_config() is not None:
-        run.start(cfg)  # refuses a directory that holds a run with another config, finished or not
+    run.check_config(cfg)  # refuses a directory that holds a run with another config, finished or not
     if run.is_finished():
         log.info("%s holds a finished search; returning its record", run.path)
         return run.read_record()

@@ -23,7 +23,7 @@ import torch
 import genotypes
 
 from .. import config as _config
-from ..rundir import RUNTIME_FIELDS, NonFiniteError, RunConfigMismatchError, RunDir, check_finite, make_record
+from ..rundir import NonFiniteError, RunDir, check_finite, make_record
 from ..seeding import seed_everything
 from . import distributed
 from .recipes import RECIPES, genotype_of
@@ -31,8 +31,6 @@ from .recipes import RECIPES, genotype_of
 log = logging.getLogger(__name__)
 
 CHECKPOINT_VERSION = 1
-# config fields that may differ between a run and its resumption (they do not change results)
-IGNORED_ON_RESUME = RUNTIME_FIELDS + ("download",)
 
 
 class Rollback(Exception):
@@ -84,12 +82,7 @@ def train(dataset: str, config=None, out=None, progress: bool = True) -> dict:
     rundir = RunDir(out)
     config = _as_config(dataset, config)
     if rundir.is_finished():
-        saved = rundir.read_config() or rundir.read_record().get("config") or {}
-        differ = _config.diff(saved, _config.to_dict(config), ignore=IGNORED_ON_RESUME)
-        if differ:
-            fields = ", ".join(f"{k} (saved {a!r}, now {b!r})" for k, (a, b) in differ.items())
-            raise RunConfigMismatchError(f"{rundir.path} holds a finished run with another config: {fields}. "
-                                         "Use another --out directory.")
+        rundir.check_config(_config.to_dict(config))
         log.info("%s holds a finished run; skipping it (use another --out to train again)", rundir.path)
         return rundir.read_record()
     genotype = genotype_of(config, dataset)
@@ -110,7 +103,7 @@ def _run(dataset, config, genotype, rundir: RunDir, d, progress: bool) -> dict:
     task = _make_task(dataset, config, genotype, d, progress and d.is_main)  # checks data and sizes first
     task.rundir = rundir
     if d.is_main:
-        rundir.start(config_dict, ignore=IGNORED_ON_RESUME)
+        rundir.start(config_dict)
     d.barrier()
 
     start_epoch, wall_before = 0, 0.0
