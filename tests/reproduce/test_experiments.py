@@ -11,19 +11,9 @@ import torch
 
 from reproduce import experiments, scheduler
 from reproduce.experiments import ExperimentMismatchError, ExperimentOptions, run_experiment
-from zoo.datasets import write_cifar10
 
 TINY = dict(epochs=2, C=4, layers=3, batch_size=16, eval_batch_size=32, limit=32, limit_eval=32, auxiliary=False,
             num_threads=1)
-
-
-@pytest.fixture
-def tiny_cifar(tmp_path):
-    g = torch.Generator().manual_seed(0)
-    images = torch.randint(0, 256, (48, 3, 32, 32), dtype=torch.uint8, generator=g)
-    labels = torch.arange(48) % 10
-    write_cifar10(tmp_path / "data", images[:32], labels[:32], images[32:], labels[32:])
-    return tmp_path / "data"
 
 
 def _options(tmp_path, data, **kw):

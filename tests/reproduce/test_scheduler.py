@@ -28,19 +28,6 @@ open(os.path.join(out, "record.json"), "w").write(json.dumps(record))
 """
 
 
-@pytest.fixture
-def tiny_cifar(tmp_path):
-    import torch
-
-    from zoo.datasets import write_cifar10
-
-    g = torch.Generator().manual_seed(0)
-    images = torch.randint(0, 256, (48, 3, 32, 32), dtype=torch.uint8, generator=g)
-    labels = torch.arange(48) % 10
-    write_cifar10(tmp_path / "data", images[:32], labels[:32], images[32:], labels[32:])
-    return tmp_path / "data"
-
-
 def fake_command(job: Job):
     return [sys.executable, "-c", FAKE_RUN, job.to_json()]
 

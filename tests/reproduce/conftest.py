@@ -1,0 +1,15 @@
+"""Fixtures shared by the harness tests."""
+import pytest
+import torch
+
+from zoo.datasets import write_cifar10
+
+
+@pytest.fixture
+def tiny_cifar(tmp_path):
+    """48 random images in the real CIFAR-10 python-batch format: 32 to train, 16 to test."""
+    g = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (48, 3, 32, 32), dtype=torch.uint8, generator=g)
+    labels = torch.arange(48) % 10
+    write_cifar10(tmp_path / "data", images[:32], labels[:32], images[32:], labels[32:])
+    return tmp_path / "data"
