@@ -196,6 +196,31 @@ def test_an_original_file_whose_digest_differs_from_the_registrys_is_refused(zoo
             assert not (home / "models" / "darts-cifar10").exists()  # nothing converted from a bad file
 
 
+def test_a_name_with_a_hub_repo_loads_from_it_and_checks_the_registry_digest(cifar_model, tmp_path, monkeypatch):
+    # The branch of zoo.load(name) for entries that publish on the hub (none does yet). The hub client
+    # itself is exercised against a local server in the test below; here it is replaced by a folder.
+    import dataclasses
+    import hashlib
+
+    from zoo import registry
+
+    model, ref = cifar_model
+    saved = zoo.save_pretrained(model, tmp_path / "published")
+    asked = []
+    monkeypatch.setattr(H, "hub_download", lambda repo, revision=None: asked.append((repo, revision)) or saved)
+    entry = registry._REGISTRY["darts-cifar10"]
+    good = hashlib.sha256((saved / "model.safetensors").read_bytes()).hexdigest()
+    for digest in (good, "f" * 64):
+        weights = dataclasses.replace(entry.weights, hub_repo="org/darts-cifar10", hub_revision="v1", sha256=digest)
+        monkeypatch.setitem(registry._REGISTRY, "darts-cifar10", dataclasses.replace(entry, weights=weights))
+        if digest == good:
+            assert _same_cifar(zoo.load("darts-cifar10"), ref)
+            assert asked[-1] == ("org/darts-cifar10", "v1")
+        else:
+            with pytest.raises(zoo.WeightsNotFoundError, match="hub repo org/darts-cifar10"):
+                zoo.load("darts-cifar10")
+
+
 def test_unknown_name_suggests_the_closest(tmp_path):
     with pytest.raises(zoo.UnknownModelError, match="Did you mean 'darts-cifar10'"):
         zoo.load("darts-cifar")
