@@ -14,8 +14,9 @@ import sys
 
 from . import commands
 from .config import ConfigError
+from .rundir import RunInUseError
 
-USER_ERRORS = (ValueError, FileNotFoundError, KeyError, ConfigError, FloatingPointError)
+USER_ERRORS = (ValueError, FileNotFoundError, KeyError, ConfigError, FloatingPointError, RunInUseError)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -10,12 +10,22 @@ The life of a run:
 
 On resume, ``load_checkpoint`` gives the last finished epoch's state, and ``start`` trims
 metrics.jsonl to the epochs that checkpoint covers, so a kill mid-epoch loses at most that epoch.
+
+While a process runs in a directory it holds ``with rundir.lock():``, an exclusive lock on
+``.lock``: the same command started twice (two terminals, a Slurm job submitted twice) fails at
+once with who holds it, instead of two processes interleaving one run's checkpoints and metrics.
+The lock is the operating system's (``flock``), so it goes away with its process, even after
+``kill -9`` (which may leave the ``.lock`` file, but no lock: the next run takes it over).
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
+import os
+import socket
+import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
@@ -29,6 +39,7 @@ from .provenance import provenance
 log = logging.getLogger(__name__)
 
 CONFIG, METRICS, CHECKPOINT, RECORD = "config.json", "metrics.jsonl", "checkpoint.pt", "record.json"
+LOCK = ".lock"
 
 # Fields that may change between a run and its resumption without changing its results.
 RUNTIME_FIELDS = ("device", "progress", "workers", "data", "num_threads", "download")
@@ -36,6 +47,10 @@ RUNTIME_FIELDS = ("device", "progress", "workers", "data", "num_threads", "downl
 
 class RunConfigMismatchError(ValueError):
     """The directory holds a run with another config."""
+
+
+class RunInUseError(RuntimeError):
+    """Another process is running in this directory (it holds the directory's lock)."""
 
 
 class NonFiniteError(FloatingPointError):
@@ -68,6 +83,46 @@ class RunDir:
     @property
     def record_path(self) -> Path:
         return self.path / RECORD
+
+    @contextlib.contextmanager
+    def lock(self):
+        """Hold the directory's exclusive lock for the block; RunInUseError if another process holds it.
+
+        The lock file is removed on the way out, and a directory the lock itself created is removed
+        too if nothing else was written in it (a run that failed on bad input leaves nothing behind).
+        """
+        try:
+            import fcntl
+        except ImportError:  # not POSIX (Windows): run unlocked
+            yield
+            return
+        created = not self.path.exists()
+        self.path.mkdir(parents=True, exist_ok=True)
+        path = self.path / LOCK
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                # the holder before us may have removed the file between our open and our flock
+                ours = os.fstat(fd).st_ino == os.stat(path).st_ino
+            except OSError:  # BlockingIOError: held; FileNotFoundError: removed by the holder just now
+                ours = False
+            if not ours:
+                holder = os.pread(fd, 1024, 0).decode("utf-8", "replace").strip() or "another process"
+                raise RunInUseError(
+                    f"{self.path} is in use by {holder}: the same run is going on. Wait for it to end (or stop "
+                    "it), then rerun to resume; to run again alongside it, use another --out directory.")
+            stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime())
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()} since {stamp}\n".encode(), 0)
+            try:
+                yield
+            finally:
+                os.unlink(path)  # before the lock is released, so nobody locks a file that is going away
+                if created and not any(self.path.iterdir()):
+                    self.path.rmdir()
+        finally:
+            os.close(fd)  # releases the lock
 
     def read_record(self) -> Optional[dict]:
         if not self.record_path.exists():

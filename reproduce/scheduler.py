@@ -12,6 +12,9 @@ read back from ``<run dir>/record.json``.
 - **Slurm** (``launcher="slurm"``): one job per run through submitit, with partition, time
   limit and GPUs per job. A job that reaches its time limit is requeued and resumes from the
   run's checkpoint. ``cluster="local"`` runs the same path with submitit's local executor.
+  Each submitted job's id is kept in ``<run dir>/slurm_job.json``: rerunning the launcher (say,
+  after closing the terminal that waited for the jobs) waits again for jobs still queued or
+  running instead of submitting them a second time.
 
 On GPUs and Slurm, runs that fail do not stop the others; :class:`RunsFailedError` lists them at
 the end. In-process, the first error stops the batch at once: there it is almost always the user's
@@ -31,6 +34,8 @@ from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence
 
 from tqdm.auto import tqdm
+
+from zoo.fileio import atomic_write_json
 
 log = logging.getLogger(__name__)
 
@@ -282,13 +287,56 @@ def executor_parameters(options: SlurmOptions) -> dict:
     return params
 
 
+SLURM_JOB = "slurm_job.json"
+# Slurm job states in which the job will still run (or is running): such a job is waited for, not resubmitted
+ACTIVE_SLURM_STATES = frozenset({"PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "REQUEUED", "REQUEUE_HOLD",
+                                 "REQUEUE_FED", "RESIZING", "SUSPENDED", "SIGNALING", "STAGE_OUT"})
+
+
+def _job_folder(options: SlurmOptions, folder: Path) -> str:
+    """submitit's per-job folder template (``%j`` is the job id)."""
+    return str((Path(options.folder) if options.folder else folder) / "%j")
+
+
+def _remember_submission(job: Job, handle, options: SlurmOptions, folder: str) -> None:
+    atomic_write_json(Path(job.out) / SLURM_JOB, {"job_id": str(handle.job_id), "cluster": options.cluster,
+                                                  "folder": folder, "submitted": time.strftime("%Y-%m-%d %H:%M:%S")})
+
+
+def _job_class(cluster: str):
+    import submitit
+
+    return submitit.SlurmJob if cluster == "slurm" else None  # a local job dies with the launcher that started it
+
+
+def attach_active_job(job: Job, options: SlurmOptions):
+    """The still queued or running Slurm job this run was submitted as, if any (else None: submit it)."""
+    path = Path(job.out) / SLURM_JOB
+    if not path.exists():
+        return None
+    try:
+        info = json.loads(path.read_text())
+        job_class = _job_class(info["cluster"]) if info["cluster"] == options.cluster else None
+        if job_class is None:
+            return None
+        handle = job_class(folder=info["folder"], job_id=info["job_id"])
+        state = str(handle.state).upper()
+    except Exception as e:  # unreadable file, no sacct: submitting again is safe (the run dir lock refuses twins)
+        log.warning("%s: cannot tell whether its earlier job still runs (%s); submitting it again", job.name, e)
+        return None
+    if state.split()[0] in ACTIVE_SLURM_STATES:
+        log.info("%s: job %s is still %s; waiting for it instead of submitting again", job.name, handle.job_id,
+                 state.lower())
+        return handle
+    return None
+
+
 def make_executor(options: SlurmOptions, folder: Path):
     """A submitit executor for ``options``; ``options.cluster == "local"`` gives submitit's local executor."""
     import submitit
 
-    folder = Path(options.folder) if options.folder else folder
     try:
-        executor = submitit.AutoExecutor(folder=str(folder / "%j"), cluster=options.cluster,
+        executor = submitit.AutoExecutor(folder=_job_folder(options, folder), cluster=options.cluster,
                                          slurm_max_num_timeout=options.max_requeues)
     except RuntimeError as e:  # e.g. 'Could not detect "srun"': not on a Slurm cluster
         raise ValueError(f"--launcher slurm: cannot use the {options.cluster} executor here ({e}); run on a "
@@ -303,11 +351,14 @@ def _run_slurm(jobs, options, progress, desc):
         return []
     # beside the directory that holds the run directories (never among them)
     folder = Path(os.path.commonpath([str(Path(j.out).resolve().parent) for j in pending])).parent / "slurm"
-    executor = make_executor(options, folder)
-    submitted = []
+    submitted, executor = [], None
     for job in pending:
-        handle = executor.submit(_RequeueingJob(job.kind, job.dataset, job.config, job.out))
-        log.info("%s: submitted as job %s", job.name, handle.job_id)
+        handle = attach_active_job(job, options)
+        if handle is None:
+            executor = executor or make_executor(options, folder)
+            handle = executor.submit(_RequeueingJob(job.kind, job.dataset, job.config, job.out))
+            log.info("%s: submitted as job %s", job.name, handle.job_id)
+            _remember_submission(job, handle, options, _job_folder(options, folder))
         submitted.append((job, handle))
     failures = []
     bar = tqdm(total=len(submitted), desc=f"{desc} (slurm)", unit="job", disable=not progress)

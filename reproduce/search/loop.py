@@ -338,6 +338,14 @@ def search(dataset: str, config=None, out="runs/search", progress: bool = True,
     if run.is_finished():
         log.info("%s holds a finished search; returning its record", run.path)
         return run.read_record()
+    with run.lock():  # one process searches in a directory at a time
+        if run.is_finished():  # finished by a process that held the lock just before us
+            log.info("%s was finished by another process; returning its record", run.path)
+            return run.read_record()
+        return _search(dataset, config, cfg, run, progress, callback)
+
+
+def _search(dataset, config, cfg, run: RunDir, progress, callback) -> dict:
     device = resolve_device(config.device)
     if config.num_threads:
         torch.set_num_threads(config.num_threads)

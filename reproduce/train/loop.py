@@ -14,6 +14,7 @@ run is the same run. The record is written last, atomically; a finished director
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from typing import Any, Dict, Optional
@@ -88,9 +89,23 @@ def train(dataset: str, config=None, out=None, progress: bool = True) -> dict:
     genotype = genotype_of(config, dataset)
     d = distributed.setup(config.device)
     try:
-        return _run(dataset, config, genotype, rundir, d, progress)
+        # One process trains in a directory at a time (under DDP: rank 0 holds the lock for all ranks).
+        with rundir.lock() if d.is_main else contextlib.nullcontext():
+            if _finished_meanwhile(rundir, d):  # by a process that held the lock just before us
+                log.info("%s was finished by another process; skipping it", rundir.path)
+                return rundir.read_record()
+            return _run(dataset, config, genotype, rundir, d, progress)
     finally:
         d.close()
+
+
+def _finished_meanwhile(rundir: RunDir, d) -> bool:
+    """Whether rank 0, holding the lock, finds the run finished; every rank gets the same answer."""
+    finished = rundir.is_finished() if d.is_main else False
+    if d.enabled:
+        flag = torch.tensor([1.0 if finished else 0.0], device=d.device)
+        finished = bool(d.all_reduce_sum(flag).item() > 0)
+    return finished
 
 
 def _run(dataset, config, genotype, rundir: RunDir, d, progress: bool) -> dict:

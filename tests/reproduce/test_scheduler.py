@@ -163,6 +163,8 @@ def test_slurm_path_runs_real_trainings_through_submitits_local_executor(tmp_pat
     assert [r["seed"] for r in records] == [0]
     assert all(r["status"] == "finished" and "test_error" in r["final"] for r in records)
     assert list((tmp_path / "slurm").iterdir()), "submitit's job folders are kept beside the run directories"
+    submitted = json.loads((Path(jobs[0].out) / scheduler.SLURM_JOB).read_text())
+    assert submitted["cluster"] == "local" and submitted["job_id"] and submitted["folder"].endswith("%j")
     # a second call finds the runs finished and submits nothing
     run_jobs(jobs, launcher="slurm", slurm=SlurmOptions(cluster="local"), progress=False)
     assert time.time() - t0 < 120
@@ -172,3 +174,71 @@ def test_slurm_jobs_of_several_gpus_are_refused_until_the_launcher_starts_torchr
     with pytest.raises(ValueError, match="torchrun"):
         scheduler.SlurmOptions(gpus_per_job=2)
     assert scheduler.SlurmOptions(gpus_per_job=0).gpus_per_job == 0
+
+
+class _FakeSlurmJob:
+    """A job submitted by an earlier launcher: in ``state``; finishing it writes the run's record."""
+
+    state_now = "RUNNING"
+    attached = []
+
+    def __init__(self, folder, job_id):
+        self.folder, self.job_id = folder, job_id
+        _FakeSlurmJob.attached.append(job_id)
+
+    @property
+    def state(self):
+        return _FakeSlurmJob.state_now
+
+    def result(self):
+        out = Path(self.folder)
+        (out / "record.json").write_text(json.dumps({"status": "finished", "seed": 0, "by": self.job_id}))
+        return {}
+
+
+class _FakeExecutor:
+    def __init__(self):
+        self.submitted = []
+
+    def submit(self, fn):
+        self.submitted.append(fn)
+        Path(fn.out, "record.json").write_text(json.dumps({"status": "finished", "seed": 0, "by": "new"}))
+        return type("Handle", (), {"job_id": f"new-{len(self.submitted)}", "result": lambda self: {},
+                                   "paths": None})()
+
+
+@pytest.mark.parametrize("state, resubmitted", [("RUNNING", False), ("PENDING", False), ("REQUEUED", False),
+                                                ("COMPLETED", True), ("FAILED", True), ("CANCELLED by 12", True),
+                                                ("TIMEOUT", True), ("UNKNOWN", True)])
+def test_a_rerun_waits_for_jobs_still_queued_or_running_instead_of_submitting_them_again(tmp_path, monkeypatch,
+                                                                                        state, resubmitted):
+    out = tmp_path / "runs" / "seed-0"
+    out.mkdir(parents=True)
+    # the earlier launcher's note; its folder is the run dir here so that the fake job can finish the run
+    (out / scheduler.SLURM_JOB).write_text(json.dumps({"job_id": "4242", "cluster": "slurm", "folder": str(out)}))
+    executor = _FakeExecutor()
+    monkeypatch.setattr(scheduler, "make_executor", lambda options, folder: executor)
+    monkeypatch.setattr(scheduler, "_job_class", lambda cluster: _FakeSlurmJob)
+    monkeypatch.setattr(_FakeSlurmJob, "state_now", state)
+    monkeypatch.setattr(_FakeSlurmJob, "attached", [])
+    jobs = [Job("train", "cifar10", {"seed": 0}, str(out))]
+    records = run_jobs(jobs, launcher="slurm", slurm=SlurmOptions(), progress=False)
+    assert _FakeSlurmJob.attached == ["4242"]
+    assert len(executor.submitted) == int(resubmitted)
+    assert records[0]["by"] == ("new" if resubmitted else "4242")
+    if resubmitted:  # the new job is the one a later rerun will look for
+        assert json.loads((out / scheduler.SLURM_JOB).read_text())["job_id"] == "new-1"
+
+
+def test_a_job_note_of_another_cluster_or_unreadable_means_submit_again(tmp_path, monkeypatch):
+    executor = _FakeExecutor()
+    monkeypatch.setattr(scheduler, "make_executor", lambda options, folder: executor)
+    monkeypatch.setattr(scheduler, "_job_class", lambda cluster: _FakeSlurmJob)
+    jobs = []
+    for i, note in enumerate([{"job_id": "1", "cluster": "local", "folder": "x"}, "not json"]):
+        out = tmp_path / f"run-{i}"
+        out.mkdir()
+        (out / scheduler.SLURM_JOB).write_text(note if isinstance(note, str) else json.dumps(note))
+        jobs.append(Job("train", "cifar10", {"seed": i}, str(out)))
+    run_jobs(jobs, launcher="slurm", slurm=SlurmOptions(), progress=False)
+    assert len(executor.submitted) == 2
