@@ -50,9 +50,10 @@ class Cell(nn.Module):
         )
         self.reduction = reduction
 
-    def forward(self, s0, s1, drop_prob: float = 0.0):
+    def forward(self, s0, s1, drop_prob=0.0):
         states = [self.preprocess0(s0), self.preprocess1(s1)]
-        apply_drop = self.training and drop_prob > 0.0
+        # a tensor probability is never branched on (see ops.drop_path)
+        apply_drop = self.training and (torch.is_tensor(drop_prob) or drop_prob > 0.0)
         for i in range(self._steps):
             op1, op2 = self._ops[2 * i], self._ops[2 * i + 1]
             h1 = op1(states[self._indices[2 * i]])

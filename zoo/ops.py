@@ -123,8 +123,18 @@ OPS = {
 }
 
 
-def drop_path(x: torch.Tensor, drop_prob: float) -> torch.Tensor:
-    """Zero whole samples with probability ``drop_prob`` and rescale the rest (the original's drop_path)."""
+def drop_path(x: torch.Tensor, drop_prob) -> torch.Tensor:
+    """Zero whole samples with probability ``drop_prob`` and rescale the rest (the original's drop_path).
+
+    ``drop_prob`` is a float (the original's way), or a 0-dim tensor: then nothing branches on its
+    value, so a torch.compile'd network keeps one graph while the training loop changes the
+    probability every epoch in place (a float would be baked into the graph: one recompile per
+    epoch). At a tensor probability of 0 the mask is exactly 1.
+    """
+    if torch.is_tensor(drop_prob):
+        keep = 1.0 - drop_prob
+        mask = (torch.rand(x.size(0), 1, 1, 1, device=x.device) < keep).to(x.dtype)
+        return x * (mask / keep).to(x.dtype)
     if drop_prob <= 0.0:
         return x
     keep = 1.0 - drop_prob

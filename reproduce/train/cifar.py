@@ -31,7 +31,16 @@ from zoo.datasets import CIFAR_MEAN, CIFAR_STD, DatasetNotFoundError, load_cifar
 
 from ..config import ConfigError
 from . import distributed
-from .common import GraphedCNNStep, cnn_train_step, make_sgd, maybe_compile, progress_bar, seed_epoch, set_lr
+from .common import (
+    GraphedCNNStep,
+    cnn_train_step,
+    make_sgd,
+    maybe_compile,
+    progress_bar,
+    seed_epoch,
+    set_drop_path,
+    set_lr,
+)
 
 log = logging.getLogger(__name__)
 
@@ -143,7 +152,8 @@ class CIFARTask:
         gen = torch.Generator().manual_seed(seed_epoch(cfg.seed, epoch, d.rank))
         lr = self.lr_at(epoch)
         set_lr(self.optimizer, lr)
-        self.model.drop_path_prob = cfg.drop_path_prob * epoch / cfg.epochs
+        drop_prob = cfg.drop_path_prob * epoch / cfg.epochs
+        set_drop_path(self.model, drop_prob, cfg.compile)
         if self.graphed is not None:  # lr and drop-path are baked into the graph: capture anew
             self.graphed.reset()
         n = len(self.train_x)
@@ -177,7 +187,7 @@ class CIFARTask:
                                                                                          dtype=torch.float64)]))
         train_loss, train_correct, train_seen = (float(v) for v in totals.cpu())
         ev = self.evaluate(self.eval_x, self.eval_y)
-        return {"lr": lr, "drop_path_prob": self.model.drop_path_prob, "train_loss": train_loss / train_seen,
+        return {"lr": lr, "drop_path_prob": drop_prob, "train_loss": train_loss / train_seen,
                 "train_acc": 100.0 * train_correct / train_seen,
                 f"{self.eval_name}_loss": ev["loss"], f"{self.eval_name}_error": ev["error"]}
 

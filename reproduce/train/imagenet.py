@@ -26,7 +26,7 @@ from zoo.datasets import IMAGENET_MEAN, IMAGENET_STD, imagenet_eval_transform, i
 from ..config import ConfigError
 from . import distributed
 from .cifar import _shard, setup_cnn
-from .common import autocast, cnn_train_step, progress_bar, seed_epoch, set_lr, topk_correct
+from .common import autocast, cnn_train_step, progress_bar, seed_epoch, set_drop_path, set_lr, topk_correct
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +94,8 @@ class ImageNetTask:
         gen = torch.Generator().manual_seed(seed_epoch(cfg.seed, epoch, d.rank))
         lr = self.lr_at(epoch)
         set_lr(self.optimizer, lr)
-        self.model.drop_path_prob = cfg.drop_path_prob * epoch / cfg.epochs
+        drop_prob = cfg.drop_path_prob * epoch / cfg.epochs
+        set_drop_path(self.model, drop_prob, cfg.compile)
         n = len(self.train_set)
         perm = torch.randperm(n, generator=gen).tolist()
         batches = []

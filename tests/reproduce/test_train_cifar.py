@@ -177,3 +177,24 @@ def test_cuda_graphs_on_a_cpu_is_refused_before_training(cifar, tmp_path):
     with pytest.raises(ValueError, match="cuda_graphs needs one process on a CUDA device"):
         train("cifar10", tiny_cifar(cifar, cuda_graphs=True), tmp_path / "g", progress=False)
     assert not (tmp_path / "g" / "config.json").exists()
+
+
+def test_compiled_training_keeps_one_graph_across_epochs_of_changing_drop_path(tmp_path, monkeypatch):
+    # The recipe's drop-path probability changes every epoch; compiled, it is a tensor updated in place, so
+    # no epoch recompiles. (backend="eager": dynamo's graph capture and guards without inductor's C++ build.)
+    import functools
+
+    from torch._dynamo.utils import counters
+
+    monkeypatch.setattr(torch, "compile", functools.partial(torch.compile, backend="eager"))
+    data = make_cifar(tmp_path / "data", n_train=32, n_test=16)
+    graphs = {}
+    for epochs in (2, 4):
+        torch._dynamo.reset()
+        counters.clear()
+        record = train("cifar10", tiny_cifar(data, epochs=epochs, compile=True, auxiliary=False, batch_size=16),
+                       tmp_path / f"run-{epochs}", progress=False)
+        graphs[epochs] = counters["stats"]["unique_graphs"]
+        assert [row["drop_path_prob"] for row in record["curve"]] == [0.2 * e / epochs for e in range(epochs)]
+    torch._dynamo.reset()
+    assert graphs[4] == graphs[2], graphs  # more epochs, no more graphs

@@ -601,3 +601,33 @@ def test_networks_run_on_cuda():
     rnn = zoo.RNNModel(20, 8, 8, 8).cuda().train()
     log_prob, hidden = rnn(torch.randint(0, 20, (3, 2), device="cuda"), rnn.init_hidden(2))
     assert log_prob.is_cuda and hidden[0].is_cuda
+
+
+def test_drop_path_with_a_tensor_probability_drops_whole_samples_and_is_exact_at_zero():
+    from zoo.ops import drop_path
+
+    x = torch.randn(64, 3, 4, 4)
+    assert torch.equal(drop_path(x, torch.tensor(0.0)), x)
+    torch.manual_seed(0)
+    out = drop_path(x, torch.tensor(0.25))
+    kept = [i for i in range(64) if out[i].abs().sum() > 0]
+    assert 30 < len(kept) < 64  # about 3/4 kept
+    for i in range(64):
+        expected = x[i] / 0.75 if i in kept else torch.zeros_like(x[i])
+        torch.testing.assert_close(out[i], expected)
+
+
+def test_a_compiled_network_keeps_one_graph_while_a_tensor_drop_path_probability_changes():
+    from torch._dynamo.utils import counters
+
+    torch._dynamo.reset()
+    counters.clear()
+    model = _small(zoo.NetworkCIFAR, "DARTS_V2", layers=3, C=4).train()
+    model.drop_path_prob = torch.zeros(())
+    compiled = torch.compile(model, backend="eager")
+    x = torch.randn(2, 3, 32, 32)
+    for p in (0.0, 0.1, 0.2):
+        model.drop_path_prob.fill_(p)
+        compiled(x)
+    assert counters["stats"]["unique_graphs"] == 1
+    torch._dynamo.reset()
