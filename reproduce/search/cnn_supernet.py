@@ -69,6 +69,7 @@ def _factorized_reduce_after_relu(fr: FactorizedReduce, r: torch.Tensor) -> torc
 def _weighted_sum(w: torch.Tensor, outs: List[torch.Tensor]) -> torch.Tensor:
     """``sum_k w[k] * outs[k]``: one tensordot for contiguous tensors, a chain that keeps channels_last otherwise."""
     first = outs[0]
+    w = w.to(first.dtype)  # under autocast the ops give bf16 while the softmax weights stay float32
     if first.is_contiguous() or not first.is_contiguous(memory_format=torch.channels_last):
         return torch.tensordot(w, torch.stack(outs), dims=1)
     s = first * w[0]

@@ -216,3 +216,21 @@ def test_channels_last_supernet_computes_the_same_logits_and_gradients():
     torch.testing.assert_close(results[0][0], results[1][0], rtol=1e-12, atol=1e-12)
     for a, b in zip(results[0][1], results[1][1]):
         torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("memory_format", [torch.contiguous_format, torch.channels_last])
+def test_bf16_autocast_supernet_runs_in_either_memory_format_and_stays_close_to_float32(memory_format):
+    torch.manual_seed(0)
+    model = Network(C=4, num_classes=5, layers=3).to(memory_format=memory_format)
+    alphas = model.new_alphas()
+    x = torch.randn(4, 3, 8, 8).contiguous(memory_format=memory_format)
+    y = torch.randint(0, 5, (4,))
+    ref_logits = model(x, *alphas)
+    ref = torch.autograd.grad(F.cross_entropy(ref_logits, y), alphas)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        logits = model(x, *alphas).float()
+    grads = torch.autograd.grad(F.cross_entropy(logits, y), alphas)
+    torch.testing.assert_close(logits, ref_logits, rtol=0.1, atol=0.1)
+    for g, r in zip(grads, ref):
+        assert torch.isfinite(g).all()
+        assert F.cosine_similarity(g.flatten(), r.flatten(), dim=0) > 0.9
