@@ -90,6 +90,9 @@ class RunDir:
 
         The lock file is removed on the way out, and a directory the lock itself created is removed
         too if nothing else was written in it (a run that failed on bad input leaves nothing behind).
+        On a filesystem without ``flock`` support the run goes on unlocked, with a warning.
+        (Forked data-loader workers share the lock: after ``kill -9`` of the main process it lasts
+        until they have exited too, a few seconds.)
         """
         try:
             import fcntl
@@ -99,30 +102,47 @@ class RunDir:
         created = not self.path.exists()
         self.path.mkdir(parents=True, exist_ok=True)
         path = self.path / LOCK
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = self._acquire(fcntl, path)
         try:
+            if fd is not None:
+                stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime())
+                os.ftruncate(fd, 0)
+                os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()} since {stamp}\n".encode(), 0)
+            yield
+        finally:
+            if fd is not None:
+                with contextlib.suppress(FileNotFoundError):  # removed under us: nothing left to clean
+                    os.unlink(path)  # before the lock is released, so nobody locks a file that is going away
+                os.close(fd)  # releases the lock
+            if created:
+                with contextlib.suppress(OSError):  # not empty (the run wrote files, or a new starter came)
+                    self.path.rmdir()
+
+    def _acquire(self, fcntl, path: Path, attempts: int = 5) -> Optional[int]:
+        """An open, locked descriptor of ``path``; None where the filesystem cannot lock."""
+        for _ in range(attempts):
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                # the holder before us may have removed the file between our open and our flock
-                ours = os.fstat(fd).st_ino == os.stat(path).st_ino
-            except OSError:  # BlockingIOError: held; FileNotFoundError: removed by the holder just now
-                ours = False
-            if not ours:
+            except BlockingIOError:  # held by another process
                 holder = os.pread(fd, 1024, 0).decode("utf-8", "replace").strip() or "another process"
+                os.close(fd)
                 raise RunInUseError(
                     f"{self.path} is in use by {holder}: the same run is going on. Wait for it to end (or stop "
-                    "it), then rerun to resume; to run again alongside it, use another --out directory.")
-            stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime())
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()} since {stamp}\n".encode(), 0)
+                    "it), then rerun to resume; to run again alongside it, use another --out directory.") from None
+            except OSError as e:  # ENOLCK, ENOSYS, EOPNOTSUPP: this filesystem does not lock
+                os.close(fd)
+                log.warning("cannot lock %s (%s): running without protection against a second process in it",
+                            path, e.strerror or e)
+                return None
             try:
-                yield
-            finally:
-                os.unlink(path)  # before the lock is released, so nobody locks a file that is going away
-                if created and not any(self.path.iterdir()):
-                    self.path.rmdir()
-        finally:
-            os.close(fd)  # releases the lock
+                if os.fstat(fd).st_ino == os.stat(path).st_ino:
+                    return fd
+            except FileNotFoundError:
+                pass
+            os.close(fd)  # the holder before us removed the file between our open and our flock: again
+        raise RunInUseError(f"{self.path}: could not take its lock after {attempts} attempts (other processes keep "
+                            "starting and ending in it); rerun to resume")
 
     def read_record(self) -> Optional[dict]:
         if not self.record_path.exists():

@@ -288,9 +288,10 @@ def executor_parameters(options: SlurmOptions) -> dict:
 
 
 SLURM_JOB = "slurm_job.json"
-# Slurm job states in which the job will still run (or is running): such a job is waited for, not resubmitted
+# Slurm job states (sacct's and squeue's) of a job that will still run, or is running: such a job is
+# waited for, not submitted again
 ACTIVE_SLURM_STATES = frozenset({"PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "REQUEUED", "REQUEUE_HOLD",
-                                 "REQUEUE_FED", "RESIZING", "SUSPENDED", "SIGNALING", "STAGE_OUT"})
+                                 "REQUEUE_FED", "RESIZING", "SUSPENDED", "PREEMPTED", "SIGNALING", "STAGE_OUT"})
 
 
 def _job_folder(options: SlurmOptions, folder: Path) -> str:
@@ -309,7 +310,40 @@ def _job_class(cluster: str):
     return submitit.SlurmJob if cluster == "slurm" else None  # a local job dies with the launcher that started it
 
 
-def attach_active_job(job: Job, options: SlurmOptions):
+def slurm_state(handle) -> str:
+    """The job's state, first word (``CANCELLED by 123`` -> ``CANCELLED``): from sacct through submitit,
+    else from squeue (submitit says UNKNOWN when sacct fails, e.g. while the accounting database is down)."""
+    words = str(handle.state).split()  # one sacct query
+    state = words[0].upper() if words else "UNKNOWN"
+    if state == "UNKNOWN":
+        try:
+            out = subprocess.run(["squeue", "-h", "-j", str(handle.job_id), "-o", "%T"], capture_output=True,
+                                 text=True, timeout=60).stdout.split()
+            state = out[0].upper() if out else state
+        except (OSError, subprocess.SubprocessError):
+            pass
+    return state
+
+
+ATTACHED_POLL_S = 60.0  # how often a job of an earlier launcher is looked at
+
+
+class _AttachedJob:
+    """A job submitted by an earlier launcher, waited for by polling its state (submitit's own wait
+    gives up on states it does not know as running, such as SUSPENDED). Its result is the run's
+    record.json, which the caller reads."""
+
+    def __init__(self, handle, poll_s: Optional[float] = None):
+        self.handle, self.poll_s = handle, ATTACHED_POLL_S if poll_s is None else poll_s
+        self.job_id, self.paths = handle.job_id, handle.paths
+
+    def result(self):
+        while slurm_state(self.handle) in ACTIVE_SLURM_STATES:
+            time.sleep(self.poll_s)
+        return None
+
+
+def attach_active_job(job: Job, options: SlurmOptions, poll_s: Optional[float] = None):
     """The still queued or running Slurm job this run was submitted as, if any (else None: submit it)."""
     path = Path(job.out) / SLURM_JOB
     if not path.exists():
@@ -320,14 +354,17 @@ def attach_active_job(job: Job, options: SlurmOptions):
         if job_class is None:
             return None
         handle = job_class(folder=info["folder"], job_id=info["job_id"])
-        state = str(handle.state).upper()
-    except Exception as e:  # unreadable file, no sacct: submitting again is safe (the run dir lock refuses twins)
+        state = slurm_state(handle)
+    except Exception as e:  # an unreadable note: submitting again is safe (the run dir lock refuses twins)
         log.warning("%s: cannot tell whether its earlier job still runs (%s); submitting it again", job.name, e)
         return None
-    if state.split()[0] in ACTIVE_SLURM_STATES:
+    if state in ACTIVE_SLURM_STATES:
         log.info("%s: job %s is still %s; waiting for it instead of submitting again", job.name, handle.job_id,
                  state.lower())
-        return handle
+        return _AttachedJob(handle, poll_s)
+    if state == "UNKNOWN":
+        log.warning("%s: neither sacct nor squeue knows job %s; submitting the run again (should the old job "
+                    "still run, the new one stops at once: the run directory is locked)", job.name, handle.job_id)
     return None
 
 

@@ -70,6 +70,7 @@ def ours_step(args, device):
 
     config = CIFAR10SearchConfig(order=args.order, C=args.C, layers=args.layers, batch_size=args.batch,
                                  device=str(device), amp=args.amp, channels_last=args.channels_last)
+    config.validate()  # time only what the search would run (it refuses bf16 with order 2)
     searcher = CNNSearch(config, device, load_data=False)
     if args.compile:
         searcher.forward_model = torch.compile(searcher.model)

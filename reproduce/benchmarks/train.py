@@ -98,7 +98,7 @@ def _check_impl(args) -> None:
 def run(args) -> int:
     import genotypes
     import zoo
-    from reproduce.train.common import cnn_train_step, make_sgd, maybe_compile
+    from reproduce.train.common import cnn_train_step, make_sgd, maybe_compile, set_drop_path
 
     _check_impl(args)
     if args.C < 1 or args.layers < 3 or args.batch < 1:
@@ -113,7 +113,7 @@ def run(args) -> int:
     if args.impl in ("ours", "both"):
         mf = torch.channels_last if args.channels_last else torch.contiguous_format
         model = zoo.NetworkCIFAR(args.C, 10, args.layers, True, genotype).to(device, memory_format=mf)
-        model.drop_path_prob = args.drop_path_prob
+        set_drop_path(model, args.drop_path_prob, args.compile and args.drop_path_prob > 0)  # as the recipe does
         model.train()
         params = list(model.parameters())
         opt = make_sgd(params, 0.025, momentum=0.9, weight_decay=3e-4)

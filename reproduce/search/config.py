@@ -40,7 +40,7 @@ class CIFAR10SearchConfig:
     train_portion: float = _f(0.5, "share of the training set that trains the weights (the rest: the architecture)")
     train_examples: int = _f(0, "use only the first N training images (0: all 50000); for demos and tests")
     unrolled_eps: float = _f(0.01, "finite-difference radius r of the Hessian-vector product (eps = r / ||v||)")
-    amp: str = _f("none", "autocast dtype for the forward passes ('bf16' changes results slightly)",
+    amp: str = _f("none", "autocast dtype for the forward passes ('bf16' changes results slightly; order 1 only)",
                   choices=["none", "bf16"])
     channels_last: bool = _f(False, "channels_last memory format (same math, other float rounding; ~2x faster "
                                     "second-order steps on a 2-core CPU, see results/bench/README-search.md)")
@@ -57,6 +57,10 @@ class CIFAR10SearchConfig:
         require(self.learning_rate > 0 and self.arch_learning_rate > 0, "learning rates must be > 0")
         require(self.unrolled_eps > 0, f"unrolled_eps must be > 0, not {self.unrolled_eps}")
         require(self.amp in ("none", "bf16"), f"amp must be none or bf16, not {self.amp!r}")
+        require(not (self.amp == "bf16" and self.order == 2),
+                "amp=bf16 does not go with order 2: the unrolled step's finite difference moves each weight by about "
+                "0.01/sqrt(number of weights), far below bfloat16's resolution, so its Hessian term would be rounding "
+                "noise. Use --order 1 with bf16, or float32 (--amp none) with order 2")
 
 
 @dataclass

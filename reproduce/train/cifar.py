@@ -153,7 +153,7 @@ class CIFARTask:
         lr = self.lr_at(epoch)
         set_lr(self.optimizer, lr)
         drop_prob = cfg.drop_path_prob * epoch / cfg.epochs
-        set_drop_path(self.model, drop_prob, cfg.compile)
+        set_drop_path(self.model, drop_prob, cfg.compile and cfg.drop_path_prob > 0)
         if self.graphed is not None:  # lr and drop-path are baked into the graph: capture anew
             self.graphed.reset()
         n = len(self.train_x)

@@ -58,9 +58,11 @@ def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
 def set_drop_path(model: nn.Module, prob: float, compiled: bool) -> None:
     """Set the network's drop-path probability for an epoch.
 
-    Eager: a float, as the original. Compiled: one 0-dim tensor on the model's device, updated in
-    place, so the compiled graph is not specialised on the value and is reused by every epoch (a
-    float would cost one recompilation per epoch: 600 for the CIFAR-10 recipe).
+    Eager: a float, as the original. Compiled (``compiled`` true; callers pass false when the run
+    never drops paths, so the compiled graph has no drop-path ops at all): one 0-dim tensor on the
+    model's device, updated in place, so the compiled graph is not specialised on the value and is
+    reused by every epoch (a float would cost one recompilation per epoch: 600 for the CIFAR-10
+    recipe).
     """
     if not compiled:
         model.drop_path_prob = prob

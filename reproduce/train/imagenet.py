@@ -95,7 +95,7 @@ class ImageNetTask:
         lr = self.lr_at(epoch)
         set_lr(self.optimizer, lr)
         drop_prob = cfg.drop_path_prob * epoch / cfg.epochs
-        set_drop_path(self.model, drop_prob, cfg.compile)
+        set_drop_path(self.model, drop_prob, cfg.compile and cfg.drop_path_prob > 0)
         n = len(self.train_set)
         perm = torch.randperm(n, generator=gen).tolist()
         batches = []

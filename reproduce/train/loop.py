@@ -24,7 +24,7 @@ import torch
 import genotypes
 
 from .. import config as _config
-from ..rundir import NonFiniteError, RunDir, check_finite, make_record
+from ..rundir import NonFiniteError, RunDir, RunInUseError, check_finite, make_record
 from ..seeding import seed_everything
 from . import distributed
 from .recipes import RECIPES, genotype_of
@@ -89,9 +89,9 @@ def train(dataset: str, config=None, out=None, progress: bool = True) -> dict:
     genotype = genotype_of(config, dataset)
     d = distributed.setup(config.device)
     try:
-        # One process trains in a directory at a time (under DDP: rank 0 holds the lock for all ranks).
-        with rundir.lock() if d.is_main else contextlib.nullcontext():
-            if _finished_meanwhile(rundir, d):  # by a process that held the lock just before us
+        with contextlib.ExitStack() as held:
+            if _claim(rundir, d, held) == "finished":  # by a process that held the lock just before us
+                rundir.check_config(_config.to_dict(config))
                 log.info("%s was finished by another process; skipping it", rundir.path)
                 return rundir.read_record()
             return _run(dataset, config, genotype, rundir, d, progress)
@@ -99,13 +99,25 @@ def train(dataset: str, config=None, out=None, progress: bool = True) -> dict:
         d.close()
 
 
-def _finished_meanwhile(rundir: RunDir, d) -> bool:
-    """Whether rank 0, holding the lock, finds the run finished; every rank gets the same answer."""
-    finished = rundir.is_finished() if d.is_main else False
+def _claim(rundir: RunDir, d, held: contextlib.ExitStack) -> str:
+    """Take the run directory for this run: 'run', or 'finished' (by someone else meanwhile).
+
+    One process trains in a directory at a time; under DDP rank 0 holds the lock for all ranks, and
+    every rank learns the outcome from one all-reduce, so a refusal stops all of them together
+    (rather than leaving the others waiting in a collective).
+    """
+    code, refusal = 0, None  # 0 run, 1 finished, 2 in use
+    if d.is_main:
+        try:
+            held.enter_context(rundir.lock())
+            code = 1 if rundir.is_finished() else 0
+        except RunInUseError as e:
+            code, refusal = 2, e
     if d.enabled:
-        flag = torch.tensor([1.0 if finished else 0.0], device=d.device)
-        finished = bool(d.all_reduce_sum(flag).item() > 0)
-    return finished
+        code = int(d.all_reduce_sum(torch.tensor([float(code)], device=d.device)).item())
+    if code == 2:
+        raise refusal or RunInUseError(f"{rundir.path} is in use by another process (rank 0 could not lock it)")
+    return "finished" if code == 1 else "run"
 
 
 def _run(dataset, config, genotype, rundir: RunDir, d, progress: bool) -> dict:

@@ -122,3 +122,41 @@ def test_the_cli_says_it_in_one_line(tmp_path):
     assert f"in use by pid {proc.pid}" in cli.stderr
     assert "Traceback" not in cli.stderr
     assert time.time() - t0 < 120  # refused at once, not after training
+
+
+def test_a_filesystem_without_locks_runs_unlocked_with_a_warning(tmp_path, monkeypatch, caplog):
+    import errno
+    import fcntl
+
+    def no_locks(fd, op):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    with caplog.at_level("WARNING"):
+        with RunDir(tmp_path / "run").lock():
+            (tmp_path / "run" / "config.json").write_text("{}")
+    assert "running without protection" in caplog.text and "No locks available" in caplog.text
+
+
+def test_a_lock_file_released_between_open_and_flock_is_taken_anew(tmp_path, monkeypatch):
+    import fcntl
+
+    real_flock, calls = fcntl.flock, []
+
+    def holder_leaves_first(fd, op):  # the holder unlinks its file just as we open it
+        if not calls:
+            os.unlink(tmp_path / "run" / LOCK)
+        calls.append(fd)
+        return real_flock(fd, op)
+
+    monkeypatch.setattr(fcntl, "flock", holder_leaves_first)
+    (tmp_path / "run").mkdir()
+    with RunDir(tmp_path / "run").lock():
+        assert len(calls) == 2 and (tmp_path / "run" / LOCK).exists()
+
+
+def test_a_lock_file_removed_during_the_run_is_no_error(tmp_path):
+    with RunDir(tmp_path / "run").lock():
+        (tmp_path / "run" / "metrics.jsonl").write_text("")
+        os.unlink(tmp_path / "run" / LOCK)
+    assert (tmp_path / "run" / "metrics.jsonl").exists()

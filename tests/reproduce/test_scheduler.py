@@ -177,23 +177,25 @@ def test_slurm_jobs_of_several_gpus_are_refused_until_the_launcher_starts_torchr
 
 
 class _FakeSlurmJob:
-    """A job submitted by an earlier launcher: in ``state``; finishing it writes the run's record."""
+    """A job submitted by an earlier launcher: ``states`` in turn, one per look (the last one stays);
+    once it leaves the active states it has written the run's record."""
 
-    state_now = "RUNNING"
+    states = ["RUNNING"]
     attached = []
 
     def __init__(self, folder, job_id):
-        self.folder, self.job_id = folder, job_id
+        self.folder, self.job_id, self.paths = folder, job_id, type("Paths", (), {"folder": folder})()
+        self.looks = 0
         _FakeSlurmJob.attached.append(job_id)
 
     @property
     def state(self):
-        return _FakeSlurmJob.state_now
-
-    def result(self):
-        out = Path(self.folder)
-        (out / "record.json").write_text(json.dumps({"status": "finished", "seed": 0, "by": self.job_id}))
-        return {}
+        state = self.states[min(self.looks, len(self.states) - 1)]
+        self.looks += 1
+        if state.split()[0] not in scheduler.ACTIVE_SLURM_STATES and self.looks > 1:
+            Path(self.folder, "record.json").write_text(json.dumps({"status": "finished", "seed": 0,
+                                                                    "by": self.job_id}))
+        return state
 
 
 class _FakeExecutor:
@@ -207,11 +209,12 @@ class _FakeExecutor:
                                    "paths": None})()
 
 
-@pytest.mark.parametrize("state, resubmitted", [("RUNNING", False), ("PENDING", False), ("REQUEUED", False),
-                                                ("COMPLETED", True), ("FAILED", True), ("CANCELLED by 12", True),
-                                                ("TIMEOUT", True), ("UNKNOWN", True)])
+@pytest.mark.parametrize("states, resubmitted", [
+    (["RUNNING", "RUNNING", "COMPLETED"], False), (["PENDING", "RUNNING", "SUSPENDED", "RUNNING", "COMPLETED"], False),
+    (["REQUEUED", "COMPLETED"], False), (["COMPLETED"], True), (["FAILED"], True), (["CANCELLED by 12"], True),
+    (["TIMEOUT"], True), (["UNKNOWN"], True)])
 def test_a_rerun_waits_for_jobs_still_queued_or_running_instead_of_submitting_them_again(tmp_path, monkeypatch,
-                                                                                        state, resubmitted):
+                                                                                        states, resubmitted):
     out = tmp_path / "runs" / "seed-0"
     out.mkdir(parents=True)
     # the earlier launcher's note; its folder is the run dir here so that the fake job can finish the run
@@ -219,8 +222,10 @@ def test_a_rerun_waits_for_jobs_still_queued_or_running_instead_of_submitting_th
     executor = _FakeExecutor()
     monkeypatch.setattr(scheduler, "make_executor", lambda options, folder: executor)
     monkeypatch.setattr(scheduler, "_job_class", lambda cluster: _FakeSlurmJob)
-    monkeypatch.setattr(_FakeSlurmJob, "state_now", state)
+    monkeypatch.setattr(_FakeSlurmJob, "states", states)
     monkeypatch.setattr(_FakeSlurmJob, "attached", [])
+    monkeypatch.setattr(scheduler, "ATTACHED_POLL_S", 0.01)
+    monkeypatch.setattr(scheduler.subprocess, "run", lambda *a, **k: (_ for _ in ()).throw(OSError("no squeue")))
     jobs = [Job("train", "cifar10", {"seed": 0}, str(out))]
     records = run_jobs(jobs, launcher="slurm", slurm=SlurmOptions(), progress=False)
     assert _FakeSlurmJob.attached == ["4242"]
@@ -242,3 +247,27 @@ def test_a_job_note_of_another_cluster_or_unreadable_means_submit_again(tmp_path
         jobs.append(Job("train", "cifar10", {"seed": i}, str(out)))
     run_jobs(jobs, launcher="slurm", slurm=SlurmOptions(), progress=False)
     assert len(executor.submitted) == 2
+
+
+def test_when_sacct_cannot_tell_squeue_is_asked(tmp_path, monkeypatch):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / scheduler.SLURM_JOB).write_text(json.dumps({"job_id": "77", "cluster": "slurm", "folder": str(out)}))
+    answers = ["RUNNING\n", "PENDING\n", ""]  # squeue: running, requeued, then gone
+
+    def squeue(cmd, **kw):
+        assert cmd[:4] == ["squeue", "-h", "-j", "77"]
+        text = answers.pop(0) if answers else ""
+        if not answers and text == "":
+            Path(out, "record.json").write_text(json.dumps({"status": "finished", "seed": 0, "by": "77"}))
+        return type("Done", (), {"stdout": text})()
+
+    executor = _FakeExecutor()
+    monkeypatch.setattr(scheduler, "make_executor", lambda options, folder: executor)
+    monkeypatch.setattr(scheduler, "_job_class", lambda cluster: _FakeSlurmJob)
+    monkeypatch.setattr(_FakeSlurmJob, "states", ["UNKNOWN"])  # sacct down
+    monkeypatch.setattr(scheduler, "ATTACHED_POLL_S", 0.01)
+    monkeypatch.setattr(scheduler.subprocess, "run", squeue)
+    records = run_jobs([Job("train", "cifar10", {"seed": 0}, str(out))], launcher="slurm", slurm=SlurmOptions(),
+                       progress=False)
+    assert executor.submitted == [] and records[0]["by"] == "77"

@@ -246,3 +246,15 @@ def test_augmentation_is_a_padded_crop_with_optional_flip_then_normalised():
     assert data.train_steps == 1
     assert [len(b[1]) for b in data.train_batches()] == [3]
     assert data.next_valid()[1].min() >= 3  # architecture batches come from the second half
+
+
+def test_bf16_with_second_order_is_refused_with_the_reason(tmp_path, capsys):
+    from reproduce.config import ConfigError
+
+    with pytest.raises(ConfigError, match="Hessian term would be rounding noise"):
+        SEARCH_CONFIGS["cifar10"](order=2, amp="bf16").validate()
+    SEARCH_CONFIGS["cifar10"](order=1, amp="bf16").validate()
+    assert main(["search", "cifar10", "--order", "2", "--amp", "bf16", "--out", str(tmp_path / "s"),
+                 "--data", str(tmp_path)]) == 2
+    assert "does not go with order 2" in capsys.readouterr().err
+    assert not (tmp_path / "s").exists()

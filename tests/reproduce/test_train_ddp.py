@@ -69,3 +69,23 @@ def test_a_global_batch_that_does_not_divide_across_processes_is_refused():
     with pytest.raises(ConfigError, match="does not divide across 3 processes"):
         Dist(rank=0, world=3).local_batch(64)
     assert Dist(rank=1, world=4).local_batch(96) == 24
+
+
+def test_a_run_directory_in_use_stops_every_rank_together(tmp_path):
+    # rank 0 cannot take the lock; the other rank must not be left waiting in a collective
+    import json
+    import os
+
+    from train_helpers import ddp_claim_worker
+
+    from reproduce.rundir import RunDir
+
+    cifar = make_cifar(tmp_path / "cifar")
+    out, result = tmp_path / "run", tmp_path / "result"
+    with RunDir(out).lock():
+        mp.spawn(ddp_claim_worker, args=(2, _free_port(), "cifar10", tiny_cifar(cifar, epochs=1), str(out),
+                                         str(result)), nprocs=2)
+    outcomes = [json.loads(open(f"{result}.{r}").read()) for r in range(2)]
+    assert [o["raised"] for o in outcomes] == ["RunInUseError", "RunInUseError"], outcomes
+    assert f"in use by pid {os.getpid()}" in outcomes[0]["message"]
+    assert all(o["seconds"] < 30 for o in outcomes)

@@ -86,3 +86,26 @@ def ddp_worker(rank: int, world: int, port: int, jobs, result_path: str) -> None
         torch.save(results, f"{result_path}.{rank}")
     finally:
         dist.destroy_process_group()
+
+
+def ddp_claim_worker(rank: int, world: int, port: int, dataset: str, config, out: str, result_path: str) -> None:
+    """One process of a 2-rank gloo group training into ``out``; writes what ``train`` raised (or 'finished')."""
+    import json
+    import time
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
+                      LOCAL_RANK=str(rank))
+    import torch.distributed as dist
+
+    from reproduce.train import train
+
+    dist.init_process_group("gloo", rank=rank, world_size=world)
+    start = time.time()
+    try:
+        train(dataset, config, out, progress=False)
+        outcome = {"raised": None}
+    except Exception as e:  # what each rank saw is the point of the test
+        outcome = {"raised": type(e).__name__, "message": str(e)}
+    outcome["seconds"] = time.time() - start
+    Path(f"{result_path}.{rank}").write_text(json.dumps(outcome))
+    dist.destroy_process_group()
