@@ -53,6 +53,10 @@ class RunInUseError(RuntimeError):
     """Another process is running in this directory (it holds the directory's lock)."""
 
 
+class _Unlockable(Exception):
+    """The filesystem of a run directory does not support flock."""
+
+
 class NonFiniteError(FloatingPointError):
     """A loss or metric became NaN or infinite; the run stops and writes no result."""
 
@@ -111,8 +115,11 @@ class RunDir:
             yield
         finally:
             if fd is not None:
-                with contextlib.suppress(FileNotFoundError):  # removed under us: nothing left to clean
-                    os.unlink(path)  # before the lock is released, so nobody locks a file that is going away
+                # Before the lock is released, so nobody locks a file that is going away; and only our own
+                # file (if ours was removed under us, the path may be another starter's live lock by now).
+                with contextlib.suppress(OSError):
+                    if os.stat(path).st_ino == os.fstat(fd).st_ino:
+                        os.unlink(path)
                 os.close(fd)  # releases the lock
             if created:
                 with contextlib.suppress(OSError):  # not empty (the run wrote files, or a new starter came)
@@ -123,26 +130,37 @@ class RunDir:
         for _ in range(attempts):
             fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:  # held by another process
-                holder = os.pread(fd, 1024, 0).decode("utf-8", "replace").strip() or "another process"
-                os.close(fd)
-                raise RunInUseError(
-                    f"{self.path} is in use by {holder}: the same run is going on. Wait for it to end (or stop "
-                    "it), then rerun to resume; to run again alongside it, use another --out directory.") from None
-            except OSError as e:  # ENOLCK, ENOSYS, EOPNOTSUPP: this filesystem does not lock
-                os.close(fd)
-                log.warning("cannot lock %s (%s): running without protection against a second process in it",
-                            path, e.strerror or e)
-                return None
-            try:
-                if os.fstat(fd).st_ino == os.stat(path).st_ino:
+                if self._try_lock(fcntl, fd, path):
                     return fd
-            except FileNotFoundError:
-                pass
+            except _Unlockable as e:
+                os.close(fd)
+                with contextlib.suppress(OSError):
+                    os.unlink(path)
+                log.warning("cannot lock %s (%s): running without protection against a second process in it",
+                            path, e)
+                return None
+            except BaseException:
+                os.close(fd)
+                raise
             os.close(fd)  # the holder before us removed the file between our open and our flock: again
         raise RunInUseError(f"{self.path}: could not take its lock after {attempts} attempts (other processes keep "
                             "starting and ending in it); rerun to resume")
+
+    def _try_lock(self, fcntl, fd: int, path: Path) -> bool:
+        """Lock ``fd``: True when it is the file at ``path``, False when that file was replaced meanwhile."""
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:  # held by another process
+            holder = os.pread(fd, 1024, 0).decode("utf-8", "replace").strip() or "another process"
+            raise RunInUseError(
+                f"{self.path} is in use by {holder}: the same run is going on. Wait for it to end (or stop "
+                "it), then rerun to resume; to run again alongside it, use another --out directory.") from None
+        except OSError as e:  # ENOLCK, ENOSYS, EOPNOTSUPP: this filesystem does not lock
+            raise _Unlockable(e.strerror or str(e)) from None
+        try:
+            return os.fstat(fd).st_ino == os.stat(path).st_ino
+        except FileNotFoundError:
+            return False
 
     def read_record(self) -> Optional[dict]:
         if not self.record_path.exists():

@@ -310,19 +310,20 @@ def _job_class(cluster: str):
     return submitit.SlurmJob if cluster == "slurm" else None  # a local job dies with the launcher that started it
 
 
-def slurm_state(handle) -> str:
-    """The job's state, first word (``CANCELLED by 123`` -> ``CANCELLED``): from sacct through submitit,
-    else from squeue (submitit says UNKNOWN when sacct fails, e.g. while the accounting database is down)."""
-    words = str(handle.state).split()  # one sacct query
-    state = words[0].upper() if words else "UNKNOWN"
-    if state == "UNKNOWN":
-        try:
-            out = subprocess.run(["squeue", "-h", "-j", str(handle.job_id), "-o", "%T"], capture_output=True,
-                                 text=True, timeout=60).stdout.split()
-            state = out[0].upper() if out else state
-        except (OSError, subprocess.SubprocessError):
-            pass
-    return state
+def _first_word(cmd: List[str]) -> Optional[str]:
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=60).stdout.split()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out[0].upper() if out else None
+
+
+def slurm_state(job_id: str) -> str:
+    """A job's state, first word (``CANCELLED by 123`` -> ``CANCELLED``), asked afresh: sacct, else squeue
+    (sacct fails while the accounting database is down), else UNKNOWN. (Not through submitit, whose
+    watcher caches states for minutes and stops asking about states it does not know as running.)"""
+    return (_first_word(["sacct", "-n", "-X", "-P", "-j", str(job_id), "-o", "State"])
+            or _first_word(["squeue", "-h", "-j", str(job_id), "-o", "%T"]) or "UNKNOWN")
 
 
 ATTACHED_POLL_S = 60.0  # how often a job of an earlier launcher is looked at
@@ -334,11 +335,11 @@ class _AttachedJob:
     record.json, which the caller reads."""
 
     def __init__(self, handle, poll_s: Optional[float] = None):
-        self.handle, self.poll_s = handle, ATTACHED_POLL_S if poll_s is None else poll_s
+        self.poll_s = ATTACHED_POLL_S if poll_s is None else poll_s
         self.job_id, self.paths = handle.job_id, handle.paths
 
     def result(self):
-        while slurm_state(self.handle) in ACTIVE_SLURM_STATES:
+        while slurm_state(self.job_id) in ACTIVE_SLURM_STATES:
             time.sleep(self.poll_s)
         return None
 
@@ -353,8 +354,8 @@ def attach_active_job(job: Job, options: SlurmOptions, poll_s: Optional[float] =
         job_class = _job_class(info["cluster"]) if info["cluster"] == options.cluster else None
         if job_class is None:
             return None
-        handle = job_class(folder=info["folder"], job_id=info["job_id"])
-        state = slurm_state(handle)
+        handle = job_class(folder=info["folder"], job_id=info["job_id"])  # for its log folder
+        state = slurm_state(handle.job_id)
     except Exception as e:  # an unreadable note: submitting again is safe (the run dir lock refuses twins)
         log.warning("%s: cannot tell whether its earlier job still runs (%s); submitting it again", job.name, e)
         return None

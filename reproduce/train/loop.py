@@ -106,17 +106,23 @@ def _claim(rundir: RunDir, d, held: contextlib.ExitStack) -> str:
     every rank learns the outcome from one all-reduce, so a refusal stops all of them together
     (rather than leaving the others waiting in a collective).
     """
-    code, refusal = 0, None  # 0 run, 1 finished, 2 in use
+    code, failure = 0, None  # 0 run, 1 finished, 2 in use, 3 rank 0 failed otherwise (e.g. no permission)
     if d.is_main:
         try:
             held.enter_context(rundir.lock())
             code = 1 if rundir.is_finished() else 0
         except RunInUseError as e:
-            code, refusal = 2, e
+            code, failure = 2, e
+        except Exception as e:  # the other ranks must not be left waiting for rank 0
+            code, failure = 3, e
     if d.enabled:
         code = int(d.all_reduce_sum(torch.tensor([float(code)], device=d.device)).item())
+    if failure is not None:
+        raise failure
     if code == 2:
-        raise refusal or RunInUseError(f"{rundir.path} is in use by another process (rank 0 could not lock it)")
+        raise RunInUseError(f"{rundir.path} is in use by another process (rank 0 could not lock it)")
+    if code == 3:
+        raise RuntimeError(f"rank 0 could not take {rundir.path}; its error says why")
     return "finished" if code == 1 else "run"
 
 

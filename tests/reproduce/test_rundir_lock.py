@@ -160,3 +160,24 @@ def test_a_lock_file_removed_during_the_run_is_no_error(tmp_path):
         (tmp_path / "run" / "metrics.jsonl").write_text("")
         os.unlink(tmp_path / "run" / LOCK)
     assert (tmp_path / "run" / "metrics.jsonl").exists()
+
+
+def test_an_unlockable_filesystem_leaves_no_lock_file_and_no_empty_directory(tmp_path, monkeypatch):
+    import errno
+    import fcntl
+
+    def no_locks(fd, op):
+        raise OSError(errno.ENOSYS, "Function not implemented")
+
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    with RunDir(tmp_path / "run").lock():
+        assert not (tmp_path / "run" / LOCK).exists()
+    assert not (tmp_path / "run").exists()
+
+
+def test_cleanup_leaves_another_starters_lock_file_alone(tmp_path):
+    run = tmp_path / "run"
+    with RunDir(run).lock():
+        os.unlink(run / LOCK)  # ours removed under us, and someone else's appears
+        (run / LOCK).write_text("pid 1 on elsewhere since then\n")
+    assert (run / LOCK).read_text() == "pid 1 on elsewhere since then\n"

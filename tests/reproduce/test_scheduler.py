@@ -177,25 +177,34 @@ def test_slurm_jobs_of_several_gpus_are_refused_until_the_launcher_starts_torchr
 
 
 class _FakeSlurmJob:
-    """A job submitted by an earlier launcher: ``states`` in turn, one per look (the last one stays);
-    once it leaves the active states it has written the run's record."""
+    """submitit's handle of a job submitted by an earlier launcher (only its id and log folder are used)."""
 
-    states = ["RUNNING"]
     attached = []
 
     def __init__(self, folder, job_id):
-        self.folder, self.job_id, self.paths = folder, job_id, type("Paths", (), {"folder": folder})()
-        self.looks = 0
+        self.job_id, self.paths = job_id, type("Paths", (), {"folder": folder})()
         _FakeSlurmJob.attached.append(job_id)
 
-    @property
-    def state(self):
-        state = self.states[min(self.looks, len(self.states) - 1)]
-        self.looks += 1
-        if state.split()[0] not in scheduler.ACTIVE_SLURM_STATES and self.looks > 1:
-            Path(self.folder, "record.json").write_text(json.dumps({"status": "finished", "seed": 0,
-                                                                    "by": self.job_id}))
-        return state
+
+def _fake_slurm(out, sacct=(), squeue=()):
+    """``subprocess.run`` for sacct and squeue: each answers its states in turn (the last one stays; "": sacct
+    says nothing, squeue no longer lists the job; no answers at all: the command is missing). Once the job
+    is seen ended, it has written the run's record."""
+    answers = {"sacct": list(sacct), "squeue": list(squeue)}
+
+    def run(cmd, **kw):
+        tool = cmd[0]
+        assert tool in answers and "77" in cmd, cmd
+        queue = answers[tool]
+        if not queue:
+            raise OSError(f"no {tool} here")
+        text = queue.pop(0) if len(queue) > 1 else queue[0]
+        ended = text.split()[0] not in scheduler.ACTIVE_SLURM_STATES if text else tool == "squeue"  # left the queue
+        if ended:
+            Path(out, "record.json").write_text(json.dumps({"status": "finished", "seed": 0, "by": "77"}))
+        return type("Done", (), {"stdout": text + "\n" if text else ""})()
+
+    return run
 
 
 class _FakeExecutor:
@@ -209,28 +218,30 @@ class _FakeExecutor:
                                    "paths": None})()
 
 
-@pytest.mark.parametrize("states, resubmitted", [
-    (["RUNNING", "RUNNING", "COMPLETED"], False), (["PENDING", "RUNNING", "SUSPENDED", "RUNNING", "COMPLETED"], False),
-    (["REQUEUED", "COMPLETED"], False), (["COMPLETED"], True), (["FAILED"], True), (["CANCELLED by 12"], True),
-    (["TIMEOUT"], True), (["UNKNOWN"], True)])
-def test_a_rerun_waits_for_jobs_still_queued_or_running_instead_of_submitting_them_again(tmp_path, monkeypatch,
-                                                                                        states, resubmitted):
+@pytest.mark.parametrize("sacct, squeue, resubmitted", [
+    (["RUNNING", "RUNNING", "COMPLETED"], [], False),
+    (["PENDING", "RUNNING", "SUSPENDED", "CONFIGURING", "RUNNING", "COMPLETED"], [], False),
+    (["REQUEUED", "COMPLETED"], [], False),
+    (["COMPLETED"], [], True), (["FAILED"], [], True), (["CANCELLED by 12"], [], True), (["TIMEOUT"], [], True),
+    ([], [], True),  # neither sacct nor squeue: unknown, submit again
+    ([""], ["RUNNING", "PENDING", ""], False),  # sacct says nothing (database down): squeue is asked
+])
+def test_a_rerun_waits_for_jobs_still_queued_or_running_instead_of_submitting_them_again(tmp_path, monkeypatch, sacct,
+                                                                                        squeue, resubmitted):
     out = tmp_path / "runs" / "seed-0"
     out.mkdir(parents=True)
-    # the earlier launcher's note; its folder is the run dir here so that the fake job can finish the run
-    (out / scheduler.SLURM_JOB).write_text(json.dumps({"job_id": "4242", "cluster": "slurm", "folder": str(out)}))
+    (out / scheduler.SLURM_JOB).write_text(json.dumps({"job_id": "77", "cluster": "slurm", "folder": str(out)}))
     executor = _FakeExecutor()
     monkeypatch.setattr(scheduler, "make_executor", lambda options, folder: executor)
     monkeypatch.setattr(scheduler, "_job_class", lambda cluster: _FakeSlurmJob)
-    monkeypatch.setattr(_FakeSlurmJob, "states", states)
     monkeypatch.setattr(_FakeSlurmJob, "attached", [])
     monkeypatch.setattr(scheduler, "ATTACHED_POLL_S", 0.01)
-    monkeypatch.setattr(scheduler.subprocess, "run", lambda *a, **k: (_ for _ in ()).throw(OSError("no squeue")))
-    jobs = [Job("train", "cifar10", {"seed": 0}, str(out))]
-    records = run_jobs(jobs, launcher="slurm", slurm=SlurmOptions(), progress=False)
-    assert _FakeSlurmJob.attached == ["4242"]
+    monkeypatch.setattr(scheduler.subprocess, "run", _fake_slurm(out, sacct, squeue))
+    records = run_jobs([Job("train", "cifar10", {"seed": 0}, str(out))], launcher="slurm", slurm=SlurmOptions(),
+                       progress=False)
+    assert _FakeSlurmJob.attached == ["77"]
     assert len(executor.submitted) == int(resubmitted)
-    assert records[0]["by"] == ("new" if resubmitted else "4242")
+    assert records[0]["by"] == ("new" if resubmitted else "77")
     if resubmitted:  # the new job is the one a later rerun will look for
         assert json.loads((out / scheduler.SLURM_JOB).read_text())["job_id"] == "new-1"
 
@@ -247,27 +258,3 @@ def test_a_job_note_of_another_cluster_or_unreadable_means_submit_again(tmp_path
         jobs.append(Job("train", "cifar10", {"seed": i}, str(out)))
     run_jobs(jobs, launcher="slurm", slurm=SlurmOptions(), progress=False)
     assert len(executor.submitted) == 2
-
-
-def test_when_sacct_cannot_tell_squeue_is_asked(tmp_path, monkeypatch):
-    out = tmp_path / "run"
-    out.mkdir()
-    (out / scheduler.SLURM_JOB).write_text(json.dumps({"job_id": "77", "cluster": "slurm", "folder": str(out)}))
-    answers = ["RUNNING\n", "PENDING\n", ""]  # squeue: running, requeued, then gone
-
-    def squeue(cmd, **kw):
-        assert cmd[:4] == ["squeue", "-h", "-j", "77"]
-        text = answers.pop(0) if answers else ""
-        if not answers and text == "":
-            Path(out, "record.json").write_text(json.dumps({"status": "finished", "seed": 0, "by": "77"}))
-        return type("Done", (), {"stdout": text})()
-
-    executor = _FakeExecutor()
-    monkeypatch.setattr(scheduler, "make_executor", lambda options, folder: executor)
-    monkeypatch.setattr(scheduler, "_job_class", lambda cluster: _FakeSlurmJob)
-    monkeypatch.setattr(_FakeSlurmJob, "states", ["UNKNOWN"])  # sacct down
-    monkeypatch.setattr(scheduler, "ATTACHED_POLL_S", 0.01)
-    monkeypatch.setattr(scheduler.subprocess, "run", squeue)
-    records = run_jobs([Job("train", "cifar10", {"seed": 0}, str(out))], launcher="slurm", slurm=SlurmOptions(),
-                       progress=False)
-    assert executor.submitted == [] and records[0]["by"] == "77"
