@@ -10,8 +10,9 @@ read back from ``<run dir>/record.json``.
   ``CUDA_VISIBLE_DEVICES`` set to a single GPU; as soon as a GPU is free the next run starts
   on it. The output of each run goes to ``<run dir>/log.txt``.
 - **Slurm** (``launcher="slurm"``): one job per run through submitit, with partition, time
-  limit and GPUs per job. A job that reaches its time limit is requeued and resumes from the
-  run's checkpoint. ``cluster="local"`` runs the same path with submitit's local executor.
+  limit and GPUs per job; a training job with several GPUs runs one process per GPU, joined by
+  DistributedDataParallel (the recipe's global batch is split across them); a search job is one
+  process. A job that reaches its time limit is requeued and resumes from the run's checkpoint. ``cluster="local"`` runs the same path with submitit's local executor.
   Each submitted job's id is kept in ``<run dir>/slurm_job.json``: rerunning the launcher (say,
   after closing the terminal that waited for the jobs) waits again for jobs still queued or
   running instead of submitting them a second time.
@@ -83,12 +84,14 @@ class SlurmOptions:
     max_requeues: int = 10
 
     def __post_init__(self):
-        # A job runs one process (one run on one GPU); spanning several GPUs needs torchrun inside the job,
-        # which this launcher does not start yet. Refuse rather than book GPUs that would sit idle.
-        if not 0 <= int(self.gpus_per_job) <= 1:
-            raise ValueError(f"--gpus-per-job {self.gpus_per_job}: each Slurm job runs one training process on at "
-                             "most one GPU; for a run across several GPUs start it with torchrun "
-                             "(python -m reproduce train ... under torchrun --nproc_per_node N)")
+        if int(self.gpus_per_job) < 0 or int(self.cpus_per_job) < 1:
+            raise ValueError(f"--gpus-per-job must be >= 0 and --cpus-per-job >= 1, got {self.gpus_per_job} and "
+                             f"{self.cpus_per_job}")
+
+    @property
+    def processes_per_job(self) -> int:
+        """One training process per GPU (DistributedDataParallel across them), or one on CPU."""
+        return max(1, int(self.gpus_per_job))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -137,6 +140,11 @@ class _RequeueingJob:
         self.kind, self.dataset, self.config, self.out = kind, dataset, config, out
 
     def __call__(self) -> dict:
+        import submitit
+
+        if submitit.JobEnvironment().num_tasks > 1:  # one process per GPU: the env:// variables DDP reads
+            # every task sees all the job's GPUs and takes cuda:LOCAL_RANK (reproduce.train.distributed)
+            submitit.helpers.TorchDistributedEnvironment().export(set_cuda_visible_devices=False)
         return run_job(self.kind, self.dataset, self.config, self.out, progress=False)
 
     def checkpoint(self, *args, **kwargs):
@@ -276,8 +284,10 @@ def _run_gpu_queue(jobs, gpus, progress, command, desc, poll_s: float = 0.2):
 
 def executor_parameters(options: SlurmOptions) -> dict:
     """What ``executor.update_parameters`` gets for ``options`` (Slurm-only ones carry the ``slurm_`` prefix)."""
+    tasks = options.processes_per_job
     params = dict(timeout_min=int(options.time_min), gpus_per_node=int(options.gpus_per_job),
-                  cpus_per_task=int(options.cpus_per_job), tasks_per_node=1, nodes=1, name="darts")
+                  cpus_per_task=max(1, int(options.cpus_per_job) // tasks), tasks_per_node=tasks, nodes=1,
+                  name="darts")
     if options.mem_gb:
         params["mem_gb"] = int(options.mem_gb)
     if options.partition:
@@ -389,12 +399,17 @@ def _run_slurm(jobs, options, progress, desc):
         return []
     # beside the directory that holds the run directories (never among them)
     folder = Path(os.path.commonpath([str(Path(j.out).resolve().parent) for j in pending])).parent / "slurm"
-    submitted, executor = [], None
+    submitted, executors = [], {}
     for job in pending:
         handle = attach_active_job(job, options)
         if handle is None:
-            executor = executor or make_executor(options, folder)
-            handle = executor.submit(_RequeueingJob(job.kind, job.dataset, job.config, job.out))
+            # a search is one process (at most one GPU); a training spans the job's GPUs
+            job_options = options if job.kind == "train" else dataclasses.replace(
+                options, gpus_per_job=min(1, int(options.gpus_per_job)))
+            key = job_options.processes_per_job
+            if key not in executors:
+                executors[key] = make_executor(job_options, folder)
+            handle = executors[key].submit(_RequeueingJob(job.kind, job.dataset, job.config, job.out))
             log.info("%s: submitted as job %s", job.name, handle.job_id)
             _remember_submission(job, handle, options, _job_folder(options, folder))
         submitted.append((job, handle))
@@ -402,7 +417,7 @@ def _run_slurm(jobs, options, progress, desc):
     bar = tqdm(total=len(submitted), desc=f"{desc} (slurm)", unit="job", disable=not progress)
     for job, handle in submitted:
         try:
-            handle.result()
+            handle.results() if hasattr(handle, "results") else handle.result()  # every task of the job
         except Exception as e:  # submitit re-raises the job's error with its traceback
             first = str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__
             failures.append((job, f"job {handle.job_id}: {first}; logs in {handle.paths.folder}"))

@@ -103,7 +103,8 @@ def register(sub) -> None:
                            help="Slurm time limit per job in minutes (a job that reaches it is requeued and "
                                 "resumes; default 1440)")
         where.add_argument("--gpus-per-job", type=int, default=1,
-                           help="Slurm GPUs per job: 1 (default) or 0; a job runs one process")
+                           help="Slurm GPUs per job (default 1; 0: CPU). With N > 1 a job runs N processes, one per "
+                                "GPU, under DistributedDataParallel; the batch size stays the recipe's global batch")
         where.add_argument("--cpus-per-job", type=int, default=8, help="Slurm CPUs per job (default 8)")
         where.add_argument("--mem-gb", type=int, default=None, help="Slurm memory per job in GB")
         where.add_argument("--slurm-folder", default=None, help="submitit's folder (default <out>/slurm)")

@@ -170,10 +170,29 @@ def test_slurm_path_runs_real_trainings_through_submitits_local_executor(tmp_pat
     assert time.time() - t0 < 120
 
 
-def test_slurm_jobs_of_several_gpus_are_refused_until_the_launcher_starts_torchrun():
-    with pytest.raises(ValueError, match="torchrun"):
-        scheduler.SlurmOptions(gpus_per_job=2)
-    assert scheduler.SlurmOptions(gpus_per_job=0).gpus_per_job == 0
+def test_a_slurm_job_with_several_gpus_runs_one_process_per_gpu():
+    params = scheduler.executor_parameters(SlurmOptions(gpus_per_job=4, cpus_per_job=32))
+    assert (params["gpus_per_node"], params["tasks_per_node"], params["cpus_per_task"]) == (4, 4, 8)
+    params = scheduler.executor_parameters(SlurmOptions(gpus_per_job=0, cpus_per_job=8))
+    assert (params["gpus_per_node"], params["tasks_per_node"], params["cpus_per_task"]) == (0, 1, 8)
+    with pytest.raises(ValueError, match="gpus-per-job must be >= 0"):
+        SlurmOptions(gpus_per_job=-1)
+
+
+@pytest.mark.slow
+def test_a_two_process_slurm_job_trains_one_run_with_ddp(tmp_path, tiny_cifar):
+    # submitit's local executor starts the job's 2 tasks as Slurm would; they join one gloo group
+    from reproduce.config import build, to_dict
+    from reproduce.train import RECIPES
+
+    cfg = to_dict(build(RECIPES["cifar10"], dict(seed=0, data=str(tiny_cifar), device="cpu", epochs=1, C=4, layers=3,
+                                                 batch_size=16, eval_batch_size=32, limit=32, limit_eval=32,
+                                                 auxiliary=False, num_threads=1)))
+    job = Job("train", "cifar10", cfg, str(tmp_path / "runs" / "seed-0"))
+    [record] = run_jobs([job], launcher="slurm", slurm=SlurmOptions(cluster="local", gpus_per_job=2, cpus_per_job=2,
+                                                                    time_min=5), progress=False)
+    assert record["status"] == "finished" and record["world_size"] == 2
+
 
 
 class _FakeSlurmJob:
@@ -258,3 +277,20 @@ def test_a_job_note_of_another_cluster_or_unreadable_means_submit_again(tmp_path
         jobs.append(Job("train", "cifar10", {"seed": i}, str(out)))
     run_jobs(jobs, launcher="slurm", slurm=SlurmOptions(), progress=False)
     assert len(executor.submitted) == 2
+
+
+def test_a_search_job_runs_one_process_even_when_trainings_take_several_gpus(tmp_path, monkeypatch):
+    made = {}
+
+    def make_executor(options, folder):
+        made[options.processes_per_job] = executor = _FakeExecutor()
+        return executor
+
+    monkeypatch.setattr(scheduler, "make_executor", make_executor)
+    jobs = [Job("search", "cifar10", {"seed": 0}, str(tmp_path / "search")),
+            Job("train", "cifar10", {"seed": 0}, str(tmp_path / "train"))]
+    for job in jobs:
+        Path(job.out).mkdir()
+    run_jobs(jobs, launcher="slurm", slurm=SlurmOptions(gpus_per_job=4), progress=False)
+    assert sorted(made) == [1, 4]
+    assert [fn.kind for fn in made[1].submitted] == ["search"] and [fn.kind for fn in made[4].submitted] == ["train"]
