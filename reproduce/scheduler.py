@@ -12,7 +12,8 @@ read back from ``<run dir>/record.json``.
 - **Slurm** (``launcher="slurm"``): one job per run through submitit, with partition, time
   limit and GPUs per job; a training job with several GPUs runs one process per GPU, joined by
   DistributedDataParallel (the recipe's global batch is split across them); a search job is one
-  process. A job that reaches its time limit is requeued and resumes from the run's checkpoint. ``cluster="local"`` runs the same path with submitit's local executor.
+  process. A job that reaches its time limit is requeued and resumes from the run's checkpoint.
+  ``cluster="local"`` runs the same path with submitit's local executor.
   Each submitted job's id is kept in ``<run dir>/slurm_job.json``: rerunning the launcher (say,
   after closing the terminal that waited for the jobs) waits again for jobs still queued or
   running instead of submitting them a second time.
