@@ -1,9 +1,8 @@
 """The conv-cell supernet of the search, equal to the original cnn/model_search.py.
 
 Module structure and parameter names are the original's (``cells.0._ops.3._ops.4.op.1.weight``),
-so its state dict loads here with strict=True. (The other way round, note the shared pool BNs below:
-only the first edge's running statistics are updated here, so the original would evaluate a state
-dict saved here with initial statistics on the other edges.) Every edge is a MixedOp over the 8 primitives with
+so its state dict loads here with strict=True, and the other way round (the shared pool BNs below
+are copied to every edge when a state dict is taken). Every edge is a MixedOp over the 8 primitives with
 non-affine BatchNorm, pools followed by non-affine BatchNorm, weighted by the softmax of the
 architecture logits. The architecture logits are *not* parameters of this module: they are
 passed to ``forward`` so that the weights and the architecture can be differentiated apart.
@@ -90,10 +89,31 @@ class Cell(nn.Module):
         self._steps = steps
         self._multiplier = multiplier
         self._ops = nn.ModuleList()
+        leaving: List[List[int]] = [[] for _ in range(steps + 1)]  # input state -> the edges leaving it, in order
         for i in range(steps):
             for j in range(2 + i):
                 stride = 2 if reduction and j < 2 else 1
+                leaving[j].append(len(self._ops))
                 self._ops.append(MixedOp(C, stride))
+        self._leaving = [edges for edges in leaving if edges]
+
+    def sync_shared_statistics(self) -> None:
+        """Copy the running statistics of each state's shared pool BNs (those of the first edge leaving
+        it, the only ones the fused forward updates) to the pool BNs of the other edges leaving it."""
+        src, dst = [], []
+        for first, *others in self._leaving:
+            for k in (1, 2):  # max pool + BN, avg pool + BN
+                bn = self._ops[first]._ops[k][1]
+                for other in others:
+                    twin = self._ops[other]._ops[k][1]
+                    for name in ("running_mean", "running_var", "num_batches_tracked"):
+                        if getattr(bn, name) is not None:
+                            src.append(getattr(bn, name))
+                            dst.append(getattr(twin, name))
+        with torch.no_grad():
+            for dtype in {t.dtype for t in src}:
+                torch._foreach_copy_([d for d, s in zip(dst, src) if s.dtype == dtype],
+                                     [s for s in src if s.dtype == dtype])
 
     def _shared(self, mixed: MixedOp, h: torch.Tensor):
         """Per input state: relu(h), max pool + BN, avg pool + BN, and the identity (stride 1)."""
@@ -157,6 +177,12 @@ class Network(nn.Module):
             C_prev_prev, C_prev = C_prev, multiplier * C_curr
         self.global_pooling = nn.AdaptiveAvgPool2d(1)
         self.classifier = nn.Linear(C_prev, num_classes)
+
+    def state_dict(self, *args, **kwargs):
+        """The module's state dict, with the shared pool BN statistics on every edge (as the original's)."""
+        for cell in self.cells:
+            cell.sync_shared_statistics()
+        return super().state_dict(*args, **kwargs)
 
     @property
     def alpha_shape(self) -> Tuple[int, int]:

@@ -234,3 +234,21 @@ def test_bf16_autocast_supernet_runs_in_either_memory_format_and_stays_close_to_
     for g, r in zip(grads, ref):
         assert torch.isfinite(g).all()
         assert F.cosine_similarity(g.flatten(), r.flatten(), dim=0) > 0.9
+
+
+def test_a_saved_supernet_holds_every_edges_pool_statistics_as_the_originals_would():
+    # The fused forward updates only the first edge's pool BNs of each state; state_dict() copies them to the
+    # other edges, so the original's per-edge computation evaluates the saved weights exactly as the fused one.
+    model, alphas, (x, y), (xv, _) = _tiny_cnn(seed=2)
+    reference_model = copy.deepcopy(model)
+    for inp in (x, xv, x * 2):  # training-mode passes: running statistics move (fused: first edges only)
+        model(inp, *alphas)
+        reference_model(inp, *alphas, reference=True)
+    saved = model.state_dict()
+    for key, value in reference_model.state_dict().items():
+        torch.testing.assert_close(saved[key], value, rtol=1e-12, atol=1e-12, msg=key)
+    loaded = copy.deepcopy(reference_model)
+    loaded.load_state_dict(saved)
+    loaded.eval()
+    model.eval()
+    torch.testing.assert_close(loaded(xv, *alphas, reference=True), model(xv, *alphas), rtol=1e-10, atol=1e-12)
