@@ -308,11 +308,18 @@ def find_experiments(results_dir) -> List[Path]:
 # paper targets
 
 
+def project_paper_path(checkout_root=None) -> Path:
+    """The project's results/paper.json in a checkout; in a regular install, the copy inside the package."""
+    root = Path(__file__).resolve().parent.parent if checkout_root is None else Path(checkout_root)
+    checkout = root / "results" / PAPER_FILE
+    return checkout if checkout.exists() else Path(__file__).resolve().parent / PAPER_FILE
+
+
 def default_paper_path(results_dir=None) -> Path:
-    """results_dir/paper.json when there is one, else the project's results/paper.json."""
+    """results_dir/paper.json when there is one, else the project's (:func:`project_paper_path`)."""
     if results_dir is not None and (Path(results_dir) / PAPER_FILE).exists():
         return Path(results_dir) / PAPER_FILE
-    return Path(__file__).resolve().parent.parent / "results" / PAPER_FILE
+    return project_paper_path()
 
 
 def load_targets(path=None) -> Dict[str, Any]:

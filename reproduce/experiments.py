@@ -534,7 +534,9 @@ def load_target(key: Optional[str], results_dir) -> Optional[dict]:
     """The paper's target ``key`` from ``<results_dir>/paper.json`` or the project's results/paper.json."""
     if not key:
         return None
-    for path in (Path(results_dir) / "paper.json", Path(__file__).resolve().parent.parent / "results" / "paper.json"):
+    from .aggregate import project_paper_path
+
+    for path in (Path(results_dir) / "paper.json", project_paper_path()):
         if path.exists():
             targets = json.loads(path.read_text()).get("targets", {})
             if key in targets:

@@ -196,3 +196,15 @@ def test_experiment_json_marked_not_comparable_is_not_tested_and_bookkeeping_is_
     exp = load_experiment(write_experiment(tmp_path / "n", recs, meta={"comparable": False}))
     assert not exp.comparable
     assert exp.metrics() == ["test_error", "train_acc"] and exp.primary_metrics() == ["test_error"]
+
+
+def test_the_paper_targets_travel_with_the_package_for_regular_installs(tmp_path):
+    import reproduce
+    from reproduce.aggregate import load_targets, project_paper_path
+
+    checkout = project_paper_path()
+    assert checkout.parent.name == "results"
+    installed = project_paper_path(checkout_root=tmp_path)  # no results/ there, as in site-packages
+    assert installed == Path(reproduce.__file__).resolve().parent / "paper.json"
+    assert installed.read_text() == checkout.read_text()  # reproduce/paper.json is results/paper.json
+    assert load_targets(installed) == load_targets(checkout)
