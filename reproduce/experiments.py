@@ -233,7 +233,7 @@ def _runtime(options: ExperimentOptions) -> dict:
         out["device"] = options.device
     elif options.gpus or (options.launcher == "slurm" and (options.slurm or SlurmOptions()).gpus_per_job > 0
                           and (options.slurm or SlurmOptions()).cluster != "local"):
-        out["device"] = "cuda"  # each run sees one GPU (CUDA_VISIBLE_DEVICES / the Slurm allocation)
+        out["device"] = "cuda"  # each process takes its GPU (CUDA_VISIBLE_DEVICES, or cuda:LOCAL_RANK in a Slurm job)
     return out
 
 

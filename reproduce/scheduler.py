@@ -145,7 +145,9 @@ class _RequeueingJob:
 
         if submitit.JobEnvironment().num_tasks > 1:  # one process per GPU: the env:// variables DDP reads
             # every task sees all the job's GPUs and takes cuda:LOCAL_RANK (reproduce.train.distributed)
-            submitit.helpers.TorchDistributedEnvironment().export(set_cuda_visible_devices=False)
+            # (overwrite: sbatch hands the submitting shell's environment on, which may hold stale RANK etc.;
+            # a MASTER_PORT already set is still kept)
+            submitit.helpers.TorchDistributedEnvironment().export(set_cuda_visible_devices=False, overwrite=True)
         return run_job(self.kind, self.dataset, self.config, self.out, progress=False)
 
     def checkpoint(self, *args, **kwargs):
@@ -293,6 +295,10 @@ def executor_parameters(options: SlurmOptions) -> dict:
         params["mem_gb"] = int(options.mem_gb)
     if options.partition:
         params["slurm_partition"] = options.partition
+    if tasks > 1 and options.cluster != "local":
+        # one failed process ends the job at once (its traceback is the job's error), instead of
+        # leaving the others blocked in a collective until NCCL's watchdog fires
+        params["slurm_srun_args"] = ["--kill-on-bad-exit=1"]
     if options.cluster == "local":
         params.pop("gpus_per_node")  # the local executor only has the GPUs of this machine
     return params
@@ -400,6 +406,11 @@ def _run_slurm(jobs, options, progress, desc):
         return []
     # beside the directory that holds the run directories (never among them)
     folder = Path(os.path.commonpath([str(Path(j.out).resolve().parent) for j in pending])).parent / "slurm"
+    for job in pending:  # a global batch that does not split across the job's processes fails here, not after queueing
+        n = options.processes_per_job
+        if job.kind == "train" and n > 1 and int(job.config.get("batch_size", n)) % n:
+            raise ValueError(f"{job.name}: batch_size {job.config['batch_size']} (the global batch) does not divide "
+                             f"across --gpus-per-job {n} processes; use a GPU count that divides it")
     submitted, executors = [], {}
     for job in pending:
         handle = attach_active_job(job, options)

@@ -173,6 +173,7 @@ def test_slurm_path_runs_real_trainings_through_submitits_local_executor(tmp_pat
 def test_a_slurm_job_with_several_gpus_runs_one_process_per_gpu():
     params = scheduler.executor_parameters(SlurmOptions(gpus_per_job=4, cpus_per_job=32))
     assert (params["gpus_per_node"], params["tasks_per_node"], params["cpus_per_task"]) == (4, 4, 8)
+    assert params["slurm_srun_args"] == ["--kill-on-bad-exit=1"]
     params = scheduler.executor_parameters(SlurmOptions(gpus_per_job=0, cpus_per_job=8))
     assert (params["gpus_per_node"], params["tasks_per_node"], params["cpus_per_task"]) == (0, 1, 8)
     with pytest.raises(ValueError, match="gpus-per-job must be >= 0"):
@@ -294,3 +295,10 @@ def test_a_search_job_runs_one_process_even_when_trainings_take_several_gpus(tmp
     run_jobs(jobs, launcher="slurm", slurm=SlurmOptions(gpus_per_job=4), progress=False)
     assert sorted(made) == [1, 4]
     assert [fn.kind for fn in made[1].submitted] == ["search"] and [fn.kind for fn in made[4].submitted] == ["train"]
+
+
+def test_a_global_batch_that_does_not_split_across_the_jobs_gpus_is_refused_before_submitting(tmp_path, monkeypatch):
+    monkeypatch.setattr(scheduler, "make_executor", lambda options, folder: pytest.fail("nothing may be submitted"))
+    jobs = [Job("train", "cifar10", {"seed": 0, "batch_size": 96}, str(tmp_path / "run"))]
+    with pytest.raises(ValueError, match="batch_size 96 .* does not divide across --gpus-per-job 5"):
+        run_jobs(jobs, launcher="slurm", slurm=SlurmOptions(gpus_per_job=5), progress=False)

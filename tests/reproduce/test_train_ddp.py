@@ -89,3 +89,17 @@ def test_a_run_directory_in_use_stops_every_rank_together(tmp_path):
     assert [o["raised"] for o in outcomes] == ["RunInUseError", "RunInUseError"], outcomes
     assert f"in use by pid {os.getpid()}" in outcomes[0]["message"]
     assert all(o["seconds"] < 30 for o in outcomes)
+
+
+@pytest.mark.parametrize("visible, local_rank, expected", [(4, 3, "cuda:3"), (1, 3, "cuda:0"), (2, 3, None)])
+def test_each_process_takes_its_gpu_whether_it_sees_all_or_only_its_own(monkeypatch, visible, local_rank, expected):
+    from reproduce.train.distributed import pick_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: visible)
+    if expected is None:  # two processes would share a GPU
+        with pytest.raises(ValueError, match="give each process its own GPU"):
+            pick_device("cuda", local_rank)
+        return
+    assert str(pick_device("cuda", local_rank)) == expected
+    assert str(pick_device("auto", local_rank)) == expected
