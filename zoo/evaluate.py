@@ -101,28 +101,33 @@ class _TopK:
         return out
 
 
-@torch.no_grad()
-def evaluate_cifar10(model, data_dir: PathLike, batch_size: int = 96, device="cpu", amp: Optional[str] = None,
-                     progress: Optional[bool] = None, download: bool = True,
-                     mean: Sequence[float] = CIFAR_MEAN, std: Sequence[float] = CIFAR_STD) -> Dict[str, float]:
-    """Top-1/top-5 error (%) on the CIFAR-10 test set (as cnn/test.py: ToTensor + Normalize)."""
+def _top_k_errors(model, batches, total: int, desc: str, dev, amp, progress) -> Dict[str, float]:
+    """Top-1/top-5 error and loss of ``model`` (eval mode) over ``batches`` of (images, labels) on ``dev``."""
     from tqdm.auto import tqdm
 
-    dev = _device(device)
-    images, labels = load_cifar10(data_dir, train=False, download=download)
-    m = torch.tensor(mean, device=dev).view(1, 3, 1, 1)
-    s = torch.tensor(std, device=dev).view(1, 3, 1, 1)
     model.eval()
     acc = _TopK()
-    with tqdm(total=len(labels), desc="cifar10 test", unit="img", disable=not _progress(progress)) as bar:
-        for i in range(0, len(labels), batch_size):
-            x = (images[i:i + batch_size].to(dev).float().div_(255) - m) / s
-            y = labels[i:i + batch_size].to(dev)
+    with tqdm(total=total, desc=desc, unit="img", disable=not _progress(progress)) as bar:
+        for x, y in batches:
             with _autocast(dev, amp):
                 logits = _logits(model(x))
             acc.update(logits, y)
             bar.update(len(y))
     return {**acc.metrics(), "n": acc.n}
+
+
+@torch.no_grad()
+def evaluate_cifar10(model, data_dir: PathLike, batch_size: int = 96, device="cpu", amp: Optional[str] = None,
+                     progress: Optional[bool] = None, download: bool = True,
+                     mean: Sequence[float] = CIFAR_MEAN, std: Sequence[float] = CIFAR_STD) -> Dict[str, float]:
+    """Top-1/top-5 error (%) on the CIFAR-10 test set (as cnn/test.py: ToTensor + Normalize)."""
+    dev = _device(device)
+    images, labels = load_cifar10(data_dir, train=False, download=download)
+    m = torch.tensor(mean, device=dev).view(1, 3, 1, 1)
+    s = torch.tensor(std, device=dev).view(1, 3, 1, 1)
+    batches = (((images[i:i + batch_size].to(dev).float().div_(255) - m) / s, labels[i:i + batch_size].to(dev))
+               for i in range(0, len(labels), batch_size))
+    return _top_k_errors(model, batches, len(labels), "cifar10 test", dev, amp, progress)
 
 
 @torch.no_grad()
@@ -132,22 +137,13 @@ def evaluate_imagenet(model, data_dir: PathLike, batch_size: int = 128, device="
                       std: Sequence[float] = IMAGENET_STD) -> Dict[str, float]:
     """Top-1/top-5 error (%) on ImageFolder ``data_dir/val`` (resize 256, center crop 224)."""
     from torch.utils.data import DataLoader
-    from tqdm.auto import tqdm
 
     dev = _device(device)
     ds = imagenet_folder(data_dir, split=split, transform=imagenet_eval_transform(resize, crop, mean, std))
     loader = DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=workers,
                         pin_memory=dev.type == "cuda")
-    model.eval()
-    acc = _TopK()
-    with tqdm(total=len(ds), desc=f"imagenet {split}", unit="img", disable=not _progress(progress)) as bar:
-        for x, y in loader:
-            x, y = x.to(dev, non_blocking=True), y.to(dev, non_blocking=True)
-            with _autocast(dev, amp):
-                logits = _logits(model(x))
-            acc.update(logits, y)
-            bar.update(len(y))
-    return {**acc.metrics(), "n": acc.n}
+    batches = ((x.to(dev, non_blocking=True), y.to(dev, non_blocking=True)) for x, y in loader)
+    return _top_k_errors(model, batches, len(ds), f"imagenet {split}", dev, amp, progress)
 
 
 @torch.no_grad()

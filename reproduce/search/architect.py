@@ -33,7 +33,7 @@ def _norm(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
     return torch.linalg.vector_norm(torch.stack(torch._foreach_norm(list(tensors))))
 
 
-def _copy_(dst: Sequence[torch.Tensor], src: Sequence[torch.Tensor]) -> None:
+def copy_tensors_(dst: Sequence[torch.Tensor], src: Sequence[torch.Tensor]) -> None:
     """``d.copy_(s)`` for every pair, as one multi-tensor copy per (device, dtype) group."""
     groups: Dict[tuple, Tuple[List[torch.Tensor], List[torch.Tensor]]] = {}
     for d, s in zip(dst, src):
@@ -49,7 +49,7 @@ def _copies(tensors: Sequence[torch.Tensor]) -> List[torch.Tensor]:
     """Detached copies of ``tensors``. On a GPU one kernel per dtype instead of one per tensor matters:
     the full-size supernet has ~900 weight tensors and ~2,700 BatchNorm buffers, saved every step."""
     out = [torch.empty_like(t) for t in tensors]
-    _copy_(out, [t.detach() for t in tensors])
+    copy_tensors_(out, [t.detach() for t in tensors])
     return out
 
 
@@ -116,7 +116,7 @@ def second_order(model: nn.Module, alphas: Sequence[torch.Tensor], train_loss: L
         out = torch.autograd.grad(loss, alphas + params)
         dalpha, v = list(out[:len(alphas)]), list(out[len(alphas):])
         del out, loss
-        _copy_(bn, bn_saved)
+        copy_tensors_(bn, bn_saved)
         if clip is not None:
             clip_(v, clip)
         eps = r / _norm(v)

@@ -29,6 +29,8 @@ import torch.nn.functional as F
 from genotypes.cnn import PRIMITIVES
 from zoo.ops import OPS, FactorizedReduce, Identity, ReLUConvBN
 
+from .architect import copy_tensors_
+
 NONE = PRIMITIVES.index("none")
 
 
@@ -110,10 +112,7 @@ class Cell(nn.Module):
                         if getattr(bn, name) is not None:
                             src.append(getattr(bn, name))
                             dst.append(getattr(twin, name))
-        with torch.no_grad():
-            for dtype in {t.dtype for t in src}:
-                torch._foreach_copy_([d for d, s in zip(dst, src) if s.dtype == dtype],
-                                     [s for s in src if s.dtype == dtype])
+        copy_tensors_(dst, src)
 
     def _shared(self, mixed: MixedOp, h: torch.Tensor):
         """Per input state: relu(h), max pool + BN, avg pool + BN, and the identity (stride 1)."""

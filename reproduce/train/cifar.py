@@ -149,11 +149,7 @@ class CIFARTask:
 
     def run_epoch(self, epoch: int) -> dict:
         cfg, d, dev = self.config, self.d, self.device
-        gen = torch.Generator().manual_seed(seed_epoch(cfg.seed, epoch, d.rank))
-        lr = self.lr_at(epoch)
-        set_lr(self.optimizer, lr)
-        drop_prob = cfg.drop_path_prob * epoch / cfg.epochs
-        set_drop_path(self.model, drop_prob, cfg.compile and cfg.drop_path_prob > 0)
+        gen, lr, drop_prob = begin_cnn_epoch(self, epoch)
         if self.graphed is not None:  # lr and drop-path are baked into the graph: capture anew
             self.graphed.reset()
         n = len(self.train_x)
@@ -237,6 +233,18 @@ def setup_cnn(recipe, model, config, d, device, memory_format) -> None:
     recipe.optimizer = make_sgd(recipe.params, config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
     recipe.train_model = maybe_compile(distributed.wrap(recipe.model, d), config.compile, config.epochs)
     recipe.eval_model = maybe_compile(recipe.model, config.compile, config.epochs)
+
+
+def begin_cnn_epoch(recipe, epoch: int):
+    """What an epoch of the CIFAR-10 and ImageNet recipes starts with: seeding, the learning rate, the
+    drop-path probability (ramped linearly). Returns (data generator, lr, drop-path probability)."""
+    cfg = recipe.config
+    gen = torch.Generator().manual_seed(seed_epoch(cfg.seed, epoch, recipe.d.rank))
+    lr = recipe.lr_at(epoch)
+    set_lr(recipe.optimizer, lr)
+    drop_prob = cfg.drop_path_prob * epoch / cfg.epochs
+    set_drop_path(recipe.model, drop_prob, cfg.compile and cfg.drop_path_prob > 0)
+    return gen, lr, drop_prob
 
 
 def _shard(start: int, stop: int, rank: int, world: int):

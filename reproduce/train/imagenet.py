@@ -25,8 +25,8 @@ from zoo.datasets import IMAGENET_MEAN, IMAGENET_STD, imagenet_eval_transform, i
 
 from ..config import ConfigError
 from . import distributed
-from .cifar import _shard, setup_cnn
-from .common import autocast, cnn_train_step, progress_bar, seed_epoch, set_drop_path, set_lr, topk_correct
+from .cifar import _shard, begin_cnn_epoch, setup_cnn
+from .common import autocast, cnn_train_step, progress_bar, topk_correct
 
 log = logging.getLogger(__name__)
 
@@ -91,11 +91,7 @@ class ImageNetTask:
 
     def run_epoch(self, epoch: int) -> dict:
         cfg, d, dev = self.config, self.d, self.device
-        gen = torch.Generator().manual_seed(seed_epoch(cfg.seed, epoch, d.rank))
-        lr = self.lr_at(epoch)
-        set_lr(self.optimizer, lr)
-        drop_prob = cfg.drop_path_prob * epoch / cfg.epochs
-        set_drop_path(self.model, drop_prob, cfg.compile and cfg.drop_path_prob > 0)
+        gen, lr, _ = begin_cnn_epoch(self, epoch)
         n = len(self.train_set)
         perm = torch.randperm(n, generator=gen).tolist()
         batches = []
