@@ -16,7 +16,7 @@ from .types import Genotype, RNNGenotype, make_cnn, make_rnn, validate_cnn, vali
 
 __all__ = [
     "Genotype", "RNNGenotype", "cnn", "rnn", "derive", "get", "names", "parse", "format",
-    "validate", "plot", "make_cnn", "make_rnn", "UnknownGenotypeError",
+    "validate", "plot", "make_cnn", "make_rnn", "UnknownGenotypeError", "resolve",
 ]
 
 _KINDS = {"cnn": cnn, "rnn": rnn}
@@ -63,6 +63,29 @@ def get(name: str, kind: str = "cnn") -> Union[Genotype, RNNGenotype]:
         close = difflib.get_close_matches(key, list(folded), n=1, cutoff=0.4)
         hint = f" Did you mean {folded[close[0]]!r}?" if close else ""
     raise UnknownGenotypeError(f"unknown {kind} genotype {name!r}.{hint} Known: {', '.join(table)}")
+
+
+def resolve(spec, kind: str = "cnn") -> Union[Genotype, RNNGenotype]:
+    """The one way every entry point turns what a user gave into a validated genotype of ``kind``.
+
+    ``spec`` is a :class:`Genotype` / :class:`RNNGenotype`, the name of a named genotype
+    (``"DARTS_V2"``), or genotype text as the original prints it (``"Genotype(normal=[...], ...)"``).
+    A genotype of the other kind raises ``TypeError``; bad text or an unknown name raise ``ValueError``.
+    """
+    _module(kind)  # an unknown kind is an error before anything else
+    expected = _TYPES[kind]
+    if isinstance(spec, str):
+        text = spec.strip()
+        # Genotype text always has a parenthesis; a name never does.
+        spec = parse(text) if "(" in text else get(text, kind)
+    if not isinstance(spec, expected):
+        got = type(spec).__name__
+        raise TypeError(f"expected a {kind} genotype ({expected.__name__}, its name or its text), got {got}")
+    validate(spec)
+    return spec
+
+
+_TYPES = {"cnn": Genotype, "rnn": RNNGenotype}
 
 
 def validate(genotype) -> None:

@@ -244,3 +244,20 @@ def test_nothing_in_genotypes_imports_torch_at_import_time():
     code = "import sys, genotypes; genotypes.get('DARTS_V2'); print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_resolve_accepts_a_name_text_or_genotype_and_checks_the_kind():
+    import genotypes
+
+    g = genotypes.get("DARTS_V2")
+    assert genotypes.resolve("DARTS_V2") is g
+    assert genotypes.resolve(" darts_v2 ") is g
+    assert genotypes.resolve(genotypes.format(g)) == g
+    assert genotypes.resolve(g) is g
+    assert genotypes.resolve("ENAS", "rnn") == genotypes.get("ENAS", "rnn")
+    with pytest.raises(TypeError, match="cnn genotype"):
+        genotypes.resolve(genotypes.get("ENAS", "rnn"), "cnn")
+    with pytest.raises(ValueError):
+        genotypes.resolve("NO_SUCH_CELL")
+    with pytest.raises(ValueError, match="kind"):
+        genotypes.resolve("DARTS_V2", "transformer")
