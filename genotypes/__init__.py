@@ -79,8 +79,8 @@ def resolve(spec, kind: str = "cnn") -> Union[Genotype, RNNGenotype]:
         # Genotype text always has a parenthesis; a name never does.
         spec = parse(text) if "(" in text else get(text, kind)
     if not isinstance(spec, expected):
-        got = type(spec).__name__
-        raise TypeError(f"expected a {kind} genotype ({expected.__name__}, its name or its text), got {got}")
+        what = "conv Genotype" if kind == "cnn" else "recurrent RNNGenotype"
+        raise TypeError(f"expected a {what} (or its name or text), got {type(spec).__name__}")
     validate(spec)
     return spec
 

@@ -20,15 +20,6 @@ from .ops import OPS, FactorizedReduce, Identity, ReLUConvBN, drop_path
 from .state import StrictLoadMixin
 
 
-def _as_genotype(genotype: Union[Genotype, str]) -> Genotype:
-    if isinstance(genotype, str):
-        genotype = _genotypes.parse(genotype) if "(" in genotype else _genotypes.get(genotype, "cnn")
-    if not isinstance(genotype, Genotype):
-        raise TypeError(f"expected a conv Genotype (or its name or text), got {type(genotype).__name__}")
-    _genotypes.validate(genotype)
-    return genotype
-
-
 class Cell(nn.Module):
     """One evaluated cell: two preprocessed inputs, ``len(edges)/2`` nodes, concat output."""
 
@@ -90,19 +81,22 @@ class AuxiliaryHeadCIFAR(nn.Module):
 
 class AuxiliaryHeadImageNet(nn.Module):
     """Auxiliary classifier on the 14x14 map. Like the original, without a BatchNorm after the
-    768-channel conv (omitted there by a typo, kept out for equality with the paper's model)."""
+    768-channel conv (omitted there by a typo, kept out for equality with the paper's model).
+    ``bn_after_conv2=True`` adds it, as P-DARTS's ImageNet network has it (``features.6``)."""
 
-    def __init__(self, C: int, num_classes: int):
+    def __init__(self, C: int, num_classes: int, bn_after_conv2: bool = False):
         super().__init__()
-        self.features = nn.Sequential(
+        layers = [
             nn.ReLU(inplace=True),
             nn.AvgPool2d(5, stride=2, padding=0, count_include_pad=False),
             nn.Conv2d(C, 128, 1, bias=False),
             nn.BatchNorm2d(128),
             nn.ReLU(inplace=True),
             nn.Conv2d(128, 768, 2, bias=False),
-            nn.ReLU(inplace=True),
-        )
+        ]
+        if bn_after_conv2:
+            layers.append(nn.BatchNorm2d(768))
+        self.features = nn.Sequential(*layers, nn.ReLU(inplace=True))
         self.classifier = nn.Linear(768, num_classes)
 
     def forward(self, x):
@@ -110,7 +104,52 @@ class AuxiliaryHeadImageNet(nn.Module):
 
 
 class _Network(StrictLoadMixin, nn.Module):
-    """Shared cell stack: reductions at 1/3 and 2/3 of the depth, auxiliary head after 2/3."""
+    """Shared cell stack: reductions at 1/3 and 2/3 of the depth, auxiliary head after 2/3.
+
+    ``config`` holds the constructor arguments (genotype as text), enough to rebuild the network;
+    saving and model cards read it. ``forward_features`` gives the last cell's feature map,
+    ``forward_head`` the logits from it, and ``reset_classifier(n)`` gives fresh ``n``-way heads
+    (the auxiliary one too), as timm's models do.
+    """
+
+    def _init_config(self, C: int, num_classes: int, layers: int, auxiliary: bool, genotype) -> Genotype:
+        genotype = _genotypes.resolve(genotype, "cnn")
+        self.genotype = genotype
+        self.config = {"C": int(C), "num_classes": int(num_classes), "layers": int(layers),
+                       "auxiliary": bool(auxiliary), "genotype": _genotypes.format(genotype)}
+        self._auxiliary = bool(auxiliary)
+        self.drop_path_prob = 0.0
+        return genotype
+
+    @property
+    def num_classes(self) -> int:
+        return self.config["num_classes"]
+
+    def reset_classifier(self, num_classes: int) -> None:
+        """New, freshly initialised classifier (and auxiliary classifier) with ``num_classes`` outputs."""
+        num_classes = int(num_classes)
+        if num_classes < 1:
+            raise ValueError(f"num_classes must be >= 1, got {num_classes}")
+        ref = self.classifier.weight
+        self.classifier = nn.Linear(self.classifier.in_features, num_classes).to(ref.device, ref.dtype)
+        if self._auxiliary:
+            head = self.auxiliary_head.classifier
+            self.auxiliary_head.classifier = nn.Linear(head.in_features, num_classes).to(ref.device, ref.dtype)
+        self.config["num_classes"] = num_classes
+
+    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.global_pooling(features).flatten(1))
+
+    def forward(self, x):
+        features, logits_aux = self._features(x)
+        logits = self.forward_head(features)
+        if self._auxiliary and self.training:
+            return logits, logits_aux
+        return logits
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """The last cell's output (before global pooling), e.g. ``[B, 576, 8, 8]`` for DARTS_V2 on CIFAR-10."""
+        return self._features(x)[0]
 
     def _build_cells(self, C: int, layers: int, genotype: Genotype, C_stem: int, reduction_prev: bool) -> int:
         C_prev_prev, C_prev, C_curr = C_stem, C_stem, C
@@ -138,11 +177,6 @@ class _Network(StrictLoadMixin, nn.Module):
                 logits_aux = self.auxiliary_head(s1)
         return s1, logits_aux
 
-    def _output(self, logits, logits_aux):
-        if self._auxiliary and self.training:
-            return logits, logits_aux
-        return logits
-
     def extra_repr(self) -> str:
         return f"genotype={_genotypes.format(self.genotype)}"
 
@@ -152,10 +186,7 @@ class NetworkCIFAR(_Network):
 
     def __init__(self, C: int, num_classes: int, layers: int, auxiliary: bool, genotype: Union[Genotype, str]):
         super().__init__()
-        genotype = _as_genotype(genotype)
-        self.genotype = genotype
-        self._C, self._num_classes, self._layers, self._auxiliary = C, num_classes, layers, bool(auxiliary)
-        self.drop_path_prob = 0.0
+        genotype = self._init_config(C, num_classes, layers, auxiliary, genotype)
         stem_multiplier = 3
         C_stem = stem_multiplier * C
         self.stem = nn.Sequential(nn.Conv2d(3, C_stem, 3, padding=1, bias=False), nn.BatchNorm2d(C_stem))
@@ -165,22 +196,20 @@ class NetworkCIFAR(_Network):
         self.global_pooling = nn.AdaptiveAvgPool2d(1)
         self.classifier = nn.Linear(C_prev, num_classes)
 
-    def forward(self, x):
+    def _features(self, x):
         s = self.stem(x)
-        s1, logits_aux = self._cells_forward(s, s)
-        logits = self.classifier(self.global_pooling(s1).flatten(1))
-        return self._output(logits, logits_aux)
+        return self._cells_forward(s, s)
 
 
 class NetworkImageNet(_Network):
     """DARTS evaluation network for 224x224 images (C=48, 14 cells in the paper)."""
 
-    def __init__(self, C: int, num_classes: int, layers: int, auxiliary: bool, genotype: Union[Genotype, str]):
+    def __init__(self, C: int, num_classes: int, layers: int, auxiliary: bool, genotype: Union[Genotype, str],
+                 auxiliary_bn: bool = False):
         super().__init__()
-        genotype = _as_genotype(genotype)
-        self.genotype = genotype
-        self._C, self._num_classes, self._layers, self._auxiliary = C, num_classes, layers, bool(auxiliary)
-        self.drop_path_prob = 0.0
+        genotype = self._init_config(C, num_classes, layers, auxiliary, genotype)
+        if auxiliary_bn:  # only recorded when set, so configs of the original's network stay as they were
+            self.config["auxiliary_bn"] = True
         self.stem0 = nn.Sequential(
             nn.Conv2d(3, C // 2, kernel_size=3, stride=2, padding=1, bias=False),
             nn.BatchNorm2d(C // 2),
@@ -196,14 +225,11 @@ class NetworkImageNet(_Network):
         # The stems already reduced twice, so the first cell's s0 input is treated as reduced.
         C_prev = self._build_cells(C, layers, genotype, C, reduction_prev=True)
         if self._auxiliary:
-            self.auxiliary_head = AuxiliaryHeadImageNet(self._C_aux, num_classes)
+            self.auxiliary_head = AuxiliaryHeadImageNet(self._C_aux, num_classes, bn_after_conv2=auxiliary_bn)
         # A fixed 7x7 average, as in the original: the network expects 224x224 inputs.
         self.global_pooling = nn.AvgPool2d(7)
         self.classifier = nn.Linear(C_prev, num_classes)
 
-    def forward(self, x):
+    def _features(self, x):
         s0 = self.stem0(x)
-        s1 = self.stem1(s0)
-        s1, logits_aux = self._cells_forward(s0, s1)
-        logits = self.classifier(self.global_pooling(s1).flatten(1))
-        return self._output(logits, logits_aux)
+        return self._cells_forward(s0, self.stem1(s0))

@@ -119,13 +119,7 @@ class RNNModel(StrictLoadMixin, nn.Module):
                 f"the DARTS recurrent model ties its sizes: ninp == nhid == nhidlast, got {ninp}, {nhid}, {nhidlast}"
             )
         if cell_cls is DARTSCell:
-            if isinstance(genotype, str):
-                genotype = _genotypes.parse(genotype) if "(" in genotype else _genotypes.get(genotype, "rnn")
-            if not isinstance(genotype, RNNGenotype):
-                raise TypeError(
-                    f"expected a recurrent RNNGenotype (or its name or text), got {type(genotype).__name__}"
-                )
-            _genotypes.validate(genotype)
+            genotype = _genotypes.resolve(genotype, "rnn")
         # A search cell brings its own architecture, so the model then has no genotype.
         self.genotype = genotype if cell_cls is DARTSCell else None
         self.lockdrop = LockedDropout()
@@ -143,6 +137,11 @@ class RNNModel(StrictLoadMixin, nn.Module):
         self.ntoken, self.ninp, self.nhid, self.nhidlast = ntoken, ninp, nhid, nhidlast
         self.dropout, self.dropouti, self.dropoute = dropout, dropouti, dropoute
         self.dropouth, self.dropoutx = dropouth, dropoutx
+        # The constructor arguments, enough to rebuild the model (saving and model cards read them).
+        self.config = {"ntoken": int(ntoken), "ninp": int(ninp), "nhid": int(nhid), "nhidlast": int(nhidlast),
+                       "dropout": float(dropout), "dropouth": float(dropouth), "dropoutx": float(dropoutx),
+                       "dropouti": float(dropouti), "dropoute": float(dropoute),
+                       "genotype": _genotypes.format(genotype) if self.genotype is not None else None}
 
     def init_weights(self) -> None:
         self.encoder.weight.data.uniform_(-INITRANGE, INITRANGE)

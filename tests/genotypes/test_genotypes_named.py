@@ -255,7 +255,7 @@ def test_resolve_accepts_a_name_text_or_genotype_and_checks_the_kind():
     assert genotypes.resolve(genotypes.format(g)) == g
     assert genotypes.resolve(g) is g
     assert genotypes.resolve("ENAS", "rnn") == genotypes.get("ENAS", "rnn")
-    with pytest.raises(TypeError, match="cnn genotype"):
+    with pytest.raises(TypeError, match="conv Genotype"):
         genotypes.resolve(genotypes.get("ENAS", "rnn"), "cnn")
     with pytest.raises(ValueError):
         genotypes.resolve("NO_SUCH_CELL")
