@@ -1,20 +1,29 @@
 """The DARTS model zoo: the evaluated networks, state-dict compatible with the original.
 
 Named pretrained models: ``zoo.list_models()``, ``zoo.info(name)``, ``zoo.create_model(name)``,
-``zoo.load(name_or_dir_or_"hf-hub:org/repo"_or_original_file)``, ``zoo.save_pretrained(model, dir)``,
-``zoo.push_to_hub(dir, repo_id)``. Importers of the original checkpoints are in ``zoo.convert``,
-evaluation in ``zoo.evaluate``, datasets in ``zoo.datasets``.
+``zoo.load(name_or_dir_or_"hf-hub:org/repo"_or_checkpoint_file, num_classes=None)``,
+``zoo.transforms(name)``, ``zoo.save_pretrained(model, dir)``, ``zoo.push_to_hub(dir, repo_id)``.
+
+Modules, from the bottom up: the networks (``cnn``, ``rnn``, ``ops``); ``registry`` (named models and
+their weight sources, as data); format readers (``legacy``: the original's pickles, read safely;
+``layouts``: the original's and NNI's keys); ``saved`` (safetensors directories) and ``card``;
+``hub`` (Hugging Face Hub); ``download`` (files into the zoo cache); ``convert`` (a checkpoint file
+to a network); ``loader`` (``load``, trying an entry's sources in order). Evaluation is in
+``zoo.evaluate``, datasets in ``zoo.datasets``.
 """
 from .cnn import NetworkCIFAR, NetworkImageNet
 from .counting import count_macs, count_parameters
-from .hub import ModelLoadError, WeightsNotFoundError, load, load_pretrained, push_to_hub, save_pretrained
-from .registry import UnknownModelError, create_model, info, list_models
+from .errors import ModelLoadError, WeightsNotFoundError
+from .hub import push_to_hub
+from .loader import create_model, load, transforms
+from .registry import UnknownModelError, info, list_models
 from .rnn import RNNModel
+from .saved import load_pretrained, save_pretrained
 from .state import StateDictMismatchError, check_state_dict
 
 __all__ = [
     "NetworkCIFAR", "NetworkImageNet", "RNNModel", "count_parameters", "count_macs",
     "StateDictMismatchError", "check_state_dict",
-    "list_models", "info", "create_model", "load", "load_pretrained", "save_pretrained", "push_to_hub",
+    "list_models", "info", "create_model", "load", "load_pretrained", "save_pretrained", "push_to_hub", "transforms",
     "UnknownModelError", "ModelLoadError", "WeightsNotFoundError",
 ]

@@ -1,4 +1,4 @@
-"""Command line of the zoo: ``python -m zoo {list,info,eval,convert,push} ...`` (each with --help).
+"""Command line of the zoo: ``python -m zoo {list,info,download,eval,convert,push} ...`` (each with --help).
 
 Errors a user can cause are printed as one line on stderr with exit code 2.
 """
@@ -38,23 +38,52 @@ def _cmd_info(args) -> int:
     if args.json:
         print(json.dumps(d, indent=2))
         return 0
-    w = d["weights"]
+    names = d["class_names"]
     lines = [
         f"{d['name']}: {d['description']}",
         f"  arch:          {d['arch']} {d['args']}",
         f"  genotype:      {d['genotype']}",
         f"  dataset:       {d['dataset']}",
+        f"  classes:       " + (f"{len(names)} ({', '.join(names[:5])}{', ...' if len(names) > 5 else ''})"
+                                if names else "- (a language model: its vocabulary comes with the data)"),
         f"  preprocessing: {d['preprocessing']}",
         f"  metrics:       {d['metrics'] or '-'}" + (f" ({d['metrics_source']})" if d["metrics_source"] else ""),
         f"  params:        {d['params']:,}" if d["params"] else "  params:        -",
         f"  license:       {d['license']}",
-        f"  weights:       hub {w['hub_repo'] or '-'}; original file {w['original_file'] or '-'}; "
-        f"Google Drive {w['gdrive_url'] or '-'}; sha256 {w['sha256'] or 'unknown'}",
     ]
-    if w.get("note"):
-        lines.append(f"  note:          {w['note']}")
+    if not d["sources"]:
+        lines.append("  weights:       none published (architecture only)")
+    for i, src in enumerate(d["sources"], 1):
+        digest = src["sha256"] or (f"starts with {src['sha256_prefix']}" if src["sha256_prefix"] else "not published")
+        head = {True: "with the auxiliary head", False: "no auxiliary head", None: "auxiliary head: not stated"}
+        lines += [f"  source {i}:      {src['kind']} {src['url']}",
+                  f"                 file {src['filename'] or '-'}, {src['layout']} layout, sha256 {digest}, "
+                  f"{head[src['auxiliary']]}",
+                  f"                 provenance: {src['provenance']}"]
+        if src["metrics"]:
+            lines.append(f"                 reported for this copy: {src['metrics']} ({src['metrics_source']})")
     print("\n".join(lines))
     return 0
+
+
+def _cmd_download(args) -> int:
+    from .loader import download
+    from .registry import list_models
+
+    if bool(args.all) == bool(args.name):
+        raise ValueError("give a model name or --all")
+    names = list_models(pretrained=True) if args.all else [args.name]
+    failed = 0
+    for name in names:
+        try:
+            got = download(name)
+            print(f"{got['name']}: ready in {got['where']}" + (f" (from {got['source']})" if got["source"] else ""))
+        except (ValueError, OSError) as e:
+            if not args.all:
+                raise
+            failed += 1
+            print(f"error: {name}: {_one_line(e)}", file=sys.stderr)
+    return 2 if failed else 0
 
 
 def _cmd_eval(args) -> int:
@@ -81,8 +110,8 @@ def _cmd_convert(args) -> int:
     kw = {}
     if args.genotype:
         kw["genotype"] = args.genotype
-    path = convert(args.file, args.kind, out, name=args.name, **kw)
-    from .hub import load_pretrained
+    path = convert(args.file, args.kind, out, name=args.name, layout=args.layout, **kw)
+    from .saved import load_pretrained
 
     model = load_pretrained(path)
     cfg = model.zoo_config
@@ -104,7 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m zoo", description="DARTS model zoo: named pretrained models, "
                                 "importers of the original checkpoints, evaluation.")
     p.add_argument("-v", "--verbose", action="store_true", help="log progress messages")
-    sub = p.add_subparsers(dest="command", metavar="{list,info,eval,convert,push}")
+    sub = p.add_subparsers(dest="command", metavar="{list,info,download,eval,convert,push}")
     sub.required = True
 
     s = sub.add_parser("list", help="list the registered models", description="List registered models.")
@@ -118,6 +147,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("name")
     s.add_argument("--json", action="store_true", help="print the entry as JSON")
     s.set_defaults(func=_cmd_info)
+
+    s = sub.add_parser("download", help="fetch and convert published weights ahead of time",
+                       description="Fetch a model's weights from its sources (checksums checked), convert them and keep "
+                                   "them in the zoo cache ($DARTS_ZOO_HOME, default ~/.cache/darts-zoo), e.g. before "
+                                   "running on compute nodes without internet.")
+    s.add_argument("name", nargs="?", help="a registry name with weights (see `python -m zoo list --pretrained`)")
+    s.add_argument("--all", action="store_true", help="every model with published weights")
+    s.set_defaults(func=_cmd_download)
 
     s = sub.add_parser("eval", help="evaluate a model on its dataset",
                        description="Evaluate a registry name, saved-model directory, hf-hub:ORG/REPO[@REV] or original "
@@ -137,16 +174,19 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--no-progress", action="store_true", help="no progress bar")
     s.set_defaults(func=_cmd_eval)
 
-    s = sub.add_parser("convert", help="import an original DARTS checkpoint",
-                       description="Read an original checkpoint (cifar10_model.pt, imagenet_model.pt, ptb_model.pt, "
-                                   "PyTorch 0.3.1) without running code from it and write a saved-model directory "
-                                   "(config.json, model.safetensors, README.md).")
+    s = sub.add_parser("convert", help="import an original DARTS checkpoint or a public copy of one",
+                       description="Read a checkpoint (the original cifar10_model.pt, imagenet_model.pt, ptb_model.pt "
+                                   "of PyTorch 0.3.1; NNI's darts-v2-*.pth; darmo's dartv2.pt / pdarts.pt) without "
+                                   "running code from it and write a saved-model directory (config.json, "
+                                   "model.safetensors, README.md).")
     s.add_argument("kind", choices=("cifar10", "imagenet", "ptb"))
     s.add_argument("file")
     s.add_argument("--out", required=True, help="directory to write")
     s.add_argument("--genotype", help="genotype name or text for state-dict files (default: DARTS_V2)")
     s.add_argument("--name", help="registry name to tag the directory with (default: the released entry when the "
                                   "architecture matches)")
+    s.add_argument("--layout", choices=("auto", "original", "nni"), default="auto",
+                   help="how the file's tensors are keyed: the original code's or NNI's (default: told by the keys)")
     s.add_argument("--force", action="store_true", help="replace an existing saved model in --out")
     s.set_defaults(func=_cmd_convert)
 
@@ -169,10 +209,15 @@ def _one_line(e: BaseException) -> str:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
+    from .errors import WeightsNotFoundError
+
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
     try:
         return args.func(args)
+    except WeightsNotFoundError as e:  # one message, a line for each source tried and for each way forward
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     except (ValueError, KeyError, OSError) as e:  # FileNotFoundError, our errors (ValueError subclasses) ...
         print(f"error: {_one_line(e)}", file=sys.stderr)
         return 2

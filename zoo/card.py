@@ -1,15 +1,17 @@
 """Model cards: the README.md of a saved model (on disk and on the Hugging Face Hub).
 
-The card says what the model is, its metrics against the paper's, the genotype with a cell
-diagram (drawn with graphviz through :func:`genotypes.plot` when ``dot`` is available), how to
-load it, its license and citation. It starts with the Hub's YAML metadata block.
+Built with huggingface_hub's ``ModelCard`` / ``ModelCardData``, so the Hub reads the metadata and
+shows the metrics (``model-index`` from ``eval_results``). A card describes the weights actually
+saved: their provenance, the figures measured or reported for *these* weights, and, apart and
+labelled as such, the paper's figures for the architecture. Weights saved with neither provenance
+nor figures are described as unknown, never as the authors' model.
 """
 from __future__ import annotations
 
 import logging
 import os
 from pathlib import Path
-from typing import Any, Dict, List, Union
+from typing import Any, Dict, List, Sequence, Union
 
 import genotypes as _genotypes
 
@@ -19,12 +21,13 @@ log = logging.getLogger(__name__)
 
 PathLike = Union[str, os.PathLike]
 
-_METRIC_LABELS = {
+METRIC_LABELS = {
     "top1_error": "top-1 error (%)", "top5_error": "top-5 error (%)", "top1_error_std": "top-1 error std (%)",
-    "test_ppl": "test perplexity", "valid_ppl": "validation perplexity",
+    "test_ppl": "test perplexity", "valid_ppl": "validation perplexity", "top1_acc": "top-1 accuracy (%)",
 }
 _DATASET_NAMES = {"cifar10": "CIFAR-10", "imagenet": "ImageNet (ILSVRC2012)", "ptb": "Penn Treebank"}
 _HF_DATASETS = {"cifar10": "cifar10", "imagenet": "imagenet-1k", "ptb": "ptb_text_only"}
+_SPLITS = {"cifar10": "test", "imagenet": "validation", "ptb": "test"}
 
 
 def draw_cells(genotype_text: str, directory: PathLike, fmt: str = "png") -> List[Path]:
@@ -37,48 +40,91 @@ def draw_cells(genotype_text: str, directory: PathLike, fmt: str = "png") -> Lis
         return []
 
 
-def render_card(config: Dict[str, Any], images: List[str] = ()) -> str:
+def _metric_rows(metrics: Dict[str, float]) -> List[str]:
+    return [f"| {METRIC_LABELS.get(k, k)} | {v} |" for k, v in metrics.items()]
+
+
+def card_data(config: Dict[str, Any]):
+    """The Hub metadata: license, tags, dataset and, for figures of these weights, ``eval_results``."""
+    from huggingface_hub import EvalResult, ModelCardData
+
+    dataset = config.get("dataset", "")
+    name = config.get("name") or config.get("arch", "model")
+    task = "text-generation" if dataset == "ptb" else "image-classification"
+    results = [
+        EvalResult(task_type=task, dataset_type=_HF_DATASETS.get(dataset, dataset),
+                   dataset_name=_DATASET_NAMES.get(dataset, dataset), dataset_split=_SPLITS.get(dataset),
+                   metric_type=key, metric_name=METRIC_LABELS.get(key, key), metric_value=value,
+                   source_name=config.get("metrics_source") or None)
+        for key, value in (config.get("metrics") or {}).items()
+    ]
+    tags = ["darts", "neural-architecture-search", "pytorch", task]
+    return ModelCardData(license=config.get("license", "apache-2.0"), library_name="darts-zoo", tags=tags,
+                         datasets=[_HF_DATASETS[dataset]] if dataset in _HF_DATASETS else None,
+                         model_name=str(name) if results else None, eval_results=results or None)
+
+
+def _provenance_lines(config: Dict[str, Any]) -> List[str]:
+    src = config.get("source") or {}
+    if not src:
+        return ["Nothing is recorded about where these weights come from or how they were trained: they are what "
+                "the network held when it was saved (for example an untrained network)."]
+    lines = []
+    if src.get("provenance"):
+        lines.append(str(src["provenance"]) + ".")
+    if src.get("file"):
+        lines.append(f"Converted by the zoo from `{src['file']}` (sha256 `{src.get('sha256', '?')}`, "
+                     f"{src.get('layout', 'original')} layout).")
+    if src.get("url"):
+        lines.append(f"Downloaded from <{src['url']}>.")
+    if src.get("run"):
+        lines.append(f"Trained from scratch by `python -m reproduce` (run `{src['run']}`, seed {src.get('seed')}, "
+                     f"commit `{src.get('commit')}`).")
+    if src.get("classifier"):
+        lines.append(f"Classifier: {src['classifier']}.")
+    return lines or [f"Source: `{src}`"]
+
+
+def render_card(config: Dict[str, Any], images: Sequence[str] = ()) -> str:
+    from huggingface_hub import ModelCard
+
     name = config.get("name") or config.get("arch", "model")
     dataset = config.get("dataset", "")
     metrics = config.get("metrics") or {}
-    tags = ["darts", "neural-architecture-search", "pytorch", "image-classification" if dataset != "ptb"
-            else "language-modeling"]
-    lines = ["---", f"license: {config.get('license', 'apache-2.0')}", "library_name: darts-zoo", "tags:"]
-    lines += [f"- {t}" for t in tags]
-    if dataset in _HF_DATASETS:
-        lines += ["datasets:", f"- {_HF_DATASETS[dataset]}"]
-    lines += ["---", "", f"# {name}", "", config.get("description", ""), ""]
+    reference = config.get("reference_metrics") or {}
+    lines = [f"# {name}", "", config.get("description", ""), ""]
     lines += [
         f"- architecture: `{config.get('arch')}` with arguments `{config.get('args')}`",
         f"- dataset: {_DATASET_NAMES.get(dataset, dataset)}",
         f"- parameters: {config.get('params', 0):,} (auxiliary head excluded, tied weights counted once)",
+        "", "## The weights", "",
     ]
-    src = config.get("source") or {}
-    if src.get("original_file"):
-        lines.append(f"- weights: converted from the original `{src['original_file']}` "
-                     f"(sha256 `{src.get('original_sha256', '?')}`) with `python -m zoo convert`")
-    lines += ["", "## Metrics", ""]
+    lines += _provenance_lines(config)
+    lines += ["", "## Metrics of these weights", ""]
     if metrics:
-        lines += ["| metric | expected (paper / original release) |", "| --- | --- |"]
-        lines += [f"| {_METRIC_LABELS.get(k, k)} | {v} |" for k, v in metrics.items()]
-        if config.get("metrics_source"):
-            lines += ["", f"Source: {config['metrics_source']}."]
-        lines += ["", f"Reproduce with `python -m zoo eval {name} --data DIR` (see the zoo's README)."]
+        lines += ["| metric | value |", "| --- | --- |", *_metric_rows(metrics), ""]
+        lines.append(f"Source: {config.get('metrics_source') or 'not stated'}.")
     else:
-        lines.append("No published figures for this configuration.")
-    lines += ["", "## Genotype", "", "```", config.get("genotype", ""), "```", ""]
+        lines.append("None recorded: these weights have not been evaluated.")
+    if reference:
+        lines += ["", "## Reference (the paper's figures for this architecture, not a measurement of these weights)",
+                  "", "| metric | value |", "| --- | --- |", *_metric_rows(reference), ""]
+        if config.get("reference_source"):
+            lines.append(f"Source: {config['reference_source']}.")
+    lines += ["", "Evaluate with `python -m zoo eval DIR --data DATA` (see the zoo's README).", ""]
+    lines += ["## Genotype", "", "```", config.get("genotype", ""), "```", ""]
     for img in images:
         lines += [f"![{Path(img).stem}]({Path(img).name})", ""]
     repo = name if "/" in str(name) else "ORG/REPO"
-    lines += [
-        "## Usage", "", "```python", "import zoo", "",
-        f"model = zoo.load(\"{name}\")          # registry name" if config.get("name") else None,
-        f"model = zoo.load(\"hf-hub:{repo}\")  # from the Hugging Face Hub",
-        "model = zoo.load(\"path/to/this/directory\")", "```", "",
-        "Preprocessing: `" + str(config.get("preprocessing", {})) + "`", "",
-        "## Citation", "", "```bibtex", config.get("citation", ""), "```", "",
-    ]
-    return "\n".join(x for x in lines if x is not None) + "\n"
+    lines += ["## Usage", "", "```python", "import zoo", ""]
+    if config.get("name"):
+        lines.append(f"model = zoo.load(\"{name}\")          # registry name")
+    lines += [f"model = zoo.load(\"hf-hub:{repo}\")  # from the Hugging Face Hub",
+              "model = zoo.load(\"path/to/this/directory\")", "```", "",
+              "Preprocessing: `" + str(config.get("preprocessing", {})) + "`", "",
+              "## Citation", "", "```bibtex", config.get("citation", ""), "```", ""]
+    body = "\n".join(lines)
+    return str(ModelCard("---\n" + card_data(config).to_yaml() + "\n---\n\n" + body))
 
 
 def write_card(directory: PathLike, config: Dict[str, Any], diagram_format: str = "png") -> Path:
@@ -88,4 +134,4 @@ def write_card(directory: PathLike, config: Dict[str, Any], diagram_format: str 
     return atomic_write_text(d / "README.md", render_card(config, images))
 
 
-__all__ = ["render_card", "write_card", "draw_cells"]
+__all__ = ["render_card", "write_card", "draw_cells", "card_data", "METRIC_LABELS"]

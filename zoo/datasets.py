@@ -383,6 +383,21 @@ def imagenet_eval_transform(resize: int = 256, crop: int = 224, mean=IMAGENET_ME
     ])
 
 
+def eval_transforms(preprocessing: dict):
+    """torchvision eval transforms for a registry entry's or saved model's ``preprocessing`` (images only)."""
+    from torchvision import transforms
+
+    if "mean" not in preprocessing:
+        raise ValueError("this model reads text, not images: it has no image transforms (see its 'preprocessing')")
+    steps = []
+    if preprocessing.get("resize"):
+        steps.append(transforms.Resize(int(preprocessing["resize"])))
+    if preprocessing.get("crop") and preprocessing.get("resize"):
+        steps.append(transforms.CenterCrop(int(preprocessing["crop"])))
+    return transforms.Compose([*steps, transforms.ToTensor(),
+                               transforms.Normalize(list(preprocessing["mean"]), list(preprocessing["std"]))])
+
+
 def _imagenet_help(path: Path, why: str) -> str:
     return (
         f"ImageNet split not found at {path}: {why}. Expected an ImageFolder tree {path}/<wnid>/<image>.JPEG "

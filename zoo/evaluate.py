@@ -192,7 +192,7 @@ def evaluate(model_or_source, data_dir: PathLike, dataset: Optional[str] = None,
              device="cpu", amp: Optional[str] = None, progress: Optional[bool] = None, workers: int = 4,
              download: bool = True, checkpoint: Optional[PathLike] = None) -> Dict[str, Any]:
     """Evaluate a model (or anything ``zoo.load`` accepts) on its dataset; returns a JSON-able report."""
-    from .hub import load
+    from .loader import load
 
     dev = _device(device)
     source = None
@@ -225,8 +225,10 @@ def evaluate(model_or_source, data_dir: PathLike, dataset: Optional[str] = None,
         "split": "val" if dataset == "imagenet" else "test",
         "n": n,
         "metrics": metrics,
-        "expected": dict(cfg.get("metrics") or {}),
-        "expected_source": cfg.get("metrics_source", ""),
+        # figures of these weights when known, else the paper's for the architecture (labelled so)
+        "expected": dict(cfg.get("metrics") or cfg.get("reference_metrics") or {}),
+        "expected_source": cfg.get("metrics_source", "") if cfg.get("metrics") else (
+            f"reference, not these weights: {cfg['reference_source']}" if cfg.get("reference_source") else ""),
         "params": count_parameters(model),
         "expected_params": _expected_params(cfg),
         "device": str(dev),

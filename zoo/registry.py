@@ -1,10 +1,11 @@
 """Named models of the zoo: what each one is, how to build it and where its weights come from.
 
-``list_models``, ``info`` and ``create_model`` live here; ``load`` (which also accepts
-directories, ``hf-hub:`` ids and original checkpoint files) is in :mod:`zoo.hub`.
+This module is data and look-ups only: ``list_models``, ``info``, ``get_entry``, ``build``. Each
+entry lists its weight :class:`Source` objects (hub repos, public mirrors, the original files) with
+their provenance and checksums; :mod:`zoo.loader` tries them in order.
 
-Three entries carry the released DARTS weights (``darts-cifar10``, ``darts-imagenet``,
-``darts-ptb``); every other named genotype has architecture-only entries (``<genotype>-cifar10``,
+Four entries have weights (``darts-cifar10``, ``darts-imagenet``, ``darts-ptb``, ``pdarts-imagenet``);
+every other named genotype has architecture-only entries (``<genotype>-cifar10``,
 ``<genotype>-imagenet`` for conv cells, ``<genotype>-ptb`` for recurrent cells).
 """
 from __future__ import annotations
@@ -13,7 +14,7 @@ import copy
 import difflib
 import fnmatch
 from dataclasses import asdict, dataclass, field
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 import genotypes as _genotypes
 
@@ -39,6 +40,7 @@ IMAGENET_PREPROCESSING = {"mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD)
                           "resize": 256, "crop": 224, "interpolation": "bilinear"}
 PTB_PREPROCESSING = {"tokenizer": "whitespace + <eos> per line (awd-lstm-lm rnn/data.py)",
                      "vocabulary": "built over train, valid, test in that order", "eval_batch_size": 1, "bptt": 35}
+PREPROCESSING = {"cifar10": CIFAR_PREPROCESSING, "imagenet": IMAGENET_PREPROCESSING, "ptb": PTB_PREPROCESSING}
 
 # The original evaluation settings (cnn/train.py, cnn/train_imagenet.py, rnn/train.py defaults).
 CIFAR_ARGS = {"C": 36, "num_classes": 10, "layers": 20, "auxiliary": True}
@@ -54,25 +56,43 @@ class UnknownModelError(KeyError, ValueError):
         return self.args[0]
 
 
+SOURCE_KINDS = ("hub", "url", "gdrive")
+LAYOUTS = ("saved", "original", "nni")
+
+
 @dataclass(frozen=True)
-class WeightSources:
-    """Where the weights of a named model can come from, tried in this order by :func:`zoo.load`."""
+class Source:
+    """One place the weights of a named model can come from, as data (tried in order by :func:`zoo.load`).
 
-    hub_repo: Optional[str] = None          # "org/name" on the Hugging Face Hub (safetensors + config.json)
-    hub_revision: Optional[str] = None      # a commit sha or tag pinning the hub weights
-    sha256: Optional[str] = None            # digest of the hub's model.safetensors, when known
-    original_file: Optional[str] = None     # file name the original code released
-    gdrive_id: Optional[str] = None         # Google Drive id from the original README
-    original_sha256: Optional[str] = None   # digest of the original file, when known
-    note: str = ""
+    ``kind`` is ``hub`` (a Hugging Face Hub repo holding a saved model: ``location`` is ``ORG/NAME``),
+    ``url`` (a file at ``location``) or ``gdrive`` (a Google Drive file id). ``filename`` names the
+    downloaded file in the zoo cache and on a site mirror (``DARTS_ZOO_URL_PREFIX``). ``layout`` says
+    how the file's tensors are keyed: ``saved`` (our config.json + model.safetensors), ``original``
+    (the original code's state dict or pickled model) or ``nni`` (NNI's DARTS-space keys).
+    """
+
+    kind: str
+    location: str
+    filename: str = ""
+    layout: str = "original"
+    revision: Optional[str] = None          # hub: a commit sha or tag pinning the files
+    sha256: Optional[str] = None            # the file's full digest, when known (hub: model.safetensors)
+    sha256_prefix: Optional[str] = None     # a digest prefix the publisher states (torch.hub names files so)
+    auxiliary: Optional[bool] = None        # whether the copy holds the auxiliary head (None: not stated)
+    provenance: str = ""                    # who published it, made from what
+    metrics: Dict[str, float] = field(default_factory=dict)   # the publisher's own figures for this copy
+    metrics_source: str = ""
 
     @property
-    def any(self) -> bool:
-        return bool(self.hub_repo or self.original_file)
+    def url(self) -> str:
+        if self.kind == "gdrive":
+            return f"https://drive.google.com/file/d/{self.location}/view"
+        if self.kind == "hub":
+            return f"hf-hub:{self.location}" + (f"@{self.revision}" if self.revision else "")
+        return self.location
 
-    @property
-    def gdrive_url(self) -> Optional[str]:
-        return f"https://drive.google.com/file/d/{self.gdrive_id}/view" if self.gdrive_id else None
+    def to_dict(self) -> Dict[str, Any]:
+        return {**asdict(self), "url": self.url}
 
 
 @dataclass(frozen=True)
@@ -88,13 +108,13 @@ class ModelEntry:
     metrics: Dict[str, float] = field(default_factory=dict)   # expected figures of these weights / this setting
     metrics_source: str = ""
     params: Optional[int] = None    # parameter count (auxiliary head excluded, tied weights once)
-    weights: WeightSources = field(default_factory=WeightSources)
+    sources: Tuple[Source, ...] = ()  # where its weights come from, in the order they are tried
     license: str = LICENSE
     citation: str = CITATION
 
     @property
     def pretrained(self) -> bool:
-        return self.weights.any
+        return bool(self.sources)
 
     @property
     def kind(self) -> str:
@@ -103,12 +123,57 @@ class ModelEntry:
     def to_dict(self) -> Dict[str, Any]:
         d = asdict(self)
         d["pretrained"] = self.pretrained
-        d["weights"]["gdrive_url"] = self.weights.gdrive_url
+        d["sources"] = [s.to_dict() for s in self.sources]
+        d["class_names"] = class_names(self.dataset)
         return d
 
 
-_NO_HUB = ("no hub repository is published yet: import the original file with `python -m zoo convert` and "
-           "publish it with `python -m zoo push`, then set hub_repo here")
+_CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+
+
+def class_names(dataset: str) -> Optional[List[str]]:
+    """Names of the classes in output order (CIFAR-10; ImageNet's as torchvision ships them); None for PTB."""
+    if dataset == "cifar10":
+        return list(_CIFAR10_CLASSES)
+    if dataset == "imagenet":
+        from torchvision.models import ResNet18_Weights
+
+        return list(ResNet18_Weights.IMAGENET1K_V1.meta["categories"])
+    return None
+
+
+# The authors' releases (quark0/darts README, 'Pretrained models'): Google Drive files, gone since 2023
+# (quark0/darts#174, #175) but kept last, for whoever still has access.
+def _drive(file_id: str, filename: str, auxiliary: Optional[bool], metrics: Dict[str, float], source: str) -> Source:
+    return Source(kind="gdrive", location=file_id, filename=filename, layout="original", auxiliary=auxiliary,
+                  provenance=f"the authors' release {filename} (quark0/darts README), on Google Drive",
+                  metrics=metrics, metrics_source=source)
+
+
+_NNI_DARTS_V2 = Source(
+    kind="url", location="https://nni.blob.core.windows.net/nashub/darts-v2-5465b0d2.pth",
+    filename="darts-v2-5465b0d2.pth", layout="nni", sha256_prefix="5465b0d2", auxiliary=False,
+    provenance="NNI's copy of the released cifar10_model.pt (microsoft/nni, DARTS.load_searched_model('darts-v2')): "
+               "the same tensors re-keyed to NNI's DARTS-space layout, auxiliary head dropped; the zoo inverts "
+               "NNI's re-keying, which gives the released tensors back bit for bit",
+    metrics={"top1_error": 2.63},
+    metrics_source=ORIGINAL_README + ": 2.63% test error of the released cifar10_model.pt, of which this is a copy",
+)
+_DARMO_NOTE = ("darmo's copy (jitdee-ai/darts-models release 0.0.1, loaded by the darmo package as {model!r}): a "
+               "state dict in the original code's key layout; its publisher does not say where the weights came from "
+               "(the authors' release or a retraining)")
+_DARMO_DARTS_V2 = Source(
+    kind="url", location="https://github.com/jitdee-ai/darts-models/releases/download/0.0.1/dartv2.pt",
+    filename="dartv2.pt", layout="original", provenance=_DARMO_NOTE.format(model="dartsv2"),
+    metrics={"top1_error": 26.41, "top5_error": 8.60},
+    metrics_source="darmo README (jitdee-ai/darmo): 73.59% top-1 / 91.40% top-5 accuracy on ImageNet val",
+)
+_DARMO_PDARTS = Source(
+    kind="url", location="https://github.com/jitdee-ai/darts-models/releases/download/0.0.1/pdarts.pt",
+    filename="pdarts.pt", layout="original", provenance=_DARMO_NOTE.format(model="pdarts"),
+    metrics={"top1_error": 24.06, "top5_error": 7.26},
+    metrics_source="darmo README (jitdee-ai/darmo): 75.94% top-1 / 92.74% top-5 accuracy on ImageNet val",
+)
 
 # Parameter counts of the original's evaluation networks (shared/reference/param_counts.json).
 _CNN_PARAMS = {
@@ -144,23 +209,25 @@ def _released_entries() -> List[ModelEntry]:
         ModelEntry(
             name="darts-cifar10", arch="NetworkCIFAR", genotype_name="DARTS_V2", genotype=_cnn_text("DARTS_V2"),
             args=dict(CIFAR_ARGS), dataset="cifar10", preprocessing=dict(CIFAR_PREPROCESSING),
-            description="DARTS (second order) convolutional cell, 20 cells of 36 initial channels with the "
-                        "auxiliary head, trained on CIFAR-10 by the authors (the released cifar10_model.pt).",
+            description="DARTS (second order) convolutional cell, 20 cells of 36 initial channels, trained on CIFAR-10 "
+                        "by the authors (the released cifar10_model.pt). NNI's copy of these weights, the first "
+                        "source, has no auxiliary head: loaded from it, the model is the eval network without it.",
             metrics={"top1_error": 2.63}, metrics_source=ORIGINAL_README + ": 2.63% test error, 3.3M params",
             params=_CNN_PARAMS[("cifar10", "DARTS_V2")],
-            weights=WeightSources(original_file="cifar10_model.pt", gdrive_id="1Y13i4zKGKgjtWBdC0HWLavjO7wvEiGOc",
-                                  note=_NO_HUB),
+            sources=(_NNI_DARTS_V2, _drive("1Y13i4zKGKgjtWBdC0HWLavjO7wvEiGOc", "cifar10_model.pt", True,
+                                                  {"top1_error": 2.63}, ORIGINAL_README)),
         ),
         ModelEntry(
             name="darts-imagenet", arch="NetworkImageNet", genotype_name="DARTS_V2", genotype=_cnn_text("DARTS_V2"),
             args=dict(IMAGENET_ARGS), dataset="imagenet", preprocessing=dict(IMAGENET_PREPROCESSING),
             description="DARTS (second order) convolutional cell transferred to ImageNet (mobile setting), 14 cells "
-                        "of 48 initial channels with the auxiliary head (the released imagenet_model.pt).",
+                        "of 48 initial channels with the auxiliary head. The authors released imagenet_model.pt; the "
+                        "public copy found today is darmo's, whose origin its publisher does not state (see sources).",
             metrics={"top1_error": 26.7, "top5_error": 8.7},
             metrics_source=ORIGINAL_README + ": 26.7% top-1 / 8.7% top-5 error, 4.7M params; paper Table 3",
             params=_CNN_PARAMS[("imagenet", "DARTS_V2")],
-            weights=WeightSources(original_file="imagenet_model.pt", gdrive_id="1AKr6Y_PoYj7j0Upggyzc26W0RVdg4CVX",
-                                  note=_NO_HUB),
+            sources=(_DARMO_DARTS_V2, _drive("1AKr6Y_PoYj7j0Upggyzc26W0RVdg4CVX", "imagenet_model.pt", True,
+                                                     {"top1_error": 26.7, "top5_error": 8.7}, ORIGINAL_README)),
         ),
         ModelEntry(
             name="darts-ptb", arch="RNNModel", genotype_name="DARTS_V2", genotype=_rnn_text("DARTS_V2"),
@@ -169,8 +236,20 @@ def _released_entries() -> List[ModelEntry]:
                         "Treebank by the authors (the released ptb_model.pt).",
             metrics={"test_ppl": 55.68}, metrics_source=ORIGINAL_README + ": 55.68 test perplexity, 23M params",
             params=_PTB_DARTS_PARAMS,
-            weights=WeightSources(original_file="ptb_model.pt", gdrive_id="1Mt_o6fZOlG-VDF3Q5ModgnAJ9W6f_av2",
-                                  note=_NO_HUB),
+            sources=(_drive("1Mt_o6fZOlG-VDF3Q5ModgnAJ9W6f_av2", "ptb_model.pt", None, {"test_ppl": 55.68},
+                            ORIGINAL_README),),
+        ),
+        ModelEntry(
+            name="pdarts-imagenet", arch="NetworkImageNet", genotype_name="PDARTS", genotype=_cnn_text("PDARTS"),
+            args={**IMAGENET_ARGS, "auxiliary_bn": True}, dataset="imagenet",
+            preprocessing=dict(IMAGENET_PREPROCESSING),
+            description="P-DARTS (Chen et al., ICCV 2019) convolutional cell in the DARTS ImageNet network (mobile "
+                        "setting), 14 cells of 48 initial channels, with P-DARTS's auxiliary head (a BatchNorm after "
+                        "its second convolution).",
+            metrics={"top1_error": 24.4, "top5_error": 7.4},
+            metrics_source="P-DARTS paper (Chen, Xie, Wu & Tian, arXiv:1904.12760), Table 3: ImageNet, mobile setting",
+            params=4944352,  # this network as the zoo builds it (the paper rounds to 4.9M)
+            sources=(_DARMO_PDARTS,),
         ),
     ]
 
@@ -248,6 +327,11 @@ def get_entry(name: str) -> ModelEntry:
     )
 
 
+def entries() -> List[ModelEntry]:
+    """Every registered entry, in registration order."""
+    return list(_REGISTRY.values())
+
+
 def is_registered(name: str) -> bool:
     try:
         get_entry(name)
@@ -270,7 +354,7 @@ def info(name: str) -> Dict[str, Any]:
 
 _ARCH_ARG_NAMES = {
     "NetworkCIFAR": ("C", "num_classes", "layers", "auxiliary", "genotype"),
-    "NetworkImageNet": ("C", "num_classes", "layers", "auxiliary", "genotype"),
+    "NetworkImageNet": ("C", "num_classes", "layers", "auxiliary", "genotype", "auxiliary_bn"),
     "RNNModel": ("ntoken", "ninp", "nhid", "nhidlast", "dropout", "dropouth", "dropoutx", "dropouti", "dropoute",
                  "genotype"),
 }
@@ -288,10 +372,7 @@ def build(arch: str, args: Dict[str, Any], genotype):
     bad = [k for k in args if k not in allowed]
     if bad:
         raise ValueError(f"{arch} takes no argument(s) {bad}; its arguments are {', '.join(allowed)}")
-    if isinstance(genotype, str) and "(" not in genotype:
-        genotype = _genotypes.get(genotype, "rnn" if arch == "RNNModel" else "cnn")
-    elif isinstance(genotype, str):
-        genotype = _genotypes.parse(genotype)
+    genotype = _genotypes.resolve(genotype, "rnn" if arch == "RNNModel" else "cnn")
     if arch == "RNNModel":
         if "ninp" in args and "nhid" not in args:
             args = {**args, "nhid": args["ninp"], "nhidlast": args["ninp"]}
@@ -299,20 +380,10 @@ def build(arch: str, args: Dict[str, Any], genotype):
     return classes[arch](genotype=genotype, **args)
 
 
-def create_model(name: str, pretrained: bool = False, **overrides):
-    """Build a named model; ``overrides`` replace constructor arguments (e.g. ``num_classes=100``,
-    ``genotype="DARTS_V1"``). With ``pretrained=True`` the weights are loaded as :func:`zoo.load`
-    does (no architecture overrides then, as the weights fix the architecture)."""
+def build_entry(name: str, **overrides):
+    """The architecture of a named model, untrained; ``overrides`` replace constructor arguments
+    (e.g. ``num_classes=100``, ``genotype="DARTS_V1"``)."""
     entry = get_entry(name)
-    if pretrained:
-        if overrides:
-            raise ValueError(
-                f"pretrained weights fix the architecture of {entry.name}; drop the overrides {sorted(overrides)} "
-                f"or build with pretrained=False and load your own weights"
-            )
-        from .hub import load
-
-        return load(entry.name)
     args = dict(entry.args)
     genotype = overrides.pop("genotype", entry.genotype)
     args.update(overrides)
@@ -320,6 +391,6 @@ def create_model(name: str, pretrained: bool = False, **overrides):
 
 
 __all__ = [
-    "ModelEntry", "WeightSources", "UnknownModelError", "list_models", "info", "create_model", "get_entry",
-    "register", "build", "is_registered", "CITATION", "LICENSE",
+    "ModelEntry", "Source", "UnknownModelError", "list_models", "info", "get_entry", "register", "build",
+    "build_entry", "is_registered", "class_names", "entries", "CITATION", "LICENSE",
 ]

@@ -1,0 +1,284 @@
+"""``zoo.load``: a ready model from a registry name, a saved-model directory, ``hf-hub:ORG/REPO`` or a checkpoint file.
+
+For a registry name the entry's sources (data in :mod:`zoo.registry`) are tried in this order:
+
+1. its Hugging Face Hub repo, if one is set;
+2. the converted copy in the zoo cache (``$DARTS_ZOO_HOME/models/<name>``);
+3. its files: first a copy already in the cache (``$DARTS_ZOO_HOME/original/<file>``), then a
+   site's own mirror (``$DARTS_ZOO_URL_PREFIX/<file>``), then the public mirrors, then the
+   authors' Google Drive files. A downloaded file is checked against the registry's checksum
+   before any use, converted by the format readers, and kept, converted, in the zoo cache.
+
+When every source fails, :class:`WeightsNotFoundError` lists each one with the reason and what
+the user can do. ``DARTS_ZOO_OFFLINE=1`` / ``HF_HUB_OFFLINE=1`` mean no network.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Dict, List, Optional, Union
+
+import torch
+
+from . import download as _download
+from .convert import model_from_original
+from .errors import ModelLoadError, WeightsNotFoundError
+from .hub import HF_PREFIX, hub_download, parse_hub_source
+from .layouts import is_nni_layout
+from .legacy import StandinModule, load_original
+from .registry import ModelEntry, Source, build_entry, entries, get_entry, is_registered
+from .saved import CONFIG_NAME, load_pretrained, save_pretrained, with_new_head
+
+log = logging.getLogger(__name__)
+
+PathLike = Union[str, os.PathLike]
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return f"{type(e).__name__}: {text[0] if text else ''}"
+
+
+class _Attempts:
+    """What was tried for one name, and why each failed: the error message when nothing works."""
+
+    def __init__(self, entry: ModelEntry):
+        self.entry = entry
+        self.lines: List[str] = []
+
+    def failed(self, where: str, why: str) -> None:
+        log.info("%s: %s: %s", self.entry.name, where, why)
+        self.lines.append(f"{where}: {why}")
+
+    def error(self) -> WeightsNotFoundError:
+        files = [s.filename for s in self.entry.sources if s.filename]
+        kind = self.entry.dataset
+        advice = [
+            "check your network connection and run it again (a download that failed is not kept)",
+            f"on a machine without internet, run `python -m zoo download {self.entry.name}` where there is "
+            f"internet and copy {_download.zoo_home()} (DARTS_ZOO_HOME) across",
+        ]
+        if files:
+            advice += [
+                f"if you have one of the files ({', '.join(files)}), put it in {_download.zoo_home() / 'original'}, "
+                f"or load it with zoo.load({self.entry.name!r}, checkpoint=PATH) or "
+                f"`python -m zoo convert {kind} PATH --out DIR`",
+                "or point DARTS_ZOO_URL_PREFIX at a mirror of your site that serves those file names",
+            ]
+        return WeightsNotFoundError(
+            f"no weights for {self.entry.name} could be had; tried:\n  - " + "\n  - ".join(self.lines)
+            + "\nWhat you can do:\n  - " + "\n  - ".join(advice))
+
+
+def _cached_dir(entry: ModelEntry) -> Path:
+    return _download.zoo_home() / "models" / entry.name
+
+
+def _cached_file(source: Source) -> Path:
+    return _download.zoo_home() / "original" / source.filename
+
+
+def _description(entry: ModelEntry, model, source: Source) -> str:
+    text = entry.description
+    if entry.args.get("auxiliary") and not model.config.get("auxiliary"):
+        text += " This copy has no auxiliary head: the model is the eval network without it."
+    return text
+
+
+def _convert_into_cache(entry: ModelEntry, source: Source, path: Path, digest: str, url: str):
+    """Read a verified file of ``source``, check it holds the entry's network, keep it converted in the cache."""
+    provenance = {"entry": entry.name, "provenance": source.provenance, "url": url, "file": source.filename,
+                  "sha256": digest, "layout": source.layout}
+    model, finfo = model_from_original(path, entry.dataset, entry=entry.name, layout=source.layout,
+                                       source=provenance)
+    if not finfo["matches_entry"]:
+        raise ModelLoadError(f"{path.name} does not hold the network of {entry.name} (its sizes or genotype differ)")
+    out = save_pretrained(model, _cached_dir(entry), name=entry.name, metrics=source.metrics,
+                          metrics_source=source.metrics_source, source=provenance,
+                          description=_description(entry, model, source))
+    return load_pretrained(out)
+
+
+def _try_hub(entry: ModelEntry, revision: Optional[str], tried: _Attempts):
+    hub_sources = [s for s in entry.sources if s.kind == "hub"]
+    if not hub_sources:
+        tried.failed("Hugging Face Hub", "no repository is published for this entry")
+    for s in hub_sources:
+        try:
+            return load_pretrained(hub_download(s.location, revision or s.revision), expected_sha256=s.sha256)
+        except (WeightsNotFoundError, ModelLoadError) as e:
+            tried.failed(f"hub repo {s.location}", str(e))
+    return None
+
+
+def _try_cache(entry: ModelEntry, tried: _Attempts):
+    cached = _cached_dir(entry)
+    if not (cached / CONFIG_NAME).is_file():
+        tried.failed(f"converted copy {cached}", "absent")
+        return None
+    try:
+        return load_pretrained(cached)
+    except ModelLoadError as e:
+        tried.failed(f"converted copy {cached}", str(e))
+        return None
+
+
+def _try_files(entry: ModelEntry, tried: _Attempts):
+    file_sources = [s for s in entry.sources if s.kind in ("url", "gdrive")]
+    for s in file_sources:  # a copy already downloaded (or put there by hand)
+        local = _cached_file(s)
+        if not local.is_file():
+            tried.failed(f"file {local}", "absent")
+            continue
+        try:
+            digest = _download.verify(local, s.sha256, s.sha256_prefix)
+            return _convert_into_cache(entry, s, local, digest, s.url)
+        except (ValueError, OSError) as e:
+            tried.failed(f"file {local}", str(e))
+    prefix = _download.url_prefix()
+    candidates = [(s, f"site mirror {prefix}/{s.filename}", f"{prefix}/{s.filename}", None)
+                  for s in file_sources if prefix]
+    candidates += [(s, f"{'Google Drive' if s.kind == 'gdrive' else 'mirror'} {s.url}",
+                    s.location if s.kind == "url" else None, s.location if s.kind == "gdrive" else None)
+                   for s in file_sources]
+    for s, where, url, drive_id in candidates:
+        if _download.offline():
+            tried.failed(where, "skipped (offline: DARTS_ZOO_OFFLINE or HF_HUB_OFFLINE is set)")
+            continue
+        local = _cached_file(s)
+        try:
+            digest = _download.fetch(local, url=url, gdrive_id=drive_id, sha256=s.sha256,
+                                     sha256_prefix=s.sha256_prefix)
+        except Exception as e:  # any failure of one source (HTTP, timeout, checksum, quota) moves on to the next
+            tried.failed(where, _first_line(e))
+            continue
+        try:
+            return _convert_into_cache(entry, s, local, digest, url or s.url)
+        except (ValueError, OSError) as e:
+            local.unlink(missing_ok=True)
+            tried.failed(where, f"downloaded, but it cannot be used: {e}")
+    return None
+
+
+def _load_registered(name: str, revision: Optional[str]):
+    entry = get_entry(name)
+    if not entry.sources:
+        raise WeightsNotFoundError(
+            f"{entry.name} is an architecture-only entry (no published weights): use "
+            f"zoo.create_model({entry.name!r}) and train it (python -m reproduce), or load your own saved directory")
+    tried = _Attempts(entry)
+    for attempt in (lambda: _try_hub(entry, revision, tried), lambda: _try_cache(entry, tried),
+                    lambda: _try_files(entry, tried)):
+        model = attempt()
+        if model is not None:
+            return model
+    raise tried.error()
+
+
+def _registry_digest(repo_id: str) -> Optional[str]:
+    """The sha256 the registry records for a hub repo's model.safetensors, if an entry publishes there."""
+    for e in entries():
+        for s in e.sources:
+            if s.kind == "hub" and s.location == repo_id and s.sha256:
+                return s.sha256
+    return None
+
+
+def guess_kind(path: Path) -> str:
+    """Which network a checkpoint file holds: ``cifar10``, ``imagenet`` or ``ptb``."""
+    obj, _ = load_original(path)
+    if isinstance(obj, StandinModule):
+        return "ptb"
+    if isinstance(obj, dict):
+        sd = obj.get("state_dict", obj) if isinstance(obj.get("state_dict", None), dict) else obj
+        keys = [k[7:] if isinstance(k, str) and k.startswith("module.") else k for k in sd]
+        if any(isinstance(k, str) and k.startswith("stem0.") for k in keys):
+            return "imagenet"
+        if any(isinstance(k, str) and k.startswith("stem.") for k in keys) or is_nni_layout(sd):
+            return "cifar10"
+    raise ModelLoadError(f"{path}: cannot tell which DARTS network this checkpoint holds; "
+                         f"use `python -m zoo convert {{cifar10,imagenet,ptb}} {path} --out DIR`")
+
+
+def load(name_or_source: str, checkpoint: Optional[PathLike] = None, device: Union[str, torch.device] = "cpu",
+         revision: Optional[str] = None, num_classes: Optional[int] = None, **kw):
+    """A ready model (eval mode, on ``device``) from a name, directory, ``hf-hub:`` id or checkpoint file.
+
+    ``num_classes`` keeps the pretrained features and gives fresh classifier heads (the auxiliary
+    one too). ``checkpoint`` loads a local original file for a registry name
+    (``zoo.load("darts-cifar10", checkpoint="cifar10_model.pt")``); ``kw`` (e.g. ``genotype=``)
+    overrides what an original file cannot tell. ``revision`` picks a hub revision.
+    """
+    source = str(name_or_source)
+    path = Path(source).expanduser()
+    # A folder that is not a saved model (no config.json) does not hide a registry name of the same spelling.
+    is_saved_dir = path.is_dir() and ((path / CONFIG_NAME).exists() or not is_registered(source))
+    if kw and checkpoint is None and not (path.is_file() and not is_saved_dir):
+        where = f"zoo.create_model({source!r}, **overrides)" if is_registered(source) else "a checkpoint file"
+        raise ValueError(f"overrides {sorted(kw)} apply to original files only: a saved model rebuilds itself from "
+                         f"its config.json (for an untrained architecture use {where})")
+    if checkpoint is not None:
+        entry = get_entry(source)
+        genotype = kw.pop("genotype", None)
+        if genotype is None and entry.dataset != "ptb":  # a ptb file knows its genotype; a state dict does not
+            genotype = entry.genotype
+        model, _ = model_from_original(checkpoint, entry.dataset, genotype=genotype, entry=entry.name, **kw)
+    elif source.startswith(HF_PREFIX):
+        repo, rev = parse_hub_source(source)
+        model = load_pretrained(hub_download(repo, revision or rev), expected_sha256=_registry_digest(repo))
+    elif is_saved_dir:
+        if is_registered(source):
+            log.info("loading the saved model in ./%s (a local folder), not the registry entry of that name", source)
+        model = load_pretrained(path)
+    elif path.is_file():
+        model, _ = model_from_original(path, guess_kind(path), **kw)
+    elif is_registered(source):
+        model = _load_registered(source, revision)
+    elif "/" in source or os.sep in source or source.endswith((".pt", ".pth", ".safetensors")):
+        raise FileNotFoundError(f"no such file or directory: {source} (a source is a registry name, a saved-model "
+                                f"directory, hf-hub:ORG/REPO[@REV] or an original checkpoint file)")
+    else:
+        get_entry(source)  # raises UnknownModelError with a suggestion
+        raise AssertionError("unreachable")
+    if num_classes is not None:
+        with_new_head(model, num_classes)
+    return model.to(device).eval()
+
+
+def create_model(name: str, pretrained: bool = False, **overrides):
+    """Build a named model; ``overrides`` replace constructor arguments (e.g. ``num_classes=100``,
+    ``genotype="DARTS_V1"``). With ``pretrained=True`` the weights are loaded as :func:`load` does;
+    ``num_classes`` then gives fresh classifier heads over the pretrained features, and other
+    overrides are refused (the weights fix the architecture)."""
+    if not pretrained:
+        return build_entry(name, **overrides)
+    num_classes = overrides.pop("num_classes", None)
+    if overrides:
+        raise ValueError(
+            f"pretrained weights fix the architecture of {get_entry(name).name}; drop the overrides "
+            f"{sorted(overrides)} or build with pretrained=False and load your own weights")
+    return load(get_entry(name).name, num_classes=num_classes)
+
+
+def download(name: str) -> Dict[str, str]:
+    """Fetch and convert a named model's weights ahead of time (for compute nodes without internet)."""
+    model = _load_registered(get_entry(name).name, None)
+    cfg = model.zoo_config
+    return {"name": cfg["name"], "where": str(_cached_dir(get_entry(name))),
+            "source": (cfg.get("source") or {}).get("url", "")}
+
+
+def transforms(name_or_model):
+    """The torchvision eval transforms of a named model (or of a loaded one, from its config)."""
+    from .datasets import eval_transforms
+
+    if isinstance(name_or_model, torch.nn.Module):
+        cfg = getattr(name_or_model, "zoo_config", None)
+        if cfg is None:
+            raise ValueError("this model has no zoo_config; pass a registry name instead")
+        return eval_transforms(cfg["preprocessing"])
+    return eval_transforms(get_entry(name_or_model).preprocessing)
+
+
+__all__ = ["load", "create_model", "download", "transforms", "guess_kind", "WeightsNotFoundError"]

@@ -1,0 +1,272 @@
+"""Saved models: a directory of ``config.json`` + ``model.safetensors`` + ``README.md`` (the model card).
+
+The same layout locally and on the Hugging Face Hub. Weights are only read from safetensors, with
+the header checked against the file's size and the sha256 checked against the config and the
+registry where known; a model is built and checked completely before it is returned.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import os
+import struct
+from pathlib import Path
+from typing import Any, Dict, Optional, Tuple, Union
+
+import torch
+
+import genotypes as _genotypes
+
+from .card import write_card
+from .counting import count_parameters
+from .errors import ModelLoadError
+from .fileio import atomic_write_bytes, atomic_write_json
+from .registry import ARCHS, CITATION, LICENSE, PREPROCESSING, build, get_entry
+
+log = logging.getLogger(__name__)
+
+PathLike = Union[str, os.PathLike]
+
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+CARD_NAME = "README.md"
+FORMAT = "darts-zoo"
+FORMAT_VERSION = 1
+_DATASET_OF_ARCH = {"NetworkCIFAR": "cifar10", "NetworkImageNet": "imagenet", "RNNModel": "ptb"}
+
+
+# --------------------------------------------------------------------------------------------
+# Config
+# --------------------------------------------------------------------------------------------
+
+def model_config(model, name: Optional[str] = None, metrics: Optional[Dict[str, float]] = None,
+                 metrics_source: str = "", source: Optional[Dict[str, Any]] = None,
+                 description: Optional[str] = None) -> Dict[str, Any]:
+    """Everything needed to rebuild ``model`` and describe the weights it holds (without their digest).
+
+    ``metrics`` are figures of *these* weights (measured, or reported by whoever published them, as
+    ``metrics_source`` says); nothing else is ever recorded as their metrics. ``name`` ties the model to
+    a registry entry for its dataset, preprocessing, license and *reference* figures (the paper's, for
+    the architecture). ``source`` is the weights' provenance (a dict; ``provenance`` is its sentence).
+    """
+    arch = type(model).__name__
+    if arch not in ARCHS or not isinstance(getattr(model, "config", None), dict):
+        raise TypeError(f"save_pretrained saves the zoo's networks ({', '.join(ARCHS)}), not {arch}")
+    args = {k: v for k, v in model.config.items() if k != "genotype"}
+    genotype = _genotypes.format(model.genotype)
+    entry = get_entry(name) if name else None
+    if entry is not None and entry.arch != arch:
+        raise ValueError(f"{name} is a {entry.arch}, the model is a {arch}")
+    dataset = entry.dataset if entry else _DATASET_OF_ARCH[arch]
+    if description is None:
+        description = f"{arch} {args} with the cell {genotype}" + (
+            f" (the architecture of the registry entry {entry.name})" if entry else "")
+    return {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "name": entry.name if entry else name,
+        "kind": arch,
+        "arch": arch,
+        "args": args,
+        "genotype": genotype,
+        "dataset": dataset,
+        "preprocessing": dict(entry.preprocessing if entry else PREPROCESSING[dataset]),
+        "metrics": dict(metrics or {}),
+        "metrics_source": metrics_source if metrics else "",
+        "reference_metrics": dict(entry.metrics) if entry else {},
+        "reference_source": entry.metrics_source if entry else "",
+        "params": count_parameters(model),
+        "description": description,
+        "license": entry.license if entry else LICENSE,
+        "citation": entry.citation if entry else CITATION,
+        "source": dict(source or {}),
+    }
+
+
+def validate_config(config: Any, where: str = "config.json") -> Dict[str, Any]:
+    """Check that a config can rebuild a network; raise ModelLoadError naming the problem."""
+    if not isinstance(config, dict):
+        raise ModelLoadError(f"{where}: expected a JSON object")
+    if config.get("format") != FORMAT:
+        raise ModelLoadError(f"{where}: not a {FORMAT} config (format={config.get('format')!r})")
+    if not isinstance(config.get("format_version"), int) or config["format_version"] > FORMAT_VERSION:
+        raise ModelLoadError(f"{where}: format_version {config.get('format_version')!r} is newer than this zoo "
+                             f"understands ({FORMAT_VERSION}); upgrade the package")
+    arch = config.get("arch", config.get("kind"))
+    if arch not in ARCHS:
+        raise ModelLoadError(f"{where}: unknown arch {arch!r} (expected one of {', '.join(ARCHS)})")
+    if not isinstance(config.get("args"), dict):
+        raise ModelLoadError(f"{where}: 'args' must be an object of constructor arguments")
+    try:
+        g = _genotypes.parse(config.get("genotype", ""))
+        _genotypes.validate(g)
+    except (TypeError, ValueError, SyntaxError) as e:
+        raise ModelLoadError(f"{where}: bad genotype: {e}") from None
+    tied = config.get("tied", {})
+    if not isinstance(tied, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in tied.items()):
+        raise ModelLoadError(f"{where}: 'tied' must map parameter names to parameter names")
+    return config
+
+
+# --------------------------------------------------------------------------------------------
+# safetensors with checks
+# --------------------------------------------------------------------------------------------
+
+_ST_DTYPES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U8": 1, "BOOL": 1}
+
+
+def check_safetensors_bytes(data: bytes, where: str) -> Dict[str, Any]:
+    """Validate a safetensors blob's header against its size; returns the header."""
+    fix = "the file is truncated or corrupt: download or convert it again"
+    if len(data) < 8:
+        raise ModelLoadError(f"{where}: {len(data)} bytes, too short for a safetensors file; {fix}")
+    (n,) = struct.unpack("<Q", data[:8])
+    if n > len(data) - 8:
+        raise ModelLoadError(f"{where}: header of {n} bytes but the file has {len(data)}; {fix}")
+    try:
+        header = json.loads(data[8:8 + n].decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise ModelLoadError(f"{where}: unreadable safetensors header; {fix}") from None
+    if not isinstance(header, dict):
+        raise ModelLoadError(f"{where}: safetensors header is not an object; {fix}")
+    body = len(data) - 8 - n
+    end = 0
+    for name, meta in header.items():
+        if name == "__metadata__":
+            continue
+        try:
+            dtype, shape, (begin, stop) = meta["dtype"], meta["shape"], meta["data_offsets"]
+            expected = math.prod(shape) * _ST_DTYPES[dtype]
+        except (KeyError, TypeError, ValueError):
+            raise ModelLoadError(f"{where}: bad header entry for tensor {name!r}; {fix}") from None
+        if stop - begin != expected or begin < 0 or stop > body:
+            raise ModelLoadError(f"{where}: tensor {name!r} lies outside the data ({begin}..{stop} of {body}); {fix}")
+        end = max(end, stop)
+    if end != body:
+        raise ModelLoadError(f"{where}: {body} data bytes but the tensors account for {end}; {fix}")
+    return header
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _tied_groups(state: Dict[str, torch.Tensor]) -> Dict[str, str]:
+    """Keys whose tensor is the same as an earlier key's (tied weights): later -> first."""
+    seen: Dict[Tuple, str] = {}
+    tied = {}
+    for k, t in state.items():
+        ident = (t.data_ptr(), t.dtype, tuple(t.shape), tuple(t.stride()), t.device)
+        if t.numel() and ident in seen:
+            tied[k] = seen[ident]
+        else:
+            seen.setdefault(ident, k)
+    return tied
+
+
+# --------------------------------------------------------------------------------------------
+# Save / load a directory
+# --------------------------------------------------------------------------------------------
+
+def save_pretrained(model, save_directory: PathLike, name: Optional[str] = None,
+                    metrics: Optional[Dict[str, float]] = None, metrics_source: str = "",
+                    source: Optional[Dict[str, Any]] = None, description: Optional[str] = None,
+                    card: bool = True) -> Path:
+    """Write ``config.json``, ``model.safetensors`` (tied weights once) and a ``README.md`` model card.
+
+    The card describes the weights actually saved: ``metrics`` (with ``metrics_source``) are figures
+    of these weights, ``source`` their provenance; without them the card says that nothing is known
+    of the weights. ``name`` ties the directory to a registry entry (dataset, preprocessing, license,
+    and the paper's figures, shown as a reference for the architecture only).
+    """
+    from safetensors.torch import save as st_save
+
+    out = Path(save_directory).expanduser()
+    config = model_config(model, name=name, metrics=metrics, metrics_source=metrics_source, source=source,
+                          description=description)
+    state = model.state_dict()
+    tied = _tied_groups(state)
+    tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in state.items() if k not in tied}
+    blob = st_save(tensors, metadata={"format": "pt", "arch": config["arch"]})
+    config["tied"] = tied
+    config["files"] = {WEIGHTS_NAME: {"sha256": _sha256(blob), "size": len(blob)}}
+    atomic_write_bytes(out / WEIGHTS_NAME, blob)
+    atomic_write_json(out / CONFIG_NAME, config)
+    if card:
+        write_card(out, config)
+    log.info("saved %s to %s", config["name"] or config["arch"], out)
+    return out
+
+
+def load_pretrained(directory: PathLike, device: Union[str, torch.device] = "cpu",
+                    expected_sha256: Optional[str] = None, num_classes: Optional[int] = None):
+    """Rebuild a model from a saved-model directory, verify its weights, return it in eval mode.
+
+    The returned model carries the directory's config as ``model.zoo_config``.
+    """
+    from safetensors.torch import load as st_load
+
+    d = Path(directory).expanduser()
+    cfg_path, w_path = d / CONFIG_NAME, d / WEIGHTS_NAME
+    for p in (cfg_path, w_path):
+        if not p.is_file():
+            raise ModelLoadError(f"{d} is not a saved model: {p.name} is missing (a saved model holds "
+                                 f"{CONFIG_NAME} and {WEIGHTS_NAME}; write one with zoo.save_pretrained)")
+    try:
+        config = json.loads(cfg_path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ModelLoadError(f"{cfg_path}: not valid JSON ({e})") from None
+    except RecursionError:
+        raise ModelLoadError(f"{cfg_path}: nested too deeply to be a config") from None
+    validate_config(config, str(cfg_path))
+    data = w_path.read_bytes()
+    known = (config.get("files") or {}).get(WEIGHTS_NAME, {})
+    if isinstance(known.get("size"), int) and known["size"] != len(data):
+        raise ModelLoadError(f"{w_path}: {len(data)} bytes, config.json says {known['size']}: the file is truncated "
+                             f"or was replaced; download or convert it again")
+    check_safetensors_bytes(data, str(w_path))
+    digest = None
+    for want, whose in ((known.get("sha256"), "config.json"), (expected_sha256, "the registry")):
+        if want:
+            digest = digest or _sha256(data)
+            if digest != want:
+                raise ModelLoadError(f"{w_path}: sha256 {digest} differs from {want} recorded by {whose}: the file "
+                                     f"is corrupt or not the published one; download it again")
+    try:
+        tensors = st_load(data)
+    except Exception as e:  # safetensors raises its own error type
+        raise ModelLoadError(f"{w_path}: safetensors could not read it ({e})") from None
+    for k, src in config.get("tied", {}).items():
+        if src not in tensors:
+            raise ModelLoadError(f"{cfg_path}: tied weight {k} refers to missing {src}")
+        tensors[k] = tensors[src]
+    try:
+        model = build(config.get("arch", config.get("kind")), dict(config["args"]), config["genotype"])
+    except (TypeError, ValueError) as e:
+        raise ModelLoadError(f"{cfg_path}: cannot build the network: {e}") from None
+    model.load_state_dict(tensors, strict=True)  # StateDictMismatchError (a ValueError) before any copy
+    model.zoo_config = config
+    if num_classes is not None:
+        with_new_head(model, num_classes)
+    return model.to(device).eval()
+
+
+def with_new_head(model, num_classes: int):
+    """Fresh ``num_classes``-way classifier heads (the auxiliary one too), the pretrained features kept."""
+    if not hasattr(model, "reset_classifier"):
+        raise ValueError(f"num_classes applies to the conv networks; a {type(model).__name__} has a vocabulary")
+    if num_classes != model.config["num_classes"]:
+        model.reset_classifier(num_classes)
+        cfg = getattr(model, "zoo_config", None)
+        if cfg is not None:  # the heads are new: no metric of the file describes this model any more
+            model.zoo_config = {**cfg, "args": {**cfg["args"], "num_classes": int(num_classes)}, "metrics": {},
+                                "metrics_source": "", "classifier": "reset to %d classes" % num_classes}
+    return model
+
+
+__all__ = [
+    "save_pretrained", "load_pretrained", "model_config", "validate_config", "check_safetensors_bytes",
+    "with_new_head", "ModelLoadError", "CONFIG_NAME", "WEIGHTS_NAME", "CARD_NAME",
+]
