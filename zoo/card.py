@@ -54,8 +54,7 @@ def card_data(config: Dict[str, Any]):
     results = [
         EvalResult(task_type=task, dataset_type=_HF_DATASETS.get(dataset, dataset),
                    dataset_name=_DATASET_NAMES.get(dataset, dataset), dataset_split=_SPLITS.get(dataset),
-                   metric_type=key, metric_name=METRIC_LABELS.get(key, key), metric_value=value,
-                   source_name=config.get("metrics_source") or None)
+                   metric_type=key, metric_name=METRIC_LABELS.get(key, key), metric_value=value)
         for key, value in (config.get("metrics") or {}).items()
     ]
     tags = ["darts", "neural-architecture-search", "pytorch", task]

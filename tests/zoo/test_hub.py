@@ -12,7 +12,9 @@ from fake_hub import FakeHub
 from zoo_testutil import legacy_state_dict, write_legacy
 
 import zoo
-from zoo import hub as H
+from zoo import loader as Loader
+from zoo import saved as S
+from zoo.download import zoo_home
 
 
 @pytest.fixture
@@ -80,15 +82,33 @@ def test_tied_rnn_weight_is_saved_once_and_re_tied(ptb_model, tmp_path):
     assert (lp - ref["log_prob"]).abs().max() < 1e-5 and (hidden[0] - ref["hidden"]).abs().max() < 1e-5
 
 
-def test_model_card_describes_the_model(cifar_model, tmp_path):
+def test_model_card_describes_the_weights_actually_saved(cifar_model, tmp_path):
     model, _ = cifar_model
+    # weights of unknown origin tied to a registry name: the card never claims they are the authors' model
     d = zoo.save_pretrained(model, tmp_path / "m", name="darts-cifar10")
     card = (d / "README.md").read_text()
-    assert card.startswith("---\nlicense: apache-2.0")
-    for needle in ("# darts-cifar10", "top-1 error (%) | 2.63", "Genotype(normal=", "zoo.load(\"darts-cifar10\")",
-                   "@inproceedings{liu2019darts", "![cell_normal](cell_normal.png)"):
+    assert card.startswith("---\n") and "license: apache-2.0" in card.split("\n---\n")[0]
+    for needle in ("# darts-cifar10", "Genotype(normal=", "zoo.load(\"darts-cifar10\")", "@inproceedings{liu2019darts",
+                   "![cell_normal](cell_normal.png)", "Nothing is recorded about where these weights come from",
+                   "None recorded: these weights have not been evaluated",
+                   "Reference (the paper's figures for this architecture, not a measurement of these weights)"):
         assert needle in card, needle
+    assert "by the authors" not in card and "model-index" not in card
     assert (d / "cell_normal.png").read_bytes()[:4] == b"\x89PNG"
+    cfg = json.loads((d / "config.json").read_text())
+    assert cfg["metrics"] == {} and cfg["reference_metrics"] == {"top1_error": 2.63}
+
+    # measured figures and a provenance: the Hub metadata carries them (model-index), the card shows them
+    d2 = zoo.save_pretrained(model, tmp_path / "m2", name="darts-cifar10", metrics={"top1_error": 3.1},
+                             metrics_source="python -m zoo eval on the CIFAR-10 test set",
+                             source={"provenance": "trained from scratch for this test"})
+    card = (d2 / "README.md").read_text()
+    meta = card.split("\n---\n")[0]
+    assert "model-index" in meta and "value: 3.1" in meta and "type: top1_error" in meta
+    assert "| top-1 error (%) | 3.1 |" in card and "trained from scratch for this test." in card
+    from huggingface_hub import ModelCard
+
+    assert ModelCard(card).data.eval_results[0].metric_value == 3.1
 
 
 @pytest.mark.parametrize("damage", ["truncate", "flip", "header"])
@@ -122,7 +142,7 @@ def test_registry_digest_is_checked(cifar_model, tmp_path):
     model, _ = cifar_model
     d = zoo.save_pretrained(model, tmp_path / "m", card=False)
     with pytest.raises(zoo.ModelLoadError, match="recorded by the registry"):
-        H.load_pretrained(d, expected_sha256="0" * 64)
+        S.load_pretrained(d, expected_sha256="0" * 64)
 
 
 def test_mismatched_or_bad_config_is_explained(cifar_model, tmp_path):
@@ -143,29 +163,48 @@ def test_mismatched_or_bad_config_is_explained(cifar_model, tmp_path):
         zoo.load(str(d))
 
 
+def _with_sources(monkeypatch, name, *sources, **args):
+    """Replace an entry's sources (and, with ``args``, its sizes: the reference files are small networks)."""
+    import dataclasses
+
+    from zoo import registry
+
+    entry = registry._REGISTRY[name]
+    monkeypatch.setitem(registry._REGISTRY, name, dataclasses.replace(
+        entry, sources=tuple(sources) if sources else entry.sources, args={**entry.args, **args}))
+
+
+_SMALL_CIFAR = {"C": 8, "layers": 5}  # cifar_small.pt's network
+
+
 def test_name_with_no_working_source_says_what_was_tried_and_how_to_proceed(monkeypatch):
     monkeypatch.delenv("DARTS_ZOO_OFFLINE")
 
-    def gone(file_id, dest, timeout=30.0):
+    def gone(dest, url=None, gdrive_id=None, **kw):
         raise OSError("Google Drive answered with a web page instead of the file")
 
-    monkeypatch.setattr(H, "download_gdrive", gone)
+    monkeypatch.setattr(zoo.download, "fetch", gone)
     with pytest.raises(zoo.WeightsNotFoundError) as e:
         zoo.load("darts-ptb")
     msg = str(e.value)
-    for needle in ("hub repo: none is configured", "converted copy", "original file", "ptb_model.pt: absent",
+    for needle in ("Hugging Face Hub: no repository is published", "converted copy", "ptb_model.pt: absent",
                    "1Mt_o6fZOlG-VDF3Q5ModgnAJ9W6f_av2", "web page", "checkpoint=PATH",
-                   "python -m zoo convert ptb PATH", "hf-hub:ORG/REPO"):
+                   "python -m zoo convert ptb PATH", "python -m zoo download darts-ptb", "DARTS_ZOO_URL_PREFIX"):
         assert needle in msg, needle
+    assert "hub_repo" not in msg
     with pytest.raises(zoo.WeightsNotFoundError, match="architecture-only"):
         zoo.load("nasnet-cifar10")
 
 
 def test_name_finds_an_original_file_in_the_zoo_cache_and_converts_it_once(tmp_path, zoo_ref, monkeypatch):
     ref = zoo_ref("cifar_small.pt")
-    home = H.zoo_home()
+    home = zoo_home()
     (home / "original").mkdir(parents=True)
     write_legacy(legacy_state_dict(ref["state_dict"]), home / "original" / "cifar10_model.pt")
+    with pytest.raises(zoo.WeightsNotFoundError, match="does not hold the network of darts-cifar10"):
+        zoo.load("darts-cifar10")  # a file of another size is never loaded under the entry's name
+    assert (home / "original" / "cifar10_model.pt").is_file()  # kept: it is the user's, and may be right elsewhere
+    _with_sources(monkeypatch, "darts-cifar10", **_SMALL_CIFAR)
     model = zoo.load("darts-cifar10")
     assert _same_cifar(model, ref)
     assert (home / "models" / "darts-cifar10" / "model.safetensors").is_file()
@@ -180,39 +219,38 @@ def test_an_original_file_whose_digest_differs_from_the_registrys_is_refused(zoo
     from zoo import registry
 
     ref = zoo_ref("cifar_small.pt")
-    home = H.zoo_home()
+    home = zoo_home()
     (home / "original").mkdir(parents=True)
     original = home / "original" / "cifar10_model.pt"
-    write_legacy(legacy_state_dict(ref["state_dict"]), original)
-    entry = registry._REGISTRY["darts-cifar10"]
-    for digest, works in (("0" * 64, False), (hashlib.sha256(original.read_bytes()).hexdigest(), True)):
-        weights = dataclasses.replace(entry.weights, original_sha256=digest)
-        monkeypatch.setitem(registry._REGISTRY, "darts-cifar10", dataclasses.replace(entry, weights=weights))
+    blob = write_legacy(legacy_state_dict(ref["state_dict"]))
+    drive = registry.get_entry("darts-cifar10").sources[1]
+    for digest, works in (("0" * 64, False), (hashlib.sha256(blob).hexdigest(), True)):
+        original.write_bytes(blob)
+        _with_sources(monkeypatch, "darts-cifar10", dataclasses.replace(drive, sha256=digest), **_SMALL_CIFAR)
         if works:
             assert _same_cifar(zoo.load("darts-cifar10"), ref)
         else:
             with pytest.raises(zoo.WeightsNotFoundError, match="registry expects 0000"):
                 zoo.load("darts-cifar10")
             assert not (home / "models" / "darts-cifar10").exists()  # nothing converted from a bad file
+            assert not original.exists()  # and the bad file is gone
 
 
 def test_a_name_with_a_hub_repo_loads_from_it_and_checks_the_registry_digest(cifar_model, tmp_path, monkeypatch):
     # The branch of zoo.load(name) for entries that publish on the hub (none does yet). The hub client
     # itself is exercised against a local server in the test below; here it is replaced by a folder.
-    import dataclasses
     import hashlib
 
-    from zoo import registry
+    from zoo.registry import Source
 
     model, ref = cifar_model
     saved = zoo.save_pretrained(model, tmp_path / "published")
     asked = []
-    monkeypatch.setattr(H, "hub_download", lambda repo, revision=None: asked.append((repo, revision)) or saved)
-    entry = registry._REGISTRY["darts-cifar10"]
+    monkeypatch.setattr(Loader, "hub_download", lambda repo, revision=None: asked.append((repo, revision)) or saved)
     good = hashlib.sha256((saved / "model.safetensors").read_bytes()).hexdigest()
     for digest in (good, "f" * 64):
-        weights = dataclasses.replace(entry.weights, hub_repo="org/darts-cifar10", hub_revision="v1", sha256=digest)
-        monkeypatch.setitem(registry._REGISTRY, "darts-cifar10", dataclasses.replace(entry, weights=weights))
+        _with_sources(monkeypatch, "darts-cifar10", Source(kind="hub", location="org/darts-cifar10", revision="v1",
+                                                           layout="saved", sha256=digest))
         if digest == good:
             assert _same_cifar(zoo.load("darts-cifar10"), ref)
             assert asked[-1] == ("org/darts-cifar10", "v1")

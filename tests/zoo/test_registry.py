@@ -13,24 +13,41 @@ def test_released_entries_carry_the_original_metadata():
     assert c["genotype"] == genotypes.format(genotypes.get("DARTS_V2"))
     assert c["metrics"] == {"top1_error": 2.63} and "README" in c["metrics_source"]
     assert c["preprocessing"]["mean"] == list(zoo.datasets.CIFAR_MEAN) and c["preprocessing"]["crop"] == 32
-    assert c["weights"]["original_file"] == "cifar10_model.pt"
-    assert c["weights"]["gdrive_id"] == "1Y13i4zKGKgjtWBdC0HWLavjO7wvEiGOc"
-    # nothing published yet: no invented hub repo or digest, and the entry says so
-    assert c["weights"]["hub_repo"] is None and c["weights"]["sha256"] is None
-    assert "no hub repository is published yet" in c["weights"]["note"]
+    # NNI's public copy first (its digest prefix is in its name), then the authors' Drive file
+    nni, drive = c["sources"]
+    assert (nni["kind"], nni["layout"], nni["sha256_prefix"], nni["auxiliary"]) == ("url", "nni", "5465b0d2", False)
+    assert nni["url"] == "https://nni.blob.core.windows.net/nashub/darts-v2-5465b0d2.pth" and "NNI" in nni["provenance"]
+    assert (drive["kind"], drive["filename"], drive["location"]) == (
+        "gdrive", "cifar10_model.pt", "1Y13i4zKGKgjtWBdC0HWLavjO7wvEiGOc")
+    # no invented hub repo or digest
+    assert all(s["kind"] != "hub" and s["sha256"] is None for s in c["sources"])
+    assert "no auxiliary head" in c["description"]
+    assert c["class_names"][:2] == ["airplane", "automobile"] and len(c["class_names"]) == 10
     assert c["license"] == "apache-2.0" and "liu2019darts" in c["citation"] and c["pretrained"]
 
     i = zoo.info("darts-imagenet")
     assert i["args"] == {"C": 48, "num_classes": 1000, "layers": 14, "auxiliary": True}
     assert i["metrics"] == {"top1_error": 26.7, "top5_error": 8.7}
     assert (i["preprocessing"]["resize"], i["preprocessing"]["crop"]) == (256, 224)
-    assert i["weights"]["gdrive_id"] == "1AKr6Y_PoYj7j0Upggyzc26W0RVdg4CVX"
+    darmo, drive = i["sources"]
+    assert darmo["url"] == "https://github.com/jitdee-ai/darts-models/releases/download/0.0.1/dartv2.pt"
+    assert "does not say where" in darmo["provenance"]
+    assert darmo["metrics"] == {"top1_error": 26.41, "top5_error": 8.60}  # the mirror's own 73.59 / 91.40
+    assert drive["location"] == "1AKr6Y_PoYj7j0Upggyzc26W0RVdg4CVX"
+    assert len(i["class_names"]) == 1000 and i["class_names"][0] == "tench"
+
+    pd = zoo.info("pdarts-imagenet")
+    assert pd["genotype"] == genotypes.format(genotypes.get("PDARTS")) and pd["args"]["auxiliary_bn"] is True
+    assert pd["sources"][0]["filename"] == "pdarts.pt" and pd["sources"][0]["metrics"]["top1_error"] == 24.06
 
     p = zoo.info("darts-ptb")
     assert p["args"]["ntoken"] == 10000 and p["args"]["ninp"] == p["args"]["nhid"] == 850
     assert p["genotype"] == genotypes.format(genotypes.get("DARTS_V2", "rnn"))
     assert p["metrics"] == {"test_ppl": 55.68} and p["params"] == 22960000
-    assert p["weights"]["gdrive_id"] == "1Mt_o6fZOlG-VDF3Q5ModgnAJ9W6f_av2"
+    assert [s["location"] for s in p["sources"]] == ["1Mt_o6fZOlG-VDF3Q5ModgnAJ9W6f_av2"]
+    assert p["class_names"] is None
+    # "weights" only where a source exists
+    assert zoo.list_models(pretrained=True) == ["darts-cifar10", "darts-imagenet", "darts-ptb", "pdarts-imagenet"]
 
 
 def test_every_named_genotype_has_architecture_entries():
@@ -66,7 +83,7 @@ def test_create_model_overrides_and_their_limits():
     with pytest.raises(ValueError, match="takes no argument"):
         zoo.create_model("darts-cifar10", width=3)
     with pytest.raises(ValueError, match="pretrained weights fix the architecture"):
-        zoo.create_model("darts-cifar10", pretrained=True, num_classes=100)
+        zoo.create_model("darts-cifar10", pretrained=True, C=16)
 
 
 def test_unknown_names_suggest_the_closest_and_spelling_is_forgiving():
@@ -114,12 +131,13 @@ def test_list_and_info_commands(repo_root, capsys):
     assert out.splitlines()[0].startswith("darts-cifar10") and "top1_error 2.63" in out
     assert main(["info", "darts-imagenet"]) == 0
     out = capsys.readouterr().out
-    assert "1AKr6Y_PoYj7j0Upggyzc26W0RVdg4CVX" in out and "hub -" in out
+    assert "1AKr6Y_PoYj7j0Upggyzc26W0RVdg4CVX" in out and "source 1:      url https://github.com/jitdee-ai" in out
+    assert "classes:       1000 (tench" in out and "does not say where" in out
     assert main(["info", "darts-imagenett"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: unknown model") and "Did you mean 'darts-imagenet'" in err and err.count("\n") == 1
     # (`python -m zoo` itself runs in test_convert's CLI test)
-    for cmd in ("list", "info", "eval", "convert", "push"):
+    for cmd in ("list", "info", "download", "eval", "convert", "push"):
         with pytest.raises(SystemExit) as e:
             main([cmd, "--help"])
         assert e.value.code == 0
