@@ -54,7 +54,7 @@ def verify(path: PathLike, sha256: Optional[str] = None, sha256_prefix: Optional
 
 
 def fetch(dest: PathLike, url: Optional[str] = None, gdrive_id: Optional[str] = None, sha256: Optional[str] = None,
-          sha256_prefix: Optional[str] = None, timeout: float = TIMEOUT_S, progress: bool = True) -> str:
+          sha256_prefix: Optional[str] = None, timeout: Optional[float] = None, progress: bool = True) -> str:
     """Download ``url`` (or the Google Drive file ``gdrive_id``) to ``dest``, verified; returns its sha256."""
     import gdown
 
@@ -65,7 +65,7 @@ def fetch(dest: PathLike, url: Optional[str] = None, gdrive_id: Optional[str] = 
     tmpdir = tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}.")
     try:
         part = Path(tmpdir) / dest.name
-        kw = dict(output=str(part), quiet=not progress, timeout=timeout)
+        kw = dict(output=str(part), quiet=not progress, timeout=TIMEOUT_S if timeout is None else timeout)
         if gdrive_id:
             gdown.download(id=gdrive_id, **kw)
         else:

@@ -110,3 +110,9 @@ def test_count_parameters_matches_the_original_count_parameters_in_mb(name, cifa
     model = zoo.NetworkCIFAR(36, 10, 20, True, name)
     original = sum(v.numel() for n, v in model.named_parameters() if "auxiliary" not in n)
     assert zoo.count_parameters(model) == original == cifar
+
+
+def test_count_macs_accepts_one_image_shape_and_refuses_bad_shapes():
+    assert zoo.count_macs(_toy(), (3, 10, 10)) == zoo.count_macs(_toy(), (1, 3, 10, 10))
+    with pytest.raises(ValueError, match="input_size"):
+        zoo.count_macs(_toy(), (10, 10))
