@@ -44,7 +44,7 @@ def _cmd_info(args) -> int:
         f"  arch:          {d['arch']} {d['args']}",
         f"  genotype:      {d['genotype']}",
         f"  dataset:       {d['dataset']}",
-        f"  classes:       " + (f"{len(names)} ({', '.join(names[:5])}{', ...' if len(names) > 5 else ''})"
+        "  classes:       " + (f"{len(names)} ({', '.join(names[:5])}{', ...' if len(names) > 5 else ''})"
                                 if names else "- (a language model: its vocabulary comes with the data)"),
         f"  preprocessing: {d['preprocessing']}",
         f"  metrics:       {d['metrics'] or '-'}" + (f" ({d['metrics_source']})" if d["metrics_source"] else ""),
@@ -149,7 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=_cmd_info)
 
     s = sub.add_parser("download", help="fetch and convert published weights ahead of time",
-                       description="Fetch a model's weights from its sources (checksums checked), convert them and keep "
+                       description="Fetch the weights of a model from its sources (checksums checked), convert, keep "
                                    "them in the zoo cache ($DARTS_ZOO_HOME, default ~/.cache/darts-zoo), e.g. before "
                                    "running on compute nodes without internet.")
     s.add_argument("name", nargs="?", help="a registry name with weights (see `python -m zoo list --pretrained`)")
