@@ -119,7 +119,7 @@ def test_corrupted_weights_stop_with_a_clear_error(cifar_model, tmp_path, damage
     data = bytearray(w.read_bytes())
     if damage == "truncate":
         w.write_bytes(bytes(data[: len(data) - 1000]))
-        match = "truncated"
+        match = "truncated or was replaced"
     elif damage == "flip":
         data[-10] ^= 0xFF
         w.write_bytes(bytes(data))
@@ -127,14 +127,14 @@ def test_corrupted_weights_stop_with_a_clear_error(cifar_model, tmp_path, damage
     else:
         data[9:12] = b"@@@"
         w.write_bytes(bytes(data))
-        match = "header"
+        match = "sha256 .* differs"
     with pytest.raises(zoo.ModelLoadError, match=match):
         zoo.load(str(d))
-    if damage == "truncate":  # without the recorded size the header check still catches it
+    if damage in ("truncate", "header"):  # without a recorded size and digest safetensors still refuses it
         cfg = json.loads((d / "config.json").read_text())
         del cfg["files"]
         (d / "config.json").write_text(json.dumps(cfg))
-        with pytest.raises(zoo.ModelLoadError, match="lies outside the data|tensors account for"):
+        with pytest.raises(zoo.ModelLoadError, match="truncated or corrupt .*(incomplete metadata|invalid JSON)"):
             zoo.load(str(d))
 
 
