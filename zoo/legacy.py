@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
+import math
 import os
 import pickle
 import struct
@@ -153,6 +154,9 @@ def _rebuild_tensor(storage, storage_offset, size, stride):
     if not isinstance(storage_offset, int) or storage_offset < 0 or len(size) != len(stride):
         raise pickle.UnpicklingError(f"bad tensor layout: offset {storage_offset!r}, size {size}, stride {stride}")
     needed = storage_offset + (1 + sum((s - 1) * st for s, st in zip(size, stride)) if all(size) else 0)
+    if math.prod(size) > storage.numel:  # a view repeating elements (stride 0) claims more than the file holds
+        raise pickle.UnpicklingError(
+            f"tensor of size {list(size)} claims {math.prod(size)} elements, its storage holds {storage.numel}")
     if needed > storage.numel:
         raise pickle.UnpicklingError(
             f"tensor of size {list(size)} at offset {storage_offset} overruns its storage of {storage.numel} elements")
@@ -166,6 +170,16 @@ def _rebuild_tensor_v2(storage, storage_offset, size, stride, requires_grad=Fals
     return _rebuild_tensor(storage, storage_offset, size, stride)
 
 
+MAX_RANGE = 10_000  # genotype concat ranges are a handful of node indices
+
+
+def _bounded_range(*args):
+    r = range(*args)
+    if len(r) > MAX_RANGE:
+        raise pickle.UnpicklingError(f"a range of {len(r)} elements; genotypes hold at most {MAX_RANGE}")
+    return r
+
+
 def _thnn_backend():
     return None  # PyTorch 0.3 modules pickled their backend through this function; nothing to rebuild
 
@@ -177,8 +191,8 @@ ALLOWED_GLOBALS: Dict[Tuple[str, str], Any] = {
     ("torch.nn.parameter", "Parameter"): StandinParameter,
     ("torch.nn.backends.thnn", "_get_thnn_function_backend"): _thnn_backend,
     ("collections", "OrderedDict"): OrderedDict,
-    ("__builtin__", "xrange"): range,
-    ("builtins", "range"): range,
+    ("__builtin__", "xrange"): _bounded_range,
+    ("builtins", "range"): _bounded_range,
     # PyTorch >= 1.6 pickles a module's `_non_persistent_buffers_set` (a whole-model file re-saved by it)
     ("__builtin__", "set"): set,
     ("builtins", "set"): set,
@@ -265,9 +279,11 @@ class LegacyUnpickler(pickle._Unpickler):
             if state:
                 if not isinstance(state, dict):
                     raise pickle.UnpicklingError("bad OrderedDict state")
-                for k, v in state.items():  # e.g. state_dict._metadata
-                    if isinstance(k, str) and not k.startswith("__"):
-                        inst.__dict__[k] = v
+                for k, v in state.items():  # state_dict._metadata, the only attribute a state dict carries
+                    if k != "_metadata":
+                        raise UnsafeCheckpointError(f"refusing to set attribute {k!r} of an OrderedDict "
+                                                    f"(only a state dict's _metadata is expected)")
+                    inst.__dict__[k] = v
             return
         setstate(state)
 
@@ -351,17 +367,42 @@ def _read_legacy_bytes(data: bytes, path) -> Any:
     return obj
 
 
-def _plain(obj):
-    """Stand-in parameters -> tensors, recursively through containers (modules are kept)."""
+MAX_DEPTH = 64  # a checkpoint is a dict of tensors, a module tree or a dict holding one: a few levels
+
+
+def _plain(obj, depth: int = 0, path=None):
+    """Stand-in parameters -> tensors, recursively through containers (modules are kept); containers
+    nested deeper than any checkpoint (or containing themselves) are refused."""
+    if depth > MAX_DEPTH:
+        raise CheckpointError(f"{path}: containers nested more than {MAX_DEPTH} levels deep (or containing "
+                              f"themselves): not a checkpoint")
     if isinstance(obj, StandinParameter):
         return obj.data
     if isinstance(obj, OrderedDict):
-        return OrderedDict((k, _plain(v)) for k, v in obj.items())
+        return OrderedDict((k, _plain(v, depth + 1, path)) for k, v in obj.items())
     if isinstance(obj, dict):
-        return {k: _plain(v) for k, v in obj.items()}
+        return {k: _plain(v, depth + 1, path) for k, v in obj.items()}
     if isinstance(obj, list):
-        return [_plain(v) for v in obj]
+        return [_plain(v, depth + 1, path) for v in obj]
     return obj
+
+
+def check_tensor_sizes(obj, path, depth: int = 0) -> None:
+    """No tensor may claim more elements than its storage holds (a stride-0 view of a few bytes can
+    claim terabytes, which any later copy would allocate)."""
+    if depth > MAX_DEPTH:
+        raise CheckpointError(f"{path}: containers nested more than {MAX_DEPTH} levels deep: not a checkpoint")
+    if isinstance(obj, torch.Tensor):
+        held = obj.untyped_storage().nbytes() // max(obj.element_size(), 1)
+        if obj.numel() > held:
+            raise CheckpointError(f"{path}: a tensor of shape {list(obj.shape)} claims {obj.numel()} elements but the "
+                                  f"file holds {held} for it: damaged or crafted, not a checkpoint")
+    elif isinstance(obj, dict):
+        for v in obj.values():
+            check_tensor_sizes(v, path, depth + 1)
+    elif isinstance(obj, (list, tuple)):
+        for v in obj:
+            check_tensor_sizes(v, path, depth + 1)
 
 
 def _file_format(path: Path) -> str:
@@ -383,14 +424,18 @@ def load_original(path: PathLike) -> Tuple[Any, str]:
         raise FileNotFoundError(f"checkpoint file not found: {path}")
     fmt = _file_format(path)
     if fmt == "legacy":
-        return _plain(read_legacy(path)), "legacy"
+        return _plain(read_legacy(path), path=path), "legacy"
     if fmt == "zip":
         try:
-            return torch.load(path, map_location="cpu", weights_only=True), "zip"
+            obj = torch.load(path, map_location="cpu", weights_only=True)
+            check_tensor_sizes(obj, path)
+            return obj, "zip"
         except pickle.UnpicklingError as e:
             raise UnsafeCheckpointError(
                 f"{path}: torch.load(weights_only=True) refused it ({str(e).splitlines()[0]}); a whole pickled "
                 f"model in the new format cannot be read safely: save its state_dict() instead") from None
+        except RecursionError:
+            raise _fail(path, "its pickle nests containers too deeply") from None
         except (RuntimeError, zipfile.BadZipFile, EOFError) as e:
             raise _fail(path, f"could not read it ({type(e).__name__}: {str(e).splitlines()[0]})") from None
     if fmt == "tar":

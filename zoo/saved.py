@@ -201,6 +201,11 @@ def load_pretrained(directory: PathLike, device: Union[str, torch.device] = "cpu
     except Exception as e:  # safetensors raises its own error type
         raise ModelLoadError(f"{w_path}: the file is truncated or corrupt ({e}); download or convert it "
                              f"again") from None
+    if not digest:  # nothing vouches for these bytes: at least the weights must be numbers
+        bad = [k for k, t in tensors.items() if t.is_floating_point() and not torch.isfinite(t).all()]
+        if bad:
+            raise ModelLoadError(f"{w_path}: non-finite values (NaN/inf) in {', '.join(bad[:5])}: the weights are "
+                                 f"damaged; save or convert them again")
     for k, src in config.get("tied", {}).items():
         if src not in tensors:
             raise ModelLoadError(f"{cfg_path}: tied weight {k} refers to missing {src}")
