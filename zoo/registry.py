@@ -142,8 +142,8 @@ def class_names(dataset: str) -> Optional[List[str]]:
     return None
 
 
-# The authors' releases (quark0/darts README, 'Pretrained models'): Google Drive files, gone since 2023
-# (quark0/darts#174, #175) but kept last, for whoever still has access.
+# The authors' releases (quark0/darts README, 'Pretrained models'): Google Drive files
+# (reported gone: quark0/darts#174, #175) but kept last, for whoever still has access.
 def _drive(file_id: str, filename: str, auxiliary: Optional[bool], metrics: Dict[str, float], source: str) -> Source:
     return Source(kind="gdrive", location=file_id, filename=filename, layout="original", auxiliary=auxiliary,
                   provenance=f"the authors' release {filename} (quark0/darts README), on Google Drive",
