@@ -195,6 +195,11 @@ class RNNSearch(_Base):
         self.w_opt = torch.optim.SGD(self.model.parameters(), lr=c.lr, weight_decay=c.wdecay)
         self.a_opt = torch.optim.Adam(self.alphas, lr=c.arch_lr, weight_decay=c.arch_wdecay)
 
+    def held_in_virtual_step(self) -> List[torch.Tensor]:
+        """The weights the second-order virtual step leaves at w: the tied embedding/decoder weight with
+        ``virtual_step_tied_weight='held'`` (the original's code), none with 'stepped' (the paper's formula)."""
+        return [self.model.encoder.weight] if self.config.virtual_step_tied_weight == "held" else []
+
     def loss_fn(self, hidden, data, targets):
         def loss():
             log_prob, hidden_next = self.model(data, hidden, self.alphas[0])
@@ -225,7 +230,7 @@ class RNNSearch(_Base):
                 eta = self.w_opt.param_groups[0]["lr"]
                 grads, hidden_valid = architect.second_order(
                     self.model, self.alphas, self.loss_fn(hidden, data, targets), valid_loss, eta,
-                    weight_decay=c.wdecay, clip=c.clip, r=c.unrolled_eps)
+                    weight_decay=c.wdecay, clip=c.clip, r=c.unrolled_eps, hold=self.held_in_virtual_step())
             self.arch_update(grads)
 
             self.w_opt.zero_grad(set_to_none=True)
