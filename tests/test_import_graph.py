@@ -62,7 +62,7 @@ ACYCLIC = ("genotypes", "reproduce")
 def test_no_module_imports_one_that_imports_it_back():
     graph = _graph()
     cycles = []
-    for start in [m for m in graph if m.split(".")[0] in ACYCLIC]:  # every module that can reach itself again is on a cycle
+    for start in [m for m in graph if m.split(".")[0] in ACYCLIC]:  # a module that reaches itself is on a cycle
         seen, stack = set(), [(start, [start])]
         while stack:
             node, trail = stack.pop()

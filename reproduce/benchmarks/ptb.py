@@ -41,7 +41,8 @@ def register(sub) -> None:
 def run(args) -> int:
     import genotypes
     import zoo
-    from reproduce.train.common import make_sgd, maybe_compile
+    from reproduce.optim import make_sgd
+    from reproduce.train.common import maybe_compile
     from reproduce.train.lm import lm_train_step
 
     _check_impl(args)

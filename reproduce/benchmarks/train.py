@@ -98,7 +98,8 @@ def _check_impl(args) -> None:
 def run(args) -> int:
     import genotypes
     import zoo
-    from reproduce.train.common import cnn_train_step, make_sgd, maybe_compile, set_drop_path
+    from reproduce.optim import make_sgd
+    from reproduce.train.common import cnn_train_step, maybe_compile, set_drop_path
 
     _check_impl(args)
     if args.C < 1 or args.layers < 3 or args.batch < 1:

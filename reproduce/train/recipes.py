@@ -67,7 +67,7 @@ def _check_common(cfg, kind: str) -> None:
     require(cfg.eval_batch_size >= 1, f"eval_batch_size must be >= 1, got {cfg.eval_batch_size}")
     require(cfg.limit >= 0 and cfg.limit_eval >= 0, "limit and limit_eval must be >= 0 (0 = all the data)")
     require(cfg.amp in AMP_CHOICES, f"amp must be one of {', '.join(AMP_CHOICES)}, got {cfg.amp!r}")
-    require(cfg.lr > 0, f"lr must be > 0, got {cfg.lr}")
+    require(cfg.learning_rate > 0, f"learning_rate must be > 0, got {cfg.learning_rate}")
     require(cfg.seed >= 0, f"seed must be >= 0, got {cfg.seed}")
     if cfg.device != "auto":
         try:
@@ -115,7 +115,7 @@ class CIFAR10Config(_Common):
     drop_path_prob: float = _f(0.2, "drop-path probability, ramped linearly: p * epoch / epochs")
     batch_size: int = _f(96, "global batch size")
     eval_batch_size: int = _f(96, "evaluation batch size (does not change results)")
-    lr: float = _f(0.025, "initial learning rate, cosine-annealed to 0 per epoch")
+    learning_rate: float = _f(0.025, "initial learning rate (--lr), cosine-annealed to 0 per epoch")
     momentum: float = _f(0.9, "SGD momentum")
     weight_decay: float = _f(3e-4, "weight decay")
     grad_clip: float = _f(5.0, "gradient norm clip")
@@ -148,7 +148,7 @@ class ImageNetConfig(_Common):
     label_smooth: float = _f(0.1, "label smoothing of the training loss")
     batch_size: int = _f(128, "global batch size")
     eval_batch_size: int = _f(128, "evaluation batch size (does not change results)")
-    lr: float = _f(0.1, "initial learning rate")
+    learning_rate: float = _f(0.1, "initial learning rate (--lr)")
     gamma: float = _f(0.97, "learning-rate decay factor")
     decay_period: int = _f(1, "epochs between two learning-rate decays")
     momentum: float = _f(0.9, "SGD momentum")
@@ -182,9 +182,9 @@ class PTBConfig(_Common):
     dropoutx: float = _f(0.75, "dropout on the input inside the cell")
     dropouti: float = _f(0.2, "dropout on the embedded input")
     dropoute: float = _f(0.1, "dropout of whole words from the embedding")
-    lr: float = _f(20.0, "learning rate (SGD, then ASGD)")
-    wdecay: float = _f(8e-7, "weight decay")
-    clip: float = _f(0.25, "gradient norm clip")
+    learning_rate: float = _f(20.0, "learning rate (--lr; SGD, then ASGD)")
+    weight_decay: float = _f(8e-7, "weight decay (--wdecay)")
+    grad_clip: float = _f(0.25, "gradient norm clip (--clip)")
     batch_size: int = _f(64, "global batch size")
     eval_batch_size: int = _f(10, "validation batch size (10 in the original)")
     test_batch_size: int = _f(1, "test batch size (1 in the original)")
@@ -212,7 +212,7 @@ class PTBConfig(_Common):
                 "validation loss with the best of all epochs but the last nonmono, and with 0 that is no epoch (the "
                 "original stops with an error there); use --nonmono 1 for the quickest switch")
         require(self.nan_rollbacks >= 0, f"nan_rollbacks must be >= 0, got {self.nan_rollbacks}")
-        require(self.clip > 0, f"clip must be > 0, got {self.clip}")
+        require(self.grad_clip > 0, f"grad_clip must be > 0, got {self.grad_clip}")
 
 
 @dataclass
@@ -224,7 +224,7 @@ class WT2Config(PTBConfig):
     nhid: int = _f(700, "hidden units")
     nhidlast: int = _f(700, "hidden units of the last layer")
     dropouth: float = _f(0.15, "dropout on the hidden state inside the cell")
-    wdecay: float = _f(5e-7, "weight decay")
+    weight_decay: float = _f(5e-7, "weight decay (--wdecay)")
 
 
 RECIPES = {"cifar10": CIFAR10Config, "imagenet": ImageNetConfig, "ptb": PTBConfig, "wt2": WT2Config}

@@ -36,7 +36,8 @@ def test_ptb_run_reports_valid_and_test_perplexity_of_the_best_weights(corpus, t
 
 def test_wt2_recipe_runs_with_its_own_defaults(corpus, tmp_path):
     record = train("wt2", tiny_lm(corpus, "wt2", epochs=1), tmp_path / "wt2", progress=False)
-    assert record["dataset"] == "wt2" and record["config"]["dropouth"] == 0.15 and record["config"]["wdecay"] == 5e-7
+    assert record["dataset"] == "wt2"
+    assert record["config"]["dropouth"] == 0.15 and record["config"]["weight_decay"] == 5e-7
     assert record["final"]["test_ppl"] > 1
 
 
