@@ -57,7 +57,7 @@ def register(sub) -> None:
         what.add_argument("--seeds", default=None, help="explicit seeds, e.g. 0,1,2 or 0-9 (overrides --runs)")
         what.add_argument("--arch", default=None, help="named genotype to train (default DARTS_V2)")
         what.add_argument("--genotype", default=None,
-                          help="genotype text as the search prints it, or a file holding it")
+                          help="genotype text as the search prints it, a named genotype, or a file holding the text")
         # 'demo' is the profile of `python -m reproduce demo` only: it needs the demo's data and sizes.
         what.add_argument("--profile", choices=[p for p in PROFILES if p != "demo"], default="paper",
                           help="paper: the published recipes (default); quick: fewer epochs, NOT comparable with "
@@ -111,9 +111,12 @@ def register(sub) -> None:
 
 
 def _read_genotype(value):
-    if value and "(" not in value and Path(value).is_file():
-        return Path(value).read_text().strip()
-    return value
+    """--genotype: a file holding genotype text, else the text or name itself (genotypes.resolve reads those)."""
+    try:
+        is_file = bool(value) and Path(value).is_file()
+    except OSError:  # genotype text too long to be a path
+        is_file = False
+    return Path(value).read_text().strip() if is_file else value
 
 
 def options_from_args(args):

@@ -22,7 +22,6 @@ from dataclasses import dataclass, field
 import torch
 
 import genotypes
-from genotypes import Genotype, RNNGenotype
 
 from ..config import ConfigError, require
 
@@ -33,32 +32,25 @@ def _f(default, help_text, **meta):
     return field(default=default, metadata={"help": help_text, **meta})
 
 
-def resolve_genotype(arch: str, genotype_text: str, kind: str):
-    """The genotype a config names: its ``genotype`` text when set, else the named ``arch``.
+def resolve_genotype(arch: str, genotype_text: str, kind: str, option: str = ""):
+    """The genotype a config names: its ``genotype`` (text or a name) when set, else the named ``arch``.
 
-    Raises ConfigError naming the problem (unknown name, unparsable text, wrong kind of cell).
+    :func:`genotypes.resolve` does the work; this turns its errors into a ConfigError naming the
+    option and the fix (unknown name, unparsable text, wrong kind of cell, invalid cell).
     """
-    want = Genotype if kind == "cnn" else RNNGenotype
-    if genotype_text:
-        try:
-            g = genotypes.parse(genotype_text)
-        except (ValueError, SyntaxError, TypeError, KeyError) as e:
-            raise ConfigError(f"malformed genotype text {genotype_text[:80]!r}...: {e}. Give the text the search "
-                              f"printed, e.g. {genotypes.format(genotypes.get('DARTS_V2', kind))!r}") from None
-        if not isinstance(g, want):
-            raise ConfigError(f"--genotype is a {type(g).__name__}, but this recipe trains a {want.__name__} "
-                              f"({'convolutional' if kind == 'cnn' else 'recurrent'}) cell")
-    else:
-        try:
-            g = genotypes.get(arch, kind)
-        except (KeyError, ValueError) as e:
-            msg = e.args[0] if e.args else str(e)
-            raise ConfigError(f"--arch: {msg}") from None
+    spec = genotype_text or arch
+    option = option or ("--genotype" if genotype_text else "--arch")
+    cell = "convolutional" if kind == "cnn" else "recurrent"
     try:
-        genotypes.validate(g)
-    except (ValueError, TypeError) as e:
-        raise ConfigError(f"invalid genotype: {e}") from None
-    return g
+        return genotypes.resolve(spec, kind)
+    except TypeError as e:
+        raise ConfigError(f"{option}: {e}; this trains a {cell} cell") from None
+    except genotypes.UnknownGenotypeError as e:
+        raise ConfigError(f"{option}: {e}") from None
+    except ValueError as e:
+        raise ConfigError(f"malformed genotype {option} {str(spec)[:80]!r}: {e}. Give a name (e.g. DARTS_V2) or "
+                          f"the text the search printed, e.g. {genotypes.format(genotypes.get('DARTS_V2', kind))!r}"
+                          ) from None
 
 
 def _check_common(cfg, kind: str) -> None:
@@ -83,7 +75,7 @@ def _check_common(cfg, kind: str) -> None:
 @dataclass
 class _Common:
     arch: str = _f("DARTS_V2", "named genotype to train (DARTS in the original = DARTS_V2)")
-    genotype: str = _f("", "genotype text (as the search prints it); overrides arch when set")
+    genotype: str = _f("", "genotype text (as the search prints it) or a name; overrides arch when set")
     experiment: str = _f("", "experiment name stored in the record (default: train-<dataset>)")
     profile: str = _f("paper", "recipe profile the harness ran this under (paper, quick, demo); saved with the "
                       "run so that records of different profiles are never aggregated together")

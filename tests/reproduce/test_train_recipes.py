@@ -114,3 +114,15 @@ def test_cli_turns_bad_input_into_one_line_and_exit_code_2(cifar, tmp_path, caps
     assert "record.json" in capsys.readouterr().err
     assert main(["train", "cifar10", "--out", str(tmp_path / "c"), "--data", str(tmp_path / "nodata"), *TINY]) == 2
     assert "CIFAR-10 not found" in capsys.readouterr().err
+
+
+def test_genotype_and_arch_are_resolved_by_genotypes_resolve_names_or_text():
+    from reproduce.experiments import canonical_genotype
+    from reproduce.train.recipes import resolve_genotype
+
+    v1 = genotypes.get("DARTS_V1")
+    assert resolve_genotype("DARTS_V2", "DARTS_V1", "cnn") == v1  # a name in the genotype field
+    assert resolve_genotype("darts_v1", "", "cnn") == v1
+    assert canonical_genotype("DARTS_V1", "cnn") == genotypes.format(v1)
+    with pytest.raises(ConfigError, match="--arch: unknown cnn genotype"):
+        resolve_genotype("NOPE", "", "cnn")
