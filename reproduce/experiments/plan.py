@@ -167,6 +167,9 @@ def plan_experiment(options: ExperimentOptions):
                                       ("--search", options.search)) if value]
     if len(given) > 1:
         raise ValueError(f"give at most one of --arch, --genotype and --search (got {', '.join(given)})")
+    if options.gpus and options.launcher == "slurm":
+        raise ValueError("--gpus picks GPUs of this machine; with --launcher slurm each job gets its GPUs from "
+                         "Slurm: drop --gpus (use --gpus-per-job for GPUs per run)")
     if options.search:
         _check_search(spec, options)
     seeds = resolve_seeds(options.runs, options.seeds, spec.default_runs)

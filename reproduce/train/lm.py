@@ -36,16 +36,18 @@ import torch
 import torch.nn.functional as F
 
 import zoo
-from zoo.datasets import Corpus, batchify, get_batch
+from zoo.datasets import batchify, get_batch
 from zoo.fileio import atomic_torch_save
 
 from .. import distributed
 from ..config import ConfigError
+from ..corpora import load_corpus
 from ..device import autocast, progress_bar
 from ..optim import make_sgd
 from ..rundir import NonFiniteError
 from ..runner import Rollback
 from .common import maybe_compile, seed_epoch
+from .recipes import WT2Config
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +85,7 @@ class LMTask:
         self.config, self.d, self.progress = config, d, progress
         self.device = dev = d.device
         self.local_batch = d.local_batch(config.batch_size)
-        corpus = Corpus(config.data)
+        corpus = load_corpus(config.data, "wt2" if isinstance(config, WT2Config) else "ptb")
         self.ntokens = len(corpus.dictionary)
         train, valid, test = corpus.train, corpus.valid, corpus.test
         if config.limit:

@@ -324,3 +324,21 @@ def test_cli_runs_an_experiment_and_prints_the_summary_table(capsys, tmp_path, t
     assert "test_error" in text and "2.76" in text and "not comparable" in text
     assert not (tmp_path / "results" / "REPORT.md").exists()
     assert json.loads((out / "runs" / "seed-1" / "config.json").read_text())["C"] == 4
+
+
+def test_a_run_that_fails_before_its_first_epoch_leaves_no_directory_behind(tmp_path, tiny_cifar):
+    options = _options(tmp_path, tmp_path / "no-cifar-here", runs=1)
+    with pytest.raises(Exception, match="CIFAR-10|cifar"):
+        run_experiment(options)
+    assert not (tmp_path / "results" / "exp").exists()
+    # a directory that was there before is left as it was
+    (tmp_path / "results" / "exp").mkdir(parents=True)
+    with pytest.raises(Exception, match="CIFAR-10|cifar"):
+        run_experiment(options)
+    assert (tmp_path / "results" / "exp").is_dir()
+
+
+def test_gpus_with_the_slurm_launcher_is_an_error_not_ignored(tmp_path, tiny_cifar):
+    with pytest.raises(ValueError, match="--gpus.*--launcher slurm.*--gpus-per-job"):
+        run_experiment(_options(tmp_path, tiny_cifar, gpus=["0", "1"], launcher="slurm"))
+    assert not (tmp_path / "results").exists()

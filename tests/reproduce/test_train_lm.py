@@ -132,3 +132,16 @@ def test_missing_corpus_is_a_clear_error_naming_how_to_get_it(tmp_path):
     with pytest.raises(FileNotFoundError, match="train.txt.*awd-lstm-lm"):
         train("ptb", tiny_lm(tmp_path / "none"), tmp_path / "run", progress=False)
     assert not (tmp_path / "run" / "config.json").exists()
+
+
+def test_missing_corpus_names_its_own_source(tmp_path):
+    from zoo.datasets import PTB_URL, WT2_URL, DatasetNotFoundError
+
+    with pytest.raises(DatasetNotFoundError) as ptb:
+        train("ptb", tiny_lm(tmp_path / "none"), tmp_path / "run", progress=False)
+    assert "Penn Treebank not found" in str(ptb.value) and PTB_URL in str(ptb.value)
+    assert WT2_URL not in str(ptb.value)
+    with pytest.raises(DatasetNotFoundError) as wt2:
+        train("wt2", tiny_lm(tmp_path / "none", "wt2"), tmp_path / "run", progress=False)
+    assert "WikiText-2 not found" in str(wt2.value) and WT2_URL in str(wt2.value) and PTB_URL not in str(wt2.value)
+    assert not (tmp_path / "run").exists()
