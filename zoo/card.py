@@ -25,9 +25,10 @@ METRIC_LABELS = {
     "top1_error": "top-1 error (%)", "top5_error": "top-5 error (%)", "top1_error_std": "top-1 error std (%)",
     "test_ppl": "test perplexity", "valid_ppl": "validation perplexity", "top1_acc": "top-1 accuracy (%)",
 }
-_DATASET_NAMES = {"cifar10": "CIFAR-10", "imagenet": "ImageNet (ILSVRC2012)", "ptb": "Penn Treebank"}
-_HF_DATASETS = {"cifar10": "cifar10", "imagenet": "imagenet-1k", "ptb": "ptb_text_only"}
-_SPLITS = {"cifar10": "test", "imagenet": "validation", "ptb": "test"}
+_DATASET_NAMES = {"cifar10": "CIFAR-10", "imagenet": "ImageNet (ILSVRC2012)", "ptb": "Penn Treebank",
+                  "wt2": "WikiText-2"}
+_HF_DATASETS = {"cifar10": "cifar10", "imagenet": "imagenet-1k", "ptb": "ptb_text_only", "wt2": "wikitext"}
+_SPLITS = {"cifar10": "test", "imagenet": "validation", "ptb": "test", "wt2": "test"}
 
 
 def draw_cells(genotype_text: str, directory: PathLike, fmt: str = "png") -> List[Path]:
@@ -50,7 +51,7 @@ def card_data(config: Dict[str, Any]):
 
     dataset = config.get("dataset", "")
     name = config.get("name") or config.get("arch", "model")
-    task = "text-generation" if dataset == "ptb" else "image-classification"
+    task = "text-generation" if dataset in ("ptb", "wt2") else "image-classification"
     results = [
         EvalResult(task_type=task, dataset_type=_HF_DATASETS.get(dataset, dataset),
                    dataset_name=_DATASET_NAMES.get(dataset, dataset), dataset_split=_SPLITS.get(dataset),

@@ -41,7 +41,7 @@ _DATASET_OF_ARCH = {"NetworkCIFAR": "cifar10", "NetworkImageNet": "imagenet", "R
 
 def model_config(model, name: Optional[str] = None, metrics: Optional[Dict[str, float]] = None,
                  metrics_source: str = "", source: Optional[Dict[str, Any]] = None,
-                 description: Optional[str] = None) -> Dict[str, Any]:
+                 description: Optional[str] = None, dataset: Optional[str] = None) -> Dict[str, Any]:
     """Everything needed to rebuild ``model`` and describe the weights it holds (without their digest).
 
     ``metrics`` are figures of *these* weights (measured, or reported by whoever published them, as
@@ -57,7 +57,7 @@ def model_config(model, name: Optional[str] = None, metrics: Optional[Dict[str, 
     entry = get_entry(name) if name else None
     if entry is not None and entry.arch != arch:
         raise ValueError(f"{name} is a {entry.arch}, the model is a {arch}")
-    dataset = entry.dataset if entry else _DATASET_OF_ARCH[arch]
+    dataset = dataset or (entry.dataset if entry else _DATASET_OF_ARCH[arch])
     if description is None:
         description = f"{arch} {args} with the cell {genotype}" + (
             f" (the architecture of the registry entry {entry.name})" if entry else "")
@@ -70,7 +70,7 @@ def model_config(model, name: Optional[str] = None, metrics: Optional[Dict[str, 
         "args": args,
         "genotype": genotype,
         "dataset": dataset,
-        "preprocessing": dict(entry.preprocessing if entry else PREPROCESSING[dataset]),
+        "preprocessing": dict(entry.preprocessing if entry else PREPROCESSING[_DATASET_OF_ARCH[arch]]),
         "metrics": dict(metrics or {}),
         "metrics_source": metrics_source if metrics else "",
         "reference_metrics": dict(entry.metrics) if entry else {},
@@ -136,7 +136,7 @@ def _tied_groups(state: Dict[str, torch.Tensor]) -> Dict[str, str]:
 def save_pretrained(model, save_directory: PathLike, name: Optional[str] = None,
                     metrics: Optional[Dict[str, float]] = None, metrics_source: str = "",
                     source: Optional[Dict[str, Any]] = None, description: Optional[str] = None,
-                    card: bool = True) -> Path:
+                    dataset: Optional[str] = None, card: bool = True) -> Path:
     """Write ``config.json``, ``model.safetensors`` (tied weights once) and a ``README.md`` model card.
 
     The card describes the weights actually saved: ``metrics`` (with ``metrics_source``) are figures
@@ -148,7 +148,7 @@ def save_pretrained(model, save_directory: PathLike, name: Optional[str] = None,
 
     out = Path(save_directory).expanduser()
     config = model_config(model, name=name, metrics=metrics, metrics_source=metrics_source, source=source,
-                          description=description)
+                          description=description, dataset=dataset)
     state = model.state_dict()
     tied = _tied_groups(state)
     tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in state.items() if k not in tied}

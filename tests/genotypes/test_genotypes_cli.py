@@ -116,4 +116,4 @@ def test_cli_takes_names_and_text_of_either_kind_through_genotypes_resolve(capsy
     assert main(["show", "darts_v1"]) == 0  # a name, case-insensitive
     assert capsys.readouterr().out.strip() == genotypes.format(genotypes.get("DARTS_V1"))
     assert main(["show", rnn_text, "--kind", "cnn"]) == 2  # the wrong kind, asked for explicitly
-    assert "expected a cnn genotype" in capsys.readouterr().err
+    assert "expected a conv Genotype" in capsys.readouterr().err

@@ -1,0 +1,102 @@
+"""Turn a finished training run into a saved model (``python -m reproduce export RUN_DIR --out DIR``).
+
+The weights are the ones the run's final metrics were measured on: the last epoch's for the image
+recipes (``checkpoint.pt``), the best validation epoch's for the language models (``best.pt``, which
+their test perplexity evaluates). Both files are read through the run directory's checksummed
+loader. The model card is built from the run's record: the measured metrics, the config, the seed
+and the commit; nothing else is claimed for the weights.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, Dict, Optional, Tuple
+
+import zoo
+from zoo.layouts import infer_cnn_args
+
+from .rundir import RunDir
+
+log = logging.getLogger(__name__)
+
+_LM = ("ptb", "wt2")
+_DATASET_NAMES = {"cifar10": "CIFAR-10", "imagenet": "ImageNet", "ptb": "Penn Treebank", "wt2": "WikiText-2"}
+
+
+def _weights(rundir: RunDir, dataset: str) -> Dict[str, Any]:
+    name = "best.pt" if dataset in _LM else "checkpoint.pt"
+    state = rundir.load_checkpoint(map_location="cpu", name=name)
+    if state is None:
+        raise FileNotFoundError(f"{rundir.path / name} is missing: it holds the weights of the finished run "
+                                f"(it may have been deleted to save space; the run cannot be exported without it)")
+    weights = state.get("model") if dataset in _LM else (state.get("task") or {}).get("model")
+    if not isinstance(weights, dict) or not weights:
+        raise ValueError(f"{rundir.path / name} holds no model weights")
+    return weights
+
+
+def _build(record: Dict[str, Any], weights: Dict[str, Any]):
+    config, dataset = record.get("config") or {}, record["dataset"]
+    if dataset in _LM:
+        ntoken, ninp = weights["encoder.weight"].shape
+        drops = {k: float(config[k]) for k in ("dropout", "dropouth", "dropoutx", "dropouti", "dropoute")
+                 if k in config}
+        return zoo.RNNModel(int(ntoken), int(ninp), int(ninp), int(ninp), genotype=record["genotype"], **drops)
+    args = infer_cnn_args(weights, dataset)
+    cls = zoo.NetworkCIFAR if dataset == "cifar10" else zoo.NetworkImageNet
+    return cls(genotype=record["genotype"], **args)
+
+
+def _metrics(record: Dict[str, Any]) -> Tuple[Dict[str, float], str]:
+    final, dataset = record.get("final") or {}, record["dataset"]
+    if dataset == "cifar10":
+        metrics = {"top1_error": final["test_error"]} if "test_error" in final else {}
+        split = "CIFAR-10 test set"
+    elif dataset == "imagenet":
+        metrics = {k: final[k] for k in ("top1_error", "top5_error") if k in final}
+        split = "ImageNet validation set"
+    else:
+        metrics = {k: final[k] for k in ("test_ppl", "valid_ppl") if k in final}
+        split = f"{_DATASET_NAMES[dataset]} validation and test sets, best validation epoch"
+    cfg = record.get("config") or {}
+    source = (f"measured by python -m reproduce at the end of the run ({split}; recipe {record.get('experiment')}, "
+              f"profile {cfg.get('profile', '?')}, seed {record.get('seed')}, {cfg.get('epochs', '?')} epochs)")
+    return {k: float(v) for k, v in metrics.items()}, source
+
+
+def export_run(run_dir, out, push: Optional[str] = None, token: Optional[str] = None) -> Path:
+    """Write the finished run in ``run_dir`` as a saved model in ``out``; with ``push``, also publish it."""
+    rundir = RunDir(run_dir)
+    if not rundir.path.is_dir():
+        raise FileNotFoundError(f"{run_dir}: no such run directory")
+    record = rundir.read_record()
+    if not isinstance(record, dict):
+        raise ValueError(f"{run_dir} holds no finished run (no record.json): export a training run once it finished")
+    if record.get("kind") != "train":
+        raise ValueError(f"{run_dir} is a {record.get('kind')} run; export the training run of its genotype")
+    if record.get("dataset") not in _DATASET_NAMES:
+        raise ValueError(f"{run_dir}: unknown dataset {record.get('dataset')!r} in record.json")
+    out = Path(out)
+    if (out / "config.json").exists():
+        raise FileExistsError(f"{out} already holds a saved model; choose another --out")
+    weights = _weights(rundir, record["dataset"])
+    model = _build(record, {k[len("module."):] if k.startswith("module.") else k: v for k, v in weights.items()})
+    model.load_state_dict({k[len("module."):] if k.startswith("module.") else k: v for k, v in weights.items()})
+    metrics, metrics_source = _metrics(record)
+    cfg = record.get("config") or {}
+    provenance = (f"trained from scratch by `python -m reproduce` ({record.get('experiment')} recipe, profile "
+                  f"{cfg.get('profile', '?')}, seed {record.get('seed')}, {cfg.get('epochs', '?')} epochs, "
+                  f"{record.get('device', '?')}, torch {record.get('torch', '?')})")
+    source = {"provenance": provenance, "run": str(run_dir), "seed": record.get("seed"),
+              "commit": record.get("git_commit"), "experiment": record.get("experiment"), "config": cfg}
+    description = (f"{type(model).__name__} with the cell {record['genotype']}, trained from scratch on "
+                   f"{_DATASET_NAMES[record['dataset']]} by python -m reproduce.")
+    saved = zoo.save_pretrained(model, out, metrics=metrics, metrics_source=metrics_source, source=source,
+                                description=description, dataset=record["dataset"])
+    if push:
+        url = zoo.push_to_hub(saved, push, token=token)
+        log.info("pushed %s to %s (%s)", saved, push, url)
+    return saved
+
+
+__all__ = ["export_run"]
