@@ -31,9 +31,11 @@ from typing import Any, Dict, List, Optional
 
 import torch
 
-from zoo.fileio import append_jsonl, atomic_torch_save, atomic_write_json, atomic_write_text, read_jsonl
+from zoo.fileio import append_jsonl, atomic_torch_save, atomic_write_json, atomic_write_text
 
 from . import config as _config
+from . import records
+from .jsonfile import read_json, read_json_lines
 from .provenance import provenance
 
 log = logging.getLogger(__name__)
@@ -163,18 +165,15 @@ class RunDir:
             return False
 
     def read_record(self) -> Optional[dict]:
-        if not self.record_path.exists():
-            return None
-        return json.loads(self.record_path.read_text())
+        return records.read_record(self.record_path)
 
     def is_finished(self) -> bool:
-        record = self.read_record()
-        return bool(record) and record.get("status") == "finished"
+        return records.is_finished(self.read_record())
 
     def read_config(self) -> Optional[dict]:
         if not self.config_path.exists():
             return None
-        return json.loads(self.config_path.read_text())
+        return read_json(self.config_path, fix="restore it, or use another --out directory to start the run afresh")
 
     def check_config(self, config: Dict[str, Any], ignore=RUNTIME_FIELDS) -> Optional[dict]:
         """Raise RunConfigMismatchError, naming the fields, if the directory holds a run (finished or
@@ -204,7 +203,7 @@ class RunDir:
         append_jsonl(self.metrics_path, metrics)
 
     def metrics(self) -> List[dict]:
-        return read_jsonl(self.metrics_path)
+        return read_json_lines(self.metrics_path)
 
     def trim_metrics(self, epochs_done: int) -> List[dict]:
         """Keep only lines of epochs < epochs_done (those the checkpoint covers)."""
