@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
+from . import comparable as _comparable
 from . import stats
 from .jsonfile import read_json
 from .records import BOOKKEEPING, is_finished, metric_problems, read_record
@@ -219,8 +220,34 @@ class Experiment:
 
     @property
     def comparable(self) -> bool:
-        """Whether the runs used the paper's recipe (profile 'paper'), so a comparison means something."""
-        return self.profile not in PROFILES_NOT_COMPARABLE and self.meta.get("comparable", True) is not False
+        """Whether the runs used the paper's recipe (profile 'paper', no recipe field changed), so a
+        comparison with the paper means something."""
+        return (self.profile not in PROFILES_NOT_COMPARABLE and self.meta.get("comparable", True) is not False
+                and not self.recipe_differences())
+
+    def recipe_differences(self) -> Dict[str, Tuple[Any, Any]]:
+        """The config fields in which the runs differ from the paper's recipe (:mod:`reproduce.comparable`);
+        the search's fields are named ``search.<field>``. The runs of one part share their config
+        (:func:`check_consistent`), so the first record of each part speaks for all."""
+        out: Dict[str, Tuple[Any, Any]] = {}
+        for prefix, records in (("", self.records), ("search.", self.search_records)):
+            if records:
+                r = records[0]
+                found = _comparable.recipe_differences(r.get("kind"), r.get("dataset"), r.get("config"))
+                out.update({prefix + k: v for k, v in found.items()})
+        return out
+
+    def not_comparable_reason(self) -> Optional[str]:
+        """Why the runs are not tested against the paper (None when they are)."""
+        if self.profile in PROFILES_NOT_COMPARABLE:
+            return f"profile {self.profile!r} is not the paper's recipe"
+        differences = self.recipe_differences()
+        if differences:
+            return f"not the paper's recipe: {_comparable.describe(differences)}"
+        if self.meta.get("comparable", True) is False:
+            return f"{EXPERIMENT_FILE} marks it not comparable" + (
+                f": {self.meta['recipe_differences']}" if self.meta.get("recipe_differences") else "")
+        return None
 
     @property
     def genotype(self) -> Optional[str]:
@@ -428,7 +455,7 @@ def _rows_for(exp: Optional[Experiment], key: str, spec: Mapping[str, Any], kind
         ours = exp.summary(metric) if exp is not None else None
         if exp is not None and not exp.comparable and ours:
             result = {"difference": None, "test": None, "t": None, "df": None, "p": None,
-                      "verdict": "not comparable", "reason": f"profile {exp.profile!r} is not the paper's recipe"}
+                      "verdict": "not comparable", "reason": exp.not_comparable_reason()}
         else:
             result = stats.compare(ours, paper)
         rows.append(Comparison(key, title, source, metric, dict(paper), ours, result, kind, verified))

@@ -250,6 +250,9 @@ def _display_name(exp: Experiment, results_dir: Path) -> str:
 def _profile_note(exp: Experiment) -> Optional[str]:
     if exp.comparable:
         return None
+    if exp.profile == "paper":  # the paper's profile, with fields overridden
+        return (f"**Not comparable with the paper**: {exp.not_comparable_reason()}. Their numbers are shown for "
+                "what they are, and no test against the paper is made.")
     return (f"**Profile `{exp.profile}`: not comparable with the paper.** These runs use shorter recipes (or other "
             "data) than the paper's; their numbers are shown for what they are, and no test against the paper "
             "is made.")

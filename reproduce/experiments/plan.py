@@ -5,10 +5,11 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import genotypes
 
+from .. import comparable
 from .. import config as run_config
 from ..rundir import RUNTIME_FIELDS, RunConfigMismatchError, RunDir
 from ..scheduler import Job, SlurmOptions
@@ -148,6 +149,33 @@ def check_experiment_file(out: Path, meta: dict) -> Optional[dict]:
     return saved
 
 
+def recipe_differences(spec: ExperimentSpec, options: ExperimentOptions) -> Dict[str, Tuple[Any, Any]]:
+    """Where the experiment's configs differ from the paper's recipe (:mod:`reproduce.comparable`):
+    the training's fields by name, the search's as ``search.<field>``, the selection's as
+    ``selection.<field>``. The quick profile's shorter epochs count too. Empty: the paper's recipe."""
+    from ..search import SEARCH_CONFIGS
+    from ..train import RECIPES
+
+    runtime = runtime_overrides(options)
+    train = build_config(RECIPES, spec.dataset, {**profile_overrides(spec, options.profile),
+                                                 **options.train_overrides, **runtime}, "training recipe")
+    out = dict(comparable.recipe_differences("train", spec.dataset, train))
+    if options.search:
+        profile_search = dict(spec.quick_search) if options.profile == "quick" else {}
+        search = build_config(SEARCH_CONFIGS, spec.search_dataset,
+                              {**profile_search, **options.search_overrides, **runtime}, "search config")
+        out.update({f"search.{k}": v for k, v in
+                    comparable.recipe_differences("search", spec.search_dataset, search).items()})
+        epochs = resolve_selection_epochs(spec, options)
+        if epochs != spec.selection_epochs:
+            out["selection.epochs"] = (spec.selection_epochs, epochs)
+        for k, v in options.selection_overrides.items():
+            paper = spec.selection_overrides.get(k, train.get(k))
+            if v != paper:
+                out[f"selection.{k}"] = (paper, v)
+    return out
+
+
 def _check_search(spec: ExperimentSpec, options: ExperimentOptions) -> None:
     if spec.search_dataset is None:
         raise ValueError(f"--search is not available for {spec.name}: the paper searched on CIFAR-10 and PTB and "
@@ -236,7 +264,12 @@ def describe_plan(options: ExperimentOptions) -> List[str]:
                     lines.append(f"  GPU {gpu}: seeds {[todo[i] for i in idx]} if all runs take as long (the queue "
                                  "gives each next seed to the first GPU that is free)")
     target = target_for(spec, arch, options.search, options.order) if options.target == "auto" else options.target
-    lines.append(f"compared with: {target or 'no published figure'}")
+    differences = recipe_differences(spec, options)
+    if differences:
+        lines.append(f"compared with: {target or 'no published figure'}, but NOT tested against it: not the paper's "
+                     f"recipe ({comparable.describe(differences)})")
+    else:
+        lines.append(f"compared with: {target or 'no published figure'}")
     return lines
 
 

@@ -50,7 +50,8 @@ def summary_table(result: ExperimentResult) -> str:
             paper = f"{tm['mean']}" + (f" +/- {tm['std']}" if tm.get("std") is not None else "") + \
                     (f" (n={tm['n']})" if tm.get("n") else "")
         if tm and not comparable:
-            verdict = f"not comparable (profile {result.experiment['profile']})"
+            verdict = ("not comparable (not the paper's recipe)" if result.experiment.get("recipe_differences")
+                       else f"not comparable (profile {result.experiment['profile']})")
         elif tm:
             cmp = compare(s, tm)
             verdict = cmp.get("verdict") or "-"
