@@ -93,10 +93,17 @@ class PTBSearchConfig:
     arch_lr: float = _f(3e-3, "architecture learning rate (Adam)")
     arch_wdecay: float = _f(1e-3, "architecture weight decay (Adam)")
     unrolled_eps: float = _f(0.01, "finite-difference radius r of the Hessian-vector product (eps = r / ||v||)")
+    virtual_step_tied_weight: str = _f(
+        "held", "order 2: the tied embedding/decoder weight in the virtual step w' = w - lr * grad. 'held': stays "
+        "at w, as the original's code does (it produced the paper's PTB numbers); 'stepped': moved like every "
+        "other weight, the paper's formula (eq. 7). The two give different architecture gradients from the "
+        "first step", choices=["held", "stepped"])
 
     def validate(self) -> None:
         require(self.order in (1, 2), f"order must be 1 or 2, not {self.order}")
         require(self.epochs >= 1, f"epochs must be >= 1, not {self.epochs}")
+        require(self.virtual_step_tied_weight in ("held", "stepped"),
+                f"virtual_step_tied_weight must be held or stepped, not {self.virtual_step_tied_weight!r}")
         require(self.emsize == self.nhid == self.nhidlast,
                 f"the DARTS recurrent model ties emsize = nhid = nhidlast, got "
                 f"{self.emsize}, {self.nhid}, {self.nhidlast}")

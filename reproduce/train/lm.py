@@ -9,7 +9,8 @@ gradients are clipped to norm 0.25; SGD with lr 20 and weight decay 8e-7.
 
 Per epoch: validation with batch size 10; while on SGD, the run switches to averaged SGD
 (``ASGD(t0=0, lambd=0)``, the same lr) when the validation loss is worse than the best of all
-epochs but the last ``nonmono``; on ASGD, validation uses the averaged weights. Whenever the
+epochs but the last ``nonmono`` (>= 1: with 0 that set is empty, and the original fails on it, so 0 is
+refused); on ASGD, validation uses the averaged weights. Whenever the
 validation loss improves, the weights (the averaged ones on ASGD, as the original saved them)
 and the optimizer are kept as the best checkpoint (``best.pt``). At the end the best weights
 are evaluated on validation (batch 10) and test (batch 1).
@@ -38,11 +39,12 @@ import zoo
 from zoo.datasets import Corpus, batchify, get_batch
 from zoo.fileio import atomic_torch_save
 
+from .. import distributed
 from ..config import ConfigError
+from ..device import autocast, progress_bar
 from ..rundir import NonFiniteError
-from . import distributed
-from .common import autocast, make_sgd, maybe_compile, progress_bar, seed_epoch
-from .loop import Rollback
+from ..runner import Rollback
+from .common import make_sgd, maybe_compile, seed_epoch
 
 log = logging.getLogger(__name__)
 
@@ -225,7 +227,7 @@ class LMTask:
                 self._save_best(epoch)
                 self.stored_loss = val_loss
             hist = self.val_history
-            if len(hist) > cfg.nonmono and val_loss > min(hist[:-cfg.nonmono] if cfg.nonmono else hist):
+            if len(hist) > cfg.nonmono and val_loss > min(hist[:-cfg.nonmono]):
                 log.info("epoch %d: validation did not improve for %d epochs; switching to ASGD", epoch, cfg.nonmono)
                 self.asgd, switched = True, True
                 self.optimizer = self._optimizer(True)

@@ -193,7 +193,7 @@ class PTBConfig(_Common):
     alpha: float = _f(0.0, "activation regularisation (AR) weight")
     beta: float = _f(1e-3, "temporal activation regularisation (TAR) weight")
     nonmono: int = _f(5, "switch to ASGD when validation has not improved on the best of all but the last "
-                      "nonmono epochs")
+                      "nonmono epochs (>= 1)")
     nan_rollbacks: int = _f(10, "on a non-finite loss, roll back to the best checkpoint (as the original) at most "
                             "this many times; 0 = stop with an error")
 
@@ -208,7 +208,10 @@ class PTBConfig(_Common):
         for name in ("dropout", "dropouth", "dropoutx", "dropouti", "dropoute"):
             value = getattr(self, name)
             require(0 <= value < 1, f"{name} must be in [0, 1), got {value}")
-        require(self.nonmono >= 0 and self.nan_rollbacks >= 0, "nonmono and nan_rollbacks must be >= 0")
+        require(self.nonmono >= 1, f"nonmono must be >= 1, got {self.nonmono}: the switch to ASGD compares the "
+                "validation loss with the best of all epochs but the last nonmono, and with 0 that is no epoch (the "
+                "original stops with an error there); use --nonmono 1 for the quickest switch")
+        require(self.nan_rollbacks >= 0, f"nan_rollbacks must be >= 0, got {self.nan_rollbacks}")
         require(self.clip > 0, f"clip must be > 0, got {self.clip}")
 
 
