@@ -20,6 +20,7 @@ The lock is the operating system's (``flock``), so it goes away with its process
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import io
 import json
@@ -55,6 +56,13 @@ class RunConfigMismatchError(ValueError):
 
 class RunInUseError(RuntimeError):
     """Another process is running in this directory (it holds the directory's lock)."""
+
+
+class RunDirNotWritableError(PermissionError):
+    """The run directory (or its parent) cannot be written: read-only filesystem, no permission."""
+
+    def __str__(self) -> str:
+        return self.args[0]
 
 
 class _Unlockable(Exception):
@@ -110,9 +118,16 @@ class RunDir:
             yield
             return
         created = not self.path.exists()
-        self.path.mkdir(parents=True, exist_ok=True)
         path = self.path / LOCK
-        fd = self._acquire(fcntl, path)
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+            fd = self._acquire(fcntl, path)
+        except OSError as e:
+            if e.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
+                raise
+            raise RunDirNotWritableError(
+                f"{self.path} is not writable ({e.strerror}: {e.filename}); a run writes its config, metrics, "
+                "checkpoint and record there: use a directory you can write to (--out)") from None
         try:
             if fd is not None:
                 stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime())
