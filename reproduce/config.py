@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import typing
 from typing import Any, Dict, Type, TypeVar
 
@@ -73,10 +74,58 @@ def build(cls: Type[T], overrides: Dict[str, Any] = None, base: T = None) -> T:
     if unknown:
         raise ConfigError(f"unknown {cls.__name__} field(s) {', '.join(unknown)}; known: {', '.join(sorted(names))}")
     config = dataclasses.replace(base, **overrides) if base is not None else cls(**overrides)
+    validate(config)
+    return config
+
+
+# The largest integer any field may hold: counts, sizes and seeds all fit a signed 64-bit integer (torch's).
+MAX_INT = 2 ** 63 - 1
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > 10 ** 20:
+        return f"an integer of {len(str(abs(value)))} digits"
+    return repr(value)
+
+
+def check_values(config, signs: bool = True) -> None:
+    """The one value check every config passes: each field holds a value of its declared type, every
+    number is finite and within 2**63-1, and (``signs``) none is negative: no field of a recipe or a
+    search is. Raises ConfigError naming the field."""
+    for f in dataclasses.fields(config):
+        value, tp = getattr(config, f.name), _field_type(type(config), f)
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if tp is bool:
+            ok, want = isinstance(value, bool), "true or false"
+        elif tp is int:
+            ok = number and isinstance(value, int) and abs(value) <= MAX_INT and (not signs or value >= 0)
+            want = "an integer in 0..2**63-1"
+        elif tp is float:
+            ok = number and _finite_float(value) and (not signs or value >= 0)
+            want = "a finite number >= 0"
+        elif tp is str:
+            ok, want = isinstance(value, str), "a string"
+        else:
+            continue
+        if not ok:
+            raise ConfigError(f"{f.name} must be {want}, got {_show(value)}")
+
+
+def _finite_float(value) -> bool:
+    try:
+        return math.isfinite(float(value))
+    except OverflowError:  # an integer beyond float range
+        return False
+
+
+def validate(config) -> None:
+    """:func:`check_values` (types, finite numbers), the config's own ``validate`` method (if it has
+    one: its specific messages, e.g. for a negative count), then the signs of the numbers."""
+    check_values(config, signs=False)
     check = getattr(config, "validate", None)
     if check is not None:
         check()
-    return config
+    check_values(config)
 
 
 def to_dict(config) -> Dict[str, Any]:

@@ -168,6 +168,7 @@ def run(out, config, make_task: Callable[[Dist, RunDir, bool], Any], dist: Calla
     the processes and the device (called only when there is work to do); ``make_task`` builds the
     task. Returns the record.
     """
+    run_config.validate(config)  # the one value check, whoever built the config
     rundir = RunDir(out)
     config_dict = run_config.to_dict(config)
     rundir.check_config(config_dict)  # a directory holding a run with another config is refused, finished or not

@@ -9,6 +9,7 @@ from pathlib import Path
 from zoo.fileio import atomic_write_json
 
 from .. import comparable
+from ..records import metric_problem
 from ..scheduler import Job, run_jobs
 from .plan import (
     build_config,
@@ -34,6 +35,9 @@ def _metric(record: dict, name: str) -> float:
     final = record.get("final", {})
     for key in (name, f"best_{name}"):
         if key in final and final[key] is not None:
+            problem = metric_problem(key, final[key])
+            if problem:
+                raise ValueError(f"run record {record.get('seed')}: {problem}; delete that run directory and rerun")
             return float(final[key])
     raise ValueError(f"run record {record.get('seed')} has no final {name!r} (has {sorted(final)}); "
                      "was it trained with the right settings (valid_split for selection trainings)?")

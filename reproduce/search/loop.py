@@ -291,7 +291,7 @@ def _resolve_config(dataset: str, config):
         return run_config.build(cls, config)
     if not isinstance(config, cls):
         raise TypeError(f"search {dataset!r} takes a {cls.__name__}, not {type(config).__name__}")
-    config.validate()
+    run_config.validate(config)
     return config
 
 
