@@ -255,6 +255,11 @@ class DamagedCheckpointError(ValueError):
     """A checkpoint (or other saved state) that is not what the run wrote."""
 
 
+def first_line(e: BaseException) -> str:
+    lines = str(e).strip().splitlines()
+    return f"{type(e).__name__}: {lines[0][:160]}" if lines else type(e).__name__
+
+
 def _restart_hint(path: Path) -> str:
     return (f"delete {path} to restart the run from its first epoch (or use another --out directory); "
             "a damaged checkpoint is never resumed from")
@@ -285,7 +290,7 @@ def load_checked(path, map_location="cpu") -> Dict[str, Any]:
     try:
         outer = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # written atomically: a file torch cannot read is damaged
-        raise DamagedCheckpointError(f"cannot read {path} ({type(e).__name__}: {str(e).splitlines()[0][:160]}); "
+        raise DamagedCheckpointError(f"cannot read {path} ({first_line(e)}); "
                                      f"{_restart_hint(path)}") from None
     if not isinstance(outer, dict):
         raise DamagedCheckpointError(f"{path} holds a {type(outer).__name__}, not a checkpoint; {_restart_hint(path)}")
@@ -302,7 +307,7 @@ def load_checked(path, map_location="cpu") -> Dict[str, Any]:
     try:
         state = torch.load(io.BytesIO(data), map_location=map_location, weights_only=True)
     except Exception as e:  # the checksum matched: what we wrote is unreadable (another torch version?)
-        raise DamagedCheckpointError(f"cannot read {path} ({type(e).__name__}: {str(e).splitlines()[0][:160]}); "
+        raise DamagedCheckpointError(f"cannot read {path} ({first_line(e)}); "
                                      f"{_restart_hint(path)}") from None
     if not isinstance(state, dict):
         raise DamagedCheckpointError(f"{path} holds a {type(state).__name__}, not a checkpoint; {_restart_hint(path)}")

@@ -51,6 +51,7 @@ from .rundir import (
     RunDir,
     RunInUseError,
     check_finite,
+    first_line,
     make_record,
 )
 from .seeding import rng_state, seed_everything, set_rng_state
@@ -140,8 +141,7 @@ def load_run_checkpoint(rundir: RunDir, task, config_dict: Dict[str, Any]) -> Op
         task.load_state_dict(state["task"])
         set_rng_state(state["rng"])
     except (KeyError, IndexError, TypeError, ValueError, RuntimeError) as e:
-        raise refuse(f"does not fit this run ({type(e).__name__}: {str(e).splitlines()[0][:160] if str(e) else ''})"
-                     ) from None
+        raise refuse(f"does not fit this run ({first_line(e)})") from None
     return {"epoch": epoch, "wall_time_s": float(state.get("wall_time_s", 0.0)), "curve": curve}
 
 

@@ -99,6 +99,7 @@ def test_two_flipped_bytes_in_the_checkpoint_are_refused_naming_the_file_and_the
 
 @pytest.mark.parametrize("content,match", [
     (b"garbage", "cannot read"),
+    (b"", "cannot read"),
     ("list", "holds a list, not a checkpoint"),
     ("unchecked", "carries no checksum"),
 ])
