@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, Mapping, Optional, Tuple
 
-from .config import to_dict
+from .config import ConfigError, canonical, to_dict
 from .rundir import RUNTIME_FIELDS
 
 WHAT_IS_RUN = ("seed", "experiment", "profile", "arch", "genotype", "order")
@@ -40,6 +40,10 @@ def recipe_differences(kind: Optional[str], dataset: Optional[str],
     paper = _paper_config(kind, dataset)
     if paper is None or not isinstance(config, Mapping):
         return {}
+    try:
+        config = canonical(dict(config))  # a record saved with the original's field names (lr, wdecay, ...)
+    except ConfigError:  # the same field under both names: compare what is there
+        pass
     skip = set(WHAT_IS_RUN) | set(RUNTIME_FIELDS) | set(SPEED_FIELDS) | set(SPEED_FIELDS_OF.get(dataset, ()))
     return {k: (paper[k], v) for k, v in sorted(config.items()) if k in paper and k not in skip and v != paper[k]}
 

@@ -19,6 +19,8 @@ import torch.nn.functional as F
 
 from zoo import datasets as zds
 
+from ..corpora import load_corpus
+
 
 class CifarHalves:
     def __init__(self, images: torch.Tensor, labels: torch.Tensor, train_portion: float, batch_size: int,
@@ -110,7 +112,7 @@ class PTBData:
     """
 
     def __init__(self, path, batch_size: int, eval_batch_size: int, device):
-        corpus = zds.Corpus(path)
+        corpus = load_corpus(path, "ptb")
         self.ntokens = len(corpus.dictionary)
         self.train = zds.batchify(corpus.train, batch_size, device)
         self.search = zds.batchify(corpus.valid, batch_size, device)

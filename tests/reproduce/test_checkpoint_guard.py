@@ -58,7 +58,7 @@ def run(interrupted, tmp_path):
 def _cli(cifar, out, *extra):
     return ["train", "cifar10", "--out", str(out), "--data", str(cifar), "--device", "cpu", "--num-threads", "1",
             "--epochs", "2", "--C", "4", "--layers", "3", "--batch-size", "16", "--eval-batch-size", "24",
-            "--deterministic", "true", "--no-progress", *extra]
+            "--deterministic", "--no-progress", *extra]
 
 
 def _refused_in_one_line(capsys, argv, *needles):
@@ -137,12 +137,12 @@ def test_a_checked_list_is_refused(run):
 def test_a_checkpoint_is_tied_to_the_config_even_when_config_json_is_deleted_or_edited(run, cifar, capsys):
     (run / "config.json").unlink()
     _refused_in_one_line(capsys, _cli(cifar, run, "--lr", "0.3"), str(run / "checkpoint.pt"),
-                         "another config: lr (checkpoint 0.025, now 0.3)")
+                         "another config: learning_rate (checkpoint 0.025, now 0.3)")
     assert not (run / "config.json").exists()  # the refused run left the directory as it was
     # config.json edited to say 0.3: the checkpoint still knows it was trained at 0.025
-    (run / "config.json").write_text(json.dumps(dict(tiny_cifar(cifar).__dict__, lr=0.3)))
-    with pytest.raises(RunConfigMismatchError, match=r"lr \(checkpoint 0.025, now 0.3\)"):
-        train("cifar10", tiny_cifar(cifar, lr=0.3), run, progress=False)
+    (run / "config.json").write_text(json.dumps(dict(tiny_cifar(cifar).__dict__, learning_rate=0.3)))
+    with pytest.raises(RunConfigMismatchError, match=r"learning_rate \(checkpoint 0.025, now 0.3\)"):
+        train("cifar10", tiny_cifar(cifar, learning_rate=0.3), run, progress=False)
     assert not (run / "record.json").exists()
 
 

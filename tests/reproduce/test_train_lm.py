@@ -36,7 +36,8 @@ def test_ptb_run_reports_valid_and_test_perplexity_of_the_best_weights(corpus, t
 
 def test_wt2_recipe_runs_with_its_own_defaults(corpus, tmp_path):
     record = train("wt2", tiny_lm(corpus, "wt2", epochs=1), tmp_path / "wt2", progress=False)
-    assert record["dataset"] == "wt2" and record["config"]["dropouth"] == 0.15 and record["config"]["wdecay"] == 5e-7
+    assert record["dataset"] == "wt2"
+    assert record["config"]["dropouth"] == 0.15 and record["config"]["weight_decay"] == 5e-7
     assert record["final"]["test_ppl"] > 1
 
 
@@ -131,3 +132,16 @@ def test_missing_corpus_is_a_clear_error_naming_how_to_get_it(tmp_path):
     with pytest.raises(FileNotFoundError, match="train.txt.*awd-lstm-lm"):
         train("ptb", tiny_lm(tmp_path / "none"), tmp_path / "run", progress=False)
     assert not (tmp_path / "run" / "config.json").exists()
+
+
+def test_missing_corpus_names_its_own_source(tmp_path):
+    from zoo.datasets import PTB_URL, WT2_URL, DatasetNotFoundError
+
+    with pytest.raises(DatasetNotFoundError) as ptb:
+        train("ptb", tiny_lm(tmp_path / "none"), tmp_path / "run", progress=False)
+    assert "Penn Treebank not found" in str(ptb.value) and PTB_URL in str(ptb.value)
+    assert WT2_URL not in str(ptb.value)
+    with pytest.raises(DatasetNotFoundError) as wt2:
+        train("wt2", tiny_lm(tmp_path / "none", "wt2"), tmp_path / "run", progress=False)
+    assert "WikiText-2 not found" in str(wt2.value) and WT2_URL in str(wt2.value) and PTB_URL not in str(wt2.value)
+    assert not (tmp_path / "run").exists()

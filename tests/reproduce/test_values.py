@@ -25,12 +25,13 @@ def _one_line(capsys, argv, *needles):
 
 
 @pytest.mark.parametrize("dataset,field,value", [
-    ("cifar10", "C", -5), ("cifar10", "lr", float("nan")), ("cifar10", "lr", float("inf")), ("cifar10", "lr", -0.1),
+    ("cifar10", "C", -5), ("cifar10", "learning_rate", float("nan")), ("cifar10", "learning_rate", float("inf")),
+    ("cifar10", "learning_rate", -0.1),
     ("cifar10", "momentum", float("nan")), ("cifar10", "momentum", -0.9), ("cifar10", "weight_decay", -3e-4),
     ("cifar10", "weight_decay", float("inf")), ("cifar10", "auxiliary_weight", -1e9),
     ("cifar10", "auxiliary_weight", float("nan")), ("cifar10", "seed", 2 ** 64), ("cifar10", "epochs", 10 ** 400),
-    ("imagenet", "momentum", float("-inf")), ("ptb", "wdecay", -1.0), ("ptb", "alpha", float("nan")),
-    ("cifar10", "lr", "fast"), ("cifar10", "cutout", "yes"), ("cifar10", "grad_clip", 10 ** 400),
+    ("imagenet", "momentum", float("-inf")), ("ptb", "weight_decay", -1.0), ("ptb", "alpha", float("nan")),
+    ("cifar10", "learning_rate", "fast"), ("cifar10", "cutout", "yes"), ("cifar10", "grad_clip", 10 ** 400),
 ])
 def test_impossible_training_values_are_refused_naming_the_field(dataset, field, value):
     with pytest.raises(ConfigError, match=rf"\b{field}\b"):
@@ -39,8 +40,8 @@ def test_impossible_training_values_are_refused_naming_the_field(dataset, field,
 
 @pytest.mark.parametrize("dataset,field,value", [
     ("cifar10", "momentum", float("nan")), ("cifar10", "weight_decay", -1.0), ("cifar10", "arch_weight_decay", -1.0),
-    ("cifar10", "learning_rate", float("inf")), ("cifar10", "seed", -1), ("ptb", "lr", float("nan")),
-    ("ptb", "wdecay", float("inf")), ("cifar10", "unrolled_eps", float("nan")),
+    ("cifar10", "learning_rate", float("inf")), ("cifar10", "seed", -1), ("ptb", "learning_rate", float("nan")),
+    ("ptb", "weight_decay", float("inf")), ("cifar10", "unrolled_eps", float("nan")),
 ])
 def test_impossible_search_values_are_refused_naming_the_field(dataset, field, value):
     with pytest.raises(ConfigError, match=rf"^{field} must be"):
@@ -49,7 +50,7 @@ def test_impossible_search_values_are_refused_naming_the_field(dataset, field, v
 
 @pytest.mark.parametrize("argv,needle", [
     (["--C", "-5"], "got C=-5"),
-    (["--lr", "nan"], "lr must be"),
+    (["--lr", "nan"], "learning_rate must be"),  # the original's name for the field
     (["--momentum", "inf"], "momentum must be"),
     (["--weight-decay", "-1"], "weight_decay must be"),
     (["--auxiliary-weight=-1e9"], "auxiliary_weight must be a finite number >= 0, got -1000000000.0"),
