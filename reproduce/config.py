@@ -13,7 +13,7 @@ import typing
 from pathlib import Path
 from typing import Any, Dict, Type, TypeVar
 
-from .jsonfile import read_json
+from .jsonfile import BadFileError, read_json
 
 T = TypeVar("T")
 
@@ -99,7 +99,11 @@ def load_config_file(path) -> Dict[str, Any]:
     """The fields of a JSON config file (a run's config.json or one written by hand), original names accepted."""
     if not Path(path).is_file():
         raise ConfigError(f"--config {path}: no such file")
-    return canonical(read_json(path, fix="--config takes a JSON object of config fields (e.g. a run's config.json)"))
+    try:
+        data = read_json(path, fix="--config takes a JSON object of config fields (e.g. a run's config.json)")
+    except BadFileError as e:
+        raise ConfigError(str(e)) from None
+    return canonical(data)
 
 
 def overrides_from_args(args: argparse.Namespace, prefix: str = "", skip=()) -> Dict[str, Any]:
