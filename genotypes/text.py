@@ -10,12 +10,12 @@ from __future__ import annotations
 import ast
 from typing import Union
 
-from .types import Genotype, RNNGenotype, make_cnn, make_rnn
+from .types import MAX_NODES, Genotype, RNNGenotype, make_cnn, make_rnn
 
 AnyGenotype = Union[Genotype, RNNGenotype]
 
-# No cell has this many nodes; a bigger range in the text is a mistake (or an attempt to exhaust memory).
-_MAX_RANGE = 1000
+# A range in the text lists nodes of one cell (inputs included): checked before it is expanded.
+_MAX_RANGE = MAX_NODES + 2
 
 _CNN_FIELDS = Genotype._fields
 _RNN_FIELDS = RNNGenotype._fields
@@ -36,8 +36,13 @@ def _literal(node: ast.AST, text: str):
         if any(type(a) is not int for a in args) or (len(args) == 3 and args[2] == 0):
             raise ValueError(f"malformed range(...) in genotype text: {ast.get_source_segment(text, node)!r}")
         values = range(*args)
-        if len(values) > _MAX_RANGE:
-            raise ValueError(f"range(...) in genotype text has {len(values)} values; a cell has far fewer nodes")
+        try:
+            size = len(values)
+        except OverflowError:  # longer than sys.maxsize
+            size = _MAX_RANGE + 1
+        if size > _MAX_RANGE:
+            raise ValueError(f"range(...) in genotype text has more than {_MAX_RANGE} values; a cell has at most "
+                             f"{_MAX_RANGE} nodes (genotypes.types.MAX_NODES intermediate ones)")
         return list(values)
     segment = ast.get_source_segment(text, node) or type(node).__name__
     raise ValueError(f"genotype text may only hold lists, tuples, strings, integers and range(); found {segment!r}")

@@ -6,12 +6,19 @@ objects, which would otherwise make equal genotypes compare unequal.
 """
 from __future__ import annotations
 
+import itertools
 import operator
 from typing import NamedTuple, Sequence, Tuple
 
 from .spaces import CNN_OPS, RNN_PRIMITIVES
 
 Edge = Tuple[str, int]
+
+# The most intermediate nodes a cell may have. The paper's cells have 4 (conv) and 8 (recurrent);
+# a genotype far beyond that is a mistake, or a small file asking us to build an enormous network.
+# Edge lists and concat ranges are checked against it *before* they are read in full.
+MAX_NODES = 64
+CNN_MAX_EDGES = 2 * MAX_NODES  # two inputs per node
 
 
 class Genotype(NamedTuple):
@@ -40,9 +47,33 @@ def _int(value):
         return None
 
 
-def _edges(edges: Sequence, what: str) -> Tuple[Edge, ...]:
+def _bounded(values, limit: int, what: str, unit: str) -> tuple:
+    """``values`` as a tuple, refusing more than ``limit`` items without reading (or allocating) more.
+
+    A ``range`` is measured by its length, so ``range(1, 3 * 10**8)`` is refused at once.
+    """
+    size = None
+    try:
+        size = len(values)
+    except TypeError:
+        pass
+    except OverflowError:  # a range longer than sys.maxsize
+        size = limit + 1
+    if size is None:
+        try:
+            values = tuple(itertools.islice(values, limit + 1))
+        except TypeError:
+            raise ValueError(f"{what} is {values!r}, expected a list or range") from None
+        size = len(values)
+    if size > limit:
+        raise ValueError(f"{what} has {size if size <= 10 ** 15 else 'more than 10**15'} {unit}; a cell has at most "
+                         f"{MAX_NODES} intermediate nodes (genotypes.types.MAX_NODES), so at most {limit}")
+    return tuple(values)
+
+
+def _edges(edges: Sequence, what: str, limit: int) -> Tuple[Edge, ...]:
     out = []
-    for i, edge in enumerate(edges):
+    for i, edge in enumerate(_bounded(edges, limit, what, "edges")):
         try:
             op, index = edge
         except (TypeError, ValueError):
@@ -56,10 +87,9 @@ def _edges(edges: Sequence, what: str) -> Tuple[Edge, ...]:
 
 
 def _concat(concat, what: str) -> Tuple[int, ...]:
-    try:
-        values = tuple(concat)
-    except TypeError:
-        raise ValueError(f"{what} is {concat!r}, expected a list or range of node indices") from None
+    if isinstance(concat, (str, bytes)) or not hasattr(concat, "__iter__"):
+        raise ValueError(f"{what} is {concat!r}, expected a list or range of node indices")
+    values = _bounded(concat, MAX_NODES + 2, what, "nodes")
     ints = tuple(_int(v) for v in values)
     if None in ints:
         raise ValueError(f"{what} is {list(values)!r}, expected integers")
@@ -69,9 +99,9 @@ def _concat(concat, what: str) -> Tuple[int, ...]:
 def make_cnn(normal, normal_concat, reduce, reduce_concat) -> Genotype:
     """Build and validate a conv genotype from loosely typed fields (lists, ranges)."""
     g = Genotype(
-        _edges(normal, "normal"),
+        _edges(normal, "normal", CNN_MAX_EDGES),
         _concat(normal_concat, "normal_concat"),
-        _edges(reduce, "reduce"),
+        _edges(reduce, "reduce", CNN_MAX_EDGES),
         _concat(reduce_concat, "reduce_concat"),
     )
     validate_cnn(g)
@@ -80,7 +110,7 @@ def make_cnn(normal, normal_concat, reduce, reduce_concat) -> Genotype:
 
 def make_rnn(recurrent, concat) -> RNNGenotype:
     """Build and validate a recurrent genotype from loosely typed fields."""
-    g = RNNGenotype(_edges(recurrent, "recurrent"), _concat(concat, "concat"))
+    g = RNNGenotype(_edges(recurrent, "recurrent", MAX_NODES), _concat(concat, "concat"))
     validate_rnn(g)
     return g
 
@@ -99,7 +129,7 @@ def validate_cnn(g: Genotype) -> None:
     """Raise ValueError naming the first problem: unknown op, bad input index, edge count, concat."""
     for field, concat_field in (("normal", "normal_concat"), ("reduce", "reduce_concat")):
         # A Genotype may be built directly (as the original's code does): check the types too.
-        edges = _edges(getattr(g, field), field)
+        edges = _edges(getattr(g, field), field, CNN_MAX_EDGES)
         if len(edges) < 2 or len(edges) % 2:
             raise ValueError(f"{field} has {len(edges)} edges; a conv cell needs two per node (an even number >= 2)")
         for i, (op, index) in enumerate(edges):
@@ -117,7 +147,7 @@ def validate_cnn(g: Genotype) -> None:
 def validate_rnn(g: RNNGenotype) -> None:
     """Raise ValueError naming the first problem of a recurrent genotype."""
     ops = [p for p in RNN_PRIMITIVES if p != "none"]
-    recurrent = _edges(g.recurrent, "recurrent")
+    recurrent = _edges(g.recurrent, "recurrent", MAX_NODES)
     if not recurrent:
         raise ValueError("recurrent has no steps")
     for i, (op, pred) in enumerate(recurrent):

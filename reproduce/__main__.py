@@ -16,7 +16,9 @@ from . import commands
 from .config import ConfigError
 from .rundir import RunInUseError
 
-USER_ERRORS = (ValueError, FileNotFoundError, KeyError, ConfigError, FloatingPointError, RunInUseError)
+# PermissionError: a read-only results or run directory (its message names the path).
+USER_ERRORS = (ValueError, FileNotFoundError, PermissionError, KeyError, ConfigError, FloatingPointError,
+               RunInUseError)
 
 
 def build_parser() -> argparse.ArgumentParser:

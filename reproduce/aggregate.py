@@ -23,8 +23,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
+from . import comparable as _comparable
 from . import stats
 from .config import canonical
+from .jsonfile import read_json
+from .records import BOOKKEEPING, is_finished, metric_problems, read_record
 from .rundir import RECORD, RUNTIME_FIELDS
 
 log = logging.getLogger(__name__)
@@ -40,8 +43,6 @@ IGNORED_FIELDS = SEED_FIELDS + tuple(RUNTIME_FIELDS) + ("data_dir", "data_path",
 # Top-level record fields that must agree (the config is compared field by field).
 IDENTITY_FIELDS = ("experiment", "kind", "dataset", "genotype")
 PROFILES_NOT_COMPARABLE = ("quick", "demo")
-# Numbers in a record's "final" that count or locate things rather than measure the model.
-BOOKKEEPING = ("best_epoch", "rollbacks", "switched_to_asgd_at", "num_classes", "epochs", "steps")
 
 # The primary metric of each dataset, lower is better; others are reported beside it.
 PRIMARY_METRICS = {
@@ -155,24 +156,30 @@ def check_consistent(records: Sequence[Mapping[str, Any]], ignore: Sequence[str]
 
 
 def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{path} is not valid JSON ({e}); delete it or restore it from the run") from None
+    return read_json(path, fix="delete it or restore it from the run")
 
 
-def read_records(root: Path) -> Tuple[List[dict], List[str]]:
+def read_records(root: Path, required: Sequence[str] = ()) -> Tuple[List[dict], List[str]]:
     """Finished records of the run directories directly under ``root`` (sorted by seed), and the
-    names of the run directories there without a finished record."""
+    names of the run directories there without a finished record.
+
+    Every record is checked by :func:`reproduce.records.read_record` (a damaged one is refused,
+    naming it). A finished record whose final metrics lie outside their domain, or lack one of
+    ``required``, stays in the list with ``_excluded`` set to the reasons: it counts as finished
+    but enters no statistic, and the report lists it.
+    """
     finished, unfinished = [], []
     if not root.is_dir():
         return finished, unfinished
     for run in sorted(p for p in root.iterdir() if p.is_dir()):
-        path = run / RECORD
-        record = _read_json(path) if path.exists() else None
-        if record and record.get("status") == "finished":
+        record = read_record(run / RECORD)
+        if is_finished(record):
             record = dict(record)
             record["_dir"] = str(run)
+            problems = metric_problems(record, required)
+            if problems:
+                record["_excluded"] = problems
+                log.warning("%s is excluded from the statistics: %s", run / RECORD, "; ".join(problems))
             finished.append(record)
         else:
             unfinished.append(run.name)
@@ -214,8 +221,34 @@ class Experiment:
 
     @property
     def comparable(self) -> bool:
-        """Whether the runs used the paper's recipe (profile 'paper'), so a comparison means something."""
-        return self.profile not in PROFILES_NOT_COMPARABLE and self.meta.get("comparable", True) is not False
+        """Whether the runs used the paper's recipe (profile 'paper', no recipe field changed), so a
+        comparison with the paper means something."""
+        return (self.profile not in PROFILES_NOT_COMPARABLE and self.meta.get("comparable", True) is not False
+                and not self.recipe_differences())
+
+    def recipe_differences(self) -> Dict[str, Tuple[Any, Any]]:
+        """The config fields in which the runs differ from the paper's recipe (:mod:`reproduce.comparable`);
+        the search's fields are named ``search.<field>``. The runs of one part share their config
+        (:func:`check_consistent`), so the first record of each part speaks for all."""
+        out: Dict[str, Tuple[Any, Any]] = {}
+        for prefix, records in (("", self.records), ("search.", self.search_records)):
+            if records:
+                r = records[0]
+                found = _comparable.recipe_differences(r.get("kind"), r.get("dataset"), r.get("config"))
+                out.update({prefix + k: v for k, v in found.items()})
+        return out
+
+    def not_comparable_reason(self) -> Optional[str]:
+        """Why the runs are not tested against the paper (None when they are)."""
+        if self.profile in PROFILES_NOT_COMPARABLE:
+            return f"profile {self.profile!r} is not the paper's recipe"
+        differences = self.recipe_differences()
+        if differences:
+            return f"not the paper's recipe: {_comparable.describe(differences)}"
+        if self.meta.get("comparable", True) is False:
+            return f"{EXPERIMENT_FILE} marks it not comparable" + (
+                f": {self.meta['recipe_differences']}" if self.meta.get("recipe_differences") else "")
+        return None
 
     @property
     def genotype(self) -> Optional[str]:
@@ -225,10 +258,21 @@ class Experiment:
     def seeds(self) -> List[Any]:
         return [r.get("seed") for r in self.records]
 
+    @property
+    def usable(self) -> List[dict]:
+        """The finished records that enter the statistics (all but the excluded ones)."""
+        return [r for r in self.records if not r.get("_excluded")]
+
+    def excluded(self) -> List[Tuple[Any, str, List[str]]]:
+        """(seed, run directory, reasons) of every finished record left out of the statistics, with
+        the search and selection runs' (whose statistics are their own tables and figures)."""
+        return [(r.get("seed"), r["_dir"], r["_excluded"])
+                for r in self.records + self.search_records + self.selection_records if r.get("_excluded")]
+
     def metrics(self) -> List[str]:
         """Final metrics present in the records, the dataset's primary ones first."""
         present: List[str] = []
-        for r in self.records:
+        for r in self.usable:
             for k, v in (r.get("final") or {}).items():
                 if k not in present and k not in BOOKKEEPING and isinstance(v, (int, float)) \
                         and not isinstance(v, bool):
@@ -243,9 +287,9 @@ class Experiment:
         return primary or [m for m in present if m.endswith(("_error", "_ppl"))] or present
 
     def values(self, metric: str) -> List[Tuple[Any, float]]:
-        """(seed, value) of a final metric, for the records that have it."""
+        """(seed, value) of a final metric, for the records that have it (excluded ones left out)."""
         out = []
-        for r in self.records:
+        for r in self.usable:
             v = (r.get("final") or {}).get(metric)
             if isinstance(v, (int, float)) and not isinstance(v, bool):
                 out.append((r.get("seed"), float(v)))
@@ -283,7 +327,7 @@ def load_experiment(exp_dir) -> Experiment:
             f"{path} is not an experiment directory (no {EXPERIMENT_FILE}); pass the directory that "
             "`python -m reproduce cifar10|ptb|imagenet|wt2 --out DIR` wrote")
     meta = _read_json(meta_path)
-    records, unfinished = read_records(path / "runs")
+    records, unfinished = read_records(path / "runs", required=_required_metrics(meta))
     _check_unique_seeds(records, path / "runs")
     check_consistent(records, profile=meta.get("profile"))
     search_records, _ = read_records(path / "search")
@@ -291,8 +335,16 @@ def load_experiment(exp_dir) -> Experiment:
     check_consistent(search_records, profile=meta.get("profile"),
                      identity=tuple(f for f in IDENTITY_FIELDS if f != "genotype"))
     selection = _read_json(path / SELECTION_FILE) if (path / SELECTION_FILE).exists() else None
+    if meta.get("seeds") is not None and not isinstance(meta["seeds"], list):
+        raise ValueError(f"{meta_path}: seeds is {meta['seeds']!r}, not a list; restore it or delete it")
     return Experiment(path=path, meta=meta, records=records, unfinished=unfinished,
                       search_records=search_records, selection_records=selection_records, selection=selection)
+
+
+def _required_metrics(meta: Mapping[str, Any]) -> Tuple[str, ...]:
+    """The final metrics every training record of an experiment must have: those the paper reports
+    for its dataset (a run without one, e.g. a diverged LM run whose perplexity overflowed, is excluded)."""
+    return PRIMARY_METRICS.get(str(meta.get("dataset")), ())
 
 
 def find_experiments(results_dir) -> List[Path]:
@@ -404,7 +456,7 @@ def _rows_for(exp: Optional[Experiment], key: str, spec: Mapping[str, Any], kind
         ours = exp.summary(metric) if exp is not None else None
         if exp is not None and not exp.comparable and ours:
             result = {"difference": None, "test": None, "t": None, "df": None, "p": None,
-                      "verdict": "not comparable", "reason": f"profile {exp.profile!r} is not the paper's recipe"}
+                      "verdict": "not comparable", "reason": exp.not_comparable_reason()}
         else:
             result = stats.compare(ours, paper)
         rows.append(Comparison(key, title, source, metric, dict(paper), ours, result, kind, verified))

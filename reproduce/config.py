@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
+import math
 import typing
 from pathlib import Path
 from typing import Any, Dict, Type, TypeVar
+
+from .jsonfile import BadFileError, read_json
 
 T = TypeVar("T")
 
@@ -95,14 +97,12 @@ def add_config_arguments(parser: argparse.ArgumentParser, cls: Type, skip=(), pr
 
 def load_config_file(path) -> Dict[str, Any]:
     """The fields of a JSON config file (a run's config.json or one written by hand), original names accepted."""
+    if not Path(path).is_file():
+        raise ConfigError(f"--config {path}: no such file")
     try:
-        data = json.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"--config {path}: no such file") from None
-    except (OSError, json.JSONDecodeError) as e:
-        raise ConfigError(f"--config {path} is not a readable JSON file ({e})") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"--config {path} must hold a JSON object of config fields, not {type(data).__name__}")
+        data = read_json(path, fix="--config takes a JSON object of config fields (e.g. a run's config.json)")
+    except BadFileError as e:
+        raise ConfigError(str(e)) from None
     return canonical(data)
 
 
@@ -124,10 +124,58 @@ def build(cls: Type[T], overrides: Dict[str, Any] = None, base: T = None) -> T:
     if unknown:
         raise ConfigError(f"unknown {cls.__name__} field(s) {', '.join(unknown)}; known: {', '.join(sorted(names))}")
     config = dataclasses.replace(base, **overrides) if base is not None else cls(**overrides)
+    validate(config)
+    return config
+
+
+# The largest integer any field may hold: counts, sizes and seeds all fit a signed 64-bit integer (torch's).
+MAX_INT = 2 ** 63 - 1
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > 10 ** 20:
+        return f"an integer of {len(str(abs(value)))} digits"
+    return repr(value)
+
+
+def check_values(config, signs: bool = True) -> None:
+    """The one value check every config passes: each field holds a value of its declared type, every
+    number is finite and within 2**63-1, and (``signs``) none is negative: no field of a recipe or a
+    search is. Raises ConfigError naming the field."""
+    for f in dataclasses.fields(config):
+        value, tp = getattr(config, f.name), field_type(type(config), f)
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if tp is bool:
+            ok, want = isinstance(value, bool), "true or false"
+        elif tp is int:
+            ok = number and isinstance(value, int) and abs(value) <= MAX_INT and (not signs or value >= 0)
+            want = "an integer in 0..2**63-1"
+        elif tp is float:
+            ok = number and _finite_float(value) and (not signs or value >= 0)
+            want = "a finite number >= 0"
+        elif tp is str:
+            ok, want = isinstance(value, str), "a string"
+        else:
+            continue
+        if not ok:
+            raise ConfigError(f"{f.name} must be {want}, got {_show(value)}")
+
+
+def _finite_float(value) -> bool:
+    try:
+        return math.isfinite(float(value))
+    except OverflowError:  # an integer beyond float range
+        return False
+
+
+def validate(config) -> None:
+    """:func:`check_values` (types, finite numbers), the config's own ``validate`` method (if it has
+    one: its specific messages, e.g. for a negative count), then the signs of the numbers."""
+    check_values(config, signs=False)
     check = getattr(config, "validate", None)
     if check is not None:
         check()
-    return config
+    check_values(config)
 
 
 def to_dict(config) -> Dict[str, Any]:

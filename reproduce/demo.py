@@ -15,7 +15,6 @@ the same pipeline at even smaller sizes in about a minute (the test suite runs i
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import time
 from pathlib import Path
@@ -25,6 +24,7 @@ from zoo.fileio import atomic_write_json, atomic_write_text
 
 from .demo_data import markov_source, write_digits_cifar, write_markov_corpus
 from .experiments import ExperimentOptions, ExperimentResult, run_experiment
+from .records import is_finished, read_record
 
 log = logging.getLogger(__name__)
 
@@ -129,7 +129,7 @@ def _remove_finished_checkpoints(root: Path) -> int:
     removed = 0
     for ckpt in root.rglob("checkpoint.pt"):
         record = ckpt.parent / "record.json"
-        if record.exists() and json.loads(record.read_text()).get("status") == "finished":
+        if is_finished(read_record(record)):
             ckpt.unlink()
             removed += 1
     return removed

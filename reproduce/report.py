@@ -29,6 +29,7 @@ from zoo.fileio import atomic_write_text
 
 from . import aggregate, figures
 from .aggregate import Comparison, Experiment
+from .records import number
 
 log = logging.getLogger(__name__)
 
@@ -249,6 +250,9 @@ def _display_name(exp: Experiment, results_dir: Path) -> str:
 def _profile_note(exp: Experiment) -> Optional[str]:
     if exp.comparable:
         return None
+    if exp.profile == "paper":  # the paper's profile, with fields overridden
+        return (f"**Not comparable with the paper**: {exp.not_comparable_reason()}. Their numbers are shown for "
+                "what they are, and no test against the paper is made.")
     return (f"**Profile `{exp.profile}`: not comparable with the paper.** These runs use shorter recipes (or other "
             "data) than the paper's; their numbers are shown for what they are, and no test against the paper "
             "is made.")
@@ -341,6 +345,10 @@ def _experiment_section(doc: Doc, exp: Experiment, targets: Dict[str, Any], resu
              f"paper target: `{key}`" if key else "paper target: none (no published figure applies)",
              *([f"note: {meta['note']}"] if meta.get("note") else []),
              f"finished seeds: {', '.join(str(s) for s in done) or 'none'}"]
+    for seed, where, reasons in exp.excluded():
+        rel = Path(os.path.relpath(where, results_dir)).as_posix()
+        facts.append(f"**excluded from the statistics** (finished, but not counted in n): `{rel}` (seed {seed}): "
+                     + "; ".join(reasons))
     if missing:
         facts.append(f"seeds not finished: {', '.join(str(s) for s in missing)}")
     elif exp.unfinished:
@@ -375,10 +383,10 @@ def _experiment_section(doc: Doc, exp: Experiment, targets: Dict[str, Any], resu
         paper_means = {c.metric: c.paper["mean"] for c in comparisons if c.kind == "paper"}
         doc.h(3, "Figures")
         primary = exp.primary_metrics()
-        for m in figures.curve_metrics(exp.records):
+        for m in figures.curve_metrics(exp.usable):
             if m not in primary and m != "train_loss" and not m.endswith(("_error", "_ppl")):
                 continue
-            path = figures.learning_curves(exp.records, m, fig_dir / f"curves_{m}.png", title=f"{name}: {m}",
+            path = figures.learning_curves(exp.usable, m, fig_dir / f"curves_{m}.png", title=f"{name}: {m}",
                                            paper=paper_means.get(m) if exp.comparable else None)
             if path:
                 doc.img(path, f"{m} by epoch: every seed, their mean and +/- 1 std")
@@ -451,7 +459,7 @@ def _search_section(doc: Doc, exp: Experiment, fig_dir: Path, draw: bool):
         for c in candidates:
             search = by_seed.get(c.get("search_seed"), {})
             v = c.get("valid_metric")
-            rows.append([c.get("search_seed"), fmt_num(v) if isinstance(v, (int, float)) else "not run",
+            rows.append([c.get("search_seed"), fmt_num(number(v)) if number(v) is not None else "not run",
                          "yes" if c.get("search_seed") == chosen else "", fmt_duration(search.get("wall_time_s"))])
         doc.p(f"Each search seed's derived cell was trained from scratch for a short time; the cell with the best "
               f"`{metric}` was chosen (search seed {chosen}) and trained with every seed above.")
@@ -491,9 +499,11 @@ def _provenance(doc: Doc, exp: Experiment, results_dir: Path):
     rows = []
     shown = set(exp.primary_metrics())  # the final trainings: the paper's metrics; other parts: all
     for part, r in runs:
-        final = ", ".join(f"{k}={fmt_num(v)}" for k, v in (r.get("final") or {}).items()
-                          if isinstance(v, (int, float)) and not isinstance(v, bool)
+        final = ", ".join(f"{k}={fmt_num(number(v))}" for k, v in (r.get("final") or {}).items()
+                          if number(v) is not None
                           and k not in aggregate.BOOKKEEPING and (part != "train" or k in shown))
+        if r.get("_excluded"):
+            final = f"excluded: {'; '.join(r['_excluded'])}"
         commit = str(r.get("git_commit", "—"))
         short = commit[:12] + ("-dirty" if commit.endswith("-dirty") else "")
         try:

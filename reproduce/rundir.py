@@ -20,6 +20,9 @@ The lock is the operating system's (``flock``), so it goes away with its process
 from __future__ import annotations
 
 import contextlib
+import errno
+import hashlib
+import io
 import json
 import logging
 import math
@@ -31,9 +34,11 @@ from typing import Any, Dict, List, Optional
 
 import torch
 
-from zoo.fileio import append_jsonl, atomic_torch_save, atomic_write_json, atomic_write_text, read_jsonl
+from zoo.fileio import append_jsonl, atomic_torch_save, atomic_write_json, atomic_write_text
 
 from . import config as _config
+from . import records
+from .jsonfile import read_json, read_json_lines
 from .provenance import provenance
 
 log = logging.getLogger(__name__)
@@ -53,6 +58,13 @@ class RunInUseError(RuntimeError):
     """Another process is running in this directory (it holds the directory's lock)."""
 
 
+class RunDirNotWritableError(PermissionError):
+    """The run directory (or its parent) cannot be written: read-only filesystem, no permission."""
+
+    def __str__(self) -> str:
+        return self.args[0]
+
+
 class _Unlockable(Exception):
     """The filesystem of a run directory does not support flock."""
 
@@ -63,8 +75,10 @@ class NonFiniteError(FloatingPointError):
 
 def check_finite(name: str, value: float, epoch: int) -> float:
     if not math.isfinite(value):
-        raise NonFiniteError(f"{name} is {value} at epoch {epoch}: the run stopped and wrote no result. "
-                             "Lower the learning rate or check the data; rerunning resumes from the last checkpoint.")
+        raise NonFiniteError(f"{name} is {value} at epoch {epoch}: the run stopped and wrote no result. To try "
+                             "other settings (e.g. a lower learning rate), start a fresh run directory: another --out "
+                             "(or delete this one); rerunning the same command resumes from the last checkpoint "
+                             "with the same settings.")
     return value
 
 
@@ -104,9 +118,16 @@ class RunDir:
             yield
             return
         created = not self.path.exists()
-        self.path.mkdir(parents=True, exist_ok=True)
         path = self.path / LOCK
-        fd = self._acquire(fcntl, path)
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+            fd = self._acquire(fcntl, path)
+        except OSError as e:
+            if e.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
+                raise
+            raise RunDirNotWritableError(
+                f"{self.path} is not writable ({e.strerror}: {e.filename}); a run writes its config, metrics, "
+                "checkpoint and record there: use a directory you can write to (--out)") from None
         try:
             if fd is not None:
                 stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime())
@@ -163,18 +184,15 @@ class RunDir:
             return False
 
     def read_record(self) -> Optional[dict]:
-        if not self.record_path.exists():
-            return None
-        return json.loads(self.record_path.read_text())
+        return records.read_record(self.record_path)
 
     def is_finished(self) -> bool:
-        record = self.read_record()
-        return bool(record) and record.get("status") == "finished"
+        return records.is_finished(self.read_record())
 
     def read_config(self) -> Optional[dict]:
         if not self.config_path.exists():
             return None
-        return json.loads(self.config_path.read_text())
+        return read_json(self.config_path, fix="restore it, or use another --out directory to start the run afresh")
 
     def check_config(self, config: Dict[str, Any], ignore=RUNTIME_FIELDS) -> Optional[dict]:
         """Raise RunConfigMismatchError, naming the fields, if the directory holds a run (finished or
@@ -204,7 +222,7 @@ class RunDir:
         append_jsonl(self.metrics_path, metrics)
 
     def metrics(self) -> List[dict]:
-        return read_jsonl(self.metrics_path)
+        return read_json_lines(self.metrics_path)
 
     def trim_metrics(self, epochs_done: int) -> List[dict]:
         """Keep only lines of epochs < epochs_done (those the checkpoint covers)."""
@@ -212,20 +230,88 @@ class RunDir:
         atomic_write_text(self.metrics_path, "".join(json.dumps(r, allow_nan=False) + "\n" for r in rows))
         return rows
 
-    def save_checkpoint(self, state: Dict[str, Any]) -> None:
-        atomic_torch_save(state, self.checkpoint_path)
+    def save_checkpoint(self, state: Dict[str, Any], name: str = CHECKPOINT) -> None:
+        """Atomically replace the run's checkpoint (or the state file ``name``) with ``state``, checksummed."""
+        save_checked(state, self.path / name)
 
-    def load_checkpoint(self, map_location="cpu") -> Optional[Dict[str, Any]]:
-        if not self.checkpoint_path.exists():
+    def load_checkpoint(self, map_location="cpu", name: str = CHECKPOINT) -> Optional[Dict[str, Any]]:
+        """The state saved by :meth:`save_checkpoint`, its checksum verified; None when there is none."""
+        path = self.path / name
+        if not path.exists():
             return None
-        try:
-            return torch.load(self.checkpoint_path, map_location=map_location, weights_only=True)
-        except Exception as e:  # a checkpoint is written atomically, so this is real damage
-            raise ValueError(f"cannot read checkpoint {self.checkpoint_path} ({e}); "
-                             "delete it to restart the run from scratch") from None
+        return load_checked(path, map_location)
 
     def write_record(self, record: Dict[str, Any]) -> None:
         atomic_write_json(self.record_path, record)
+
+
+# --------------------------------------------------------------------------------------------------
+# checksummed state files: a damaged checkpoint is refused, never resumed from
+
+CHECKED_FORMAT = "darts-reproduce-checked-state/1"
+
+
+class DamagedCheckpointError(ValueError):
+    """A checkpoint (or other saved state) that is not what the run wrote."""
+
+
+def first_line(e: BaseException) -> str:
+    lines = str(e).strip().splitlines()
+    return f"{type(e).__name__}: {lines[0][:160]}" if lines else type(e).__name__
+
+
+def _restart_hint(path: Path) -> str:
+    return (f"delete {path} to restart the run from its first epoch (or use another --out directory); "
+            "a damaged checkpoint is never resumed from")
+
+
+def save_checked(state: Dict[str, Any], path) -> None:
+    """Write ``state`` atomically as a torch file that carries the SHA-256 of its serialized content.
+
+    The state is serialized by ``torch.save`` into bytes, which are stored (as a uint8 tensor) beside
+    their checksum; ``epoch`` is repeated outside for tools that only peek at it.
+    """
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    payload = buf.getvalue()
+    atomic_torch_save({"format": CHECKED_FORMAT, "epoch": state.get("epoch"),
+                       "sha256": hashlib.sha256(payload).hexdigest(),
+                       "payload": torch.frombuffer(bytearray(payload), dtype=torch.uint8)}, path)
+
+
+def load_checked(path, map_location="cpu") -> Dict[str, Any]:
+    """The state :func:`save_checked` wrote at ``path``, after checking its checksum.
+
+    A file that cannot be read, is not such a file, or whose checksum does not match raises
+    :class:`DamagedCheckpointError` naming the file and what to do (checkpoints written before they
+    carried a checksum too: they cannot be verified).
+    """
+    path = Path(path)
+    try:
+        outer = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # written atomically: a file torch cannot read is damaged
+        raise DamagedCheckpointError(f"cannot read {path} ({first_line(e)}); "
+                                     f"{_restart_hint(path)}") from None
+    if not isinstance(outer, dict):
+        raise DamagedCheckpointError(f"{path} holds a {type(outer).__name__}, not a checkpoint; {_restart_hint(path)}")
+    if outer.get("format") != CHECKED_FORMAT:  # also one written before checkpoints carried a checksum
+        raise DamagedCheckpointError(f"{path} carries no checksum, so it cannot be verified; {_restart_hint(path)}")
+    payload = outer.get("payload")
+    if not (torch.is_tensor(payload) and payload.dtype == torch.uint8 and payload.dim() == 1
+            and isinstance(outer.get("sha256"), str)):
+        raise DamagedCheckpointError(f"{path} lacks its content or checksum; {_restart_hint(path)}")
+    data = payload.numpy().tobytes()
+    if hashlib.sha256(data).hexdigest() != outer["sha256"]:
+        raise DamagedCheckpointError(f"{path} is damaged: its content does not match its checksum; "
+                                     f"{_restart_hint(path)}")
+    try:
+        state = torch.load(io.BytesIO(data), map_location=map_location, weights_only=True)
+    except Exception as e:  # the checksum matched: what we wrote is unreadable (another torch version?)
+        raise DamagedCheckpointError(f"cannot read {path} ({first_line(e)}); "
+                                     f"{_restart_hint(path)}") from None
+    if not isinstance(state, dict):
+        raise DamagedCheckpointError(f"{path} holds a {type(state).__name__}, not a checkpoint; {_restart_hint(path)}")
+    return state
 
 
 def make_record(*, experiment: str, kind: str, dataset: str, genotype: str, seed: int, config: dict,

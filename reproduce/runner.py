@@ -32,6 +32,8 @@ all ranks and every rank learns the outcome together (:func:`claim`).
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import logging
 import time
 from typing import Any, Callable, Dict, Optional
@@ -40,13 +42,21 @@ import torch
 
 from . import config as run_config
 from .distributed import Dist
-from .rundir import RunDir, RunInUseError, check_finite, make_record
+from .rundir import (
+    METRICS,
+    RUNTIME_FIELDS,
+    DamagedCheckpointError,
+    NonFiniteError,
+    RunConfigMismatchError,
+    RunDir,
+    RunInUseError,
+    check_finite,
+    first_line,
+    make_record,
+)
 from .seeding import rng_state, seed_everything, set_rng_state
 
 log = logging.getLogger(__name__)
-
-CHECKPOINT_VERSION = 1
-
 
 class Rollback(Exception):
     """Raised by a task to continue from ``epoch`` (its state already restored)."""
@@ -63,36 +73,87 @@ def finite_metrics(metrics: Dict[str, Any], epoch: int) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-# The checkpoint: one function pair writes and reads it
+# The checkpoint guard: one function pair writes and reads the checkpoint
 # ---------------------------------------------------------------------------------------------
+#
+# A checkpoint is resumed from only when it is exactly what this run wrote: its checksum matches
+# (RunDir.save_checkpoint / load_checkpoint), it was written under this run's config (its digest),
+# its epoch lies within the config's epochs, and metrics.jsonl holds every epoch before it (so the
+# finished record has its whole curve). Anything else is refused with one line naming the file
+# and what to do; the run never continues from such a state.
 
-def save_run_checkpoint(rundir: RunDir, task, epochs_done: int, wall_time_s: float) -> None:
+CHECKPOINT_VERSION = 2
+
+
+def config_digest(config_dict: Dict[str, Any]) -> str:
+    """SHA-256 of the fields of a config that decide its results (the run-time-only ones left out)."""
+    return hashlib.sha256(json.dumps(_what_counts(config_dict), sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _what_counts(config_dict: Dict[str, Any]) -> Dict[str, Any]:
+    return {k: v for k, v in config_dict.items() if k not in RUNTIME_FIELDS}
+
+
+def save_run_checkpoint(rundir: RunDir, task, epochs_done: int, wall_time_s: float,
+                        config_dict: Dict[str, Any]) -> None:
     """Atomically replace the run's checkpoint with the task's state after ``epochs_done`` epochs."""
     rundir.save_checkpoint({"version": CHECKPOINT_VERSION, "kind": task.kind, "dataset": task.dataset,
-                            "epoch": epochs_done, "wall_time_s": wall_time_s, "task": task.state_dict(),
-                            "rng": rng_state()})
+                            "epoch": epochs_done, "config": _what_counts(config_dict),
+                            "config_digest": config_digest(config_dict), "wall_time_s": wall_time_s,
+                            "task": task.state_dict(), "rng": rng_state()})
 
 
-def load_run_checkpoint(rundir: RunDir, task) -> Optional[Dict[str, Any]]:
+def load_run_checkpoint(rundir: RunDir, task, config_dict: Dict[str, Any]) -> Optional[Dict[str, Any]]:
     """Restore the task (and the generators) from the run's checkpoint; None when there is none.
 
-    Returns ``{"epoch": epochs done, "wall_time_s": ...}``. Checkpoints written before the runner
-    existed are read too (training: no ``kind``/``rng``; search: the state under ``search``).
+    Returns ``{"epoch": epochs done, "wall_time_s": ..., "curve": the metrics of those epochs}``.
+    Raises :class:`DamagedCheckpointError` (or :class:`RunConfigMismatchError` for another config)
+    for a checkpoint that is not this run's; see the guard above.
     """
     state = rundir.load_checkpoint(map_location="cpu")
     if state is None:
         return None
-    if "search" in state and "task" not in state:  # a search checkpoint of the former search loop
-        state = {"version": CHECKPOINT_VERSION, "kind": "search", "dataset": task.dataset, **state,
-                 "task": state["search"]}
+    path = rundir.checkpoint_path
+
+    def refuse(problem: str) -> DamagedCheckpointError:
+        return DamagedCheckpointError(f"{path} {problem}; delete it to restart the run from its first epoch, or use "
+                                      "another --out directory")
+
     if (state.get("version") != CHECKPOINT_VERSION or state.get("dataset") != task.dataset
-            or state.get("kind", "train") != task.kind):
-        raise ValueError(f"{rundir.checkpoint_path} is not a {task.dataset} {task.kind} checkpoint of this version; "
-                         "use another --out directory")
-    task.load_state_dict(state["task"])
-    if "rng" in state:
+            or state.get("kind") != task.kind):
+        raise refuse(f"is not a {task.dataset} {task.kind} checkpoint of this version")
+    if not isinstance(state.get("task"), dict):
+        raise refuse("holds no task state")
+    if state.get("config_digest") != config_digest(config_dict):
+        saved = state.get("config") if isinstance(state.get("config"), dict) else {}
+        differ = run_config.diff(saved, _what_counts(config_dict))
+        fields = ", ".join(f"{k} (checkpoint {a!r}, now {b!r})" for k, (a, b) in differ.items()) or "its digest"
+        raise RunConfigMismatchError(
+            f"{path} was written by a run with another config: {fields}. Rerun with the values it was trained with "
+            "to resume it, or start afresh in another --out directory (or delete the checkpoint)")
+    epoch, epochs = state.get("epoch"), config_dict.get("epochs")
+    if type(epoch) is not int or not 1 <= epoch <= epochs:
+        raise refuse(f"says it was written after epoch {epoch!r}, but the run has epochs 1..{epochs}")
+    curve = check_curve(rundir, rundir.metrics()[:epoch], epoch,
+                        f"the checkpoint was written after epoch {epoch}; restore {METRICS}, or delete {path} to "
+                        "restart the run from its first epoch")
+    try:
+        task.load_state_dict(state["task"])
         set_rng_state(state["rng"])
-    return {"epoch": int(state["epoch"]), "wall_time_s": float(state["wall_time_s"])}
+    except (KeyError, IndexError, TypeError, ValueError, RuntimeError) as e:
+        raise refuse(f"does not fit this run ({first_line(e)})") from None
+    return {"epoch": epoch, "wall_time_s": float(state.get("wall_time_s", 0.0)), "curve": curve}
+
+
+def check_curve(rundir: RunDir, curve, epochs: int, fix: str) -> list:
+    """``curve`` if it holds exactly the metrics of epochs 0..epochs-1 in order; else one error naming the file."""
+    got = [row.get("epoch") for row in curve]
+    if got != list(range(epochs)):
+        shown = "no epoch" if not got else f"epochs {got[:5]}{'...' if len(got) > 5 else ''}"
+        raise DamagedCheckpointError(f"{rundir.metrics_path} holds {shown} where epochs 0..{epochs - 1} belong "
+                                     f"(lines were lost or edited): a record without its whole curve is never "
+                                     f"written; {fix}")
+    return list(curve)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -107,6 +168,7 @@ def run(out, config, make_task: Callable[[Dist, RunDir, bool], Any], dist: Calla
     the processes and the device (called only when there is work to do); ``make_task`` builds the
     task. Returns the record.
     """
+    run_config.validate(config)  # the one value check, whoever built the config
     rundir = RunDir(out)
     config_dict = run_config.to_dict(config)
     rundir.check_config(config_dict)  # a directory holding a run with another config is refused, finished or not
@@ -159,15 +221,15 @@ def _run_epochs(config, config_dict: dict, make_task, rundir: RunDir, d: Dist, p
     if d.device.type == "cuda" and not config.deterministic:
         torch.backends.cudnn.benchmark = True  # as the original; --deterministic turns it off
     task = make_task(d, rundir, progress and d.is_main)  # checks data and sizes before anything is written
-    if d.is_main:
-        rundir.start(config_dict)
-    d.barrier()
-
+    # The checkpoint is checked before config.json is (re)written: one that belongs to another config
+    # leaves the directory as it was.
     start_epoch, wall_before = 0, 0.0
-    resumed = load_run_checkpoint(rundir, task)
+    resumed = load_run_checkpoint(rundir, task, config_dict)
     if resumed is not None:
         start_epoch, wall_before = resumed["epoch"], resumed["wall_time_s"]
         log.info("resuming %s from epoch %d of %d", rundir.path, start_epoch, config.epochs)
+    if d.is_main:
+        rundir.start(config_dict)
     d.barrier()
     curve = rundir.trim_metrics(start_epoch) if d.is_main else []
     d.barrier()
@@ -191,18 +253,22 @@ def _run_epochs(config, config_dict: dict, make_task, rundir: RunDir, d: Dist, p
             epoch = rb.epoch
             continue
         metrics = {"epoch": epoch, **metrics, "time_s": time.perf_counter() - t_epoch}
-        finite_metrics(metrics, epoch)
+        try:
+            finite_metrics(metrics, epoch)
+        except NonFiniteError as e:
+            raise NonFiniteError(f"{rundir.path}: {e}") from None
         curve.append(metrics)
         wall = wall_before + time.perf_counter() - t_start
         if d.is_main:
             rundir.log_epoch(metrics)
-            save_run_checkpoint(rundir, task, epoch + 1, wall)
+            save_run_checkpoint(rundir, task, epoch + 1, wall, config_dict)
         log.info("epoch %d/%d %s", epoch + 1, config.epochs,
                  " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items()
                           if k != "epoch"))
         d.barrier()
         epoch += 1
 
+    check_curve(rundir, curve, config.epochs, "delete the run directory and run again")
     final = task.final(curve)
     finite_metrics(final, config.epochs)
     record = make_record(kind=task.kind, dataset=task.dataset, seed=config.seed, config=config_dict, final=final,

@@ -39,6 +39,8 @@ from tqdm.auto import tqdm
 
 from zoo.fileio import atomic_write_json
 
+from .records import is_finished, read_record
+
 log = logging.getLogger(__name__)
 
 KINDS = ("train", "search")
@@ -127,11 +129,8 @@ def _lookup(table, key, what):
 
 
 def read_result(job: Job) -> Optional[dict]:
-    path = Path(job.out) / "record.json"
-    if not path.exists():
-        return None
-    record = json.loads(path.read_text())
-    return record if record.get("status") == "finished" else None
+    record = read_record(Path(job.out) / "record.json")
+    return record if is_finished(record) else None
 
 
 class _RequeueingJob:

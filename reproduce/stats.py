@@ -36,21 +36,48 @@ def summarize(values: Iterable[float], confidence: float = CONFIDENCE) -> Dict[s
     With one value, std and the confidence interval are None (there is no spread to estimate).
     Raises ValueError for no values or a value that is not a finite number.
     """
-    data = [float(v) for v in values]
+    data = []
+    for v in values:
+        try:
+            data.append(float(v))
+        except OverflowError:  # an integer beyond float range, e.g. 10**400
+            raise ValueError(f"summarize() got a value too large for a float ({len(str(v))} digits)") from None
     if not data:
         raise ValueError("summarize() needs at least one value")
     bad = [v for v in data if not math.isfinite(v)]
     if bad:
         raise ValueError(f"summarize() got non-finite value(s) {bad}: a run that diverged has no final metric")
-    arr = np.asarray(data, dtype=np.float64)
+    scale = _scale(data)
+    arr = np.asarray(data, dtype=np.float64) / scale
     n = int(arr.size)
     mean = float(arr.mean())
-    out: Dict[str, Any] = {"n": n, "mean": mean, "std": None, "min": float(arr.min()), "max": float(arr.max()),
-                           "ci95_low": None, "ci95_high": None}
+    out: Dict[str, Any] = {"n": n, "mean": mean * scale, "std": None, "min": float(arr.min()) * scale,
+                           "max": float(arr.max()) * scale, "ci95_low": None, "ci95_high": None}
     if n >= 2:
         std = float(arr.std(ddof=1))
         half = float(_st.t.ppf(0.5 + confidence / 2, n - 1)) * std / math.sqrt(n)
-        out.update(std=std, ci95_low=mean - half, ci95_high=mean + half)
+        out.update(std=std * scale, ci95_low=(mean - half) * scale, ci95_high=(mean + half) * scale)
+    return _finite(out, "summary")
+
+
+# Beyond this magnitude a square (a variance) would overflow a float: such values are computed scaled.
+_LARGE = 2.0 ** 400
+
+
+def _scale(values) -> float:
+    """A power of two that brings the largest magnitude near 1 when it is huge, else 1.
+
+    Dividing by a power of two is exact, so every statistic is the one computed unscaled, except that
+    no intermediate (a sum, a square) can overflow.
+    """
+    largest = max((abs(v) for v in values), default=0.0)
+    return 2.0 ** (math.frexp(largest)[1] - 1) if largest > _LARGE else 1.0  # largest / scale in [1, 2)
+
+
+def _finite(out: Dict[str, Any], what: str) -> Dict[str, Any]:
+    bad = [k for k, v in out.items() if isinstance(v, float) and not math.isfinite(v)]
+    if bad:  # e.g. the spread of values near +-1.7e308 exceeds the largest float
+        raise ValueError(f"the {what}'s {', '.join(bad)} would exceed the range of a float: the values are absurd")
     return out
 
 
@@ -87,13 +114,19 @@ def compare(summary: Optional[Mapping[str, Any]], target: Mapping[str, Any], alp
         return _result(None, verdict="not run", reason="no finished run")
     mean, n, std = float(summary["mean"]), int(summary["n"]), summary.get("std")
     mu = float(target["mean"])
-    difference = mean - mu
+    t_std, t_n = target.get("std"), target.get("n")
+    # t and p do not change when every figure is divided by one power of two; the difference is scaled back.
+    scale = _scale([mean, mu] + [float(x) for x in (std, t_std) if x is not None])
+    mean, mu = mean / scale, mu / scale
+    difference = (mean - mu) * scale
+    if not math.isfinite(difference):
+        raise ValueError(f"the difference of our mean {mean * scale:g} and the paper's {mu * scale:g} exceeds "
+                         "the range of a float: the values are absurd")
     if n < 2 or std is None:
         return _result(difference, reason="one run: no spread to test with (run more seeds)")
-    std = float(std)
-    t_std, t_n = target.get("std"), target.get("n")
+    std = float(std) / scale
     if t_std is not None and t_n is not None and int(t_n) >= 2:
-        t_std, t_n = float(t_std), int(t_n)
+        t_std, t_n = float(t_std) / scale, int(t_n)
         if std == 0 and t_std == 0:
             return _result(difference, reason="neither sample has any spread")
         res = _st.ttest_ind_from_stats(mean, std, n, mu, t_std, t_n, equal_var=False)
@@ -103,6 +136,6 @@ def compare(summary: Optional[Mapping[str, Any]], target: Mapping[str, Any], alp
     if std == 0:
         return _result(difference, reason="all runs gave the same value: no spread to test with")
     df = n - 1
-    t = difference / (std / math.sqrt(n))
+    t = (mean - mu) / (std / math.sqrt(n))
     p = float(2 * _st.t.sf(abs(t), df))
     return _result(difference, "one-sample", float(t), float(df), p, _verdict(difference, p, lower_is_better, alpha))

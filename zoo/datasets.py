@@ -335,12 +335,27 @@ class Corpus:
     def tokenize(self, path: PathLike) -> torch.Tensor:
         ids: List[int] = []
         add = self.dictionary.add_word
-        with open(path, "r", encoding="utf-8") as f:
-            for line in f:
-                for word in line.split():
-                    ids.append(add(word))
-                ids.append(add("<eos>"))
+        try:
+            with open(path, "r", encoding="utf-8") as f:
+                for line in f:
+                    for word in line.split():
+                        ids.append(add(word))
+                    ids.append(add("<eos>"))
+        except UnicodeDecodeError:
+            raise DatasetFormatError(_not_utf8(Path(path))) from None
         return torch.tensor(ids, dtype=torch.long)
+
+
+def _not_utf8(path: Path) -> str:
+    """Where a corpus file stops being UTF-8 text (looked up only once decoding has failed)."""
+    with open(path, "rb") as f:
+        for number, raw in enumerate(f, 1):
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                return (f"{path}: line {number} is not UTF-8 text (byte {e.start + 1} of the line is "
+                        f"{raw[e.start]:#04x}); convert the corpus to UTF-8 (e.g. iconv -f latin1 -t utf-8)")
+    return f"{path} is not UTF-8 text; convert the corpus to UTF-8"
 
 
 def batchify(data: torch.Tensor, batch_size: int, device: Optional[Union[str, torch.device]] = None) -> torch.Tensor:

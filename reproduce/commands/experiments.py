@@ -144,7 +144,9 @@ def print_result(result) -> None:
     print(f"\n{exp['experiment']} ({exp.get('arch') or 'searched/custom cell'}, profile {exp['profile']}): "
           f"{len(result.records)} runs in {result.out}")
     if not exp.get("comparable", True):
-        print(f"profile {exp['profile']!r}: shortened recipe, NOT comparable with the paper's figures")
+        why = (f"not the paper's recipe ({exp['recipe_differences']})" if exp.get("recipe_differences")
+               else f"profile {exp['profile']!r}: shortened recipe")
+        print(f"{why}: NOT comparable with the paper's figures")
     if result.selection:
         sel = result.selection
         print(f"selection by {sel['metric']} after {sel['selection_epochs']} epochs: " + ", ".join(

@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 from ..config import ConfigError, add_config_arguments, build, overrides_from_args
+from ..jsonfile import read_json
 
 log = logging.getLogger(__name__)
 
@@ -23,11 +24,8 @@ def genotype_from_run(path) -> str:
     if not record_path.is_file():
         raise FileNotFoundError(f"--genotype-from: no record.json at {record_path}; point it at a finished search "
                                 "run directory")
-    try:
-        record = json.loads(record_path.read_text())
-    except json.JSONDecodeError as e:
-        raise ConfigError(f"--genotype-from: {record_path} is not valid JSON ({e})") from None
-    text = record.get("genotype") if isinstance(record, dict) else None
+    record = read_json(record_path, fix="point --genotype-from at a finished search run directory")
+    text = record.get("genotype")
     if not text or not isinstance(text, str):
         raise ConfigError(f"--genotype-from: {record_path} has no 'genotype' text (is it a finished search run?)")
     return text

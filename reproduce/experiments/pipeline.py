@@ -9,6 +9,8 @@ from pathlib import Path
 
 from zoo.fileio import atomic_write_json
 
+from .. import comparable
+from ..records import metric_problem
 from ..scheduler import Job, run_jobs
 from .plan import (
     build_config,
@@ -18,6 +20,7 @@ from .plan import (
     check_experiment_file,
     plan_experiment,
     profile_overrides,
+    recipe_differences,
     resolve_search_seeds,
     resolve_selection_epochs,
     runtime_overrides,
@@ -33,6 +36,9 @@ def _metric(record: dict, name: str) -> float:
     final = record.get("final", {})
     for key in (name, f"best_{name}"):
         if key in final and final[key] is not None:
+            problem = metric_problem(key, final[key])
+            if problem:
+                raise ValueError(f"run record {record.get('seed')}: {problem}; delete that run directory and rerun")
             return float(final[key])
     raise ValueError(f"run record {record.get('seed')} has no final {name!r} (has {sorted(final)}); "
                      "was it trained with the right settings (valid_split for selection trainings)?")
@@ -110,7 +116,8 @@ def _run_jobs(spec, options, out, runtime, meta, saved, base, arch, genotype_tex
     meta["seeds"] = known
     atomic_write_json(out / EXPERIMENT_FILE, {k: meta[k] for k in ("experiment", "dataset", "arch", "genotype",
                                                                     "profile", "order", "target", "seeds", "search",
-                                                                    "comparable", "note")})
+                                                                    "comparable", "recipe_differences",
+                                                                    "note")})
     jobs = [Job("train", spec.dataset, cfg, str(out / "runs" / f"seed-{seed}"), name=f"{spec.name} seed {seed}")
             for seed, cfg in zip(seeds, final_configs)]
     log.info("%s: %d training runs (seeds %s) -> %s", spec.name, len(jobs), seeds, out)
@@ -137,9 +144,15 @@ def run_experiment(options: ExperimentOptions) -> ExperimentResult:
     meta = {"experiment": spec.name, "dataset": spec.dataset, "arch": arch, "profile": options.profile,
             "order": order, "target": (target_for(spec, arch, options.search, options.order)
                                        if options.target == "auto" else options.target),
-            "search": None, "comparable": options.profile == "paper", "note": options.note or spec.note}
+            "search": None, "note": options.note or spec.note}
+    differences = recipe_differences(spec, options)
+    meta["comparable"] = options.profile == "paper" and not differences
+    meta["recipe_differences"] = comparable.describe(differences) if differences else None
     if options.profile != "paper" and not options.note:
         meta["note"] += (f"; profile {options.profile!r}: shortened recipes, NOT comparable with the paper's figures")
+    elif differences and not options.note:
+        meta["note"] += (f"; NOT comparable with the paper's figures: not the paper's recipe "
+                         f"({meta['recipe_differences']})")
     if options.search:
         meta["search"] = {"order": options.order, "seeds": resolve_search_seeds(options),
                           "short_epochs": resolve_selection_epochs(spec, options)}

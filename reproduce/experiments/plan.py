@@ -3,13 +3,14 @@ config, all checked (and compared with runs already on disk) before anything run
 from __future__ import annotations
 
 import hashlib
-import json
 from pathlib import Path
-from typing import List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import genotypes
 
+from .. import comparable
 from .. import config as run_config
+from ..jsonfile import read_json
 from ..rundir import RUNTIME_FIELDS, RunConfigMismatchError, RunDir
 from ..scheduler import Job, SlurmOptions
 from ..train.recipes import resolve_genotype
@@ -23,31 +24,46 @@ from .spec import (
     get_spec,
 )
 
+# The most runs one experiment command plans: the paper's experiments use 10 at most. Counts and seed
+# ranges are checked against it before any list is built, so `--runs 100000000` costs nothing.
+MAX_RUNS = 1000
+
+
+def _check_count(count: int, what: str) -> None:
+    if count > MAX_RUNS:
+        raise ValueError(f"{what} asks for {count if count < 10 ** 15 else 'more than 10**15'} runs; one command runs "
+                         f"at most {MAX_RUNS} (reproduce.experiments.plan.MAX_RUNS): split them over several "
+                         "commands with --seeds")
+
 
 def resolve_seeds(runs: Optional[int], seeds: Optional[Sequence[int]], default_runs: int) -> List[int]:
     """``--seeds`` when given (``--runs`` must then agree), else ``0 .. runs-1``."""
     if seeds is not None:
+        _check_count(len(seeds), "--seeds")
         seeds = [int(s) for s in seeds]
         if not seeds:
             raise ValueError("--seeds is empty; give e.g. --seeds 0,1,2")
         if len(set(seeds)) != len(seeds):
             raise ValueError(f"--seeds lists a seed twice: {seeds}")
-        if any(s < 0 for s in seeds):
-            raise ValueError(f"seeds must be >= 0, got {seeds}")
+        bad = [s for s in seeds if not 0 <= s <= run_config.MAX_INT]
+        if bad:
+            raise ValueError(f"seeds must be in 0..2**63-1, got {bad}")
         if runs is not None and runs != len(seeds):
             raise ValueError(f"--runs {runs} but --seeds gives {len(seeds)} seeds; give one or make them agree")
         return seeds
     runs = default_runs if runs is None else int(runs)
     if runs < 1:
         raise ValueError(f"--runs must be >= 1, got {runs}")
+    _check_count(runs, f"--runs {runs}")
     return list(range(runs))
 
 
 def parse_seeds(text: Optional[str]) -> Optional[List[int]]:
-    """``"0,1,2"`` or ``"0-9"`` -> a list of ints; None stays None."""
+    """``"0,1,2"`` or ``"0-9"`` -> a list of ints; None stays None. The number of seeds is checked
+    against :data:`MAX_RUNS` before a range is expanded."""
     if text is None:
         return None
-    seeds: List[int] = []
+    spans: List[range] = []
     for part in str(text).split(","):
         part = part.strip()
         if not part:
@@ -55,12 +71,13 @@ def parse_seeds(text: Optional[str]) -> Optional[List[int]]:
         try:
             if "-" in part[1:]:
                 lo, hi = part.split("-", 1)
-                seeds.extend(range(int(lo), int(hi) + 1))
+                spans.append(range(int(lo), int(hi) + 1))
             else:
-                seeds.append(int(part))
+                spans.append(range(int(part), int(part) + 1))
         except ValueError:
             raise ValueError(f"seeds must be comma-separated integers or ranges like 0-9, got {text!r}") from None
-    return seeds
+    _check_count(sum(max(0, span.stop - span.start) for span in spans), f"--seeds {text}")
+    return [seed for span in spans for seed in span]
 
 
 def canonical_genotype(spec: str, kind: str, option: str = "--genotype") -> str:
@@ -122,7 +139,7 @@ def check_experiment_file(out: Path, meta: dict) -> Optional[dict]:
     path = out / EXPERIMENT_FILE
     if not path.exists():
         return None
-    saved = json.loads(path.read_text())
+    saved = read_json(path, fix="restore it, or use another --out directory")
     differ = {k: (saved.get(k), meta.get(k)) for k in ("experiment", "dataset", "profile", "order", "arch",
                                                        "genotype", "search")
               if meta.get(k, saved.get(k)) != saved.get(k)}
@@ -132,6 +149,33 @@ def check_experiment_file(out: Path, meta: dict) -> Optional[dict]:
             f"{out} holds another experiment: {fields}. Profiles and configs are never mixed: "
             "use another --out directory, or rerun with the saved values.")
     return saved
+
+
+def recipe_differences(spec: ExperimentSpec, options: ExperimentOptions) -> Dict[str, Tuple[Any, Any]]:
+    """Where the experiment's configs differ from the paper's recipe (:mod:`reproduce.comparable`):
+    the training's fields by name, the search's as ``search.<field>``, the selection's as
+    ``selection.<field>``. The quick profile's shorter epochs count too. Empty: the paper's recipe."""
+    from ..search import SEARCH_CONFIGS
+    from ..train import RECIPES
+
+    runtime = runtime_overrides(options)
+    train = build_config(RECIPES, spec.dataset, {**profile_overrides(spec, options.profile),
+                                                 **options.train_overrides, **runtime}, "training recipe")
+    out = dict(comparable.recipe_differences("train", spec.dataset, train))
+    if options.search:
+        profile_search = dict(spec.quick_search) if options.profile == "quick" else {}
+        search = build_config(SEARCH_CONFIGS, spec.search_dataset,
+                              {**profile_search, **options.search_overrides, **runtime}, "search config")
+        out.update({f"search.{k}": v for k, v in
+                    comparable.recipe_differences("search", spec.search_dataset, search).items()})
+        epochs = resolve_selection_epochs(spec, options)
+        if epochs != spec.selection_epochs:
+            out["selection.epochs"] = (spec.selection_epochs, epochs)
+        for k, v in options.selection_overrides.items():
+            paper = spec.selection_overrides.get(k, train.get(k))
+            if v != paper:
+                out[f"selection.{k}"] = (paper, v)
+    return out
 
 
 def _check_search(spec: ExperimentSpec, options: ExperimentOptions) -> None:
@@ -225,7 +269,12 @@ def describe_plan(options: ExperimentOptions) -> List[str]:
                     lines.append(f"  GPU {gpu}: seeds {[todo[i] for i in idx]} if all runs take as long (the queue "
                                  "gives each next seed to the first GPU that is free)")
     target = target_for(spec, arch, options.search, options.order) if options.target == "auto" else options.target
-    lines.append(f"compared with: {target or 'no published figure'}")
+    differences = recipe_differences(spec, options)
+    if differences:
+        lines.append(f"compared with: {target or 'no published figure'}, but NOT tested against it: not the paper's "
+                     f"recipe ({comparable.describe(differences)})")
+    else:
+        lines.append(f"compared with: {target or 'no published figure'}")
     return lines
 
 
@@ -247,7 +296,7 @@ def _check_other_seeds(out: Path, config: dict, seeds) -> None:
     """Refuse new seeds whose config differs (in anything but the seed) from the runs already in ``out``:
     the aggregation would refuse the mixture anyway, but only after all the training."""
     for path in sorted((out / "runs").glob("seed-*/config.json")):
-        saved = json.loads(path.read_text())
+        saved = read_json(path, fix="restore it, or delete that run directory")
         if saved.get("seed") in seeds:
             continue  # compared field by field with its own new config above
         differ = run_config.diff(saved, config, ignore=RUNTIME_FIELDS + ("seed",))

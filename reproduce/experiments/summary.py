@@ -1,19 +1,30 @@
 """Summaries of an experiment's final runs: statistics per metric and a short table beside the paper's figures."""
 from __future__ import annotations
 
-import json
+import logging
 from pathlib import Path
 from typing import Dict, List, Optional
 
+from ..jsonfile import read_json
+from ..records import metric_problems
 from .spec import ExperimentResult, ExperimentSpec
+
+log = logging.getLogger(__name__)
 
 
 def summarize_records(spec: ExperimentSpec, records: List[dict]) -> Dict[str, dict]:
     from ..stats import summarize
 
+    usable = []
+    for r in records:  # the record validator decides, as in the report
+        problems = metric_problems(r, spec.metrics)
+        if problems:
+            log.warning("seed %s is left out of the summary: %s", r.get("seed"), "; ".join(problems))
+        else:
+            usable.append(r)
     summary = {}
     for metric in spec.metrics:
-        values = [r["final"][metric] for r in records if r.get("final", {}).get(metric) is not None]
+        values = [r["final"][metric] for r in usable]
         if values:
             summary[metric] = summarize(values)
     return summary
@@ -27,7 +38,7 @@ def load_target(key: Optional[str], results_dir) -> Optional[dict]:
 
     for path in (Path(results_dir) / "paper.json", project_paper_path()):
         if path.exists():
-            targets = json.loads(path.read_text()).get("targets", {})
+            targets = read_json(path).get("targets", {})
             if key in targets:
                 return targets[key]
     return None
@@ -50,7 +61,8 @@ def summary_table(result: ExperimentResult) -> str:
             paper = f"{tm['mean']}" + (f" +/- {tm['std']}" if tm.get("std") is not None else "") + \
                     (f" (n={tm['n']})" if tm.get("n") else "")
         if tm and not comparable:
-            verdict = f"not comparable (profile {result.experiment['profile']})"
+            verdict = ("not comparable (not the paper's recipe)" if result.experiment.get("recipe_differences")
+                       else f"not comparable (profile {result.experiment['profile']})")
         elif tm:
             cmp = compare(s, tm)
             verdict = cmp.get("verdict") or "-"

@@ -21,12 +21,13 @@ import torch.nn.functional as F
 
 import genotypes
 from zoo import datasets as zds
-from zoo.fileio import append_jsonl, atomic_write_text, read_jsonl
+from zoo.fileio import append_jsonl, atomic_write_text
 
 from .. import config as run_config
 from .. import runner
 from ..device import autocast, pick_device, progress_bar
 from ..distributed import Dist
+from ..jsonfile import read_json_lines
 from ..optim import make_sgd
 from ..rundir import RunDir, check_finite
 from . import architect
@@ -292,13 +293,13 @@ def _resolve_config(dataset: str, config):
         return run_config.build(cls, config)
     if not isinstance(config, cls):
         raise TypeError(f"search {dataset!r} takes a {cls.__name__}, not {type(config).__name__}")
-    config.validate()
+    run_config.validate(config)
     return config
 
 
 def _trim_jsonl(path: Path, epochs_done: int) -> None:
     if path.exists():
-        rows = [r for r in read_jsonl(path) if r.get("epoch", 0) < epochs_done]
+        rows = [r for r in read_json_lines(path) if r.get("epoch", 0) < epochs_done]
         atomic_write_text(path, "".join(json.dumps(r, allow_nan=False) + "\n" for r in rows))
 
 

@@ -15,8 +15,9 @@ import numpy as np
 
 import genotypes
 from genotypes import RNNGenotype
-from zoo.fileio import atomic_write_bytes, read_jsonl
+from zoo.fileio import atomic_write_bytes
 
+from ..jsonfile import read_json_lines
 from .loop import ALPHAS, GENOTYPES
 
 log = logging.getLogger(__name__)
@@ -151,14 +152,14 @@ def make_gif(frames: List[Path], path: Path, duration_ms: int = 600) -> Path:
 def plot_run(run_dir, out=None, fmt: str = "png", cells: bool = True) -> List[Path]:
     """All pictures of a search run into ``out`` (default ``RUN_DIR/plots``); returns the files written."""
     run_dir = Path(run_dir)
-    alpha_rows, geno_rows = read_jsonl(run_dir / ALPHAS), read_jsonl(run_dir / GENOTYPES)
+    alpha_rows, geno_rows = read_json_lines(run_dir / ALPHAS), read_json_lines(run_dir / GENOTYPES)
     if not alpha_rows or not geno_rows:
         raise FileNotFoundError(f"{run_dir} holds no {ALPHAS} / {GENOTYPES}: is it a search run directory "
                                 "(python -m reproduce search ... --out DIR)?")
     out = Path(out) if out is not None else run_dir / "plots"
     out.mkdir(parents=True, exist_ok=True)
     paths = plot_alphas(alpha_rows, out, fmt) + [plot_skips(geno_rows, out, fmt)]
-    metrics = read_jsonl(run_dir / "metrics.jsonl")
+    metrics = read_json_lines(run_dir / "metrics.jsonl")
     if metrics:
         paths.append(plot_curves(metrics, out, fmt))
     if cells:

@@ -37,7 +37,6 @@ import torch.nn.functional as F
 
 import zoo
 from zoo.datasets import batchify, get_batch
-from zoo.fileio import atomic_torch_save
 
 from .. import distributed
 from ..config import ConfigError
@@ -140,22 +139,20 @@ class LMTask:
         self.best_epoch = int(state["best_epoch"])
         self.rollbacks = int(state["rollbacks"])
 
-    def _best_path(self):
+    def _rundir(self):
         if self.rundir is None:
             raise RuntimeError("LMTask.rundir is not set")
-        return self.rundir.path / BEST
+        return self.rundir
 
     def _save_best(self, epoch: int) -> None:
         self.best_epoch = epoch
         if self.d.is_main:
-            atomic_torch_save({"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-                               "asgd": self.asgd, "epoch": epoch + 1}, self._best_path())
+            state = {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(), "asgd": self.asgd,
+                     "epoch": epoch + 1}
+            self._rundir().save_checkpoint(state, name=BEST)  # checksummed, as the run's checkpoint
 
     def _load_best(self) -> dict:
-        path = self._best_path()
-        if not path.exists():
-            return None
-        return torch.load(path, map_location="cpu", weights_only=True)
+        return self._rundir().load_checkpoint(map_location="cpu", name=BEST)  # checksum verified
 
     # -- one epoch -----------------------------------------------------------------------------
     def _train(self, epoch: int):

@@ -43,7 +43,7 @@ def as_config(dataset: str, config):
         config = run_config.build(cls, config)
     elif type(config) is not cls:
         raise run_config.ConfigError(f"the {dataset} recipe takes a {cls.__name__}, got {type(config).__name__}")
-    config.validate()
+    run_config.validate(config)
     return config
 
 

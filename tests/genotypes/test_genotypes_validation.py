@@ -95,3 +95,63 @@ def test_validate_accepts_cells_of_other_sizes():
 def test_validate_rejects_what_is_not_a_genotype_with_a_type_error():
     with pytest.raises(TypeError, match="not a genotype"):
         genotypes.validate(("normal", "reduce"))
+
+
+# --- size bounds: a small input never makes us read or build an enormous cell -------------------------------
+
+class _HugeSequence:
+    """Claims 10**12 items; reading more than a few hundred of them fails the test (nothing may expand it)."""
+
+    def __len__(self):
+        return 10 ** 12
+
+    def __iter__(self):
+        for i in range(1000):
+            yield ("skip_connect", 0) if i % 2 else 2
+        raise AssertionError("the whole sequence was read before its size was checked")
+
+
+def _big_cnn_edges(nodes: int):
+    return [("skip_connect", 0), ("sep_conv_3x3", 1)] * nodes
+
+
+def test_a_genotype_with_20000_nodes_is_refused_naming_the_limit():
+    edges = _big_cnn_edges(20_000)
+    big = Genotype(tuple(edges), (2, 3), V2.reduce, V2.reduce_concat)
+    for attempt in (lambda: genotypes.validate(big), lambda: make_cnn(edges, [2, 3], V2.reduce, [2])):
+        with pytest.raises(ValueError, match=r"normal has 40000 edges; .*at most 64 intermediate nodes"):
+            attempt()
+    with pytest.raises(ValueError, match="at most 64"):
+        genotypes.parse(genotypes.format(big))
+    steps = tuple(("tanh", 0) for _ in range(20_000))
+    with pytest.raises(ValueError, match="recurrent has 20000 edges"):
+        genotypes.validate(RNNGenotype(steps, (1,)))
+    with pytest.raises(ValueError, match="recurrent has 20000 edges"):
+        make_rnn(steps, [1])
+
+
+def test_the_largest_allowed_cell_is_valid():
+    limit = genotypes.types.MAX_NODES
+    make_cnn(_big_cnn_edges(limit), range(2, limit + 2), _big_cnn_edges(limit), [2])
+    make_rnn([("tanh", 0)] * limit, range(1, limit + 1))
+    with pytest.raises(ValueError, match="at most 64"):
+        make_rnn([("tanh", 0)] * (limit + 1), [1])
+
+
+@pytest.mark.parametrize("field", ["normal", "normal_concat", "reduce_concat"])
+def test_lists_and_concat_ranges_are_measured_before_they_are_read(field):
+    huge = {"normal_concat": range(1, 3 * 10 ** 8), "reduce_concat": _HugeSequence(), "normal": _HugeSequence()}
+    fields = dict(V2._asdict(), **{field: huge[field]})
+    with pytest.raises(ValueError, match=f"{field} has .*at most"):
+        make_cnn(**fields)
+    with pytest.raises(ValueError, match=f"{field} has .*at most"):
+        genotypes.validate(Genotype(**fields))
+    with pytest.raises(ValueError, match="concat has .*at most"):
+        make_rnn(R2.recurrent, range(0, 10 ** 40))  # longer than sys.maxsize: len() itself would overflow
+
+
+def test_an_endless_iterator_as_concat_is_refused():
+    import itertools
+
+    with pytest.raises(ValueError, match="concat has 67 nodes"):
+        make_rnn(R2.recurrent, itertools.count(1))

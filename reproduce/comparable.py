@@ -1,0 +1,53 @@
+"""Whether a run used the paper's recipe: the one test that decides if its numbers are set against the paper's.
+
+A run is the paper's recipe when every field of its config has the paper's value (the default of
+its config dataclass), except the fields that say what is run (seed, genotype, search order,
+experiment name, profile) and those that say where or how fast it runs without changing what it
+computes (device, data path, threads, workers, deterministic kernels, channels_last, torch.compile,
+CUDA graphs, the evaluation batch of the CNNs). Anything else, ``--epochs 1`` or ``--C 4`` as much
+as ``--amp bf16``, makes the run "not comparable": it is reported, never tested against the paper.
+Fields a config has that the recipe lacks (an older field name) cannot be judged and are skipped.
+"""
+from __future__ import annotations
+
+from typing import Any, Dict, Mapping, Optional, Tuple
+
+from .config import ConfigError, canonical, to_dict
+from .rundir import RUNTIME_FIELDS
+
+WHAT_IS_RUN = ("seed", "experiment", "profile", "arch", "genotype", "order")
+SPEED_FIELDS = ("deterministic", "channels_last", "compile", "cuda_graphs")
+# The evaluation batch changes nothing for the CNNs; for the language models it changes how the text is cut.
+SPEED_FIELDS_OF = {"cifar10": ("eval_batch_size",), "imagenet": ("eval_batch_size",)}
+
+
+def _paper_config(kind: Optional[str], dataset: Optional[str]) -> Optional[Dict[str, Any]]:
+    if kind == "search":
+        from .search import SEARCH_CONFIGS as table
+    elif kind == "train":
+        from .train import RECIPES as table
+    else:
+        return None
+    cls = table.get(dataset)
+    return to_dict(cls()) if cls is not None else None
+
+
+def recipe_differences(kind: Optional[str], dataset: Optional[str],
+                       config: Optional[Mapping[str, Any]]) -> Dict[str, Tuple[Any, Any]]:
+    """``{field: (paper's value, this run's value)}`` for every recipe field of a ``kind`` ("train" or
+    "search") run on ``dataset`` whose config differs from the paper's; empty when it is the paper's
+    recipe, or when there is no recipe to compare with (an unknown kind or dataset)."""
+    paper = _paper_config(kind, dataset)
+    if paper is None or not isinstance(config, Mapping):
+        return {}
+    try:
+        config = canonical(dict(config))  # a record saved with the original's field names (lr, wdecay, ...)
+    except ConfigError:  # the same field under both names: compare what is there
+        pass
+    skip = set(WHAT_IS_RUN) | set(RUNTIME_FIELDS) | set(SPEED_FIELDS) | set(SPEED_FIELDS_OF.get(dataset, ()))
+    return {k: (paper[k], v) for k, v in sorted(config.items()) if k in paper and k not in skip and v != paper[k]}
+
+
+def describe(differences: Mapping[str, Tuple[Any, Any]]) -> str:
+    """``"C (paper 36, this run 4), epochs (paper 600, this run 1)"``."""
+    return ", ".join(f"{k} (paper {a!r}, this run {b!r})" for k, (a, b) in differences.items())

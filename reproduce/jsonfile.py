@@ -1,0 +1,68 @@
+"""Reading the JSON files of the harness (configs, records, experiment.json, metrics.jsonl) safely.
+
+Every file the harness reads back may have been damaged, hand-edited or replaced. Whatever is in
+it, reading gives the parsed value or one :class:`BadFileError` that names the file and what to
+do: never a traceback, a RecursionError from 200,000 levels of nesting, or a UnicodeDecodeError.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, List, Optional
+
+from zoo.fileio import read_jsonl as _read_jsonl
+
+_TYPE_NAMES = {dict: "a JSON object", list: "a JSON list", str: "a string", int: "an integer",
+               float: "a number", bool: "true or false", type(None): "null"}
+
+
+class BadFileError(ValueError):
+    """A file of a run or an experiment that cannot be read as what it should be."""
+
+
+def _what(value: Any) -> str:
+    return _TYPE_NAMES.get(type(value), type(value).__name__)
+
+
+def _refuse(path: Path, problem: str, fix: str) -> BadFileError:
+    return BadFileError(f"{path}: {problem}; {fix}")
+
+
+def read_json(path, expect: Optional[type] = dict, fix: str = "restore it or delete it") -> Any:
+    """The JSON value in ``path``, of type ``expect`` (None: any); BadFileError naming the file otherwise.
+
+    ``fix`` says what the user can do about a damaged file (e.g. "delete the run directory to start
+    the run afresh").
+    """
+    path = Path(path)
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise _refuse(path, f"is not UTF-8 text (byte {e.start})", fix) from None
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise _refuse(path, f"is not valid JSON ({e.msg} at line {e.lineno}, column {e.colno})", fix) from None
+    except RecursionError:
+        raise _refuse(path, "is nested too deeply to be one of our files", fix) from None
+    if expect is not None and not isinstance(value, expect):
+        raise _refuse(path, f"holds {_what(value)}, expected {_TYPE_NAMES.get(expect, expect.__name__)}", fix)
+    return value
+
+
+def read_json_lines(path, fix: str = "restore it or delete the run directory") -> List[dict]:
+    """The JSON objects of a JSON-lines file (a torn last line from a crash is dropped, as
+    :func:`zoo.fileio.read_jsonl`), or BadFileError naming the file and the line."""
+    path = Path(path)
+    try:
+        rows = _read_jsonl(path)
+    except UnicodeDecodeError as e:
+        raise _refuse(path, f"is not UTF-8 text (byte {e.start})", fix) from None
+    except RecursionError:
+        raise _refuse(path, "is nested too deeply to be one of our files", fix) from None
+    except ValueError as e:  # an unparsable line that is not the last
+        raise BadFileError(f"{e}; {fix}") from None
+    for i, row in enumerate(rows):
+        if not isinstance(row, dict):
+            raise _refuse(path, f"line {i + 1} holds {_what(row)}, expected a JSON object", fix)
+    return rows
