@@ -17,8 +17,8 @@ from .config import ConfigError
 from .rundir import RunInUseError
 
 # PermissionError: a read-only results or run directory (its message names the path).
-USER_ERRORS = (ValueError, FileNotFoundError, PermissionError, KeyError, ConfigError, FloatingPointError,
-               RunInUseError)
+USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, PermissionError, KeyError, ConfigError,
+               FloatingPointError, RunInUseError)
 
 
 def build_parser() -> argparse.ArgumentParser:
