@@ -13,14 +13,15 @@ from pathlib import Path
 from typing import Any, Dict, Optional, Tuple
 
 import zoo
+from zoo.card import DATASET_NAMES
 from zoo.layouts import infer_cnn_args
+from zoo.registry import build
 
-from .rundir import RunDir
+from .rundir import RunDir, first_line
 
 log = logging.getLogger(__name__)
 
 _LM = ("ptb", "wt2")
-_DATASET_NAMES = {"cifar10": "CIFAR-10", "imagenet": "ImageNet", "ptb": "Penn Treebank", "wt2": "WikiText-2"}
 
 
 def _weights(rundir: RunDir, dataset: str) -> Dict[str, Any]:
@@ -32,19 +33,19 @@ def _weights(rundir: RunDir, dataset: str) -> Dict[str, Any]:
     weights = state.get("model") if dataset in _LM else (state.get("task") or {}).get("model")
     if not isinstance(weights, dict) or not weights:
         raise ValueError(f"{rundir.path / name} holds no model weights")
-    return weights
+    return {k[len("module."):] if k.startswith("module.") else k: v for k, v in weights.items()}
 
 
 def _build(record: Dict[str, Any], weights: Dict[str, Any]):
     config, dataset = record.get("config") or {}, record["dataset"]
     if dataset in _LM:
         ntoken, ninp = weights["encoder.weight"].shape
-        drops = {k: float(config[k]) for k in ("dropout", "dropouth", "dropoutx", "dropouti", "dropoute")
-                 if k in config}
-        return zoo.RNNModel(int(ntoken), int(ninp), int(ninp), int(ninp), genotype=record["genotype"], **drops)
-    args = infer_cnn_args(weights, dataset)
-    cls = zoo.NetworkCIFAR if dataset == "cifar10" else zoo.NetworkImageNet
-    return cls(genotype=record["genotype"], **args)
+        args = {"ntoken": int(ntoken), "ninp": int(ninp), "nhid": int(ninp), "nhidlast": int(ninp),
+                **{k: float(config[k]) for k in ("dropout", "dropouth", "dropoutx", "dropouti", "dropoute")
+                   if k in config}}
+        return build("RNNModel", args, record["genotype"])
+    arch = "NetworkCIFAR" if dataset == "cifar10" else "NetworkImageNet"
+    return build(arch, infer_cnn_args(weights, dataset), record["genotype"])
 
 
 def _metrics(record: Dict[str, Any]) -> Tuple[Dict[str, float], str]:
@@ -57,7 +58,7 @@ def _metrics(record: Dict[str, Any]) -> Tuple[Dict[str, float], str]:
         split = "ImageNet validation set"
     else:
         metrics = {k: final[k] for k in ("test_ppl", "valid_ppl") if k in final}
-        split = f"{_DATASET_NAMES[dataset]} validation and test sets, best validation epoch"
+        split = f"{DATASET_NAMES[dataset]} validation and test sets, best validation epoch"
     cfg = record.get("config") or {}
     source = (f"measured by python -m reproduce at the end of the run ({split}; recipe {record.get('experiment')}, "
               f"profile {cfg.get('profile', '?')}, seed {record.get('seed')}, {cfg.get('epochs', '?')} epochs)")
@@ -74,14 +75,14 @@ def export_run(run_dir, out, push: Optional[str] = None, token: Optional[str] = 
         raise ValueError(f"{run_dir} holds no finished run (no record.json): export a training run once it finished")
     if record.get("kind") != "train":
         raise ValueError(f"{run_dir} is a {record.get('kind')} run; export the training run of its genotype")
-    if record.get("dataset") not in _DATASET_NAMES:
+    if record.get("dataset") not in DATASET_NAMES:
         raise ValueError(f"{run_dir}: unknown dataset {record.get('dataset')!r} in record.json")
     out = Path(out)
     if (out / "config.json").exists():
         raise FileExistsError(f"{out} already holds a saved model; choose another --out")
     weights = _weights(rundir, record["dataset"])
-    model = _build(record, {k[len("module."):] if k.startswith("module.") else k: v for k, v in weights.items()})
-    model.load_state_dict({k[len("module."):] if k.startswith("module.") else k: v for k, v in weights.items()})
+    model = _build(record, weights)
+    model.load_state_dict(weights)
     metrics, metrics_source = _metrics(record)
     cfg = record.get("config") or {}
     provenance = (f"trained from scratch by `python -m reproduce` ({record.get('experiment')} recipe, profile "
@@ -90,11 +91,15 @@ def export_run(run_dir, out, push: Optional[str] = None, token: Optional[str] = 
     source = {"provenance": provenance, "run": str(run_dir), "seed": record.get("seed"),
               "commit": record.get("git_commit"), "experiment": record.get("experiment"), "config": cfg}
     description = (f"{type(model).__name__} with the cell {record['genotype']}, trained from scratch on "
-                   f"{_DATASET_NAMES[record['dataset']]} by python -m reproduce.")
+                   f"{DATASET_NAMES[record['dataset']]} by python -m reproduce.")
     saved = zoo.save_pretrained(model, out, metrics=metrics, metrics_source=metrics_source, source=source,
                                 description=description, dataset=record["dataset"])
     if push:
-        url = zoo.push_to_hub(saved, push, token=token)
+        try:
+            url = zoo.push_to_hub(saved, push, token=token)
+        except Exception as e:  # network, login, permissions: the saved model stays, publish it again by hand
+            raise ValueError(f"wrote {saved}, but pushing it to {push} failed ({first_line(e)}); publish it with "
+                             f"`python -m zoo push {saved} {push}`") from None
         log.info("pushed %s to %s (%s)", saved, push, url)
     return saved
 

@@ -25,7 +25,7 @@ METRIC_LABELS = {
     "top1_error": "top-1 error (%)", "top5_error": "top-5 error (%)", "top1_error_std": "top-1 error std (%)",
     "test_ppl": "test perplexity", "valid_ppl": "validation perplexity", "top1_acc": "top-1 accuracy (%)",
 }
-_DATASET_NAMES = {"cifar10": "CIFAR-10", "imagenet": "ImageNet (ILSVRC2012)", "ptb": "Penn Treebank",
+DATASET_NAMES = {"cifar10": "CIFAR-10", "imagenet": "ImageNet (ILSVRC2012)", "ptb": "Penn Treebank",
                   "wt2": "WikiText-2"}
 _HF_DATASETS = {"cifar10": "cifar10", "imagenet": "imagenet-1k", "ptb": "ptb_text_only", "wt2": "wikitext"}
 _SPLITS = {"cifar10": "test", "imagenet": "validation", "ptb": "test", "wt2": "test"}
@@ -54,7 +54,7 @@ def card_data(config: Dict[str, Any]):
     task = "text-generation" if dataset in ("ptb", "wt2") else "image-classification"
     results = [
         EvalResult(task_type=task, dataset_type=_HF_DATASETS.get(dataset, dataset),
-                   dataset_name=_DATASET_NAMES.get(dataset, dataset), dataset_split=_SPLITS.get(dataset),
+                   dataset_name=DATASET_NAMES.get(dataset, dataset), dataset_split=_SPLITS.get(dataset),
                    metric_type=key, metric_name=METRIC_LABELS.get(key, key), metric_value=value)
         for key, value in (config.get("metrics") or {}).items()
     ]
@@ -91,11 +91,11 @@ def render_card(config: Dict[str, Any], images: Sequence[str] = ()) -> str:
     name = config.get("name") or config.get("arch", "model")
     dataset = config.get("dataset", "")
     metrics = config.get("metrics") or {}
-    reference = config.get("reference_metrics") or {}
+    reference = config.get("reference_metrics") or {}  # the registry entry's published figures
     lines = [f"# {name}", "", config.get("description", ""), ""]
     lines += [
         f"- architecture: `{config.get('arch')}` with arguments `{config.get('args')}`",
-        f"- dataset: {_DATASET_NAMES.get(dataset, dataset)}",
+        f"- dataset: {DATASET_NAMES.get(dataset, dataset)}",
         f"- parameters: {config.get('params', 0):,} (auxiliary head excluded, tied weights counted once)",
         "", "## The weights", "",
     ]
@@ -107,7 +107,7 @@ def render_card(config: Dict[str, Any], images: Sequence[str] = ()) -> str:
     else:
         lines.append("None recorded: these weights have not been evaluated.")
     if reference:
-        lines += ["", "## Reference (the paper's figures for this architecture, not a measurement of these weights)",
+        lines += ["", "## Reference (published figures for this architecture, not a measurement of these weights)",
                   "", "| metric | value |", "| --- | --- |", *_metric_rows(reference), ""]
         if config.get("reference_source"):
             lines.append(f"Source: {config['reference_source']}.")
@@ -134,4 +134,4 @@ def write_card(directory: PathLike, config: Dict[str, Any], diagram_format: str 
     return atomic_write_text(d / "README.md", render_card(config, images))
 
 
-__all__ = ["render_card", "write_card", "draw_cells", "card_data", "METRIC_LABELS"]
+__all__ = ["render_card", "write_card", "draw_cells", "card_data", "METRIC_LABELS", "DATASET_NAMES"]

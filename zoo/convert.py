@@ -12,14 +12,13 @@ import os
 from pathlib import Path
 from typing import Any, Dict, Optional, Union
 
-import torch
-
 import genotypes as _genotypes
 
 from .layouts import KINDS, original_state_dict
 from .legacy import CheckpointError
 from .registry import build, get_entry
 from .saved import model_config, save_pretrained
+from .state import check_finite
 
 log = logging.getLogger(__name__)
 
@@ -27,14 +26,7 @@ PathLike = Union[str, os.PathLike]
 
 KIND_ENTRY = {"cifar10": "darts-cifar10", "imagenet": "darts-imagenet", "ptb": "darts-ptb"}
 # Arguments that only add or shape the auxiliary head: a copy without the head holds the same eval network.
-_HEAD_ONLY_ARGS = ("auxiliary", "auxiliary_bn")
-
-
-def check_finite(sd: Dict[str, torch.Tensor], where: Any = "the weights") -> None:
-    """Every floating-point weight must be finite (NaN/inf means damaged weights)."""
-    bad = [k for k, t in sd.items() if t.is_floating_point() and not torch.isfinite(t).all()]
-    if bad:
-        raise CheckpointError(f"{where}: non-finite values (NaN/inf) in {', '.join(bad[:5])}: the weights are damaged")
+HEAD_ONLY_ARGS = ("auxiliary", "auxiliary_bn")
 
 
 def model_from_original(path: PathLike, kind: str, genotype=None, entry: Optional[str] = None,
@@ -50,7 +42,7 @@ def model_from_original(path: PathLike, kind: str, genotype=None, entry: Optiona
     entry = get_entry(entry or KIND_ENTRY[kind])
     if entry.dataset != kind:
         raise ValueError(f"{entry.name} is a {entry.dataset} model, the checkpoint was read as {kind}")
-    args = {k: v for k, v in entry.args.items() if k not in _HEAD_ONLY_ARGS}
+    args = {k: v for k, v in entry.args.items() if k not in HEAD_ONLY_ARGS}
     args.update(finfo.get("args") or {})
     args.update(overrides)
     if genotype is None:
@@ -59,12 +51,15 @@ def model_from_original(path: PathLike, kind: str, genotype=None, entry: Optiona
     for k in list(finfo.get("tied", {})):  # the zoo's RNNModel ties these itself; same tensor either way
         if k not in model.state_dict():
             sd.pop(k)
-    check_finite(sd, path)
+    try:
+        check_finite(sd, path)
+    except ValueError as e:
+        raise CheckpointError(str(e)) from None
     model.load_state_dict(sd, strict=True)
     model.eval()
     finfo["entry"] = entry.name
-    body = {k: v for k, v in model.config.items() if k not in _HEAD_ONLY_ARGS}
-    finfo["matches_entry"] = all(body.get(k) == v for k, v in entry.args.items() if k not in _HEAD_ONLY_ARGS) and (
+    body = {k: v for k, v in model.config.items() if k not in HEAD_ONLY_ARGS}
+    finfo["matches_entry"] = all(body.get(k) == v for k, v in entry.args.items() if k not in HEAD_ONLY_ARGS) and (
         _genotypes.format(model.genotype) == entry.genotype)
     if source is None:
         source = {"file": finfo["file"], "sha256": finfo["sha256"], "layout": finfo["layout"]}
@@ -89,5 +84,5 @@ def convert(path: PathLike, kind: str, out_dir: PathLike, genotype=None, name: O
     return out
 
 
-__all__ = ["convert", "model_from_original", "check_finite", "original_state_dict", "KINDS", "KIND_ENTRY",
+__all__ = ["convert", "model_from_original", "original_state_dict", "KINDS", "KIND_ENTRY",
            "CheckpointError"]

@@ -10,6 +10,7 @@ import re
 from pathlib import Path
 from typing import Optional, Tuple, Union
 
+from .download import offline
 from .errors import WeightsNotFoundError
 from .saved import CARD_NAME, CONFIG_NAME, WEIGHTS_NAME, load_pretrained
 
@@ -36,7 +37,9 @@ def hub_download(repo_id: str, revision: Optional[str] = None, cache_dir: Option
     """
     from huggingface_hub import hf_hub_download
 
-    kw = dict(repo_id=repo_id, revision=revision, cache_dir=cache_dir, repo_type="model")
+    # DARTS_ZOO_OFFLINE as well as HF_HUB_OFFLINE (which huggingface_hub reads only when it is first imported)
+    kw = dict(repo_id=repo_id, revision=revision, cache_dir=cache_dir, repo_type="model",
+              local_files_only=offline())
     try:
         cfg = hf_hub_download(filename=CONFIG_NAME, **kw)
         hf_hub_download(filename=WEIGHTS_NAME, **kw)

@@ -82,8 +82,15 @@ def nni_to_original(sd: Dict[str, torch.Tensor], path: Any = "state dict") -> "O
     return OrderedDict((k, out[k]) for k, _ in targets)
 
 
+MAX_MODULE_DEPTH = 16  # RNNModel > ModuleList > DARTSCell > ParameterList: a few levels
+
+
 def _module_state(mod: StandinModule, prefix: str, out: "OrderedDict[str, torch.Tensor]", ids: Dict[int, str],
-                  tied: Dict[str, str]) -> None:
+                  tied: Dict[str, str], inside: Tuple[int, ...] = ()) -> None:
+    if id(mod) in inside or len(inside) > MAX_MODULE_DEPTH:
+        raise CheckpointError(f"module {prefix or 'the model'} contains itself or nests more than {MAX_MODULE_DEPTH} "
+                              f"levels deep: not an original model")
+    inside = (*inside, id(mod))
     d = mod.__dict__
     for name, p in (d.get("_parameters") or {}).items():
         if p is None:
@@ -105,17 +112,17 @@ def _module_state(mod: StandinModule, prefix: str, out: "OrderedDict[str, torch.
             continue
         if not isinstance(sub, StandinModule):
             raise CheckpointError(f"submodule {prefix + name} is a {type(sub).__name__}")
-        _module_state(sub, prefix + name + ".", out, ids, tied)
+        _module_state(sub, prefix + name + ".", out, ids, tied, inside)
 
 
 def _find(mod: StandinModule, original: str):
-    if mod.original == original:
-        return mod
-    for sub in (mod.__dict__.get("_modules") or {}).values():
-        if isinstance(sub, StandinModule):
-            hit = _find(sub, original)
-            if hit is not None:
-                return hit
+    """The first module of class ``original`` in the tree (run after _module_state, so the tree is finite)."""
+    stack = [mod]
+    while stack:
+        m = stack.pop(0)
+        if m.original == original:
+            return m
+        stack.extend(s for s in (m.__dict__.get("_modules") or {}).values() if isinstance(s, StandinModule))
     return None
 
 

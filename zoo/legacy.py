@@ -69,7 +69,7 @@ class StandinModule:
 
 
 def _standin_class(module: str, name: str) -> type:
-    return type(name, (StandinModule,), {"__module__": "zoo.convert.standin." + module, "original": f"{module}.{name}"})
+    return type(name, (StandinModule,), {"__module__": "zoo.legacy.standin." + module, "original": f"{module}.{name}"})
 
 
 _MODULE_CLASSES = [
@@ -205,7 +205,10 @@ ALLOWED_GLOBALS: Dict[Tuple[str, str], Any] = {
 _BUILDABLE = (StandinModule, StandinParameter, StandinGenotype, OrderedDict)
 
 
-class _NoGlobalsUnpickler(pickle.Unpickler):
+class _NoGlobalsUnpickler(pickle._Unpickler):
+    """The header pickles (magic number, protocol, sys info): no globals at all. Pure Python, like the
+    object reader, since C's unpickler preallocates whatever length a BINBYTES8 claims."""
+
     def find_class(self, module, name):
         raise UnsafeCheckpointError(
             f"refusing to load global '{module}.{name}' where the checkpoint format allows none: this is not an "
@@ -221,6 +224,7 @@ class LegacyUnpickler(pickle._Unpickler):
         super().__init__(file, encoding="latin1")
         self.storages: Dict[str, LegacyStorage] = {}
         self.max_bytes = max_bytes
+        self.declared_bytes = 0  # of all storages together: they must fit in the file
 
     def find_class(self, module, name):
         obj = ALLOWED_GLOBALS.get((module, name))
@@ -255,6 +259,10 @@ class LegacyUnpickler(pickle._Unpickler):
                 raise pickle.UnpicklingError(f"storage {key} claims {numel} elements, more than the file holds")
             root = self.storages.get(key)
             if root is None:
+                self.declared_bytes += numel * torch.empty((), dtype=stype.dtype).element_size()
+                if self.declared_bytes > self.max_bytes:
+                    raise pickle.UnpicklingError(f"the storages declare {self.declared_bytes} bytes, more than the "
+                                                 f"file's {self.max_bytes}")
                 root = self.storages[key] = LegacyStorage(key, stype.dtype, numel, str(location))
             elif root.dtype != stype.dtype or root.numel != numel:
                 raise pickle.UnpicklingError(f"storage {key} is declared twice with different types or sizes")
@@ -370,39 +378,54 @@ def _read_legacy_bytes(data: bytes, path) -> Any:
 MAX_DEPTH = 64  # a checkpoint is a dict of tensors, a module tree or a dict holding one: a few levels
 
 
-def _plain(obj, depth: int = 0, path=None):
-    """Stand-in parameters -> tensors, recursively through containers (modules are kept); containers
-    nested deeper than any checkpoint (or containing themselves) are refused."""
-    if depth > MAX_DEPTH:
-        raise CheckpointError(f"{path}: containers nested more than {MAX_DEPTH} levels deep (or containing "
-                              f"themselves): not a checkpoint")
-    if isinstance(obj, StandinParameter):
-        return obj.data
-    if isinstance(obj, OrderedDict):
-        return OrderedDict((k, _plain(v, depth + 1, path)) for k, v in obj.items())
-    if isinstance(obj, dict):
-        return {k: _plain(v, depth + 1, path) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_plain(v, depth + 1, path) for v in obj]
-    return obj
+def _plain(obj, path=None):
+    """Stand-in parameters -> tensors through containers (modules are kept). Each container is converted
+    once (a small file can share one many times); a container inside itself or nested deeper than any
+    checkpoint is refused."""
+    done: Dict[int, Any] = {}
+    active: set = set()
+
+    def walk(o, depth):
+        if isinstance(o, StandinParameter):
+            return o.data
+        if not isinstance(o, (dict, list)):
+            return o
+        if id(o) in done:
+            return done[id(o)]
+        if depth > MAX_DEPTH or id(o) in active:
+            raise CheckpointError(f"{path}: containers nested more than {MAX_DEPTH} levels deep (or containing "
+                                  f"themselves): not a checkpoint")
+        active.add(id(o))
+        if isinstance(o, OrderedDict):
+            out = OrderedDict((k, walk(v, depth + 1)) for k, v in o.items())
+        elif isinstance(o, dict):
+            out = {k: walk(v, depth + 1) for k, v in o.items()}
+        else:
+            out = [walk(v, depth + 1) for v in o]
+        active.discard(id(o))
+        done[id(o)] = out
+        return out
+
+    return walk(obj, 0)
 
 
-def check_tensor_sizes(obj, path, depth: int = 0) -> None:
+def check_tensor_sizes(obj, path) -> None:
     """No tensor may claim more elements than its storage holds (a stride-0 view of a few bytes can
-    claim terabytes, which any later copy would allocate)."""
-    if depth > MAX_DEPTH:
-        raise CheckpointError(f"{path}: containers nested more than {MAX_DEPTH} levels deep: not a checkpoint")
-    if isinstance(obj, torch.Tensor):
-        held = obj.untyped_storage().nbytes() // max(obj.element_size(), 1)
-        if obj.numel() > held:
-            raise CheckpointError(f"{path}: a tensor of shape {list(obj.shape)} claims {obj.numel()} elements but the "
-                                  f"file holds {held} for it: damaged or crafted, not a checkpoint")
-    elif isinstance(obj, dict):
-        for v in obj.values():
-            check_tensor_sizes(v, path, depth + 1)
-    elif isinstance(obj, (list, tuple)):
-        for v in obj:
-            check_tensor_sizes(v, path, depth + 1)
+    claim terabytes, which any later copy would allocate). Each container is visited once."""
+    seen: set = set()
+    stack = [(obj, 0)]
+    while stack:
+        o, depth = stack.pop()
+        if isinstance(o, torch.Tensor):
+            held = o.untyped_storage().nbytes() // max(o.element_size(), 1)
+            if o.numel() > held:
+                raise CheckpointError(f"{path}: a tensor of shape {list(o.shape)} claims {o.numel()} elements but "
+                                      f"the file holds {held} for it: damaged or crafted, not a checkpoint")
+        elif isinstance(o, (dict, list, tuple)) and id(o) not in seen:
+            if depth > MAX_DEPTH:
+                raise CheckpointError(f"{path}: containers nested more than {MAX_DEPTH} levels deep: not a checkpoint")
+            seen.add(id(o))
+            stack.extend((v, depth + 1) for v in (o.values() if isinstance(o, dict) else o))
 
 
 def _file_format(path: Path) -> str:
@@ -424,7 +447,7 @@ def load_original(path: PathLike) -> Tuple[Any, str]:
         raise FileNotFoundError(f"checkpoint file not found: {path}")
     fmt = _file_format(path)
     if fmt == "legacy":
-        return _plain(read_legacy(path), path=path), "legacy"
+        return _plain(read_legacy(path), path), "legacy"
     if fmt == "zip":
         try:
             obj = torch.load(path, map_location="cpu", weights_only=True)

@@ -22,7 +22,7 @@ from typing import Dict, List, Optional, Union
 import torch
 
 from . import download as _download
-from .convert import model_from_original
+from .convert import HEAD_ONLY_ARGS, model_from_original
 from .errors import ModelLoadError, WeightsNotFoundError
 from .hub import HF_PREFIX, hub_download, parse_hub_source
 from .layouts import is_nni_layout
@@ -79,7 +79,7 @@ def _cached_file(source: Source) -> Path:
     return _download.zoo_home() / "original" / source.filename
 
 
-def _description(entry: ModelEntry, model, source: Source) -> str:
+def _description(entry: ModelEntry, model) -> str:
     text = entry.description
     if entry.args.get("auxiliary") and not model.config.get("auxiliary"):
         text += " This copy has no auxiliary head: the model is the eval network without it."
@@ -96,8 +96,13 @@ def _convert_into_cache(entry: ModelEntry, source: Source, path: Path, digest: s
         raise ModelLoadError(f"{path.name} does not hold the network of {entry.name} (its sizes or genotype differ)")
     out = save_pretrained(model, _cached_dir(entry), name=entry.name, metrics=source.metrics,
                           metrics_source=source.metrics_source, source=provenance,
-                          description=_description(entry, model, source))
+                          description=_description(entry, model))
     return load_pretrained(out)
+
+
+# Any failure of one source (HTTP, timeout, checksum, quota, a file that does not read or convert) is that
+# source failing: the next one is tried, and the message lists them all.
+_SOURCE_FAILURES = (Exception,)
 
 
 def _try_hub(entry: ModelEntry, revision: Optional[str], tried: _Attempts):
@@ -107,9 +112,18 @@ def _try_hub(entry: ModelEntry, revision: Optional[str], tried: _Attempts):
     for s in hub_sources:
         try:
             return load_pretrained(hub_download(s.location, revision or s.revision), expected_sha256=s.sha256)
-        except (WeightsNotFoundError, ModelLoadError) as e:
-            tried.failed(f"hub repo {s.location}", str(e))
+        except _SOURCE_FAILURES as e:
+            tried.failed(f"hub repo {s.location}", _first_line(e))
     return None
+
+
+def _is_entrys_conversion(entry: ModelEntry, cfg: Dict) -> bool:
+    """A converted copy counts only if it is this entry's network made by the loader from one of its sources."""
+    src = cfg.get("source") or {}
+    return (cfg.get("name") == entry.name and cfg.get("genotype") == entry.genotype
+            and src.get("entry") == entry.name and bool(src.get("sha256"))
+            and any(src.get("file") == s.filename for s in entry.sources)
+            and all(cfg.get("args", {}).get(k) == v for k, v in entry.args.items() if k not in HEAD_ONLY_ARGS))
 
 
 def _try_cache(entry: ModelEntry, tried: _Attempts):
@@ -118,10 +132,14 @@ def _try_cache(entry: ModelEntry, tried: _Attempts):
         tried.failed(f"converted copy {cached}", "absent")
         return None
     try:
-        return load_pretrained(cached)
-    except ModelLoadError as e:
-        tried.failed(f"converted copy {cached}", str(e))
+        model = load_pretrained(cached)
+    except _SOURCE_FAILURES as e:
+        tried.failed(f"converted copy {cached}", _first_line(e))
         return None
+    if not _is_entrys_conversion(entry, model.zoo_config):
+        tried.failed(f"converted copy {cached}", "not a conversion of this entry's sources (replaced if one works)")
+        return None
+    return model
 
 
 def _try_files(entry: ModelEntry, tried: _Attempts):
@@ -134,8 +152,8 @@ def _try_files(entry: ModelEntry, tried: _Attempts):
         try:
             digest = _download.verify(local, s.sha256, s.sha256_prefix)
             return _convert_into_cache(entry, s, local, digest, s.url)
-        except (ValueError, OSError) as e:
-            tried.failed(f"file {local}", str(e))
+        except _SOURCE_FAILURES as e:  # a file put there by hand is the user's: kept (a bad checksum deletes it)
+            tried.failed(f"file {local}", _first_line(e))
     prefix = _download.url_prefix()
     candidates = [(s, f"site mirror {prefix}/{s.filename}", f"{prefix}/{s.filename}", None)
                   for s in file_sources if prefix]
@@ -150,14 +168,14 @@ def _try_files(entry: ModelEntry, tried: _Attempts):
         try:
             digest = _download.fetch(local, url=url, gdrive_id=drive_id, sha256=s.sha256,
                                      sha256_prefix=s.sha256_prefix)
-        except Exception as e:  # any failure of one source (HTTP, timeout, checksum, quota) moves on to the next
+        except _SOURCE_FAILURES as e:
             tried.failed(where, _first_line(e))
             continue
         try:
             return _convert_into_cache(entry, s, local, digest, url or s.url)
-        except (ValueError, OSError) as e:
+        except _SOURCE_FAILURES as e:  # a download that cannot be used is not kept
             local.unlink(missing_ok=True)
-            tried.failed(where, f"downloaded, but it cannot be used: {e}")
+            tried.failed(where, f"downloaded, but it cannot be used: {_first_line(e)}")
     return None
 
 
@@ -214,7 +232,7 @@ def load(name_or_source: str, checkpoint: Optional[PathLike] = None, device: Uni
     path = Path(source).expanduser()
     # A folder that is not a saved model (no config.json) does not hide a registry name of the same spelling.
     is_saved_dir = path.is_dir() and ((path / CONFIG_NAME).exists() or not is_registered(source))
-    if kw and checkpoint is None and not (path.is_file() and not is_saved_dir):
+    if kw and checkpoint is None and not path.is_file():
         where = f"zoo.create_model({source!r}, **overrides)" if is_registered(source) else "a checkpoint file"
         raise ValueError(f"overrides {sorted(kw)} apply to original files only: a saved model rebuilds itself from "
                          f"its config.json (for an untrained architecture use {where})")

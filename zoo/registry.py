@@ -56,10 +56,6 @@ class UnknownModelError(KeyError, ValueError):
         return self.args[0]
 
 
-SOURCE_KINDS = ("hub", "url", "gdrive")
-LAYOUTS = ("saved", "original", "nni")
-
-
 @dataclass(frozen=True)
 class Source:
     """One place the weights of a named model can come from, as data (tried in order by :func:`zoo.load`).
@@ -210,8 +206,7 @@ def _released_entries() -> List[ModelEntry]:
             name="darts-cifar10", arch="NetworkCIFAR", genotype_name="DARTS_V2", genotype=_cnn_text("DARTS_V2"),
             args=dict(CIFAR_ARGS), dataset="cifar10", preprocessing=dict(CIFAR_PREPROCESSING),
             description="DARTS (second order) convolutional cell, 20 cells of 36 initial channels, trained on CIFAR-10 "
-                        "by the authors (the released cifar10_model.pt). NNI's copy of these weights, the first "
-                        "source, has no auxiliary head: loaded from it, the model is the eval network without it.",
+                        "by the authors (the released cifar10_model.pt).",
             metrics={"top1_error": 2.63}, metrics_source=ORIGINAL_README + ": 2.63% test error, 3.3M params",
             params=_CNN_PARAMS[("cifar10", "DARTS_V2")],
             sources=(_NNI_DARTS_V2, _drive("1Y13i4zKGKgjtWBdC0HWLavjO7wvEiGOc", "cifar10_model.pt", True,

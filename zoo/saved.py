@@ -22,6 +22,7 @@ from .counting import count_parameters
 from .errors import ModelLoadError
 from .fileio import atomic_write_bytes, atomic_write_json
 from .registry import ARCHS, CITATION, LICENSE, PREPROCESSING, build, get_entry
+from .state import StateDictMismatchError, check_finite, check_state_dict
 
 log = logging.getLogger(__name__)
 
@@ -46,8 +47,9 @@ def model_config(model, name: Optional[str] = None, metrics: Optional[Dict[str, 
 
     ``metrics`` are figures of *these* weights (measured, or reported by whoever published them, as
     ``metrics_source`` says); nothing else is ever recorded as their metrics. ``name`` ties the model to
-    a registry entry for its dataset, preprocessing, license and *reference* figures (the paper's, for
-    the architecture). ``source`` is the weights' provenance (a dict; ``provenance`` is its sentence).
+    a registry entry for its dataset, preprocessing, license and *reference* figures (the entry's published
+    ones, e.g. the paper's or the authors' release's, shown as such and never as these weights' metrics).
+    ``source`` is the weights' provenance (a dict; ``provenance`` is its sentence).
     """
     arch = type(model).__name__
     if arch not in ARCHS or not isinstance(getattr(model, "config", None), dict):
@@ -202,19 +204,24 @@ def load_pretrained(directory: PathLike, device: Union[str, torch.device] = "cpu
         raise ModelLoadError(f"{w_path}: the file is truncated or corrupt ({e}); download or convert it "
                              f"again") from None
     if not digest:  # nothing vouches for these bytes: at least the weights must be numbers
-        bad = [k for k, t in tensors.items() if t.is_floating_point() and not torch.isfinite(t).all()]
-        if bad:
-            raise ModelLoadError(f"{w_path}: non-finite values (NaN/inf) in {', '.join(bad[:5])}: the weights are "
-                                 f"damaged; save or convert them again")
+        try:
+            check_finite(tensors, w_path)
+        except ValueError as e:
+            raise ModelLoadError(f"{e}; save or convert them again") from None
     for k, src in config.get("tied", {}).items():
-        if src not in tensors:
-            raise ModelLoadError(f"{cfg_path}: tied weight {k} refers to missing {src}")
+        if src not in tensors or k in tensors:  # a tie only fills a weight the file leaves out
+            raise ModelLoadError(f"{cfg_path}: tied weight {k} -> {src} does not fit {WEIGHTS_NAME}")
         tensors[k] = tensors[src]
-    try:
-        model = build(config.get("arch", config.get("kind")), dict(config["args"]), config["genotype"])
+    arch, args = config.get("arch", config.get("kind")), dict(config["args"])
+    try:  # shapes are compared on a network without storage first: a config cannot allocate beyond the file
+        with torch.device("meta"):
+            check_state_dict(build(arch, args, config["genotype"]), tensors)
+        model = build(arch, args, config["genotype"])
     except (TypeError, ValueError) as e:
+        if isinstance(e, StateDictMismatchError):
+            raise
         raise ModelLoadError(f"{cfg_path}: cannot build the network: {e}") from None
-    model.load_state_dict(tensors, strict=True)  # StateDictMismatchError (a ValueError) before any copy
+    model.load_state_dict(tensors, strict=True)
     model.zoo_config = config
     if num_classes is not None:
         with_new_head(model, num_classes)

@@ -49,6 +49,13 @@ def check_state_dict(model: torch.nn.Module, state_dict: Mapping[str, torch.Tens
     )
 
 
+def check_finite(state_dict: Mapping[str, torch.Tensor], where="the weights") -> None:
+    """Every floating-point weight must be finite (NaN/inf means damaged weights): ValueError naming them."""
+    bad = [k for k, t in state_dict.items() if t.is_floating_point() and not torch.isfinite(t).all()]
+    if bad:
+        raise ValueError(f"{where}: non-finite values (NaN/inf) in {', '.join(bad[:5])}: the weights are damaged")
+
+
 class StrictLoadMixin:
     """``load_state_dict`` that explains every mismatch before touching any weight.
 

@@ -51,8 +51,45 @@ def test_a_legacy_storage_claiming_more_than_the_file_is_refused(tmp_path):
     idx = blob.find(b"K6")  # 54 elements, pickled as BININT1 54
     blob[idx + 1] = 255
     (tmp_path / "x.pt").write_bytes(bytes(blob))
-    with pytest.raises(L.CheckpointError):
+    with pytest.raises(L.CheckpointError, match="claims 255 elements, more than the file holds"):
         L.load_original(tmp_path / "x.pt")
+
+
+def test_storages_declaring_more_than_the_file_in_total_are_refused(tmp_path):
+    # each storage fits the file, all of them together do not: nothing is allocated for them
+    big = OrderedDict((f"w{i}", torch.zeros(40)) for i in range(40))  # 40 x 160 bytes declared
+    blob = write_legacy(big)
+    short = blob[: len(blob) - 40 * 160 + 200]  # keeps the pickles, drops most storage bytes
+    (tmp_path / "t.pt").write_bytes(short)
+    with pytest.raises(L.CheckpointError, match="the storages declare .* bytes, more than the file's"):
+        L.load_original(tmp_path / "t.pt")
+
+
+def test_shared_containers_are_walked_once_not_exponentially(tmp_path):
+    x = [torch.zeros(1)]
+    for _ in range(60):  # 60 levels of x = [x, x]: 2**60 paths through a few hundred bytes
+        x = [x, x]
+    write_legacy(x, tmp_path / "dag.pt")
+    assert (tmp_path / "dag.pt").stat().st_size < 2000
+    L.load_original(tmp_path / "dag.pt")  # 61 levels deep: allowed, and read in moments
+    torch.save(x, tmp_path / "dag.zip")
+    L.load_original(tmp_path / "dag.zip")
+
+
+def test_a_pickled_model_containing_itself_is_one_line(tmp_path, zoo_ref):
+    ref = zoo_ref("ptb_small.pt")
+    c = ref["config"]
+    obj = legacy_rnn_model(ref["state_dict"], c["ntoken"], c["ninp"], genotypes.get("DARTS_V2", "rnn"))
+    obj.__dict__["_modules"]["me"] = obj
+    write_legacy(obj, tmp_path / "ptb_model.pt")
+    with pytest.raises(L.CheckpointError, match="contains itself"):
+        model_from_original(tmp_path / "ptb_model.pt", "ptb")
+
+
+def test_a_header_claiming_a_terabyte_of_bytes_allocates_nothing(tmp_path):
+    (tmp_path / "h.pt").write_bytes(b"\x80\x02\x8e" + (2**40).to_bytes(8, "little"))
+    with pytest.raises(L.CheckpointError):
+        L.load_original(tmp_path / "h.pt")
 
 
 @pytest.mark.parametrize("field,value", [("C", 10**6), ("layers", 10**6), ("num_classes", 0), ("C", "8")])

@@ -21,7 +21,6 @@ def test_released_entries_carry_the_original_metadata():
         "gdrive", "cifar10_model.pt", "1Y13i4zKGKgjtWBdC0HWLavjO7wvEiGOc")
     # no invented hub repo or digest
     assert all(s["kind"] != "hub" and s["sha256"] is None for s in c["sources"])
-    assert "no auxiliary head" in c["description"]
     assert c["class_names"][:2] == ["airplane", "automobile"] and len(c["class_names"]) == 10
     assert c["license"] == "apache-2.0" and "liu2019darts" in c["citation"] and c["pretrained"]
 
@@ -133,6 +132,8 @@ def test_list_and_info_commands(repo_root, capsys):
     out = capsys.readouterr().out
     assert "1AKr6Y_PoYj7j0Upggyzc26W0RVdg4CVX" in out and "source 1:      url https://github.com/jitdee-ai" in out
     assert "classes:       1000 (tench" in out and "does not say where" in out
+    assert main(["info", "darts-cifar10"]) == 0
+    assert "nni layout, sha256 starts with 5465b0d2, no auxiliary head" in capsys.readouterr().out
     assert main(["info", "darts-imagenett"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: unknown model") and "Did you mean 'darts-imagenet'" in err and err.count("\n") == 1

@@ -38,9 +38,12 @@ def _randomised(model: torch.nn.Module, seed: int) -> "OrderedDict[str, torch.Te
 
 
 def _nni_walk(original: "OrderedDict[str, torch.Tensor]", ref_dir) -> "OrderedDict[str, torch.Tensor]":
-    """NNI's re-keying as the reference README describes it (written independently of zoo.layouts)."""
+    """NNI's re-keying as the reference README describes it (written independently of zoo.layouts): the
+    original's tensors in the order of the original's manifest, auxiliary head dropped."""
     nni = json.loads((ref_dir / "nni_darts_v2_keys.json").read_text())
-    pool = [(k, v) for k, v in original.items()]
+    manifest = json.loads((ref_dir / "cnn_manifests.json").read_text())["cifar10_darts_v2_c36_l20_aux"]
+    pool = [(k, original[k]) for k, _ in manifest if k in original]
+    assert len(pool) == len(original)
     used = set()
     out = OrderedDict()
     for key, shape in nni:
@@ -320,3 +323,46 @@ def test_a_whole_model_pickle_re_saved_by_newer_pytorch_names_set_and_loads(tmp_
     with torch.no_grad():
         lp, _ = model(ref["input"], model.init_hidden(ref["input"].size(1)))
     assert (lp - ref["log_prob"]).abs().max() < 1e-5
+
+
+def test_a_cached_model_that_is_not_the_entrys_conversion_is_not_used(monkeypatch, online, server, nni_copy):
+    # e.g. a copy written by older code, or another network saved there by hand
+    other = zoo.NetworkCIFAR(4, 10, 3, False, "DARTS_V1")
+    zoo.save_pretrained(other, zoo_home() / "models" / "darts-cifar10", name="darts-cifar10", card=False)
+    server.files["/f"] = nni_copy["blob"]
+    _set_sources(monkeypatch, "darts-cifar10", _nni_source(server.url + "/f", nni_copy))
+    _equal_to_released(zoo.load("darts-cifar10"), nni_copy["released"])  # reconverted from the source
+    _equal_to_released(zoo.load("darts-cifar10"), nni_copy["released"])  # and that conversion is used after
+    assert server.requests == ["/f"]
+
+
+def test_a_download_that_does_not_convert_falls_through_and_is_not_kept(monkeypatch, online, server, nni_copy):
+    import dataclasses
+
+    broken = OrderedDict([("classifier.weight", torch.tensor(1.0)), ("stem0.3.weight", torch.zeros(2))])
+    server.files["/dartv2.pt"] = _saved(broken)
+    darmo = dataclasses.replace(registry.get_entry("darts-imagenet").sources[0], location=server.url + "/dartv2.pt")
+    _set_sources(monkeypatch, "darts-imagenet", darmo)
+    with pytest.raises(zoo.WeightsNotFoundError, match="downloaded, but it cannot be used"):
+        zoo.load("darts-imagenet")
+    assert not (zoo_home() / "original" / "dartv2.pt").exists()
+
+
+def test_offline_also_keeps_the_hub_client_to_its_cache(monkeypatch, tmp_path):
+    import huggingface_hub
+
+    from zoo.registry import Source
+
+    asked = []
+
+    def fake(**kw):
+        asked.append(kw["local_files_only"])
+        raise FileNotFoundError("not in the cache")
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", fake)
+    _set_sources(monkeypatch, "darts-cifar10", Source(kind="hub", location="org/darts", layout="saved"))
+    with pytest.raises(zoo.WeightsNotFoundError):
+        zoo.load("darts-cifar10")
+    with pytest.raises(zoo.WeightsNotFoundError):
+        zoo.load("hf-hub:org/darts")
+    assert asked == [True, True]  # DARTS_ZOO_OFFLINE=1 (the fixture's) reaches huggingface_hub
