@@ -13,7 +13,7 @@ import tempfile
 from pathlib import Path
 from typing import Optional, Union
 
-from .legacy import sha256_file
+from .fileio import sha256_file
 
 log = logging.getLogger(__name__)
 

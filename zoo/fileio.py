@@ -5,6 +5,7 @@ Used by the zoo (saved models) and by reproduce (run directories).
 """
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
@@ -95,3 +96,11 @@ def read_jsonl(path: PathLike) -> list:
                 break
             raise ValueError(f"{path}: line {i + 1} is not JSON") from None
     return out
+
+
+def sha256_file(path: PathLike, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(chunk), b""):
+            h.update(block)
+    return h.hexdigest()

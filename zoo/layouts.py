@@ -25,7 +25,8 @@ import torch
 
 import genotypes as _genotypes
 
-from .legacy import CheckpointError, StandinModule, StandinParameter, load_original, sha256_file
+from .fileio import sha256_file
+from .legacy import CheckpointError, StandinModule, StandinParameter, load_original
 
 PathLike = Union[str, os.PathLike]
 

@@ -18,7 +18,6 @@ anything else (``os.system``, ``builtins.eval``, ...) stops the load with
 """
 from __future__ import annotations
 
-import hashlib
 import io
 import logging
 import math
@@ -466,15 +465,7 @@ def load_original(path: PathLike) -> Tuple[Any, str]:
     raise _fail(path, "neither the legacy nor the zip torch.save format")
 
 
-def sha256_file(path: PathLike, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(chunk), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 __all__ = [
-    "read_legacy", "load_original", "sha256_file", "prescan_pickle", "CheckpointError", "UnsafeCheckpointError",
+    "read_legacy", "load_original", "prescan_pickle", "CheckpointError", "UnsafeCheckpointError",
     "ALLOWED_GLOBALS", "LEGACY_MAGIC", "LEGACY_PROTOCOL", "StandinModule", "StandinParameter",
 ]
