@@ -28,6 +28,12 @@ def zoo_ref():
     return load
 
 
+@pytest.fixture(scope="session")
+def reference_dir() -> Path:
+    """The folder of the reference files (shared/reference)."""
+    return _reference_dir()
+
+
 @pytest.fixture(autouse=True)
 def _isolated_zoo_home(tmp_path_factory, monkeypatch):
     """Never touch the user's cache or the network from the zoo's own lookups."""

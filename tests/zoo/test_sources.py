@@ -64,12 +64,10 @@ def _saved(obj) -> bytes:
 
 
 @pytest.fixture(scope="module")
-def nni_copy(tmp_path_factory):
-    from conftest import _reference_dir
-
+def nni_copy(reference_dir):
     torch.manual_seed(0)
     released = _randomised(zoo.NetworkCIFAR(36, 10, 20, False, "DARTS_V2"), seed=1)
-    blob = _saved(_nni_walk(released, _reference_dir()))
+    blob = _saved(_nni_walk(released, reference_dir))
     prefix = hashlib.sha256(blob).hexdigest()[:8]
     return {"released": released, "blob": blob, "prefix": prefix, "filename": f"darts-v2-{prefix}.pth"}
 
@@ -117,12 +115,10 @@ def _equal_to_released(model, released):
 # ----------------------------------------------------------------------------------------------- NNI's copy
 
 
-def test_the_layout_walk_is_defined_by_the_packaged_key_list_equal_to_the_reference(zoo_ref):
-    from conftest import _reference_dir
-
+def test_the_layout_walk_is_defined_by_the_packaged_key_list_equal_to_the_reference(reference_dir):
     from zoo.layouts import nni_keys
 
-    ref = json.loads((_reference_dir() / "nni_darts_v2_keys.json").read_text())
+    ref = json.loads((reference_dir / "nni_darts_v2_keys.json").read_text())
     assert nni_keys() == [(k, tuple(s)) for k, s in ref]
 
 
