@@ -58,9 +58,9 @@ def resolve_seeds(runs: Optional[int], seeds: Optional[Sequence[int]], default_r
     return list(range(runs))
 
 
-def parse_seeds(text: Optional[str]) -> Optional[List[int]]:
+def parse_seeds(text: Optional[str], option: str = "--seeds") -> Optional[List[int]]:
     """``"0,1,2"`` or ``"0-9"`` -> a list of ints; None stays None. The number of seeds is checked
-    against :data:`MAX_RUNS` before a range is expanded."""
+    against :data:`MAX_RUNS` before a range is expanded; errors name ``option``."""
     if text is None:
         return None
     spans: List[range] = []
@@ -75,8 +75,9 @@ def parse_seeds(text: Optional[str]) -> Optional[List[int]]:
             else:
                 spans.append(range(int(part), int(part) + 1))
         except ValueError:
-            raise ValueError(f"seeds must be comma-separated integers or ranges like 0-9, got {text!r}") from None
-    _check_count(sum(max(0, span.stop - span.start) for span in spans), f"--seeds {text}")
+            raise ValueError(f"{option}: seeds must be comma-separated integers or ranges like 0-9, got {text!r}"
+                             ) from None
+    _check_count(sum(max(0, span.stop - span.start) for span in spans), f"{option} {text}")
     return [seed for span in spans for seed in span]
 
 
