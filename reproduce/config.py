@@ -144,6 +144,8 @@ def check_values(config, signs: bool = True) -> None:
     search is. Raises ConfigError naming the field."""
     for f in dataclasses.fields(config):
         value, tp = getattr(config, f.name), field_type(type(config), f)
+        if value is None and _optional(type(config), f):  # e.g. "None: the device's default"
+            continue
         number = isinstance(value, (int, float)) and not isinstance(value, bool)
         if tp is bool:
             ok, want = isinstance(value, bool), "true or false"
@@ -159,6 +161,11 @@ def check_values(config, signs: bool = True) -> None:
             continue
         if not ok:
             raise ConfigError(f"{f.name} must be {want}, got {_show(value)}")
+
+
+def _optional(cls, field: dataclasses.Field) -> bool:
+    tp = typing.get_type_hints(cls).get(field.name)
+    return typing.get_origin(tp) is typing.Union and type(None) in typing.get_args(tp)
 
 
 def _finite_float(value) -> bool:

@@ -36,6 +36,17 @@ def pick_device(name: str, local_rank: int = 0) -> torch.device:
     return device
 
 
+# The fastest exact settings per device type, measured (results/bench/README-search.md, "Defaults per
+# device"): channels_last for the conv search where it is faster. Exact: the same float32 arithmetic in
+# another memory layout. A device type not measured keeps the plain layout.
+SEARCH_CHANNELS_LAST = {"cpu": True}
+
+
+def search_channels_last(device: torch.device, asked: Optional[bool] = None) -> bool:
+    """channels_last for the conv search on ``device``: ``asked`` when given, else the measured default."""
+    return bool(asked) if asked is not None else SEARCH_CHANNELS_LAST.get(torch.device(device).type, False)
+
+
 def autocast(device: torch.device, amp: str, cache: bool = True):
     """bf16 autocast when asked (``cache=False`` inside CUDA graph capture, which needs it)."""
     if amp == "bf16":
