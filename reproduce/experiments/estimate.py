@@ -54,7 +54,8 @@ def training_seconds(dataset: str, config: dict) -> Optional[float]:
 
     cfg = as_config(dataset, config)
     if dataset == "cifar10":
-        n = cfg.limit or (len(load_cifar10(cfg.data, train=True, download=False)[1]) - cfg.valid_split)
+        n = len(load_cifar10(cfg.data, train=True, download=False)[1]) - cfg.valid_split
+        n = min(n, cfg.limit) if cfg.limit else n
         steps = math.ceil(n / cfg.batch_size)
         probe = dict(limit=PROBE_STEPS * cfg.batch_size, limit_eval=cfg.eval_batch_size, download=False)
     elif dataset in ("ptb", "wt2"):

@@ -45,9 +45,9 @@ class CIFAR10SearchConfig:
                   choices=["none", "bf16"])
     channels_last: Optional[bool] = _f(
         None, "channels_last memory format: the same float32 arithmetic in another layout (results differ in "
-        "float rounding only). Default: the device's measured fastest, on for CPU (~1.4x faster second-order "
-        "steps, see results/bench/README-search.md), off elsewhere; --channels-last / --no-channels-last "
-        "choose it")
+        "float rounding only). Default: the device's measured fastest safe choice (off on CPU: faster, but "
+        "PyTorch's CPU kernels crash on small sizes; see results/bench/README-search.md); --channels-last / "
+        "--no-channels-last choose it")
 
     def validate(self) -> None:
         require(self.order in (1, 2), f"order must be 1 or 2, not {self.order}")

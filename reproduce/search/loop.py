@@ -1,4 +1,5 @@
-"""The search loop: epochs of (architecture step, weight step), per-epoch logs, checkpoint and resume.
+"""The search: epochs of (architecture step, weight step), as a task of the one runner (:mod:`reproduce.runner`,
+which owns the run directory, the lock, resume, the per-epoch metrics and checkpoint, and the record).
 
 Run directory (see DESIGN.md): ``config.json``, ``metrics.jsonl`` (one line per epoch, with the
 genotype), ``genotypes.jsonl`` (the derived genotype after every epoch; epoch -1 is the

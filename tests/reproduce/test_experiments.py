@@ -358,8 +358,8 @@ def test_dry_run_checks_the_data_and_says_how_long_the_plan_takes_here(tmp_path,
 
 def test_dry_run_of_the_search_pipeline_estimates_searches_selection_and_final_runs(tmp_path, tiny_cifar):
     options = _options(tmp_path, tiny_cifar, search=True, search_seeds=[0, 1], selection_epochs=1, order=1,
-                       search_overrides=dict(epochs=1, C=4, layers=3, batch_size=8, train_examples=64,
-                                             num_threads=1))
+                       selection_overrides=dict(valid_split=16),
+                       search_overrides=dict(epochs=1, C=4, layers=3, batch_size=8, train_examples=64, num_threads=1))
     lines = experiments.describe_plan(options)
     time_line = next(line for line in lines if line.startswith("time on cpu: about"))
     assert "2 x search cifar10" in time_line and "2 x train cifar10 (1 epochs)" in time_line
