@@ -39,15 +39,6 @@ def canonical(data: Dict[str, Any]) -> Dict[str, Any]:
     return out
 
 
-def parse_bool(text: str) -> bool:
-    lowered = str(text).lower()
-    if lowered in ("1", "true", "yes", "on"):
-        return True
-    if lowered in ("0", "false", "no", "off"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
-
-
 def field_type(cls, field: dataclasses.Field):
     hints = typing.get_type_hints(cls)
     tp = hints.get(field.name, str)
@@ -144,6 +135,8 @@ def check_values(config, signs: bool = True) -> None:
     search is. Raises ConfigError naming the field."""
     for f in dataclasses.fields(config):
         value, tp = getattr(config, f.name), field_type(type(config), f)
+        if value is None and _optional(type(config), f):  # e.g. "None: the device's default"
+            continue
         number = isinstance(value, (int, float)) and not isinstance(value, bool)
         if tp is bool:
             ok, want = isinstance(value, bool), "true or false"
@@ -159,6 +152,11 @@ def check_values(config, signs: bool = True) -> None:
             continue
         if not ok:
             raise ConfigError(f"{f.name} must be {want}, got {_show(value)}")
+
+
+def _optional(cls, field: dataclasses.Field) -> bool:
+    tp = typing.get_type_hints(cls).get(field.name)
+    return typing.get_origin(tp) is typing.Union and type(None) in typing.get_args(tp)
 
 
 def _finite_float(value) -> bool:

@@ -95,22 +95,27 @@ def _what_counts(config_dict: Dict[str, Any]) -> Dict[str, Any]:
 
 
 def save_run_checkpoint(rundir: RunDir, task, epochs_done: int, wall_time_s: float,
-                        config_dict: Dict[str, Any]) -> None:
-    """Atomically replace the run's checkpoint with the task's state after ``epochs_done`` epochs."""
-    rundir.save_checkpoint({"version": CHECKPOINT_VERSION, "kind": task.kind, "dataset": task.dataset,
-                            "epoch": epochs_done, "config": _what_counts(config_dict),
-                            "config_digest": config_digest(config_dict), "wall_time_s": wall_time_s,
-                            "task": task.state_dict(), "rng": rng_state()})
+                        config_dict: Optional[Dict[str, Any]] = None) -> None:
+    """Atomically replace the run's checkpoint with the task's state after ``epochs_done`` epochs,
+    tied to ``config_dict`` (the runner always gives it; a checkpoint without it cannot be resumed
+    under a config)."""
+    state = {"version": CHECKPOINT_VERSION, "kind": task.kind, "dataset": task.dataset, "epoch": epochs_done,
+             "wall_time_s": wall_time_s, "task": task.state_dict(), "rng": rng_state()}
+    if config_dict is not None:
+        state.update(config=_what_counts(config_dict), config_digest=config_digest(config_dict))
+    rundir.save_checkpoint(state)
 
 
-def load_run_checkpoint(rundir: RunDir, task, config_dict: Dict[str, Any]) -> Optional[Dict[str, Any]]:
+def load_run_checkpoint(rundir: RunDir, task, config_dict: Optional[Dict[str, Any]] = None
+                        ) -> Optional[Dict[str, Any]]:
     """Restore the task (and the generators) from the run's checkpoint; None when there is none.
 
-    Returns ``{"epoch": epochs done, "wall_time_s": ..., "curve": the metrics of those epochs}``.
-    Raises :class:`DamagedCheckpointError` (or :class:`RunConfigMismatchError` for another config)
-    for a checkpoint that is not this run's; see the guard above.
+    Returns ``{"epoch": epochs done, "wall_time_s": ...}``. With ``config_dict`` (as the runner
+    calls it) the checkpoint must also be tied to that config, its epoch lie within the config's
+    epochs and metrics.jsonl hold every epoch before it. Raises :class:`DamagedCheckpointError` (or
+    :class:`RunConfigMismatchError` for another config) for a checkpoint that is not this run's.
     """
-    state = rundir.load_checkpoint(map_location="cpu")
+    state = rundir.load_checkpoint(map_location="cpu")  # its checksum is checked there
     if state is None:
         return None
     path = rundir.checkpoint_path
@@ -119,30 +124,47 @@ def load_run_checkpoint(rundir: RunDir, task, config_dict: Dict[str, Any]) -> Op
         return DamagedCheckpointError(f"{path} {problem}; delete it to restart the run from its first epoch, or use "
                                       "another --out directory")
 
+    if "search" in state and "task" not in state and "version" not in state:  # the former search loop's layout
+        state = {"version": CHECKPOINT_VERSION, "kind": "search", "dataset": task.dataset, **state,
+                 "task": state["search"]}
     if (state.get("version") != CHECKPOINT_VERSION or state.get("dataset") != task.dataset
-            or state.get("kind") != task.kind):
+            or state.get("kind", "train") != task.kind):
         raise refuse(f"is not a {task.dataset} {task.kind} checkpoint of this version")
     if not isinstance(state.get("task"), dict):
         raise refuse("holds no task state")
-    if state.get("config_digest") != config_digest(config_dict):
+    epoch = state.get("epoch")
+    if type(epoch) is not int or epoch < 1:
+        raise refuse(f"says it was written after epoch {epoch!r}")
+    if config_dict is not None:
+        _check_tied(rundir, state, config_dict, refuse)
+    try:
+        task.load_state_dict(state["task"])
+        if "rng" in state:
+            set_rng_state(state["rng"])
+    except (KeyError, IndexError, TypeError, ValueError, RuntimeError) as e:
+        raise refuse(f"does not fit this run ({first_line(e)})") from None
+    return {"epoch": epoch, "wall_time_s": float(state.get("wall_time_s", 0.0))}
+
+
+def _check_tied(rundir: RunDir, state: Dict[str, Any], config_dict: Dict[str, Any], refuse) -> None:
+    """The checkpoint belongs to this config, its epoch to the config's epochs, and metrics.jsonl to both."""
+    path = rundir.checkpoint_path
+    if "config_digest" not in state:
+        raise refuse("was written before checkpoints carried their config's digest, so it cannot be tied to this "
+                     "run's config")
+    if state["config_digest"] != config_digest(config_dict):
         saved = state.get("config") if isinstance(state.get("config"), dict) else {}
         differ = run_config.diff(saved, _what_counts(config_dict))
         fields = ", ".join(f"{k} (checkpoint {a!r}, now {b!r})" for k, (a, b) in differ.items()) or "its digest"
         raise RunConfigMismatchError(
             f"{path} was written by a run with another config: {fields}. Rerun with the values it was trained with "
             "to resume it, or start afresh in another --out directory (or delete the checkpoint)")
-    epoch, epochs = state.get("epoch"), config_dict.get("epochs")
-    if type(epoch) is not int or not 1 <= epoch <= epochs:
+    epoch, epochs = state["epoch"], config_dict.get("epochs")
+    if not epoch <= epochs:
         raise refuse(f"says it was written after epoch {epoch!r}, but the run has epochs 1..{epochs}")
-    curve = check_curve(rundir, rundir.metrics()[:epoch], epoch,
-                        f"the checkpoint was written after epoch {epoch}; restore {METRICS}, or delete {path} to "
-                        "restart the run from its first epoch")
-    try:
-        task.load_state_dict(state["task"])
-        set_rng_state(state["rng"])
-    except (KeyError, IndexError, TypeError, ValueError, RuntimeError) as e:
-        raise refuse(f"does not fit this run ({first_line(e)})") from None
-    return {"epoch": epoch, "wall_time_s": float(state.get("wall_time_s", 0.0)), "curve": curve}
+    check_curve(rundir, rundir.metrics()[:epoch], epoch,
+                f"the checkpoint was written after epoch {epoch}; restore {METRICS}, or delete {path} to restart the "
+                "run from its first epoch")
 
 
 def check_curve(rundir: RunDir, curve, epochs: int, fix: str) -> list:

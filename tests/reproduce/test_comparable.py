@@ -50,8 +50,11 @@ def test_the_driver_marks_an_overridden_paper_profile_not_comparable(tmp_path, t
     from reproduce.__main__ import main
 
     out = tmp_path / "results" / "exp"
-    assert main(["cifar10", "--dry-run", "--out", str(out), "--epochs", "1", "--C", "4", "--layers", "3"]) == 0
-    assert "NOT tested against it: not the paper's recipe (C (paper 36, this run 4), epochs" in capsys.readouterr().out
+    assert main(["cifar10", "--dry-run", "--out", str(out), "--data", str(tiny_cifar), "--device", "cpu",
+                 "--epochs", "1", "--C", "4", "--layers", "3", "--batch-size", "16", "--num-threads", "1"]) == 0
+    text = capsys.readouterr().out
+    assert "NOT tested against it: not the paper's recipe (C (paper 36, this run 4), " in text
+    assert "epochs (paper 600, this run 1)" in text and "layers (paper 20, this run 3)" in text
     tiny = dict(epochs=1, C=4, layers=3, batch_size=16, eval_batch_size=32, limit=32, limit_eval=32, auxiliary=False,
                 num_threads=1)
     run_experiment(ExperimentOptions(experiment="cifar10", runs=1, out=str(out), data=str(tiny_cifar), device="cpu",

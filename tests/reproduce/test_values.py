@@ -77,6 +77,8 @@ def test_counts_and_seed_ranges_are_checked_before_any_list_is_built(capsys, tmp
               "more than 10**15 runs")
     _one_line(capsys, ["cifar10", "--seeds", str(2 ** 64), "--dry-run", "--out", str(tmp_path / "x")],
               "seeds must be in 0..2**63-1")
+    _one_line(capsys, ["cifar10", "--search", "--search-seeds", "0-1000000000", "--dry-run", "--out",
+                       str(tmp_path / "x")], "--search-seeds 0-1000000000 asks for 1000000001 runs")
     assert time.perf_counter() - t0 < 60  # generous: without the checks this allocates gigabytes first
     assert parse_seeds("0-2,5") == [0, 1, 2, 5] and resolve_seeds(MAX_RUNS, None, 1) == list(range(MAX_RUNS))
 
