@@ -14,11 +14,9 @@ expected ones (from the model's config / the registry) and the parameter count.
 """
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 import os
-import sys
 import time
 from typing import Any, Dict, Optional, Sequence, Union
 
@@ -38,34 +36,12 @@ from .datasets import (
     imagenet_folder,
     load_cifar10,
 )
+from .device import autocast, pick_device, progress_bar
 
 log = logging.getLogger(__name__)
 
 PathLike = Union[str, os.PathLike]
-AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 _DATASET_OF_ARCH = {"NetworkCIFAR": "cifar10", "NetworkImageNet": "imagenet", "RNNModel": "ptb"}
-
-
-def _progress(progress: Optional[bool]) -> bool:
-    return sys.stderr.isatty() if progress is None else bool(progress)
-
-
-def _autocast(device: torch.device, amp: Optional[str]):
-    if not amp or amp == "none":
-        return contextlib.nullcontext()
-    if amp not in AMP_DTYPES:
-        raise ValueError(f"amp must be one of none, {', '.join(AMP_DTYPES)}, not {amp!r}")
-    return torch.autocast(device_type=device.type, dtype=AMP_DTYPES[amp])
-
-
-def _device(device) -> torch.device:
-    try:
-        dev = torch.device(device)
-    except RuntimeError as e:
-        raise ValueError(f"bad device {device!r}: {e}") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r} asked for, but CUDA is not available; use --device cpu")
-    return dev
 
 
 def _logits(out):
@@ -103,16 +79,17 @@ class _TopK:
 
 def _top_k_errors(model, batches, total: int, desc: str, dev, amp, progress) -> Dict[str, float]:
     """Top-1/top-5 error and loss of ``model`` (eval mode) over ``batches`` of (images, labels) on ``dev``."""
-    from tqdm.auto import tqdm
-
     model.eval()
     acc = _TopK()
-    with tqdm(total=total, desc=desc, unit="img", disable=not _progress(progress)) as bar:
-        for x, y in batches:
-            with _autocast(dev, amp):
-                logits = _logits(model(x))
-            acc.update(logits, y)
+    bar = progress_bar(None, total, desc, progress is not False, unit="img")
+    for x, y in batches:
+        with autocast(dev, amp):
+            logits = _logits(model(x))
+        acc.update(logits, y)
+        if bar is not None:
             bar.update(len(y))
+    if bar is not None:
+        bar.close()
     return {**acc.metrics(), "n": acc.n}
 
 
@@ -121,7 +98,7 @@ def evaluate_cifar10(model, data_dir: PathLike, batch_size: int = 96, device="cp
                      progress: Optional[bool] = None, download: bool = True,
                      mean: Sequence[float] = CIFAR_MEAN, std: Sequence[float] = CIFAR_STD) -> Dict[str, float]:
     """Top-1/top-5 error (%) on the CIFAR-10 test set (as cnn/test.py: ToTensor + Normalize)."""
-    dev = _device(device)
+    dev = pick_device(device)
     images, labels = load_cifar10(data_dir, train=False, download=download)
     m = torch.tensor(mean, device=dev).view(1, 3, 1, 1)
     s = torch.tensor(std, device=dev).view(1, 3, 1, 1)
@@ -138,7 +115,7 @@ def evaluate_imagenet(model, data_dir: PathLike, batch_size: int = 128, device="
     """Top-1/top-5 error (%) on ImageFolder ``data_dir/val`` (resize 256, center crop 224)."""
     from torch.utils.data import DataLoader
 
-    dev = _device(device)
+    dev = pick_device(device)
     ds = imagenet_folder(data_dir, split=split, transform=imagenet_eval_transform(resize, crop, mean, std))
     loader = DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=workers,
                         pin_memory=dev.type == "cuda")
@@ -150,9 +127,7 @@ def evaluate_imagenet(model, data_dir: PathLike, batch_size: int = 128, device="
 def evaluate_ptb(model, data_dir: PathLike, batch_size: int = 1, bptt: int = 35, device="cpu",
                  amp: Optional[str] = None, progress: Optional[bool] = None, split: str = "test") -> Dict[str, float]:
     """Test perplexity as rnn/test.py computes it (batch size 1, bptt 35, hidden carried over)."""
-    from tqdm.auto import tqdm
-
-    dev = _device(device)
+    dev = pick_device(device)
     corpus = Corpus(data_dir)
     ntokens = len(corpus.dictionary)
     if getattr(model, "ntoken", ntokens) != ntokens:
@@ -165,9 +140,9 @@ def evaluate_ptb(model, data_dir: PathLike, batch_size: int = 1, bptt: int = 35,
     total = 0.0
     n_pred = 0
     steps = range(0, data.size(0) - 1, bptt)
-    for i in tqdm(steps, desc=f"ptb {split}", unit="chunk", disable=not _progress(progress)):
+    for i in progress_bar(steps, len(steps), f"ptb {split}", progress is not False, unit="chunk"):
         x, targets = get_batch(data, i, bptt)
-        with _autocast(dev, amp):
+        with autocast(dev, amp):
             log_prob, hidden = model(x, hidden)
         loss = F.nll_loss(log_prob.float().reshape(-1, log_prob.size(2)), targets)
         total += float(loss) * len(x)
@@ -194,7 +169,7 @@ def evaluate(model_or_source, data_dir: PathLike, dataset: Optional[str] = None,
     """Evaluate a model (or anything ``zoo.load`` accepts) on its dataset; returns a JSON-able report."""
     from .loader import load
 
-    dev = _device(device)
+    dev = pick_device(device)
     source = None
     if isinstance(model_or_source, torch.nn.Module):
         model = model_or_source.to(dev)
