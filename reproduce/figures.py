@@ -56,7 +56,7 @@ def _number(v) -> bool:
 
 def curve_metrics(records: Sequence[dict]) -> List[str]:
     """Metrics that appear in the per-epoch curves of the records (epoch and lr excluded)."""
-    skip = {"epoch", "lr", "learning_rate", "drop_path_prob", "time", "epoch_time_s", "wall_time_s", "step"}
+    skip = {"epoch", "lr", "learning_rate", "drop_path_prob", "time", "time_s", "epoch_time_s", "wall_time_s", "step"}
     found: List[str] = []
     for r in records:
         for row in r.get("curve") or []:

@@ -11,7 +11,7 @@ and ``python -m reproduce plot-search DIR``; speed: ``python -m reproduce bench 
 
 The run directory holds ``config.json``, ``metrics.jsonl`` (per epoch: ``lr``, ``train_loss``,
 ``valid_loss`` and ``train_acc``/``valid_acc`` in percent for CIFAR-10, ``train_ppl``/``valid_ppl``
-for PTB, the derived ``genotype``, ``epoch_time_s``), ``genotypes.jsonl`` and ``alphas.jsonl`` (the
+for PTB, the derived ``genotype``, ``time_s``), ``genotypes.jsonl`` and ``alphas.jsonl`` (the
 genotype and the architecture logits with their softmax after every epoch; epoch -1 is the
 initialisation), ``checkpoint.pt`` and, when finished, ``record.json``.
 

@@ -8,12 +8,9 @@ same config resumes from the last finished epoch; a finished run is returned as 
 """
 from __future__ import annotations
 
-import contextlib
-import dataclasses
 import json
 import logging
 import math
-import time
 from pathlib import Path
 from typing import Callable, Dict, List, Optional
 
@@ -26,9 +23,11 @@ import genotypes
 from zoo import datasets as zds
 from zoo.fileio import append_jsonl, atomic_write_text, read_jsonl
 
-from .. import config as _config
-from ..rundir import RunDir, check_finite, make_record
-from ..seeding import rng_state, seed_everything, set_rng_state
+from .. import config as run_config
+from .. import runner
+from ..device import autocast, pick_device, progress_bar
+from ..distributed import Dist
+from ..rundir import RunDir, check_finite
 from . import architect
 from .cnn_supernet import Network
 from .config import CIFAR10SearchConfig, PTBSearchConfig
@@ -41,21 +40,6 @@ SEARCH_CONFIGS = {"cifar10": CIFAR10SearchConfig, "ptb": PTBSearchConfig}
 GENOTYPES, ALPHAS = "genotypes.jsonl", "alphas.jsonl"
 
 StepCallback = Callable[[int, int], None]
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {name!r} asked for, but no CUDA device is available; use --device cpu")
-    return device
-
-
-def _tqdm(iterable, total, desc, progress):
-    from tqdm.auto import tqdm
-
-    return tqdm(iterable, total=total, desc=desc, leave=False, dynamic_ncols=True, disable=None if progress else True)
 
 
 class _Base:
@@ -115,15 +99,10 @@ class CNNSearch(_Base):
         cosine = (1 + math.cos(math.pi * epoch / c.epochs)) / 2
         return c.learning_rate_min + (c.learning_rate - c.learning_rate_min) * cosine
 
-    def _autocast(self):
-        if self.config.amp == "bf16":
-            return torch.autocast(self.device.type, dtype=torch.bfloat16)
-        return contextlib.nullcontext()
-
     def logits(self, x, alphas):
         if self.config.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        with self._autocast():
+        with autocast(self.device, self.config.amp):
             return self.forward_model(x, *alphas).float()
 
     def loss_fn(self, x, y):
@@ -157,7 +136,7 @@ class CNNSearch(_Base):
         loss_sum = torch.zeros((), device=self.device, dtype=torch.float64)
         correct = torch.zeros((), device=self.device, dtype=torch.long)
         n = 0
-        batches = _tqdm(self.data.train_batches(), self.data.train_steps, f"search epoch {epoch}", progress)
+        batches = progress_bar(self.data.train_batches(), self.data.train_steps, f"search epoch {epoch}", progress)
         for step, (x, y) in enumerate(batches):
             xv, yv = self.data.next_valid()
             self.arch_step(x, y, xv, yv, lr)
@@ -228,7 +207,7 @@ class RNNSearch(_Base):
         hidden_valid = self.model.init_hidden(c.batch_size)
         loss_sum, batches, i, step = 0.0, 0, 0, 0
         total = max(1, (train.size(0) - 2) // c.bptt + 1)
-        bar = _tqdm(None, total, f"search epoch {epoch}", progress)
+        bar = progress_bar(None, total, f"search epoch {epoch}", progress)
         params = list(self.model.parameters())
         while i < train.size(0) - 1 - 1:
             bptt = c.bptt if np.random.random() < 0.95 else c.bptt / 2.0
@@ -263,11 +242,13 @@ class RNNSearch(_Base):
             loss_sum += raw_loss.item()
             batches += 1
             i += seq_len
-            bar.update(1)
+            if bar is not None:
+                bar.update(1)
             if callback is not None:
                 callback(epoch, step)
             step += 1
-        bar.close()
+        if bar is not None:
+            bar.close()
         train_loss = loss_sum / max(batches, 1)
         return {"lr": self.w_opt.param_groups[0]["lr"], "train_loss": train_loss,
                 "train_ppl": math.exp(min(train_loss, 700))}
@@ -300,9 +281,9 @@ def _resolve_config(dataset: str, config):
         raise ValueError(f"unknown search dataset {dataset!r}; choose one of {', '.join(SEARCH_CONFIGS)}")
     cls = SEARCH_CONFIGS[dataset]
     if config is None:
-        return _config.build(cls, {})
+        return run_config.build(cls, {})
     if isinstance(config, dict):
-        return _config.build(cls, config)
+        return run_config.build(cls, config)
     if not isinstance(config, cls):
         raise TypeError(f"search {dataset!r} takes a {cls.__name__}, not {type(config).__name__}")
     config.validate()
@@ -315,12 +296,61 @@ def _trim_jsonl(path: Path, epochs_done: int) -> None:
         atomic_write_text(path, "".join(json.dumps(r, allow_nan=False) + "\n" for r in rows))
 
 
-def _log_architecture(run: RunDir, searcher, epoch: int) -> str:
-    text = genotypes.format(searcher.genotype())
-    append_jsonl(run.path / GENOTYPES, {"epoch": epoch, "genotype": text})
-    append_jsonl(run.path / ALPHAS, {"epoch": epoch, "logits": searcher.alphas_dict(),
+class SearchTask:
+    """A search as a task of the one runner: an epoch is (architecture step, weight step) over the
+    training half, then the validation; the derived genotype and the architecture logits of every
+    epoch go to ``genotypes.jsonl`` and ``alphas.jsonl`` (epoch -1: the initialisation)."""
+
+    kind = "search"
+
+    def __init__(self, dataset: str, config, device, rundir: RunDir, progress: bool,
+                 callback: Optional[StepCallback]):
+        self.dataset, self.config, self.rundir = dataset, config, rundir
+        self.progress, self.callback = progress, callback
+        self.searcher = _SEARCHERS[dataset](config, device)  # loads the data: a missing dataset fails here
+        self.parameters = sum(p.numel() for p in self.searcher.model.parameters())
+        log.info("search %s, order %d: %d weight parameters, device %s", dataset, config.order, self.parameters,
+                 device)
+
+    def _log_architecture(self, epoch: int) -> str:
+        searcher, path = self.searcher, self.rundir.path
+        text = genotypes.format(searcher.genotype())
+        append_jsonl(path / GENOTYPES, {"epoch": epoch, "genotype": text})
+        append_jsonl(path / ALPHAS, {"epoch": epoch, "logits": searcher.alphas_dict(),
                                      "softmax": searcher.softmax_dict()})
-    return text
+        return text
+
+    def begin(self, start_epoch: int) -> None:
+        # Before the first epoch keep nothing: the initial (epoch -1) rows are written again just below.
+        for name in (GENOTYPES, ALPHAS):
+            _trim_jsonl(self.rundir.path / name, start_epoch if start_epoch > 0 else -1)
+        if start_epoch == 0:
+            self._log_architecture(-1)
+
+    def run_epoch(self, epoch: int) -> dict:
+        searcher = self.searcher
+        metrics = searcher.train_epoch(epoch, self.progress, self.callback)
+        metrics.update(searcher.evaluate())
+        for key in ("train_loss", "valid_loss"):
+            check_finite(key, metrics[key], epoch)
+        for a in searcher.alphas:
+            check_finite("architecture logits", float(a.detach().abs().sum()), epoch)
+        text = self._log_architecture(epoch)
+        log.info("genotype = %s", text)
+        return {**metrics, "genotype": text}
+
+    def state_dict(self) -> dict:
+        return self.searcher.state_dict()
+
+    def load_state_dict(self, state: dict) -> None:
+        self.searcher.load_state_dict(state)
+
+    def final(self, curve: list) -> dict:
+        return self.searcher.final_metrics(curve[-1])
+
+    def record_fields(self, curve: list) -> dict:
+        return {"experiment": f"search-{self.dataset}-order{self.config.order}", "genotype": curve[-1]["genotype"],
+                "order": self.config.order, "alphas": self.searcher.alphas_dict()}
 
 
 def search(dataset: str, config=None, out="runs/search", progress: bool = True,
@@ -330,71 +360,10 @@ def search(dataset: str, config=None, out="runs/search", progress: bool = True,
     ``dataset``: 'cifar10' or 'ptb'; ``config``: a :data:`SEARCH_CONFIGS` dataclass (or a dict of
     overrides); ``out``: the run directory. ``callback(epoch, step)`` is called after every step.
     Returns the record (``kind`` 'search', ``genotype`` the final genotype text, ``final`` metrics).
+    The runner (:mod:`reproduce.runner`) owns the directory, the lock, resume and the record; a
+    search is one process (no DDP).
     """
     config = _resolve_config(dataset, config)
-    run = RunDir(out)
-    cfg = dataclasses.asdict(config)  # config.json is exactly the resolved config (the harness compares it)
-    run.check_config(cfg)  # refuses a directory that holds a run with another config, finished or not
-    if run.is_finished():
-        log.info("%s holds a finished search; returning its record", run.path)
-        return run.read_record()
-    with run.lock():  # one process searches in a directory at a time
-        if run.is_finished():  # finished by a process that held the lock just before us
-            log.info("%s was finished by another process; returning its record", run.path)
-            return run.read_record()
-        return _search(dataset, config, cfg, run, progress, callback)
-
-
-def _search(dataset, config, cfg, run: RunDir, progress, callback) -> dict:
-    device = resolve_device(config.device)
-    if config.num_threads:
-        torch.set_num_threads(config.num_threads)
-    seed_everything(config.seed, config.deterministic)
-    searcher = _SEARCHERS[dataset](config, device)  # loads the data: a missing dataset fails before any file is written
-    run.start(cfg)
-    params = sum(p.numel() for p in searcher.model.parameters())
-    log.info("search %s, order %d: %d weight parameters, device %s", dataset, config.order, params, device)
-
-    start_epoch, wall = 0, 0.0
-    state = run.load_checkpoint(map_location="cpu")
-    if state is not None:
-        searcher.load_state_dict(state["search"])
-        set_rng_state(state["rng"])
-        start_epoch, wall = int(state["epoch"]), float(state["wall_time_s"])
-        log.info("resuming %s after epoch %d", run.path, start_epoch - 1)
-    run.trim_metrics(start_epoch)
-    # Before the first epoch keep nothing: the initial (epoch -1) rows are written again just below.
-    for name in (GENOTYPES, ALPHAS):
-        _trim_jsonl(run.path / name, start_epoch if start_epoch > 0 else -1)
-    if start_epoch == 0:
-        _log_architecture(run, searcher, -1)
-
-    rows = run.metrics()
-    for epoch in range(start_epoch, config.epochs):
-        t0 = time.time()
-        metrics = searcher.train_epoch(epoch, progress, callback)
-        metrics.update(searcher.evaluate())
-        for key in ("train_loss", "valid_loss"):
-            check_finite(key, metrics[key], epoch)
-        for a in searcher.alphas:
-            check_finite("architecture logits", float(a.detach().abs().sum()), epoch)
-        elapsed = time.time() - t0
-        text = _log_architecture(run, searcher, epoch)
-        row = {"epoch": epoch, **metrics, "genotype": text, "epoch_time_s": elapsed}
-        run.log_epoch(row)
-        rows.append(row)
-        wall += elapsed
-        log.info("epoch %d: %s", epoch, ", ".join(f"{k} {v:.4g}" for k, v in metrics.items()))
-        log.info("genotype = %s", text)
-        run.save_checkpoint({"epoch": epoch + 1, "wall_time_s": wall, "search": searcher.state_dict(),
-                             "rng": rng_state()})
-
-    final = rows[-1]
-    record = make_record(
-        experiment=f"search-{dataset}-order{config.order}", kind="search", dataset=dataset,
-        genotype=final["genotype"], seed=config.seed, config=cfg, final=searcher.final_metrics(final),
-        curve=rows, parameters=params, wall_time_s=wall, device=device, order=config.order,
-        alphas=searcher.alphas_dict(),
-    )
-    run.write_record(record)
-    return record
+    return runner.run(out, config,
+                      lambda d, rundir, show: SearchTask(dataset, config, d.device, rundir, show, callback),
+                      dist=lambda: Dist(device=pick_device(config.device)), progress=progress)

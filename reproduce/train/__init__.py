@@ -8,7 +8,8 @@
 ``train`` returns the finished record (``kind`` "train", ``final`` metrics, per-epoch ``curve``);
 a finished run directory is skipped, an interrupted one resumes from its last checkpoint.
 """
-from .loop import Rollback, train
+from ..runner import Rollback
+from .loop import train
 from .recipes import RECIPES, CIFAR10Config, ImageNetConfig, PTBConfig, WT2Config, resolve_genotype
 
 __all__ = ["train", "RECIPES", "CIFAR10Config", "ImageNetConfig", "PTBConfig", "WT2Config", "resolve_genotype",

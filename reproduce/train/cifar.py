@@ -29,14 +29,15 @@ import torch.nn.functional as F
 import zoo
 from zoo.datasets import CIFAR_MEAN, CIFAR_STD, DatasetNotFoundError, load_cifar10
 
+from .. import distributed
 from ..config import ConfigError
-from . import distributed
+from ..device import autocast, progress_bar
+from ..distributed import shard_range
 from .common import (
     GraphedCNNStep,
     cnn_train_step,
     make_sgd,
     maybe_compile,
-    progress_bar,
     seed_epoch,
     set_drop_path,
     set_lr,
@@ -165,7 +166,7 @@ class CIFARTask:
             stop = min(start + cfg.batch_size, n)
             if stop - start < d.world:  # a last batch too small to give every process an example
                 break
-            lo, hi = _shard(start, stop, d.rank, d.world)
+            lo, hi = shard_range(start, stop, d.rank, d.world)
             idx = perm[lo:hi]
             p = {k: v[lo:hi] for k, v in aug.items()}
             x = augment(self.train_x[idx], p, self.mean, self.std, cfg.cutout_length if cfg.cutout else 0,
@@ -191,11 +192,9 @@ class CIFARTask:
     def evaluate(self, xs: torch.Tensor, ys: torch.Tensor) -> dict:
         cfg, d, dev = self.config, self.d, self.device
         self.eval_model.eval()
-        lo, hi = _shard(0, len(xs), d.rank, d.world)
+        lo, hi = shard_range(0, len(xs), d.rank, d.world)
         loss_sum = torch.zeros((), device=dev, dtype=torch.float64)
         correct = torch.zeros((), device=dev, dtype=torch.long)
-        from .common import autocast
-
         for start in range(lo, hi, cfg.eval_batch_size):
             x, y = xs[start:min(start + cfg.eval_batch_size, hi)], ys[start:min(start + cfg.eval_batch_size, hi)]
             with autocast(dev, cfg.amp):
@@ -245,11 +244,3 @@ def begin_cnn_epoch(recipe, epoch: int):
     drop_prob = cfg.drop_path_prob * epoch / cfg.epochs
     set_drop_path(recipe.model, drop_prob, cfg.compile and cfg.drop_path_prob > 0)
     return gen, lr, drop_prob
-
-
-def _shard(start: int, stop: int, rank: int, world: int):
-    """This rank's contiguous part of [start, stop), as torch.tensor_split divides it."""
-    n = stop - start
-    q, r = divmod(n, world)
-    lo = start + rank * q + min(rank, r)
-    return lo, lo + q + (1 if rank < r else 0)

@@ -1,16 +1,15 @@
-"""Bits shared by the recipes: per-epoch seeding, autocast, progress bars, the CNN training step."""
+"""Bits shared by the recipes: per-epoch seeding, the optimizer, drop-path, compile, the CNN training step."""
 from __future__ import annotations
 
-import contextlib
 import logging
 import random
-import sys
-from typing import Iterable, Optional
 
 import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+from ..device import autocast
 
 log = logging.getLogger(__name__)
 
@@ -29,25 +28,6 @@ def seed_epoch(seed: int, epoch: int, rank: int = 0, salt: int = 0) -> int:
     np.random.seed(a)
     torch.manual_seed(int(np.random.SeedSequence([seed, epoch, salt, rank, 1]).generate_state(1)[0]))
     return b
-
-
-def autocast(device: torch.device, amp: str, cache: bool = True):
-    """bf16 autocast when asked (``cache=False`` inside CUDA graph capture, which needs it)."""
-    if amp == "bf16":
-        return torch.autocast(device_type=device.type, dtype=torch.bfloat16, cache_enabled=cache)
-    return contextlib.nullcontext()
-
-
-def progress_bar(iterable: Optional[Iterable], total: Optional[int], desc: str, enabled: bool):
-    """tqdm over ``iterable`` on a terminal when enabled, else ``iterable`` itself.
-
-    With ``iterable=None`` returns a manual bar (``update()``/``close()``), or None when disabled.
-    """
-    if not enabled or not sys.stderr.isatty():
-        return iterable
-    from tqdm.auto import tqdm
-
-    return tqdm(iterable, total=total, desc=desc, leave=False, dynamic_ncols=True)
 
 
 def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:

@@ -23,10 +23,12 @@ from torch.utils.data import DataLoader, Subset
 import zoo
 from zoo.datasets import IMAGENET_MEAN, IMAGENET_STD, imagenet_eval_transform, imagenet_folder
 
+from .. import distributed
 from ..config import ConfigError
-from . import distributed
-from .cifar import _shard, begin_cnn_epoch, setup_cnn
-from .common import autocast, cnn_train_step, progress_bar, topk_correct
+from ..device import autocast, progress_bar
+from ..distributed import shard_range
+from .cifar import begin_cnn_epoch, setup_cnn
+from .common import cnn_train_step, topk_correct
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +101,7 @@ class ImageNetTask:
             stop = min(start + cfg.batch_size, n)
             if stop - start < d.world:
                 break
-            lo, hi = _shard(start, stop, d.rank, d.world)
+            lo, hi = shard_range(start, stop, d.rank, d.world)
             batches.append(perm[lo:hi])
         # worker seeds come from a per-rank generator so ranks augment differently
         worker_gen = torch.Generator().manual_seed(int(torch.randint(0, 2**62, (1,), generator=gen)) + d.rank)
@@ -131,7 +133,7 @@ class ImageNetTask:
         cfg, d, dev = self.config, self.d, self.device
         self.eval_model.eval()
         n = len(self.val_set)
-        lo, hi = _shard(0, n, d.rank, d.world)
+        lo, hi = shard_range(0, n, d.rank, d.world)
         batches = [list(range(s, min(s + cfg.eval_batch_size, hi))) for s in range(lo, hi, cfg.eval_batch_size)]
         sums = torch.zeros(3, device=dev, dtype=torch.float64)
         for x, y in self._loader(self.val_set, batches, torch.Generator().manual_seed(0)):

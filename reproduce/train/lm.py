@@ -38,11 +38,12 @@ import zoo
 from zoo.datasets import Corpus, batchify, get_batch
 from zoo.fileio import atomic_torch_save
 
+from .. import distributed
 from ..config import ConfigError
+from ..device import autocast, progress_bar
 from ..rundir import NonFiniteError
-from . import distributed
-from .common import autocast, make_sgd, maybe_compile, progress_bar, seed_epoch
-from .loop import Rollback
+from ..runner import Rollback
+from .common import make_sgd, maybe_compile, seed_epoch
 
 log = logging.getLogger(__name__)
 

@@ -52,7 +52,7 @@ def test_default_directory_and_target_follow_the_arch_search_and_profile():
     assert experiments.target_for(spec, "DARTS_V1", False, 2) == "cifar10-first-order"
     assert experiments.target_for(spec, None, True, 2) == "cifar10"
     assert experiments.target_for(spec, "NASNet", False, 2) is None
-    targets = json.loads((Path(experiments.__file__).parent.parent / "results" / "paper.json").read_text())["targets"]
+    targets = json.loads((Path(experiments.__file__).parents[2] / "results" / "paper.json").read_text())["targets"]
     for spec in experiments.EXPERIMENTS.values():
         for key in spec.targets.values():
             assert key in targets, f"{spec.name} names target {key!r}, which results/paper.json lacks"

@@ -15,8 +15,8 @@ import torch.multiprocessing as mp
 from train_helpers import ddp_worker, make_cifar, make_corpus, tiny_cifar, tiny_lm
 
 from reproduce.config import ConfigError
+from reproduce.distributed import Dist
 from reproduce.train import train
-from reproduce.train.distributed import Dist
 
 
 def _free_port() -> int:
@@ -93,7 +93,7 @@ def test_a_run_directory_in_use_stops_every_rank_together(tmp_path):
 
 @pytest.mark.parametrize("visible, local_rank, expected", [(4, 3, "cuda:3"), (1, 3, "cuda:0"), (2, 3, None)])
 def test_each_process_takes_its_gpu_whether_it_sees_all_or_only_its_own(monkeypatch, visible, local_rank, expected):
-    from reproduce.train.distributed import pick_device
+    from reproduce.distributed import pick_device
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: visible)

@@ -60,6 +60,6 @@ def _genotype():
 
 
 def _dist():
-    from reproduce.train.distributed import Dist
+    from reproduce.distributed import Dist
 
     return Dist()

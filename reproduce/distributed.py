@@ -22,7 +22,8 @@ from typing import Optional
 import torch
 import torch.distributed as dist
 
-from ..config import ConfigError
+from .config import ConfigError
+from .device import pick_device
 
 log = logging.getLogger(__name__)
 
@@ -63,27 +64,12 @@ class Dist:
             dist.destroy_process_group()
 
 
-def _local_gpu(local_rank: int) -> torch.device:
-    """This process's GPU: cuda:LOCAL_RANK when it sees all of the machine's GPUs (torchrun, a Slurm job
-    with --gpus-per-node), its only GPU when the scheduler binds one GPU to each task."""
-    count = torch.cuda.device_count()
-    if local_rank < count:
-        return torch.device(f"cuda:{local_rank}")
-    if count == 1:
-        return torch.device("cuda:0")
-    raise ValueError(f"process with LOCAL_RANK {local_rank} sees {count} GPUs: give each process its own GPU "
-                     "(as many GPUs as processes per machine, or one visible GPU per process)")
-
-
-def pick_device(name: str, local_rank: int = 0) -> torch.device:
-    if name == "auto":
-        return _local_gpu(local_rank) if torch.cuda.is_available() else torch.device("cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {name!r} asked for, but no CUDA device is available here; use --device cpu")
-    if device.type == "cuda" and device.index is None:
-        device = _local_gpu(local_rank)
-    return device
+def shard_range(start: int, stop: int, rank: int, world: int):
+    """This rank's contiguous part of [start, stop), as torch.tensor_split divides it."""
+    n = stop - start
+    q, r = divmod(n, world)
+    lo = start + rank * q + min(rank, r)
+    return lo, lo + q + (1 if rank < r else 0)
 
 
 def setup(device_name: str) -> Dist:

@@ -1,0 +1,270 @@
+"""Resolving what an experiment runs: seeds, genotype, output directory, paper target and every
+config, all checked (and compared with runs already on disk) before anything runs; ``--dry-run``'s plan."""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import List, Optional, Sequence
+
+import genotypes
+
+from .. import config as run_config
+from ..rundir import RUNTIME_FIELDS, RunConfigMismatchError, RunDir
+from ..scheduler import Job, SlurmOptions
+from .spec import (
+    DEFAULT_SEARCH_SEEDS,
+    EXPERIMENT_FILE,
+    PROFILES,
+    ExperimentMismatchError,
+    ExperimentOptions,
+    ExperimentSpec,
+    get_spec,
+)
+
+
+def resolve_seeds(runs: Optional[int], seeds: Optional[Sequence[int]], default_runs: int) -> List[int]:
+    """``--seeds`` when given (``--runs`` must then agree), else ``0 .. runs-1``."""
+    if seeds is not None:
+        seeds = [int(s) for s in seeds]
+        if not seeds:
+            raise ValueError("--seeds is empty; give e.g. --seeds 0,1,2")
+        if len(set(seeds)) != len(seeds):
+            raise ValueError(f"--seeds lists a seed twice: {seeds}")
+        if any(s < 0 for s in seeds):
+            raise ValueError(f"seeds must be >= 0, got {seeds}")
+        if runs is not None and runs != len(seeds):
+            raise ValueError(f"--runs {runs} but --seeds gives {len(seeds)} seeds; give one or make them agree")
+        return seeds
+    runs = default_runs if runs is None else int(runs)
+    if runs < 1:
+        raise ValueError(f"--runs must be >= 1, got {runs}")
+    return list(range(runs))
+
+
+def parse_seeds(text: Optional[str]) -> Optional[List[int]]:
+    """``"0,1,2"`` or ``"0-9"`` -> a list of ints; None stays None."""
+    if text is None:
+        return None
+    seeds: List[int] = []
+    for part in str(text).split(","):
+        part = part.strip()
+        if not part:
+            continue
+        try:
+            if "-" in part[1:]:
+                lo, hi = part.split("-", 1)
+                seeds.extend(range(int(lo), int(hi) + 1))
+            else:
+                seeds.append(int(part))
+        except ValueError:
+            raise ValueError(f"seeds must be comma-separated integers or ranges like 0-9, got {text!r}") from None
+    return seeds
+
+
+def canonical_genotype(text: str, kind: str) -> str:
+    """Genotype text parsed, checked to be a ``kind`` cell, and formatted canonically."""
+    want = genotypes.Genotype if kind == "cnn" else genotypes.RNNGenotype
+    try:
+        g = genotypes.parse(text)
+    except (ValueError, SyntaxError, TypeError, KeyError) as e:
+        raise ValueError(f"malformed --genotype {text[:80]!r}: {e}") from None
+    if not isinstance(g, want):
+        raise ValueError(f"--genotype is a {type(g).__name__}, but this experiment trains a {want.__name__}")
+    genotypes.validate(g)
+    return genotypes.format(g)
+
+
+def _arch_genotype(arch: str, kind: str) -> str:
+    try:
+        return genotypes.format(genotypes.get(arch, kind))
+    except KeyError as e:
+        raise ValueError(f"--arch: {e.args[0] if e.args else e}") from None
+
+
+def default_out(spec: ExperimentSpec, arch: Optional[str], genotype_text: Optional[str], search: bool,
+                order: int, profile: str, root: str = "results") -> Path:
+    if search:
+        stem = f"{spec.name}-search-order{order}"
+    elif arch:
+        stem = f"{spec.name}-{arch.lower()}"
+    else:
+        stem = f"{spec.name}-custom-{hashlib.sha1(genotype_text.encode()).hexdigest()[:8]}"
+    if profile != "paper":
+        stem += f"-{profile}"
+    return Path(root) / stem
+
+
+def target_for(spec: ExperimentSpec, arch: Optional[str], search: bool, order: int) -> Optional[str]:
+    if search:
+        return spec.targets.get(order)
+    return spec.targets.get(arch) if arch else None
+
+
+def profile_overrides(spec: ExperimentSpec, profile: str) -> dict:
+    return dict(spec.quick) if profile == "quick" else {}
+
+
+def runtime_overrides(options: ExperimentOptions) -> dict:
+    """Fields that say where and how to run, not what: data path and device."""
+    out = {}
+    if options.data is not None:
+        out["data"] = str(options.data)
+    if options.device is not None:
+        out["device"] = options.device
+    elif options.gpus or (options.launcher == "slurm" and (options.slurm or SlurmOptions()).gpus_per_job > 0
+                          and (options.slurm or SlurmOptions()).cluster != "local"):
+        out["device"] = "cuda"  # each process takes its GPU (CUDA_VISIBLE_DEVICES, or cuda:LOCAL_RANK in a Slurm job)
+    return out
+
+
+def build_config(table: dict, dataset: str, overrides: dict, what: str) -> dict:
+    """A full config dict of ``table[dataset]`` with ``overrides`` (validated now: errors before any work)."""
+    if dataset not in table:
+        raise ValueError(f"no {what} for {dataset!r}; known: {', '.join(sorted(table))}")
+    return run_config.to_dict(run_config.build(table[dataset], overrides))
+
+
+def check_existing_run(run_dir: Path, config: dict) -> None:
+    try:
+        RunDir(run_dir).check_config(config)
+    except RunConfigMismatchError as e:
+        raise ExperimentMismatchError(str(e)) from None
+
+
+def check_experiment_file(out: Path, meta: dict) -> Optional[dict]:
+    path = out / EXPERIMENT_FILE
+    if not path.exists():
+        return None
+    saved = json.loads(path.read_text())
+    differ = {k: (saved.get(k), meta.get(k)) for k in ("experiment", "dataset", "profile", "order", "arch",
+                                                       "genotype", "search")
+              if meta.get(k, saved.get(k)) != saved.get(k)}
+    if differ:
+        fields = ", ".join(f"{k} (saved {a!r}, now {b!r})" for k, (a, b) in differ.items())
+        raise ExperimentMismatchError(
+            f"{out} holds another experiment: {fields}. Profiles and configs are never mixed: "
+            "use another --out directory, or rerun with the saved values.")
+    return saved
+
+
+def _check_search(spec: ExperimentSpec, options: ExperimentOptions) -> None:
+    if spec.search_dataset is None:
+        raise ValueError(f"--search is not available for {spec.name}: the paper searched on CIFAR-10 and PTB and "
+                         f"transferred the cells. Run `python -m reproduce {'cifar10' if spec.kind == 'cnn' else 'ptb'}"
+                         " --search`, then pass the chosen genotype (from its selection.json) with --genotype")
+    if options.order not in (1, 2):
+        raise ValueError(f"--order must be 1 or 2, got {options.order}")
+
+
+def resolve_search_seeds(options: ExperimentOptions) -> List[int]:
+    seeds = list(options.search_seeds) if options.search_seeds is not None else list(DEFAULT_SEARCH_SEEDS)
+    return resolve_seeds(None, seeds, len(seeds))
+
+
+def resolve_selection_epochs(spec: ExperimentSpec, options: ExperimentOptions) -> int:
+    if options.selection_epochs is not None:
+        short = int(options.selection_epochs)
+    else:
+        short = spec.quick_selection_epochs if options.profile == "quick" else spec.selection_epochs
+    if short < 1:
+        raise ValueError(f"--selection-epochs must be >= 1, got {short}")
+    return short
+
+
+def plan_experiment(options: ExperimentOptions):
+    """Check the options and resolve what will run: (spec, seeds, arch, genotype text or None, out dir)."""
+    spec = get_spec(options.experiment)
+    if options.profile not in PROFILES:
+        raise ValueError(f"unknown profile {options.profile!r}; expected one of {', '.join(PROFILES)}")
+    given = [name for name, value in (("--arch", options.arch), ("--genotype", options.genotype),
+                                      ("--search", options.search)) if value]
+    if len(given) > 1:
+        raise ValueError(f"give at most one of --arch, --genotype and --search (got {', '.join(given)})")
+    if options.search:
+        _check_search(spec, options)
+    seeds = resolve_seeds(options.runs, options.seeds, spec.default_runs)
+    arch, genotype_text = None, None
+    if options.genotype:
+        genotype_text = canonical_genotype(options.genotype, spec.kind)
+    elif not options.search:
+        arch = options.arch or "DARTS_V2"
+        genotype_text = _arch_genotype(arch, spec.kind)
+    out = Path(options.out) if options.out else default_out(spec, arch, genotype_text, options.search, options.order,
+                                                            options.profile)
+    return spec, seeds, arch, genotype_text, out
+
+
+def describe_plan(options: ExperimentOptions) -> List[str]:
+    """What ``run_experiment(options)`` would run, as lines of text (``--dry-run``); runs nothing.
+
+    The configs are built and checked (and compared with runs already in the directory), so a
+    dry run also catches bad overrides and mismatched directories.
+    """
+    from ..scheduler import plan_gpu_queue, read_result
+    from ..train import RECIPES
+
+    spec, seeds, arch, genotype_text, out = plan_experiment(options)
+    runtime = runtime_overrides(options)
+    lines = [f"experiment {spec.name} (profile {options.profile}) -> {out}"]
+    gpus = list(options.gpus)
+    where = (f"Slurm ({(options.slurm or SlurmOptions()).cluster})" if options.launcher == "slurm" else
+             f"GPUs {','.join(gpus)}, one run per GPU at a time" if gpus else "this process, one run after another")
+    lines.append(f"runs on: {where}")
+    if options.search:
+        _check_search(spec, options)
+        search_seeds = resolve_search_seeds(options)
+        lines.append(f"1. {len(search_seeds)} searches on {spec.search_dataset} (order {options.order}), seeds "
+                     f"{search_seeds} -> {out / 'search'}")
+        lines.append(f"2. a {resolve_selection_epochs(spec, options)}-epoch training of each searched cell -> "
+                     f"{out / 'selection'}; the best {spec.selection_metric} is chosen")
+        lines.append(f"3. {len(seeds)} trainings of the chosen cell, seeds {seeds} -> {out / 'runs'}")
+    else:
+        base = {**profile_overrides(spec, options.profile), **options.train_overrides, **runtime,
+                "experiment": spec.name, "profile": options.profile}
+        if arch:
+            base.update(arch=arch, genotype="")
+        build_final_configs(spec, RECIPES, base, arch, genotype_text, seeds, out)
+        done = [s for s in seeds if read_result(Job("train", spec.dataset, {"seed": s},
+                                                      str(out / "runs" / f"seed-{s}"))) is not None]
+        todo = [s for s in seeds if s not in done]
+        lines.append(f"cell: {arch or 'custom genotype'}; {len(seeds)} trainings, seeds {seeds} "
+                     f"({len(done)} finished, skipped: {done or '-'})")
+        if gpus and options.launcher == "local" and todo:
+            for gpu, idx in zip(gpus, plan_gpu_queue(len(todo), gpus)):
+                if idx:
+                    lines.append(f"  GPU {gpu}: seeds {[todo[i] for i in idx]} if all runs take as long (the queue "
+                                 "gives each next seed to the first GPU that is free)")
+    target = target_for(spec, arch, options.search, options.order) if options.target == "auto" else options.target
+    lines.append(f"compared with: {target or 'no published figure'}")
+    return lines
+
+
+def build_final_configs(spec, recipes, base, arch, genotype_text, seeds, out) -> List[dict]:
+    configs = []
+    for seed in seeds:
+        overrides = dict(base, seed=seed)
+        if not arch:
+            overrides["genotype"] = genotype_text
+        cfg = build_config(recipes, spec.dataset, overrides, "training recipe")
+        check_existing_run(out / "runs" / f"seed-{seed}", cfg)
+        configs.append(cfg)
+    if configs:
+        _check_other_seeds(out, configs[0], seeds)
+    return configs
+
+
+def _check_other_seeds(out: Path, config: dict, seeds) -> None:
+    """Refuse new seeds whose config differs (in anything but the seed) from the runs already in ``out``:
+    the aggregation would refuse the mixture anyway, but only after all the training."""
+    for path in sorted((out / "runs").glob("seed-*/config.json")):
+        saved = json.loads(path.read_text())
+        if saved.get("seed") in seeds:
+            continue  # compared field by field with its own new config above
+        differ = run_config.diff(saved, config, ignore=RUNTIME_FIELDS + ("seed",))
+        if differ:
+            fields = ", ".join(f"{k} (seed {saved.get('seed')}: {a!r}, now {b!r})" for k, (a, b) in differ.items())
+            raise ExperimentMismatchError(
+                f"{out} already holds runs with another config: {fields}. Seeds of one experiment share "
+                "their config: use another --out directory, or rerun with the saved values.")
+        return  # the runs already there agree with each other (checked when they were added)

@@ -1,0 +1,108 @@
+"""What the paper's experiments are: their fixed facts (dataset, metrics, targets, search and
+selection settings, quick-profile overrides), the options of one run of the driver, and its result."""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+from ..scheduler import SlurmOptions
+
+PROFILES = ("paper", "quick", "demo")
+EXPERIMENT_FILE, SELECTION_FILE = "experiment.json", "selection.json"
+DEFAULT_SEARCH_SEEDS = (0, 1, 2, 3)
+
+
+class ExperimentMismatchError(ValueError):
+    """The output directory holds another experiment (other profile, genotype, order or config)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ExperimentSpec:
+    """What is fixed about one of the paper's experiments."""
+
+    name: str
+    dataset: str  # key of reproduce.train.RECIPES
+    kind: str  # "cnn" or "rnn"
+    default_runs: int
+    metrics: tuple  # final metrics compared with the paper, lower is better
+    targets: dict  # arch name or search order -> key of results/paper.json "targets"
+    search_dataset: Optional[str] = None  # key of reproduce.search.SEARCH_CONFIGS, None: no search
+    selection_epochs: int = 0
+    selection_metric: str = ""
+    selection_overrides: dict = dataclasses.field(default_factory=dict)
+    quick: dict = dataclasses.field(default_factory=dict)  # training overrides of the quick profile
+    quick_search: dict = dataclasses.field(default_factory=dict)
+    quick_selection_epochs: int = 0
+    note: str = ""
+
+
+EXPERIMENTS: Dict[str, ExperimentSpec] = {
+    "cifar10": ExperimentSpec(
+        name="cifar10", dataset="cifar10", kind="cnn", default_runs=10, metrics=("test_error",),
+        targets={"DARTS_V2": "cifar10", "DARTS": "cifar10", "DARTS_V1": "cifar10-first-order",
+                 2: "cifar10", 1: "cifar10-first-order"},
+        search_dataset="cifar10", selection_epochs=100, selection_metric="valid_error",
+        selection_overrides={"valid_split": 5000},
+        quick={"epochs": 30}, quick_search={"epochs": 10}, quick_selection_epochs=10,
+        note="CIFAR-10 test error (%) of the cell trained from scratch, paper recipe (600 epochs, cutout, auxiliary)"),
+    "ptb": ExperimentSpec(
+        name="ptb", dataset="ptb", kind="rnn", default_runs=3, metrics=("valid_ppl", "test_ppl"),
+        targets={"DARTS_V2": "ptb", "DARTS": "ptb", "DARTS_V1": "ptb-first-order", 2: "ptb", 1: "ptb-first-order"},
+        search_dataset="ptb", selection_epochs=300, selection_metric="valid_ppl",
+        quick={"epochs": 50}, quick_search={"epochs": 10}, quick_selection_epochs=20,
+        note="Penn Treebank perplexity of the recurrent cell trained from scratch"),
+    "imagenet": ExperimentSpec(
+        name="imagenet", dataset="imagenet", kind="cnn", default_runs=1, metrics=("top1_error", "top5_error"),
+        targets={"DARTS_V2": "imagenet", "DARTS": "imagenet"}, quick={"epochs": 10},
+        note="ImageNet (mobile setting) error of the cell searched on CIFAR-10"),
+    "wt2": ExperimentSpec(
+        name="wt2", dataset="wt2", kind="rnn", default_runs=3, metrics=("valid_ppl", "test_ppl"),
+        targets={"DARTS_V2": "wt2", "DARTS": "wt2"}, quick={"epochs": 50},
+        note="WikiText-2 perplexity of the recurrent cell searched on PTB"),
+}
+
+
+@dataclasses.dataclass
+class ExperimentOptions:
+    experiment: str
+    runs: Optional[int] = None
+    seeds: Optional[Sequence[int]] = None
+    arch: Optional[str] = None
+    genotype: Optional[str] = None
+    out: Optional[str] = None
+    results_dir: Optional[str] = None  # where the report is written; default: the parent of out
+    data: Optional[str] = None
+    device: Optional[str] = None
+    gpus: Sequence[str] = ()
+    profile: str = "paper"
+    search: bool = False
+    order: int = 2
+    search_seeds: Optional[Sequence[int]] = None
+    selection_epochs: Optional[int] = None
+    train_overrides: dict = dataclasses.field(default_factory=dict)
+    search_overrides: dict = dataclasses.field(default_factory=dict)
+    selection_overrides: dict = dataclasses.field(default_factory=dict)
+    launcher: str = "local"
+    slurm: Optional[SlurmOptions] = None
+    progress: bool = True
+    report: bool = True
+    report_format: str = "markdown"
+    target: Optional[str] = "auto"  # key of paper.json to compare with; "auto": the paper's for this experiment
+    note: Optional[str] = None  # replaces the experiment's description in experiment.json (e.g. the demo's data)
+
+
+@dataclasses.dataclass
+class ExperimentResult:
+    out: Path
+    experiment: dict
+    records: List[dict]
+    selection: Optional[dict]
+    summary: Dict[str, dict]  # metric -> reproduce.stats.summarize(...) of the final runs
+    report: Optional[Path]
+
+
+def get_spec(name: str) -> ExperimentSpec:
+    if name not in EXPERIMENTS:
+        raise ValueError(f"unknown experiment {name!r}; known: {', '.join(EXPERIMENTS)}")
+    return EXPERIMENTS[name]

@@ -1,0 +1,215 @@
+"""The one runner: config, lock, resume, per-epoch metrics and checkpoint, record (see DESIGN.md).
+
+Training (each recipe) and search are *tasks* that plug into :func:`run`. A task says what one
+epoch does and what its final metrics are, nothing about files:
+
+- ``kind`` ("train" or "search"), ``dataset``, ``parameters`` (the count in the record);
+- ``run_epoch(epoch) -> metrics`` (a dict; may raise :class:`Rollback` to continue from an
+  earlier epoch, its state already restored);
+- ``state_dict()`` / ``load_state_dict(state)``: everything a resumed run needs;
+- ``final(curve) -> dict``: the final metrics; ``record_fields(curve) -> dict``: ``experiment``,
+  ``genotype`` (text) and any extra record fields;
+- optionally ``begin(start_epoch)``: called once before the first epoch of this process (the
+  search writes its epoch -1 architecture there).
+
+The task is built by ``make_task(dist, rundir, progress)`` after the seed is set and before
+anything is written, so a task that cannot start (missing data, impossible sizes) leaves no
+directory behind.
+
+Per epoch the runner checks every float metric is finite (a NaN stops the run with
+:class:`~reproduce.rundir.NonFiniteError` and no record), adds ``epoch`` and ``time_s``, appends
+the line to ``metrics.jsonl`` and atomically replaces ``checkpoint.pt`` (rank 0 only under DDP).
+A kill at any point loses at most the epoch in progress: rerunning loads the checkpoint (task
+state and every generator's state), trims ``metrics.jsonl`` to the epochs it covers and goes on.
+The training recipes also re-seed their generators from (seed, epoch) at the start of every epoch
+(so DDP ranks and data order do not depend on the number of processes); the search continues its
+generators' streams, as the original does. The record is written last, atomically; a finished
+directory is skipped, never run again.
+
+One process runs in a directory at a time (``RunDir.lock``); under DDP rank 0 holds the lock for
+all ranks and every rank learns the outcome together (:func:`claim`).
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from typing import Any, Callable, Dict, Optional
+
+import torch
+
+from . import config as run_config
+from .distributed import Dist
+from .rundir import RunDir, RunInUseError, check_finite, make_record
+from .seeding import rng_state, seed_everything, set_rng_state
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_VERSION = 1
+
+
+class Rollback(Exception):
+    """Raised by a task to continue from ``epoch`` (its state already restored)."""
+
+    def __init__(self, epoch: int):
+        super().__init__(epoch)
+        self.epoch = epoch
+
+
+def finite_metrics(metrics: Dict[str, Any], epoch: int) -> None:
+    for key, value in metrics.items():
+        if isinstance(value, float):
+            check_finite(key, value, epoch)
+
+
+# ---------------------------------------------------------------------------------------------
+# The checkpoint: one function pair writes and reads it
+# ---------------------------------------------------------------------------------------------
+
+def save_run_checkpoint(rundir: RunDir, task, epochs_done: int, wall_time_s: float) -> None:
+    """Atomically replace the run's checkpoint with the task's state after ``epochs_done`` epochs."""
+    rundir.save_checkpoint({"version": CHECKPOINT_VERSION, "kind": task.kind, "dataset": task.dataset,
+                            "epoch": epochs_done, "wall_time_s": wall_time_s, "task": task.state_dict(),
+                            "rng": rng_state()})
+
+
+def load_run_checkpoint(rundir: RunDir, task) -> Optional[Dict[str, Any]]:
+    """Restore the task (and the generators) from the run's checkpoint; None when there is none.
+
+    Returns ``{"epoch": epochs done, "wall_time_s": ...}``. Checkpoints written before the runner
+    existed are read too (training: no ``kind``/``rng``; search: the state under ``search``).
+    """
+    state = rundir.load_checkpoint(map_location="cpu")
+    if state is None:
+        return None
+    if "search" in state and "task" not in state:  # a search checkpoint of the former search loop
+        state = {"version": CHECKPOINT_VERSION, "kind": "search", "dataset": task.dataset, **state,
+                 "task": state["search"]}
+    if (state.get("version") != CHECKPOINT_VERSION or state.get("dataset") != task.dataset
+            or state.get("kind", "train") != task.kind):
+        raise ValueError(f"{rundir.checkpoint_path} is not a {task.dataset} {task.kind} checkpoint of this version; "
+                         "use another --out directory")
+    task.load_state_dict(state["task"])
+    if "rng" in state:
+        set_rng_state(state["rng"])
+    return {"epoch": int(state["epoch"]), "wall_time_s": float(state["wall_time_s"])}
+
+
+# ---------------------------------------------------------------------------------------------
+# The run
+# ---------------------------------------------------------------------------------------------
+
+def run(out, config, make_task: Callable[[Dist, RunDir, bool], Any], dist: Callable[[], Dist],
+        progress: bool = True) -> dict:
+    """Run (or resume, or return the finished record of) a task in run directory ``out``.
+
+    ``config``: the task's validated config dataclass (saved as config.json); ``dist()`` sets up
+    the processes and the device (called only when there is work to do); ``make_task`` builds the
+    task. Returns the record.
+    """
+    rundir = RunDir(out)
+    config_dict = run_config.to_dict(config)
+    rundir.check_config(config_dict)  # a directory holding a run with another config is refused, finished or not
+    if rundir.is_finished():
+        log.info("%s holds a finished run; returning its record (use another --out to run again)", rundir.path)
+        return rundir.read_record()
+    d = dist()
+    try:
+        with contextlib.ExitStack() as held:
+            if claim(rundir, d, held) == "finished":  # by a process that held the lock just before us
+                rundir.check_config(config_dict)
+                log.info("%s was finished by another process; returning its record", rundir.path)
+                return rundir.read_record()
+            return _run_epochs(config, config_dict, make_task, rundir, d, progress)
+    finally:
+        d.close()
+
+
+def claim(rundir: RunDir, d: Dist, held: contextlib.ExitStack) -> str:
+    """Take the run directory for this run: 'run', or 'finished' (by someone else meanwhile).
+
+    One process runs in a directory at a time; under DDP rank 0 holds the lock for all ranks, and
+    every rank learns the outcome from one all-reduce, so a refusal stops all of them together
+    (rather than leaving the others waiting in a collective).
+    """
+    code, failure = 0, None  # 0 run, 1 finished, 2 in use, 3 rank 0 failed otherwise (e.g. no permission)
+    if d.is_main:
+        try:
+            held.enter_context(rundir.lock())
+            code = 1 if rundir.is_finished() else 0
+        except RunInUseError as e:
+            code, failure = 2, e
+        except Exception as e:  # the other ranks must not be left waiting for rank 0
+            code, failure = 3, e
+    if d.enabled:
+        code = int(d.all_reduce_sum(torch.tensor([float(code)], device=d.device)).item())
+    if failure is not None:
+        raise failure
+    if code == 2:
+        raise RunInUseError(f"{rundir.path} is in use by another process (rank 0 could not lock it)")
+    if code == 3:
+        raise RuntimeError(f"rank 0 could not take {rundir.path}; its error says why")
+    return "finished" if code == 1 else "run"
+
+
+def _run_epochs(config, config_dict: dict, make_task, rundir: RunDir, d: Dist, progress: bool) -> dict:
+    if config.num_threads:
+        torch.set_num_threads(config.num_threads)
+    seed_everything(config.seed, config.deterministic)
+    if d.device.type == "cuda" and not config.deterministic:
+        torch.backends.cudnn.benchmark = True  # as the original; --deterministic turns it off
+    task = make_task(d, rundir, progress and d.is_main)  # checks data and sizes before anything is written
+    if d.is_main:
+        rundir.start(config_dict)
+    d.barrier()
+
+    start_epoch, wall_before = 0, 0.0
+    resumed = load_run_checkpoint(rundir, task)
+    if resumed is not None:
+        start_epoch, wall_before = resumed["epoch"], resumed["wall_time_s"]
+        log.info("resuming %s from epoch %d of %d", rundir.path, start_epoch, config.epochs)
+    d.barrier()
+    curve = rundir.trim_metrics(start_epoch) if d.is_main else []
+    d.barrier()
+    if not d.is_main:
+        curve = rundir.metrics()[:start_epoch]
+    begin = getattr(task, "begin", None)
+    if begin is not None:
+        begin(start_epoch)
+
+    t_start = time.perf_counter()
+    epoch = start_epoch
+    while epoch < config.epochs:
+        t_epoch = time.perf_counter()
+        try:
+            metrics = task.run_epoch(epoch)
+        except Rollback as rb:
+            log.warning("non-finite loss at epoch %d: rolled back to the end of epoch %d", epoch, rb.epoch - 1)
+            curve = curve[:rb.epoch]
+            if d.is_main:
+                rundir.trim_metrics(rb.epoch)
+            epoch = rb.epoch
+            continue
+        metrics = {"epoch": epoch, **metrics, "time_s": time.perf_counter() - t_epoch}
+        finite_metrics(metrics, epoch)
+        curve.append(metrics)
+        wall = wall_before + time.perf_counter() - t_start
+        if d.is_main:
+            rundir.log_epoch(metrics)
+            save_run_checkpoint(rundir, task, epoch + 1, wall)
+        log.info("epoch %d/%d %s", epoch + 1, config.epochs,
+                 " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items()
+                          if k != "epoch"))
+        d.barrier()
+        epoch += 1
+
+    final = task.final(curve)
+    finite_metrics(final, config.epochs)
+    record = make_record(kind=task.kind, dataset=task.dataset, seed=config.seed, config=config_dict, final=final,
+                         curve=curve, parameters=task.parameters,
+                         wall_time_s=wall_before + time.perf_counter() - t_start, device=d.device,
+                         **task.record_fields(curve))
+    if d.is_main:
+        rundir.write_record(record)
+    d.barrier()
+    return record
