@@ -7,11 +7,14 @@ import sys
 import genotypes
 
 
-def _resolve(spec: str, kind: str):
-    """A name of a named genotype, or genotype text as the original prints it."""
-    if "(" in spec:
-        return genotypes.parse(spec)
-    return genotypes.get(spec, kind)
+def _resolve(spec: str, kind):
+    """:func:`genotypes.resolve` with --kind; without it, a name is a cnn genotype and text says its own kind."""
+    if kind:
+        return genotypes.resolve(spec, kind)
+    try:
+        return genotypes.resolve(spec, "cnn")
+    except TypeError:  # recurrent genotype text
+        return genotypes.resolve(spec, "rnn")
 
 
 def main(argv=None) -> int:
@@ -25,11 +28,13 @@ def main(argv=None) -> int:
 
     p = sub.add_parser("show", help="print a genotype as the original prints it")
     p.add_argument("name", help="a named genotype (e.g. DARTS_V2) or genotype text")
-    p.add_argument("--kind", choices=["cnn", "rnn"], default="cnn", help="kind of the named genotype (default: cnn)")
+    p.add_argument("--kind", choices=["cnn", "rnn"], default=None,
+                   help="kind of the genotype (default: cnn for a name; text says its own kind)")
 
     p = sub.add_parser("plot", help="draw the cells of a genotype with graphviz")
     p.add_argument("name", help="a named genotype (e.g. DARTS_V2) or genotype text")
-    p.add_argument("--kind", choices=["cnn", "rnn"], default="cnn", help="kind of the named genotype (default: cnn)")
+    p.add_argument("--kind", choices=["cnn", "rnn"], default=None,
+                   help="kind of the genotype (default: cnn for a name; text says its own kind)")
     p.add_argument("--out", default=".", help="directory to write to (default: current directory)")
     p.add_argument("--format", choices=list(("pdf", "png", "svg")), default="pdf", help="file format (default: pdf)")
 
@@ -43,12 +48,12 @@ def main(argv=None) -> int:
             print(genotypes.format(_resolve(args.name, args.kind)))
         elif args.command == "plot":
             g = _resolve(args.name, args.kind)
-            stem = args.name if "(" not in args.name else "genotype"
+            stem = args.name if args.name.isidentifier() else "genotype"  # a name, else text
             from pathlib import Path
 
             for path in genotypes.plot(g, Path(args.out) / stem, format=args.format, title=stem):
                 print(path)
-    except (ValueError, KeyError, RuntimeError, OSError) as e:
+    except (ValueError, KeyError, TypeError, RuntimeError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     return 0

@@ -3,23 +3,11 @@
 Values are exactly those of the original (quark0/darts, cnn/genotypes.py, commit f276dd3),
 except the later cells at the end, each with the paper and code it comes from.
 """
+from . import spaces
 from .types import make_cnn
 
-# The 8 candidate ops of the search, in the original's order (their index is the column of
-# the architecture logits).
-PRIMITIVES = (
-    "none",
-    "max_pool_3x3",
-    "avg_pool_3x3",
-    "skip_connect",
-    "sep_conv_3x3",
-    "sep_conv_5x5",
-    "dil_conv_3x3",
-    "dil_conv_5x5",
-)
-
-# Every op an evaluated cell may use: the search ops plus the two that NASNet and AmoebaNet need.
-OPS = PRIMITIVES + ("sep_conv_7x7", "conv_7x1_1x7")
+PRIMITIVES = spaces.CNN_PRIMITIVES  # the 8 candidate ops of the search (their index: the logits' column)
+OPS = spaces.CNN_OPS  # every op an evaluated cell may use
 
 # Zoph et al., "Learning Transferable Architectures for Scalable Image Recognition", CVPR 2018.
 NASNet = make_cnn(

@@ -2,11 +2,12 @@
 
 Values are exactly those of the original (quark0/darts, rnn/genotypes.py, commit f276dd3).
 """
+from . import spaces
 from .types import make_rnn
 
-PRIMITIVES = ("none", "tanh", "relu", "sigmoid", "identity")
-STEPS = 8
-CONCAT = 8
+PRIMITIVES = spaces.RNN_PRIMITIVES
+STEPS = spaces.RNN_STEPS
+CONCAT = spaces.RNN_CONCAT
 
 # Pham et al., "Efficient Neural Architecture Search via Parameter Sharing", ICML 2018.
 ENAS = make_rnn(

@@ -19,8 +19,7 @@ from __future__ import annotations
 import random
 from typing import List, Union
 
-from . import cnn as _cnn
-from . import rnn as _rnn
+from . import spaces
 from .types import Genotype, RNNGenotype, make_cnn, make_rnn
 
 KINDS = ("cnn", "rnn")
@@ -50,7 +49,7 @@ def _cnn_edges(rng: random.Random, steps: int, ops: List[str]) -> list:
 
 
 def cnn(seed: Union[int, random.Random], steps: int = 4, multiplier: int = 4,
-        primitives=_cnn.PRIMITIVES) -> Genotype:
+        primitives=spaces.CNN_PRIMITIVES) -> Genotype:
     """A conv cell drawn uniformly from the DARTS space (see the module's docstring)."""
     if steps < 1 or not 1 <= multiplier <= steps:
         raise ValueError(f"need steps >= 1 and 1 <= multiplier <= steps, got steps={steps}, multiplier={multiplier}")
@@ -61,8 +60,8 @@ def cnn(seed: Union[int, random.Random], steps: int = 4, multiplier: int = 4,
     return make_cnn(normal, concat, reduce, concat)
 
 
-def rnn(seed: Union[int, random.Random], steps: int = _rnn.STEPS, concat: int = _rnn.CONCAT,
-        primitives=_rnn.PRIMITIVES) -> RNNGenotype:
+def rnn(seed: Union[int, random.Random], steps: int = spaces.RNN_STEPS, concat: int = spaces.RNN_CONCAT,
+        primitives=spaces.RNN_PRIMITIVES) -> RNNGenotype:
     """A recurrent cell drawn uniformly from the DARTS space (see the module's docstring)."""
     if steps < 1 or not 1 <= concat <= steps + 1:
         raise ValueError(f"need steps >= 1 and 1 <= concat <= steps + 1, got steps={steps}, concat={concat}")

@@ -9,6 +9,8 @@ from __future__ import annotations
 import operator
 from typing import NamedTuple, Sequence, Tuple
 
+from .spaces import CNN_OPS, RNN_PRIMITIVES
+
 Edge = Tuple[str, int]
 
 
@@ -95,16 +97,14 @@ def _check_concat(concat: Tuple[int, ...], num_states: int, what: str) -> None:
 
 def validate_cnn(g: Genotype) -> None:
     """Raise ValueError naming the first problem: unknown op, bad input index, edge count, concat."""
-    from .cnn import OPS
-
     for field, concat_field in (("normal", "normal_concat"), ("reduce", "reduce_concat")):
         # A Genotype may be built directly (as the original's code does): check the types too.
         edges = _edges(getattr(g, field), field)
         if len(edges) < 2 or len(edges) % 2:
             raise ValueError(f"{field} has {len(edges)} edges; a conv cell needs two per node (an even number >= 2)")
         for i, (op, index) in enumerate(edges):
-            if op not in OPS:
-                raise ValueError(f"{field}: unknown op {op!r} on edge {i}; known ops: {', '.join(OPS)}")
+            if op not in CNN_OPS:
+                raise ValueError(f"{field}: unknown op {op!r} on edge {i}; known ops: {', '.join(CNN_OPS)}")
             node = i // 2
             if not 0 <= index < node + 2:
                 raise ValueError(
@@ -116,9 +116,7 @@ def validate_cnn(g: Genotype) -> None:
 
 def validate_rnn(g: RNNGenotype) -> None:
     """Raise ValueError naming the first problem of a recurrent genotype."""
-    from .rnn import PRIMITIVES
-
-    ops = [p for p in PRIMITIVES if p != "none"]
+    ops = [p for p in RNN_PRIMITIVES if p != "none"]
     recurrent = _edges(g.recurrent, "recurrent")
     if not recurrent:
         raise ValueError("recurrent has no steps")

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 from . import stats
+from .config import canonical
 from .rundir import RECORD, RUNTIME_FIELDS
 
 log = logging.getLogger(__name__)
@@ -127,7 +128,7 @@ def check_consistent(records: Sequence[Mapping[str, Any]], ignore: Sequence[str]
     rows = []
     for r in records:
         flat = {k: r.get(k) for k in identity}
-        config = r.get("config") or {}
+        config = canonical(r.get("config") or {})  # the original's field names are ours
         flat.update({f"config.{k}": v for k, v in _flatten(config).items() if not _ignored(k, ignore)})
         rows.append(flat)
     keys = sorted(set().union(*rows))

@@ -1,6 +1,6 @@
 """Config dataclasses <-> command line.
 
-Every field of a config dataclass becomes ``--field-name`` (booleans take ``true/false``), with
+Every field of a config dataclass becomes ``--field-name`` (booleans: ``--name`` / ``--no-name``), with
 the field's default (the paper's value) and its ``metadata["help"]`` shown in ``--help``. The
 CLI overrides fields by name; the resolved config is saved with the run.
 """
@@ -8,17 +8,36 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import typing
+from pathlib import Path
 from typing import Any, Dict, Type, TypeVar
 
 T = TypeVar("T")
+
+# The original's flag names: every config names these fields the same way (the right-hand side), and
+# the original's names are accepted for them in overrides, on the command line and in saved configs.
+ALIASES = {"lr": "learning_rate", "wdecay": "weight_decay", "clip": "grad_clip",
+           "arch_lr": "arch_learning_rate", "arch_wdecay": "arch_weight_decay"}
 
 
 class ConfigError(ValueError):
     """An impossible or unknown config value."""
 
 
-def _parse_bool(text: str) -> bool:
+def canonical(data: Dict[str, Any]) -> Dict[str, Any]:
+    """``data`` with the original's field names (:data:`ALIASES`) replaced by ours; both at once is an error."""
+    out: Dict[str, Any] = {}
+    for key, value in data.items():
+        name = ALIASES.get(key, key)
+        if name in out and out[name] != value:
+            raise ConfigError(f"{key} and {name} are the same field, given twice with different values "
+                              f"({out[name]!r} and {value!r}); give one of them")
+        out[name] = value
+    return out
+
+
+def parse_bool(text: str) -> bool:
     lowered = str(text).lower()
     if lowered in ("1", "true", "yes", "on"):
         return True
@@ -27,7 +46,7 @@ def _parse_bool(text: str) -> bool:
     raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
 
 
-def _field_type(cls, field: dataclasses.Field):
+def field_type(cls, field: dataclasses.Field):
     hints = typing.get_type_hints(cls)
     tp = hints.get(field.name, str)
     origin = typing.get_origin(tp)
@@ -37,37 +56,69 @@ def _field_type(cls, field: dataclasses.Field):
     return tp
 
 
-def add_config_arguments(parser: argparse.ArgumentParser, cls: Type, skip=()) -> None:
-    """Add one ``--name`` option per field of ``cls``; defaults stay None so only given ones override."""
-    group = parser.add_argument_group(f"{cls.__name__} fields (defaults: the paper's values)")
+def add_config_arguments(parser: argparse.ArgumentParser, cls: Type, skip=(), prefix: str = "",
+                         title: str = "") -> None:
+    """Add one ``--name`` option per field of ``cls``; defaults stay None so only given ones override.
+
+    Booleans work bare (``--compile``, ``--no-compile``). Fields with one of the original's names
+    (:data:`ALIASES`) take it too (``--lr`` for ``--learning-rate``). With ``prefix`` the options are
+    ``--<prefix>-<field>`` (the experiment commands' search fields); without, ``--config FILE`` loads
+    a JSON config (a run directory's config.json, or one written by hand) that the options override.
+    """
+    if not prefix:
+        parser.add_argument("--config", metavar="FILE", dest="config_file", default=None,
+                            help="JSON config to start from (e.g. a run directory's config.json: rerunning with it "
+                                 "reproduces that run's config); options given here override its fields")
+    group = parser.add_argument_group(title or f"{cls.__name__} fields (defaults: the paper's values)")
+    original_names = {ours: theirs for theirs, ours in ALIASES.items()}
+    start = f"--{prefix}-" if prefix else "--"
     for f in dataclasses.fields(cls):
         if f.name in skip or not f.init:
             continue
-        tp = _field_type(cls, f)
+        tp = field_type(cls, f)
         default = f.default if f.default is not dataclasses.MISSING else (
             f.default_factory() if f.default_factory is not dataclasses.MISSING else None)
         help_text = f.metadata.get("help", "")
         help_text = f"{help_text} (default: {default})" if help_text else f"default: {default}"
-        option = "--" + f.name.replace("_", "-")
-        kwargs: Dict[str, Any] = dict(dest=f"cfg_{f.name}", default=None, help=help_text)
+        options = [start + name.replace("_", "-") for name in (f.name, original_names.get(f.name)) if name]
+        kwargs: Dict[str, Any] = dict(dest=f"{prefix}cfg_{f.name}", default=None, help=help_text)
         if tp is bool:
-            kwargs.update(type=_parse_bool, metavar="BOOL")
+            kwargs.update(action=argparse.BooleanOptionalAction)
         elif tp in (int, float, str):
             kwargs.update(type=tp, metavar=tp.__name__.upper())
         else:
             kwargs.update(type=str, metavar="VALUE")
         if "choices" in f.metadata:
             kwargs["choices"] = f.metadata["choices"]
-        group.add_argument(option, **kwargs)
+        group.add_argument(*options, **kwargs)
 
 
-def overrides_from_args(args: argparse.Namespace) -> Dict[str, Any]:
-    return {k[4:]: v for k, v in vars(args).items() if k.startswith("cfg_") and v is not None}
+def load_config_file(path) -> Dict[str, Any]:
+    """The fields of a JSON config file (a run's config.json or one written by hand), original names accepted."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"--config {path}: no such file") from None
+    except (OSError, json.JSONDecodeError) as e:
+        raise ConfigError(f"--config {path} is not a readable JSON file ({e})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"--config {path} must hold a JSON object of config fields, not {type(data).__name__}")
+    return canonical(data)
+
+
+def overrides_from_args(args: argparse.Namespace, prefix: str = "", skip=()) -> Dict[str, Any]:
+    """The config fields given on the command line, over those of ``--config FILE`` (less ``skip``)."""
+    key = f"{prefix}cfg_"
+    out: Dict[str, Any] = {}
+    if not prefix and getattr(args, "config_file", None):
+        out.update({k: v for k, v in load_config_file(args.config_file).items() if k not in skip})
+    out.update({k[len(key):]: v for k, v in vars(args).items() if k.startswith(key) and v is not None})
+    return out
 
 
 def build(cls: Type[T], overrides: Dict[str, Any] = None, base: T = None) -> T:
     """A config of ``cls`` from ``base`` (or the defaults) with ``overrides`` applied and checked."""
-    overrides = dict(overrides or {})
+    overrides = canonical(dict(overrides or {}))
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(overrides) - names)
     if unknown:
@@ -85,11 +136,12 @@ def to_dict(config) -> Dict[str, Any]:
 
 def from_dict(cls: Type[T], data: Dict[str, Any]) -> T:
     names = {f.name for f in dataclasses.fields(cls)}
-    return cls(**{k: v for k, v in data.items() if k in names})
+    return cls(**{k: v for k, v in canonical(data).items() if k in names})
 
 
 def diff(a: Dict[str, Any], b: Dict[str, Any], ignore=()) -> Dict[str, tuple]:
     """Fields whose values differ between two config dicts: ``{field: (a_value, b_value)}``."""
+    a, b = canonical(a), canonical(b)  # a config saved with the original's names is the same config
     keys = (set(a) | set(b)) - set(ignore)
     return {k: (a.get(k), b.get(k)) for k in sorted(keys) if a.get(k) != b.get(k)}
 

@@ -286,6 +286,12 @@ def experiment_table(exp, targets: Optional[Mapping[str, Any]] = None, tablefmt:
     return head + "\n" + table
 
 
+def _pending_line(exp: Experiment, results_dir: Path) -> str:
+    seeds = exp.meta.get("seeds") or []
+    started = f"seeds {', '.join(str(s) for s in seeds)} not finished" if seeds else "nothing finished"
+    return f"`{_display_name(exp, results_dir)}` ({exp.profile}; {started})"
+
+
 def _summary_section(doc: Doc, experiments: List[Experiment], targets: Dict[str, Any], results_dir: Path):
     table = targets["targets"]
     covered = aggregate.coverage(experiments, targets)
@@ -351,7 +357,7 @@ def _experiment_section(doc: Doc, exp: Experiment, targets: Dict[str, Any], resu
     doc.h(3, "Results against reference figures (not published ones)" if only_references else
           "Results against the paper")
     if not exp.records:
-        doc.p("No finished run yet: nothing below is measured.")
+        doc.p("No finished training run yet (the search below is all that is measured).")
     if comparisons:
         headers = list(COMPARISON_HEADERS)
         if only_references:
@@ -623,7 +629,13 @@ def build(results_dir, targets: Dict[str, Any], fig_root: Path, draw: bool = Tru
     _summary_section(doc, experiments, targets, results_dir)
     if not experiments:
         doc.p("No experiment found: run one (e.g. `python -m reproduce demo`) and rerun this command.")
-    for exp in experiments:
+    # An experiment with nothing finished (no run, search or selection training) measured nothing: one line
+    # here, not a section of empty tables.
+    measured = [e for e in experiments if e.records or e.search_records or e.selection_records]
+    pending = [e for e in experiments if e not in measured]
+    if pending:
+        doc.p("No finished run yet: " + "; ".join(_pending_line(e, results_dir) for e in pending) + ".")
+    for exp in measured:
         _experiment_section(doc, exp, targets, results_dir, fig_root, draw)
     _targets_section(doc, targets)
     return doc

@@ -36,7 +36,7 @@ def setup(args) -> torch.device:
     return device
 
 
-def _sync(device: torch.device) -> None:
+def sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
 
@@ -53,14 +53,14 @@ def time_steps(step: Callable[[], None], steps: int, warmup: int, device: torch.
     """Run ``warmup`` then ``steps`` calls of ``step``; return mean/median seconds and peak memory."""
     for _ in range(warmup):
         step()
-    _sync(device)
+    sync(device)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     times = []
     for _ in range(steps):
         start = time.perf_counter()
         step()
-        _sync(device)
+        sync(device)
         times.append(time.perf_counter() - start)
     return {
         "sec_per_step": statistics.mean(times),

@@ -7,7 +7,7 @@ implementations see the same work; throughput is in tokens per second (batch x b
 
 ``--impl original|both --original-src DIR`` also times the ORIGINAL rnn/model.py and the body of
 rnn/train.py's train loop (including its per-step ``gc.collect()`` and NaN check), with the shims
-of ``reproduce.train.original`` and ``repackage_hidden`` written as ``detach`` (the original's
+of ``reproduce.benchmarks.original`` and ``repackage_hidden`` written as ``detach`` (the original's
 ``type(h) == Variable`` test no longer recognises tensors).
 """
 from __future__ import annotations
@@ -20,7 +20,7 @@ import torch
 import torch.nn as nn
 
 from .common import add_common_arguments, report, setup
-from .train import _check_impl, add_impl_arguments, combine, time_impls
+from .train import add_impl_arguments, check_impl, combine, time_impls
 
 DROPOUTS = dict(dropout=0.75, dropouth=0.25, dropoutx=0.75, dropouti=0.2, dropoute=0.1)
 
@@ -41,10 +41,11 @@ def register(sub) -> None:
 def run(args) -> int:
     import genotypes
     import zoo
-    from reproduce.train.common import make_sgd, maybe_compile
+    from reproduce.optim import make_sgd
+    from reproduce.train.common import maybe_compile
     from reproduce.train.lm import lm_train_step
 
-    _check_impl(args)
+    check_impl(args)
     if min(args.ntokens, args.emsize, args.batch, args.bptt) < 1:
         raise ValueError("--ntokens, --emsize, --batch and --bptt must be >= 1")
     device = setup(args)
@@ -69,7 +70,7 @@ def run(args) -> int:
 
         steps["ours"] = ours
     if args.impl in ("original", "both"):
-        from reproduce.train.original import load_rnn, quiet
+        from .original import load_rnn, quiet
 
         orig = load_rnn(args.original_src, device)
         genotype = orig.genotypes.DARTS if args.arch == "DARTS_V2" else getattr(orig.genotypes, args.arch)

@@ -16,20 +16,15 @@ workers, a new validation iterator every step).
 """
 from __future__ import annotations
 
-import contextlib
-import importlib
 import platform
 import statistics
-import sys
 import time
-from pathlib import Path
 
 import torch
 import torch.nn as nn
 
-from .common import _sync, add_common_arguments, peak_memory_mb, report, setup
-
-_ORIGINAL_MODULES = ("genotypes", "operations", "model_search", "architect", "utils")
+from .common import add_common_arguments, peak_memory_mb, report, setup, sync
+from .original import load_cnn_search
 
 
 def register(sub) -> None:
@@ -149,37 +144,15 @@ def _original_queues(args, device):
     return loader(indices[:split]), loader(indices[split:])
 
 
-@contextlib.contextmanager
-def _original_imports(src: Path):
-    """Import the original cnn/ modules by their top-level names without clobbering ours."""
-    saved = {name: sys.modules.pop(name) for name in _ORIGINAL_MODULES if name in sys.modules}
-    sys.path.insert(0, str(src))
-    try:
-        yield
-    finally:
-        sys.path.remove(str(src))
-        for name in _ORIGINAL_MODULES:
-            sys.modules.pop(name, None)
-        sys.modules.update(saved)
-
-
 def original_step(args, device):
-    if not args.original_src:
-        raise ValueError("--impl original needs --original-src DIR, a checkout of quark0/darts (e.g. "
-                         "git clone https://github.com/quark0/darts DIR)")
-    src = Path(args.original_src).expanduser() / "cnn"
-    if not (src / "model_search.py").is_file() or not (src / "architect.py").is_file():
-        raise FileNotFoundError(f"{src} lacks model_search.py / architect.py: --original-src must be a checkout of "
-                                "quark0/darts (the directory holding cnn/)")
+    original = load_cnn_search(args.original_src)  # refuses a missing or wrong checkout first
     if args.impl == "original" and (args.amp != "none" or args.channels_last or args.compile):
         # with --impl both they apply to ours only: the original is always timed as it was written
         raise ValueError("--amp/--channels-last/--compile apply to --impl ours (or to ours within --impl both) only")
     # the smallest shims: the original calls .cuda() on tensors and modules; make it a move to --device
     torch.Tensor.cuda = lambda self, *a, **k: self.to(device)
     nn.Module.cuda = lambda self, *a, **k: self.to(device)
-    with _original_imports(src):
-        model_search = importlib.import_module("model_search")
-        architect = importlib.import_module("architect")
+    model_search, architect = original.model_search, original.architect
     criterion = nn.CrossEntropyLoss()
     model = model_search.Network(args.C, 10, args.layers, criterion).to(device)
     hp = type("Args", (), dict(momentum=0.9, weight_decay=3e-4, arch_learning_rate=3e-4, arch_weight_decay=1e-3))
@@ -216,7 +189,7 @@ def _time(steps_by_name, n, warmup, device):
     for _ in range(warmup):
         for step in steps_by_name.values():
             step()
-    _sync(device)
+    sync(device)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     times = {name: [] for name in steps_by_name}
@@ -224,7 +197,7 @@ def _time(steps_by_name, n, warmup, device):
         for name, step in steps_by_name.items():  # alternate, so both see the same load
             start = time.perf_counter()
             step()
-            _sync(device)
+            sync(device)
             times[name].append(time.perf_counter() - start)
     return times
 

@@ -6,7 +6,7 @@ step of the CIFAR-10 recipe (``reproduce.train.common.cnn_train_step``).
 
 ``--impl original --original-src DIR`` times the ORIGINAL code's network and training step
 (cnn/model.py and the body of cnn/train.py's train loop, with top-1/top-5 and ``.item()`` as
-there) from a checkout of quark0/darts, with the minimal shims of ``reproduce.train.original``;
+there) from a checkout of quark0/darts, with the minimal shims of ``reproduce.benchmarks.original``;
 ``--impl both`` times ours and the original in alternating blocks in one process, so both see
 the same machine load, and reports the ratio.
 """
@@ -20,7 +20,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .common import add_common_arguments, peak_memory_mb, report, setup
+from .common import add_common_arguments, peak_memory_mb, report, setup, sync
 
 
 def register(sub) -> None:
@@ -46,17 +46,12 @@ def add_impl_arguments(p) -> None:
     p.add_argument("--rounds", type=int, default=5, help="alternating blocks per implementation with --impl both")
 
 
-def _sync(device):
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def time_impls(steps_by_impl: dict, steps: int, warmup: int, rounds: int, device) -> dict:
     """Warm every step function up, then time them in alternating blocks; per-impl statistics."""
     for step in steps_by_impl.values():
         for _ in range(warmup):
             step()
-    _sync(device)
+    sync(device)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     times = {name: [] for name in steps_by_impl}
@@ -67,7 +62,7 @@ def time_impls(steps_by_impl: dict, steps: int, warmup: int, rounds: int, device
             for _ in range(n):
                 t = time.perf_counter()
                 step()
-                _sync(device)
+                sync(device)
                 times[name].append(time.perf_counter() - t)
     return {name: {"sec_per_step": statistics.mean(ts), "median_sec_per_step": statistics.median(ts),
                    "min_sec_per_step": min(ts), "steps": len(ts)} for name, ts in times.items()}
@@ -88,7 +83,7 @@ def combine(stats: dict, per_step_items: int, unit: str, args, device, **extra) 
     return result
 
 
-def _check_impl(args) -> None:
+def check_impl(args) -> None:
     if args.impl != "ours" and not args.original_src:
         raise ValueError(f"--impl {args.impl} needs --original-src DIR (a checkout of github.com/quark0/darts)")
     if args.rounds < 1:
@@ -98,9 +93,10 @@ def _check_impl(args) -> None:
 def run(args) -> int:
     import genotypes
     import zoo
-    from reproduce.train.common import cnn_train_step, make_sgd, maybe_compile, set_drop_path
+    from reproduce.optim import make_sgd
+    from reproduce.train.common import cnn_train_step, maybe_compile, set_drop_path
 
-    _check_impl(args)
+    check_impl(args)
     if args.C < 1 or args.layers < 3 or args.batch < 1:
         raise ValueError("need --C >= 1, --layers >= 3, --batch >= 1")
     device = setup(args)
@@ -138,7 +134,7 @@ def run(args) -> int:
 
         steps["ours"] = ours
     if args.impl in ("original", "both"):
-        from reproduce.train.original import load_cnn, quiet
+        from .original import load_cnn, quiet
 
         orig = load_cnn(args.original_src, device)
         with quiet():

@@ -2,11 +2,14 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 from pathlib import Path
 
-from .. import config as _config
+from .. import config as run_config
+
+# Fields the experiment sets itself (per seed, from --arch/--genotype, --data, --device).
+TRAIN_SKIP = ("arch", "genotype", "seed", "data", "device", "experiment", "profile")
+SEARCH_SKIP = ("seed", "order", "data", "device")
 
 EPILOG = """\
 examples:
@@ -37,25 +40,6 @@ def _search_configs():
     return SEARCH_CONFIGS
 
 
-def _add_prefixed_config_arguments(parser, cls, prefix: str, skip=()) -> None:
-    """``--<prefix>-<field>`` for each field of ``cls`` (dest ``<prefix>cfg_<field>``)."""
-    group = parser.add_argument_group(f"{cls.__name__} fields, with the prefix --{prefix}- (defaults: the paper's)")
-    for f in dataclasses.fields(cls):
-        if f.name in skip or not f.init:
-            continue
-        tp = _config._field_type(cls, f)
-        default = f.default if f.default is not dataclasses.MISSING else None
-        kwargs = dict(dest=f"{prefix}cfg_{f.name}", default=None,
-                      help=f"{f.metadata.get('help', '')} (default: {default})".strip())
-        if tp is bool:
-            kwargs.update(type=_config._parse_bool, metavar="BOOL")
-        elif tp in (int, float, str):
-            kwargs.update(type=tp, metavar=tp.__name__.upper())
-        else:
-            kwargs.update(type=str, metavar="VALUE")
-        group.add_argument(f"--{prefix}-{f.name.replace('_', '-')}", **kwargs)
-
-
 def register(sub) -> None:
     from ..experiments import EXPERIMENTS, PROFILES
 
@@ -73,7 +57,7 @@ def register(sub) -> None:
         what.add_argument("--seeds", default=None, help="explicit seeds, e.g. 0,1,2 or 0-9 (overrides --runs)")
         what.add_argument("--arch", default=None, help="named genotype to train (default DARTS_V2)")
         what.add_argument("--genotype", default=None,
-                          help="genotype text as the search prints it, or a file holding it")
+                          help="genotype text as the search prints it, a named genotype, or a file holding the text")
         what.add_argument("--baseline", default=None, metavar="random:N[:SEED]",
                           help="also train N cells drawn uniformly from the DARTS space (draw seed SEED, default 0) "
                                "with the same recipe and seeds, and report the cell against them (mean +/- std, "
@@ -118,33 +102,39 @@ def register(sub) -> None:
         where.add_argument("--format", choices=("markdown", "latex"), default="markdown", help="report format")
         where.add_argument("--no-progress", action="store_true", help="no progress bars")
         if spec.dataset in recipes:
-            _config.add_config_arguments(parser, recipes[spec.dataset],
-                                         skip=("arch", "genotype", "seed", "data", "device", "experiment", "profile"))
+            run_config.add_config_arguments(
+                parser, recipes[spec.dataset], skip=TRAIN_SKIP,
+                title=f"training recipe ({recipes[spec.dataset].__name__}; defaults: the paper's values)")
         if spec.search_dataset and spec.search_dataset in search_configs:
-            _add_prefixed_config_arguments(parser, search_configs[spec.search_dataset], "search",
-                                           skip=("seed", "order", "data", "device"))
+            cls = search_configs[spec.search_dataset]
+            run_config.add_config_arguments(
+                parser, cls, skip=SEARCH_SKIP, prefix="search",
+                title=f"with --search: the search config ({cls.__name__}), each field as --search-<field> "
+                      "(defaults: the paper's values)")
         parser.set_defaults(func=run, experiment=name)
 
 
 def _read_genotype(value):
-    if value and "(" not in value and Path(value).is_file():
-        return Path(value).read_text().strip()
-    return value
+    """--genotype: a file holding genotype text, else the text or name itself (genotypes.resolve reads those)."""
+    try:
+        is_file = bool(value) and Path(value).is_file()
+    except OSError:  # genotype text too long to be a path
+        is_file = False
+    return Path(value).read_text().strip() if is_file else value
 
 
 def options_from_args(args):
     from ..experiments import ExperimentOptions, parse_seeds
     from ..scheduler import SlurmOptions, parse_gpus
 
-    search_overrides = {k[len("searchcfg_"):]: v for k, v in vars(args).items()
-                        if k.startswith("searchcfg_") and v is not None}
+    search_overrides = run_config.overrides_from_args(args, prefix="search")
     return ExperimentOptions(
         experiment=args.experiment, runs=args.runs, seeds=parse_seeds(args.seeds), arch=args.arch,
         genotype=_read_genotype(args.genotype), out=args.out, data=args.data, device=args.device,
         gpus=parse_gpus(args.gpus), profile=args.profile, search=getattr(args, "search", False),
         order=getattr(args, "order", 2), search_seeds=parse_seeds(getattr(args, "search_seeds", None)),
         selection_epochs=getattr(args, "selection_epochs", None),
-        train_overrides=_config.overrides_from_args(args), search_overrides=search_overrides,
+        train_overrides=run_config.overrides_from_args(args, skip=TRAIN_SKIP), search_overrides=search_overrides,
         launcher=args.launcher,
         slurm=SlurmOptions(partition=args.partition, time_min=args.time, gpus_per_job=args.gpus_per_job,
                            cpus_per_job=args.cpus_per_job, mem_gb=args.mem_gb, folder=args.slurm_folder),

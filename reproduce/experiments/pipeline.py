@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import shutil
 from pathlib import Path
 
 from zoo.fileio import atomic_write_json
@@ -94,6 +95,42 @@ def _search_and_select(spec: ExperimentSpec, options: ExperimentOptions, out: Pa
     return selection
 
 
+def _run_jobs(spec, options, out, runtime, meta, saved, base, arch, genotype_text, seeds, final_configs):
+    """Searches and selection (with --search), experiment.json, then the final trainings: (selection, records)."""
+    from ..train import RECIPES
+
+    out.mkdir(parents=True, exist_ok=True)
+
+    selection = None
+    if options.search:
+        selection = _search_and_select(spec, options, out, runtime)
+        genotype_text = selection["genotype"]
+        meta["genotype"] = genotype_text
+        check_experiment_file(out, meta)
+        final_configs = build_final_configs(spec, RECIPES, base, arch, genotype_text, seeds, out)
+
+    known = sorted(set(seeds) | set((saved or {}).get("seeds", [])))
+    meta["seeds"] = known
+    atomic_write_json(out / EXPERIMENT_FILE, {k: meta[k] for k in ("experiment", "dataset", "arch", "genotype",
+                                                                    "profile", "order", "target", "seeds", "search",
+                                                                    "comparable", "note", "baseline", "references")
+                                              if k in meta})
+    jobs = [Job("train", spec.dataset, cfg, str(out / "runs" / f"seed-{seed}"), name=f"{spec.name} seed {seed}")
+            for seed, cfg in zip(seeds, final_configs)]
+    log.info("%s: %d training runs (seeds %s) -> %s", spec.name, len(jobs), seeds, out)
+    records = run_jobs(jobs, gpus=options.gpus, launcher=options.launcher, slurm=options.slurm,
+                       progress=options.progress, desc="trainings")
+    return selection, records
+
+
+def remove_if_nothing_ran(out: Path) -> None:
+    """Remove an experiment directory this call created when no run wrote anything in it (a run that
+    failed before its first epoch: missing data, bad config), so a failed command leaves nothing behind."""
+    ran = [p for p in out.rglob("*") if p.is_file() and p.name != EXPERIMENT_FILE]
+    if not ran:
+        shutil.rmtree(out, ignore_errors=True)
+
+
 def run_experiment(options: ExperimentOptions) -> ExperimentResult:
     from ..train import RECIPES
 
@@ -124,30 +161,17 @@ def run_experiment(options: ExperimentOptions) -> ExperimentResult:
     if arch:
         base.update(arch=arch, genotype="")
     # every final config is checked (and compared with runs already there) before anything runs
-    if genotype_text is not None:
-        final_configs = build_final_configs(spec, RECIPES, base, arch, genotype_text, seeds, out)
+    final_configs = (build_final_configs(spec, RECIPES, base, arch, genotype_text, seeds, out)
+                     if genotype_text is not None else [])  # with --search: after the selection
     baseline_jobs = baseline.plan_jobs(spec, baseline_spec, base, seeds, out) if baseline_spec else []
-    out.mkdir(parents=True, exist_ok=True)
-
-    selection = None
-    if options.search:
-        selection = _search_and_select(spec, options, out, runtime)
-        genotype_text = selection["genotype"]
-        meta["genotype"] = genotype_text
-        check_experiment_file(out, meta)
-        final_configs = build_final_configs(spec, RECIPES, base, arch, genotype_text, seeds, out)
-
-    known = sorted(set(seeds) | set((saved or {}).get("seeds", [])))
-    meta["seeds"] = known
-    atomic_write_json(out / EXPERIMENT_FILE, {k: meta[k] for k in ("experiment", "dataset", "arch", "genotype",
-                                                                    "profile", "order", "target", "seeds", "search",
-                                                                    "comparable", "note", "baseline", "references")
-                                              if k in meta})
-    jobs = [Job("train", spec.dataset, cfg, str(out / "runs" / f"seed-{seed}"), name=f"{spec.name} seed {seed}")
-            for seed, cfg in zip(seeds, final_configs)]
-    log.info("%s: %d training runs (seeds %s) -> %s", spec.name, len(jobs), seeds, out)
-    records = run_jobs(jobs, gpus=options.gpus, launcher=options.launcher, slurm=options.slurm,
-                       progress=options.progress, desc="trainings")
+    created = not out.exists()
+    try:
+        selection, records = _run_jobs(spec, options, out, runtime, meta, saved, base, arch, genotype_text, seeds,
+                                       final_configs)
+    except BaseException:
+        if created:
+            remove_if_nothing_ran(out)
+        raise
 
     summary = summarize_records(spec, records)
     baseline_meta, comparison = None, []

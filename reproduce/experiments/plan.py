@@ -12,6 +12,7 @@ import genotypes
 from .. import config as run_config
 from ..rundir import RUNTIME_FIELDS, RunConfigMismatchError, RunDir
 from ..scheduler import Job, SlurmOptions
+from ..train.recipes import resolve_genotype
 from .spec import (
     DEFAULT_SEARCH_SEEDS,
     EXPERIMENT_FILE,
@@ -62,24 +63,9 @@ def parse_seeds(text: Optional[str]) -> Optional[List[int]]:
     return seeds
 
 
-def canonical_genotype(text: str, kind: str) -> str:
-    """Genotype text parsed, checked to be a ``kind`` cell, and formatted canonically."""
-    want = genotypes.Genotype if kind == "cnn" else genotypes.RNNGenotype
-    try:
-        g = genotypes.parse(text)
-    except (ValueError, SyntaxError, TypeError, KeyError) as e:
-        raise ValueError(f"malformed --genotype {text[:80]!r}: {e}") from None
-    if not isinstance(g, want):
-        raise ValueError(f"--genotype is a {type(g).__name__}, but this experiment trains a {want.__name__}")
-    genotypes.validate(g)
-    return genotypes.format(g)
-
-
-def _arch_genotype(arch: str, kind: str) -> str:
-    try:
-        return genotypes.format(genotypes.get(arch, kind))
-    except KeyError as e:
-        raise ValueError(f"--arch: {e.args[0] if e.args else e}") from None
+def canonical_genotype(spec: str, kind: str, option: str = "--genotype") -> str:
+    """A genotype (its text or a name) resolved, checked to be a ``kind`` cell, and formatted canonically."""
+    return genotypes.format(resolve_genotype("", spec, kind, option))
 
 
 def default_out(spec: ExperimentSpec, arch: Optional[str], genotype_text: Optional[str], search: bool,
@@ -181,6 +167,9 @@ def plan_experiment(options: ExperimentOptions):
                                       ("--search", options.search)) if value]
     if len(given) > 1:
         raise ValueError(f"give at most one of --arch, --genotype and --search (got {', '.join(given)})")
+    if options.gpus and options.launcher == "slurm":
+        raise ValueError("--gpus picks GPUs of this machine; with --launcher slurm each job gets its GPUs from "
+                         "Slurm: drop --gpus (use --gpus-per-job for GPUs per run)")
     if options.search:
         _check_search(spec, options)
     seeds = resolve_seeds(options.runs, options.seeds, spec.default_runs)
@@ -189,7 +178,7 @@ def plan_experiment(options: ExperimentOptions):
         genotype_text = canonical_genotype(options.genotype, spec.kind)
     elif not options.search:
         arch = options.arch or "DARTS_V2"
-        genotype_text = _arch_genotype(arch, spec.kind)
+        genotype_text = canonical_genotype(arch, spec.kind, "--arch")
     out = Path(options.out) if options.out else default_out(spec, arch, genotype_text, options.search, options.order,
                                                             options.profile)
     return spec, seeds, arch, genotype_text, out

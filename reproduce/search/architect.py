@@ -1,5 +1,10 @@
 """Architecture gradients of DARTS, first and second order, as the original architect.py computes them.
 
+Where that holds: the conv search (``cnn/architect.py``) and, by default, the recurrent search
+(``rnn/architect.py``) compute exactly the original's quantities below. The one place an option
+departs from the original is the recurrent search's tied embedding/decoder weight in the virtual
+step (``hold``, below; the search config's ``virtual_step_tied_weight``).
+
 Nothing is rebuilt: the weights are moved in place (to w', w+ and w-) on the same module and put
 back exactly from a copy; gradients are asked for only where they are used
 (``torch.autograd.grad`` w.r.t. exactly the tensors needed), so no weight gradient is computed
@@ -15,7 +20,15 @@ Second order (paper eq. 7-8, original ``_backward_step_unrolled``):
     grad  = d_a - lr * coef * (grad_a L_train(w+, a) - grad_a L_train(w-, a)) / (2 eps)
 
 ``coef`` is 1 for the conv search; for the recurrent one it is ``clip / (||g|| + 1e-6)``, used
-unclamped exactly as the original does. The BatchNorm running statistics the pass at w' updates are
+unclamped exactly as the original does.
+
+``hold``: weights the virtual step leaves at w. The original recurrent search builds its unrolled
+model from ``state_dict()`` with only ``encoder.weight`` replaced by w'; ``decoder.weight``, the
+same tied tensor, keeps w and is loaded last, so in the unrolled model the tied weight is at w
+while every other weight is at w'. ``d_a`` and ``v`` are taken there, and the finite difference
+then moves every weight, the tied one too (``v`` includes its gradient). Passing the tied weight
+in ``hold`` computes that (the default of the recurrent search); an empty ``hold`` is the paper's
+formula, where the virtual step moves every weight. The BatchNorm running statistics the pass at w' updates are
 restored afterwards (the original updates those of a throwaway copy).
 """
 from __future__ import annotations
@@ -96,12 +109,17 @@ def virtual_step_(params: Sequence[torch.Tensor], grads: Sequence[torch.Tensor],
 
 def second_order(model: nn.Module, alphas: Sequence[torch.Tensor], train_loss: LossFn, valid_loss: LossFn, lr: float,
                  momentum: float = 0.0, weight_decay: float = 0.0, buffers: Optional[Sequence[torch.Tensor]] = None,
-                 clip: Optional[float] = None, r: float = 0.01) -> Tuple[List[torch.Tensor], object]:
+                 clip: Optional[float] = None, r: float = 0.01,
+                 hold: Sequence[torch.Tensor] = ()) -> Tuple[List[torch.Tensor], object]:
     """The unrolled architecture gradient (see the module docstring); returns (grads, aux of valid_loss).
 
-    ``train_loss``/``valid_loss`` evaluate the model's current weights (they are moved in place).
+    ``train_loss``/``valid_loss`` evaluate the model's current weights (they are moved in place);
+    ``hold``: weights of ``model`` the virtual step leaves at w (the original's tied weight).
     """
     params = [p for p in model.parameters() if p.requires_grad]
+    held = [i for i, p in enumerate(params) if any(p is h for h in hold)]
+    if len(held) != len(hold):
+        raise ValueError("hold: every tensor must be a trainable parameter of the model")
     alphas = list(alphas)
     loss, _ = train_loss()
     grads = list(torch.autograd.grad(loss, params))
@@ -112,6 +130,7 @@ def second_order(model: nn.Module, alphas: Sequence[torch.Tensor], train_loss: L
     try:
         virtual_step_(params, grads, lr, momentum, weight_decay, buffers)
         del grads
+        copy_tensors_([params[i] for i in held], [w[i] for i in held])
         loss, aux = valid_loss()
         out = torch.autograd.grad(loss, alphas + params)
         dalpha, v = list(out[:len(alphas)]), list(out[len(alphas):])

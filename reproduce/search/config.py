@@ -81,8 +81,8 @@ class PTBSearchConfig:
     emsize: int = _f(300, "embedding size (= nhid = nhidlast)")
     nhid: int = _f(300, "hidden units of the cell")
     nhidlast: int = _f(300, "hidden units of the last layer (= nhid)")
-    lr: float = _f(20.0, "weight learning rate (SGD)")
-    clip: float = _f(0.25, "gradient-norm clip (weight step and the unrolled step)")
+    learning_rate: float = _f(20.0, "weight learning rate (SGD; --lr)")
+    grad_clip: float = _f(0.25, "gradient-norm clip (weight step and the unrolled step; --clip)")
     batch_size: int = _f(256, "batch size (train and architecture batches)")
     eval_batch_size: int = _f(10, "batch size of the validation evaluation")
     bptt: int = _f(35, "sequence length (halved with probability 0.05)")
@@ -91,16 +91,23 @@ class PTBSearchConfig:
     dropoutx: float = _f(0.75, "dropout on the cell input")
     dropouti: float = _f(0.2, "dropout on the input embedding")
     dropoute: float = _f(0.0, "dropout of whole words in the embedding")
-    wdecay: float = _f(5e-7, "weight decay")
+    weight_decay: float = _f(5e-7, "weight decay (--wdecay)")
     alpha: float = _f(0.0, "activation regularisation (AR) coefficient")
     beta: float = _f(1e-3, "temporal activation regularisation (TAR) coefficient")
-    arch_lr: float = _f(3e-3, "architecture learning rate (Adam)")
-    arch_wdecay: float = _f(1e-3, "architecture weight decay (Adam)")
+    arch_learning_rate: float = _f(3e-3, "architecture learning rate (Adam; --arch-lr)")
+    arch_weight_decay: float = _f(1e-3, "architecture weight decay (Adam; --arch-wdecay)")
     unrolled_eps: float = _f(0.01, "finite-difference radius r of the Hessian-vector product (eps = r / ||v||)")
+    virtual_step_tied_weight: str = _f(
+        "held", "order 2: the tied embedding/decoder weight in the virtual step w' = w - lr * grad. 'held': stays "
+        "at w, as the original's code does (it produced the paper's PTB numbers); 'stepped': moved like every "
+        "other weight, the paper's formula (eq. 7). The two give different architecture gradients from the "
+        "first step", choices=["held", "stepped"])
 
     def validate(self) -> None:
         require(self.order in (1, 2), f"order must be 1 or 2, not {self.order}")
         require(self.epochs >= 1, f"epochs must be >= 1, not {self.epochs}")
+        require(self.virtual_step_tied_weight in ("held", "stepped"),
+                f"virtual_step_tied_weight must be held or stepped, not {self.virtual_step_tied_weight!r}")
         require(self.emsize == self.nhid == self.nhidlast,
                 f"the DARTS recurrent model ties emsize = nhid = nhidlast, got "
                 f"{self.emsize}, {self.nhid}, {self.nhidlast}")
@@ -109,5 +116,5 @@ class PTBSearchConfig:
         for name in ("dropout", "dropouth", "dropoutx", "dropouti", "dropoute"):
             value = getattr(self, name)
             require(0.0 <= value < 1.0, f"{name} must be in [0, 1), not {value}")
-        require(self.lr > 0 and self.arch_lr > 0, "learning rates must be > 0")
+        require(self.learning_rate > 0 and self.arch_learning_rate > 0, "learning rates must be > 0")
         require(self.unrolled_eps > 0, f"unrolled_eps must be > 0, not {self.unrolled_eps}")

@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from zoo import datasets as zds
 
 from .. import image_size
+from ..corpora import load_corpus
 
 
 class CifarHalves:
@@ -115,7 +116,7 @@ class PTBData:
     """
 
     def __init__(self, path, batch_size: int, eval_batch_size: int, device):
-        corpus = zds.Corpus(path)
+        corpus = load_corpus(path, "ptb")
         self.ntokens = len(corpus.dictionary)
         self.train = zds.batchify(corpus.train, batch_size, device)
         self.search = zds.batchify(corpus.valid, batch_size, device)

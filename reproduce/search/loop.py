@@ -27,6 +27,7 @@ from .. import config as run_config
 from .. import runner
 from ..device import autocast, pick_device, progress_bar
 from ..distributed import Dist
+from ..optim import make_sgd
 from ..rundir import RunDir, check_finite
 from . import architect
 from .cnn_supernet import Network
@@ -88,8 +89,8 @@ class CNNSearch(_Base):
             self.model = self.model.to(memory_format=torch.channels_last)
         self.forward_model = self.model  # what forward passes call (a torch.compile'd wrapper in benchmarks)
         self.alphas = self.model.new_alphas(device)
-        self.w_opt = torch.optim.SGD(self.model.parameters(), config.learning_rate, momentum=config.momentum,
-                                     weight_decay=config.weight_decay)
+        self.w_opt = make_sgd(self.model.parameters(), config.learning_rate, momentum=config.momentum,
+                              weight_decay=config.weight_decay)
         self.a_opt = torch.optim.Adam(self.alphas, lr=config.arch_learning_rate,
                                       betas=(config.arch_beta1, config.arch_beta2),
                                       weight_decay=config.arch_weight_decay)
@@ -192,8 +193,13 @@ class RNNSearch(_Base):
         self.model = RNNModelSearch(self.data.ntokens, c.emsize, c.nhid, c.nhidlast, c.dropout, c.dropouth,
                                     c.dropoutx, c.dropouti, c.dropoute).to(device)
         self.alphas = self.model.new_alphas(device)
-        self.w_opt = torch.optim.SGD(self.model.parameters(), lr=c.lr, weight_decay=c.wdecay)
-        self.a_opt = torch.optim.Adam(self.alphas, lr=c.arch_lr, weight_decay=c.arch_wdecay)
+        self.w_opt = make_sgd(self.model.parameters(), lr=c.learning_rate, weight_decay=c.weight_decay)
+        self.a_opt = torch.optim.Adam(self.alphas, lr=c.arch_learning_rate, weight_decay=c.arch_weight_decay)
+
+    def held_in_virtual_step(self) -> List[torch.Tensor]:
+        """The weights the second-order virtual step leaves at w: the tied embedding/decoder weight with
+        ``virtual_step_tied_weight='held'`` (the original's code), none with 'stepped' (the paper's formula)."""
+        return [self.model.encoder.weight] if self.config.virtual_step_tied_weight == "held" else []
 
     def loss_fn(self, hidden, data, targets):
         def loss():
@@ -225,7 +231,7 @@ class RNNSearch(_Base):
                 eta = self.w_opt.param_groups[0]["lr"]
                 grads, hidden_valid = architect.second_order(
                     self.model, self.alphas, self.loss_fn(hidden, data, targets), valid_loss, eta,
-                    weight_decay=c.wdecay, clip=c.clip, r=c.unrolled_eps)
+                    weight_decay=c.weight_decay, clip=c.grad_clip, r=c.unrolled_eps, hold=self.held_in_virtual_step())
             self.arch_update(grads)
 
             self.w_opt.zero_grad(set_to_none=True)
@@ -236,7 +242,7 @@ class RNNSearch(_Base):
                 loss = loss + c.alpha * dropped_rnn_hs[-1].pow(2).mean()
             loss = loss + c.beta * (rnn_hs[-1][1:] - rnn_hs[-1][:-1]).pow(2).mean()
             loss.backward()
-            nn.utils.clip_grad_norm_(params, c.clip)
+            nn.utils.clip_grad_norm_(params, c.grad_clip)
             self.w_opt.step()
             self.w_opt.param_groups[0]["lr"] = lr2
             loss_sum += raw_loss.item()

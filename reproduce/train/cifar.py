@@ -33,10 +33,10 @@ from .. import distributed, image_size
 from ..config import ConfigError
 from ..device import autocast, progress_bar
 from ..distributed import shard_range
+from ..optim import make_sgd
 from .common import (
     GraphedCNNStep,
     cnn_train_step,
-    make_sgd,
     maybe_compile,
     seed_epoch,
     set_drop_path,
@@ -102,7 +102,7 @@ class CIFARTask:
         try:
             train_x, train_y = load_cifar10(config.data, train=True, download=config.download)
         except DatasetNotFoundError as e:
-            raise DatasetNotFoundError(f"{e}; or rerun with --download true") from None
+            raise DatasetNotFoundError(f"{e}; or rerun with --download") from None
         if config.valid_split:
             if config.valid_split >= len(train_x):
                 raise ConfigError(f"valid_split {config.valid_split} leaves no training images "
@@ -153,7 +153,7 @@ class CIFARTask:
 
     # -- one epoch -----------------------------------------------------------------------------
     def lr_at(self, epoch: int) -> float:
-        return 0.5 * self.config.lr * (1 + math.cos(math.pi * epoch / self.config.epochs))
+        return 0.5 * self.config.learning_rate * (1 + math.cos(math.pi * epoch / self.config.epochs))
 
     def run_epoch(self, epoch: int) -> dict:
         cfg, d, dev = self.config, self.d, self.device
@@ -237,7 +237,8 @@ def setup_cnn(recipe, model, config, d, device, memory_format) -> None:
     recipe.model = model.to(device, memory_format=memory_format)
     recipe.parameters = zoo.count_parameters(recipe.model)
     recipe.params = list(recipe.model.parameters())
-    recipe.optimizer = make_sgd(recipe.params, config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
+    recipe.optimizer = make_sgd(recipe.params, config.learning_rate, momentum=config.momentum,
+                                weight_decay=config.weight_decay)
     recipe.train_model = maybe_compile(distributed.wrap(recipe.model, d), config.compile, config.epochs)
     recipe.eval_model = maybe_compile(recipe.model, config.compile, config.epochs)
 

@@ -72,16 +72,6 @@ def maybe_compile(model: nn.Module, enabled: bool, epochs: int) -> nn.Module:
     return torch.compile(model)
 
 
-def make_sgd(params, lr: float, momentum: float = 0.0, weight_decay: float = 0.0) -> torch.optim.SGD:
-    """torch.optim.SGD with the fused kernel where this PyTorch has one for the device (the same update
-    in one kernel instead of a Python loop over ~180 tensors), else the multi-tensor one."""
-    params = list(params)
-    try:
-        return torch.optim.SGD(params, lr, momentum=momentum, weight_decay=weight_decay, fused=True)
-    except (RuntimeError, TypeError, ValueError):
-        return torch.optim.SGD(params, lr, momentum=momentum, weight_decay=weight_decay, foreach=True)
-
-
 def cnn_train_step(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor, *,
                    auxiliary_weight: float, grad_clip: float, params, device: torch.device, amp: str = "none",
                    label_smoothing: float = 0.0, autocast_cache: bool = True):

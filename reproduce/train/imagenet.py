@@ -89,7 +89,7 @@ class ImageNetTask:
                           generator=generator, persistent_workers=False)
 
     def lr_at(self, epoch: int) -> float:
-        return self.config.lr * self.config.gamma ** (epoch // self.config.decay_period)
+        return self.config.learning_rate * self.config.gamma ** (epoch // self.config.decay_period)
 
     def run_epoch(self, epoch: int) -> dict:
         cfg, d, dev = self.config, self.d, self.device

@@ -9,7 +9,8 @@ gradients are clipped to norm 0.25; SGD with lr 20 and weight decay 8e-7.
 
 Per epoch: validation with batch size 10; while on SGD, the run switches to averaged SGD
 (``ASGD(t0=0, lambd=0)``, the same lr) when the validation loss is worse than the best of all
-epochs but the last ``nonmono``; on ASGD, validation uses the averaged weights. Whenever the
+epochs but the last ``nonmono`` (>= 1: with 0 that set is empty, and the original fails on it, so 0 is
+refused); on ASGD, validation uses the averaged weights. Whenever the
 validation loss improves, the weights (the averaged ones on ASGD, as the original saved them)
 and the optimizer are kept as the best checkpoint (``best.pt``). At the end the best weights
 are evaluated on validation (batch 10) and test (batch 1).
@@ -35,15 +36,18 @@ import torch
 import torch.nn.functional as F
 
 import zoo
-from zoo.datasets import Corpus, batchify, get_batch
+from zoo.datasets import batchify, get_batch
 from zoo.fileio import atomic_torch_save
 
 from .. import distributed
 from ..config import ConfigError
+from ..corpora import load_corpus
 from ..device import autocast, progress_bar
+from ..optim import make_sgd
 from ..rundir import NonFiniteError
 from ..runner import Rollback
-from .common import make_sgd, maybe_compile, seed_epoch
+from .common import maybe_compile, seed_epoch
+from .recipes import WT2Config
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +85,7 @@ class LMTask:
         self.config, self.d, self.progress = config, d, progress
         self.device = dev = d.device
         self.local_batch = d.local_batch(config.batch_size)
-        corpus = Corpus(config.data)
+        corpus = load_corpus(config.data, "wt2" if isinstance(config, WT2Config) else "ptb")
         self.ntokens = len(corpus.dictionary)
         train, valid, test = corpus.train, corpus.valid, corpus.test
         if config.limit:
@@ -117,8 +121,8 @@ class LMTask:
     def _optimizer(self, asgd: bool) -> torch.optim.Optimizer:
         cfg = self.config
         if asgd:
-            return torch.optim.ASGD(self.params, lr=cfg.lr, t0=0, lambd=0.0, weight_decay=cfg.wdecay)
-        return make_sgd(self.params, lr=cfg.lr, weight_decay=cfg.wdecay)
+            return torch.optim.ASGD(self.params, lr=cfg.learning_rate, t0=0, lambd=0.0, weight_decay=cfg.weight_decay)
+        return make_sgd(self.params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
 
     # -- state ---------------------------------------------------------------------------------
     def state_dict(self) -> dict:
@@ -168,7 +172,7 @@ class LMTask:
             seq_len = min(seq_len, cfg.bptt + cfg.max_seq_len_delta)
             x, targets = get_batch(data, i, seq_len)
             raw_loss, hidden = lm_train_step(model, self.optimizer, self.params, x, targets, hidden,
-                                             seq_len=seq_len, bptt=cfg.bptt, clip=cfg.clip, alpha=cfg.alpha,
+                                             seq_len=seq_len, bptt=cfg.bptt, clip=cfg.grad_clip, alpha=cfg.alpha,
                                              beta=cfg.beta, device=dev, amp=cfg.amp)
             total += raw_loss.detach().double()
             steps += 1
@@ -226,12 +230,12 @@ class LMTask:
                 self._save_best(epoch)
                 self.stored_loss = val_loss
             hist = self.val_history
-            if len(hist) > cfg.nonmono and val_loss > min(hist[:-cfg.nonmono] if cfg.nonmono else hist):
+            if len(hist) > cfg.nonmono and val_loss > min(hist[:-cfg.nonmono]):
                 log.info("epoch %d: validation did not improve for %d epochs; switching to ASGD", epoch, cfg.nonmono)
                 self.asgd, switched = True, True
                 self.optimizer = self._optimizer(True)
             hist.append(val_loss)
-        return {"lr": cfg.lr, "optimizer": "asgd" if self.asgd and not switched else "sgd",
+        return {"lr": cfg.learning_rate, "optimizer": "asgd" if self.asgd and not switched else "sgd",
                 "train_loss": train_loss, "train_ppl": _ppl(train_loss), "valid_loss": val_loss,
                 "valid_ppl": _ppl(val_loss), "best_valid_ppl": _ppl(self.stored_loss), "switched_to_asgd": switched}
 

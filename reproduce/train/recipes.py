@@ -22,7 +22,6 @@ from dataclasses import dataclass, field
 import torch
 
 import genotypes
-from genotypes import Genotype, RNNGenotype
 
 from .. import image_size
 from ..config import ConfigError, require
@@ -34,32 +33,25 @@ def _f(default, help_text, **meta):
     return field(default=default, metadata={"help": help_text, **meta})
 
 
-def resolve_genotype(arch: str, genotype_text: str, kind: str):
-    """The genotype a config names: its ``genotype`` text when set, else the named ``arch``.
+def resolve_genotype(arch: str, genotype_text: str, kind: str, option: str = ""):
+    """The genotype a config names: its ``genotype`` (text or a name) when set, else the named ``arch``.
 
-    Raises ConfigError naming the problem (unknown name, unparsable text, wrong kind of cell).
+    :func:`genotypes.resolve` does the work; this turns its errors into a ConfigError naming the
+    option and the fix (unknown name, unparsable text, wrong kind of cell, invalid cell).
     """
-    want = Genotype if kind == "cnn" else RNNGenotype
-    if genotype_text:
-        try:
-            g = genotypes.parse(genotype_text)
-        except (ValueError, SyntaxError, TypeError, KeyError) as e:
-            raise ConfigError(f"malformed genotype text {genotype_text[:80]!r}...: {e}. Give the text the search "
-                              f"printed, e.g. {genotypes.format(genotypes.get('DARTS_V2', kind))!r}") from None
-        if not isinstance(g, want):
-            raise ConfigError(f"--genotype is a {type(g).__name__}, but this recipe trains a {want.__name__} "
-                              f"({'convolutional' if kind == 'cnn' else 'recurrent'}) cell")
-    else:
-        try:
-            g = genotypes.get(arch, kind)
-        except (KeyError, ValueError) as e:
-            msg = e.args[0] if e.args else str(e)
-            raise ConfigError(f"--arch: {msg}") from None
+    spec = genotype_text or arch
+    option = option or ("--genotype" if genotype_text else "--arch")
+    cell = "convolutional" if kind == "cnn" else "recurrent"
     try:
-        genotypes.validate(g)
-    except (ValueError, TypeError) as e:
-        raise ConfigError(f"invalid genotype: {e}") from None
-    return g
+        return genotypes.resolve(spec, kind)
+    except TypeError as e:
+        raise ConfigError(f"{option}: {e}; this trains a {cell} cell") from None
+    except genotypes.UnknownGenotypeError as e:
+        raise ConfigError(f"{option}: {e}") from None
+    except ValueError as e:
+        raise ConfigError(f"malformed genotype {option} {str(spec)[:80]!r}: {e}. Give a name (e.g. DARTS_V2) or "
+                          f"the text the search printed, e.g. {genotypes.format(genotypes.get('DARTS_V2', kind))!r}"
+                          ) from None
 
 
 def _check_common(cfg, kind: str) -> None:
@@ -68,7 +60,7 @@ def _check_common(cfg, kind: str) -> None:
     require(cfg.eval_batch_size >= 1, f"eval_batch_size must be >= 1, got {cfg.eval_batch_size}")
     require(cfg.limit >= 0 and cfg.limit_eval >= 0, "limit and limit_eval must be >= 0 (0 = all the data)")
     require(cfg.amp in AMP_CHOICES, f"amp must be one of {', '.join(AMP_CHOICES)}, got {cfg.amp!r}")
-    require(cfg.lr > 0, f"lr must be > 0, got {cfg.lr}")
+    require(cfg.learning_rate > 0, f"learning_rate must be > 0, got {cfg.learning_rate}")
     require(cfg.seed >= 0, f"seed must be >= 0, got {cfg.seed}")
     if cfg.device != "auto":
         try:
@@ -84,7 +76,7 @@ def _check_common(cfg, kind: str) -> None:
 @dataclass
 class _Common:
     arch: str = _f("DARTS_V2", "named genotype to train (DARTS in the original = DARTS_V2)")
-    genotype: str = _f("", "genotype text (as the search prints it); overrides arch when set")
+    genotype: str = _f("", "genotype text (as the search prints it) or a name; overrides arch when set")
     experiment: str = _f("", "experiment name stored in the record (default: train-<dataset>)")
     profile: str = _f("paper", "recipe profile the harness ran this under (paper, quick, demo); saved with the "
                       "run so that records of different profiles are never aggregated together")
@@ -116,7 +108,7 @@ class CIFAR10Config(_Common):
     drop_path_prob: float = _f(0.2, "drop-path probability, ramped linearly: p * epoch / epochs")
     batch_size: int = _f(96, "global batch size")
     eval_batch_size: int = _f(96, "evaluation batch size (does not change results)")
-    lr: float = _f(0.025, "initial learning rate, cosine-annealed to 0 per epoch")
+    learning_rate: float = _f(0.025, "initial learning rate (--lr), cosine-annealed to 0 per epoch")
     momentum: float = _f(0.9, "SGD momentum")
     weight_decay: float = _f(3e-4, "weight decay")
     grad_clip: float = _f(5.0, "gradient norm clip")
@@ -155,7 +147,7 @@ class ImageNetConfig(_Common):
     label_smooth: float = _f(0.1, "label smoothing of the training loss")
     batch_size: int = _f(128, "global batch size")
     eval_batch_size: int = _f(128, "evaluation batch size (does not change results)")
-    lr: float = _f(0.1, "initial learning rate")
+    learning_rate: float = _f(0.1, "initial learning rate (--lr)")
     gamma: float = _f(0.97, "learning-rate decay factor")
     decay_period: int = _f(1, "epochs between two learning-rate decays")
     momentum: float = _f(0.9, "SGD momentum")
@@ -189,9 +181,9 @@ class PTBConfig(_Common):
     dropoutx: float = _f(0.75, "dropout on the input inside the cell")
     dropouti: float = _f(0.2, "dropout on the embedded input")
     dropoute: float = _f(0.1, "dropout of whole words from the embedding")
-    lr: float = _f(20.0, "learning rate (SGD, then ASGD)")
-    wdecay: float = _f(8e-7, "weight decay")
-    clip: float = _f(0.25, "gradient norm clip")
+    learning_rate: float = _f(20.0, "learning rate (--lr; SGD, then ASGD)")
+    weight_decay: float = _f(8e-7, "weight decay (--wdecay)")
+    grad_clip: float = _f(0.25, "gradient norm clip (--clip)")
     batch_size: int = _f(64, "global batch size")
     eval_batch_size: int = _f(10, "validation batch size (10 in the original)")
     test_batch_size: int = _f(1, "test batch size (1 in the original)")
@@ -200,7 +192,7 @@ class PTBConfig(_Common):
     alpha: float = _f(0.0, "activation regularisation (AR) weight")
     beta: float = _f(1e-3, "temporal activation regularisation (TAR) weight")
     nonmono: int = _f(5, "switch to ASGD when validation has not improved on the best of all but the last "
-                      "nonmono epochs")
+                      "nonmono epochs (>= 1)")
     nan_rollbacks: int = _f(10, "on a non-finite loss, roll back to the best checkpoint (as the original) at most "
                             "this many times; 0 = stop with an error")
 
@@ -215,8 +207,11 @@ class PTBConfig(_Common):
         for name in ("dropout", "dropouth", "dropoutx", "dropouti", "dropoute"):
             value = getattr(self, name)
             require(0 <= value < 1, f"{name} must be in [0, 1), got {value}")
-        require(self.nonmono >= 0 and self.nan_rollbacks >= 0, "nonmono and nan_rollbacks must be >= 0")
-        require(self.clip > 0, f"clip must be > 0, got {self.clip}")
+        require(self.nonmono >= 1, f"nonmono must be >= 1, got {self.nonmono}: the switch to ASGD compares the "
+                "validation loss with the best of all epochs but the last nonmono, and with 0 that is no epoch (the "
+                "original stops with an error there); use --nonmono 1 for the quickest switch")
+        require(self.nan_rollbacks >= 0, f"nan_rollbacks must be >= 0, got {self.nan_rollbacks}")
+        require(self.grad_clip > 0, f"grad_clip must be > 0, got {self.grad_clip}")
 
 
 @dataclass
@@ -228,7 +223,7 @@ class WT2Config(PTBConfig):
     nhid: int = _f(700, "hidden units")
     nhidlast: int = _f(700, "hidden units of the last layer")
     dropouth: float = _f(0.15, "dropout on the hidden state inside the cell")
-    wdecay: float = _f(5e-7, "weight decay")
+    weight_decay: float = _f(5e-7, "weight decay (--wdecay)")
 
 
 RECIPES = {"cifar10": CIFAR10Config, "imagenet": ImageNetConfig, "ptb": PTBConfig, "wt2": WT2Config}

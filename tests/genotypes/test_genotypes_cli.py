@@ -107,3 +107,13 @@ def test_cli_every_command_has_help(command, capsys):
         main([command, "--help"])
     assert info.value.code == 0
     assert "usage:" in capsys.readouterr().out
+
+
+def test_cli_takes_names_and_text_of_either_kind_through_genotypes_resolve(capsys):
+    rnn_text = genotypes.format(genotypes.get("DARTS_V2", "rnn"))
+    assert main(["show", rnn_text]) == 0  # text says its own kind
+    assert capsys.readouterr().out.strip() == rnn_text
+    assert main(["show", "darts_v1"]) == 0  # a name, case-insensitive
+    assert capsys.readouterr().out.strip() == genotypes.format(genotypes.get("DARTS_V1"))
+    assert main(["show", rnn_text, "--kind", "cnn"]) == 2  # the wrong kind, asked for explicitly
+    assert "expected a cnn genotype" in capsys.readouterr().err

@@ -6,6 +6,7 @@ import random
 
 import torch
 
+from reproduce.config import canonical
 from reproduce.search import SEARCH_CONFIGS
 from zoo.datasets import write_cifar10, write_text_corpus
 
@@ -45,11 +46,11 @@ def tiny_corpus(path, seed: int = 0, train: int = 24, valid: int = 12, test: int
 def cifar_config(data, **kw):
     base = dict(data=str(data), C=4, layers=3, batch_size=8, epochs=2, device="cpu", deterministic=True)
     base.update(kw)
-    return SEARCH_CONFIGS["cifar10"](**base)
+    return SEARCH_CONFIGS["cifar10"](**canonical(base))
 
 
 def ptb_config(data, **kw):
     base = dict(data=str(data), emsize=12, nhid=12, nhidlast=12, batch_size=4, eval_batch_size=2, bptt=8,
                 epochs=2, device="cpu", deterministic=True)
     base.update(kw)
-    return SEARCH_CONFIGS["ptb"](**base)
+    return SEARCH_CONFIGS["ptb"](**canonical(base))

@@ -13,8 +13,9 @@ import torch
 from train_helpers import make_cifar, tiny_cifar
 
 import zoo
+from reproduce.optim import make_sgd
 from reproduce.train import train
-from reproduce.train.common import GraphedCNNStep, cnn_train_step, make_sgd
+from reproduce.train.common import GraphedCNNStep, cnn_train_step
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 

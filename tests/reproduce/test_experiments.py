@@ -101,10 +101,10 @@ def test_experiment_trains_each_seed_aggregates_and_writes_the_report(tmp_path, 
     from reproduce.aggregate import MixedConfigError, load_experiment
 
     odd = json.loads((exp_dir / "runs" / "seed-1" / "record.json").read_text())
-    odd["seed"], odd["config"]["seed"], odd["config"]["lr"] = 9, 9, 0.5
+    odd["seed"], odd["config"]["seed"], odd["config"]["learning_rate"] = 9, 9, 0.5
     (exp_dir / "runs" / "seed-9").mkdir()
     (exp_dir / "runs" / "seed-9" / "record.json").write_text(json.dumps(odd))
-    with pytest.raises(MixedConfigError, match="lr"):
+    with pytest.raises(MixedConfigError, match="learning_rate"):
         load_experiment(exp_dir)
 
 
@@ -150,7 +150,7 @@ def test_rerun_skips_finished_seeds_resumes_the_interrupted_one_and_adds_new_one
 @pytest.mark.slow
 def test_a_rerun_with_another_config_or_profile_is_refused(tmp_path, tiny_cifar):
     run_experiment(_options(tmp_path, tiny_cifar, runs=1, train_overrides=dict(TINY, epochs=1), report=False))
-    with pytest.raises(ExperimentMismatchError, match=r"lr \(saved 0.025, now 0.1\)"):
+    with pytest.raises(ExperimentMismatchError, match=r"learning_rate \(saved 0.025, now 0.1\)"):
         run_experiment(_options(tmp_path, tiny_cifar, runs=1, train_overrides=dict(TINY, epochs=1, lr=0.1)))
     with pytest.raises(ExperimentMismatchError, match="profile"):
         run_experiment(_options(tmp_path, tiny_cifar, runs=1, profile="paper", train_overrides=dict(TINY, epochs=1)))
@@ -318,9 +318,27 @@ def test_cli_runs_an_experiment_and_prints_the_summary_table(capsys, tmp_path, t
     out = tmp_path / "results" / "c10"
     code = main(["cifar10", "--runs", "2", "--profile", "quick", "--out", str(out), "--data", str(tiny_cifar),
                  "--device", "cpu", "--epochs", "1", "--C", "4", "--layers", "3", "--batch-size", "16",
-                 "--limit", "32", "--limit-eval", "32", "--auxiliary", "false", "--no-progress", "--no-report"])
+                 "--limit", "32", "--limit-eval", "32", "--no-auxiliary", "--no-progress", "--no-report"])
     assert code == 0
     text = capsys.readouterr().out
     assert "test_error" in text and "2.76" in text and "not comparable" in text
     assert not (tmp_path / "results" / "REPORT.md").exists()
     assert json.loads((out / "runs" / "seed-1" / "config.json").read_text())["C"] == 4
+
+
+def test_a_run_that_fails_before_its_first_epoch_leaves_no_directory_behind(tmp_path, tiny_cifar):
+    options = _options(tmp_path, tmp_path / "no-cifar-here", runs=1)
+    with pytest.raises(Exception, match="CIFAR-10|cifar"):
+        run_experiment(options)
+    assert not (tmp_path / "results" / "exp").exists()
+    # a directory that was there before is left as it was
+    (tmp_path / "results" / "exp").mkdir(parents=True)
+    with pytest.raises(Exception, match="CIFAR-10|cifar"):
+        run_experiment(options)
+    assert (tmp_path / "results" / "exp").is_dir()
+
+
+def test_gpus_with_the_slurm_launcher_is_an_error_not_ignored(tmp_path, tiny_cifar):
+    with pytest.raises(ValueError, match="--gpus.*--launcher slurm.*--gpus-per-job"):
+        run_experiment(_options(tmp_path, tiny_cifar, gpus=["0", "1"], launcher="slurm"))
+    assert not (tmp_path / "results").exists()

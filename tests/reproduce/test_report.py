@@ -85,10 +85,10 @@ def test_no_number_appears_without_a_record(tmp_path):
                       arch="DARTS_V2", seeds=[0, 1])
     (root / "runs" / "seed-0").mkdir(parents=True)  # started, not finished
     text = write_report(tmp_path, with_figures=False).read_text()
-    section = text.split("## Experiment `ptb`")[1].split("## Paper targets")[0]
-    assert "No finished run yet" in section
-    assert "(n=" not in section.replace("(n=10", "")  # no summary of ours anywhere
-    assert "seeds not finished: 0, 1" in section
+    assert "## Experiment `ptb`" not in text  # nothing measured: no section of empty tables
+    body = text.split("## Paper targets")[0]
+    assert "(n=" not in body.replace("(n=10", "")  # no summary of ours anywhere
+    assert "No finished run yet: `ptb` (paper; seeds 0, 1 not finished)." in body  # one line of the summary
     assert "| ptb " in text and "not run" in text
 
 

@@ -48,10 +48,10 @@ def test_configs_default_to_the_papers_values():
         5.0, 3e-4, 1e-3, 0.5, 0.999)
     assert (c.C, c.layers, c.steps, c.multiplier, c.stem_multiplier, c.train_portion) == (16, 8, 4, 4, 3, 0.5)
     p = SEARCH_CONFIGS["ptb"]()
-    assert (p.emsize, p.nhid, p.batch_size, p.bptt, p.lr, p.wdecay, p.clip, p.epochs) == (
+    assert (p.emsize, p.nhid, p.batch_size, p.bptt, p.learning_rate, p.weight_decay, p.grad_clip, p.epochs) == (
         300, 300, 256, 35, 20.0, 5e-7, 0.25, 50)
     assert (p.dropout, p.dropouth, p.dropoutx, p.dropouti, p.dropoute, p.beta) == (0.75, 0.25, 0.75, 0.2, 0.0, 1e-3)
-    assert (p.arch_lr, p.arch_wdecay) == (3e-3, 1e-3)
+    assert (p.arch_learning_rate, p.arch_weight_decay) == (3e-3, 1e-3)
     for cls in SEARCH_CONFIGS.values():
         for field in ("seed", "order", "epochs", "data", "device", "deterministic"):
             assert hasattr(cls(), field)

@@ -196,6 +196,76 @@ def test_second_order_rnn_gradient_includes_the_clip_coefficient_as_the_original
     torch.testing.assert_close(grads[0], expected, rtol=1e-6, atol=1e-9)
 
 
+def _rnn_expected_second_order(model, alphas, data, lr, wd, clip, tied_held: bool):
+    """The original's (tied weight held at w in the virtual step) or the formula's (stepped) gradient,
+    written out with torch.func; ``v`` and the finite difference cover every weight in both."""
+    x, y, xv, yv = data
+    hidden = model.init_hidden(3)
+    names = [n for n, _ in model.named_parameters()]
+    params = list(model.parameters())
+    tied = next(i for i, p in enumerate(params) if p is model.encoder.weight)
+
+    def nll(ws, inp, tgt):
+        out, _ = torch.func.functional_call(model, dict(zip(names, ws)), (inp, hidden, alphas[0]))
+        return F.nll_loss(out.view(-1, out.size(2)), tgt.reshape(-1))
+
+    g = torch.autograd.grad(nll(params, x, y), params)
+    coef = clip / (torch.sqrt(sum((t ** 2).sum() for t in g)) + 1e-6)
+    w_new = [(p - lr * (min(1.0, float(coef)) * gi + wd * p)).detach() for p, gi in zip(params, g)]
+    if tied_held:
+        w_new[tied] = params[tied].detach().clone()
+    w_new = [t.requires_grad_(True) for t in w_new]
+    out = torch.autograd.grad(nll(w_new, xv, yv), alphas + w_new)
+    da, v = out[:1], out[1:]
+    vnorm = torch.sqrt(sum((t ** 2).sum() for t in v))
+    v = [t * min(1.0, float(clip / (vnorm + 1e-6))) for t in v]
+    gg = torch.autograd.grad(nll(params, x, y), params, create_graph=True)
+    mixed = torch.autograd.grad(sum((a * b).sum() for a, b in zip(gg, v)), alphas)
+    return da[0] - lr * coef * mixed[0], nll, params
+
+
+@pytest.mark.parametrize("tied_held", [True, False], ids=["held-original", "stepped-formula"])
+def test_second_order_rnn_tied_weight_held_as_the_original_or_stepped_as_the_formula(tied_held):
+    model, alphas, data = _tiny_rnn(seed=1)
+    lr, wd, clip = 2.0, 5e-7, 0.05
+    expected, nll, params = _rnn_expected_second_order(model, alphas, data, lr, wd, clip, tied_held)
+    x, y, xv, yv = data
+    w = model.encoder.weight.detach().clone()
+    seen = {}
+
+    def valid_loss():  # the pass at w': record where the tied embedding and another weight are
+        seen["tied"] = model.encoder.weight.detach().clone()
+        seen["decoder"] = model.decoder.weight.detach().clone()
+        seen["other"] = [p.detach().clone() for p in params if p is not model.encoder.weight]
+        return nll(params, xv, yv), None
+
+    before = [p.detach().clone() for p in params if p is not model.encoder.weight]
+    grads, _ = architect.second_order(
+        model, alphas, lambda: (nll(params, x, y), None), valid_loss, lr, weight_decay=wd, clip=clip, r=1e-5,
+        hold=[model.encoder.weight] if tied_held else [])
+    assert torch.equal(seen["tied"], seen["decoder"])  # one tied tensor
+    assert torch.equal(seen["tied"], w) == tied_held  # the embedding stays at w in the unrolled pass (original)
+    assert all(not torch.equal(a, b) for a, b in zip(seen["other"], before))  # every other weight is at w'
+    torch.testing.assert_close(grads[0], expected, rtol=1e-6, atol=1e-9)
+    other_expected, _, _ = _rnn_expected_second_order(model, alphas, data, lr, wd, clip, not tied_held)
+    assert (other_expected - expected).norm() > 1e-3 * expected.norm()  # the two really differ
+
+
+def test_rnn_search_holds_the_tied_weight_by_default_and_steps_it_on_request():
+    from reproduce.search.config import PTBSearchConfig
+    from reproduce.search.loop import RNNSearch
+
+    assert PTBSearchConfig().virtual_step_tied_weight == "held"
+    searcher = RNNSearch.__new__(RNNSearch)  # the choice only: no data needed
+    searcher.model, _, _ = _tiny_rnn()
+    searcher.config = PTBSearchConfig()
+    assert [t is searcher.model.encoder.weight for t in searcher.held_in_virtual_step()] == [True]
+    searcher.config = PTBSearchConfig(virtual_step_tied_weight="stepped")
+    assert searcher.held_in_virtual_step() == []
+    with pytest.raises(ValueError, match="virtual_step_tied_weight must be held or stepped"):
+        PTBSearchConfig(virtual_step_tied_weight="both").validate()
+
+
 def test_derived_genotypes_equal_genotypes_derive_on_the_same_logits():
     from reproduce.search import cnn_supernet, rnn_supernet
 

@@ -152,7 +152,7 @@ def test_augment_crops_flips_normalises_and_cuts_out_like_the_original():
 @pytest.mark.slow
 def test_kill_minus_nine_mid_run_then_rerun_gives_the_uninterrupted_curve(cifar, tmp_path):
     args = ["--data", str(cifar), "--device", "cpu", "--num-threads", "1", "--epochs", "2", "--C", "4",
-            "--layers", "3", "--batch-size", "8", "--deterministic", "true", "--no-progress"]
+            "--layers", "3", "--batch-size", "8", "--deterministic", "--no-progress"]
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     out = tmp_path / "killed"
     proc = subprocess.Popen([sys.executable, "-m", "reproduce", "train", "cifar10", "--out", str(out), *args],

@@ -31,7 +31,7 @@ def ddp(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("ddp")
     corpus, cifar = make_corpus(tmp / "ptb"), make_cifar(tmp / "cifar")
     lm_cfg = tiny_lm(corpus, epochs=2, dropout=0.0, dropouth=0.0, dropoutx=0.0, dropouti=0.0, dropoute=0.0,
-                     nonmono=0)
+                     nonmono=1)
     cnn_cfg = tiny_cifar(cifar, epochs=2, drop_path_prob=0.0)
     jobs = [("ptb", lm_cfg, str(tmp / "ddp_ptb")), ("cifar10", cnn_cfg, str(tmp / "ddp_cifar"))]
     result = tmp / "result"

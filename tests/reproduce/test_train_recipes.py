@@ -18,7 +18,7 @@ def test_recipes_maps_the_four_datasets_to_their_configs():
 
 def test_cifar10_defaults_are_the_original_train_py_with_auxiliary_and_cutout():
     c = CIFAR10Config()
-    assert (c.C, c.layers, c.batch_size, c.lr, c.momentum, c.weight_decay, c.epochs) == (
+    assert (c.C, c.layers, c.batch_size, c.learning_rate, c.momentum, c.weight_decay, c.epochs) == (
         36, 20, 96, 0.025, 0.9, 3e-4, 600)
     assert (c.auxiliary, c.auxiliary_weight, c.cutout, c.cutout_length, c.drop_path_prob, c.grad_clip) == (
         True, 0.4, True, 16, 0.2, 5.0)
@@ -28,7 +28,7 @@ def test_cifar10_defaults_are_the_original_train_py_with_auxiliary_and_cutout():
 
 def test_imagenet_defaults_are_the_original_train_imagenet_py():
     c = ImageNetConfig()
-    assert (c.C, c.layers, c.batch_size, c.lr, c.momentum, c.weight_decay, c.epochs) == (
+    assert (c.C, c.layers, c.batch_size, c.learning_rate, c.momentum, c.weight_decay, c.epochs) == (
         48, 14, 128, 0.1, 0.9, 3e-5, 250)
     assert (c.auxiliary, c.auxiliary_weight, c.label_smooth, c.gamma, c.decay_period, c.grad_clip) == (
         True, 0.4, 0.1, 0.97, 1, 5.0)
@@ -36,13 +36,14 @@ def test_imagenet_defaults_are_the_original_train_imagenet_py():
 
 def test_ptb_and_wt2_defaults_are_the_original_rnn_train_py():
     p = PTBConfig()
-    assert (p.emsize, p.nhid, p.nhidlast, p.lr, p.wdecay, p.batch_size, p.bptt, p.clip, p.beta, p.nonmono) == (
+    assert (p.emsize, p.nhid, p.nhidlast, p.learning_rate, p.weight_decay, p.batch_size, p.bptt, p.grad_clip, p.beta,
+            p.nonmono) == (
         850, 850, 850, 20.0, 8e-7, 64, 35, 0.25, 1e-3, 5)
     assert (p.dropout, p.dropouth, p.dropoutx, p.dropouti, p.dropoute) == (0.75, 0.25, 0.75, 0.2, 0.1)
     assert (p.epochs, p.eval_batch_size, p.test_batch_size, p.seed, p.max_seq_len_delta) == (8000, 10, 1, 1267, 20)
     w = WT2Config()
-    assert (w.emsize, w.nhid, w.nhidlast, w.dropouth, w.wdecay) == (700, 700, 700, 0.15, 5e-7)
-    assert (w.dropout, w.dropoutx, w.lr, w.batch_size) == (0.75, 0.75, 20.0, 64)
+    assert (w.emsize, w.nhid, w.nhidlast, w.dropouth, w.weight_decay) == (700, 700, 700, 0.15, 5e-7)
+    assert (w.dropout, w.dropoutx, w.learning_rate, w.batch_size) == (0.75, 0.75, 20.0, 64)
 
 
 @pytest.mark.parametrize("dataset,overrides,match", [
@@ -113,3 +114,15 @@ def test_cli_turns_bad_input_into_one_line_and_exit_code_2(cifar, tmp_path, caps
     assert "record.json" in capsys.readouterr().err
     assert main(["train", "cifar10", "--out", str(tmp_path / "c"), "--data", str(tmp_path / "nodata"), *TINY]) == 2
     assert "CIFAR-10 not found" in capsys.readouterr().err
+
+
+def test_genotype_and_arch_are_resolved_by_genotypes_resolve_names_or_text():
+    from reproduce.experiments import canonical_genotype
+    from reproduce.train.recipes import resolve_genotype
+
+    v1 = genotypes.get("DARTS_V1")
+    assert resolve_genotype("DARTS_V2", "DARTS_V1", "cnn") == v1  # a name in the genotype field
+    assert resolve_genotype("darts_v1", "", "cnn") == v1
+    assert canonical_genotype("DARTS_V1", "cnn") == genotypes.format(v1)
+    with pytest.raises(ConfigError, match="--arch: unknown cnn genotype"):
+        resolve_genotype("NOPE", "", "cnn")

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import torch
 
+from reproduce.config import canonical
 from reproduce.train import RECIPES
 from zoo.datasets import write_cifar10, write_text_corpus
 
@@ -51,21 +52,21 @@ def tiny_cifar(data: Path, **kw):
     base = dict(data=str(data), device="cpu", num_threads=1, epochs=2, C=4, layers=3, batch_size=16,
                 eval_batch_size=24, deterministic=True)
     base.update(kw)
-    return RECIPES["cifar10"](**base)
+    return RECIPES["cifar10"](**canonical(base))
 
 
 def tiny_lm(data: Path, dataset: str = "ptb", **kw):
     base = dict(data=str(data), device="cpu", num_threads=1, epochs=2, emsize=12, nhid=12, nhidlast=12,
                 batch_size=4, bptt=8, eval_batch_size=2, deterministic=True)
     base.update(kw)
-    return RECIPES[dataset](**base)
+    return RECIPES[dataset](**canonical(base))
 
 
 def tiny_imagenet(data: Path, **kw):
     base = dict(data=str(data), device="cpu", num_threads=1, epochs=1, C=4, layers=3, batch_size=2,
                 eval_batch_size=4, workers=0, deterministic=True)
     base.update(kw)
-    return RECIPES["imagenet"](**base)
+    return RECIPES["imagenet"](**canonical(base))
 
 
 def ddp_worker(rank: int, world: int, port: int, jobs, result_path: str) -> None:

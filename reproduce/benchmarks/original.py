@@ -1,9 +1,10 @@
 """Load the ORIGINAL DARTS code (quark0/darts) from a user's checkout, for benchmarks only.
 
 Nothing of the original is shipped here: the user points ``--original-src`` at a checkout, e.g.
-``git clone https://github.com/quark0/darts /tmp/darts-orig``. Its modules are imported under
-private names (they are called ``genotypes``, ``model``, ``utils``... which would clash with this
-project), with the smallest shims that let 2018 code run on today's PyTorch on any device:
+``git clone https://github.com/quark0/darts /tmp/darts-orig``. Its modules are imported by
+their own names (``genotypes``, ``model``, ``utils``...) and removed again afterwards, so that they
+never replace this project's modules of the same names, with the smallest shims that let 2018 code
+run on today's PyTorch on any device:
 
 - cnn ``utils.drop_path`` allocates its mask with ``torch.cuda.FloatTensor``: the same in-place
   arithmetic with the mask allocated on the input's device;
@@ -16,7 +17,7 @@ project), with the smallest shims that let 2018 code run on today's PyTorch on a
 from __future__ import annotations
 
 import contextlib
-import importlib.util
+import importlib
 import io
 import sys
 import types
@@ -25,42 +26,51 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-_CLASHING = ("genotypes", "model", "utils", "operations")
-
-
-def _load(path: Path, name: str):
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
+# The original's top-level module names, which would clash with this project's (genotypes) or each other's.
+_CLASHING = ("genotypes", "model", "model_search", "architect", "utils", "operations")
 
 
 @contextlib.contextmanager
-def _original_namespace():
+def _original_namespace(directory: Path):
+    """Import the original's modules from ``directory`` by their own top-level names, and put back
+    whatever modules of those names were there before (this project's ``genotypes``) afterwards."""
     saved = {k: sys.modules.pop(k) for k in _CLASHING if k in sys.modules}
+    sys.path.insert(0, str(directory))
     try:
         yield
     finally:
+        sys.path.remove(str(directory))
         for k in _CLASHING:
             sys.modules.pop(k, None)
         sys.modules.update(saved)
 
 
-def _check(src: Path, part: str) -> Path:
+def _check(src, part: str, files=("model.py",)) -> Path:
+    if not src:
+        raise ValueError("the original's code is needed: give --original-src DIR, a checkout of quark0/darts (e.g. "
+                         "git clone https://github.com/quark0/darts DIR)")
     d = Path(src).expanduser() / part
-    if not (d / "model.py").is_file():
-        raise FileNotFoundError(f"--original-src {src}: no {part}/model.py there; point it at a checkout of "
+    missing = [f for f in files if not (d / f).is_file()]
+    if missing:
+        raise FileNotFoundError(f"--original-src {src}: no {part}/{missing[0]} there; point it at a checkout of "
                                 "https://github.com/quark0/darts (e.g. git clone it to /tmp/darts-orig)")
     return d
+
+
+def load_cnn_search(src) -> types.SimpleNamespace:
+    """The original cnn search: ``model_search.Network`` and ``architect.Architect``, as written."""
+    d = _check(src, "cnn", ("model_search.py", "architect.py"))
+    with _original_namespace(d):
+        return types.SimpleNamespace(model_search=importlib.import_module("model_search"),
+                                     architect=importlib.import_module("architect"))
 
 
 def load_cnn(src, device) -> types.SimpleNamespace:
     """The original cnn package: ``model.NetworkCIFAR``, ``genotypes``, ``utils`` (shimmed)."""
     d = _check(src, "cnn")
     device = torch.device(device)
-    with _original_namespace():
-        utils = _load(d / "utils.py", "utils")
+    with _original_namespace(d):
+        utils = importlib.import_module("utils")
 
         def drop_path(x, drop_prob):  # the original's in-place math; mask on x's device
             if drop_prob > 0.0:
@@ -79,9 +89,8 @@ def load_cnn(src, device) -> types.SimpleNamespace:
 
         utils.drop_path = drop_path
         utils.accuracy = accuracy
-        _load(d / "operations.py", "operations")
-        genotypes = _load(d / "genotypes.py", "genotypes")
-        model = _load(d / "model.py", "model")
+        genotypes = importlib.import_module("genotypes")
+        model = importlib.import_module("model")  # imports operations and the shimmed utils
     return types.SimpleNamespace(model=model, genotypes=genotypes, utils=utils)
 
 
@@ -89,8 +98,8 @@ def load_rnn(src, device) -> types.SimpleNamespace:
     """The original rnn package: ``model.RNNModel``, ``model.DARTSCell``, ``genotypes``, ``utils`` (shimmed)."""
     d = _check(src, "rnn")
     device = torch.device(device)
-    with _original_namespace():
-        utils = _load(d / "utils.py", "utils")
+    with _original_namespace(d):
+        utils = importlib.import_module("utils")
         original_mask2d = utils.mask2d
 
         def mask2d(B, D, keep_prob, cuda=True):  # the original's mask, on the chosen device
@@ -108,8 +117,8 @@ def load_rnn(src, device) -> types.SimpleNamespace:
 
         utils.mask2d = mask2d
         utils.embedded_dropout = embedded_dropout
-        genotypes = _load(d / "genotypes.py", "genotypes")
-        model = _load(d / "model.py", "model")
+        genotypes = importlib.import_module("genotypes")
+        model = importlib.import_module("model")
     return types.SimpleNamespace(model=model, genotypes=genotypes, utils=utils)
 
 
