@@ -83,3 +83,13 @@ def test_each_random_cell_counts_once_as_the_mean_of_its_seeds(tmp_path):
 
 def test_no_baseline_directory_means_no_baseline(tmp_path):
     assert rb.load(tmp_path, read_records) is None
+
+
+def test_a_bad_baseline_option_is_a_one_line_error_with_exit_code_2(capsys, tmp_path):
+    from reproduce.__main__ import main
+
+    assert main(["cifar10", "--baseline", "random:x", "--dry-run", "--out", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "random:N" in err
+    assert main(["cifar10", "--baseline", "random:3:5", "--dry-run", "--out", str(tmp_path / "y")]) == 0
+    assert "3 random cells of the DARTS space (draw seed 5)" in capsys.readouterr().out
