@@ -67,9 +67,16 @@ def curve_metrics(records: Sequence[dict]) -> List[str]:
     return found
 
 
-def integer_epochs(ax) -> None:
-    """Epoch axes tick whole epochs only (a few epochs would otherwise get ticks like 0.5, 1.5)."""
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+def integer_epochs(ax, epochs: Sequence[int] = ()) -> None:
+    """Epoch axes tick whole epochs only (a few epochs would otherwise get ticks like 0.5, 1.5): every epoch
+    when there are few (one epoch alone too), else whole numbers chosen by matplotlib."""
+    shown = sorted(set(int(e) for e in epochs))
+    if shown and len(shown) <= 12:
+        ax.set_xticks(shown)
+        if len(shown) == 1:
+            ax.set_xlim(shown[0] - 1, shown[0] + 1)
+    else:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
 
 
 def learning_curves(records: Sequence[dict], metric: str, path: Path, title: str = "",
@@ -108,6 +115,7 @@ def learning_curves(records: Sequence[dict], metric: str, path: Path, title: str
                     label=name if len(series) <= 10 and k == 0 else None)
         sel = [i for i, e in enumerate(epochs) if e >= start]
         ax.plot([epochs[i] for i in sel], [mean[i] for i in sel], color="black", lw=2,
+                marker="o" if len(sel) <= 12 else None, ms=4,
                 label=f"mean of {len(series)} seed(s)" if k == 0 else None)
         if len(series) > 1:
             ax.fill_between([epochs[i] for i in sel], [low[i] for i in sel], [high[i] for i in sel], color="gray",
@@ -118,7 +126,7 @@ def learning_curves(records: Sequence[dict], metric: str, path: Path, title: str
             ax.axhline(reference["mean"], color="tab:purple", ls=":", lw=1.2,
                        label=f"{reference['label']} {reference['mean']:.4g}" if k == 0 else None)
         ax.set_xlabel("epoch")
-        integer_epochs(ax)
+        integer_epochs(ax, [e for e in epochs if e >= start])
         ax.set_ylabel(label(metric))
         if k == 0 and (metric.endswith("_ppl") or metric.endswith("_loss")):
             vals = [v for p in series.values() for v in p.values()]
