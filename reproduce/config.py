@@ -37,15 +37,6 @@ def canonical(data: Dict[str, Any]) -> Dict[str, Any]:
     return out
 
 
-def parse_bool(text: str) -> bool:
-    lowered = str(text).lower()
-    if lowered in ("1", "true", "yes", "on"):
-        return True
-    if lowered in ("0", "false", "no", "off"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
-
-
 def field_type(cls, field: dataclasses.Field):
     hints = typing.get_type_hints(cls)
     tp = hints.get(field.name, str)

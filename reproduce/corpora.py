@@ -23,6 +23,6 @@ def load_corpus(path, dataset: str) -> zds.Corpus:
         path = Path(path).expanduser()
         missing = [f"{s}.txt" for s in zds.Corpus.SPLITS if not (path / f"{s}.txt").is_file()]
         raise zds.DatasetNotFoundError(
-            f"{name} not found: {path} lacks {', '.join(missing)}. Get it from {url} and copy "
+            f"{name} not found: {path} lacks {', '.join(missing)} (the awd-lstm-lm layout). Get it from {url} and copy "
             f"{member.format(split='{train,valid,test}')} to {path}/{{train,valid,test}}.txt, or point --data at "
             "the directory holding train.txt, valid.txt and test.txt") from None

@@ -36,6 +36,20 @@ def pick_device(name: str, local_rank: int = 0) -> torch.device:
     return device
 
 
+# The fastest exact settings per device type, measured (results/bench/README-search.md, "Defaults per
+# device"): channels_last for the conv search where it is faster and safe. A device type not measured
+# keeps the plain layout. CPU: measured faster (~1.2x per second-order step), but PyTorch 2.14.1's CPU
+# backward of a strided 1x1 convolution in channels_last (the reduction cells' FactorizedReduce) aborts
+# or segfaults at small sizes (C=2..4, 8-16 px; a double free), so it cannot be the default there.
+SEARCH_CHANNELS_LAST: dict = {}
+
+
+def search_channels_last(device: torch.device, asked: Optional[bool] = None, table: Optional[dict] = None) -> bool:
+    """channels_last for the conv search on ``device``: ``asked`` when given, else the measured default."""
+    table = SEARCH_CHANNELS_LAST if table is None else table
+    return bool(asked) if asked is not None else table.get(torch.device(device).type, False)
+
+
 def autocast(device: torch.device, amp: str, cache: bool = True):
     """bf16 autocast when asked (``cache=False`` inside CUDA graph capture, which needs it)."""
     if amp == "bf16":

@@ -80,3 +80,16 @@ def test_dependencies_point_one_way():
     wrong = [f"{a} imports {b}" for a, targets in _graph().items() for b in targets
              if rank[b.split(".")[0]] > rank[a.split(".")[0]]]
     assert not wrong, wrong
+
+
+def test_no_private_name_is_imported_from_another_module():
+    known = _modules()
+    found = []
+    for name, path in known.items():
+        if name.split(".")[0] not in ACYCLIC:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.level or (node.module or "").split(".")[0] in PACKAGES):
+                found += [f"{name}: from {'.' * node.level}{node.module or ''} import {a.name}"
+                          for a in node.names if a.name.startswith("_") and a.name != "__future__"]
+    assert not found, found

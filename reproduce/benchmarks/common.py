@@ -18,7 +18,8 @@ def add_common_arguments(parser: argparse.ArgumentParser, steps: int = 20) -> No
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ... (default: cpu)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--amp", choices=["none", "bf16"], default="none", help="autocast dtype (default: none)")
-    parser.add_argument("--channels-last", action="store_true", help="channels_last memory format")
+    parser.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
+                        help="channels_last memory format (default: the device's default, as a run would choose)")
     parser.add_argument("--compile", action="store_true", help="torch.compile the model")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", action="store_true", help="print only the JSON result line")

@@ -23,6 +23,7 @@ import time
 import torch
 import torch.nn as nn
 
+from ..device import search_channels_last
 from .common import add_common_arguments, peak_memory_mb, report, setup, sync
 from .original import load_cnn_search
 
@@ -221,7 +222,8 @@ def _run(args) -> int:
     result = {"bench": "search", "impl": args.impl, "with_data": args.with_data, "order": args.order, "C": args.C,
               "layers": args.layers,
               "batch": args.batch, "device": str(device), "threads": torch.get_num_threads(), "amp": args.amp,
-              "channels_last": args.channels_last, "compile": args.compile, "torch": torch.__version__,
+              "channels_last": search_channels_last(device, args.channels_last), "compile": args.compile,
+              "torch": torch.__version__,
               "machine": platform.processor() or platform.machine()}
     main = "ours" if "ours" in times else "original"
     t = times[main]

@@ -86,18 +86,21 @@ def register(sub) -> None:
                            help="comma-separated GPU ids: one run per GPU at a time, queued (e.g. 0,1,2,3)")
         where.add_argument("--launcher", choices=("local", "slurm"), default="local",
                            help="local (default) or slurm (one job per run through submitit)")
-        where.add_argument("--partition", default=None, help="Slurm partition")
-        where.add_argument("--time", type=int, default=24 * 60,
+        slurm = parser.add_argument_group("with --launcher slurm")
+        slurm.add_argument("--partition", default=None, help="Slurm partition")
+        slurm.add_argument("--time", type=int, default=24 * 60,
                            help="Slurm time limit per job in minutes (a job that reaches it is requeued and "
                                 "resumes; default 1440)")
-        where.add_argument("--gpus-per-job", type=int, default=1,
+        slurm.add_argument("--gpus-per-job", type=int, default=1,
                            help="Slurm GPUs per job (default 1; 0: CPU). With N > 1 a job runs N processes, one per "
                                 "GPU, under DistributedDataParallel; the batch size stays the recipe's global batch")
-        where.add_argument("--cpus-per-job", type=int, default=8, help="Slurm CPUs per job (default 8)")
-        where.add_argument("--mem-gb", type=int, default=None, help="Slurm memory per job in GB")
-        where.add_argument("--slurm-folder", default=None, help="submitit's folder (default <out>/slurm)")
+        slurm.add_argument("--cpus-per-job", type=int, default=8, help="Slurm CPUs per job (default 8)")
+        slurm.add_argument("--mem-gb", type=int, default=None, help="Slurm memory per job in GB")
+        slurm.add_argument("--slurm-folder", default=None, help="submitit's folder (default <out>/slurm)")
+        where = parser.add_argument_group("output and checks")
         where.add_argument("--dry-run", action="store_true",
-                           help="check the configs and print what would run (seeds, directories, GPUs); run nothing")
+                           help="check the configs and the data, print what would run (seeds, directories, GPUs) "
+                                "and about how long it takes here (from a measured two-step epoch); run nothing")
         where.add_argument("--no-report", action="store_true", help="do not write the report at the end")
         where.add_argument("--format", choices=("markdown", "latex"), default="markdown", help="report format")
         where.add_argument("--no-progress", action="store_true", help="no progress bars")

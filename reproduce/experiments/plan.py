@@ -200,23 +200,39 @@ def describe_plan(options: ExperimentOptions) -> List[str]:
     where = (f"Slurm ({(options.slurm or SlurmOptions()).cluster})" if options.launcher == "slurm" else
              f"GPUs {','.join(gpus)}, one run per GPU at a time" if gpus else "this process, one run after another")
     lines.append(f"runs on: {where}")
+    train_base = {**profile_overrides(spec, options.profile), **options.train_overrides, **runtime,
+                  "experiment": spec.name, "profile": options.profile}
     if options.search:
+        from ..search import SEARCH_CONFIGS
+
         _check_search(spec, options)
         search_seeds = resolve_search_seeds(options)
+        short = resolve_selection_epochs(spec, options)
+        profile_search = dict(spec.quick_search) if options.profile == "quick" else {}
+        search_cfg = build_config(SEARCH_CONFIGS, spec.search_dataset,
+                                  {**profile_search, **options.search_overrides, **runtime, "seed": search_seeds[0],
+                                   "order": options.order}, "search config")
+        # the cell is not known before the search: DARTS_V2 stands in for it in the time estimate
+        final_cfg = build_config(RECIPES, spec.dataset, {**train_base, "seed": seeds[0]}, "training recipe")
+        selection_cfg = build_config(RECIPES, spec.dataset, {**train_base, **spec.selection_overrides,
+                                                             **options.selection_overrides, "seed": search_seeds[0],
+                                                             "epochs": short}, "training recipe")
+        work = [(len(search_seeds), "search", search_cfg), (len(search_seeds), "train", selection_cfg),
+                (len(seeds), "train", final_cfg)]
         lines.append(f"1. {len(search_seeds)} searches on {spec.search_dataset} (order {options.order}), seeds "
                      f"{search_seeds} -> {out / 'search'}")
-        lines.append(f"2. a {resolve_selection_epochs(spec, options)}-epoch training of each searched cell -> "
+        lines.append(f"2. a {short}-epoch training of each searched cell -> "
                      f"{out / 'selection'}; the best {spec.selection_metric} is chosen")
         lines.append(f"3. {len(seeds)} trainings of the chosen cell, seeds {seeds} -> {out / 'runs'}")
     else:
-        base = {**profile_overrides(spec, options.profile), **options.train_overrides, **runtime,
-                "experiment": spec.name, "profile": options.profile}
+        base = dict(train_base)
         if arch:
             base.update(arch=arch, genotype="")
-        build_final_configs(spec, RECIPES, base, arch, genotype_text, seeds, out)
+        configs = build_final_configs(spec, RECIPES, base, arch, genotype_text, seeds, out)
         done = [s for s in seeds if read_result(Job("train", spec.dataset, {"seed": s},
                                                       str(out / "runs" / f"seed-{s}"))) is not None]
         todo = [s for s in seeds if s not in done]
+        work = [(len(todo), "train", configs[0])] if todo else []
         lines.append(f"cell: {arch or 'custom genotype'}; {len(seeds)} trainings, seeds {seeds} "
                      f"({len(done)} finished, skipped: {done or '-'})")
         if gpus and options.launcher == "local" and todo:
@@ -232,6 +248,48 @@ def describe_plan(options: ExperimentOptions) -> List[str]:
                      f"same recipe and seeds {seeds} -> {out / random_baseline.DIR}")
     target = target_for(spec, arch, options.search, options.order) if options.target == "auto" else options.target
     lines.append(f"compared with: {target or 'no published figure'}")
+    lines.extend(_data_and_time(spec, options, work))
+    return lines
+
+
+def _data_and_time(spec: ExperimentSpec, options: ExperimentOptions, work) -> List[str]:
+    """The data check (an error when missing) and the time estimate of ``work``: (count, kind, config)."""
+    from ..device import pick_device
+    from .estimate import PROBE_STEPS, check_data, format_duration, search_seconds, training_seconds
+
+    lines = []
+    for _, kind, cfg in work:
+        dataset = spec.search_dataset if kind == "search" else spec.dataset
+        try:
+            check_data(dataset, cfg["data"])
+        except FileNotFoundError:
+            if not (kind == "search" and dataset == "cifar10"):
+                raise
+            lines.append(f"data: CIFAR-10 is not in {cfg['data']}; the search downloads it")
+    if work:
+        lines.append("data: " + ", ".join(sorted({cfg["data"] for _, _, cfg in work})) + " (found)")
+    if not work:
+        return lines + ["time: nothing left to run"]
+    if options.launcher == "slurm":
+        return lines + ["time: not measured here (the runs go to Slurm nodes)"]
+    try:
+        device = pick_device(work[0][2].get("device", "auto"))
+    except ValueError as e:
+        return lines + [f"time: not measured ({e})"]
+    total, parts = 0.0, []
+    for count, kind, cfg in work:
+        dataset = spec.search_dataset if kind == "search" else spec.dataset
+        seconds = search_seconds(dataset, cfg) if kind == "search" else training_seconds(dataset, cfg)
+        if seconds is None:
+            parts.append(f"{count} x {kind} {dataset}: not estimated")
+            continue
+        total += count * seconds
+        parts.append(f"{count} x {kind} {dataset} ({cfg['epochs']} epochs): {format_duration(seconds)} each")
+    parallel = max(1, len(options.gpus))
+    lines.append(f"time on {device}: about {format_duration(total / parallel)} in all"
+                 + (f" over {parallel} GPUs" if parallel > 1 else "") + "; " + "; ".join(parts))
+    lines.append(f"  (from a measured {PROBE_STEPS}-step epoch of each recipe; training steps only, the evaluations "
+                 "add to it)")
     return lines
 
 

@@ -17,7 +17,7 @@ initialisation), ``checkpoint.pt`` and, when finished, ``record.json``.
 
 Modules: :mod:`.config` (configs, the paper's defaults), :mod:`.cnn_supernet` and
 :mod:`.rnn_supernet` (the supernets), :mod:`.architect` (first- and second-order architecture
-gradients), :mod:`.data` (data on the device), :mod:`.loop` (the search loop, resume),
+gradients), :mod:`.data` (data on the device), :mod:`.loop` (the searchers and the search task of the runner),
 :mod:`.plots` (pictures of a run).
 """
 from .config import CIFAR10SearchConfig, PTBSearchConfig

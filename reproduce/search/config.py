@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Optional
 
 from .. import image_size
 from ..config import require
@@ -45,8 +46,11 @@ class CIFAR10SearchConfig:
     unrolled_eps: float = _f(0.01, "finite-difference radius r of the Hessian-vector product (eps = r / ||v||)")
     amp: str = _f("none", "autocast dtype for the forward passes ('bf16' changes results slightly; order 1 only)",
                   choices=["none", "bf16"])
-    channels_last: bool = _f(False, "channels_last memory format (same math, other float rounding; ~2x faster "
-                                    "second-order steps on a 2-core CPU, see results/bench/README-search.md)")
+    channels_last: Optional[bool] = _f(
+        None, "channels_last memory format: the same float32 arithmetic in another layout (results differ in "
+        "float rounding only). Default: the device's measured fastest safe choice (off on CPU: faster, but "
+        "PyTorch's CPU kernels crash on small sizes; see results/bench/README-search.md); --channels-last / "
+        "--no-channels-last choose it")
 
     def validate(self) -> None:
         require(self.order in (1, 2), f"order must be 1 or 2, not {self.order}")

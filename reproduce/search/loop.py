@@ -1,4 +1,5 @@
-"""The search loop: epochs of (architecture step, weight step), per-epoch logs, checkpoint and resume.
+"""The search: epochs of (architecture step, weight step), as a task of the one runner (:mod:`reproduce.runner`,
+which owns the run directory, the lock, resume, the per-epoch metrics and checkpoint, and the record).
 
 Run directory (see DESIGN.md): ``config.json``, ``metrics.jsonl`` (one line per epoch, with the
 genotype), ``genotypes.jsonl`` (the derived genotype after every epoch; epoch -1 is the
@@ -25,7 +26,7 @@ from zoo.fileio import append_jsonl, atomic_write_text, read_jsonl
 
 from .. import config as run_config
 from .. import runner
-from ..device import autocast, pick_device, progress_bar
+from ..device import autocast, pick_device, progress_bar, search_channels_last
 from ..distributed import Dist
 from ..optim import make_sgd
 from ..rundir import RunDir, check_finite
@@ -85,7 +86,8 @@ class CNNSearch(_Base):
         self.data = load_cifar_halves(config, device) if load_data else None
         self.model = Network(config.C, 10, config.layers, config.steps, config.multiplier,
                              config.stem_multiplier).to(device)
-        if config.channels_last:
+        self.channels_last = search_channels_last(device, config.channels_last)
+        if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.forward_model = self.model  # what forward passes call (a torch.compile'd wrapper in benchmarks)
         self.alphas = self.model.new_alphas(device)
@@ -101,7 +103,7 @@ class CNNSearch(_Base):
         return c.learning_rate_min + (c.learning_rate - c.learning_rate_min) * cosine
 
     def logits(self, x, alphas):
-        if self.config.channels_last:
+        if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         with autocast(self.device, self.config.amp):
             return self.forward_model(x, *alphas).float()
@@ -355,8 +357,11 @@ class SearchTask:
         return self.searcher.final_metrics(curve[-1])
 
     def record_fields(self, curve: list) -> dict:
-        return {"experiment": f"search-{self.dataset}-order{self.config.order}", "genotype": curve[-1]["genotype"],
-                "order": self.config.order, "alphas": self.searcher.alphas_dict()}
+        fields = {"experiment": f"search-{self.dataset}-order{self.config.order}", "genotype": curve[-1]["genotype"],
+                  "order": self.config.order, "alphas": self.searcher.alphas_dict()}
+        if hasattr(self.searcher, "channels_last"):  # the memory format the device's default chose
+            fields["channels_last"] = self.searcher.channels_last
+        return fields
 
 
 def search(dataset: str, config=None, out="runs/search", progress: bool = True,

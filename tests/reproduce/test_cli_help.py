@@ -30,3 +30,14 @@ def test_every_subcommand_help_renders(capsys):
         sub.format_help()  # raises on a bad help string (e.g. an unescaped %)
         names.append(name)
     assert {"bench search", "bench train", "bench ptb"} <= set(names)
+
+
+def test_experiment_help_groups_its_options_and_puts_the_search_fields_under_with_search():
+    parser = next(sub for name, sub in _subcommands(build_parser()) if name == "cifar10")
+    groups = {g.title: [a.option_strings[0] for a in g._group_actions] for g in parser._action_groups}
+    search_title = next(title for title in groups if title.startswith("with --search"))
+    assert len(groups[search_title]) >= 20  # every field of the search config, and only there
+    assert all(o.startswith("--search-") for o in groups[search_title])
+    elsewhere = [o for title, opts in groups.items() if title != search_title for o in opts]
+    assert [o for o in elsewhere if o.startswith("--search-")] == ["--search-seeds"]  # a pipeline option
+    assert {"--partition", "--time", "--gpus-per-job"} <= set(groups["with --launcher slurm"])

@@ -342,3 +342,25 @@ def test_gpus_with_the_slurm_launcher_is_an_error_not_ignored(tmp_path, tiny_cif
     with pytest.raises(ValueError, match="--gpus.*--launcher slurm.*--gpus-per-job"):
         run_experiment(_options(tmp_path, tiny_cifar, gpus=["0", "1"], launcher="slurm"))
     assert not (tmp_path / "results").exists()
+
+
+def test_dry_run_checks_the_data_and_says_how_long_the_plan_takes_here(tmp_path, tiny_cifar):
+    from zoo.datasets import DatasetNotFoundError
+
+    lines = experiments.describe_plan(_options(tmp_path, tiny_cifar, runs=3))
+    assert any(line.startswith("data: ") and "(found)" in line for line in lines)
+    time_line = next(line for line in lines if line.startswith("time on cpu: about"))
+    assert "3 x train cifar10 (2 epochs)" in time_line  # three runs of the recipe, from a measured epoch
+    assert not (tmp_path / "results").exists()  # a dry run writes nothing
+    with pytest.raises(DatasetNotFoundError, match="CIFAR-10"):
+        experiments.describe_plan(_options(tmp_path, tmp_path / "no-data"))
+
+
+def test_dry_run_of_the_search_pipeline_estimates_searches_selection_and_final_runs(tmp_path, tiny_cifar):
+    options = _options(tmp_path, tiny_cifar, search=True, search_seeds=[0, 1], selection_epochs=1, order=1,
+                       selection_overrides=dict(valid_split=16),
+                       search_overrides=dict(epochs=1, C=4, layers=3, batch_size=8, train_examples=64, num_threads=1))
+    lines = experiments.describe_plan(options)
+    time_line = next(line for line in lines if line.startswith("time on cpu: about"))
+    assert "2 x search cifar10" in time_line and "2 x train cifar10 (1 epochs)" in time_line
+    assert "2 x train cifar10 (2 epochs)" in time_line
