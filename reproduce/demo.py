@@ -62,7 +62,7 @@ class DemoSizes:
 # Every run is deterministic (see the module docstring); the threads are set by run_demo. The digits are seen
 # at 8x8 (their own resolution): on a CPU the supernet's step costs about 4x less than at 32x32.
 _CNN_TRAIN = dict(C=8, layers=3, batch_size=32, eval_batch_size=256, auxiliary=False, drop_path_prob=0.0,
-                  cutout=False, lr=0.1, image_size=8, deterministic=True)
+                  cutout=False, learning_rate=0.1, image_size=8, deterministic=True)
 _RNN_TRAIN = dict(emsize=32, nhid=32, nhidlast=32, batch_size=32, eval_batch_size=16, test_batch_size=16, bptt=20,
                   max_seq_len_delta=5, dropout=0.1, dropouth=0.1, dropoutx=0.1, dropouti=0.1, dropoute=0.0,
                   deterministic=True)
@@ -74,7 +74,8 @@ _RNN_TRAIN = dict(emsize=32, nhid=32, nhidlast=32, batch_size=32, eval_batch_siz
 _CNN_SEARCH = dict(C=8, layers=3, batch_size=32, learning_rate=0.1, arch_learning_rate=0.03, image_size=8,
                    deterministic=True)
 _RNN_SEARCH = dict(emsize=32, nhid=32, nhidlast=32, batch_size=32, eval_batch_size=16, bptt=20, dropout=0.0,
-                   dropouth=0.0, dropoutx=0.0, dropouti=0.0, dropoute=0.0, arch_lr=0.03, deterministic=True)
+                   dropouth=0.0, dropoutx=0.0, dropouti=0.0, dropoute=0.0, arch_learning_rate=0.03,
+                   deterministic=True)
 
 # One search per order: a search is the demo's most expensive part (a second-order step costs about five
 # forward-backward passes of the supernet), and it must be long enough for the supernet to learn. The
