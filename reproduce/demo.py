@@ -9,10 +9,11 @@ baseline (cells drawn uniformly from the same space, trained with the same recip
 aggregation and a report with figures. Every number is computed; nothing is downloaded.
 
 The sizes are chosen for the searches to learn within a few minutes of CPU: the digits supernet
-ends at about 80 % validation accuracy (chance: 10 %). The recurrent supernet learns more slowly:
-its training perplexity falls well below the unigram level within the search, but its validation
-perplexity (measured, as the original does, in eval mode, where one BatchNorm's running statistics
-serve all nine states of the cell) stays far above the source's exp(H); see the report. The sizes
+ends above 80 % validation accuracy (chance: 10 %). The recurrent supernet does not learn within
+such a budget: its validation perplexity stays near the unigram level, far above the source's
+exp(H) (it needs hundreds of steps to leave that plateau, and it is measured, as the original does,
+in eval mode, where one BatchNorm's running statistics serve all nine states of the cell); the
+report shows its curves as they are. The sizes
 are tiny, so the figures are *not* comparable with the paper's: the profile is "demo" and the report
 says so. For the text, the best perplexity any model can reach on the source, exp(entropy rate), is
 the reference bound the models are compared with.
