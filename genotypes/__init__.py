@@ -10,12 +10,12 @@ from __future__ import annotations
 import difflib
 from typing import Union
 
-from . import cnn, derive, rnn
+from . import cnn, derive, rnn, sample
 from .text import format, parse
 from .types import Genotype, RNNGenotype, make_cnn, make_rnn, validate_cnn, validate_rnn
 
 __all__ = [
-    "Genotype", "RNNGenotype", "cnn", "rnn", "derive", "get", "names", "parse", "format",
+    "Genotype", "RNNGenotype", "cnn", "rnn", "derive", "sample", "get", "names", "parse", "format",
     "validate", "plot", "make_cnn", "make_rnn", "UnknownGenotypeError", "resolve",
 ]
 

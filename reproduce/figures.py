@@ -18,6 +18,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from zoo.fileio import atomic_write_bytes  # noqa: E402
 
@@ -66,15 +67,32 @@ def curve_metrics(records: Sequence[dict]) -> List[str]:
     return found
 
 
+def integer_epochs(ax, epochs: Sequence[int] = ()) -> None:
+    """Epoch axes tick whole epochs only (a few epochs would otherwise get ticks like 0.5, 1.5): every epoch
+    when there are few (one epoch alone too), else whole numbers chosen by matplotlib."""
+    shown = sorted(set(int(e) for e in epochs))
+    if shown and len(shown) <= 12:
+        ax.set_xticks(shown)
+        if len(shown) == 1:
+            ax.set_xlim(shown[0] - 1, shown[0] + 1)
+    else:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+
+
 def learning_curves(records: Sequence[dict], metric: str, path: Path, title: str = "",
-                    paper: Optional[float] = None) -> Optional[Path]:
-    """Every seed's curve of ``metric`` by epoch, the mean over seeds and a +/- 1 std band."""
+                    paper: Optional[float] = None, reference: Optional[dict] = None,
+                    series_label: str = "seed") -> Optional[Path]:
+    """Every seed's curve of ``metric`` by epoch, the mean over seeds and a +/- 1 std band.
+
+    ``paper``: a published mean drawn as a line labelled "paper"; ``reference``: ``{"label", "mean"}`` of a
+    figure that is not a published one (e.g. the demo's bound exp(H)), drawn with its own label.
+    ``series_label`` names what each curve is (``"seed"``, ``"search seed"``)."""
     series: Dict[str, Dict[int, float]] = {}
     for r in records:
         points = {int(row["epoch"]): float(row[metric]) for row in r.get("curve") or []
                   if "epoch" in row and _number(row.get(metric))}
         if points:
-            series[f"seed {r.get('seed')}"] = points
+            series[f"{series_label} {r.get('seed')}"] = points
     if not series:
         return None
     epochs = sorted(set().union(*[set(p) for p in series.values()]))
@@ -97,13 +115,18 @@ def learning_curves(records: Sequence[dict], metric: str, path: Path, title: str
                     label=name if len(series) <= 10 and k == 0 else None)
         sel = [i for i, e in enumerate(epochs) if e >= start]
         ax.plot([epochs[i] for i in sel], [mean[i] for i in sel], color="black", lw=2,
+                marker="o" if len(sel) <= 12 else None, ms=4,
                 label=f"mean of {len(series)} seed(s)" if k == 0 else None)
         if len(series) > 1:
             ax.fill_between([epochs[i] for i in sel], [low[i] for i in sel], [high[i] for i in sel], color="gray",
                             alpha=0.3, label="mean +/- 1 std" if k == 0 else None)
         if paper is not None:
             ax.axhline(paper, color="tab:red", ls="--", lw=1.2, label=f"paper {paper:g}" if k == 0 else None)
+        if reference is not None:
+            ax.axhline(reference["mean"], color="tab:purple", ls=":", lw=1.2,
+                       label=f"{reference['label']} {reference['mean']:.4g}" if k == 0 else None)
         ax.set_xlabel("epoch")
+        integer_epochs(ax, [e for e in epochs if e >= start])
         ax.set_ylabel(label(metric))
         if k == 0 and (metric.endswith("_ppl") or metric.endswith("_loss")):
             vals = [v for p in series.values() for v in p.values()]
@@ -119,7 +142,8 @@ def distribution(values: Sequence[float], metric: str, path: Path, references: S
                  summary: Optional[dict] = None, title: str = "") -> Optional[Path]:
     """Our final values (one dot per seed, mean and 95 % CI) beside each reference's mean +/- std.
 
-    ``references``: dicts with ``label``, ``mean`` and optionally ``std``.
+    ``references``: dicts with ``label``, ``mean``, optionally ``std``, and ``kind``: "published" (the
+    default: a published figure) or "reference" (a bound or other figure that nobody published).
     """
     if not values:
         return None
@@ -142,8 +166,10 @@ def distribution(values: Sequence[float], metric: str, path: Path, references: S
                         label=f"{ref['label']}: mean +/- std")
             if i == 1:  # the band of the first reference (the paper) only, so bands do not pile up
                 ax.axhspan(ref["mean"] - std, ref["mean"] + std, color=color, alpha=0.08)
+        elif ref.get("kind") == "reference":
+            ax.plot([i], [ref["mean"]], "D", color=color, label=f"{ref['label']} (not a published figure)")
         else:
-            ax.plot([i], [ref["mean"]], "D", color=color, label=f"{ref['label']}: single figure")
+            ax.plot([i], [ref["mean"]], "D", color=color, label=f"{ref['label']}: single published figure")
         ax.axhline(ref["mean"], color=color, ls=":", lw=0.8)
         names.append(ref["label"] if len(ref["label"]) <= 18 else ref["label"][:17] + "...")
     ax.set_xticks(range(len(names)))

@@ -27,7 +27,7 @@ from tabulate import tabulate
 
 from zoo.fileio import atomic_write_text
 
-from . import aggregate, figures
+from . import aggregate, figures, random_baseline
 from .aggregate import Comparison, Experiment
 from .records import number
 
@@ -317,6 +317,11 @@ def _summary_section(doc: Doc, experiments: List[Experiment], targets: Dict[str,
                              fmt_ours(c.ours), fmt_signed(c.result.get("difference")), fmt_p(c.result.get("p")),
                              fmt_verdict(c.result), f"`{_display_name(exp, results_dir)}` ({exp.profile})"])
     doc.h(2, "Summary: every paper target")
+    if not table:
+        doc.p("No published figure applies to these experiments (their `paper.json` lists no target): there is "
+              "nothing to test against the paper. Reference figures that are not published ones (e.g. the demo's "
+              "bound exp(H)) are shown under each experiment, without a test.")
+        return
     doc.p("One row per published figure in `paper.json`. \"not run\" means no finished record measured it; "
           "verdicts come from Welch's t-test (paper mean, std and n) or a one-sample t-test (single figure) "
           "at p < 0.05. Lower is better for every metric.")
@@ -356,11 +361,16 @@ def _experiment_section(doc: Doc, exp: Experiment, targets: Dict[str, Any], resu
     doc.items(facts)
 
     comparisons = aggregate.compare_experiment(exp, targets)
-    doc.h(3, "Results against the paper")
+    only_references = bool(comparisons) and all(c.kind == "reference" for c in comparisons)
+    doc.h(3, "Results against reference figures (not published ones)" if only_references else
+          "Results against the paper")
     if not exp.records:
         doc.p("No finished training run yet (the search below is all that is measured).")
     if comparisons:
-        doc.table(COMPARISON_HEADERS, _comparison_rows(comparisons, targets.get("sources", {}), targets["targets"]))
+        headers = list(COMPARISON_HEADERS)
+        if only_references:
+            headers[headers.index("published (or reference)")] = "reference (not a published figure)"
+        doc.table(headers, _comparison_rows(comparisons, targets.get("sources", {}), targets["targets"]))
         notes = _notes(comparisons, targets)
         if notes:
             doc.items(notes)
@@ -381,19 +391,22 @@ def _experiment_section(doc: Doc, exp: Experiment, targets: Dict[str, Any], resu
         shutil.rmtree(fig_dir)
     if draw and exp.records:
         paper_means = {c.metric: c.paper["mean"] for c in comparisons if c.kind == "paper"}
+        reference_lines = {c.metric: {"label": c.title, "mean": c.paper["mean"]}
+                           for c in comparisons if c.kind == "reference"}
         doc.h(3, "Figures")
         primary = exp.primary_metrics()
         for m in figures.curve_metrics(exp.usable):
             if m not in primary and m != "train_loss" and not m.endswith(("_error", "_ppl")):
                 continue
             path = figures.learning_curves(exp.usable, m, fig_dir / f"curves_{m}.png", title=f"{name}: {m}",
-                                           paper=paper_means.get(m) if exp.comparable else None)
+                                           paper=paper_means.get(m) if exp.comparable else None,
+                                           reference=reference_lines.get(m))
             if path:
                 doc.img(path, f"{m} by epoch: every seed, their mean and +/- 1 std")
         for m in metrics:
             refs = [dict(label=_short_label(c), mean=c.paper["mean"], std=c.paper.get("std"))
                     for c in comparisons if c.metric == m and c.kind != "reference"]
-            refs += [dict(label=c.title, mean=c.paper["mean"], std=c.paper.get("std"))
+            refs += [dict(label=c.title, mean=c.paper["mean"], std=c.paper.get("std"), kind="reference")
                      for c in comparisons if c.metric == m and c.kind == "reference"]
             if not refs and m not in primary:
                 continue
@@ -401,7 +414,9 @@ def _experiment_section(doc: Doc, exp: Experiment, targets: Dict[str, Any], resu
             path = figures.distribution(values, m, fig_dir / f"final_{m}.png", refs, exp.summary(m),
                                         title=f"{name}: final {m}")
             if path:
-                doc.img(path, f"final {m}: one dot per seed, our mean and 95 % CI, published mean +/- std")
+                beside = [("published mean +/- std" if r.get("kind") != "reference" else r["label"]) for r in refs]
+                doc.img(path, f"final {m}: one dot per seed, our mean and 95 % CI"
+                        + (f"; beside it: {', '.join(dict.fromkeys(beside))}" if beside else ""))
 
     genotype = exp.genotype
     if genotype:
@@ -411,8 +426,12 @@ def _experiment_section(doc: Doc, exp: Experiment, targets: Dict[str, Any], resu
             for path in figures.cells(genotype, fig_dir / "cell", title=name):
                 doc.img(path, f"{path.stem.rsplit('_', 1)[-1]} cell of `{name}`")
 
+    _baseline_section(doc, exp, fig_dir, draw)
+
     if exp.selection or exp.search_records:
-        _search_section(doc, exp, fig_dir / "search", draw)
+        _search_section(doc, exp, fig_dir / "search", draw,
+                        {c.metric: {"label": c.title, "mean": c.paper["mean"]}
+                         for c in comparisons if c.kind == "reference"})
 
     _provenance(doc, exp, results_dir)
 
@@ -447,8 +466,68 @@ def _short_label(c: Comparison) -> str:
     return c.title
 
 
-def _search_section(doc: Doc, exp: Experiment, fig_dir: Path, draw: bool):
+def _supernet_curves(doc: Doc, exp: Experiment, fig_dir: Path, draw: bool, reference_lines: Mapping[str, Any]):
+    """What each search's supernet reached (its last epoch) and, drawn, its curves over the search."""
+    shown = [m for m in ("valid_acc", "valid_ppl", "train_loss", "valid_loss")
+             if any(m in (r.get("final") or {}) for r in exp.search_records)]
+    if not shown:
+        return
+    doc.p("The supernets (the weights shared by every candidate op, mixed by the architecture weights) at the end "
+          "of each search, measured on the half of the training data that trains the architecture:")
+    doc.table(["search seed", *shown, "epochs"],
+              [[r.get("seed"), *[fmt_num((r.get("final") or {}).get(m)) for m in shown], len(r.get("curve") or [])]
+               for r in exp.search_records])
+    if not draw:
+        return
+    for m in figures.curve_metrics(exp.search_records):
+        if m not in ("valid_acc", "valid_ppl", "train_loss"):
+            continue
+        path = figures.learning_curves(exp.search_records, m, fig_dir / f"supernet_{m}.png",
+                                       title=f"supernet during the search: {m}", series_label="search seed",
+                                       reference=reference_lines.get(m))
+        if path:
+            doc.img(path, f"the supernet's {m} by search epoch, every search seed")
+
+
+def _baseline_section(doc: Doc, exp: Experiment, fig_dir: Path, draw: bool):
+    baseline = random_baseline.load(exp.path, aggregate.read_records)
+    if baseline is None:
+        return
+    doc.h(3, "Searched cell against random cells (random-architecture baseline)")
+    complete = baseline.complete_cells()
+    doc.p(f"{baseline.spec.n} cells drawn uniformly from the DARTS search space (`genotypes.sample.draw`, draw seed "
+          f"{baseline.spec.seed}: two different inputs per node, ops without `none`), each trained with the same "
+          f"recipe and seeds ({', '.join(map(str, baseline.seeds))}) as the searched cell; {len(complete)} of them "
+          "have finished every seed. The searched cell counts one value per seed, a random cell one value (the mean "
+          "over its seeds); Welch's t-test at p < 0.05: better / worse (lower is better), else not distinguishable.")
+    rows = random_baseline.comparison_rows(exp.usable, baseline, exp.primary_metrics())
+    if not rows:
+        doc.p("No comparison yet: the searched cell or the random cells have no finished run.")
+    else:
+        doc.table(list(random_baseline.HEADERS), random_baseline.table_rows(rows))
+    cells = []
+    for c in baseline.cells:
+        means = ", ".join(f"{m} {fmt_num(c.mean(m))}" for m in exp.primary_metrics() if c.mean(m) is not None)
+        cells.append([c.index, means or "not run", f"{c.parameters:,}" if c.parameters else "—",
+                      f"{len(c.records)}/{len(baseline.seeds)}", f"`{c.genotype}`"])
+    doc.table(["random cell", "mean over seeds", "parameters", "seeds finished", "genotype"], cells)
+    if draw:
+        for row in rows:
+            m = row["metric"]
+            path = figures.distribution(
+                [v for _, v in exp.values(m)], m, fig_dir / f"baseline_{m}.png",
+                [dict(label=f"random cells (n={row['random']['n']})", mean=row["random"]["mean"],
+                      std=row["random"]["std"], kind="reference")],
+                exp.summary(m), title=f"searched cell vs random cells: {m}")
+            if path:
+                doc.img(path, f"{m}: the searched cell (one dot per seed, mean and 95 % CI) beside the random cells' "
+                              "mean +/- std")
+
+
+def _search_section(doc: Doc, exp: Experiment, fig_dir: Path, draw: bool,
+                    reference_lines: Optional[Mapping[str, Any]] = None):
     doc.h(3, "Search and selection (the paper's Sect. 3.2 pipeline)")
+    _supernet_curves(doc, exp, fig_dir, draw, reference_lines or {})
     sel = exp.selection or {}
     metric = sel.get("metric", "valid metric")
     candidates = sel.get("candidates") or []
@@ -519,6 +598,8 @@ def _provenance(doc: Doc, exp: Experiment, results_dir: Path):
 
 
 def _targets_section(doc: Doc, targets: Dict[str, Any]):
+    if not targets["targets"]:
+        return
     doc.h(2, "Paper targets and their sources")
     rows = []
     for key, spec in targets["targets"].items():

@@ -58,6 +58,10 @@ def register(sub) -> None:
         what.add_argument("--arch", default=None, help="named genotype to train (default DARTS_V2)")
         what.add_argument("--genotype", default=None,
                           help="genotype text as the search prints it, a named genotype, or a file holding the text")
+        what.add_argument("--baseline", default=None, metavar="random:N[:SEED]",
+                          help="also train N cells drawn uniformly from the DARTS space (draw seed SEED, default 0) "
+                               "with the same recipe and seeds, and report the cell against them (mean +/- std, "
+                               "95 %% CI, Welch's t-test, verdict)")
         # 'demo' is the profile of `python -m reproduce demo` only: it needs the demo's data and sizes.
         what.add_argument("--profile", choices=[p for p in PROFILES if p != "demo"], default="paper",
                           help="paper: the published recipes (default); quick: fewer epochs, NOT comparable with "
@@ -138,7 +142,8 @@ def options_from_args(args):
         launcher=args.launcher,
         slurm=SlurmOptions(partition=args.partition, time_min=args.time, gpus_per_job=args.gpus_per_job,
                            cpus_per_job=args.cpus_per_job, mem_gb=args.mem_gb, folder=args.slurm_folder),
-        progress=not args.no_progress and sys.stderr.isatty(), report=not args.no_report, report_format=args.format)
+        progress=not args.no_progress and sys.stderr.isatty(), report=not args.no_report, report_format=args.format,
+        baseline=args.baseline)
 
 
 def print_result(result) -> None:
@@ -157,6 +162,11 @@ def print_result(result) -> None:
             f"search seed {c['search_seed']}: {c['valid_metric']:.4g}" for c in sel["candidates"])
             + f" -> chose search seed {sel['chosen']}")
     print(summary_table(result))
+    if result.baseline_comparison:
+        from ..random_baseline import format_table
+
+        print(f"\nagainst {result.baseline['n']} random cells (draw seed {result.baseline['draw_seed']}):")
+        print(format_table(result.baseline_comparison))
     if result.report:
         print(f"report: {result.report}")
 

@@ -9,9 +9,11 @@ from pathlib import Path
 
 from zoo.fileio import atomic_write_json
 
-from .. import comparable
+from .. import comparable, random_baseline
+from ..aggregate import read_records
 from ..records import metric_problem
 from ..scheduler import Job, run_jobs
+from . import baseline
 from .plan import (
     build_config,
     build_final_configs,
@@ -116,8 +118,9 @@ def _run_jobs(spec, options, out, runtime, meta, saved, base, arch, genotype_tex
     meta["seeds"] = known
     atomic_write_json(out / EXPERIMENT_FILE, {k: meta[k] for k in ("experiment", "dataset", "arch", "genotype",
                                                                     "profile", "order", "target", "seeds", "search",
-                                                                    "comparable", "recipe_differences",
-                                                                    "note")})
+                                                                    "comparable", "recipe_differences", "note",
+                                                                    "baseline", "references")
+                                              if k in meta})
     jobs = [Job("train", spec.dataset, cfg, str(out / "runs" / f"seed-{seed}"), name=f"{spec.name} seed {seed}")
             for seed, cfg in zip(seeds, final_configs)]
     log.info("%s: %d training runs (seeds %s) -> %s", spec.name, len(jobs), seeds, out)
@@ -138,6 +141,7 @@ def run_experiment(options: ExperimentOptions) -> ExperimentResult:
     from ..train import RECIPES
 
     spec, seeds, arch, genotype_text, out = plan_experiment(options)
+    baseline_spec = random_baseline.parse(options.baseline)
     runtime = runtime_overrides(options)
     order = options.order if options.search else ({"DARTS_V2": 2, "DARTS": 2, "DARTS_V1": 1}.get(arch) if arch
                                                   else None)
@@ -158,6 +162,10 @@ def run_experiment(options: ExperimentOptions) -> ExperimentResult:
                           "short_epochs": resolve_selection_epochs(spec, options)}
     if genotype_text is not None:
         meta["genotype"] = genotype_text
+    if baseline_spec is not None:
+        meta["baseline"] = baseline.describe(baseline_spec)
+    if options.references:
+        meta["references"] = list(options.references)
     saved = check_experiment_file(out, meta)
 
     base = {**profile_overrides(spec, options.profile), **options.train_overrides, **runtime,
@@ -167,6 +175,7 @@ def run_experiment(options: ExperimentOptions) -> ExperimentResult:
     # every final config is checked (and compared with runs already there) before anything runs
     final_configs = (build_final_configs(spec, RECIPES, base, arch, genotype_text, seeds, out)
                      if genotype_text is not None else [])  # with --search: after the selection
+    baseline_jobs = baseline.plan_jobs(spec, baseline_spec, base, seeds, out) if baseline_spec else []
     created = not out.exists()
     try:
         selection, records = _run_jobs(spec, options, out, runtime, meta, saved, base, arch, genotype_text, seeds,
@@ -177,6 +186,11 @@ def run_experiment(options: ExperimentOptions) -> ExperimentResult:
         raise
 
     summary = summarize_records(spec, records)
+    baseline_meta, comparison = None, []
+    if baseline_spec is not None:
+        baseline_meta = baseline.run(spec, options, baseline_spec, baseline_jobs, seeds, out)
+        comparison = random_baseline.comparison_rows(
+            records, random_baseline.load(out, read_records), spec.metrics)
     report = None
     if options.report:
         from ..report import write_report
@@ -184,4 +198,5 @@ def run_experiment(options: ExperimentOptions) -> ExperimentResult:
         results_dir = Path(options.results_dir) if options.results_dir else out.parent
         report = write_report(results_dir=str(results_dir), fmt=options.report_format)
     return ExperimentResult(out=out, experiment=meta, records=records, selection=selection, summary=summary,
-                            report=Path(report) if report else None)
+                            report=Path(report) if report else None, baseline=baseline_meta,
+                            baseline_comparison=comparison)

@@ -285,6 +285,12 @@ def describe_plan(options: ExperimentOptions) -> List[str]:
                 if idx:
                     lines.append(f"  GPU {gpu}: seeds {[todo[i] for i in idx]} if all runs take as long (the queue "
                                  "gives each next seed to the first GPU that is free)")
+    if options.baseline:
+        from .. import random_baseline
+
+        b = random_baseline.parse(options.baseline)
+        lines.append(f"baseline: {b.n} random cells of the DARTS space (draw seed {b.seed}), each trained with the "
+                     f"same recipe and seeds {seeds} -> {out / random_baseline.DIR}")
     target = target_for(spec, arch, options.search, options.order) if options.target == "auto" else options.target
     differences = recipe_differences(spec, options)
     if differences:

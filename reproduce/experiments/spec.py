@@ -90,6 +90,8 @@ class ExperimentOptions:
     report_format: str = "markdown"
     target: Optional[str] = "auto"  # key of paper.json to compare with; "auto": the paper's for this experiment
     note: Optional[str] = None  # replaces the experiment's description in experiment.json (e.g. the demo's data)
+    references: Optional[list] = None  # experiment.json "references": figures shown beside ours without a test
+    baseline: Optional[str] = None  # "random:N[:SEED]": N random cells trained beside it (reproduce.random_baseline)
 
 
 @dataclasses.dataclass
@@ -100,6 +102,8 @@ class ExperimentResult:
     selection: Optional[dict]
     summary: Dict[str, dict]  # metric -> reproduce.stats.summarize(...) of the final runs
     report: Optional[Path]
+    baseline: Optional[dict] = None  # baseline/baseline.json of --baseline: the draw and its cells
+    baseline_comparison: List[dict] = dataclasses.field(default_factory=list)  # random_baseline.comparison_rows
 
 
 def get_spec(name: str) -> ExperimentSpec:

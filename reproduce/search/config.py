@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional
 
+from .. import image_size
 from ..config import require
 
 
@@ -40,6 +41,8 @@ class CIFAR10SearchConfig:
     stem_multiplier: int = _f(3, "stem channels = stem_multiplier * C")
     train_portion: float = _f(0.5, "share of the training set that trains the weights (the rest: the architecture)")
     train_examples: int = _f(0, "use only the first N training images (0: all 50000); for demos and tests")
+    image_size: int = _f(32, "side of the images the supernet sees: 32 (the paper's), or 16 or 8 (the 32x32 images "
+                             "averaged down, crop padding in proportion; for small machines)", choices=[8, 16, 32])
     unrolled_eps: float = _f(0.01, "finite-difference radius r of the Hessian-vector product (eps = r / ||v||)")
     amp: str = _f("none", "autocast dtype for the forward passes ('bf16' changes results slightly; order 1 only)",
                   choices=["none", "bf16"])
@@ -57,6 +60,7 @@ class CIFAR10SearchConfig:
         require(self.C >= 2 and self.C % 2 == 0, f"C must be a positive even number, not {self.C}")
         require(self.layers >= 1, f"layers must be >= 1, not {self.layers}")
         require(1 <= self.multiplier <= self.steps, f"multiplier must be in 1..steps, not {self.multiplier}")
+        require(self.image_size in image_size.SIZES, f"image_size must be 8, 16 or 32, not {self.image_size}")
         require(self.train_examples >= 0, f"train_examples must be >= 0, not {self.train_examples}")
         require(self.learning_rate > 0 and self.arch_learning_rate > 0, "learning rates must be > 0")
         require(self.unrolled_eps > 0, f"unrolled_eps must be > 0, not {self.unrolled_eps}")

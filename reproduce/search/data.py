@@ -19,6 +19,7 @@ import torch.nn.functional as F
 
 from zoo import datasets as zds
 
+from .. import image_size
 from ..corpora import load_corpus
 
 
@@ -40,7 +41,9 @@ class CifarHalves:
         self.generator = torch.Generator().manual_seed(seed)
         self._valid_perm = torch.randperm(n - split, generator=self.generator)
         self._valid_pos = 0
-        self._arange = torch.arange(32)
+        self.size = int(images.shape[-1])
+        self.pad = image_size.crop_padding(self.size)
+        self._arange = torch.arange(self.size)
 
     @property
     def train_steps(self) -> int:
@@ -49,15 +52,15 @@ class CifarHalves:
     def augment(self, index: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         """Padded random crop + horizontal flip + normalisation of the images at ``index`` (CPU long)."""
         b = index.numel()
-        oy = torch.randint(0, 9, (b,), generator=self.generator)
-        ox = torch.randint(0, 9, (b,), generator=self.generator)
+        oy = torch.randint(0, 2 * self.pad + 1, (b,), generator=self.generator)
+        ox = torch.randint(0, 2 * self.pad + 1, (b,), generator=self.generator)
         flip = torch.rand(b, generator=self.generator) < 0.5
         a = self._arange
         rows = oy[:, None] + a
-        cols = ox[:, None] + torch.where(flip[:, None], 31 - a, a)
+        cols = ox[:, None] + torch.where(flip[:, None], self.size - 1 - a, a)
         dev = self.device
         index = index.to(dev)
-        padded = F.pad(self.images[index], (4, 4, 4, 4))
+        padded = F.pad(self.images[index], (self.pad,) * 4)
         rows, cols = rows.to(dev), cols.to(dev)
         batch = torch.arange(b, device=dev)[:, None, None, None]
         chan = torch.arange(3, device=dev)[None, :, None, None]
@@ -100,6 +103,7 @@ def load_cifar_halves(config, device) -> CifarHalves:
     images, labels = zds.load_cifar10(config.data, train=True, download=True)
     if config.train_examples:
         images, labels = images[:config.train_examples], labels[:config.train_examples]
+    images = image_size.downscale(images, config.image_size)
     return CifarHalves(images, labels, config.train_portion, config.batch_size, device, config.seed)
 
 

@@ -58,6 +58,7 @@ def plot_alphas(rows: List[dict], out: Path, fmt: str = "png") -> List[Path]:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     epochs = [r["epoch"] for r in rows]
     paths = []
@@ -77,6 +78,7 @@ def plot_alphas(rows: List[dict], out: Path, fmt: str = "png") -> List[Path]:
             for k in range(n_ops):
                 ax.plot(epochs, probs[:, e, k], label=primitives[k], linewidth=1.2)
             ax.set_title(f"edge {labels[e]}", fontsize=9)
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             ax.tick_params(labelsize=7)
         handles, names = axes[0][0].get_legend_handles_labels()
         fig.legend(handles, names, loc="upper center", ncol=len(names), fontsize=8, bbox_to_anchor=(0.5, 1.02))
@@ -98,6 +100,7 @@ def plot_skips(geno_rows: List[dict], out: Path, fmt: str = "png") -> Path:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     epochs = [r["epoch"] for r in geno_rows]
     counts = [skip_counts(genotypes.parse(r["genotype"])) for r in geno_rows]
@@ -105,6 +108,7 @@ def plot_skips(geno_rows: List[dict], out: Path, fmt: str = "png") -> Path:
     for key in counts[0]:
         ax.plot(epochs, [c[key] for c in counts], marker="o", label=key)
     ax.set_xlabel("epoch")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel("count in the derived cell")
     ax.set_title("parameter-free skips per epoch (DARTS drifts toward skip-heavy cells)")
     ax.legend()
@@ -116,6 +120,7 @@ def plot_curves(metrics: List[dict], out: Path, fmt: str = "png") -> Path:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     epochs = [m["epoch"] for m in metrics]
     second = "acc" if "train_acc" in metrics[0] else "ppl"
@@ -126,6 +131,7 @@ def plot_curves(metrics: List[dict], out: Path, fmt: str = "png") -> Path:
             if key in metrics[0]:
                 ax.plot(epochs, [m[key] for m in metrics], marker="o", label=split)
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel(what + (" (%)" if what == "acc" else ""))
         ax.legend()
     return _savefig(fig, out / f"curves.{fmt}")

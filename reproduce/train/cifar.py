@@ -29,7 +29,7 @@ import torch.nn.functional as F
 import zoo
 from zoo.datasets import CIFAR_MEAN, CIFAR_STD, DatasetNotFoundError, load_cifar10
 
-from .. import distributed
+from .. import distributed, image_size
 from ..config import ConfigError
 from ..device import autocast, progress_bar
 from ..distributed import shard_range
@@ -53,24 +53,29 @@ def normalize(x_u8: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torc
     return (x_u8.float().div_(255.0) - mean) / std
 
 
-def draw_augmentation(n: int, generator: torch.Generator) -> Dict[str, torch.Tensor]:
-    """Crop offsets in [0, 2*PAD], flips, cutout centres in [0, 32) for n images (on the CPU)."""
+def draw_augmentation(n: int, generator: torch.Generator, size: int = SIZE) -> Dict[str, torch.Tensor]:
+    """Crop offsets in [0, 2*pad], flips, cutout centres in [0, size) for n images (on the CPU); the padding
+    is PAD = 4 at 32x32 and in proportion for smaller images (reproduce.image_size)."""
+    pad = image_size.crop_padding(size)
     return {
-        "oy": torch.randint(0, 2 * PAD + 1, (n,), generator=generator),
-        "ox": torch.randint(0, 2 * PAD + 1, (n,), generator=generator),
+        "oy": torch.randint(0, 2 * pad + 1, (n,), generator=generator),
+        "ox": torch.randint(0, 2 * pad + 1, (n,), generator=generator),
         "flip": torch.randint(0, 2, (n,), generator=generator).bool(),
-        "cy": torch.randint(0, SIZE, (n,), generator=generator),
-        "cx": torch.randint(0, SIZE, (n,), generator=generator),
+        "cy": torch.randint(0, size, (n,), generator=generator),
+        "cx": torch.randint(0, size, (n,), generator=generator),
     }
 
 
 def augment(x_u8: torch.Tensor, p: Dict[str, torch.Tensor], mean: torch.Tensor, std: torch.Tensor,
             cutout_length: int, channels_last: bool = False) -> torch.Tensor:
-    """Batched crop (zero padding) + flip + normalise + cutout of uint8 images [B,3,32,32] on their device."""
+    """Batched crop (zero padding) + flip + normalise + cutout of uint8 images [B,3,S,S] on their device
+    (S = 32, or the smaller image_size; the padding is S / 8 pixels)."""
     B = x_u8.size(0)
     dev = x_u8.device
-    padded = F.pad(x_u8, (PAD, PAD, PAD, PAD)).permute(0, 2, 3, 1)  # [B, 40, 40, 3]
-    ar = torch.arange(SIZE, device=dev)
+    size = x_u8.size(-1)
+    pad = image_size.crop_padding(size)
+    padded = F.pad(x_u8, (pad, pad, pad, pad)).permute(0, 2, 3, 1)  # [B, 40, 40, 3] at 32x32
+    ar = torch.arange(size, device=dev)
     rows = p["oy"][:, None] + ar
     cols = p["ox"][:, None] + ar
     cols = torch.where(p["flip"][:, None], cols.flip(1), cols)
@@ -79,8 +84,8 @@ def augment(x_u8: torch.Tensor, p: Dict[str, torch.Tensor], mean: torch.Tensor, 
     x = normalize(crop, mean.view(1, 1, 1, 3), std.view(1, 1, 1, 3))
     if cutout_length > 0:
         half = cutout_length // 2
-        y1, y2 = (p["cy"] - half).clamp(0, SIZE), (p["cy"] + half).clamp(0, SIZE)
-        x1, x2 = (p["cx"] - half).clamp(0, SIZE), (p["cx"] + half).clamp(0, SIZE)
+        y1, y2 = (p["cy"] - half).clamp(0, size), (p["cy"] + half).clamp(0, size)
+        x1, x2 = (p["cx"] - half).clamp(0, size), (p["cx"] + half).clamp(0, size)
         in_r = (ar[None] >= y1[:, None]) & (ar[None] < y2[:, None])
         in_c = (ar[None] >= x1[:, None]) & (ar[None] < x2[:, None])
         keep = ~(in_r[:, :, None] & in_c[:, None, :])
@@ -114,6 +119,8 @@ class CIFARTask:
             train_x, train_y = train_x[:config.limit], train_y[:config.limit]
         if config.limit_eval:
             eval_x, eval_y = eval_x[:config.limit_eval], eval_y[:config.limit_eval]
+        train_x, eval_x = image_size.downscale(train_x, config.image_size), image_size.downscale(eval_x,
+                                                                                                config.image_size)
         if len(train_x) < d.world:
             raise ConfigError(f"{len(train_x)} training images cannot be split across {d.world} processes")
         self.mean = torch.tensor(CIFAR_MEAN, device=dev)
@@ -155,7 +162,7 @@ class CIFARTask:
             self.graphed.reset()
         n = len(self.train_x)
         perm = torch.randperm(n, generator=gen)
-        aug = draw_augmentation(n, gen)
+        aug = draw_augmentation(n, gen, self.config.image_size)
         perm, aug = perm.to(dev), {k: v.to(dev) for k, v in aug.items()}
         self.train_model.train()
         loss_sum = torch.zeros((), device=dev, dtype=torch.float64)
@@ -214,6 +221,7 @@ class CIFARTask:
             test_x, test_y = load_cifar10(self.config.data, train=False, download=False)
             if self.config.limit_eval:
                 test_x, test_y = test_x[:self.config.limit_eval], test_y[:self.config.limit_eval]
+            test_x = image_size.downscale(test_x, self.config.image_size)
             xs = normalize(test_x.to(self.device), self.mean.view(1, 3, 1, 1), self.std.view(1, 3, 1, 1))
             if self.config.channels_last:
                 xs = xs.contiguous(memory_format=torch.channels_last)

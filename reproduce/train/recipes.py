@@ -23,6 +23,7 @@ import torch
 
 import genotypes
 
+from .. import image_size
 from ..config import ConfigError, require
 
 AMP_CHOICES = ("none", "bf16")
@@ -115,9 +116,15 @@ class CIFAR10Config(_Common):
                            "graph (one process on a GPU; recaptured every epoch)")
     valid_split: int = _f(0, "hold out this many training images and report valid_error on them "
                           "(0 = the paper's protocol: train on all 50k, report test error)")
+    image_size: int = _f(32, "side of the images the network sees: 32 (the paper's), or 16 or 8 (the 32x32 images "
+                             "averaged down, crop padding in proportion; for small machines)", choices=[8, 16, 32])
 
     def validate(self) -> None:
         _check_common(self, "cnn")
+        require(self.image_size in image_size.SIZES, f"image_size must be 8, 16 or 32, got {self.image_size}")
+        require(not (self.auxiliary and self.image_size != 32),
+                f"the auxiliary head needs 32x32 images (it pools an 8x8 map), got image_size {self.image_size}: "
+                "use --auxiliary false with smaller images")
         require(self.C >= 1 and self.layers >= 3, f"need C >= 1 and layers >= 3, got C={self.C}, layers={self.layers}")
         require(0 <= self.drop_path_prob < 1, f"drop_path_prob must be in [0, 1), got {self.drop_path_prob}")
         require(self.cutout_length >= 0, f"cutout_length must be >= 0, got {self.cutout_length}")

@@ -10,12 +10,30 @@ import pytest
 from reproduce import demo
 
 
-def test_demo_targets_name_the_markov_optimum_for_both_perplexities():
+def test_the_markov_bound_is_a_reference_of_the_experiment_not_a_published_target():
     info = {"best_perplexity": 3.5, "entropy_rate_nats": math.log(3.5), "oracle_perplexity": {"test": 3.6}}
-    paper = demo._targets(info)
-    target = paper["targets"][demo.MARKOV_TARGET]
-    assert target["metrics"] == {"valid_ppl": {"mean": 3.5}, "test_ppl": {"mean": 3.5}}
-    assert target["source"] in paper["sources"]
+    (ref,) = demo.markov_references(info)
+    assert ref["metrics"] == {"valid_ppl": 3.5, "test_ppl": 3.5}
+    assert "reference bound" in ref["label"] and "not a published figure" in ref["note"]
+    assert demo.NO_TARGETS["targets"] == {}
+
+
+def test_demo_defaults_write_to_runs_and_use_every_usable_core(monkeypatch):
+    from reproduce.__main__ import build_parser
+
+    args = build_parser().parse_args(["demo"])
+    assert args.out == "runs/demo" and args.threads is None
+    assert demo.DEFAULT_OUT == "runs/demo"
+    monkeypatch.setattr(demo.os, "sched_getaffinity", lambda pid: {0, 3, 5}, raising=False)
+    assert demo.usable_cores() == 3
+
+
+def test_every_demo_run_is_deterministic_and_the_demo_has_a_random_baseline():
+    for sizes in (demo.FULL, demo.FAST):
+        for cfg in (sizes.cnn_search, sizes.cnn_train, sizes.rnn_search, sizes.rnn_train):
+            assert cfg["deterministic"] is True
+        assert sizes.baseline.startswith("random:") and int(sizes.baseline.split(":")[1]) >= 2
+        assert len(sizes.seeds) >= 2  # the searched cell's side of the t-test needs two values
 
 
 def test_only_checkpoints_of_finished_runs_are_removed(tmp_path):
@@ -33,12 +51,14 @@ def test_fast_demo_runs_the_whole_pipeline_and_writes_records_and_report(tmp_pat
     from reproduce.__main__ import main
 
     out = tmp_path / "demo"
-    assert main(["demo", "--fast", "--out", str(out), "--no-progress"]) == 0
+    assert main(["demo", "--fast", "--out", str(out), "--no-progress", "--threads", "1"]) == 0
     printed = capsys.readouterr().out
     sources = json.loads((out / "sources.json").read_text())
     best = sources["text"]["best_perplexity"]
     assert best == pytest.approx(math.exp(sources["text"]["entropy_rate_nats"]))
     assert f"exp(H) = {best:.3f}" in printed and "NOT comparable" in printed
+    assert "(1 threads)" in printed and "supernets at the end of their search" in printed
+    assert "against 2 random cells" in printed
 
     for name, experiment, order in (("digits-order2", "cifar10", 2), ("digits-order1", "cifar10", 1),
                                     ("markov-order2", "ptb", 2), ("markov-order1", "ptb", 1)):
@@ -60,7 +80,19 @@ def test_fast_demo_runs_the_whole_pipeline_and_writes_records_and_report(tmp_pat
             assert math.isfinite(record["final"][metric])
             if experiment == "ptb":  # no model beats the source's entropy rate by more than sampling noise
                 assert record["final"]["test_ppl"] > 0.9 * best
-        assert meta["target"] == (demo.MARKOV_TARGET if experiment == "ptb" else None)
+        assert meta["target"] is None  # no published figure applies to the demo's data
+        assert meta["baseline"] == {"kind": "random", "n": 2, "draw_seed": 0}
+        baseline = json.loads((exp_dir / "baseline" / "baseline.json").read_text())
+        assert baseline["seeds"] == demo.FAST.seeds and len(baseline["cells"]) == 2
+        for cell in baseline["cells"]:
+            assert cell["genotype"] != meta["genotype"] and cell["parameters"] > 0
+            for seed in demo.FAST.seeds:
+                record = json.loads((exp_dir / "baseline" / f"cell-{cell['index']}" / f"seed-{seed}"
+                                     / "record.json").read_text())
+                assert record["genotype"] == cell["genotype"] and record["seed"] == seed
+                assert record["config"]["num_threads"] == 1 and record["config"]["deterministic"] is True
+        if experiment == "ptb":
+            assert [r["label"] for r in meta["references"]] == ["reference bound exp(H) of the Markov source"]
 
     assert not list(out.rglob("checkpoint.pt")), "checkpoints of finished runs are removed"
     assert "checkpoint.pt" in (out / ".gitignore").read_text() and "data/" in (out / ".gitignore").read_text()
@@ -68,4 +100,9 @@ def test_fast_demo_runs_the_whole_pipeline_and_writes_records_and_report(tmp_pat
     for name in ("digits-order2", "digits-order1", "markov-order2", "markov-order1"):
         assert name in report
     assert "not comparable" in report and "exp(H)" in report
+    assert report.count("Searched cell against random cells") == 4
+    for line in report.splitlines():  # no figure is called published: the demo has none
+        if line.startswith("|"):
+            assert "published" not in line.replace("not a published figure", ""), line
+    assert "reference bound exp(H)" in report and "supernet" in report
     assert list((out / "figures").rglob("*.png")), "the report has figures"

@@ -1,0 +1,77 @@
+"""The experiment pipeline's random-architecture baseline (``--baseline random:N``): draw the cells,
+build and check their training configs (the final runs' recipe and seeds), run them, record the draw.
+What the baseline is and how it is compared: :mod:`reproduce.random_baseline`."""
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import List, Sequence
+
+import genotypes
+from zoo.fileio import atomic_write_json
+
+from .. import random_baseline
+from ..scheduler import Job, run_jobs
+from .plan import build_config, check_existing_run
+from .spec import ExperimentMismatchError, ExperimentOptions, ExperimentSpec
+
+log = logging.getLogger(__name__)
+
+
+def describe(spec: random_baseline.BaselineSpec) -> dict:
+    return {"kind": spec.kind, "n": spec.n, "draw_seed": spec.seed}
+
+
+def plan_jobs(exp: ExperimentSpec, baseline: random_baseline.BaselineSpec, base: dict, seeds: Sequence[int],
+              out: Path) -> List[Job]:
+    """One training job per (random cell, seed), configs built and checked against runs on disk now."""
+    from ..train import RECIPES
+
+    _check_saved_draw(out, baseline, seeds)
+    jobs = []
+    for index, cell in enumerate(genotypes.sample.draw(exp.kind, baseline.n, baseline.seed)):
+        text = genotypes.format(cell)
+        for seed in seeds:
+            overrides = dict(base, seed=seed, genotype=text, experiment=f"{exp.name}-random")
+            cfg = build_config(RECIPES, exp.dataset, overrides, "training recipe")
+            run_dir = random_baseline.cell_dir(out, index) / f"seed-{seed}"
+            check_existing_run(run_dir, cfg)
+            jobs.append(Job("train", exp.dataset, cfg, str(run_dir),
+                            name=f"{exp.name} random cell {index} seed {seed}"))
+    return jobs
+
+
+def _check_saved_draw(out: Path, baseline: random_baseline.BaselineSpec, seeds: Sequence[int]) -> None:
+    path = Path(out) / random_baseline.DIR / random_baseline.FILE
+    if not path.exists():
+        return
+    saved = json.loads(path.read_text())
+    if saved.get("draw_seed") != baseline.seed or saved.get("kind") != baseline.kind:
+        raise ExperimentMismatchError(
+            f"{path.parent} holds random cells drawn with seed {saved.get('draw_seed')}, now asked for "
+            f"{baseline.text}: use another --out directory, or the saved seed (--baseline random:N:"
+            f"{saved.get('draw_seed')})")
+
+
+def run(exp: ExperimentSpec, options: ExperimentOptions, baseline: random_baseline.BaselineSpec,
+        jobs: List[Job], seeds: Sequence[int], out: Path) -> dict:
+    """Train the random cells and write ``baseline/baseline.json``; returns what it holds."""
+    cells = []
+    for index, cell in enumerate(genotypes.sample.draw(exp.kind, baseline.n, baseline.seed)):
+        cells.append({"index": index, "genotype": genotypes.format(cell)})
+    meta = dict(describe(baseline), seeds=[int(s) for s in seeds], cells=cells,
+                about="cells drawn uniformly from the DARTS space by genotypes.sample.draw(kind, n, draw_seed), "
+                      "trained with the final runs' recipe and seeds")
+    log.info("%s: random baseline, %d cells x %d seeds (draw seed %d)", exp.name, baseline.n, len(seeds),
+             baseline.seed)
+    atomic_write_json(Path(out) / random_baseline.DIR / random_baseline.FILE, meta)
+    records = run_jobs(jobs, gpus=options.gpus, launcher=options.launcher, slurm=options.slurm,
+                       progress=options.progress, desc="random cells")
+    per_cell = len(seeds)
+    for i, cell in enumerate(cells):
+        mine = records[i * per_cell:(i + 1) * per_cell]
+        cell["parameters"] = mine[0].get("parameters") if mine else None
+    atomic_write_json(Path(out) / random_baseline.DIR / random_baseline.FILE, meta)
+    return meta
+
