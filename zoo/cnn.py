@@ -16,6 +16,7 @@ import torch.nn as nn
 import genotypes as _genotypes
 from genotypes import Genotype
 
+from .limits import check_sizes
 from .ops import OPS, FactorizedReduce, Identity, ReLUConvBN, drop_path
 from .state import StrictLoadMixin
 
@@ -113,6 +114,7 @@ class _Network(StrictLoadMixin, nn.Module):
     """
 
     def _init_config(self, C: int, num_classes: int, layers: int, auxiliary: bool, genotype) -> Genotype:
+        check_sizes(type(self).__name__, {"C": C, "num_classes": num_classes, "layers": layers})
         genotype = _genotypes.resolve(genotype, "cnn")
         self.genotype = genotype
         self.config = {"C": int(C), "num_classes": int(num_classes), "layers": int(layers),

@@ -355,29 +355,10 @@ _ARCH_ARG_NAMES = {
 }
 
 
-# Sizes a file or config may ask for: well above what the paper's families use (C 16-48, 8-20 cells,
-# 1000 classes, 850 units, 33k-word vocabularies), far below what would exhaust memory.
-SIZE_LIMITS = {"C": 256, "layers": 64, "num_classes": 100_000, "ntoken": 1_000_000, "ninp": 4096, "nhid": 4096,
-               "nhidlast": 4096}
-
-
-def check_sizes(arch: str, args: Dict[str, Any]) -> None:
-    """Refuse sizes no DARTS network has, naming the field and the limit, before anything is allocated."""
-    for key, limit in SIZE_LIMITS.items():
-        if key not in args:
-            continue
-        value = args[key]
-        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= limit:
-            raise ValueError(f"{arch} argument {key}={value!r} is out of range: it must be an integer from 1 to "
-                             f"{limit} (the zoo's limit, well above the DARTS networks' sizes)")
-    for key in ("dropout", "dropouth", "dropoutx", "dropouti", "dropoute"):
-        if key in args and not (isinstance(args[key], (int, float)) and 0 <= args[key] <= 1):
-            raise ValueError(f"{arch} argument {key}={args[key]!r} must be a probability in [0, 1]")
-
-
 def build(arch: str, args: Dict[str, Any], genotype):
     """Instantiate one of the zoo's networks from its class name, arguments and genotype (object, name or text);
-    sizes are checked first (:func:`check_sizes`), so a file or config cannot make it allocate without bound."""
+    the networks check their sizes first (:mod:`zoo.limits`), so a file or config cannot make them allocate
+    without bound."""
     from .cnn import NetworkCIFAR, NetworkImageNet
     from .rnn import RNNModel
 
@@ -388,7 +369,6 @@ def build(arch: str, args: Dict[str, Any], genotype):
     bad = [k for k in args if k not in allowed]
     if bad:
         raise ValueError(f"{arch} takes no argument(s) {bad}; its arguments are {', '.join(allowed)}")
-    check_sizes(arch, args)
     genotype = _genotypes.resolve(genotype, "rnn" if arch == "RNNModel" else "cnn")
     if arch == "RNNModel":
         if "ninp" in args and "nhid" not in args:
@@ -409,5 +389,5 @@ def build_entry(name: str, **overrides):
 
 __all__ = [
     "ModelEntry", "Source", "UnknownModelError", "list_models", "info", "get_entry", "register", "build",
-    "build_entry", "is_registered", "class_names", "entries", "check_sizes", "SIZE_LIMITS", "CITATION", "LICENSE",
+    "build_entry", "is_registered", "class_names", "entries", "CITATION", "LICENSE",
 ]

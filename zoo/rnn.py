@@ -15,6 +15,7 @@ import torch.nn.functional as F
 import genotypes as _genotypes
 from genotypes import RNNGenotype
 
+from .limits import check_sizes
 from .state import StrictLoadMixin
 
 INITRANGE = 0.04
@@ -114,6 +115,9 @@ class RNNModel(StrictLoadMixin, nn.Module):
                  dropoutx: float = 0.5, dropouti: float = 0.5, dropoute: float = 0.1,
                  genotype: Union[RNNGenotype, str] = "DARTS_V2", cell_cls=DARTSCell):
         super().__init__()
+        check_sizes("RNNModel", {"ntoken": ntoken, "ninp": ninp, "nhid": nhid, "nhidlast": nhidlast,
+                                 "dropout": dropout, "dropouth": dropouth, "dropoutx": dropoutx, "dropouti": dropouti,
+                                 "dropoute": dropoute})
         if not ninp == nhid == nhidlast:
             raise ValueError(
                 f"the DARTS recurrent model ties its sizes: ninp == nhid == nhidlast, got {ninp}, {nhid}, {nhidlast}"

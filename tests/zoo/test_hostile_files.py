@@ -149,3 +149,13 @@ def test_saved_weights_with_nan_and_no_digest_do_not_load_quietly(tmp_path):
     (d / "config.json").write_text(json.dumps(cfg))
     with pytest.raises(zoo.ModelLoadError, match=r"non-finite values \(NaN/inf\) in classifier.weight"):
         zoo.load(str(d))
+
+
+def test_the_networks_themselves_refuse_absurd_sizes_before_allocating():
+    # every path (a training config, a file, create_model) builds through the constructors
+    with pytest.raises(ValueError, match="C=1000000 is out of range"):
+        zoo.NetworkCIFAR(10**6, 10, 20, True, "DARTS_V2")
+    with pytest.raises(ValueError, match="layers=1000000 is out of range"):
+        zoo.NetworkImageNet(48, 1000, 10**6, True, "DARTS_V2")
+    with pytest.raises(ValueError, match="ntoken=0 is out of range"):
+        zoo.RNNModel(0, 8, 8, 8)

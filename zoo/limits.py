@@ -1,0 +1,27 @@
+"""Sizes the zoo's networks accept: checked before anything is allocated, so no file, config or
+command line can make a network allocate without bound."""
+from __future__ import annotations
+
+from typing import Any, Dict
+
+# Sizes a file or config may ask for: well above what the paper's families use (C 16-48, 8-20 cells,
+# 1000 classes, 850 units, 33k-word vocabularies), far below what would exhaust memory.
+SIZE_LIMITS = {"C": 256, "layers": 64, "num_classes": 100_000, "ntoken": 1_000_000, "ninp": 4096, "nhid": 4096,
+               "nhidlast": 4096}
+
+
+def check_sizes(arch: str, args: Dict[str, Any]) -> None:
+    """Refuse sizes no DARTS network has, naming the field and the limit, before anything is allocated."""
+    for key, limit in SIZE_LIMITS.items():
+        if key not in args:
+            continue
+        value = args[key]
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= limit:
+            raise ValueError(f"{arch} argument {key}={value!r} is out of range: it must be an integer from 1 to "
+                             f"{limit} (the zoo's limit, well above the DARTS networks' sizes)")
+    for key in ("dropout", "dropouth", "dropoutx", "dropouti", "dropoute"):
+        if key in args and not (isinstance(args[key], (int, float)) and 0 <= args[key] <= 1):
+            raise ValueError(f"{arch} argument {key}={args[key]!r} must be a probability in [0, 1]")
+
+
+__all__ = ["check_sizes", "SIZE_LIMITS"]
