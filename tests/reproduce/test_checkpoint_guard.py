@@ -7,9 +7,8 @@ import shutil
 
 import pytest
 import torch
-from train_helpers import make_cifar, tiny_cifar
+from train_helpers import make_cifar, refused_in_one_line, tiny_cifar
 
-from reproduce.__main__ import main
 from reproduce.rundir import (
     DamagedCheckpointError,
     NonFiniteError,
@@ -61,15 +60,6 @@ def _cli(cifar, out, *extra):
             "--deterministic", "--no-progress", *extra]
 
 
-def _refused_in_one_line(capsys, argv, *needles):
-    assert main(argv) == 2
-    err = capsys.readouterr().err.strip()
-    assert err.count("\n") == 0 and err.startswith("error: "), err
-    for needle in needles:
-        assert needle in err, err
-    return err
-
-
 def _rewrite(path, **changes):
     state = load_checked(path)
     state.update(changes)
@@ -93,7 +83,7 @@ def test_two_flipped_bytes_in_the_checkpoint_are_refused_naming_the_file_and_the
     path.write_bytes(bytes(data))
     with pytest.raises(DamagedCheckpointError, match="does not match its checksum"):
         train("cifar10", tiny_cifar(cifar), run, progress=False)
-    _refused_in_one_line(capsys, _cli(cifar, run), str(path), "to restart the run from its first epoch")
+    refused_in_one_line(capsys, _cli(cifar, run), str(path), "to restart the run from its first epoch")
     assert not (run / "record.json").exists()
 
 
@@ -103,7 +93,7 @@ def test_two_flipped_bytes_in_the_checkpoint_are_refused_naming_the_file_and_the
     ("list", "holds a list, not a checkpoint"),
     ("unchecked", "carries no checksum"),
 ])
-def test_a_checkpoint_that_is_not_ours_is_refused_in_one_line(run, cifar, capsys, content, match):
+def test_a_checkpoint_that_is_not_ours_isrefused_in_one_line(run, cifar, capsys, content, match):
     path = run / "checkpoint.pt"
     if content == "list":
         torch.save([1, 2], path)
@@ -111,12 +101,12 @@ def test_a_checkpoint_that_is_not_ours_is_refused_in_one_line(run, cifar, capsys
         torch.save({"version": 1, "dataset": "cifar10", "epoch": 1, "task": {}}, path)
     else:
         path.write_bytes(content)
-    _refused_in_one_line(capsys, _cli(cifar, run), str(path), match)
+    refused_in_one_line(capsys, _cli(cifar, run), str(path), match)
 
 
-def test_a_checkpoint_without_task_state_is_refused_in_one_line(run, cifar, capsys):
+def test_a_checkpoint_without_task_state_isrefused_in_one_line(run, cifar, capsys):
     _rewrite(run / "checkpoint.pt", task=None)
-    _refused_in_one_line(capsys, _cli(cifar, run), "holds no task state")
+    refused_in_one_line(capsys, _cli(cifar, run), "holds no task state")
 
 
 def test_a_checked_list_is_refused(run):
@@ -136,8 +126,8 @@ def test_a_checked_list_is_refused(run):
 
 def test_a_checkpoint_is_tied_to_the_config_even_when_config_json_is_deleted_or_edited(run, cifar, capsys):
     (run / "config.json").unlink()
-    _refused_in_one_line(capsys, _cli(cifar, run, "--lr", "0.3"), str(run / "checkpoint.pt"),
-                         "another config: learning_rate (checkpoint 0.025, now 0.3)")
+    refused_in_one_line(capsys, _cli(cifar, run, "--lr", "0.3"), str(run / "checkpoint.pt"),
+                        "another config: learning_rate (checkpoint 0.025, now 0.3)")
     assert not (run / "config.json").exists()  # the refused run left the directory as it was
     # config.json edited to say 0.3: the checkpoint still knows it was trained at 0.025
     (run / "config.json").write_text(json.dumps(dict(tiny_cifar(cifar).__dict__, learning_rate=0.3)))
@@ -148,17 +138,17 @@ def test_a_checkpoint_is_tied_to_the_config_even_when_config_json_is_deleted_or_
 
 def test_a_checkpoint_is_tied_to_its_epoch(run, cifar, capsys):
     _rewrite(run / "checkpoint.pt", epoch=99)
-    _refused_in_one_line(capsys, _cli(cifar, run), "written after epoch 99, but the run has epochs 1..2")
+    refused_in_one_line(capsys, _cli(cifar, run), "written after epoch 99, but the run has epochs 1..2")
     assert not (run / "record.json").exists()
 
 
 def test_lost_metrics_lines_are_refused_never_a_record_whose_curve_starts_later(run, cifar, capsys):
     _rewrite(run / "checkpoint.pt")  # unchanged
     (run / "metrics.jsonl").write_text("")
-    _refused_in_one_line(capsys, _cli(cifar, run), "metrics.jsonl holds no epoch where epochs 0..0 belong",
-                         "restore metrics.jsonl")
+    refused_in_one_line(capsys, _cli(cifar, run), "metrics.jsonl holds no epoch where epochs 0..0 belong",
+                        "restore metrics.jsonl")
     (run / "metrics.jsonl").write_text(json.dumps({"epoch": 1, "train_loss": 1.0}) + "\n")
-    _refused_in_one_line(capsys, _cli(cifar, run), "holds epochs [1] where epochs 0..0 belong")
+    refused_in_one_line(capsys, _cli(cifar, run), "holds epochs [1] where epochs 0..0 belong")
 
 
 def test_metrics_removed_after_the_last_checkpoint_is_one_line(cifar, tmp_path, capsys, monkeypatch):
@@ -172,7 +162,7 @@ def test_metrics_removed_after_the_last_checkpoint_is_one_line(cifar, tmp_path, 
         train("cifar10", tiny_cifar(cifar, epochs=1), out, progress=False)
     monkeypatch.undo()
     (out / "metrics.jsonl").unlink()
-    _refused_in_one_line(capsys, _cli(cifar, out, "--epochs", "1"), "metrics.jsonl holds no epoch")
+    refused_in_one_line(capsys, _cli(cifar, out, "--epochs", "1"), "metrics.jsonl holds no epoch")
     assert not (out / "record.json").exists()
 
 
@@ -193,5 +183,5 @@ def test_a_read_only_run_directory_is_one_line(cifar, tmp_path, capsys, monkeypa
         return real_open(path, flags, *args, **kwargs)
 
     monkeypatch.setattr(os, "open", read_only)
-    _refused_in_one_line(capsys, _cli(cifar, tmp_path / "ro"), "is not writable (Read-only file system",
-                         "use a directory you can write to")
+    refused_in_one_line(capsys, _cli(cifar, tmp_path / "ro"), "is not writable (Read-only file system",
+                        "use a directory you can write to")

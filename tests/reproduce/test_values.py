@@ -6,22 +6,13 @@ import json
 import time
 
 import pytest
-from train_helpers import make_corpus
+from train_helpers import make_corpus, refused_in_one_line
 
 from reproduce.__main__ import main
 from reproduce.config import ConfigError, build
 from reproduce.experiments.plan import MAX_RUNS, parse_seeds, resolve_seeds
 from reproduce.search import SEARCH_CONFIGS
 from reproduce.train import RECIPES
-
-
-def _one_line(capsys, argv, *needles):
-    assert main(argv) == 2
-    err = capsys.readouterr().err.strip()
-    assert err.count("\n") == 0 and err.startswith("error: "), err
-    for needle in needles:
-        assert needle in err, err
-    return err
 
 
 @pytest.mark.parametrize("dataset,field,value", [
@@ -56,8 +47,8 @@ def test_impossible_search_values_are_refused_naming_the_field(dataset, field, v
     (["--auxiliary-weight=-1e9"], "auxiliary_weight must be a finite number >= 0, got -1000000000.0"),
     (["--seed", str(2 ** 64)], "seed must be an integer in 0..2**63-1"),
 ])
-def test_the_train_command_refuses_impossible_values_in_one_line(capsys, tmp_path, argv, needle):
-    _one_line(capsys, ["train", "cifar10", "--out", str(tmp_path / "run"), *argv], needle)
+def test_the_train_command_refuses_impossible_values_inrefused_in_one_line(capsys, tmp_path, argv, needle):
+    refused_in_one_line(capsys, ["train", "cifar10", "--out", str(tmp_path / "run"), *argv], needle)
     assert not (tmp_path / "run").exists()
 
 
@@ -69,15 +60,15 @@ def test_a_negative_number_in_exponent_form_is_refused_by_the_parser(capsys, tmp
 
 def test_counts_and_seed_ranges_are_checked_before_any_list_is_built(capsys, tmp_path):
     t0 = time.perf_counter()
-    _one_line(capsys, ["cifar10", "--runs", "100000000", "--dry-run", "--out", str(tmp_path / "x")],
-              "--runs 100000000 asks for 100000000 runs", f"at most {MAX_RUNS}")
-    _one_line(capsys, ["cifar10", "--seeds", "0-1000000000", "--dry-run", "--out", str(tmp_path / "x")],
-              "--seeds 0-1000000000 asks for 1000000001 runs")
-    _one_line(capsys, ["cifar10", "--seeds", f"0-{10 ** 30}", "--dry-run", "--out", str(tmp_path / "x")],
-              "more than 10**15 runs")
-    _one_line(capsys, ["cifar10", "--seeds", str(2 ** 64), "--dry-run", "--out", str(tmp_path / "x")],
-              "seeds must be in 0..2**63-1")
-    _one_line(capsys, ["cifar10", "--search", "--search-seeds", "0-1000000000", "--dry-run", "--out",
+    refused_in_one_line(capsys, ["cifar10", "--runs", "100000000", "--dry-run", "--out", str(tmp_path / "x")],
+                        "--runs 100000000 asks for 100000000 runs", f"at most {MAX_RUNS}")
+    refused_in_one_line(capsys, ["cifar10", "--seeds", "0-1000000000", "--dry-run", "--out", str(tmp_path / "x")],
+                        "--seeds 0-1000000000 asks for 1000000001 runs")
+    refused_in_one_line(capsys, ["cifar10", "--seeds", f"0-{10 ** 30}", "--dry-run", "--out", str(tmp_path / "x")],
+                        "more than 10**15 runs")
+    refused_in_one_line(capsys, ["cifar10", "--seeds", str(2 ** 64), "--dry-run", "--out", str(tmp_path / "x")],
+                        "seeds must be in 0..2**63-1")
+    refused_in_one_line(capsys, ["cifar10", "--search", "--search-seeds", "0-1000000000", "--dry-run", "--out",
                        str(tmp_path / "x")], "--search-seeds 0-1000000000 asks for 1000000001 runs")
     assert time.perf_counter() - t0 < 60  # generous: without the checks this allocates gigabytes first
     assert parse_seeds("0-2,5") == [0, 1, 2, 5] and resolve_seeds(MAX_RUNS, None, 1) == list(range(MAX_RUNS))
@@ -93,7 +84,8 @@ def test_a_run_directory_whose_config_json_is_not_a_config_is_one_line_naming_th
     run = tmp_path / "run"
     run.mkdir()
     (run / "config.json").write_text(content)
-    _one_line(capsys, ["train", "cifar10", "--out", str(run)], str(run / "config.json"), match.split(": ", 1)[1])
+    refused_in_one_line(capsys, ["train", "cifar10", "--out", str(run)], str(run / "config.json"),
+                        match.split(": ", 1)[1])
 
 
 def test_non_utf8_corpus_text_is_one_line_naming_the_file_and_line(capsys, tmp_path):
@@ -101,13 +93,14 @@ def test_non_utf8_corpus_text_is_one_line_naming_the_file_and_line(capsys, tmp_p
     lines = (corpus / "valid.txt").read_bytes().splitlines(keepends=True)
     lines[3] = b" caf\xe9 au lait \n"  # latin-1
     (corpus / "valid.txt").write_bytes(b"".join(lines))
-    _one_line(capsys, ["train", "ptb", "--out", str(tmp_path / "run"), "--data", str(corpus), "--device", "cpu",
-                       "--epochs", "1", "--emsize", "8", "--nhid", "8", "--nhidlast", "8"],
-              f"{corpus / 'valid.txt'}: line 4 is not UTF-8 text", "convert the corpus to UTF-8")
+    argv = ["train", "ptb", "--out", str(tmp_path / "run"), "--data", str(corpus), "--device", "cpu", "--epochs", "1",
+            "--emsize", "8", "--nhid", "8", "--nhidlast", "8"]
+    refused_in_one_line(capsys, argv, f"{corpus / 'valid.txt'}: line 4 is not UTF-8 text",
+                        "convert the corpus to UTF-8")
 
 
-def test_a_record_read_for_genotype_from_that_is_a_list_is_one_line(capsys, tmp_path):
+def test_a_record_read_for_genotype_from_that_is_a_list_isrefused_in_one_line(capsys, tmp_path):
     (tmp_path / "search").mkdir()
     (tmp_path / "search" / "record.json").write_text(json.dumps([1, 2]))
-    _one_line(capsys, ["train", "cifar10", "--out", str(tmp_path / "run"), "--genotype-from",
+    refused_in_one_line(capsys, ["train", "cifar10", "--out", str(tmp_path / "run"), "--genotype-from",
                        str(tmp_path / "search")], "record.json: holds a JSON list, expected a JSON object")

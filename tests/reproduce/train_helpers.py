@@ -110,3 +110,15 @@ def ddp_claim_worker(rank: int, world: int, port: int, dataset: str, config, out
     outcome["seconds"] = time.time() - start
     Path(f"{result_path}.{rank}").write_text(json.dumps(outcome))
     dist.destroy_process_group()
+
+
+def refused_in_one_line(capsys, argv, *needles):
+    """``python -m reproduce ARGV`` exits 2 with one ``error:`` line on stderr holding every needle."""
+    from reproduce.__main__ import main
+
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and err.startswith("error: "), err
+    for needle in needles:
+        assert needle in err, err
+    return err
