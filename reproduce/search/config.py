@@ -106,12 +106,19 @@ class PTBSearchConfig:
         "at w, as the original's code does (it produced the paper's PTB numbers); 'stepped': moved like every "
         "other weight, the paper's formula (eq. 7). The two give different architecture gradients from the "
         "first step", choices=["held", "stepped"])
+    valid_bn: str = _f(
+        "running", "BatchNorm statistics of the supernet's validation perplexity. 'running': eval mode, where "
+        "the cell's one BatchNorm normalises the initial state and all 8 steps with the same running statistics, "
+        "as the original's code does; 'batch': each state normalised with its own statistics over the "
+        "evaluation batch, as in training (the running statistics are neither used nor updated). Only the "
+        "reported figure changes, not the search", choices=["running", "batch"])
 
     def validate(self) -> None:
         require(self.order in (1, 2), f"order must be 1 or 2, not {self.order}")
         require(self.epochs >= 1, f"epochs must be >= 1, not {self.epochs}")
         require(self.virtual_step_tied_weight in ("held", "stepped"),
                 f"virtual_step_tied_weight must be held or stepped, not {self.virtual_step_tied_weight!r}")
+        require(self.valid_bn in ("running", "batch"), f"valid_bn must be running or batch, not {self.valid_bn!r}")
         require(self.emsize == self.nhid == self.nhidlast,
                 f"the DARTS recurrent model ties emsize = nhid = nhidlast, got "
                 f"{self.emsize}, {self.nhid}, {self.nhidlast}")

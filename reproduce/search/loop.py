@@ -195,6 +195,8 @@ class RNNSearch(_Base):
         c = config
         self.model = RNNModelSearch(self.data.ntokens, c.emsize, c.nhid, c.nhidlast, c.dropout, c.dropouth,
                                     c.dropoutx, c.dropouti, c.dropoute).to(device)
+        for cell in self.model.rnns:
+            cell.batch_stats_in_eval = c.valid_bn == "batch"
         self.alphas = self.model.new_alphas(device)
         self.w_opt = make_sgd(self.model.parameters(), lr=c.learning_rate, weight_decay=c.weight_decay)
         self.a_opt = torch.optim.Adam(self.alphas, lr=c.arch_learning_rate, weight_decay=c.arch_weight_decay)

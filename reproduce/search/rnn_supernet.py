@@ -35,9 +35,19 @@ class DARTSCellSearch(DARTSCell):
         self.bn = nn.BatchNorm1d(nhid, affine=False)
         self.steps, self.concat = steps, concat
         self.weights: Optional[torch.Tensor] = None  # set by RNNModelSearch.forward
+        # False (the original): in eval mode every state is normalised with the one BatchNorm's running
+        # statistics, shared by the initial state and the 8 steps although their distributions differ.
+        # True: in eval mode too, each state is normalised with its own statistics over the batch, as in
+        # training (the running statistics are neither used nor updated).
+        self.batch_stats_in_eval = False
+
+    def norm(self, s: torch.Tensor) -> torch.Tensor:
+        if self.batch_stats_in_eval and not self.training:
+            return F.batch_norm(s, None, None, training=True, momentum=0.0, eps=self.bn.eps)
+        return self.bn(s)
 
     def cell(self, x_proj: torch.Tensor, h_prev: torch.Tensor, h_mask: Optional[torch.Tensor]) -> torch.Tensor:
-        s0 = self.bn(self._init_state(x_proj, h_prev, h_mask))
+        s0 = self.norm(self._init_state(x_proj, h_prev, h_mask))
         probs = F.softmax(self.weights, dim=-1)
         states = s0.unsqueeze(0)
         offset = 0
@@ -51,14 +61,14 @@ class DARTSCellSearch(DARTSCell):
             total = sum(p[:, k, None, None] for k, _ in _ACTS)
             weighted = total * states
             s = (weighted + c * (mix - weighted)).sum(0)
-            s = self.bn(s)
+            s = self.norm(s)
             states = torch.cat([states, s.unsqueeze(0)], 0)
             offset += i + 1
         return states[-self.concat:].mean(0)
 
     def cell_reference(self, x_proj, h_prev, h_mask):
         """The original's loop, activation by activation (for tests)."""
-        s0 = self.bn(self._init_state(x_proj, h_prev, h_mask))
+        s0 = self.norm(self._init_state(x_proj, h_prev, h_mask))
         probs = F.softmax(self.weights, dim=-1)
         offset = 0
         states = s0.unsqueeze(0)
@@ -71,7 +81,7 @@ class DARTSCellSearch(DARTSCell):
             for k, fn in _ACTS:
                 unweighted = states + c * (fn(h) - states)
                 s = s + torch.sum(probs[offset:offset + i + 1, k].unsqueeze(-1).unsqueeze(-1) * unweighted, dim=0)
-            s = self.bn(s)
+            s = self.norm(s)
             states = torch.cat([states, s.unsqueeze(0)], 0)
             offset += i + 1
         return torch.mean(states[-self.concat:], dim=0)
