@@ -5,7 +5,9 @@ et al. (2020, "NAS evaluation is frustratingly hard") ask of every NAS result wh
 cell beats cells drawn at random from the same space and trained the same way. ``--baseline
 random:N`` (``random:N:SEED`` to pick the draw's seed, default 0) draws N cells with
 :func:`genotypes.sample.draw` and trains each with the same recipe and the same seeds as the
-searched cell. The experiment directory keeps them under ``baseline/``::
+searched cell. The experiment directory keeps them under ``baseline/`` (or the directory named by
+experiment.json's ``baseline.dir``, relative to it: experiments with the same recipe, seeds and draw
+can share one)::
 
     baseline/baseline.json          the draw: N, its seed, the cells' genotypes, the training seeds
     baseline/cell-<i>/seed-<S>/     the training of random cell i with seed S (a normal run directory)
@@ -64,8 +66,15 @@ def parse(text: Optional[str]) -> Optional[BaselineSpec]:
     return BaselineSpec(parts[0], n, seed)
 
 
-def cell_dir(out: Path, index: int) -> Path:
-    return Path(out) / DIR / f"cell-{index}"
+def root_of(exp_dir, meta: Optional[Mapping[str, Any]]) -> Path:
+    """The baseline directory of the experiment in ``exp_dir`` whose experiment.json holds ``meta``."""
+    where = ((meta or {}).get("baseline") or {}).get("dir") or DIR
+    return Path(exp_dir) / str(where)
+
+
+def cell_dir(root: Path, index: int) -> Path:
+    """The run directories of random cell ``index`` in the baseline directory ``root``."""
+    return Path(root) / f"cell-{index}"
 
 
 # --------------------------------------------------------------------------------------------------
@@ -136,17 +145,17 @@ class Baseline:
         return [m for m in (c.mean(metric) for c in self.complete_cells()) if m is not None and math.isfinite(m)]
 
 
-def load(exp_dir, read_records) -> Optional[Baseline]:
-    """The baseline of an experiment directory, or None without one. ``read_records(dir)`` returns
-    (finished records, unfinished names) of the run directories under ``dir`` (the aggregator's)."""
-    path = Path(exp_dir) / DIR / FILE
+def load(root, read_records) -> Optional[Baseline]:
+    """The baseline in the directory ``root`` (:func:`root_of`), or None without one. ``read_records(dir)``
+    returns (finished records, unfinished names) of the run directories under ``dir`` (the aggregator's)."""
+    path = Path(root) / FILE
     if not path.exists():
         return None
     meta = json.loads(path.read_text())
     spec = BaselineSpec(meta["kind"], int(meta["n"]), int(meta["draw_seed"]))
     cells = []
     for cell in meta["cells"]:
-        records, _ = read_records(cell_dir(exp_dir, cell["index"]))
+        records, _ = read_records(cell_dir(root, cell["index"]))
         records = [r for r in records if r.get("genotype") == cell["genotype"]]
         cells.append(RandomCell(int(cell["index"]), cell["genotype"], records))
     return Baseline(spec, [int(s) for s in meta["seeds"]], cells)

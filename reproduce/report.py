@@ -472,8 +472,19 @@ def _supernet_curves(doc: Doc, exp: Experiment, fig_dir: Path, draw: bool, refer
              if any(m in (r.get("final") or {}) for r in exp.search_records)]
     if not shown:
         return
+    where = ("the validation split (which also trains the architecture)" if "valid_ppl" in shown else
+             "the half of the training data that trains the architecture")
     doc.p("The supernets (the weights shared by every candidate op, mixed by the architecture weights) at the end "
-          "of each search, measured on the half of the training data that trains the architecture:")
+          f"of each search, measured on {where}:")
+    bn = sorted({(r.get("config") or {}).get("valid_bn") for r in exp.search_records} - {None})
+    if bn == ["batch"]:
+        doc.p("Their validation perplexity is measured with each state of the cell normalised over the evaluation "
+              "batch, as in training (`valid_bn=batch`), not as the original's code measures it (eval mode, where "
+              "the cell's one BatchNorm normalises all nine states with shared running statistics, `valid_bn="
+              "running`).")
+    elif len(bn) > 1:
+        doc.p(f"Their validation perplexities are measured in different ways (`valid_bn` {', '.join(bn)}): not "
+              "comparable with each other.")
     doc.table(["search seed", *shown, "epochs"],
               [[r.get("seed"), *[fmt_num((r.get("final") or {}).get(m)) for m in shown], len(r.get("curve") or [])]
                for r in exp.search_records])
@@ -490,7 +501,7 @@ def _supernet_curves(doc: Doc, exp: Experiment, fig_dir: Path, draw: bool, refer
 
 
 def _baseline_section(doc: Doc, exp: Experiment, fig_dir: Path, draw: bool):
-    baseline = random_baseline.load(exp.path, aggregate.read_records)
+    baseline = random_baseline.load(random_baseline.root_of(exp.path, exp.meta), aggregate.read_records)
     if baseline is None:
         return
     doc.h(3, "Searched cell against random cells (random-architecture baseline)")

@@ -176,9 +176,10 @@ def run_jobs(jobs: Sequence[Job], gpus: Sequence[str] = (), launcher: str = "loc
              slurm: Optional[SlurmOptions] = None, progress: bool = True,
              runner: Optional[Callable[[Job, bool], object]] = None,
              command: Optional[Callable[[Job], List[str]]] = None,
-             desc: str = "runs") -> List[dict]:
+             desc: str = "runs", pool=None) -> List[dict]:
     """Run ``jobs`` (each skipped by the run itself when already finished); returns their records in order.
 
+    ``pool``: a :class:`reproduce.run_pool.RunPool` that runs them side by side on this machine's cores.
     ``runner(job, progress)`` replaces the in-process run and ``command(job)`` the subprocess
     command line of the GPU queue (both for tests). Raises RunsFailedError naming the failed runs.
     """
@@ -191,6 +192,8 @@ def run_jobs(jobs: Sequence[Job], gpus: Sequence[str] = (), launcher: str = "loc
         failures = _run_slurm(jobs, slurm or SlurmOptions(), progress, desc)
     elif gpus:
         failures = _run_gpu_queue(jobs, list(gpus), progress, command or worker_command, desc)
+    elif pool is not None:
+        failures = _run_in_pool(jobs, pool)
     else:
         failures = _run_in_process(jobs, progress, runner, desc)
     if failures:
@@ -224,6 +227,19 @@ def _run_in_process(jobs, progress, runner, desc):
         bar.update(1)
     bar.close()
     return failures
+
+
+def _run_in_pool(jobs, pool):
+    """Like in-process: the first error is raised as it is (the other runs of the pool go on)."""
+    futures = []
+    for job in jobs:
+        if read_result(job) is not None:
+            log.info("%s: finished already (%s), skipped", job.name, job.out)
+        else:
+            futures.append(pool.submit(job))
+    for future in futures:
+        future.result()
+    return []
 
 
 def worker_command(job: Job) -> List[str]:

@@ -1,4 +1,5 @@
-"""``python -m reproduce demo [--out DIR] [--threads N] [--fast]``: the whole pipeline on small generated data."""
+"""``python -m reproduce demo [--out DIR] [--jobs N] [--threads T] [--fast]``: the whole pipeline on small
+generated data."""
 from __future__ import annotations
 
 import sys
@@ -12,12 +13,16 @@ def register(sub) -> None:
                     "random from the same space, aggregate and report, for conv cells (scikit-learn's digits as "
                     "CIFAR-10 batches) and recurrent cells (a corpus from a seeded Markov source with a known entropy "
                     "rate). Needs no download. The figures are real but NOT comparable with the paper's (profile "
-                    "'demo'). Deterministic: a rerun on the same machine with the same threads gives the same "
-                    "numbers. Rerunning into the same directory resumes.")
+                    "'demo'). Deterministic: a rerun on the same machine gives the same numbers, whatever --jobs. "
+                    "Rerunning into the same directory resumes.")
     parser.add_argument("--out", default="runs/demo",
                         help="output directory (default runs/demo; --out results/demo refreshes the committed copy)")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="torch CPU threads of every run (default: the cores this process may use)")
+    parser.add_argument("--jobs", type=int, default=None,
+                        help="runs side by side, each in its own process (default: the cores this process may use; "
+                             "1: one after the other in this process); the numbers do not depend on it")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch CPU threads of each run (default 1: the demo's runs are too small for a second "
+                             "thread to help; another value changes the last digits)")
     parser.add_argument("--fast", action="store_true", help="even smaller sizes (for tests); the searches do not "
                                                             "learn much")
     parser.add_argument("--device", default="cpu", help="cpu (default), cuda, auto")
@@ -33,13 +38,16 @@ def run(args) -> int:
     from ..demo import run_demo, search_rows, summary_rows
     from ..random_baseline import format_table
 
-    if args.threads is not None and args.threads < 1:
-        print(f"error: --threads must be >= 1, got {args.threads}", file=sys.stderr)
-        return 2
+    for name in ("jobs", "threads"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            print(f"error: --{name} must be >= 1, got {value}", file=sys.stderr)
+            return 2
     result = run_demo(args.out, fast=args.fast, progress=not args.no_progress and sys.stderr.isatty(),
-                      device=args.device, keep_checkpoints=args.keep_checkpoints, threads=args.threads)
+                      device=args.device, keep_checkpoints=args.keep_checkpoints, jobs=args.jobs, threads=args.threads)
     text = result.sources["text"]
-    print(f"\ndemo finished in {result.wall_time_s:.0f} s ({result.threads} threads) -> {result.out}")
+    print(f"\ndemo finished in {result.wall_time_s:.0f} s ({result.jobs} runs at a time, {result.threads} torch "
+          f"threads each) -> {result.out}")
     print(f"Markov source: entropy rate {text['entropy_rate_nats']:.4f} nats/token, reference bound (best achievable "
           f"perplexity) exp(H) = {text['best_perplexity']:.3f} (the true chain scores "
           f"{text['oracle_perplexity']['test']:.3f} on the test split)")

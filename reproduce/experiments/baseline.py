@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from pathlib import Path
 from typing import List, Sequence
 
@@ -12,38 +13,41 @@ import genotypes
 from zoo.fileio import atomic_write_json
 
 from .. import random_baseline
-from ..scheduler import Job, run_jobs
+from ..scheduler import Job
 from .plan import build_config, check_existing_run
 from .spec import ExperimentMismatchError, ExperimentOptions, ExperimentSpec
 
 log = logging.getLogger(__name__)
 
 
-def describe(spec: random_baseline.BaselineSpec) -> dict:
-    return {"kind": spec.kind, "n": spec.n, "draw_seed": spec.seed}
+def describe(spec: random_baseline.BaselineSpec, root: Path, exp_dir: Path) -> dict:
+    """experiment.json's "baseline": the draw, and where its runs live (relative to the experiment)."""
+    return {"kind": spec.kind, "n": spec.n, "draw_seed": spec.seed,
+            "dir": Path(os.path.relpath(Path(root).resolve(), Path(exp_dir).resolve())).as_posix()}
 
 
 def plan_jobs(exp: ExperimentSpec, baseline: random_baseline.BaselineSpec, base: dict, seeds: Sequence[int],
-              out: Path) -> List[Job]:
-    """One training job per (random cell, seed), configs built and checked against runs on disk now."""
+              root: Path) -> List[Job]:
+    """One training job per (random cell, seed) in the baseline directory ``root``, configs built and checked
+    against runs on disk now."""
     from ..train import RECIPES
 
-    _check_saved_draw(out, baseline, seeds)
+    _check_saved_draw(root, baseline, seeds)
     jobs = []
     for index, cell in enumerate(genotypes.sample.draw(exp.kind, baseline.n, baseline.seed)):
         text = genotypes.format(cell)
         for seed in seeds:
             overrides = dict(base, seed=seed, genotype=text, experiment=f"{exp.name}-random")
             cfg = build_config(RECIPES, exp.dataset, overrides, "training recipe")
-            run_dir = random_baseline.cell_dir(out, index) / f"seed-{seed}"
+            run_dir = random_baseline.cell_dir(root, index) / f"seed-{seed}"
             check_existing_run(run_dir, cfg)
             jobs.append(Job("train", exp.dataset, cfg, str(run_dir),
                             name=f"{exp.name} random cell {index} seed {seed}"))
     return jobs
 
 
-def _check_saved_draw(out: Path, baseline: random_baseline.BaselineSpec, seeds: Sequence[int]) -> None:
-    path = Path(out) / random_baseline.DIR / random_baseline.FILE
+def _check_saved_draw(root: Path, baseline: random_baseline.BaselineSpec, seeds: Sequence[int]) -> None:
+    path = Path(root) / random_baseline.FILE
     if not path.exists():
         return
     saved = json.loads(path.read_text())
@@ -55,23 +59,23 @@ def _check_saved_draw(out: Path, baseline: random_baseline.BaselineSpec, seeds: 
 
 
 def run(exp: ExperimentSpec, options: ExperimentOptions, baseline: random_baseline.BaselineSpec,
-        jobs: List[Job], seeds: Sequence[int], out: Path) -> dict:
-    """Train the random cells and write ``baseline/baseline.json``; returns what it holds."""
+        jobs: List[Job], seeds: Sequence[int], root: Path) -> dict:
+    """Train the random cells and write ``baseline.json`` in the baseline directory ``root``; returns what it
+    holds."""
     cells = []
     for index, cell in enumerate(genotypes.sample.draw(exp.kind, baseline.n, baseline.seed)):
         cells.append({"index": index, "genotype": genotypes.format(cell)})
-    meta = dict(describe(baseline), seeds=[int(s) for s in seeds], cells=cells,
+    meta = dict(kind=baseline.kind, n=baseline.n, draw_seed=baseline.seed, seeds=[int(s) for s in seeds], cells=cells,
                 about="cells drawn uniformly from the DARTS space by genotypes.sample.draw(kind, n, draw_seed), "
                       "trained with the final runs' recipe and seeds")
     log.info("%s: random baseline, %d cells x %d seeds (draw seed %d)", exp.name, baseline.n, len(seeds),
              baseline.seed)
-    atomic_write_json(Path(out) / random_baseline.DIR / random_baseline.FILE, meta)
-    records = run_jobs(jobs, gpus=options.gpus, launcher=options.launcher, slurm=options.slurm,
-                       progress=options.progress, desc="random cells")
+    atomic_write_json(Path(root) / random_baseline.FILE, meta)
+    records = options.launch(jobs, "random cells")
     per_cell = len(seeds)
     for i, cell in enumerate(cells):
         mine = records[i * per_cell:(i + 1) * per_cell]
         cell["parameters"] = mine[0].get("parameters") if mine else None
-    atomic_write_json(Path(out) / random_baseline.DIR / random_baseline.FILE, meta)
+    atomic_write_json(Path(root) / random_baseline.FILE, meta)
     return meta
 

@@ -12,7 +12,7 @@ from zoo.fileio import atomic_write_json
 from .. import comparable, random_baseline
 from ..aggregate import read_records
 from ..records import metric_problem
-from ..scheduler import Job, run_jobs
+from ..scheduler import Job
 from . import baseline
 from .plan import (
     build_config,
@@ -70,8 +70,7 @@ def _search_and_select(spec: ExperimentSpec, options: ExperimentOptions, out: Pa
     build_config(RECIPES, spec.dataset, {**selection_base, "seed": search_seeds[0]}, "training recipe")
 
     log.info("%s: %d searches (order %d), seeds %s", spec.name, len(search_jobs), options.order, search_seeds)
-    records = run_jobs(search_jobs, gpus=options.gpus, launcher=options.launcher, slurm=options.slurm,
-                       progress=options.progress, desc="searches")
+    records = options.launch(search_jobs, "searches")
     candidates = [{"search_seed": seed, "genotype": canonical_genotype(rec["genotype"], spec.kind)}
                   for seed, rec in zip(search_seeds, records)]
 
@@ -84,8 +83,7 @@ def _search_and_select(spec: ExperimentSpec, options: ExperimentOptions, out: Pa
         selection_jobs.append(Job("train", spec.dataset, cfg, str(run_dir),
                                   name=f"{spec.name} selection training of search seed {cand['search_seed']}"))
     log.info("%s: short trainings (%d epochs) of the %d searched cells", spec.name, short, len(candidates))
-    sel_records = run_jobs(selection_jobs, gpus=options.gpus, launcher=options.launcher, slurm=options.slurm,
-                           progress=options.progress, desc="selection trainings")
+    sel_records = options.launch(selection_jobs, "selection trainings")
     for cand, rec in zip(candidates, sel_records):
         cand["valid_metric"] = _metric(rec, spec.selection_metric)
     finite = [c for c in candidates if math.isfinite(c["valid_metric"])]
@@ -124,8 +122,7 @@ def _run_jobs(spec, options, out, runtime, meta, saved, base, arch, genotype_tex
     jobs = [Job("train", spec.dataset, cfg, str(out / "runs" / f"seed-{seed}"), name=f"{spec.name} seed {seed}")
             for seed, cfg in zip(seeds, final_configs)]
     log.info("%s: %d training runs (seeds %s) -> %s", spec.name, len(jobs), seeds, out)
-    records = run_jobs(jobs, gpus=options.gpus, launcher=options.launcher, slurm=options.slurm,
-                       progress=options.progress, desc="trainings")
+    records = options.launch(jobs, "trainings")
     return selection, records
 
 
@@ -162,8 +159,9 @@ def run_experiment(options: ExperimentOptions) -> ExperimentResult:
                           "short_epochs": resolve_selection_epochs(spec, options)}
     if genotype_text is not None:
         meta["genotype"] = genotype_text
+    baseline_root = Path(options.baseline_dir) if options.baseline_dir else out / random_baseline.DIR
     if baseline_spec is not None:
-        meta["baseline"] = baseline.describe(baseline_spec)
+        meta["baseline"] = baseline.describe(baseline_spec, baseline_root, out)
     if options.references:
         meta["references"] = list(options.references)
     saved = check_experiment_file(out, meta)
@@ -175,7 +173,7 @@ def run_experiment(options: ExperimentOptions) -> ExperimentResult:
     # every final config is checked (and compared with runs already there) before anything runs
     final_configs = (build_final_configs(spec, RECIPES, base, arch, genotype_text, seeds, out)
                      if genotype_text is not None else [])  # with --search: after the selection
-    baseline_jobs = baseline.plan_jobs(spec, baseline_spec, base, seeds, out) if baseline_spec else []
+    baseline_jobs = baseline.plan_jobs(spec, baseline_spec, base, seeds, baseline_root) if baseline_spec else []
     created = not out.exists()
     try:
         selection, records = _run_jobs(spec, options, out, runtime, meta, saved, base, arch, genotype_text, seeds,
@@ -188,9 +186,9 @@ def run_experiment(options: ExperimentOptions) -> ExperimentResult:
     summary = summarize_records(spec, records)
     baseline_meta, comparison = None, []
     if baseline_spec is not None:
-        baseline_meta = baseline.run(spec, options, baseline_spec, baseline_jobs, seeds, out)
+        baseline_meta = baseline.run(spec, options, baseline_spec, baseline_jobs, seeds, baseline_root)
         comparison = random_baseline.comparison_rows(
-            records, random_baseline.load(out, read_records), spec.metrics)
+            records, random_baseline.load(baseline_root, read_records), spec.metrics)
     report = None
     if options.report:
         from ..report import write_report

@@ -290,7 +290,7 @@ def describe_plan(options: ExperimentOptions) -> List[str]:
 
         b = random_baseline.parse(options.baseline)
         lines.append(f"baseline: {b.n} random cells of the DARTS space (draw seed {b.seed}), each trained with the "
-                     f"same recipe and seeds {seeds} -> {out / random_baseline.DIR}")
+                     f"same recipe and seeds {seeds} -> {options.baseline_dir or out / random_baseline.DIR}")
     target = target_for(spec, arch, options.search, options.order) if options.target == "auto" else options.target
     differences = recipe_differences(spec, options)
     if differences:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
-from ..scheduler import SlurmOptions
+from ..scheduler import SlurmOptions, run_jobs
 
 PROFILES = ("paper", "quick", "demo")
 EXPERIMENT_FILE, SELECTION_FILE = "experiment.json", "selection.json"
@@ -92,6 +92,15 @@ class ExperimentOptions:
     note: Optional[str] = None  # replaces the experiment's description in experiment.json (e.g. the demo's data)
     references: Optional[list] = None  # experiment.json "references": figures shown beside ours without a test
     baseline: Optional[str] = None  # "random:N[:SEED]": N random cells trained beside it (reproduce.random_baseline)
+    # where the random cells' runs live (default <out>/baseline); experiments with the same training recipe,
+    # seeds and draw may share one (the demo's two search orders do)
+    baseline_dir: Optional[str] = None
+    pool: Any = None  # a reproduce.run_pool.RunPool: runs side by side on this machine's cores (runtime only)
+
+    def launch(self, jobs, desc: str) -> List[dict]:
+        """Run ``jobs`` the way these options say (pool, local GPUs, Slurm or in this process); their records."""
+        return run_jobs(jobs, gpus=self.gpus, launcher=self.launcher, slurm=self.slurm, progress=self.progress,
+                        desc=desc, pool=self.pool)
 
 
 @dataclasses.dataclass

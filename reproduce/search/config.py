@@ -25,6 +25,9 @@ class CIFAR10SearchConfig:
     deterministic: bool = _f(False, "deterministic kernels (slower on GPU; needed for bit-identical resume)")
     num_threads: int = _f(0, "torch CPU threads (0: torch's choice)")
     batch_size: int = _f(64, "batch size of both halves")
+    eval_batch_size: int = _f(0, "batch size of the epoch's validation pass over the architecture half (0: "
+                                 "batch_size, as the original); a larger one is faster on a CPU and changes the "
+                                 "figure only through the crops' randomness and float rounding")
     learning_rate: float = _f(0.025, "initial weight learning rate (SGD)")
     learning_rate_min: float = _f(0.001, "final learning rate of the cosine schedule")
     momentum: float = _f(0.9, "SGD momentum (also used by the virtual step of order 2)")
@@ -56,6 +59,7 @@ class CIFAR10SearchConfig:
         require(self.order in (1, 2), f"order must be 1 or 2, not {self.order}")
         require(self.epochs >= 1, f"epochs must be >= 1, not {self.epochs}")
         require(self.batch_size >= 1, f"batch_size must be >= 1, not {self.batch_size}")
+        require(self.eval_batch_size >= 0, f"eval_batch_size must be >= 0 (0: batch_size), not {self.eval_batch_size}")
         require(0.0 < self.train_portion < 1.0, f"train_portion must be in (0, 1), not {self.train_portion}")
         require(self.C >= 2 and self.C % 2 == 0, f"C must be a positive even number, not {self.C}")
         require(self.layers >= 1, f"layers must be >= 1, not {self.layers}")

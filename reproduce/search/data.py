@@ -25,7 +25,7 @@ from ..corpora import load_corpus
 
 class CifarHalves:
     def __init__(self, images: torch.Tensor, labels: torch.Tensor, train_portion: float, batch_size: int,
-                 device, seed: int):
+                 device, seed: int, eval_batch_size: int = 0):
         n = int(images.shape[0])
         split = int(math.floor(train_portion * n))
         if split < 1 or split >= n:
@@ -36,6 +36,7 @@ class CifarHalves:
         self.labels = labels.to(self.device)
         self.split, self.n = split, n
         self.batch_size = batch_size
+        self.eval_batch_size = eval_batch_size or batch_size
         self.mean = torch.tensor(zds.CIFAR_MEAN, device=self.device).view(1, 3, 1, 1)
         self.std = torch.tensor(zds.CIFAR_STD, device=self.device).view(1, 3, 1, 1)
         self.generator = torch.Generator().manual_seed(seed)
@@ -86,8 +87,8 @@ class CifarHalves:
 
     def valid_batches(self) -> Iterator[Tuple[torch.Tensor, torch.Tensor]]:
         """The architecture half once, in order, augmented (for the epoch's validation metrics)."""
-        for start in range(self.split, self.n, self.batch_size):
-            yield self.augment(torch.arange(start, min(start + self.batch_size, self.n)))
+        for start in range(self.split, self.n, self.eval_batch_size):
+            yield self.augment(torch.arange(start, min(start + self.eval_batch_size, self.n)))
 
     def state_dict(self) -> Dict[str, object]:
         return {"generator": self.generator.get_state(), "valid_perm": self._valid_perm.clone(),
@@ -104,7 +105,8 @@ def load_cifar_halves(config, device) -> CifarHalves:
     if config.train_examples:
         images, labels = images[:config.train_examples], labels[:config.train_examples]
     images = image_size.downscale(images, config.image_size)
-    return CifarHalves(images, labels, config.train_portion, config.batch_size, device, config.seed)
+    return CifarHalves(images, labels, config.train_portion, config.batch_size, device, config.seed,
+                       eval_batch_size=config.eval_batch_size)
 
 
 class PTBData:

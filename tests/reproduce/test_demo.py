@@ -22,7 +22,7 @@ def test_demo_defaults_write_to_runs_and_use_every_usable_core(monkeypatch):
     from reproduce.__main__ import build_parser
 
     args = build_parser().parse_args(["demo"])
-    assert args.out == "runs/demo" and args.threads is None
+    assert args.out == "runs/demo" and args.jobs is None and args.threads == 1
     assert demo.DEFAULT_OUT == "runs/demo"
     monkeypatch.setattr(demo.os, "sched_getaffinity", lambda pid: {0, 3, 5}, raising=False)
     assert demo.usable_cores() == 3
@@ -51,13 +51,13 @@ def test_fast_demo_runs_the_whole_pipeline_and_writes_records_and_report(tmp_pat
     from reproduce.__main__ import main
 
     out = tmp_path / "demo"
-    assert main(["demo", "--fast", "--out", str(out), "--no-progress", "--threads", "1"]) == 0
+    assert main(["demo", "--fast", "--out", str(out), "--no-progress", "--jobs", "2"]) == 0
     printed = capsys.readouterr().out
     sources = json.loads((out / "sources.json").read_text())
     best = sources["text"]["best_perplexity"]
     assert best == pytest.approx(math.exp(sources["text"]["entropy_rate_nats"]))
     assert f"exp(H) = {best:.3f}" in printed and "NOT comparable" in printed
-    assert "(1 threads)" in printed and "supernets at the end of their search" in printed
+    assert "(2 runs at a time, 1 torch threads each)" in printed and "supernets at the end of their search" in printed
     assert "against 2 random cells" in printed
 
     for name, experiment, order in (("digits-order2", "cifar10", 2), ("digits-order1", "cifar10", 1),
@@ -81,14 +81,17 @@ def test_fast_demo_runs_the_whole_pipeline_and_writes_records_and_report(tmp_pat
             if experiment == "ptb":  # no model beats the source's entropy rate by more than sampling noise
                 assert record["final"]["test_ppl"] > 0.9 * best
         assert meta["target"] is None  # no published figure applies to the demo's data
-        assert meta["baseline"] == {"kind": "random", "n": 2, "draw_seed": 0}
-        baseline = json.loads((exp_dir / "baseline" / "baseline.json").read_text())
+        # both search orders of a task share one baseline directory, trained once
+        task = name.split("-")[0]
+        assert meta["baseline"] == {"kind": "random", "n": 2, "draw_seed": 0, "dir": f"../{task}-random"}
+        baseline_dir = out / f"{task}-random"
+        baseline = json.loads((baseline_dir / "baseline.json").read_text())
         assert baseline["seeds"] == demo.FAST.seeds and len(baseline["cells"]) == 2
         for cell in baseline["cells"]:
             assert cell["genotype"] != meta["genotype"] and cell["parameters"] > 0
             for seed in demo.FAST.seeds:
-                record = json.loads((exp_dir / "baseline" / f"cell-{cell['index']}" / f"seed-{seed}"
-                                     / "record.json").read_text())
+                record = json.loads((baseline_dir / f"cell-{cell['index']}" / f"seed-{seed}" / "record.json")
+                                    .read_text())
                 assert record["genotype"] == cell["genotype"] and record["seed"] == seed
                 assert record["config"]["num_threads"] == 1 and record["config"]["deterministic"] is True
         if experiment == "ptb":
@@ -106,3 +109,12 @@ def test_fast_demo_runs_the_whole_pipeline_and_writes_records_and_report(tmp_pat
             assert "published" not in line.replace("not a published figure", ""), line
     assert "reference bound exp(H)" in report and "supernet" in report
     assert list((out / "figures").rglob("*.png")), "the report has figures"
+
+    # a run of the pool's worker processes gives exactly what the same run gives in this process
+    from reproduce.scheduler import run_job
+
+    for kind, dataset, run_dir in (("search", "cifar10", out / "digits-order2" / "search" / "seed-0"),
+                                   ("train", "ptb", out / "markov-order1" / "runs" / "seed-1")):
+        pooled = json.loads((run_dir / "record.json").read_text())
+        here = run_job(kind, dataset, pooled["config"], str(tmp_path / "again" / kind), progress=False)
+        assert here["final"] == pooled["final"]

@@ -68,7 +68,8 @@ def test_each_random_cell_counts_once_as_the_mean_of_its_seeds(tmp_path):
         _write(tmp_path / "baseline" / f"cell-{i}" / "seed-0", _record(0, cells[i], a, 100 + i))
         if b is not None:
             _write(tmp_path / "baseline" / f"cell-{i}" / "seed-1", _record(1, cells[i], b, 100 + i))
-    baseline = rb.load(tmp_path, read_records)
+    assert rb.root_of(tmp_path, {}) == rb.root_of(tmp_path, {"baseline": {"dir": "baseline"}}) == tmp_path / "baseline"
+    baseline = rb.load(rb.root_of(tmp_path, {}), read_records)
     assert baseline.spec == rb.BaselineSpec("random", 3, 0) and baseline.seeds == [0, 1]
     assert [c.index for c in baseline.complete_cells()] == [0, 1]
     assert baseline.cell_means("test_error") == [21.0, 32.0]

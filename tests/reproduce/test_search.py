@@ -258,3 +258,18 @@ def test_bf16_with_second_order_is_refused_with_the_reason(tmp_path, capsys):
                  "--data", str(tmp_path)]) == 2
     assert "does not go with order 2" in capsys.readouterr().err
     assert not (tmp_path / "s").exists()
+
+
+def test_the_validation_pass_uses_eval_batch_size_and_defaults_to_batch_size():
+    from reproduce.config import ConfigError, build
+    from reproduce.search import CIFAR10SearchConfig
+
+    images = torch.zeros((20, 3, 8, 8), dtype=torch.uint8)
+    default = CifarHalves(images, torch.arange(20), 0.5, 3, "cpu", seed=1)
+    assert [len(y) for _, y in default.valid_batches()] == [3, 3, 3, 1]  # the original: the training batch size
+    larger = CifarHalves(images, torch.arange(20), 0.5, 3, "cpu", seed=1, eval_batch_size=8)
+    assert [len(y) for _, y in larger.valid_batches()] == [8, 2]
+    assert torch.cat([y for _, y in larger.valid_batches()]).tolist() == list(range(10, 20))
+    assert CIFAR10SearchConfig().eval_batch_size == 0
+    with pytest.raises(ConfigError, match="eval_batch_size must be >= 0"):
+        build(CIFAR10SearchConfig, {"eval_batch_size": -1})

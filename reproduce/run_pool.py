@@ -1,0 +1,95 @@
+"""Runs side by side on one machine's CPU cores: a pool of worker processes, each running one run at a time.
+
+The small runs of the demo (and of quick experiments) cannot use two cores from inside one run: their steps are
+hundreds of tiny kernels, each dominated by its launch, and a second intra-op thread only adds synchronisation
+(measured on a 2-core AMD EPYC: one recurrent search epoch took 10.9 s with 2 torch threads, 10.1 s with 1).
+Two runs side by side, one thread each, take the time of one. So the pool starts ``workers`` processes and
+every run gets one of them with its own ``num_threads`` (the demo's: 1). A run's numbers then depend neither on
+the pool nor on the number of workers.
+
+Several experiments may share the pool (the demo runs its four from threads of the parent process). A run
+directory submitted while it is already running or done in this pool is not run again: the second caller gets
+the first caller's future (the demo's two search orders share their random baseline this way).
+
+Worker processes are *spawned* (not forked): the parent holds torch's thread pools and locks, which a fork
+would copy in an unusable state.
+"""
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import threading
+from concurrent.futures import Future, ProcessPoolExecutor
+from pathlib import Path
+from typing import Callable, Dict, Optional
+
+from tqdm.auto import tqdm
+
+log = logging.getLogger(__name__)
+
+
+class RunPool:
+    """``with RunPool(workers) as pool: pool.submit(job)`` (a :class:`reproduce.scheduler.Job`) -> Future of its
+    record. Thread-safe. Leaving the ``with`` block waits for the runs still going; leaving it on an error
+    drops the queued runs and stops the running ones."""
+
+    def __init__(self, workers: int, progress: bool = True, desc: str = "runs", run: Optional[Callable] = None):
+        """``run(kind, dataset, config, out, progress)`` does one run in a worker (default
+        :func:`reproduce.scheduler.run_job`; a module-level function, as workers import it by name)."""
+        if int(workers) < 1:
+            raise ValueError(f"the pool needs at least one worker, got {workers}")
+        self.workers = int(workers)
+        self._run = run
+        self._executor = ProcessPoolExecutor(max_workers=self.workers,
+                                             mp_context=multiprocessing.get_context("spawn"))
+        self._lock = threading.Lock()
+        self._futures: Dict[str, Future] = {}
+        self._bar: Optional[tqdm] = tqdm(total=0, desc=f"{desc} ({self.workers} at a time)", unit="run",
+                                         disable=not progress)
+
+    def submit(self, job) -> Future:
+        from .scheduler import run_job
+
+        run = self._run or run_job
+        key = str(Path(job.out).resolve())
+        with self._lock:
+            if key in self._futures:
+                return self._futures[key]
+            log.info("%s -> %s (queued)", job.name, job.out)
+            future = self._executor.submit(run, job.kind, job.dataset, job.config, job.out, False)
+            self._futures[key] = future
+            self._bar.total += 1
+            self._bar.refresh()
+        future.add_done_callback(lambda f, name=job.name: self._finished(name, f))
+        return future
+
+    def _finished(self, name: str, future: Future) -> None:
+        with self._lock:
+            self._bar.update(1)
+        if future.cancelled():
+            return
+        error = future.exception()
+        if error is not None:
+            log.error("%s failed: %s", name, error)
+        else:
+            log.info("%s finished", name)
+
+    def close(self, cancel: bool = False) -> None:
+        """Wait for the runs; ``cancel``: drop the queued ones and stop the running ones (they resume from their
+        last checkpoint when the command is run again)."""
+        if cancel:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+            terminate = getattr(self._executor, "terminate_workers", None)  # Python >= 3.14
+            if terminate is not None:
+                terminate()
+            else:  # older Pythons have no public way: the executor's own table of its worker processes
+                for process in list((getattr(self._executor, "_processes", None) or {}).values()):
+                    process.terminate()
+        self._executor.shutdown(wait=True)
+        self._bar.close()
+
+    def __enter__(self) -> "RunPool":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self.close(cancel=exc_type is not None)

@@ -1,0 +1,71 @@
+"""The CPU pool of the demo: runs side by side in worker processes, each run directory run once."""
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from reproduce.run_pool import RunPool
+from reproduce.scheduler import Job, run_jobs
+
+
+def fake_run(kind, dataset, config, out, progress):
+    """What a worker does instead of a real run: note itself, take a while, write a finished record."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out.parent / "calls.txt", "a") as f:
+        f.write(f"{out.name}\n")
+    if config.get("fail"):
+        raise ValueError(f"bad value in {out.name}")
+    start = time.time()
+    time.sleep(config.get("sleep", 0.5))
+    record = {"status": "finished", "seed": config["seed"], "pid": os.getpid(), "start": start, "end": time.time(),
+              "final": {"test_error": 1.0}}
+    (out / "record.json").write_text(json.dumps(record))
+    return record
+
+
+def _jobs(root, seeds, **config):
+    return [Job("train", "cifar10", {"seed": s, **config}, str(root / f"seed-{s}")) for s in seeds]
+
+
+def test_runs_go_side_by_side_in_worker_processes_and_a_run_directory_runs_once(tmp_path):
+    with RunPool(2, progress=False, run=fake_run) as pool:
+        first = pool.submit(_jobs(tmp_path, [0])[0])
+        assert pool.submit(_jobs(tmp_path, [0])[0]) is first  # the same run directory: the same future
+        records = run_jobs(_jobs(tmp_path, [0, 1, 2, 3]), pool=pool, progress=False)
+    assert [r["seed"] for r in records] == [0, 1, 2, 3]
+    assert sorted((tmp_path / "calls.txt").read_text().split()) == ["seed-0", "seed-1", "seed-2", "seed-3"]
+    pids = {r["pid"] for r in records}
+    assert len(pids) <= 2 and os.getpid() not in pids
+    spans = sorted((r["start"], r["end"]) for r in records)
+    assert any(b[0] < a[1] for a, b in zip(spans, spans[1:])), "no two runs overlapped"
+
+
+def test_finished_runs_are_skipped_and_the_first_error_is_raised_as_it_is(tmp_path):
+    done = _jobs(tmp_path, [0])
+    with RunPool(1, progress=False, run=fake_run) as pool:
+        run_jobs(done, pool=pool, progress=False)
+        run_jobs(done, pool=pool, progress=False)  # finished: not submitted again
+        with pytest.raises(ValueError, match="bad value in seed-1"):
+            run_jobs(_jobs(tmp_path, [1], fail=True), pool=pool, progress=False)
+    assert (tmp_path / "calls.txt").read_text().split() == ["seed-0", "seed-1"]
+
+
+def test_a_pool_needs_a_worker():
+    with pytest.raises(ValueError, match="at least one worker"):
+        RunPool(0, progress=False)
+
+
+def test_closing_on_an_error_stops_the_runs_still_going(tmp_path):
+    pool = RunPool(2, progress=False, run=fake_run)
+    pool.submit(_jobs(tmp_path, [0], sleep=60)[0])
+    start = time.time()
+    with pytest.raises(ValueError, match="bad value"):
+        run_jobs(_jobs(tmp_path, [1], fail=True), pool=pool, progress=False)
+    pool.close(cancel=True)
+    assert time.time() - start < 30, "the running run was waited for instead of stopped"
+    assert not (tmp_path / "seed-0" / "record.json").exists()
