@@ -25,7 +25,7 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 from . import comparable as _comparable
 from . import stats
-from .config import canonical
+from .config import comparable_form
 from .jsonfile import read_json
 from .records import BOOKKEEPING, is_finished, metric_problems, read_record
 from .rundir import RECORD, RUNTIME_FIELDS
@@ -129,7 +129,7 @@ def check_consistent(records: Sequence[Mapping[str, Any]], ignore: Sequence[str]
     rows = []
     for r in records:
         flat = {k: r.get(k) for k in identity}
-        config = canonical(r.get("config") or {})  # the original's field names are ours
+        config = comparable_form(r.get("config") or {})  # the original's field names are ours; fields added later
         flat.update({f"config.{k}": v for k, v in _flatten(config).items() if not _ignored(k, ignore)})
         rows.append(flat)
     keys = sorted(set().union(*rows))

@@ -39,6 +39,21 @@ def canonical(data: Dict[str, Any]) -> Dict[str, Any]:
     return out
 
 
+# Fields added after runs were already saved, with the value that does what runs did before the field existed
+# (a new field's default must be that value). A saved config without such a field is the same config as one
+# with it at this value: comparisons, checkpoint digests and aggregation leave the field out at this value.
+ADDED_FIELDS: Dict[str, Any] = {
+    "eval_batch_size": 0,  # conv search: the validation pass in batches of batch_size (PTB's is always >= 1)
+    "valid_bn": "running",  # recurrent search: eval-mode BatchNorm statistics
+}
+
+
+def comparable_form(data: Dict[str, Any]) -> Dict[str, Any]:
+    """:func:`canonical`, less the :data:`ADDED_FIELDS` at their old-behaviour values: what two configs must
+    share to be the same config."""
+    return {k: v for k, v in canonical(data).items() if not (k in ADDED_FIELDS and v == ADDED_FIELDS[k])}
+
+
 def field_type(cls, field: dataclasses.Field):
     hints = typing.get_type_hints(cls)
     tp = hints.get(field.name, str)
@@ -187,7 +202,7 @@ def from_dict(cls: Type[T], data: Dict[str, Any]) -> T:
 
 def diff(a: Dict[str, Any], b: Dict[str, Any], ignore=()) -> Dict[str, tuple]:
     """Fields whose values differ between two config dicts: ``{field: (a_value, b_value)}``."""
-    a, b = canonical(a), canonical(b)  # a config saved with the original's names is the same config
+    a, b = comparable_form(a), comparable_form(b)  # saved with the original's names, or before a field was added
     keys = (set(a) | set(b)) - set(ignore)
     return {k: (a.get(k), b.get(k)) for k in sorted(keys) if a.get(k) != b.get(k)}
 

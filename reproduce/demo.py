@@ -189,15 +189,17 @@ def run_demo(out=DEFAULT_OUT, fast: bool = False, progress: bool = True, device:
              threads: int = 1) -> DemoResult:
     """Run the demo into ``out`` (resumable: rerunning skips what is finished); returns what it made.
 
-    ``jobs``: runs side by side, each in its own worker process (default: the cores this process may use;
-    1: every run in this process, one after the other). ``threads``: torch CPU threads of each run (default
-    1: these runs are too small for a second thread to help, see :mod:`reproduce.run_pool`). Neither is
+    ``jobs``: runs side by side, each in its own worker process (default: the cores this process may use on a
+    CPU, 1 on another device; 1: every run in this process, one after the other). ``threads``: torch CPU
+    threads of each run (default 1: these runs are too small for a second thread to help, see
+    :mod:`reproduce.run_pool`). Neither is
     part of a run's identity: a rerun with other values resumes; other ``threads`` change the last digits,
     other ``jobs`` change nothing.
     """
     t0 = time.time()
     out = Path(out)
-    jobs = usable_cores() if jobs is None else int(jobs)
+    # one run per core on a CPU; on a GPU, one run at a time (several would share the one device)
+    jobs = (usable_cores() if device == "cpu" else 1) if jobs is None else int(jobs)
     threads = int(threads)
     if jobs < 1 or threads < 1:
         raise ValueError(f"jobs and threads must be >= 1, got {jobs} and {threads}")
@@ -269,19 +271,23 @@ def run_demo(out=DEFAULT_OUT, fast: bool = False, progress: bool = True, device:
                       jobs=jobs, threads=threads)
 
 
-def _run_side_by_side(plans, jobs: int, progress: bool) -> Dict[str, ExperimentResult]:
+def _run_side_by_side(plans, jobs: int, progress: bool, run=None) -> Dict[str, ExperimentResult]:
     """Every experiment's pipeline in a thread of this process, all their runs in one pool of ``jobs`` worker
-    processes (an experiment waits for its search while the others' runs keep the cores busy)."""
+    processes (an experiment waits for its search while the others' runs keep the cores busy). ``run``: what
+    a worker does with a run (tests)."""
     from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 
     from .run_pool import RunPool
 
-    pool = RunPool(jobs, progress=progress, desc="demo runs")
+    pool = RunPool(jobs, progress=progress, desc="demo runs", run=run)
     threads = ThreadPoolExecutor(max_workers=len(plans))
     try:
         futures = {name: threads.submit(run_experiment, dataclasses.replace(options, pool=pool, progress=False))
                    for name, options in plans}
-        wait(futures.values(), return_when=FIRST_EXCEPTION)  # an experiment that fails stops the demo at once
+        done, _ = wait(futures.values(), return_when=FIRST_EXCEPTION)
+        for future in done:  # an experiment that failed stops the demo at once
+            if future.exception() is not None:
+                raise future.exception()
         return {name: future.result() for name, future in futures.items()}
     except BaseException:
         pool.close(cancel=True)  # the first error stops the demo: queued runs are dropped, running ones end

@@ -475,13 +475,16 @@ def _supernet_curves(doc: Doc, exp: Experiment, fig_dir: Path, draw: bool, refer
     where = ("the validation split (which also trains the architecture)" if "valid_ppl" in shown else
              "the half of the training data that trains the architecture")
     doc.p("The supernets (the weights shared by every candidate op, mixed by the architecture weights) at the end "
-          f"of each search, measured on {where}:")
-    bn = sorted({(r.get("config") or {}).get("valid_bn") for r in exp.search_records} - {None})
+          f"of each search; the validation figures are measured on {where}:")
+    # records written before the option existed measured as the original does
+    bn = sorted({(r.get("config") or {}).get("valid_bn", "running") for r in exp.search_records}
+                if "valid_ppl" in shown else set())
     if bn == ["batch"]:
         doc.p("Their validation perplexity is measured with each state of the cell normalised over the evaluation "
               "batch, as in training (`valid_bn=batch`), not as the original's code measures it (eval mode, where "
               "the cell's one BatchNorm normalises all nine states with shared running statistics, `valid_bn="
-              "running`).")
+              "running`). The batch's columns are other stretches of the same text, so this figure is not strictly "
+              "a per-sequence likelihood; the trained cells' perplexities below are.")
     elif len(bn) > 1:
         doc.p(f"Their validation perplexities are measured in different ways (`valid_bn` {', '.join(bn)}): not "
               "comparable with each other.")

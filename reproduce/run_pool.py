@@ -9,7 +9,9 @@ the pool nor on the number of workers.
 
 Several experiments may share the pool (the demo runs its four from threads of the parent process). A run
 directory submitted while it is already running or done in this pool is not run again: the second caller gets
-the first caller's future (the demo's two search orders share their random baseline this way).
+the first caller's future (the demo's two search orders share their random baseline this way), provided it
+asks for the same config (else it is refused: two configs never share a run directory). Workers log as the
+parent does (its root logger's level), each line naming the run directory.
 
 Worker processes are *spawned* (not forked): the parent holds torch's thread pools and locks, which a fork
 would copy in an unusable state.
@@ -19,13 +21,22 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import threading
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, wait
 from pathlib import Path
-from typing import Callable, Dict, Optional
+from typing import Callable, Dict, Optional, Tuple
 
 from tqdm.auto import tqdm
 
+from .config import diff as config_diff
+from .rundir import RUNTIME_FIELDS
+
 log = logging.getLogger(__name__)
+
+
+def _start_worker(level: int) -> None:
+    """In each worker: log as the parent does (a spawned process starts without any logging set up)."""
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(processName)s %(name)s: %(message)s",
+                        datefmt="%H:%M:%S")
 
 
 class RunPool:
@@ -40,10 +51,10 @@ class RunPool:
             raise ValueError(f"the pool needs at least one worker, got {workers}")
         self.workers = int(workers)
         self._run = run
-        self._executor = ProcessPoolExecutor(max_workers=self.workers,
-                                             mp_context=multiprocessing.get_context("spawn"))
+        self._executor = ProcessPoolExecutor(max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"),
+                                             initializer=_start_worker, initargs=(logging.getLogger().level,))
         self._lock = threading.Lock()
-        self._futures: Dict[str, Future] = {}
+        self._futures: Dict[str, Tuple[dict, Future]] = {}
         self._bar: Optional[tqdm] = tqdm(total=0, desc=f"{desc} ({self.workers} at a time)", unit="run",
                                          disable=not progress)
 
@@ -54,38 +65,51 @@ class RunPool:
         key = str(Path(job.out).resolve())
         with self._lock:
             if key in self._futures:
-                return self._futures[key]
+                config, future = self._futures[key]
+                differ = config_diff(config, job.config, ignore=RUNTIME_FIELDS)
+                if differ:
+                    raise ValueError(f"{job.out} is already a run of this pool with another config (differs in "
+                                     f"{', '.join(sorted(differ))}): use another directory for the new config")
+                return future
             log.info("%s -> %s (queued)", job.name, job.out)
             future = self._executor.submit(run, job.kind, job.dataset, job.config, job.out, False)
-            self._futures[key] = future
+            self._futures[key] = (dict(job.config), future)
             self._bar.total += 1
             self._bar.refresh()
-        future.add_done_callback(lambda f, name=job.name: self._finished(name, f))
+        future.add_done_callback(lambda f, name=job.name, out=job.out: self._finished(name, out, f))
         return future
 
-    def _finished(self, name: str, future: Future) -> None:
+    def _finished(self, name: str, out: str, future: Future) -> None:
         with self._lock:
             self._bar.update(1)
         if future.cancelled():
             return
         error = future.exception()
         if error is not None:
-            log.error("%s failed: %s", name, error)
+            log.error("%s (%s) failed: %s", name, out, error)
         else:
-            log.info("%s finished", name)
+            log.info("%s finished (%s)", name, out)
 
     def close(self, cancel: bool = False) -> None:
         """Wait for the runs; ``cancel``: drop the queued ones and stop the running ones (they resume from their
         last checkpoint when the command is run again)."""
         if cancel:
-            self._executor.shutdown(wait=False, cancel_futures=True)
             terminate = getattr(self._executor, "terminate_workers", None)  # Python >= 3.14
             if terminate is not None:
                 terminate()
-            else:  # older Pythons have no public way: the executor's own table of its worker processes
-                for process in list((getattr(self._executor, "_processes", None) or {}).values()):
+            else:  # older Pythons have no public way: the executor's own table of its workers, taken before
+                # shutdown clears it
+                workers = list((getattr(self._executor, "_processes", None) or {}).values())
+                self._executor.shutdown(wait=False, cancel_futures=True)
+                for process in workers:
                     process.terminate()
-        self._executor.shutdown(wait=True)
+                for process in workers:
+                    process.join()
+            # the executor marks the runs of stopped workers as failed from its own thread: wait for that
+            with self._lock:
+                futures = [future for _, future in self._futures.values()]
+            wait(futures, timeout=60)
+        self._executor.shutdown(wait=True, cancel_futures=cancel)
         self._bar.close()
 
     def __enter__(self) -> "RunPool":

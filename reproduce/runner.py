@@ -91,7 +91,8 @@ def config_digest(config_dict: Dict[str, Any]) -> str:
 
 
 def _what_counts(config_dict: Dict[str, Any]) -> Dict[str, Any]:
-    return {k: v for k, v in config_dict.items() if k not in RUNTIME_FIELDS}
+    # fields added later count only away from their old behaviour, so checkpoints written before them resume
+    return {k: v for k, v in run_config.comparable_form(config_dict).items() if k not in RUNTIME_FIELDS}
 
 
 def save_run_checkpoint(rundir: RunDir, task, epochs_done: int, wall_time_s: float,

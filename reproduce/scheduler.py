@@ -181,7 +181,8 @@ def run_jobs(jobs: Sequence[Job], gpus: Sequence[str] = (), launcher: str = "loc
 
     ``pool``: a :class:`reproduce.run_pool.RunPool` that runs them side by side on this machine's cores.
     ``runner(job, progress)`` replaces the in-process run and ``command(job)`` the subprocess
-    command line of the GPU queue (both for tests). Raises RunsFailedError naming the failed runs.
+    command line of the GPU queue (both for tests). On GPUs and Slurm, raises RunsFailedError naming the
+    failed runs; in this process and in a pool, the first run's error as it is.
     """
     jobs = list(jobs)
     if launcher not in LAUNCHERS:
@@ -230,13 +231,20 @@ def _run_in_process(jobs, progress, runner, desc):
 
 
 def _run_in_pool(jobs, pool):
-    """Like in-process: the first error is raised as it is (the other runs of the pool go on)."""
+    """Like in-process: the first error is raised as it is, as soon as it happens (the caller decides whether
+    the pool's other runs go on)."""
+    from concurrent.futures import FIRST_EXCEPTION, wait
+
     futures = []
     for job in jobs:
         if read_result(job) is not None:
             log.info("%s: finished already (%s), skipped", job.name, job.out)
         else:
             futures.append(pool.submit(job))
+    done, _ = wait(futures, return_when=FIRST_EXCEPTION)
+    for future in done:
+        if future.exception() is not None:
+            raise future.exception()
     for future in futures:
         future.result()
     return []

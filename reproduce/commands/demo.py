@@ -16,10 +16,12 @@ def register(sub) -> None:
                     "'demo'). Deterministic: a rerun on the same machine gives the same numbers, whatever --jobs. "
                     "Rerunning into the same directory resumes.")
     parser.add_argument("--out", default="runs/demo",
-                        help="output directory (default runs/demo; --out results/demo refreshes the committed copy)")
+                        help="output directory (default runs/demo; rerunning into it resumes. To refresh the committed "
+                             "copy: rm -rf results/demo first, then --out results/demo)")
     parser.add_argument("--jobs", type=int, default=None,
-                        help="runs side by side, each in its own process (default: the cores this process may use; "
-                             "1: one after the other in this process); the numbers do not depend on it")
+                        help="runs side by side, each in its own process (default: the cores this process may use "
+                             "with --device cpu, else 1; 1: one after the other in this process); the numbers do not "
+                             "depend on it")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch CPU threads of each run (default 1: the demo's runs are too small for a second "
                              "thread to help; another value changes the last digits)")

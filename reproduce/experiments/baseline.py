@@ -22,8 +22,11 @@ log = logging.getLogger(__name__)
 
 def describe(spec: random_baseline.BaselineSpec, root: Path, exp_dir: Path) -> dict:
     """experiment.json's "baseline": the draw, and where its runs live (relative to the experiment)."""
-    return {"kind": spec.kind, "n": spec.n, "draw_seed": spec.seed,
-            "dir": Path(os.path.relpath(Path(root).resolve(), Path(exp_dir).resolve())).as_posix()}
+    try:
+        where = Path(os.path.relpath(Path(root).resolve(), Path(exp_dir).resolve())).as_posix()
+    except ValueError:  # Windows: on another drive there is no relative path
+        where = str(Path(root).resolve())
+    return {"kind": spec.kind, "n": spec.n, "draw_seed": spec.seed, "dir": where}
 
 
 def plan_jobs(exp: ExperimentSpec, baseline: random_baseline.BaselineSpec, base: dict, seeds: Sequence[int],

@@ -123,6 +123,8 @@ class PTBSearchConfig:
         require(self.virtual_step_tied_weight in ("held", "stepped"),
                 f"virtual_step_tied_weight must be held or stepped, not {self.virtual_step_tied_weight!r}")
         require(self.valid_bn in ("running", "batch"), f"valid_bn must be running or batch, not {self.valid_bn!r}")
+        require(self.valid_bn != "batch" or self.eval_batch_size >= 2,
+                "valid_bn=batch normalises over the evaluation batch: eval_batch_size must be >= 2")
         require(self.emsize == self.nhid == self.nhidlast,
                 f"the DARTS recurrent model ties emsize = nhid = nhidlast, got "
                 f"{self.emsize}, {self.nhid}, {self.nhidlast}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import pytest
 
@@ -118,3 +119,23 @@ def test_fast_demo_runs_the_whole_pipeline_and_writes_records_and_report(tmp_pat
         pooled = json.loads((run_dir / "record.json").read_text())
         here = run_job(kind, dataset, pooled["config"], str(tmp_path / "again" / kind), progress=False)
         assert here["final"] == pooled["final"]
+
+
+def test_one_job_runs_the_experiments_one_after_another_here_with_a_baseline_per_task(tmp_path, monkeypatch):
+    from reproduce.experiments import ExperimentResult
+
+    seen = []
+
+    def fake_experiment(options):
+        seen.append((options.out, options.pool, options.baseline_dir, options.search_overrides["num_threads"]))
+        return ExperimentResult(out=Path(options.out), experiment={}, records=[], selection=None, summary={},
+                                report=None)
+
+    monkeypatch.setattr(demo, "run_experiment", fake_experiment)
+    result = demo.run_demo(tmp_path, fast=True, progress=False, report=False, jobs=1)
+    assert result.jobs == 1 and result.threads == 1
+    assert [Path(out).name for out, *_ in seen] == ["digits-order2", "digits-order1", "markov-order2", "markov-order1"]
+    assert all(pool is None and threads == 1 for _, pool, _, threads in seen)
+    assert [Path(d).name for *_, d, _ in seen] == ["digits-random"] * 2 + ["markov-random"] * 2
+    with pytest.raises(ValueError, match="must be >= 1"):
+        demo.run_demo(tmp_path, fast=True, progress=False, report=False, jobs=0)

@@ -62,10 +62,39 @@ def test_a_pool_needs_a_worker():
 
 def test_closing_on_an_error_stops_the_runs_still_going(tmp_path):
     pool = RunPool(2, progress=False, run=fake_run)
-    pool.submit(_jobs(tmp_path, [0], sleep=60)[0])
+    slow = pool.submit(_jobs(tmp_path, [0], sleep=60)[0])
     start = time.time()
     with pytest.raises(ValueError, match="bad value"):
         run_jobs(_jobs(tmp_path, [1], fail=True), pool=pool, progress=False)
     pool.close(cancel=True)
     assert time.time() - start < 30, "the running run was waited for instead of stopped"
+    assert slow.done() and slow.exception() is not None  # its worker was stopped, not left running
     assert not (tmp_path / "seed-0" / "record.json").exists()
+
+
+def test_a_run_directory_is_not_shared_by_two_configs(tmp_path):
+    with RunPool(1, progress=False, run=fake_run) as pool:
+        pool.submit(_jobs(tmp_path, [0])[0])
+        assert pool.submit(_jobs(tmp_path, [0], num_threads=4)[0]) is not None  # run-time fields do not count
+        with pytest.raises(ValueError, match="already a run of this pool with another config"):
+            pool.submit(_jobs(tmp_path, [0], learning_rate=0.5)[0])
+
+
+def fake_experiment(options):
+    """An experiment of the demo reduced to one run of ``fake_run`` (its config in ``train_overrides``)."""
+    return run_jobs([Job("train", "cifar10", dict(options.train_overrides, seed=0), options.out)],
+                    pool=options.pool, progress=False)
+
+
+def test_the_demo_stops_at_the_first_failed_experiment(tmp_path, monkeypatch):
+    from reproduce import demo
+    from reproduce.experiments import ExperimentOptions
+
+    monkeypatch.setattr(demo, "run_experiment", fake_experiment)
+    plans = [("slow", ExperimentOptions("cifar10", out=str(tmp_path / "slow"), train_overrides={"sleep": 60})),
+             ("bad", ExperimentOptions("cifar10", out=str(tmp_path / "bad"), train_overrides={"fail": True}))]
+    start = time.time()
+    with pytest.raises(ValueError, match="bad value"):
+        demo._run_side_by_side(plans, 2, progress=False, run=fake_run)
+    assert time.time() - start < 30, "the demo waited for the slow experiment before reporting the failed one"
+    assert not (tmp_path / "slow" / "record.json").exists()

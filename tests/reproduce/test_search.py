@@ -273,3 +273,17 @@ def test_the_validation_pass_uses_eval_batch_size_and_defaults_to_batch_size():
     assert CIFAR10SearchConfig().eval_batch_size == 0
     with pytest.raises(ConfigError, match="eval_batch_size must be >= 0"):
         build(CIFAR10SearchConfig, {"eval_batch_size": -1})
+
+
+def test_the_search_data_gets_eval_batch_size_from_the_config(tmp_path):
+    from reproduce.search.data import load_cifar_halves
+
+    data = load_cifar_halves(cifar_config(tiny_cifar(tmp_path / "c10"), eval_batch_size=5), "cpu")
+    assert data.eval_batch_size == 5 and [len(y) for _, y in data.valid_batches()] == [5, 3]
+
+
+def test_valid_bn_batch_needs_two_columns_to_normalise_over(tmp_path):
+    from reproduce.config import ConfigError
+
+    with pytest.raises(ConfigError, match="eval_batch_size must be >= 2"):
+        ptb_config(tmp_path, valid_bn="batch", eval_batch_size=1).validate()
