@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import sys
 import threading
 from concurrent.futures import Future, ProcessPoolExecutor, wait
 from pathlib import Path
@@ -31,6 +32,8 @@ from .config import diff as config_diff
 from .rundir import RUNTIME_FIELDS
 
 log = logging.getLogger(__name__)
+
+WINDOWS_MAX_WORKERS = 61
 
 
 def _start_worker(level: int) -> None:
@@ -49,7 +52,8 @@ class RunPool:
         :func:`reproduce.scheduler.run_job`; a module-level function, as workers import it by name)."""
         if int(workers) < 1:
             raise ValueError(f"the pool needs at least one worker, got {workers}")
-        self.workers = int(workers)
+        # Windows' process pools wait on at most 61 workers (ProcessPoolExecutor refuses more there)
+        self.workers = min(int(workers), WINDOWS_MAX_WORKERS) if sys.platform == "win32" else int(workers)
         self._run = run
         self._executor = ProcessPoolExecutor(max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"),
                                              initializer=_start_worker, initargs=(logging.getLogger().level,))

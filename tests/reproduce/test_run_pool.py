@@ -55,9 +55,15 @@ def test_finished_runs_are_skipped_and_the_first_error_is_raised_as_it_is(tmp_pa
     assert (tmp_path / "calls.txt").read_text().split() == ["seed-0", "seed-1"]
 
 
-def test_a_pool_needs_a_worker():
+def test_a_pool_needs_a_worker_and_windows_gets_at_most_61(monkeypatch):
     with pytest.raises(ValueError, match="at least one worker"):
         RunPool(0, progress=False)
+    monkeypatch.setattr("reproduce.run_pool.sys.platform", "win32")
+    pool = RunPool(96, progress=False)  # the executor starts no process before the first run
+    try:
+        assert pool.workers == 61
+    finally:
+        pool.close()
 
 
 def test_closing_on_an_error_stops_the_runs_still_going(tmp_path):
