@@ -275,20 +275,18 @@ def _run_side_by_side(plans, jobs: int, progress: bool, run=None) -> Dict[str, E
     """Every experiment's pipeline in a thread of this process, all their runs in one pool of ``jobs`` worker
     processes (an experiment waits for its search while the others' runs keep the cores busy). ``run``: what
     a worker does with a run (tests)."""
-    from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+    from concurrent.futures import ThreadPoolExecutor
 
     from .run_pool import RunPool
+    from .scheduler import results
 
     pool = RunPool(jobs, progress=progress, desc="demo runs", run=run)
     threads = ThreadPoolExecutor(max_workers=len(plans))
     try:
         futures = {name: threads.submit(run_experiment, dataclasses.replace(options, pool=pool, progress=False))
                    for name, options in plans}
-        done, _ = wait(futures.values(), return_when=FIRST_EXCEPTION)
-        for future in done:  # an experiment that failed stops the demo at once
-            if future.exception() is not None:
-                raise future.exception()
-        return {name: future.result() for name, future in futures.items()}
+        # an experiment that fails stops the demo at once
+        return dict(zip(futures, results(futures.values())))
     except BaseException:
         pool.close(cancel=True)  # the first error stops the demo: queued runs are dropped, running ones end
         raise

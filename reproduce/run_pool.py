@@ -30,6 +30,7 @@ from tqdm.auto import tqdm
 
 from .config import diff as config_diff
 from .rundir import RUNTIME_FIELDS
+from .scheduler import run_job
 
 log = logging.getLogger(__name__)
 
@@ -54,18 +55,15 @@ class RunPool:
             raise ValueError(f"the pool needs at least one worker, got {workers}")
         # Windows' process pools wait on at most 61 workers (ProcessPoolExecutor refuses more there)
         self.workers = min(int(workers), WINDOWS_MAX_WORKERS) if sys.platform == "win32" else int(workers)
-        self._run = run
+        self._run = run or run_job
         self._executor = ProcessPoolExecutor(max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"),
                                              initializer=_start_worker, initargs=(logging.getLogger().level,))
         self._lock = threading.Lock()
         self._futures: Dict[str, Tuple[dict, Future]] = {}
-        self._bar: Optional[tqdm] = tqdm(total=0, desc=f"{desc} ({self.workers} at a time)", unit="run",
+        self._bar = tqdm(total=0, desc=f"{desc} ({self.workers} at a time)", unit="run",
                                          disable=not progress)
 
     def submit(self, job) -> Future:
-        from .scheduler import run_job
-
-        run = self._run or run_job
         key = str(Path(job.out).resolve())
         with self._lock:
             if key in self._futures:
@@ -76,7 +74,7 @@ class RunPool:
                                      f"{', '.join(sorted(differ))}): use another directory for the new config")
                 return future
             log.info("%s -> %s (queued)", job.name, job.out)
-            future = self._executor.submit(run, job.kind, job.dataset, job.config, job.out, False)
+            future = self._executor.submit(self._run, job.kind, job.dataset, job.config, job.out, False)
             self._futures[key] = (dict(job.config), future)
             self._bar.total += 1
             self._bar.refresh()

@@ -32,8 +32,9 @@ import os
 import subprocess
 import sys
 import time
+from concurrent.futures import FIRST_EXCEPTION, Future, wait
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, Iterable, List, Optional, Sequence
 
 from tqdm.auto import tqdm
 
@@ -230,23 +231,27 @@ def _run_in_process(jobs, progress, runner, desc):
     return failures
 
 
+def results(futures: Iterable[Future]) -> List:
+    """The results of ``futures`` in their order; the first error is raised as soon as any of them fails
+    (not after the ones before it have finished)."""
+    futures = list(futures)
+    done, _ = wait(futures, return_when=FIRST_EXCEPTION)
+    for future in done:
+        if future.exception() is not None:
+            raise future.exception()
+    return [future.result() for future in futures]
+
+
 def _run_in_pool(jobs, pool):
     """Like in-process: the first error is raised as it is, as soon as it happens (the caller decides whether
     the pool's other runs go on)."""
-    from concurrent.futures import FIRST_EXCEPTION, wait
-
     futures = []
     for job in jobs:
         if read_result(job) is not None:
             log.info("%s: finished already (%s), skipped", job.name, job.out)
         else:
             futures.append(pool.submit(job))
-    done, _ = wait(futures, return_when=FIRST_EXCEPTION)
-    for future in done:
-        if future.exception() is not None:
-            raise future.exception()
-    for future in futures:
-        future.result()
+    results(futures)
     return []
 
 
