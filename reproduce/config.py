@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import math
 import typing
 from pathlib import Path
@@ -54,9 +55,14 @@ def comparable_form(data: Dict[str, Any]) -> Dict[str, Any]:
     return {k: v for k, v in canonical(data).items() if not (k in ADDED_FIELDS and v == ADDED_FIELDS[k])}
 
 
+@functools.lru_cache(maxsize=None)
+def _type_hints(cls) -> Dict[str, Any]:
+    """The resolved annotations of a config class (resolving them is slow; configs are checked often)."""
+    return typing.get_type_hints(cls)
+
+
 def field_type(cls, field: dataclasses.Field):
-    hints = typing.get_type_hints(cls)
-    tp = hints.get(field.name, str)
+    tp = _type_hints(cls).get(field.name, str)
     origin = typing.get_origin(tp)
     if origin is typing.Union:  # Optional[X]
         args = [a for a in typing.get_args(tp) if a is not type(None)]
@@ -170,7 +176,7 @@ def check_values(config, signs: bool = True) -> None:
 
 
 def _optional(cls, field: dataclasses.Field) -> bool:
-    tp = typing.get_type_hints(cls).get(field.name)
+    tp = _type_hints(cls).get(field.name)
     return typing.get_origin(tp) is typing.Union and type(None) in typing.get_args(tp)
 
 

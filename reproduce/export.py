@@ -14,7 +14,7 @@ from typing import Any, Dict, Optional, Tuple
 
 import zoo
 from zoo.card import DATASET_NAMES
-from zoo.layouts import infer_cnn_args
+from zoo.layouts import infer_cnn_args, strip_module_prefix
 from zoo.registry import build
 
 from .rundir import RunDir, first_line
@@ -33,7 +33,7 @@ def _weights(rundir: RunDir, dataset: str) -> Dict[str, Any]:
     weights = state.get("model") if dataset in _LM else (state.get("task") or {}).get("model")
     if not isinstance(weights, dict) or not weights:
         raise ValueError(f"{rundir.path / name} holds no model weights")
-    return {k[len("module."):] if k.startswith("module.") else k: v for k, v in weights.items()}
+    return strip_module_prefix(weights)
 
 
 def _build(record: Dict[str, Any], weights: Dict[str, Any]):

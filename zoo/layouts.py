@@ -165,7 +165,8 @@ def _ptb_from_model(obj) -> Tuple["OrderedDict[str, torch.Tensor]", Dict[str, An
     return sd, {"args": args, "genotype": genotype, "tied": tied}
 
 
-def _strip_module_prefix(sd: Dict[str, Any]) -> Dict[str, Any]:
+def strip_module_prefix(sd: Dict[str, Any]) -> Dict[str, Any]:
+    """A state dict saved from a DataParallel / DistributedDataParallel wrapper (every key ``module.*``) unwrapped."""
     if sd and all(k.startswith("module.") for k in sd):
         return OrderedDict((k[len("module."):], v) for k, v in sd.items())
     return sd
@@ -180,7 +181,7 @@ def _tensor_dict(obj, path, kind: str) -> "OrderedDict[str, torch.Tensor]":
     bad = [k for k, v in obj.items() if not isinstance(k, str) or not isinstance(v, torch.Tensor)]
     if bad:
         raise CheckpointError(f"{path}: state dict entries that are not named tensors: {bad[:5]}")
-    return OrderedDict(_strip_module_prefix(obj))
+    return OrderedDict(strip_module_prefix(obj))
 
 
 def original_state_dict(path: PathLike, kind: str, layout: str = "auto"

@@ -54,11 +54,7 @@ def _edge_labels(name: str, n_edges: int) -> List[str]:
 
 def plot_alphas(rows: List[dict], out: Path, fmt: str = "png") -> List[Path]:
     """One figure per logits tensor: a panel per edge, the softmax weight of each op over epochs."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib.ticker import MaxNLocator
+    from ..figures import integer_epochs, plt  # matplotlib set up once, for files (Agg)
 
     epochs = [r["epoch"] for r in rows]
     paths = []
@@ -78,7 +74,7 @@ def plot_alphas(rows: List[dict], out: Path, fmt: str = "png") -> List[Path]:
             for k in range(n_ops):
                 ax.plot(epochs, probs[:, e, k], label=primitives[k], linewidth=1.2)
             ax.set_title(f"edge {labels[e]}", fontsize=9)
-            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+            integer_epochs(ax)
             ax.tick_params(labelsize=7)
         handles, names = axes[0][0].get_legend_handles_labels()
         fig.legend(handles, names, loc="upper center", ncol=len(names), fontsize=8, bbox_to_anchor=(0.5, 1.02))
@@ -96,11 +92,7 @@ def skip_counts(genotype) -> Dict[str, int]:
 
 
 def plot_skips(geno_rows: List[dict], out: Path, fmt: str = "png") -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib.ticker import MaxNLocator
+    from ..figures import integer_epochs, plt  # matplotlib set up once, for files (Agg)
 
     epochs = [r["epoch"] for r in geno_rows]
     counts = [skip_counts(genotypes.parse(r["genotype"])) for r in geno_rows]
@@ -108,7 +100,7 @@ def plot_skips(geno_rows: List[dict], out: Path, fmt: str = "png") -> Path:
     for key in counts[0]:
         ax.plot(epochs, [c[key] for c in counts], marker="o", label=key)
     ax.set_xlabel("epoch")
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    integer_epochs(ax)
     ax.set_ylabel("count in the derived cell")
     ax.set_title("parameter-free skips per epoch (DARTS drifts toward skip-heavy cells)")
     ax.legend()
@@ -116,11 +108,7 @@ def plot_skips(geno_rows: List[dict], out: Path, fmt: str = "png") -> Path:
 
 
 def plot_curves(metrics: List[dict], out: Path, fmt: str = "png") -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib.ticker import MaxNLocator
+    from ..figures import integer_epochs, plt  # matplotlib set up once, for files (Agg)
 
     epochs = [m["epoch"] for m in metrics]
     second = "acc" if "train_acc" in metrics[0] else "ppl"
@@ -131,7 +119,7 @@ def plot_curves(metrics: List[dict], out: Path, fmt: str = "png") -> Path:
             if key in metrics[0]:
                 ax.plot(epochs, [m[key] for m in metrics], marker="o", label=split)
         ax.set_xlabel("epoch")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        integer_epochs(ax)
         ax.set_ylabel(what + (" (%)" if what == "acc" else ""))
         ax.legend()
     return _savefig(fig, out / f"curves.{fmt}")
