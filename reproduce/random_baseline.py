@@ -22,7 +22,6 @@ either side has fewer than two values or neither has any spread. Parameter count
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence
@@ -30,6 +29,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence
 from scipy import stats as _st
 
 from . import stats
+from .jsonfile import read_json
 
 DIR, FILE = "baseline", "baseline.json"
 KINDS = ("random",)
@@ -145,13 +145,21 @@ class Baseline:
         return [m for m in (c.mean(metric) for c in self.complete_cells()) if m is not None and math.isfinite(m)]
 
 
-def load(root, read_records) -> Optional[Baseline]:
-    """The baseline in the directory ``root`` (:func:`root_of`), or None without one. ``read_records(dir)``
-    returns (finished records, unfinished names) of the run directories under ``dir`` (the aggregator's)."""
+def read_meta(root) -> Optional[dict]:
+    """``baseline.json`` of the baseline directory ``root`` (None without one); a damaged file is refused in one
+    line (:func:`reproduce.jsonfile.read_json`)."""
     path = Path(root) / FILE
     if not path.exists():
         return None
-    meta = json.loads(path.read_text())
+    return read_json(path, fix="delete the baseline directory to draw and train its cells afresh")
+
+
+def load(root, read_records) -> Optional[Baseline]:
+    """The baseline in the directory ``root`` (:func:`root_of`), or None without one. ``read_records(dir)``
+    returns (finished records, unfinished names) of the run directories under ``dir`` (the aggregator's)."""
+    meta = read_meta(root)
+    if meta is None:
+        return None
     spec = BaselineSpec(meta["kind"], int(meta["n"]), int(meta["draw_seed"]))
     cells = []
     for cell in meta["cells"]:

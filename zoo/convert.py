@@ -30,15 +30,17 @@ HEAD_ONLY_ARGS = ("auxiliary", "auxiliary_bn")
 
 
 def model_from_original(path: PathLike, kind: str, genotype=None, entry: Optional[str] = None,
-                        layout: str = "auto", source: Optional[Dict[str, Any]] = None, **overrides):
+                        layout: str = "auto", source: Optional[Dict[str, Any]] = None, sha256: Optional[str] = None,
+                        **overrides):
     """Build the zoo network of a checkpoint file and load its weights (strict; eval mode).
 
     Sizes come from the file; the genotype from the file (ptb), ``genotype``, or the registry
     entry (``entry``, default the released model of ``kind``); ``overrides`` win over both.
     ``layout`` is ``auto``, ``original`` or ``nni`` (see :mod:`zoo.layouts`); ``source`` is the
-    provenance recorded in the model's config (default: the file's name and digest).
+    provenance recorded in the model's config (default: the file's name and digest); ``sha256`` the file's digest
+    when the caller already has it.
     """
-    sd, finfo = original_state_dict(path, kind, layout)
+    sd, finfo = original_state_dict(path, kind, layout, sha256=sha256)
     entry = get_entry(entry or KIND_ENTRY[kind])
     if entry.dataset != kind:
         raise ValueError(f"{entry.name} is a {entry.dataset} model, the checkpoint was read as {kind}")

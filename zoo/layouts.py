@@ -19,7 +19,7 @@ import os
 import re
 from collections import OrderedDict
 from pathlib import Path
-from typing import Any, Dict, List, Tuple, Union
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 import torch
 
@@ -184,7 +184,7 @@ def _tensor_dict(obj, path, kind: str) -> "OrderedDict[str, torch.Tensor]":
     return OrderedDict(strip_module_prefix(obj))
 
 
-def original_state_dict(path: PathLike, kind: str, layout: str = "auto"
+def original_state_dict(path: PathLike, kind: str, layout: str = "auto", sha256: Optional[str] = None
                         ) -> Tuple["OrderedDict[str, torch.Tensor]", Dict[str, Any]]:
     """Weights of a checkpoint file as a state dict of the zoo's network (the original's keys), plus what the
     file says.
@@ -194,6 +194,8 @@ def original_state_dict(path: PathLike, kind: str, layout: str = "auto"
     (NNI's DARTS-space keys, re-keyed back by :func:`nni_to_original`) or ``auto`` (told by the keys).
     The info dict holds ``format``, ``layout``, ``sha256``, ``file`` and, inferred from the tensors (and
     for ptb the pickled attributes and genotype), ``args`` and ``genotype`` (None where the file cannot tell).
+    ``sha256``: the file's digest when the caller has just computed it (a download checked against it), so a
+    large file is not hashed twice.
     """
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {', '.join(KINDS)}, not {kind!r}")
@@ -201,7 +203,8 @@ def original_state_dict(path: PathLike, kind: str, layout: str = "auto"
         raise ValueError(f"layout must be auto, original or nni, not {layout!r}")
     path = Path(path).expanduser()
     obj, fmt = load_original(path)
-    info: Dict[str, Any] = {"format": fmt, "file": path.name, "sha256": sha256_file(path), "layout": "original"}
+    info: Dict[str, Any] = {"format": fmt, "file": path.name, "sha256": sha256 or sha256_file(path),
+                            "layout": "original"}
     if kind == "ptb":
         if isinstance(obj, dict) and fmt == "zip":
             raise CheckpointError(f"{path}: a state dict; the ptb importer expects the original whole-model pickle "

@@ -91,7 +91,7 @@ def _convert_into_cache(entry: ModelEntry, source: Source, path: Path, digest: s
     provenance = {"entry": entry.name, "provenance": source.provenance, "url": url, "file": source.filename,
                   "sha256": digest, "layout": source.layout}
     model, finfo = model_from_original(path, entry.dataset, entry=entry.name, layout=source.layout,
-                                       source=provenance)
+                                       source=provenance, sha256=digest)
     if not finfo["matches_entry"]:
         raise ModelLoadError(f"{path.name} does not hold the network of {entry.name} (its sizes or genotype differ)")
     out = save_pretrained(model, _cached_dir(entry), name=entry.name, metrics=source.metrics,

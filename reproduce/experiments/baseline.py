@@ -3,7 +3,6 @@ build and check their training configs (the final runs' recipe and seeds), run t
 What the baseline is and how it is compared: :mod:`reproduce.random_baseline`."""
 from __future__ import annotations
 
-import json
 import logging
 import os
 from pathlib import Path
@@ -50,10 +49,10 @@ def plan_jobs(exp: ExperimentSpec, baseline: random_baseline.BaselineSpec, base:
 
 
 def _check_saved_draw(root: Path, baseline: random_baseline.BaselineSpec, seeds: Sequence[int]) -> None:
-    path = Path(root) / random_baseline.FILE
-    if not path.exists():
+    saved = random_baseline.read_meta(root)
+    if saved is None:
         return
-    saved = json.loads(path.read_text())
+    path = Path(root) / random_baseline.FILE
     if saved.get("draw_seed") != baseline.seed or saved.get("kind") != baseline.kind:
         raise ExperimentMismatchError(
             f"{path.parent} holds random cells drawn with seed {saved.get('draw_seed')}, now asked for "
