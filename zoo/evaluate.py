@@ -37,11 +37,11 @@ from .datasets import (
     load_cifar10,
 )
 from .device import autocast, pick_device, progress_bar
+from .registry import DATASET_OF_ARCH
 
 log = logging.getLogger(__name__)
 
 PathLike = Union[str, os.PathLike]
-_DATASET_OF_ARCH = {"NetworkCIFAR": "cifar10", "NetworkImageNet": "imagenet", "RNNModel": "ptb"}
 
 
 def _logits(out):
@@ -157,7 +157,7 @@ def evaluate_ptb(model, data_dir: PathLike, batch_size: int = 1, bptt: int = 35,
 
 def dataset_of(model) -> str:
     cfg = getattr(model, "zoo_config", None) or {}
-    ds = cfg.get("dataset") or _DATASET_OF_ARCH.get(type(model).__name__)
+    ds = cfg.get("dataset") or DATASET_OF_ARCH.get(type(model).__name__)
     if ds not in ("cifar10", "imagenet", "ptb"):
         raise ValueError(f"cannot tell which dataset evaluates a {type(model).__name__}; pass dataset=")
     return ds

@@ -33,6 +33,7 @@ CITATION = """@inproceedings{liu2019darts,
 LICENSE = "apache-2.0"
 
 ARCHS = ("NetworkCIFAR", "NetworkImageNet", "RNNModel")
+DATASET_OF_ARCH = {"NetworkCIFAR": "cifar10", "NetworkImageNet": "imagenet", "RNNModel": "ptb"}
 
 CIFAR_PREPROCESSING = {"mean": list(CIFAR_MEAN), "std": list(CIFAR_STD), "input_size": [3, 32, 32],
                        "resize": None, "crop": 32, "interpolation": None}

@@ -21,7 +21,7 @@ from .card import write_card
 from .counting import count_parameters
 from .errors import ModelLoadError
 from .fileio import atomic_write_bytes, atomic_write_json
-from .registry import ARCHS, CITATION, LICENSE, PREPROCESSING, build, get_entry
+from .registry import ARCHS, CITATION, DATASET_OF_ARCH, LICENSE, PREPROCESSING, build, get_entry
 from .state import StateDictMismatchError, check_finite, check_state_dict
 
 log = logging.getLogger(__name__)
@@ -33,7 +33,6 @@ WEIGHTS_NAME = "model.safetensors"
 CARD_NAME = "README.md"
 FORMAT = "darts-zoo"
 FORMAT_VERSION = 1
-_DATASET_OF_ARCH = {"NetworkCIFAR": "cifar10", "NetworkImageNet": "imagenet", "RNNModel": "ptb"}
 
 
 # --------------------------------------------------------------------------------------------
@@ -59,7 +58,7 @@ def model_config(model, name: Optional[str] = None, metrics: Optional[Dict[str, 
     entry = get_entry(name) if name else None
     if entry is not None and entry.arch != arch:
         raise ValueError(f"{name} is a {entry.arch}, the model is a {arch}")
-    dataset = dataset or (entry.dataset if entry else _DATASET_OF_ARCH[arch])
+    dataset = dataset or (entry.dataset if entry else DATASET_OF_ARCH[arch])
     if description is None:
         description = f"{arch} {args} with the cell {genotype}" + (
             f" (the architecture of the registry entry {entry.name})" if entry else "")
@@ -72,7 +71,7 @@ def model_config(model, name: Optional[str] = None, metrics: Optional[Dict[str, 
         "args": args,
         "genotype": genotype,
         "dataset": dataset,
-        "preprocessing": dict(entry.preprocessing if entry else PREPROCESSING[_DATASET_OF_ARCH[arch]]),
+        "preprocessing": dict(entry.preprocessing if entry else PREPROCESSING[DATASET_OF_ARCH[arch]]),
         "metrics": dict(metrics or {}),
         "metrics_source": metrics_source if metrics else "",
         "reference_metrics": dict(entry.metrics) if entry else {},
