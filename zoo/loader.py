@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import Dict, List, Optional, Union
+from typing import Dict, List, Optional, Sequence, Union
 
 import torch
 
@@ -221,7 +221,7 @@ def guess_kind(path: Path) -> str:
 
 def load(name_or_source: str, checkpoint: Optional[PathLike] = None, device: Union[str, torch.device] = "cpu",
          revision: Optional[str] = None, num_classes: Optional[int] = None, in_chans: Optional[int] = None,
-         **kw):
+         features_only: bool = False, out_indices: Optional[Sequence[int]] = None, **kw):
     """A ready model (eval mode, on ``device``) from a name, directory, ``hf-hub:`` id or checkpoint file.
 
     ``num_classes`` keeps the pretrained features and gives fresh classifier heads (the auxiliary
@@ -230,6 +230,8 @@ def load(name_or_source: str, checkpoint: Optional[PathLike] = None, device: Uni
     loads a local original file for a registry name
     (``zoo.load("darts-cifar10", checkpoint="cifar10_model.pt")``); ``kw`` (e.g. ``genotype=``)
     overrides what an original file cannot tell. ``revision`` picks a hub revision.
+    ``features_only=True`` (with ``out_indices``) returns the network as a backbone, as timm does:
+    its forward gives one feature map per resolution (see ``model.feature_info``).
     """
     source = str(name_or_source)
     path = Path(source).expanduser()
@@ -266,7 +268,16 @@ def load(name_or_source: str, checkpoint: Optional[PathLike] = None, device: Uni
         with_new_head(model, num_classes)
     if in_chans is not None:
         with_in_chans(model, in_chans)
+    if features_only or out_indices is not None:
+        as_backbone(model, out_indices)
     return model.to(device).eval()
+
+
+def as_backbone(model, out_indices: Optional[Sequence[int]] = None):
+    """timm's ``features_only=True``: the conv network returning its feature maps (``out_indices``)."""
+    if not hasattr(model, "features_only"):
+        raise ValueError(f"features_only applies to the conv networks, not a {type(model).__name__}")
+    return model.features_only(out_indices)
 
 
 def create_model(name: str, pretrained: bool = False, **overrides):
@@ -275,8 +286,11 @@ def create_model(name: str, pretrained: bool = False, **overrides):
     ``num_classes`` then gives fresh classifier heads over the pretrained features, ``in_chans``
     adapts the pretrained stem (as timm does), ``drop_path_rate`` sets the drop-path probability for
     fine-tuning, and other overrides are refused (the weights fix the architecture)."""
+    features_only = overrides.pop("features_only", False)
+    out_indices = overrides.pop("out_indices", None)
     if not pretrained:
-        return build_entry(name, **overrides)
+        model = build_entry(name, **overrides)
+        return as_backbone(model, out_indices) if features_only or out_indices is not None else model
     num_classes = overrides.pop("num_classes", None)
     in_chans = overrides.pop("in_chans", None)
     drop_path_rate = overrides.pop("drop_path_rate", None)
@@ -284,7 +298,8 @@ def create_model(name: str, pretrained: bool = False, **overrides):
         raise ValueError(
             f"pretrained weights fix the architecture of {get_entry(name).name}; drop the overrides "
             f"{sorted(overrides)} or build with pretrained=False and load your own weights")
-    model = load(get_entry(name).name, num_classes=num_classes, in_chans=in_chans)
+    model = load(get_entry(name).name, num_classes=num_classes, in_chans=in_chans, features_only=features_only,
+                 out_indices=out_indices)
     if drop_path_rate is not None:
         model.set_drop_path_rate(drop_path_rate)
     return model

@@ -53,6 +53,9 @@ def model_config(model, name: Optional[str] = None, metrics: Optional[Dict[str, 
     arch = type(model).__name__
     if arch not in ARCHS or not isinstance(getattr(model, "config", None), dict):
         raise TypeError(f"save_pretrained saves the zoo's networks ({', '.join(ARCHS)}), not {arch}")
+    if getattr(model, "out_indices", None) is not None:
+        raise ValueError("a features_only network is saved as the whole network: save the model before "
+                         "features_only(), and load it with features_only=True")
     args = {k: v for k, v in model.config.items() if k != "genotype"}
     genotype = _genotypes.format(model.genotype)
     entry = get_entry(name) if name else None
