@@ -19,6 +19,7 @@ from genotypes import Genotype
 from .backbone import FeatureInfo, adapt_input_conv, check_in_chans, last_module_per_stride, resolve_out_indices
 from .limits import check_sizes
 from .ops import OPS, FactorizedReduce, Identity, ReLUConvBN, drop_path
+from .pretrained_cfg import PretrainedCfgMixin
 from .state import StrictLoadMixin
 
 
@@ -110,7 +111,7 @@ class AuxiliaryHeadImageNet(nn.Module):
         return self.classifier(self.features(x).flatten(1))
 
 
-class _Network(StrictLoadMixin, nn.Module):
+class _Network(PretrainedCfgMixin, StrictLoadMixin, nn.Module):
     """Shared cell stack: reductions at 1/3 and 2/3 of the depth, auxiliary head after 2/3.
 
     ``config`` holds the constructor arguments (genotype as text), enough to rebuild the network;

@@ -27,8 +27,9 @@ from .errors import ModelLoadError, WeightsNotFoundError
 from .hub import HF_PREFIX, hub_download, parse_hub_source
 from .layouts import is_nni_layout
 from .legacy import StandinModule, load_original
+from .pretrained_cfg import eval_transforms_of, make_pretrained_cfg
 from .registry import ModelEntry, Source, build_entry, entries, get_entry, is_registered
-from .saved import CONFIG_NAME, load_pretrained, save_pretrained, with_in_chans, with_new_head
+from .saved import CONFIG_NAME, load_pretrained, read_config, save_pretrained, with_in_chans, with_new_head
 
 log = logging.getLogger(__name__)
 
@@ -219,6 +220,11 @@ def guess_kind(path: Path) -> str:
                          f"use `python -m zoo convert {{cifar10,imagenet,ptb}} {path} --out DIR`")
 
 
+def _is_saved_dir(path: Path, source: str) -> bool:
+    # A folder that is not a saved model (no config.json) does not hide a registry name of the same spelling.
+    return path.is_dir() and ((path / CONFIG_NAME).exists() or not is_registered(source))
+
+
 def load(name_or_source: str, checkpoint: Optional[PathLike] = None, device: Union[str, torch.device] = "cpu",
          revision: Optional[str] = None, num_classes: Optional[int] = None, in_chans: Optional[int] = None,
          features_only: bool = False, out_indices: Optional[Sequence[int]] = None, **kw):
@@ -235,8 +241,7 @@ def load(name_or_source: str, checkpoint: Optional[PathLike] = None, device: Uni
     """
     source = str(name_or_source)
     path = Path(source).expanduser()
-    # A folder that is not a saved model (no config.json) does not hide a registry name of the same spelling.
-    is_saved_dir = path.is_dir() and ((path / CONFIG_NAME).exists() or not is_registered(source))
+    is_saved_dir = _is_saved_dir(path, source)
     if kw and checkpoint is None and not path.is_file():
         where = f"zoo.create_model({source!r}, **overrides)" if is_registered(source) else "a checkpoint file"
         raise ValueError(f"overrides {sorted(kw)} apply to original files only: a saved model rebuilds itself from "
@@ -313,16 +318,25 @@ def download(name: str) -> Dict[str, str]:
             "source": (cfg.get("source") or {}).get("url", "")}
 
 
-def transforms(name_or_model):
-    """The torchvision eval transforms of a named model (or of a loaded one, from its config)."""
-    from .datasets import eval_transforms
-
-    if isinstance(name_or_model, torch.nn.Module):
-        cfg = getattr(name_or_model, "zoo_config", None)
+def pretrained_cfg(source) -> Dict:
+    """timm's ``pretrained_cfg`` of a model, a registry name or a saved-model directory (without loading weights)."""
+    if isinstance(source, torch.nn.Module):
+        cfg = getattr(source, "pretrained_cfg", None)
         if cfg is None:
-            raise ValueError("this model has no zoo_config; pass a registry name instead")
-        return eval_transforms(cfg["preprocessing"])
-    return eval_transforms(get_entry(name_or_model).preprocessing)
+            raise ValueError(f"a {type(source).__name__} is not one of the zoo's networks: it has no pretrained_cfg")
+        return cfg
+    path = Path(str(source)).expanduser()
+    if _is_saved_dir(path, str(source)):
+        config = read_config(path)
+        return make_pretrained_cfg(config.get("arch", config.get("kind")), config["args"], config)
+    entry = get_entry(str(source))
+    return make_pretrained_cfg(entry.arch, entry.args, architecture=entry.name, preprocessing=entry.preprocessing)
 
 
-__all__ = ["load", "create_model", "download", "transforms", "guess_kind", "WeightsNotFoundError"]
+def transforms(source):
+    """The torchvision eval transforms of a model, a registry name or a saved-model directory (its pretrained_cfg)."""
+    return eval_transforms_of(pretrained_cfg(source))
+
+
+__all__ = ["load", "create_model", "download", "transforms", "pretrained_cfg", "as_backbone", "guess_kind",
+           "WeightsNotFoundError"]

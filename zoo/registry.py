@@ -18,7 +18,13 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import genotypes as _genotypes
 
-from .datasets import CIFAR_MEAN, CIFAR_STD, IMAGENET_MEAN, IMAGENET_STD
+from .pretrained_cfg import (
+    CIFAR_PREPROCESSING,
+    DATASET_OF_ARCH,
+    IMAGENET_PREPROCESSING,
+    PREPROCESSING,
+    PTB_PREPROCESSING,
+)
 
 PAPER = "Liu, Simonyan & Yang, DARTS: Differentiable Architecture Search, ICLR 2019 (arXiv:1806.09055)"
 ORIGINAL_README = "quark0/darts README.md (commit f276dd3), 'Pretrained models'"
@@ -33,15 +39,6 @@ CITATION = """@inproceedings{liu2019darts,
 LICENSE = "apache-2.0"
 
 ARCHS = ("NetworkCIFAR", "NetworkImageNet", "RNNModel")
-DATASET_OF_ARCH = {"NetworkCIFAR": "cifar10", "NetworkImageNet": "imagenet", "RNNModel": "ptb"}
-
-CIFAR_PREPROCESSING = {"mean": list(CIFAR_MEAN), "std": list(CIFAR_STD), "input_size": [3, 32, 32],
-                       "resize": None, "crop": 32, "interpolation": None}
-IMAGENET_PREPROCESSING = {"mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD), "input_size": [3, 224, 224],
-                          "resize": 256, "crop": 224, "interpolation": "bilinear"}
-PTB_PREPROCESSING = {"tokenizer": "whitespace + <eos> per line (awd-lstm-lm rnn/data.py)",
-                     "vocabulary": "built over train, valid, test in that order", "eval_batch_size": 1, "bptt": 35}
-PREPROCESSING = {"cifar10": CIFAR_PREPROCESSING, "imagenet": IMAGENET_PREPROCESSING, "ptb": PTB_PREPROCESSING}
 
 # The original evaluation settings (cnn/train.py, cnn/train_imagenet.py, rnn/train.py defaults).
 CIFAR_ARGS = {"C": 36, "num_classes": 10, "layers": 20, "auxiliary": True}
@@ -386,10 +383,13 @@ def build_entry(name: str, **overrides):
     args = dict(entry.args)
     genotype = overrides.pop("genotype", entry.genotype)
     args.update(overrides)
-    return build(entry.arch, args, genotype)
+    model = build(entry.arch, args, genotype)
+    model.zoo_entry = entry.name  # its pretrained_cfg names the architecture
+    return model
 
 
 __all__ = [
     "ModelEntry", "Source", "UnknownModelError", "list_models", "info", "get_entry", "register", "build",
-    "build_entry", "is_registered", "class_names", "entries", "CITATION", "LICENSE",
+    "build_entry", "is_registered", "class_names", "entries", "CITATION", "LICENSE", "ARCHS", "DATASET_OF_ARCH",
+    "PREPROCESSING",
 ]

@@ -16,6 +16,7 @@ import genotypes as _genotypes
 from genotypes import RNNGenotype
 
 from .limits import check_sizes
+from .pretrained_cfg import PretrainedCfgMixin
 from .state import StrictLoadMixin
 
 INITRANGE = 0.04
@@ -108,7 +109,7 @@ class DARTSCell(nn.Module):
         return torch.stack([states[i] for i in self.genotype.concat], -1).mean(-1)
 
 
-class RNNModel(StrictLoadMixin, nn.Module):
+class RNNModel(PretrainedCfgMixin, StrictLoadMixin, nn.Module):
     """Embedding -> DARTS cell -> tied decoder, returning log-probabilities ``[T, B, ntoken]``."""
 
     def __init__(self, ntoken: int, ninp: int, nhid: int, nhidlast: int, dropout: float = 0.5, dropouth: float = 0.5,

@@ -167,14 +167,8 @@ def save_pretrained(model, save_directory: PathLike, name: Optional[str] = None,
     return out
 
 
-def load_pretrained(directory: PathLike, device: Union[str, torch.device] = "cpu",
-                    expected_sha256: Optional[str] = None, num_classes: Optional[int] = None):
-    """Rebuild a model from a saved-model directory, verify its weights, return it in eval mode.
-
-    The returned model carries the directory's config as ``model.zoo_config``.
-    """
-    from safetensors.torch import load as st_load
-
+def read_config(directory: PathLike) -> Dict[str, Any]:
+    """The validated config.json of a saved-model directory (which must hold its weights file too)."""
     d = Path(directory).expanduser()
     cfg_path, w_path = d / CONFIG_NAME, d / WEIGHTS_NAME
     for p in (cfg_path, w_path):
@@ -187,7 +181,20 @@ def load_pretrained(directory: PathLike, device: Union[str, torch.device] = "cpu
         raise ModelLoadError(f"{cfg_path}: not valid JSON ({e})") from None
     except RecursionError:
         raise ModelLoadError(f"{cfg_path}: nested too deeply to be a config") from None
-    validate_config(config, str(cfg_path))
+    return validate_config(config, str(cfg_path))
+
+
+def load_pretrained(directory: PathLike, device: Union[str, torch.device] = "cpu",
+                    expected_sha256: Optional[str] = None, num_classes: Optional[int] = None):
+    """Rebuild a model from a saved-model directory, verify its weights, return it in eval mode.
+
+    The returned model carries the directory's config as ``model.zoo_config``.
+    """
+    from safetensors.torch import load as st_load
+
+    d = Path(directory).expanduser()
+    cfg_path, w_path = d / CONFIG_NAME, d / WEIGHTS_NAME
+    config = read_config(d)
     data = w_path.read_bytes()
     known = (config.get("files") or {}).get(WEIGHTS_NAME, {})
     if isinstance(known.get("size"), int) and known["size"] != len(data):
@@ -261,6 +268,6 @@ def with_in_chans(model, in_chans: int):
 
 
 __all__ = [
-    "save_pretrained", "load_pretrained", "model_config", "validate_config",
+    "save_pretrained", "load_pretrained", "read_config", "model_config", "validate_config",
     "with_new_head", "with_in_chans", "ModelLoadError", "CONFIG_NAME", "WEIGHTS_NAME", "CARD_NAME",
 ]

@@ -330,7 +330,7 @@ def test_reset_classifier_and_forward_features_like_timm():
     model.reset_classifier(5)
     assert model.classifier.out_features == 5 and model.auxiliary_head.classifier.out_features == 5
     with pytest.raises(ValueError, match="num_classes"):
-        model.reset_classifier(0)
+        model.reset_classifier(-1)  # (0 is timm's "no classifier": tests/zoo/test_backbone.py)
 
 
 def test_transforms_of_an_entry():
