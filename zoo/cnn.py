@@ -17,9 +17,11 @@ import genotypes as _genotypes
 from genotypes import Genotype
 
 from .backbone import FeatureInfo, adapt_input_conv, check_in_chans, last_module_per_stride, resolve_out_indices
+from .hub_mixin import HubMixin
 from .limits import check_sizes
 from .ops import OPS, FactorizedReduce, Identity, ReLUConvBN, drop_path
 from .pretrained_cfg import PretrainedCfgMixin
+from .registry import register_arch
 from .state import StrictLoadMixin
 
 
@@ -111,7 +113,7 @@ class AuxiliaryHeadImageNet(nn.Module):
         return self.classifier(self.features(x).flatten(1))
 
 
-class _Network(PretrainedCfgMixin, StrictLoadMixin, nn.Module):
+class _Network(HubMixin, PretrainedCfgMixin, StrictLoadMixin, nn.Module):
     """Shared cell stack: reductions at 1/3 and 2/3 of the depth, auxiliary head after 2/3.
 
     ``config`` holds the constructor arguments (genotype as text), enough to rebuild the network;
@@ -301,6 +303,7 @@ class _Network(PretrainedCfgMixin, StrictLoadMixin, nn.Module):
         return f"genotype={_genotypes.format(self.genotype)}"
 
 
+@register_arch
 class NetworkCIFAR(_Network):
     """DARTS evaluation network for 32x32 images (C=36, 20 cells in the paper)."""
 
@@ -328,6 +331,7 @@ class NetworkCIFAR(_Network):
         return s, s, [s] if "stem" in keep else []
 
 
+@register_arch
 class NetworkImageNet(_Network):
     """DARTS evaluation network for 224x224 images (C=48, 14 cells in the paper)."""
 

@@ -24,12 +24,13 @@ import torch
 from . import download as _download
 from .convert import HEAD_ONLY_ARGS, model_from_original
 from .errors import ModelLoadError, WeightsNotFoundError
-from .hub import HF_PREFIX, hub_download, parse_hub_source
+from .hub import HF_PREFIX, hub_download
+from .hub_mixin import load_saved
 from .layouts import is_nni_layout
 from .legacy import StandinModule, load_original
 from .pretrained_cfg import eval_transforms_of, make_pretrained_cfg
-from .registry import ModelEntry, Source, build_entry, entries, get_entry, is_registered
-from .saved import CONFIG_NAME, load_pretrained, read_config, save_pretrained, with_in_chans, with_new_head
+from .registry import ModelEntry, Source, build_entry, get_entry, is_registered
+from .saved import CONFIG_NAME, adapt_loaded, as_backbone, load_pretrained, read_config, save_pretrained
 
 log = logging.getLogger(__name__)
 
@@ -195,15 +196,6 @@ def _load_registered(name: str, revision: Optional[str]):
     raise tried.error()
 
 
-def _registry_digest(repo_id: str) -> Optional[str]:
-    """The sha256 the registry records for a hub repo's model.safetensors, if an entry publishes there."""
-    for e in entries():
-        for s in e.sources:
-            if s.kind == "hub" and s.location == repo_id and s.sha256:
-                return s.sha256
-    return None
-
-
 def guess_kind(path: Path) -> str:
     """Which network a checkpoint file holds: ``cifar10``, ``imagenet`` or ``ptb``."""
     obj, _ = load_original(path)
@@ -253,8 +245,7 @@ def load(name_or_source: str, checkpoint: Optional[PathLike] = None, device: Uni
             genotype = entry.genotype
         model, _ = model_from_original(checkpoint, entry.dataset, genotype=genotype, entry=entry.name, **kw)
     elif source.startswith(HF_PREFIX):
-        repo, rev = parse_hub_source(source)
-        model = load_pretrained(hub_download(repo, revision or rev), expected_sha256=_registry_digest(repo))
+        model = load_saved(source, revision)
     elif is_saved_dir:
         if is_registered(source):
             log.info("loading the saved model in ./%s (a local folder), not the registry entry of that name", source)
@@ -269,20 +260,9 @@ def load(name_or_source: str, checkpoint: Optional[PathLike] = None, device: Uni
     else:
         get_entry(source)  # raises UnknownModelError with a suggestion
         raise AssertionError("unreachable")
-    if num_classes is not None:
-        with_new_head(model, num_classes)
-    if in_chans is not None:
-        with_in_chans(model, in_chans)
-    if features_only or out_indices is not None:
-        as_backbone(model, out_indices)
+    adapt_loaded(model, num_classes=num_classes, in_chans=in_chans, features_only=features_only,
+                 out_indices=out_indices)
     return model.to(device).eval()
-
-
-def as_backbone(model, out_indices: Optional[Sequence[int]] = None):
-    """timm's ``features_only=True``: the conv network returning its feature maps (``out_indices``)."""
-    if not hasattr(model, "features_only"):
-        raise ValueError(f"features_only applies to the conv networks, not a {type(model).__name__}")
-    return model.features_only(out_indices)
 
 
 def create_model(name: str, pretrained: bool = False, **overrides):
@@ -338,5 +318,5 @@ def transforms(source):
     return eval_transforms_of(pretrained_cfg(source))
 
 
-__all__ = ["load", "create_model", "download", "transforms", "pretrained_cfg", "as_backbone", "guess_kind",
+__all__ = ["load", "create_model", "download", "transforms", "pretrained_cfg", "guess_kind",
            "WeightsNotFoundError"]

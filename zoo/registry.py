@@ -333,6 +333,15 @@ def is_registered(name: str) -> bool:
         return False
 
 
+def hub_sha256(repo_id: str) -> Optional[str]:
+    """The sha256 the registry records for a hub repo's model.safetensors, if an entry publishes there."""
+    for e in _REGISTRY.values():
+        for s in e.sources:
+            if s.kind == "hub" and s.location == repo_id and s.sha256:
+                return s.sha256
+    return None
+
+
 def list_models(pattern: str = "*", pretrained: bool = False) -> List[str]:
     """Sorted names matching a shell wildcard (case-insensitive); ``pretrained`` keeps those with weights."""
     pat = _normalise(pattern or "*")
@@ -354,26 +363,32 @@ _ARCH_ARG_NAMES = {
 }
 
 
+_ARCH_CLASSES: Dict[str, type] = {}
+
+
+def register_arch(cls: type) -> type:
+    """Class decorator of the zoo's network classes (zoo.cnn, zoo.rnn), so that :func:`build` finds them by name
+    without importing them (they import the saving code, which builds networks by name)."""
+    if cls.__name__ not in ARCHS:
+        raise ValueError(f"{cls.__name__} is not one of the zoo's architectures ({', '.join(ARCHS)})")
+    _ARCH_CLASSES[cls.__name__] = cls
+    return cls
+
+
 def build(arch: str, args: Dict[str, Any], genotype):
     """Instantiate one of the zoo's networks from its class name, arguments and genotype (object, name or text);
     the networks check their sizes first (:mod:`zoo.limits`), so a file or config cannot make them allocate
     without bound."""
-    from .cnn import NetworkCIFAR, NetworkImageNet
-    from .rnn import RNNModel
-
-    classes = {"NetworkCIFAR": NetworkCIFAR, "NetworkImageNet": NetworkImageNet, "RNNModel": RNNModel}
-    if arch not in classes:
+    if arch not in ARCHS:
         raise ValueError(f"unknown architecture {arch!r}; expected one of {', '.join(ARCHS)}")
     allowed = _ARCH_ARG_NAMES[arch]
     bad = [k for k in args if k not in allowed]
     if bad:
         raise ValueError(f"{arch} takes no argument(s) {bad}; its arguments are {', '.join(allowed)}")
     genotype = _genotypes.resolve(genotype, "rnn" if arch == "RNNModel" else "cnn")
-    if arch == "RNNModel":
-        if "ninp" in args and "nhid" not in args:
-            args = {**args, "nhid": args["ninp"], "nhidlast": args["ninp"]}
-        return RNNModel(genotype=genotype, **args)
-    return classes[arch](genotype=genotype, **args)
+    if arch == "RNNModel" and "ninp" in args and "nhid" not in args:
+        args = {**args, "nhid": args["ninp"], "nhidlast": args["ninp"]}
+    return _ARCH_CLASSES[arch](genotype=genotype, **args)
 
 
 def build_entry(name: str, **overrides):
@@ -390,6 +405,6 @@ def build_entry(name: str, **overrides):
 
 __all__ = [
     "ModelEntry", "Source", "UnknownModelError", "list_models", "info", "get_entry", "register", "build",
-    "build_entry", "is_registered", "class_names", "entries", "CITATION", "LICENSE", "ARCHS", "DATASET_OF_ARCH",
-    "PREPROCESSING",
+    "build_entry", "register_arch", "hub_sha256", "is_registered", "class_names", "entries", "CITATION", "LICENSE",
+    "ARCHS", "DATASET_OF_ARCH", "PREPROCESSING",
 ]

@@ -267,7 +267,27 @@ def with_in_chans(model, in_chans: int):
     return model
 
 
+def as_backbone(model, out_indices=None):
+    """timm's ``features_only=True``: the conv network returning its feature maps (``out_indices``)."""
+    if not hasattr(model, "features_only"):
+        raise ValueError(f"features_only applies to the conv networks, not a {type(model).__name__}")
+    return model.features_only(out_indices)
+
+
+def adapt_loaded(model, num_classes: Optional[int] = None, in_chans: Optional[int] = None,
+                 features_only: bool = False, out_indices=None):
+    """What a caller of ``zoo.load`` / ``from_pretrained`` asks of loaded weights: fresh heads, an adapted stem,
+    a backbone (timm's ``num_classes``, ``in_chans``, ``features_only`` / ``out_indices``)."""
+    if num_classes is not None:
+        with_new_head(model, num_classes)
+    if in_chans is not None:
+        with_in_chans(model, in_chans)
+    if features_only or out_indices is not None:
+        as_backbone(model, out_indices)
+    return model
+
+
 __all__ = [
-    "save_pretrained", "load_pretrained", "read_config", "model_config", "validate_config",
-    "with_new_head", "with_in_chans", "ModelLoadError", "CONFIG_NAME", "WEIGHTS_NAME", "CARD_NAME",
+    "save_pretrained", "load_pretrained", "read_config", "adapt_loaded", "as_backbone", "model_config",
+    "validate_config", "with_new_head", "with_in_chans", "ModelLoadError", "CONFIG_NAME", "WEIGHTS_NAME", "CARD_NAME",
 ]
