@@ -156,20 +156,24 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--all", action="store_true", help="every model with published weights")
     s.set_defaults(func=_cmd_download)
 
-    s = sub.add_parser("eval", help="evaluate a model on its dataset",
+    s = sub.add_parser("eval", help="evaluate a model on its dataset or on your image folder",
                        description="Evaluate a registry name, saved-model directory, hf-hub:ORG/REPO[@REV] or original "
                                    "checkpoint file as the original test scripts did (CIFAR-10 test set, ImageNet "
-                                   "val/, PTB test.txt).")
+                                   "val/, PTB test.txt), or on an image folder of yours (DIR/<class>/<image>) with the "
+                                   "model's own preprocessing: top-1, top-5 and the error per class.")
     s.add_argument("source", help="registry name, directory, hf-hub:ORG/REPO[@REV] or original file")
-    s.add_argument("--data", required=True, help="dataset directory (CIFAR-10 root, ImageNet root with val/, or "
-                                                  "PTB directory with train/valid/test.txt)")
+    s.add_argument("--data", required=True, help="dataset directory (CIFAR-10 root, ImageNet root with val/, PTB "
+                                                  "directory with train/valid/test.txt) or an image folder "
+                                                  "DIR/<class>/<image>")
     s.add_argument("--checkpoint", help="an original checkpoint file to use for the named model")
-    s.add_argument("--dataset", choices=("cifar10", "imagenet", "ptb"), help="override the model's dataset")
+    s.add_argument("--dataset", choices=("cifar10", "imagenet", "ptb", "folder"),
+                   help="override the model's dataset (default: folder when --data holds class folders of images)")
     s.add_argument("--json", metavar="PATH", help="also write the report as JSON")
     s.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, mps ... (default: cpu)")
-    s.add_argument("--batch-size", type=int, help="default: 96 cifar10, 128 imagenet, 1 ptb (as the original)")
+    s.add_argument("--batch-size", type=int, help="default: 96 cifar10, 128 imagenet, 1 ptb (as the original), "
+                                                   "64 folder")
     s.add_argument("--amp", choices=("none", "bf16", "fp16"), default="none", help="autocast dtype (default: none)")
-    s.add_argument("--workers", type=int, default=4, help="data loading workers for ImageNet (default: 4)")
+    s.add_argument("--workers", type=int, default=4, help="data loading workers for image folders (default: 4)")
     s.add_argument("--no-download", action="store_true", help="do not download CIFAR-10 when missing")
     s.add_argument("--no-progress", action="store_true", help="no progress bar")
     s.set_defaults(func=_cmd_eval)
