@@ -23,11 +23,12 @@ def _cmd_list(args) -> int:
         print(f"no model matches {args.pattern!r}", file=sys.stderr)
         return 0
     width = max(len(n) for n in names)
-    for n in names:
-        e = info(n)
-        weights = "weights" if e["pretrained"] else "arch only"
+    rows = [(n, info(n)) for n in names]
+    state_width = max(len(e["weights"]) for _, e in rows)
+    for n, e in rows:
         metrics = ", ".join(f"{k} {v}" for k, v in e["metrics"].items())
-        print(f"{n.ljust(width)}  {e['arch']:<15} {e['dataset']:<8} {weights:<9} {metrics}".rstrip())
+        print(f"{n.ljust(width)}  {e['arch']:<15} {e['dataset']:<8} weights: {e['weights']:<{state_width}}  "
+              f"{metrics}".rstrip())
     return 0
 
 
@@ -50,9 +51,10 @@ def _cmd_info(args) -> int:
         f"  metrics:       {d['metrics'] or '-'}" + (f" ({d['metrics_source']})" if d["metrics_source"] else ""),
         f"  params:        {d['params']:,}" if d["params"] else "  params:        -",
         f"  license:       {d['license']}",
+        f"  weights:       {d['weights']}",
     ]
     if not d["sources"]:
-        lines.append("  weights:       none published (architecture only)")
+        lines[-1] += " (none published)"
     for i, src in enumerate(d["sources"], 1):
         digest = src["sha256"] or (f"starts with {src['sha256_prefix']}" if src["sha256_prefix"] else "not published")
         head = {True: "with the auxiliary head", False: "no auxiliary head", None: "auxiliary head: not stated"}
@@ -60,6 +62,8 @@ def _cmd_info(args) -> int:
                   f"                 file {src['filename'] or '-'}, {src['layout']} layout, sha256 {digest}, "
                   f"{head[src['auxiliary']]}",
                   f"                 provenance: {src['provenance']}"]
+        if src["gone"]:
+            lines.append(f"                 not working: {src['gone']} (tried last, for whoever still has access)")
         if src["metrics"]:
             lines.append(f"                 reported for this copy: {src['metrics']} ({src['metrics_source']})")
     print("\n".join(lines))
