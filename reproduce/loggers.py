@@ -24,6 +24,7 @@ import importlib.util
 import io
 import logging
 import os
+import secrets
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional
 
@@ -208,7 +209,7 @@ class WandbLogger:
         # one W&B run per run directory, kept across resumes
         id_file = self.dir / "run_id"
         if not id_file.exists():
-            atomic_write_text(id_file, self.wandb.util.generate_id() + "\n")
+            atomic_write_text(id_file, secrets.token_hex(4) + "\n")
         return id_file.read_text().strip()
 
     def start(self, steps_done: int) -> None:
