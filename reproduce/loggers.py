@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import importlib.util
 import io
 import logging
 import os
@@ -31,15 +30,15 @@ from typing import Any, Dict, List, Mapping, Optional
 import numpy as np
 import torch
 
+from zoo import extras
 from zoo.fileio import atomic_write_text
 
 from .config import ConfigError
 
 log = logging.getLogger(__name__)
 
-# name -> (the module it needs, or None, and the command that installs it)
-KINDS = {"csv": (None, ""), "tensorboard": ("tensorboard", "pip install 'darts-zoo[tensorboard]'"),
-         "wandb": ("wandb", "pip install 'darts-zoo[wandb]'")}
+# name -> the optional package it needs (zoo.extras says which extra installs it), or None
+KINDS = {"csv": None, "tensorboard": "tensorboard", "wandb": "wandb"}
 STEPS_CSV, EPOCHS_CSV, TENSORBOARD_DIR, WANDB_DIR = "steps.csv", "epochs.csv", "tensorboard", "wandb"
 LOGGER_HELP = ("live logs in the run directory, comma-separated: tensorboard, csv, wandb (default: none); "
                "a resumed run continues them")
@@ -52,19 +51,12 @@ def parse(text: str) -> List[str]:
     for name in names:
         if name not in KINDS:
             raise ConfigError(f"unknown logger {name!r}; choose from {', '.join(KINDS)} (comma-separated)")
-        module, install = KINDS[name]
-        if module is not None and not _installed(module):
-            raise ConfigError(f"the {name} logger needs the {module} package: {install}")
+        module = KINDS[name]
+        if module is not None and extras.missing([module]):
+            raise ConfigError(f"the {name} logger needs the {module} package: {extras.install_hint([module])}")
     if len(set(names)) != len(names):
         raise ConfigError(f"logger {text!r} names a logger twice")
     return names
-
-
-def _installed(module: str) -> bool:
-    try:
-        return importlib.util.find_spec(module) is not None
-    except (ImportError, ValueError):  # a module set to None in sys.modules, or without a spec
-        return False
 
 
 def _floats(values: Mapping[str, Any]) -> Dict[str, float]:
@@ -267,7 +259,8 @@ class Loggers:
             for name in names:
                 self.active.append(_CLASSES[name](self.path, config))
         except ImportError as e:  # installed, but broken
-            raise ConfigError(f"the {name} logger could not be loaded ({e}): {KINDS[name][1]}") from None
+            raise ConfigError(f"the {name} logger could not be loaded ({e}): "
+                              f"{extras.install_hint([KINDS[name]])}") from None
         self.steps = 0
 
     def start(self, steps_done: int) -> None:
