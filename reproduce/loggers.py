@@ -25,7 +25,7 @@ import logging
 import os
 import secrets
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any, Dict, List, Mapping
 
 import numpy as np
 import torch
@@ -86,10 +86,10 @@ class _CsvFile:
         self.path, self.columns, self.handle = path, None, None
 
     def start(self, steps_done: int) -> None:
-        """Keep only the rows up to ``steps_done`` (a resumed run writes the rest again)."""
+        """Keep only the rows up to ``steps_done`` (a resumed run writes the rest again; 0: none)."""
         self.close()
         if self.path.exists():
-            rows = [r for r in self._rows() if _int(r.get("step")) is not None and _int(r["step"]) <= steps_done]
+            rows = [r for r in self._rows() if _kept(r.get("step"), steps_done)]
             if self.columns:
                 self._rewrite(rows, self.columns)
             else:
@@ -129,11 +129,13 @@ class _CsvFile:
             self.handle = None
 
 
-def _int(text) -> Optional[int]:
+def _kept(step_text, steps_done: int) -> bool:
+    """Whether a row logged at ``step_text`` stays when a run continues after ``steps_done`` steps (at 0 it
+    starts over, the initial architecture at step 0 included)."""
     try:
-        return int(text)
+        return 0 < steps_done and int(step_text) <= steps_done
     except (TypeError, ValueError):
-        return None
+        return False
 
 
 class CSVLogger:
@@ -162,9 +164,10 @@ class TensorBoardLogger:
         self.make, self.dir, self.writer = SummaryWriter, path / TENSORBOARD_DIR, None
 
     def start(self, steps_done: int) -> None:
-        # purge_step: TensorBoard discards the events logged after the checkpoint by an earlier process
+        # purge_step: TensorBoard discards the events an earlier process logged after the checkpoint (at 0:
+        # all of them, as the run starts over)
         self.close()
-        self.writer = self.make(log_dir=str(self.dir), purge_step=steps_done + 1 if steps_done else None)
+        self.writer = self.make(log_dir=str(self.dir), purge_step=steps_done + 1 if steps_done else 0)
 
     def step(self, step: int, epoch: int, values: Dict[str, float]) -> None:
         for key, value in values.items():

@@ -95,6 +95,8 @@ def test_a_search_logs_a_row_and_scalars_per_step_and_the_architecture_per_epoch
 
 def test_a_killed_and_resumed_search_appends_its_logs_without_a_repeated_step(cifar_root, whole, tmp_path):
     out = tmp_path / "run"
+    with pytest.raises(_Kill):  # killed in the first epoch: no checkpoint, the run starts over
+        search("cifar10", _config(cifar_root), out, progress=False, callback=_kill_at((0, 0)))
     with pytest.raises(_Kill):  # killed after step 3 was logged, before its epoch was checkpointed
         search("cifar10", _config(cifar_root), out, progress=False, callback=_kill_at((1, 0)))
     assert [r["step"] for r in _csv(out / loggers.STEPS_CSV)] == ["1", "2", "3"]
@@ -103,11 +105,12 @@ def test_a_killed_and_resumed_search_appends_its_logs_without_a_repeated_step(ci
     assert _csv(out / loggers.STEPS_CSV) == _csv(whole / loggers.STEPS_CSV)  # same machine: the same numbers
     assert [r["step"] for r in _csv(out / loggers.EPOCHS_CSV)] == ["0", "2", "4"]
     ea, ea_whole = _events(out), _events(whole)
-    assert len(os.listdir(out / loggers.TENSORBOARD_DIR)) == 2  # one event file per process
+    assert len(os.listdir(out / loggers.TENSORBOARD_DIR)) == 3  # one event file per process
     for key in STEP_KEYS:
         resumed = [(e.step, e.value) for e in ea.Scalars(f"step/{key}")]
         assert resumed == [(e.step, e.value) for e in ea_whole.Scalars(f"step/{key}")]
     assert [e.step for e in ea.Images("softmax/alphas_normal")] == [0, 2, 4]
+    assert [e.step for e in ea.Scalars("epoch/normal_skips")] == [0, 2, 4]
 
 
 def test_training_logs_a_row_per_step(tmp_path):
