@@ -330,8 +330,8 @@ def _epochs(config, config_dict: dict, task, rundir: RunDir, d: Dist, curve: lis
     begin = getattr(task, "begin", None)
     if begin is not None:
         begin(start_epoch)
-    if start_epoch == 0:
-        _log_epoch(logs, task, -1, {})  # the architecture before the first step
+    if start_epoch == 0 and hasattr(task, "watch"):
+        _log_epoch(logs, task, -1, {})  # what the task shows before the first step (a search: its architecture)
     stop_reason = getattr(task, "stop_reason", None)
 
     def stopped() -> bool:

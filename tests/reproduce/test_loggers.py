@@ -3,6 +3,7 @@ without a repeated step, W&B offline inside the run directory, a missing extra i
 from __future__ import annotations
 
 import csv
+import dataclasses
 import os
 import sys
 
@@ -13,9 +14,10 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from train_helpers import make_cifar, make_corpus, tiny_lm
 from train_helpers import tiny_cifar as tiny_cifar_recipe  # search_helpers has a tiny_cifar too
 
-from reproduce import loggers
+from reproduce import loggers, runner
 from reproduce.__main__ import main
 from reproduce.config import ConfigError
+from reproduce.distributed import Dist
 from reproduce.search import search
 from reproduce.train import train
 
@@ -193,3 +195,52 @@ def test_the_heatmap_is_an_rgb_image_darkest_at_the_largest_probability():
     img = loggers.heatmap(np.array([[0.0, 0.5], [0.25, 1.0]]), cell=2)
     assert img.shape == (3, 4, 4) and img.dtype == np.uint8
     assert img[:, 0, 0].tolist() == [255, 255, 255] and img[:, 3, 3].tolist() == [8, 48, 107]
+
+
+@dataclasses.dataclass
+class _ToyConfig:
+    seed: int = 0
+    epochs: int = 4
+    deterministic: bool = False
+    num_threads: int = 0
+    logger: str = "csv"
+
+
+class _RollingTask:
+    """Two steps an epoch; the first time it reaches epoch 2 it fails after one step and rolls back to the
+    end of epoch 0, as the language-model recipe does after a non-finite loss."""
+
+    kind, dataset, parameters = "train", "toy", 1
+    on_step = None
+
+    def __init__(self):
+        self.rolled = False
+
+    def run_epoch(self, epoch):
+        for step in range(2):
+            self.on_step(epoch, step, {"loss": float(10 * epoch + step)})
+            if epoch == 2 and not self.rolled:
+                self.rolled = True
+                raise runner.Rollback(1)
+        return {"loss": float(epoch)}
+
+    def state_dict(self):
+        return {"rolled": self.rolled}
+
+    def load_state_dict(self, state):
+        self.rolled = state["rolled"]
+
+    def final(self, curve):
+        return {"loss": curve[-1]["loss"]}
+
+    def record_fields(self, curve):
+        return {"experiment": "toy", "genotype": ""}
+
+
+def test_a_rollback_drops_the_steps_it_undoes(tmp_path):
+    runner.run(tmp_path, _ToyConfig(), lambda d, rundir, progress: _RollingTask(), dist=lambda: Dist(), progress=False)
+    rows = _csv(tmp_path / loggers.STEPS_CSV)
+    assert [(r["step"], r["epoch"], r["loss"]) for r in rows] == [
+        ("1", "0", "0.0"), ("2", "0", "1.0"), ("3", "1", "10.0"), ("4", "1", "11.0"), ("5", "2", "20.0"),
+        ("6", "2", "21.0"), ("7", "3", "30.0"), ("8", "3", "31.0")]
+    assert [r["epoch"] for r in _csv(tmp_path / loggers.EPOCHS_CSV)] == ["0", "1", "2", "3"]
