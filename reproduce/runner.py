@@ -299,7 +299,8 @@ def _run_epochs(config, config_dict: dict, make_task, rundir: RunDir, d: Dist, p
     d.barrier()
     if not d.is_main:
         curve = rundir.metrics()[:start_epoch]
-    step_ends = list(resumed.get("step_ends", [])) if resumed is not None else []
+    # a checkpoint from before the live logs has no step counts: the steps are counted from its epoch on
+    step_ends = list(resumed.get("step_ends") or [0] * start_epoch) if resumed is not None else []
     logs = Loggers(getattr(config, "logger", "") if d.is_main else "", rundir.path, config_dict)
     t_start = time.perf_counter()
     try:

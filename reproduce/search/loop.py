@@ -386,7 +386,7 @@ class SearchTask:
         skips = genotypes.derive.normal_skips(self.searcher.genotype(capped=False))
         if skips < self.stop_at_skips:
             return None
-        return (f"early_stop {self.config.early_stop}: the derived normal cell has {skips} skip connections "
+        return (f"early_stop {self.config.early_stop}: the normal cell DARTS derives has {skips} skip connections "
                 f"(DARTS+ stops at {self.stop_at_skips})")
 
     def state_dict(self) -> dict:
