@@ -46,6 +46,19 @@ def _refuse(path: Path, problem: str, fix: str) -> BadFileError:
     return BadFileError(f"{path}: {problem}; {fix}")
 
 
+class DuplicateKeyError(ValueError):
+    """An object of the file gives one key twice (JSON parsers keep the last: {"epochs": 1, "epochs": 10**8})."""
+
+
+def _unique_keys(pairs) -> dict:
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        seen = set()
+        twice = next(k for k, _ in pairs if k in seen or seen.add(k))
+        raise DuplicateKeyError(f"gives the key {show(twice)} twice (which one counts is ambiguous)")
+    return out
+
+
 def read_json(path, expect: Optional[type] = dict, fix: str = "restore it or delete it") -> Any:
     """The JSON value in ``path``, of type ``expect`` (None: any); BadFileError naming the file otherwise.
 
@@ -58,7 +71,9 @@ def read_json(path, expect: Optional[type] = dict, fix: str = "restore it or del
     except UnicodeDecodeError as e:
         raise _refuse(path, f"is not UTF-8 text (byte {e.start})", fix) from None
     try:
-        value = json.loads(text)
+        value = json.loads(text, object_pairs_hook=_unique_keys)
+    except DuplicateKeyError as e:
+        raise _refuse(path, str(e), fix) from None
     except json.JSONDecodeError as e:
         raise _refuse(path, f"is not valid JSON ({e.msg} at line {e.lineno}, column {e.colno})", fix) from None
     except RecursionError:
