@@ -49,6 +49,8 @@ def canonical(data: Dict[str, Any]) -> Dict[str, Any]:
 ADDED_FIELDS: Dict[str, Any] = {
     "eval_batch_size": 0,  # conv search: the validation pass in batches of batch_size (PTB's is always >= 1)
     "valid_bn": "running",  # recurrent search: eval-mode BatchNorm statistics
+    "max_skip": None,  # conv search: no cap on the normal cell's skip connections
+    "early_stop": "",  # conv search: every epoch runs
 }
 
 
