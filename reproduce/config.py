@@ -16,8 +16,10 @@ from typing import Any, Dict, Type, TypeVar
 
 import yaml
 
+from genotypes.quoting import quote
+
 from .device import max_threads
-from .jsonfile import BadFileError, read_json, show
+from .jsonfile import BadFileError, read_json
 
 T = TypeVar("T")
 
@@ -38,7 +40,7 @@ def canonical(data: Dict[str, Any]) -> Dict[str, Any]:
         name = ALIASES.get(key, key)
         if name in out and out[name] != value:
             raise ConfigError(f"{key} and {name} are the same field, given twice with different values "
-                              f"({show(out[name])} and {show(value)}); give one of them")
+                              f"({quote(out[name])} and {quote(value)}); give one of them")
         out[name] = value
     return out
 
@@ -133,9 +135,9 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         for key_node, _ in node.value:
             key = self.construct_object(key_node, deep=deep)
             if not isinstance(key, str):
-                raise yaml.YAMLError(f"the key {show(key)} at line {key_node.start_mark.line + 1} is not a name")
+                raise yaml.YAMLError(f"the key {quote(key)} at line {key_node.start_mark.line + 1} is not a name")
             if key in seen:
-                raise yaml.YAMLError(f"gives the key {show(key)} twice (line {key_node.start_mark.line + 1}: which "
+                raise yaml.YAMLError(f"gives the key {quote(key)} twice (line {key_node.start_mark.line + 1}: which "
                                      "one counts is ambiguous)")
             seen.add(key)
         return super().construct_mapping(node, deep=deep)
@@ -190,7 +192,7 @@ def build(cls: Type[T], overrides: Dict[str, Any] = None, base: T = None) -> T:
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(overrides) - names)
     if unknown:
-        raise ConfigError(f"unknown {cls.__name__} field(s) {', '.join(show(u)[1:-1] for u in unknown[:5])}"
+        raise ConfigError(f"unknown {cls.__name__} field(s) {', '.join(quote(u)[1:-1] for u in unknown[:5])}"
                           f"{', ...' if len(unknown) > 5 else ''}; known: {', '.join(sorted(names))}")
     config = dataclasses.replace(base, **overrides) if base is not None else cls(**overrides)
     validate(config)
@@ -223,7 +225,7 @@ def check_values(config, signs: bool = True) -> None:
         else:
             continue
         if not ok:
-            raise ConfigError(f"{f.name} must be {want}, got {show(value)}")
+            raise ConfigError(f"{f.name} must be {want}, got {quote(value)}")
 
 
 def _optional(cls, field: dataclasses.Field) -> bool:
@@ -249,7 +251,7 @@ def validate(config) -> None:
     threads = getattr(config, "num_threads", None)
     if isinstance(threads, int) and threads > max_threads():
         raise ConfigError(f"num_threads must be at most {max_threads()} here (4 per usable core, 64 to 1024), got "
-                          f"{show(threads)}: more threads than that only exhaust memory")
+                          f"{quote(threads)}: more threads than that only exhaust memory")
 
 
 def to_dict(config) -> Dict[str, Any]:

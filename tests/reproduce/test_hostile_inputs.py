@@ -70,3 +70,41 @@ def test_a_device_that_is_not_here_is_one_line(capsys, tmp_path, cifar):
         refused_in_one_line(capsys, ["train", "cifar10", "--device", device, "--data", str(cifar), "--out",
                                      str(tmp_path / "run")], f"no {device} device is available here")
     assert not (tmp_path / "run").exists()
+
+
+def _zip_bomb(path, inflated_mb: int = 300):
+    """torch.save's file of a one-float tensor, rewritten deflated with its storage record grown to ``inflated_mb``
+    MB of zeros, in a file of about 300 KB."""
+    import io
+    import zipfile
+
+    import torch
+
+    buf = io.BytesIO()
+    torch.save(torch.zeros(1), buf)
+    with zipfile.ZipFile(io.BytesIO(buf.getvalue())) as src, \
+            zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as z:
+        for info in src.infolist():
+            if not info.filename.endswith("/data/0"):
+                z.writestr(info.filename, src.read(info))
+                continue
+            with z.open(info.filename, "w", force_zip64=True) as f:
+                block = bytes(1 << 20)
+                for _ in range(inflated_mb):
+                    f.write(block)
+    return path
+
+
+def test_a_compressed_bomb_as_a_runs_checkpoint_is_refused_before_inflating(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    config = {"seed": 0, "epochs": 1, "data": "x", "experiment": "cifar10"}
+    (run / "config.json").write_text(json.dumps(config))
+    (run / "record.json").write_text(json.dumps({
+        "status": "finished", "kind": "train", "dataset": "cifar10", "seed": 0, "config": config,
+        "genotype": "DARTS_V2", "final": {"test_error": 5.0}, "curve": [{"epoch": 0}]}))
+    _zip_bomb(run / "checkpoint.pt")
+    assert (run / "checkpoint.pt").stat().st_size < 2_000_000
+    refused_within_bounds(["export", run, "--out", tmp_path / "m"], str(run / "checkpoint.pt"),
+                          "its zip entries declare 3145", "bytes uncompressed", rss_mb=1200)
+    assert not (tmp_path / "m").exists()
