@@ -34,6 +34,10 @@ def test_a_loaded_network_names_its_weights_source_and_follows_its_head_and_stem
     assert cfg["source"] == source and cfg["url"] == source["url"] and cfg["architecture"] == "darts-cifar10"
     assert cfg["license"] == "apache-2.0" and cfg["dataset"] == "cifar10"
     assert zoo.pretrained_cfg(str(d)) == cfg  # from the directory, without loading the weights
+    assert cfg["verified"] is None and cfg["verification"] == ""  # the source record says nothing of it
+    unverified = {**source, "verified": False, "verification": "not verified against a published digest"}
+    cfg = zoo.load(str(zoo.save_pretrained(_small_cifar(), tmp_path / "u", source=unverified))).pretrained_cfg
+    assert cfg["verified"] is False and cfg["verification"] == "not verified against a published digest"
     grey = zoo.load(str(d), in_chans=1, num_classes=4)
     cfg = grey.pretrained_cfg
     assert cfg["input_size"] == [1, 32, 32] and cfg["num_classes"] == 4
