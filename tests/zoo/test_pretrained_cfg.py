@@ -64,6 +64,15 @@ def test_transforms_accept_a_saved_model_directory_that_load_accepts(tmp_path):
         zoo.transforms(str(tmp_path))
 
 
+def test_transforms_and_pretrained_cfg_of_a_hub_id_read_its_config(tmp_path, monkeypatch):
+    from zoo import loader as Loader
+
+    d = zoo.save_pretrained(_small_cifar(in_chans=1), tmp_path / "m")
+    monkeypatch.setattr(Loader, "hub_download", lambda repo, revision=None: d)
+    assert zoo.pretrained_cfg("hf-hub:org/grey")["input_size"] == [1, 32, 32]
+    assert zoo.transforms("hf-hub:org/grey@v1")(Image.new("RGB", (32, 32))).shape == (1, 32, 32)
+
+
 def test_transforms_follow_the_model_in_chans():
     grey = zoo.transforms(_small_cifar(in_chans=1))
     assert grey(Image.new("RGB", (32, 32), color=(255, 255, 255))).shape == (1, 32, 32)
