@@ -116,6 +116,8 @@ def test_hubconf_has_an_entrypoint_per_model_and_loads_with_torch_hub(repo_root)
     entries = [n for n in dir(hubconf) if callable(getattr(hubconf, n)) and not n.startswith("_")]
     assert sorted(entries) == sorted(n.replace("-", "_") for n in zoo.list_models())
     assert "DARTS (second order)" in hubconf.darts_ptb.__doc__
+    assert "weights: no working public source known" in hubconf.darts_ptb.__doc__
+    assert "weights: available" in hubconf.darts_cifar10.__doc__
     m = torch.hub.load(str(repo_root), "darts_cifar10", source="local", pretrained=False)
     assert isinstance(m, zoo.NetworkCIFAR) and zoo.count_parameters(m) == 3349342
     m = torch.hub.load(str(repo_root), "enas_ptb", source="local", ntoken=30, ninp=8, nhid=8, nhidlast=8)
