@@ -23,7 +23,7 @@ from reproduce.search import search
 from reproduce.train import train
 
 LOGS = "tensorboard,csv"
-STEP_KEYS = ("train_loss", "train_acc", "lr", "arch_lr", "grad_norm")
+STEP_KEYS = ("train_loss", "train_acc", "arch_loss", "lr", "arch_lr", "grad_norm")
 
 
 @pytest.fixture(autouse=True)
