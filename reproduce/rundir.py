@@ -34,11 +34,13 @@ from typing import Any, Dict, List, Optional
 
 import torch
 
+from genotypes.quoting import quote
 from zoo.fileio import append_jsonl, atomic_torch_save, atomic_write_json, atomic_write_text
+from zoo.torchfile import check_torch_zip
 
 from . import config as _config
 from . import records
-from .jsonfile import read_json, read_json_lines, show
+from .jsonfile import read_json, read_json_lines
 from .provenance import provenance
 
 log = logging.getLogger(__name__)
@@ -273,7 +275,7 @@ class DamagedCheckpointError(ValueError):
 
 def config_disagreement(rundir: "RunDir", differ: Dict[str, tuple]) -> str:
     """The one line for a run whose config.json and checkpoint disagree (``differ``: checkpoint, config.json)."""
-    fields = ", ".join(f"{k} (checkpoint {show(a)}, {CONFIG} {show(b)})" for k, (a, b) in differ.items())
+    fields = ", ".join(f"{k} (checkpoint {quote(a)}, {CONFIG} {quote(b)})" for k, (a, b) in differ.items())
     return (f"{rundir.config_path} and {rundir.checkpoint_path} disagree: {fields}; one of them was edited or copied "
             "in from another run, and a run resumes only under the config it was trained with. To resume, put the "
             f"checkpoint's values back in {CONFIG} and rerun with them; or delete {CHECKPOINT} to restart the run "
@@ -313,6 +315,7 @@ def load_checked(path, map_location="cpu") -> Dict[str, Any]:
     """
     path = Path(path)
     try:
+        check_torch_zip(path)  # a compressed bomb or a pickle of unbounded cost is refused before torch reads it
         outer = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # written atomically: a file torch cannot read is damaged
         raise DamagedCheckpointError(f"cannot read {path} ({first_line(e)}); "
@@ -330,6 +333,7 @@ def load_checked(path, map_location="cpu") -> Dict[str, Any]:
         raise DamagedCheckpointError(f"{path} is damaged: its content does not match its checksum; "
                                      f"{_restart_hint(path)}")
     try:
+        check_torch_zip(data, where=path)
         state = torch.load(io.BytesIO(data), map_location=map_location, weights_only=True)
     except Exception as e:  # the checksum matched: what we wrote is unreadable (another torch version?)
         raise DamagedCheckpointError(f"cannot read {path} ({first_line(e)}); "
