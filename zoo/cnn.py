@@ -127,8 +127,7 @@ class _Network(HubMixin, PretrainedCfgMixin, StrictLoadMixin, nn.Module):
     def _init_config(self, C: int, num_classes: int, layers: int, auxiliary: bool, genotype, in_chans: int,
                      drop_path_rate: float) -> Genotype:
         # num_classes=0 is timm's "no classifier": the network returns its pooled features
-        sizes = {"C": C, "layers": layers, **({"num_classes": num_classes} if num_classes != 0 else {})}
-        check_sizes(type(self).__name__, sizes)
+        check_sizes(type(self).__name__, {"C": C, "layers": layers, "num_classes": num_classes})
         check_in_chans(type(self).__name__, in_chans)
         genotype = _genotypes.resolve(genotype, "cnn")
         self.genotype = genotype
@@ -195,9 +194,7 @@ class _Network(HubMixin, PretrainedCfgMixin, StrictLoadMixin, nn.Module):
         ``0`` removes them, so that the network returns its pooled features (timm's convention)."""
         if global_pool not in (None, "avg"):
             raise ValueError(f"global_pool={global_pool!r}: the DARTS networks pool by average only")
-        num_classes = int(num_classes)
-        if num_classes < 0:
-            raise ValueError(f"num_classes must be >= 0, got {num_classes}")
+        check_sizes(type(self).__name__, {"num_classes": num_classes})  # before a head of any size is allocated
         if self._feature_modules is not None:
             raise ValueError("a features_only network has no classifier")
         ref = next(self.parameters())

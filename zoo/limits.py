@@ -11,6 +11,9 @@ SIZE_LIMITS = {"C": 256, "layers": 64, "num_classes": 100_000, "ntoken": 1_000_0
 
 # Checkpoint files (an original release, a copy of one, a run's checkpoint.pt): the largest DARTS files are about
 # 100 MB; these bounds keep a crafted file's cost in time and memory a small multiple of that.
+# The smallest value of each size: 1, but 0 classes is timm's "no classifier" (the pooled features are the output).
+SIZE_MINIMUM = {"num_classes": 0}
+
 MAX_CHECKPOINT_BYTES = 2 << 30
 MAX_PICKLE_OPCODES = 2_000_000  # a state dict of 1000 tensors pickles in about 30 000
 MAX_PICKLE_COPIES = 2_000_000  # items that constructors called by a pickle (set(list), ...) may copy in all
@@ -21,13 +24,15 @@ def check_sizes(arch: str, args: Dict[str, Any]) -> None:
     for key, limit in SIZE_LIMITS.items():
         if key not in args:
             continue
-        value = args[key]
-        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= limit:
-            raise ValueError(f"{arch} argument {key}={value!r} is out of range: it must be an integer from 1 to "
-                             f"{limit} (the zoo's limit, well above the DARTS networks' sizes)")
+        value, low = args[key], SIZE_MINIMUM.get(key, 1)
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= limit:
+            meaning = " (0: no classifier, the pooled features are the output)" if low == 0 else ""
+            raise ValueError(f"{arch} argument {key}={value!r} is out of range: it must be an integer from {low}"
+                             f"{meaning} to {limit} (the zoo's limit, well above the DARTS networks' sizes)")
     for key in ("dropout", "dropouth", "dropoutx", "dropouti", "dropoute"):
         if key in args and not (isinstance(args[key], (int, float)) and 0 <= args[key] <= 1):
             raise ValueError(f"{arch} argument {key}={args[key]!r} must be a probability in [0, 1]")
 
 
-__all__ = ["check_sizes", "SIZE_LIMITS", "MAX_CHECKPOINT_BYTES", "MAX_PICKLE_OPCODES", "MAX_PICKLE_COPIES"]
+__all__ = ["check_sizes", "SIZE_LIMITS", "SIZE_MINIMUM", "MAX_CHECKPOINT_BYTES", "MAX_PICKLE_OPCODES",
+           "MAX_PICKLE_COPIES"]

@@ -230,3 +230,15 @@ def test_a_checkpoint_file_of_a_grey_network_converts_with_its_in_chans(tmp_path
     torch.save(model.state_dict(), tmp_path / "grey.pt")
     loaded = zoo.load(str(tmp_path / "grey.pt"))
     assert loaded.in_chans == 1 and all(torch.equal(v, model.state_dict()[k]) for k, v in loaded.state_dict().items())
+
+
+def test_the_num_classes_range_says_0_is_accepted_and_reset_classifier_has_the_same_limit():
+    with pytest.raises(ValueError, match=r"num_classes=-1 is out of range: it must be an integer from 0 \(0: no "):
+        zoo.NetworkCIFAR(8, -1, 5, True, "DARTS_V2")
+    model = _small()
+    for bad in (-1, 10 ** 9, 2.5):  # a billion-way head would be allocated before any other check
+        with pytest.raises(ValueError, match="num_classes=.* is out of range: it must be an integer from 0"):
+            model.reset_classifier(bad)
+    assert model.num_classes == 10 and model.classifier.out_features == 10
+    with pytest.raises(ValueError, match="ntoken=0 is out of range: it must be an integer from 1 "):
+        zoo.RNNModel(0, 8, 8, 8)
