@@ -27,6 +27,15 @@ PathLike = Union[str, os.PathLike]
 KIND_ENTRY = {"cifar10": "darts-cifar10", "imagenet": "darts-imagenet", "ptb": "darts-ptb"}
 # Arguments that only add or shape the auxiliary head: a copy without the head holds the same eval network.
 HEAD_ONLY_ARGS = ("auxiliary", "auxiliary_bn")
+# Arguments that change no weight: the head-only ones, and drop-path's rate (training only).
+_WEIGHTLESS_ARGS = (*HEAD_ONLY_ARGS, "drop_path_rate")
+
+
+def holds_entrys_network(args: Dict[str, Any], genotype: str, entry) -> bool:
+    """Whether a network of constructor ``args`` and ``genotype`` (text) holds the weights of registry ``entry``'s
+    network: every argument that shapes a weight equal, none added (``in_chans``: a grey stem is another network)."""
+    body = {k: v for k, v in args.items() if k not in _WEIGHTLESS_ARGS and k != "genotype"}
+    return body == {k: v for k, v in entry.args.items() if k not in _WEIGHTLESS_ARGS} and genotype == entry.genotype
 
 
 def model_from_original(path: PathLike, kind: str, genotype=None, entry: Optional[str] = None,
@@ -60,9 +69,7 @@ def model_from_original(path: PathLike, kind: str, genotype=None, entry: Optiona
     model.load_state_dict(sd, strict=True)
     model.eval()
     finfo["entry"] = entry.name
-    body = {k: v for k, v in model.config.items() if k not in HEAD_ONLY_ARGS}
-    finfo["matches_entry"] = all(body.get(k) == v for k, v in entry.args.items() if k not in HEAD_ONLY_ARGS) and (
-        _genotypes.format(model.genotype) == entry.genotype)
+    finfo["matches_entry"] = holds_entrys_network(model.config, _genotypes.format(model.genotype), entry)
     if source is None:
         source = {"file": finfo["file"], "sha256": finfo["sha256"], "layout": finfo["layout"]}
     model.zoo_config = model_config(model, name=entry.name if finfo["matches_entry"] else None, source=source)
@@ -86,5 +93,5 @@ def convert(path: PathLike, kind: str, out_dir: PathLike, genotype=None, name: O
     return out
 
 
-__all__ = ["convert", "model_from_original", "original_state_dict", "KINDS", "KIND_ENTRY",
+__all__ = ["convert", "model_from_original", "holds_entrys_network", "original_state_dict", "KINDS", "KIND_ENTRY",
            "CheckpointError"]

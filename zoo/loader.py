@@ -22,7 +22,7 @@ from typing import Dict, List, Optional, Sequence, Union
 import torch
 
 from . import download as _download
-from .convert import HEAD_ONLY_ARGS, model_from_original
+from .convert import holds_entrys_network, model_from_original
 from .errors import ModelLoadError, WeightsNotFoundError
 from .hub import HF_PREFIX, hub_download, parse_hub_source
 from .hub_mixin import load_saved
@@ -122,10 +122,9 @@ def _try_hub(entry: ModelEntry, revision: Optional[str], tried: _Attempts):
 def _is_entrys_conversion(entry: ModelEntry, cfg: Dict) -> bool:
     """A converted copy counts only if it is this entry's network made by the loader from one of its sources."""
     src = cfg.get("source") or {}
-    return (cfg.get("name") == entry.name and cfg.get("genotype") == entry.genotype
+    return (cfg.get("name") == entry.name and holds_entrys_network(cfg.get("args", {}), cfg.get("genotype"), entry)
             and src.get("entry") == entry.name and bool(src.get("sha256"))
-            and any(src.get("file") == s.filename for s in entry.sources)
-            and all(cfg.get("args", {}).get(k) == v for k, v in entry.args.items() if k not in HEAD_ONLY_ARGS))
+            and any(src.get("file") == s.filename for s in entry.sources))
 
 
 def _try_cache(entry: ModelEntry, tried: _Attempts):

@@ -14,6 +14,8 @@ import genotypes
 import zoo
 from zoo import convert as C
 from zoo import legacy as L
+from zoo.loader import _is_entrys_conversion
+from zoo.registry import get_entry
 
 
 @pytest.fixture
@@ -109,6 +111,22 @@ def test_ptb_converter_reads_a_genotype_that_differs_from_the_registry(tmp_path,
     write_legacy(obj, path)
     model, info = C.model_from_original(path, "ptb")
     assert model.genotype == enas and not info["matches_entry"]
+
+
+def test_a_full_size_grey_darts_v2_file_is_not_tagged_as_the_released_rgb_model(tmp_path):
+    """C, layers, num_classes and genotype of darts-cifar10, but a 1-channel stem: another network's weights."""
+    torch.save(zoo.NetworkCIFAR(36, 10, 20, False, "DARTS_V2", in_chans=1).state_dict(), tmp_path / "grey.pt")
+    model, info = C.model_from_original(tmp_path / "grey.pt", "cifar10")
+    assert model.in_chans == 1 and not info["matches_entry"] and model.zoo_config["name"] is None
+    out = C.convert(tmp_path / "grey.pt", "cifar10", tmp_path / "out")
+    assert json.loads((out / "config.json").read_text())["name"] is None
+    # the loader's check of a converted copy in its cache is the same one
+    entry = get_entry("darts-cifar10")
+    cfg = {"name": entry.name, "genotype": entry.genotype, "args": {**entry.args, "auxiliary": False},
+           "source": {"entry": entry.name, "sha256": "0" * 64, "file": entry.sources[0].filename}}
+    assert _is_entrys_conversion(entry, cfg)
+    assert not _is_entrys_conversion(entry, {**cfg, "args": {**cfg["args"], "in_chans": 1}})
+    assert _is_entrys_conversion(entry, {**cfg, "args": {**cfg["args"], "drop_path_rate": 0.2}})
 
 
 def test_files_from_todays_torch_save_are_read_too(tmp_path, zoo_ref):
