@@ -17,7 +17,7 @@ import genotypes as _genotypes
 from .layouts import KINDS, original_state_dict
 from .legacy import CheckpointError
 from .registry import build, get_entry
-from .saved import model_config, save_pretrained
+from .saved import model_config, save_pretrained, weights_fingerprint
 from .state import check_finite
 
 log = logging.getLogger(__name__)
@@ -73,6 +73,7 @@ def model_from_original(path: PathLike, kind: str, genotype=None, entry: Optiona
     if source is None:
         source = {"file": finfo["file"], "sha256": finfo["sha256"], "layout": finfo["layout"]}
     model.zoo_config = model_config(model, name=entry.name if finfo["matches_entry"] else None, source=source)
+    model.zoo_weights = weights_fingerprint(model)  # a copy saved from the model keeps its source while unchanged
     return model, finfo
 
 

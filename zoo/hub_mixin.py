@@ -5,8 +5,9 @@
 ``model.safetensors`` that ``zoo.save_pretrained`` writes and ``zoo.load`` reads, with the same checks
 (size, sha256, the registry's digest for a repo an entry publishes to); ``model.save_pretrained(DIR)``
 writes them with our ``README.md`` model card, keeping what a loaded model's config says of its
-weights (name, metrics, source); ``model.push_to_hub("ORG/REPO")`` publishes them. huggingface_hub's
-own mixin is not inherited: it would write its own config.json and card over ours.
+architecture (name, dataset) and, while they are the loaded weights byte for byte, of its weights (metrics,
+source: not after training, a new head or an adapted stem); ``model.push_to_hub("ORG/REPO")`` publishes
+them. huggingface_hub's own mixin is not inherited: it would write its own config.json and card over ours.
 """
 from __future__ import annotations
 
@@ -21,12 +22,15 @@ from .errors import ModelLoadError
 from .hub import HF_PREFIX, hub_download, parse_hub_source
 from .hub import push_to_hub as push_directory
 from .registry import hub_sha256
-from .saved import adapt_loaded, load_pretrained, save_pretrained
+from .saved import adapt_loaded, load_pretrained, save_pretrained, weights_fingerprint
 
 PathLike = Union[str, os.PathLike]
 
-# What a loaded model's config says of its weights, carried into the card of a copy saved from it.
-_CARD_FIELDS = ("name", "metrics", "metrics_source", "source", "description", "dataset")
+# What a loaded model's config says of its architecture, carried into the card of a copy saved from it ...
+_ARCHITECTURE_FIELDS = ("name", "dataset")
+# ... and of its weights, carried only while the weights are still the loaded ones, byte for byte (not after
+# training, a new head or an adapted stem).
+_WEIGHTS_FIELDS = ("metrics", "metrics_source", "source", "description")
 
 
 def load_saved(source: PathLike, revision: Optional[str] = None, cache_dir: Optional[PathLike] = None):
@@ -58,7 +62,10 @@ class HubMixin:
 
     def _card_fields(self, given: dict) -> dict:
         saved = getattr(self, "zoo_config", None) or {}
-        fields = {k: saved[k] for k in _CARD_FIELDS if saved.get(k)}
+        recorded = getattr(self, "zoo_weights", None)
+        unchanged = bool(recorded) and weights_fingerprint(self) == recorded
+        keep = _ARCHITECTURE_FIELDS + (_WEIGHTS_FIELDS if unchanged else ())
+        fields = {k: saved[k] for k in keep if saved.get(k)}
         if fields.get("metrics"):
             fields.setdefault("metrics_source", saved.get("metrics_source", ""))
         return {**fields, **given}
@@ -66,7 +73,8 @@ class HubMixin:
     def save_pretrained(self, save_directory: PathLike, *, repo_id: Optional[str] = None, push_to_hub: bool = False,
                         **card: Any) -> Optional[str]:
         """Write config.json, model.safetensors and the README.md card (``card``: ``zoo.save_pretrained``'s
-        name, metrics, metrics_source, source, description, dataset; a loaded model keeps its own);
+        name, metrics, metrics_source, source, description, dataset; a loaded model keeps its own, those of
+        its weights only while they are unchanged);
         with ``push_to_hub=True`` also publish the directory (to ``repo_id``, default its folder name) and
         return the commit url."""
         out = save_pretrained(self, save_directory, **self._card_fields(card))

@@ -133,6 +133,17 @@ def _tied_groups(state: Dict[str, torch.Tensor]) -> Dict[str, str]:
     return tied
 
 
+def weights_fingerprint(model) -> str:
+    """A digest of ``model``'s weights (names, dtypes, shapes, values): equal exactly when the weights are.
+    (Not the weights file's sha256: safetensors writes the same tensors with its header in varying order.)"""
+    h = hashlib.sha256()
+    for k, t in sorted(model.state_dict().items()):
+        t = t.detach().to("cpu").contiguous()
+        h.update(f"{k} {t.dtype} {tuple(t.shape)}\n".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
 # --------------------------------------------------------------------------------------------
 # Save / load a directory
 # --------------------------------------------------------------------------------------------
@@ -232,6 +243,7 @@ def load_pretrained(directory: PathLike, device: Union[str, torch.device] = "cpu
         raise ModelLoadError(f"{cfg_path}: cannot build the network: {e}") from None
     model.load_state_dict(tensors, strict=True)
     model.zoo_config = config
+    model.zoo_weights = weights_fingerprint(model)  # what the config says of the weights holds while this does
     if num_classes is not None:
         with_new_head(model, num_classes)
     return model.to(device).eval()
@@ -288,6 +300,7 @@ def adapt_loaded(model, num_classes: Optional[int] = None, in_chans: Optional[in
 
 
 __all__ = [
-    "save_pretrained", "load_pretrained", "read_config", "adapt_loaded", "as_backbone", "model_config",
+    "save_pretrained", "load_pretrained", "weights_fingerprint",
+    "read_config", "adapt_loaded", "as_backbone", "model_config",
     "validate_config", "with_new_head", "with_in_chans", "ModelLoadError", "CONFIG_NAME", "WEIGHTS_NAME", "CARD_NAME",
 ]

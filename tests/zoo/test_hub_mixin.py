@@ -66,6 +66,36 @@ def test_a_loaded_model_saved_again_keeps_what_its_card_says_of_the_weights(cifa
     assert "9.5" in (tmp_path / "b" / "README.md").read_text()
 
 
+@pytest.mark.parametrize("change", ["reset_classifier", "set_in_chans", "trained"])
+def test_a_loaded_model_whose_weights_changed_is_saved_without_the_files_metrics_and_source(cifar_model, tmp_path,
+                                                                                           change):
+    model, _ = cifar_model
+    zoo.save_pretrained(model, tmp_path / "a", name="darts-cifar10", metrics={"top1_error": 9.5},
+                        metrics_source="measured here", source={"provenance": "a test run"},
+                        description="a small test network")
+    loaded = zoo.NetworkCIFAR.from_pretrained(tmp_path / "a")
+    if change == "reset_classifier":
+        loaded.reset_classifier(5)
+    elif change == "set_in_chans":
+        loaded.set_in_chans(1)
+    else:  # one optimiser step's worth of change
+        with torch.no_grad():
+            loaded.cells[0].preprocess1.op[1].weight.add_(1e-3)
+    loaded.save_pretrained(tmp_path / "b")
+    b = json.loads((tmp_path / "b" / "config.json").read_text())
+    assert b["metrics"] == {} and b["source"] == {} and b["description"] != "a small test network"
+    assert b["name"] == "darts-cifar10"  # the architecture is still the entry's
+    assert "9.5" not in (tmp_path / "b" / "README.md").read_text()
+
+
+def test_a_model_read_from_a_checkpoint_file_and_saved_unchanged_keeps_the_files_source(tmp_path, zoo_ref):
+    ref = zoo_ref("cifar_small.pt")
+    torch.save(ref["state_dict"], tmp_path / "cifar.pt")
+    zoo.load(str(tmp_path / "cifar.pt")).save_pretrained(tmp_path / "b")
+    source = json.loads((tmp_path / "b" / "config.json").read_text())["source"]
+    assert source["file"] == "cifar.pt" and len(source["sha256"]) == 64
+
+
 def test_from_pretrained_of_a_repo_id_downloads_and_checks_the_registry_digest(cifar_model, tmp_path, monkeypatch):
     import dataclasses
     import hashlib
