@@ -161,6 +161,7 @@ def evaluate(model_or_source, data_dir: PathLike, dataset: Optional[str] = None,
     if dataset == "folder":  # a user's images: the model's own preprocessing, its published figures do not apply
         metrics = evaluate_folder(model, data_dir, batch_size or 64, dev, amp, progress, workers)
         per_class = metrics.pop("per_class")
+        matched_by = metrics.pop("classes_matched_by")
         cfg = {k: v for k, v in cfg.items() if k not in ("metrics", "reference_metrics", "reference_source")}
     elif dataset == "cifar10":
         metrics = evaluate_cifar10(model, data_dir, batch_size or 96, dev, amp, progress, download,
@@ -193,7 +194,7 @@ def evaluate(model_or_source, data_dir: PathLike, dataset: Optional[str] = None,
         "batch_size": batch_size or {"cifar10": 96, "imagenet": 128, "ptb": 1, "folder": 64}[dataset],
         "seconds": round(time.time() - t0, 3),
         "torch": torch.__version__,
-        **({"per_class": per_class} if per_class is not None else {}),
+        **({"per_class": per_class, "classes_matched_by": matched_by} if per_class is not None else {}),
     }
 
 
@@ -232,6 +233,9 @@ def format_report(report: Dict[str, Any]) -> str:
         lines.append(f"expected: {report['expected_source']}")
     if report.get("per_class"):
         width = max(len(c) for c in report["per_class"])
+        how = {"name": "by class name", "position": "by sorted position"}.get(report.get("classes_matched_by"))
+        if how:
+            lines.append(f"folders matched to the outputs {how}")
         lines.append("error per class:")
         lines += [f"  {c.ljust(width)}  {'-' if v['top1_error'] is None else format(v['top1_error'], '.2f')}"
                   f"  ({v['n']} images)" for c, v in report["per_class"].items()]

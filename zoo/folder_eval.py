@@ -4,13 +4,15 @@ The images go through the transforms of the model's ``pretrained_cfg`` (what ``z
 gives). Folder names are matched to the model's outputs by name when they are all class names of
 the model's dataset (``airplane``, ``cat`` ... for CIFAR-10), otherwise by position: the i-th folder
 in sorted order is output i (torchvision's ImageFolder order, as ImageNet's wnid folders are), which
-needs as many folders as the model has outputs. Reports top-1 and top-5 error and the error per class.
+needs as many folders as the model has outputs (a warning names folders when only some are class names).
+Reports top-1 and top-5 error, the error per class and how folders were matched to outputs.
 """
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Union
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 import torch
 
@@ -19,6 +21,8 @@ from .device import autocast, pick_device, progress_bar
 from .pretrained_cfg import eval_transforms_of
 from .registry import class_names
 from .topk import TopK
+
+log = logging.getLogger(__name__)
 
 PathLike = Union[str, os.PathLike]
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
@@ -33,18 +37,30 @@ def is_image_folder(root: PathLike) -> bool:
                for sub in root.iterdir())
 
 
-def _output_index(folders: List[str], model) -> List[int]:
-    """The model output each folder's images belong to (by class name when they all are names, else by position)."""
+def _output_index(folders: List[str], model) -> Tuple[List[int], str]:
+    """The model output each folder's images belong to, and how they were matched: by class name when they all are
+    names, else by position."""
     names = class_names(model.pretrained_cfg.get("dataset", "")) or []
     num_classes = model.pretrained_cfg["num_classes"]
-    if names and len(names) == num_classes and all(f in names for f in folders):
-        return [names.index(f) for f in folders]
+    if names and len(names) == num_classes:
+        named = [f for f in folders if f in names]
+        if len(named) == len(folders):
+            return [names.index(f) for f in folders], "name"
+        if named:  # e.g. CIFAR-10's folders with 'plane' for 'airplane': by position, every class is shifted
+            log.warning("folders %s are class names of the model and %s are not: the folders are matched to the "
+                        "outputs by sorted position; if they are the model's classes, rename %s to class names (%s)",
+                        _few(named), _few([f for f in folders if f not in names]),
+                        _few([f for f in folders if f not in names]), ", ".join(names[:3]) + ", ...")
     if len(folders) != num_classes:
         raise ValueError(f"the folder has {len(folders)} class folders and the model {num_classes} outputs, and the "
                          f"folder names are not its class names ({', '.join(names[:3])}, ...): give it one folder "
                          f"per output (sorted names in output order), or fine-tune it with num_classes="
                          f"{len(folders)}")
-    return list(range(len(folders)))
+    return list(range(len(folders))), "position"
+
+
+def _few(items: List[str], shown: int = 3) -> str:
+    return ", ".join(items[:shown]) + (f" and {len(items) - shown} more" if len(items) > shown else "")
 
 
 @torch.no_grad()
@@ -60,7 +76,8 @@ def evaluate_folder(model, data_dir: PathLike, batch_size: int = 64, device="cpu
         raise DatasetNotFoundError(f"{root} is not an image folder: expected {root}/<class>/<image> (one folder of "
                                    f"images per class)")
     ds = ImageFolder(str(root), transform=eval_transforms_of(model.pretrained_cfg), allow_empty=True)
-    to_output = torch.tensor(_output_index(ds.classes, model))
+    outputs, matched_by = _output_index(ds.classes, model)
+    to_output = torch.tensor(outputs)
     loader = DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=workers, pin_memory=dev.type == "cuda")
     model.eval()
     acc = TopK()
@@ -81,7 +98,7 @@ def evaluate_folder(model, data_dir: PathLike, batch_size: int = 64, device="cpu
         bar.close()
     per_class = {name: {"n": int(n), "top1_error": 100.0 * int(w) / int(n) if n else None}
                  for name, n, w in zip(ds.classes, seen.tolist(), wrong.tolist())}
-    return {**acc.metrics(), "n": acc.n, "per_class": per_class}
+    return {**acc.metrics(), "n": acc.n, "per_class": per_class, "classes_matched_by": matched_by}
 
 
 __all__ = ["evaluate_folder", "is_image_folder"]

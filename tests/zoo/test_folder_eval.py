@@ -11,7 +11,7 @@ from PIL import Image
 
 import zoo
 from zoo.__main__ import main
-from zoo.evaluate import evaluate
+from zoo.evaluate import evaluate, format_report
 
 
 def _ranked_model(num_classes=10):
@@ -66,3 +66,19 @@ def test_a_folder_that_does_not_fit_the_model_is_one_clear_error(tmp_path, capsy
     (tmp_path / "empty").mkdir()
     assert main(["eval", str(saved), "--data", str(tmp_path / "empty"), "--dataset", "folder", "--no-progress"]) == 2
     assert "not an image folder" in capsys.readouterr().err
+
+
+def test_folders_of_which_only_some_are_class_names_are_matched_by_position_with_a_warning(tmp_path, caplog):
+    """CIFAR-10's ten folders with 'plane' for 'airplane': by sorted position every class is shifted (automobile
+    becomes output 0), so the report says how folders were matched and a warning names the folders."""
+    saved = zoo.save_pretrained(_ranked_model(), tmp_path / "model", name="darts-cifar10")
+    names = ["plane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+    report = evaluate(str(saved), _folder(tmp_path / "images", {n: 1 for n in names}), workers=0, progress=False)
+    assert report["classes_matched_by"] == "position"
+    assert report["per_class"]["automobile"] == {"n": 1, "top1_error": 0.0}  # output 0 predicted for every image
+    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warned) == 1 and "plane" in warned[0] and "rename plane" in warned[0]
+    caplog.clear()
+    named = evaluate(str(saved), _folder(tmp_path / "named", {"airplane": 1, "cat": 1}), workers=0, progress=False)
+    assert named["classes_matched_by"] == "name" and not caplog.records
+    assert "folders matched to the outputs by class name" in format_report(named)
