@@ -29,17 +29,20 @@ def parse_hub_source(source: str) -> Tuple[str, Optional[str]]:
     return repo, (rev or None)
 
 
-def hub_download(repo_id: str, revision: Optional[str] = None, cache_dir: Optional[PathLike] = None) -> Path:
+def hub_download(repo_id: str, revision: Optional[str] = None, cache_dir: Optional[PathLike] = None,
+                 token: Union[str, bool, None] = None, force_download: bool = False,
+                 local_files_only: bool = False) -> Path:
     """Fetch config.json and model.safetensors (and the card when present) through huggingface_hub's cache.
 
     Online, files are checked against the hub (ETag) and cached under ``HF_HOME``; with
-    ``HF_HUB_OFFLINE=1`` the cached snapshot of the revision is used. Returns the snapshot folder.
+    ``HF_HUB_OFFLINE=1`` (or ``local_files_only``) the cached snapshot of the revision is used. ``token``
+    and ``force_download`` as huggingface_hub's. Returns the snapshot folder.
     """
     from huggingface_hub import hf_hub_download
 
     # DARTS_ZOO_OFFLINE as well as HF_HUB_OFFLINE (which huggingface_hub reads only when it is first imported)
-    kw = dict(repo_id=repo_id, revision=revision, cache_dir=cache_dir, repo_type="model",
-              local_files_only=offline())
+    kw = dict(repo_id=repo_id, revision=revision, cache_dir=cache_dir, repo_type="model", token=token,
+              force_download=force_download, local_files_only=local_files_only or offline())
     try:
         cfg = hf_hub_download(filename=CONFIG_NAME, **kw)
         hf_hub_download(filename=WEIGHTS_NAME, **kw)

@@ -121,6 +121,28 @@ def test_from_pretrained_of_a_repo_id_downloads_and_checks_the_registry_digest(c
         zoo.NetworkCIFAR.from_pretrained(str(tmp_path / "not here"))
 
 
+def test_the_hub_keywords_of_huggingface_hubs_mixin_are_taken(cifar_model, tmp_path, monkeypatch):
+    """from_pretrained(token=, force_download=, local_files_only=), save_pretrained(push_to_hub=True, token=,
+    private=, model_card_kwargs=), push_to_hub(branch=): huggingface_hub's PyTorchModelHubMixin names."""
+    model, ref = cifar_model
+    saved = zoo.save_pretrained(model, tmp_path / "published")
+    asked, pushed = [], []
+    monkeypatch.setattr(hub_mixin, "hub_download", lambda repo, rev=None, cache_dir=None, **kw: asked.append(kw)
+                        or saved)
+    monkeypatch.setattr(hub_mixin, "push_directory", lambda out, repo, **kw: pushed.append(
+        (json.loads((out / "config.json").read_text())["metrics"], repo, kw)) or "url")
+    assert _same(zoo.NetworkCIFAR.from_pretrained("org/m", token="hf_x", force_download=True,
+                                                  local_files_only=True), ref)
+    assert asked == [{"token": "hf_x", "force_download": True, "local_files_only": True}]
+    assert model.save_pretrained(tmp_path / "m", push_to_hub=True, repo_id="org/m", token="hf_x", private=True,
+                                 model_card_kwargs={"metrics": {"top1_error": 3.0}}, metrics_source="a test") == "url"
+    assert model.push_to_hub("org/m", branch="dev", metrics={"top1_error": 3.0}, metrics_source="a test") == "url"
+    assert [(m, repo, kw["token"], kw["private"], kw["revision"]) for m, repo, kw in pushed] == [
+        ({"top1_error": 3.0}, "org/m", "hf_x", True, None), ({"top1_error": 3.0}, "org/m", None, False, "dev")]
+    with pytest.raises(TypeError, match="without push_to_hub=True"):
+        model.save_pretrained(tmp_path / "n", token="hf_x")
+
+
 _PUSH_SCRIPT = textwrap.dedent("""
     import json, sys, torch
     import zoo
