@@ -29,12 +29,20 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tif
 
 
 def is_image_folder(root: PathLike) -> bool:
-    """Whether ``root`` holds class folders of images (``root/<class>/<image>``)."""
+    """Whether ``root`` holds class folders of images (``root/<class>/<image>``, or deeper inside a class folder,
+    as torchvision's ImageFolder reads them)."""
     root = Path(root).expanduser()
     if not root.is_dir():
         return False
-    return any(sub.is_dir() and any(f.suffix.lower() in IMAGE_SUFFIXES for f in sub.iterdir())
-               for sub in root.iterdir())
+    return any(sub.is_dir() and _holds_images(sub) for sub in root.iterdir())
+
+
+def _holds_images(folder: Path) -> bool:
+    """Whether an image file lies anywhere under ``folder`` (stops at the first one)."""
+    for _, _, files in os.walk(folder, followlinks=True):  # ImageFolder's walk
+        if any(os.path.splitext(f)[1].lower() in IMAGE_SUFFIXES for f in files):
+            return True
+    return False
 
 
 def _output_index(folders: List[str], model) -> Tuple[List[int], str]:

@@ -82,3 +82,13 @@ def test_folders_of_which_only_some_are_class_names_are_matched_by_position_with
     named = evaluate(str(saved), _folder(tmp_path / "named", {"airplane": 1, "cat": 1}), workers=0, progress=False)
     assert named["classes_matched_by"] == "name" and not caplog.records
     assert "folders matched to the outputs by class name" in format_report(named)
+
+
+def test_images_one_level_deeper_in_the_class_folders_are_an_image_folder(tmp_path):
+    """torchvision's ImageFolder reads root/<class>/**/<image>; taken for a CIFAR-10 root instead, such a folder got
+    CIFAR-10 downloaded into it."""
+    saved = zoo.save_pretrained(_ranked_model(), tmp_path / "model", name="darts-cifar10")
+    for name in ("airplane", "cat"):
+        _folder(tmp_path / "images" / name, {"batch1": 1})
+    report = evaluate(str(saved), tmp_path / "images", workers=0, progress=False, download=False)
+    assert report["dataset"] == "folder" and report["per_class"]["airplane"] == {"n": 1, "top1_error": 0.0}
