@@ -89,7 +89,8 @@ class HubMixin:
         keywords as :meth:`push_to_hub`'s) and return the commit url."""
         card = {**(model_card_kwargs or {}), **{k: kwargs.pop(k) for k in list(kwargs) if k in CARD_FIELDS}}
         if kwargs and not push_to_hub:
-            raise TypeError(f"save_pretrained got {sorted(kwargs)}: keywords of push_to_hub, without push_to_hub=True")
+            raise TypeError(f"save_pretrained got {sorted(kwargs)}: neither card fields ({', '.join(CARD_FIELDS)}) "
+                            f"nor, with push_to_hub=True, push_to_hub's keywords (config.json is the network's own)")
         out = save_pretrained(self, save_directory, **self._card_fields(card))
         if push_to_hub:
             return self._push_directory(out, repo_id or out.name, **kwargs)

@@ -139,8 +139,9 @@ def test_the_hub_keywords_of_huggingface_hubs_mixin_are_taken(cifar_model, tmp_p
     assert model.push_to_hub("org/m", branch="dev", metrics={"top1_error": 3.0}, metrics_source="a test") == "url"
     assert [(m, repo, kw["token"], kw["private"], kw["revision"]) for m, repo, kw in pushed] == [
         ({"top1_error": 3.0}, "org/m", "hf_x", True, None), ({"top1_error": 3.0}, "org/m", None, False, "dev")]
-    with pytest.raises(TypeError, match="without push_to_hub=True"):
-        model.save_pretrained(tmp_path / "n", token="hf_x")
+    for wrong in ({"token": "hf_x"}, {"config": {"C": 8}}):
+        with pytest.raises(TypeError, match="neither card fields .* nor, with push_to_hub=True"):
+            model.save_pretrained(tmp_path / "n", **wrong)
 
 
 _PUSH_SCRIPT = textwrap.dedent("""
