@@ -14,11 +14,12 @@ import sys
 
 from . import commands
 from .config import ConfigError
+from .distributed import RanksDivergedError
 from .rundir import RunInUseError
 
 # PermissionError: a read-only results or run directory (its message names the path).
 USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, PermissionError, KeyError, ConfigError,
-               FloatingPointError, RunInUseError)
+               FloatingPointError, RunInUseError, RanksDivergedError)
 
 
 def build_parser() -> argparse.ArgumentParser:

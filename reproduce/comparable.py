@@ -16,7 +16,7 @@ from .config import ConfigError, canonical, to_dict
 from .rundir import RUNTIME_FIELDS
 
 WHAT_IS_RUN = ("seed", "experiment", "profile", "arch", "genotype", "order")
-SPEED_FIELDS = ("deterministic", "channels_last", "compile", "cuda_graphs")
+SPEED_FIELDS = ("deterministic", "channels_last", "compile", "cuda_graphs", "sync_bn")
 # The evaluation batch changes nothing for the CNNs; for the language models it changes how the text is cut.
 SPEED_FIELDS_OF = {"cifar10": ("eval_batch_size",), "imagenet": ("eval_batch_size",)}
 

@@ -46,6 +46,7 @@ def canonical(data: Dict[str, Any]) -> Dict[str, Any]:
 ADDED_FIELDS: Dict[str, Any] = {
     "eval_batch_size": 0,  # conv search: the validation pass in batches of batch_size (PTB's is always >= 1)
     "valid_bn": "running",  # recurrent search: eval-mode BatchNorm statistics
+    "bn_groups": 1, "sync_bn": False, "processes": 1,  # searches: BatchNorm groups, SyncBatchNorm, process count
 }
 
 

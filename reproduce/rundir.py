@@ -47,7 +47,7 @@ CONFIG, METRICS, CHECKPOINT, RECORD = "config.json", "metrics.jsonl", "checkpoin
 LOCK = ".lock"
 
 # Fields that may change between a run and its resumption without changing its results.
-RUNTIME_FIELDS = ("device", "progress", "workers", "data", "num_threads", "download")
+RUNTIME_FIELDS = ("device", "progress", "workers", "data", "num_threads", "download", "processes")
 
 
 class RunConfigMismatchError(ValueError):

@@ -85,7 +85,8 @@ def search_seconds(dataset: str, config: dict) -> Optional[float]:
     probe = dataclasses.replace(cfg, train_examples=math.ceil(PROBE_STEPS * cfg.batch_size / cfg.train_portion) + 1,
                                 epochs=2)
     with tempfile.TemporaryDirectory() as tmp:
-        task = SearchTask(dataset, probe, pick_device(cfg.device), RunDir(tmp), progress=False, callback=None)
+        task = SearchTask(dataset, probe, Dist(device=pick_device(cfg.device)), RunDir(tmp), progress=False,
+                          callback=None)
         per_step = _time_epochs(task) / PROBE_STEPS
     return per_step * steps * cfg.epochs
 

@@ -6,6 +6,13 @@ genotype), ``genotypes.jsonl`` (the derived genotype after every epoch; epoch -1
 initialisation), ``alphas.jsonl`` (the architecture logits and their softmax, same epochs),
 ``checkpoint.pt`` (after every epoch) and, when finished, ``record.json``. Rerunning with the
 same config resumes from the last finished epoch; a finished run is returned as it is.
+
+Under ``torchrun`` (N processes, :mod:`reproduce.distributed`) every process draws the global batch and
+keeps its slice; each loss is the local sum over the global count and every gradient the architect or
+the weight step uses is summed over the processes (``Dist``), so weights and architecture logits stay
+identical on every rank and equal one process's to float round-off, BatchNorm aside: its statistics
+follow ``bn_groups`` (:mod:`.bn_groups`). Only rank 0 writes files; after every epoch the ranks
+compare a digest of the architecture logits and stop together, in one line, if they differ.
 """
 from __future__ import annotations
 
@@ -25,13 +32,14 @@ from zoo import datasets as zds
 from zoo.fileio import append_jsonl, atomic_write_text
 
 from .. import config as run_config
-from .. import runner
-from ..device import autocast, pick_device, progress_bar, search_channels_last
+from .. import distributed, runner
+from ..config import ConfigError
+from ..device import autocast, progress_bar, search_channels_last
 from ..distributed import Dist
 from ..jsonfile import read_json_lines
 from ..optim import make_sgd
 from ..rundir import RunDir, check_finite
-from . import architect
+from . import architect, bn_groups
 from .cnn_supernet import Network
 from .config import CIFAR10SearchConfig, PTBSearchConfig
 from .data import PTBData, load_cifar_halves
@@ -46,11 +54,30 @@ StepCallback = Callable[[int, int], None]
 
 
 class _Base:
+    d: Dist
     model: nn.Module
     alphas: List[torch.Tensor]
     w_opt: torch.optim.Optimizer
     a_opt: torch.optim.Optimizer
     alpha_names: tuple
+
+    def use_processes(self, d: Optional[Dist]) -> Dist:
+        """This searcher's processes (one process on ``self.device`` when ``d`` is None), and the model's
+        BatchNorm statistics as the config's ``bn_groups`` / ``sync_bn`` ask for them."""
+        self.d = d if d is not None else Dist(device=self.device)
+        c = self.config
+        groups = bn_groups.resolve_groups(c.bn_groups, self.d.world, c.sync_bn)
+        if c.sync_bn and self.d.enabled:
+            if self.device.type != "cuda":
+                raise ConfigError("--sync-bn needs GPUs (SyncBatchNorm); on CPUs use --bn-groups")
+            self.model = bn_groups.use_sync(self.model)
+        else:
+            self.model = bn_groups.use_groups(self.model, groups // self.d.world)
+        return self.d
+
+    def end_epoch_statistics(self) -> None:
+        """Average the BatchNorm running statistics over the processes (each updated them from its groups)."""
+        self.d.average_(bn_groups.running_statistics(self.model))
 
     def arch_update(self, grads: List[torch.Tensor]) -> None:
         self.a_opt.zero_grad(set_to_none=True)
@@ -82,11 +109,15 @@ class CNNSearch(_Base):
 
     alpha_names = ("alphas_normal", "alphas_reduce")
 
-    def __init__(self, config: CIFAR10SearchConfig, device: torch.device, load_data: bool = True):
+    def __init__(self, config: CIFAR10SearchConfig, device: torch.device, load_data: bool = True,
+                 dist: Optional[Dist] = None):
         self.config, self.device = config, device
-        self.data = load_cifar_halves(config, device) if load_data else None
         self.model = Network(config.C, 10, config.layers, config.steps, config.multiplier,
                              config.stem_multiplier).to(device)
+        d = self.use_processes(dist)
+        self.data = load_cifar_halves(config, device, (d.rank, d.world)) if load_data else None
+        if self.data is not None:
+            self._check_batches()
         self.channels_last = search_channels_last(device, config.channels_last)
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
@@ -97,6 +128,17 @@ class CNNSearch(_Base):
         self.a_opt = torch.optim.Adam(self.alphas, lr=config.arch_learning_rate,
                                       betas=(config.arch_beta1, config.arch_beta2),
                                       weight_decay=config.arch_weight_decay)
+
+    def _check_batches(self) -> None:
+        """Every batch must split into equal parts (BatchNorm groups, processes): the last, shorter ones too."""
+        c = self.config
+        parts = max(bn_groups.resolve_groups(c.bn_groups, self.d.world, c.sync_bn), self.d.world)
+        halves = {"weight half": self.data.split, "architecture half": self.data.n - self.data.split}
+        for name, size in halves.items():
+            if parts > 1 and size % c.batch_size % parts:
+                raise ConfigError(f"the {name} ({size} images) ends in a batch of {size % c.batch_size}, which does "
+                                  f"not split into {parts} equal parts (BatchNorm groups / processes); choose "
+                                  "train_examples, train_portion or batch_size so that it does")
 
     def lr_at(self, epoch: int) -> float:
         c = self.config
@@ -110,24 +152,27 @@ class CNNSearch(_Base):
             return self.forward_model(x, *alphas).float()
 
     def loss_fn(self, x, y):
-        return lambda: (F.cross_entropy(self.logits(x, self.alphas), y), None)
+        # the local mean over the number of processes: local sum / global count (the slices are equal)
+        return lambda: (F.cross_entropy(self.logits(x, self.alphas), y) / self.d.world, None)
 
     def arch_step(self, x, y, xv, yv, lr: float) -> None:
         c = self.config
         if c.order == 1:
-            grads, _ = architect.first_order(self.alphas, self.loss_fn(xv, yv))
+            grads, _ = architect.first_order(self.alphas, self.loss_fn(xv, yv), all_reduce=self.d.all_reduce_sum_)
         else:
             params = list(self.model.parameters())
             grads, _ = architect.second_order(
                 self.model, self.alphas, self.loss_fn(x, y), self.loss_fn(xv, yv), lr, momentum=c.momentum,
-                weight_decay=c.weight_decay, buffers=architect.momentum_buffers(self.w_opt, params), r=c.unrolled_eps)
+                weight_decay=c.weight_decay, buffers=architect.momentum_buffers(self.w_opt, params), r=c.unrolled_eps,
+                all_reduce=self.d.all_reduce_sum_)
         self.arch_update(grads)
 
     def weight_step(self, x, y):
         self.w_opt.zero_grad(set_to_none=True)
         logits = self.logits(x, [a.detach() for a in self.alphas])
         loss = F.cross_entropy(logits, y)
-        loss.backward()
+        (loss / self.d.world).backward()
+        self.d.all_reduce_grads_(list(self.model.parameters()))  # before the clip: the global norm
         nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
         self.w_opt.step()
         return loss.detach(), logits.detach()
@@ -150,17 +195,30 @@ class CNNSearch(_Base):
             n += y.numel()
             if callback is not None:
                 callback(epoch, step)
-        return {"lr": lr, "train_loss": loss_sum.item() / n, "train_acc": 100.0 * correct.item() / n}
+        self.end_epoch_statistics()
+        loss_sum, correct, n = self._summed(loss_sum, correct, n)
+        return {"lr": lr, "train_loss": loss_sum / n, "train_acc": 100.0 * correct / n}
+
+    def _summed(self, loss_sum: torch.Tensor, correct: torch.Tensor, n: int):
+        """(loss sum, correct, count) summed over the processes, as Python numbers."""
+        totals = torch.stack([loss_sum.double(), correct.double(), torch.tensor(float(n), dtype=torch.float64,
+                                                                                device=loss_sum.device)])
+        self.d.all_reduce_sum(totals)
+        loss_sum, correct, n = (float(v) for v in totals.cpu())
+        return loss_sum, correct, n
 
     @torch.no_grad()
     def evaluate(self) -> dict:
         self.model.eval()
-        loss_sum, correct, n = 0.0, 0, 0
-        for x, y in self.data.valid_batches():
+        loss_sum = torch.zeros((), device=self.device, dtype=torch.float64)
+        correct = torch.zeros((), device=self.device, dtype=torch.long)
+        n = 0
+        for x, y in self.data.valid_batches():  # each process evaluates its slice of every batch
             logits = self.logits(x, self.alphas)
-            loss_sum += F.cross_entropy(logits, y, reduction="sum").item()
-            correct += (logits.argmax(1) == y).sum().item()
+            loss_sum += F.cross_entropy(logits, y, reduction="sum").double()
+            correct += (logits.argmax(1) == y).sum()
             n += y.numel()
+        loss_sum, correct, n = self._summed(loss_sum, correct, n)
         return {"valid_loss": loss_sum / n, "valid_acc": 100.0 * correct / n}
 
     def genotype(self):
@@ -189,14 +247,18 @@ class RNNSearch(_Base):
 
     alpha_names = ("weights",)
 
-    def __init__(self, config: PTBSearchConfig, device: torch.device):
+    def __init__(self, config: PTBSearchConfig, device: torch.device, dist: Optional[Dist] = None):
         self.config, self.device = config, device
-        self.data = PTBData(config.data, config.batch_size, config.eval_batch_size, device)
+        share = (dist.rank, dist.world) if dist is not None else (0, 1)
+        self.data = PTBData(config.data, config.batch_size, config.eval_batch_size, device, share)
         c = config
         self.model = RNNModelSearch(self.data.ntokens, c.emsize, c.nhid, c.nhidlast, c.dropout, c.dropouth,
                                     c.dropoutx, c.dropouti, c.dropoute).to(device)
+        self.model.share_batch(*distributed.shard_range(0, c.batch_size, *share), c.batch_size)
         for cell in self.model.rnns:
             cell.batch_stats_in_eval = c.valid_bn == "batch"
+        self.use_processes(dist)
+        self.local_batch = self.data.train.size(1)
         self.alphas = self.model.new_alphas(device)
         self.w_opt = make_sgd(self.model.parameters(), lr=c.learning_rate, weight_decay=c.weight_decay)
         self.a_opt = torch.optim.Adam(self.alphas, lr=c.arch_learning_rate, weight_decay=c.arch_weight_decay)
@@ -209,14 +271,18 @@ class RNNSearch(_Base):
     def loss_fn(self, hidden, data, targets):
         def loss():
             log_prob, hidden_next = self.model(data, hidden, self.alphas[0])
-            return F.nll_loss(log_prob.view(-1, log_prob.size(2)), targets), _detach_hidden(hidden_next)
+            # local mean / processes = local sum / global count (equal slices)
+            return (F.nll_loss(log_prob.view(-1, log_prob.size(2)), targets) / self.d.world,
+                    _detach_hidden(hidden_next))
         return loss
 
     def train_epoch(self, epoch: int, progress: bool, callback: Optional[StepCallback]) -> dict:
         c, train, search = self.config, self.data.train, self.data.search
-        hidden = self.model.init_hidden(c.batch_size)
-        hidden_valid = self.model.init_hidden(c.batch_size)
-        loss_sum, batches, i, step = 0.0, 0, 0, 0
+        hidden = self.model.init_hidden(self.local_batch)
+        hidden_valid = self.model.init_hidden(self.local_batch)
+        reduce = self.d.all_reduce_sum_
+        loss_sum = torch.zeros((), device=self.device, dtype=torch.float64)
+        batches, i, step = 0, 0, 0
         total = max(1, (train.size(0) - 2) // c.bptt + 1)
         bar = progress_bar(None, total, f"search epoch {epoch}", progress)
         params = list(self.model.parameters())
@@ -231,12 +297,13 @@ class RNNSearch(_Base):
             hidden, hidden_valid = _detach_hidden(hidden), _detach_hidden(hidden_valid)
             valid_loss = self.loss_fn(hidden_valid, data_valid, targets_valid)
             if c.order == 1:
-                grads, hidden_valid = architect.first_order(self.alphas, valid_loss)
+                grads, hidden_valid = architect.first_order(self.alphas, valid_loss, all_reduce=reduce)
             else:
                 eta = self.w_opt.param_groups[0]["lr"]
                 grads, hidden_valid = architect.second_order(
                     self.model, self.alphas, self.loss_fn(hidden, data, targets), valid_loss, eta,
-                    weight_decay=c.weight_decay, clip=c.grad_clip, r=c.unrolled_eps, hold=self.held_in_virtual_step())
+                    weight_decay=c.weight_decay, clip=c.grad_clip, r=c.unrolled_eps, hold=self.held_in_virtual_step(),
+                    all_reduce=reduce)
             self.arch_update(grads)
 
             self.w_opt.zero_grad(set_to_none=True)
@@ -246,11 +313,12 @@ class RNNSearch(_Base):
             if c.alpha > 0:
                 loss = loss + c.alpha * dropped_rnn_hs[-1].pow(2).mean()
             loss = loss + c.beta * (rnn_hs[-1][1:] - rnn_hs[-1][:-1]).pow(2).mean()
-            loss.backward()
+            (loss / self.d.world).backward()  # every term a mean over equal slices: local sum / global count
+            self.d.all_reduce_grads_(params)  # before the clip: the global norm
             nn.utils.clip_grad_norm_(params, c.grad_clip)
             self.w_opt.step()
             self.w_opt.param_groups[0]["lr"] = lr2
-            loss_sum += raw_loss.item()
+            loss_sum += raw_loss.detach().double()
             batches += 1
             i += seq_len
             if bar is not None:
@@ -260,7 +328,8 @@ class RNNSearch(_Base):
             step += 1
         if bar is not None:
             bar.close()
-        train_loss = loss_sum / max(batches, 1)
+        self.end_epoch_statistics()
+        train_loss = float(self.d.all_reduce_sum(loss_sum).item()) / self.d.world / max(batches, 1)
         return {"lr": self.w_opt.param_groups[0]["lr"], "train_loss": train_loss,
                 "train_ppl": math.exp(min(train_loss, 700))}
 
@@ -314,11 +383,13 @@ class SearchTask:
 
     kind = "search"
 
-    def __init__(self, dataset: str, config, device, rundir: RunDir, progress: bool,
+    def __init__(self, dataset: str, config, d: Dist, rundir: RunDir, progress: bool,
                  callback: Optional[StepCallback]):
-        self.dataset, self.config, self.rundir = dataset, config, rundir
+        self.dataset, self.config, self.rundir, self.d = dataset, config, rundir, d
         self.progress, self.callback = progress, callback
-        self.searcher = _SEARCHERS[dataset](config, device)  # loads the data: a missing dataset fails here
+        device = d.device
+        # loads the data: a missing dataset fails here
+        self.searcher = _SEARCHERS[dataset](config, device, dist=d)
         self.parameters = sum(p.numel() for p in self.searcher.model.parameters())
         log.info("search %s, order %d: %d weight parameters, device %s", dataset, config.order, self.parameters,
                  device)
@@ -326,6 +397,8 @@ class SearchTask:
     def _log_architecture(self, epoch: int) -> str:
         searcher, path = self.searcher, self.rundir.path
         text = genotypes.format(searcher.genotype())
+        if not self.d.is_main:
+            return text
         append_jsonl(path / GENOTYPES, {"epoch": epoch, "genotype": text})
         append_jsonl(path / ALPHAS, {"epoch": epoch, "logits": searcher.alphas_dict(),
                                      "softmax": searcher.softmax_dict()})
@@ -333,7 +406,7 @@ class SearchTask:
 
     def begin(self, start_epoch: int) -> None:
         # Before the first epoch keep nothing: the initial (epoch -1) rows are written again just below.
-        for name in (GENOTYPES, ALPHAS):
+        for name in (GENOTYPES, ALPHAS) if self.d.is_main else ():
             _trim_jsonl(self.rundir.path / name, start_epoch if start_epoch > 0 else -1)
         if start_epoch == 0:
             self._log_architecture(-1)
@@ -346,6 +419,7 @@ class SearchTask:
             check_finite(key, metrics[key], epoch)
         for a in searcher.alphas:
             check_finite("architecture logits", float(a.detach().abs().sum()), epoch)
+        self.d.check_same(searcher.alphas, f"architecture logits after epoch {epoch}")
         text = self._log_architecture(epoch)
         log.info("genotype = %s", text)
         return {**metrics, "genotype": text}
@@ -361,7 +435,7 @@ class SearchTask:
 
     def record_fields(self, curve: list) -> dict:
         fields = {"experiment": f"search-{self.dataset}-order{self.config.order}", "genotype": curve[-1]["genotype"],
-                  "order": self.config.order, "alphas": self.searcher.alphas_dict()}
+                  "order": self.config.order, "alphas": self.searcher.alphas_dict(), "world_size": self.d.world}
         if hasattr(self.searcher, "channels_last"):  # the memory format the device's default chose
             fields["channels_last"] = self.searcher.channels_last
         return fields
@@ -374,10 +448,25 @@ def search(dataset: str, config=None, out="runs/search", progress: bool = True,
     ``dataset``: 'cifar10' or 'ptb'; ``config``: a :data:`SEARCH_CONFIGS` dataclass (or a dict of
     overrides); ``out``: the run directory. ``callback(epoch, step)`` is called after every step.
     Returns the record (``kind`` 'search', ``genotype`` the final genotype text, ``final`` metrics).
-    The runner (:mod:`reproduce.runner`) owns the directory, the lock, resume and the record; a
-    search is one process (no DDP).
+    The runner (:mod:`reproduce.runner`) owns the directory, the lock, resume and the record. Under
+    ``torchrun`` every process calls this (see the module docstring); ``config.processes`` and the
+    resolved ``bn_groups`` (1 becomes one group per process) are set from the environment here, so
+    config.json and the record say how the run was made.
     """
-    config = _resolve_config(dataset, config)
+    config = with_processes(_resolve_config(dataset, config), distributed.world_size())
     return runner.run(out, config,
-                      lambda d, rundir, show: SearchTask(dataset, config, d.device, rundir, show, callback),
-                      dist=lambda: Dist(device=pick_device(config.device)), progress=progress)
+                      lambda d, rundir, show: SearchTask(dataset, config, d, rundir, show, callback),
+                      dist=lambda: distributed.setup(config.device), progress=progress)
+
+
+def with_processes(config, world: int):
+    """``config`` for a run of ``world`` processes: ``processes`` set, ``bn_groups`` resolved (see
+    :func:`.bn_groups.resolve_groups`); a per-process default is said once in the log."""
+    if config.processes not in (1, world):
+        raise ConfigError(f"processes {config.processes} is set by torchrun (WORLD_SIZE), which says {world}; "
+                          "drop --processes")
+    groups = bn_groups.resolve_groups(config.bn_groups, world, config.sync_bn)
+    if groups != config.bn_groups:
+        log.warning("%d processes: BatchNorm statistics per process (bn_groups %d), not the paper's whole-batch "
+                    "statistics; the run is reported as not comparable (use --sync-bn on GPUs)", world, groups)
+    return run_config.build(type(config), {"processes": world, "bn_groups": groups}, base=config)
