@@ -7,9 +7,11 @@ do: never a traceback, a RecursionError from 200,000 levels of nesting, or a Uni
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any, List, Optional
 
+from genotypes.quoting import quote
 from zoo.fileio import read_jsonl as _read_jsonl
 
 _TYPE_NAMES = {dict: "a JSON object", list: "a JSON list", str: "a string", int: "an integer",
@@ -28,6 +30,19 @@ def _refuse(path: Path, problem: str, fix: str) -> BadFileError:
     return BadFileError(f"{path}: {problem}; {fix}")
 
 
+class DuplicateKeyError(ValueError):
+    """An object of the file gives one key twice (JSON parsers keep the last: {"epochs": 1, "epochs": 10**8})."""
+
+
+def _unique_keys(pairs) -> dict:
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        seen = set()
+        twice = next(k for k, _ in pairs if k in seen or seen.add(k))
+        raise DuplicateKeyError(f"gives the key {quote(twice)} twice (which one counts is ambiguous)")
+    return out
+
+
 def read_json(path, expect: Optional[type] = dict, fix: str = "restore it or delete it") -> Any:
     """The JSON value in ``path``, of type ``expect`` (None: any); BadFileError naming the file otherwise.
 
@@ -40,7 +55,9 @@ def read_json(path, expect: Optional[type] = dict, fix: str = "restore it or del
     except UnicodeDecodeError as e:
         raise _refuse(path, f"is not UTF-8 text (byte {e.start})", fix) from None
     try:
-        value = json.loads(text)
+        value = json.loads(text, object_pairs_hook=_unique_keys)
+    except DuplicateKeyError as e:
+        raise _refuse(path, str(e), fix) from None
     except json.JSONDecodeError as e:
         raise _refuse(path, f"is not valid JSON ({e.msg} at line {e.lineno}, column {e.colno})", fix) from None
     except RecursionError:
@@ -65,4 +82,7 @@ def read_json_lines(path, fix: str = "restore it or delete the run directory") -
     for i, row in enumerate(rows):
         if not isinstance(row, dict):
             raise _refuse(path, f"line {i + 1} holds {_what(row)}, expected a JSON object", fix)
+        bad = next((k for k, v in row.items() if isinstance(v, float) and not math.isfinite(v)), None)
+        if bad is not None:  # NaN and Infinity parse, but no run writes them (a non-finite metric stops it)
+            raise _refuse(path, f"line {i + 1} holds {quote(bad)}: {row[bad]}, not a finite number", fix)
     return rows

@@ -20,7 +20,7 @@ import json
 import logging
 import math
 from pathlib import Path
-from typing import Callable, Dict, List, Optional
+from typing import Optional
 
 import numpy as np
 import torch
@@ -28,7 +28,6 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 import genotypes
-from zoo import datasets as zds
 from zoo.fileio import append_jsonl, atomic_write_text
 
 from .. import config as run_config
@@ -41,70 +40,17 @@ from ..optim import make_sgd
 from ..rundir import RunDir, check_finite
 from . import architect, bn_groups
 from .cnn_supernet import Network
-from .config import CIFAR10SearchConfig, PTBSearchConfig
-from .data import PTBData, load_cifar_halves
-from .rnn_supernet import RNNModelSearch
+from .config import CIFAR10SearchConfig, PTBSearchConfig, early_stop_skips
+from .data import load_cifar_halves
+from .rnn_search import RNNSearch
+from .searcher import Searcher, StepCallback, StepHook, keeping_loss, with_processes
 
 log = logging.getLogger(__name__)
 
 SEARCH_CONFIGS = {"cifar10": CIFAR10SearchConfig, "ptb": PTBSearchConfig}
 GENOTYPES, ALPHAS = "genotypes.jsonl", "alphas.jsonl"
 
-StepCallback = Callable[[int, int], None]
-
-
-class _Base:
-    d: Dist
-    model: nn.Module
-    alphas: List[torch.Tensor]
-    w_opt: torch.optim.Optimizer
-    a_opt: torch.optim.Optimizer
-    alpha_names: tuple
-
-    def use_processes(self, d: Optional[Dist]) -> Dist:
-        """This searcher's processes (one process on ``self.device`` when ``d`` is None), and the model's
-        BatchNorm statistics as the config's ``bn_groups`` / ``sync_bn`` ask for them."""
-        self.d = d if d is not None else Dist(device=self.device)
-        c = self.config
-        groups = bn_groups.resolve_groups(c.bn_groups, self.d.world, c.sync_bn)
-        if c.sync_bn and self.d.enabled:
-            if self.device.type != "cuda":
-                raise ConfigError("--sync-bn needs GPUs (SyncBatchNorm); on CPUs use --bn-groups")
-            self.model = bn_groups.use_sync(self.model)
-        else:
-            self.model = bn_groups.use_groups(self.model, groups // self.d.world)
-        return self.d
-
-    def end_epoch_statistics(self) -> None:
-        """Average the BatchNorm running statistics over the processes (each updated them from its groups)."""
-        self.d.average_(bn_groups.running_statistics(self.model))
-
-    def arch_update(self, grads: List[torch.Tensor]) -> None:
-        self.a_opt.zero_grad(set_to_none=True)
-        architect.set_grads_(self.alphas, grads)
-        self.a_opt.step()
-
-    def alphas_dict(self) -> Dict[str, list]:
-        return {name: a.detach().cpu().tolist() for name, a in zip(self.alpha_names, self.alphas)}
-
-    def softmax_dict(self) -> Dict[str, list]:
-        return {name: F.softmax(a.detach().float().cpu(), dim=-1).tolist()
-                for name, a in zip(self.alpha_names, self.alphas)}
-
-    def state_dict(self) -> dict:
-        return {"model": self.model.state_dict(), "alphas": [a.detach().clone() for a in self.alphas],
-                "w_opt": self.w_opt.state_dict(), "a_opt": self.a_opt.state_dict()}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.model.load_state_dict(state["model"])
-        with torch.no_grad():
-            for a, s in zip(self.alphas, state["alphas"]):
-                a.copy_(s)
-        self.w_opt.load_state_dict(state["w_opt"])
-        self.a_opt.load_state_dict(state["a_opt"])
-
-
-class CNNSearch(_Base):
+class CNNSearch(Searcher):
     """Conv-cell search on CIFAR-10 (original cnn/train_search.py)."""
 
     alpha_names = ("alphas_normal", "alphas_reduce")
@@ -155,29 +101,34 @@ class CNNSearch(_Base):
         # the local mean over the number of processes: local sum / global count (the slices are equal)
         return lambda: (F.cross_entropy(self.logits(x, self.alphas), y) / self.d.world, None)
 
-    def arch_step(self, x, y, xv, yv, lr: float) -> None:
+    def arch_step(self, x, y, xv, yv, lr: float) -> torch.Tensor:
+        """One Adam step of the architecture; returns the validation loss it differentiated (order 2: at the
+        virtually stepped weights)."""
         c = self.config
+        valid_loss, seen = keeping_loss(self.loss_fn(xv, yv))
         if c.order == 1:
-            grads, _ = architect.first_order(self.alphas, self.loss_fn(xv, yv), all_reduce=self.d.all_reduce_sum_)
+            grads, _ = architect.first_order(self.alphas, valid_loss, all_reduce=self.d.all_reduce_sum_)
         else:
             params = list(self.model.parameters())
             grads, _ = architect.second_order(
-                self.model, self.alphas, self.loss_fn(x, y), self.loss_fn(xv, yv), lr, momentum=c.momentum,
+                self.model, self.alphas, self.loss_fn(x, y), valid_loss, lr, momentum=c.momentum,
                 weight_decay=c.weight_decay, buffers=architect.momentum_buffers(self.w_opt, params), r=c.unrolled_eps,
                 all_reduce=self.d.all_reduce_sum_)
         self.arch_update(grads)
+        return seen["loss"]
 
     def weight_step(self, x, y):
+        """One SGD step of the weights; returns (loss, logits, the gradients' norm before clipping)."""
         self.w_opt.zero_grad(set_to_none=True)
         logits = self.logits(x, [a.detach() for a in self.alphas])
         loss = F.cross_entropy(logits, y)
         (loss / self.d.world).backward()
         self.d.all_reduce_grads_(list(self.model.parameters()))  # before the clip: the global norm
-        nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
+        grad_norm = nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
         self.w_opt.step()
-        return loss.detach(), logits.detach()
+        return loss.detach(), logits.detach(), grad_norm.detach()
 
-    def train_epoch(self, epoch: int, progress: bool, callback: Optional[StepCallback]) -> dict:
+    def train_epoch(self, epoch: int, progress: bool, hook: Optional[StepHook]) -> dict:
         lr = self.lr_at(epoch)
         for group in self.w_opt.param_groups:
             group["lr"] = lr
@@ -188,13 +139,15 @@ class CNNSearch(_Base):
         batches = progress_bar(self.data.train_batches(), self.data.train_steps, f"search epoch {epoch}", progress)
         for step, (x, y) in enumerate(batches):
             xv, yv = self.data.next_valid()
-            self.arch_step(x, y, xv, yv, lr)
-            loss, logits = self.weight_step(x, y)
+            arch_loss = self.arch_step(x, y, xv, yv, lr)
+            loss, logits, grad_norm = self.weight_step(x, y)
+            hits = (logits.argmax(1) == y).sum()
             loss_sum += loss.double() * y.numel()
-            correct += (logits.argmax(1) == y).sum()
+            correct += hits
             n += y.numel()
-            if callback is not None:
-                callback(epoch, step)
+            if hook is not None:
+                hook(epoch, step, {"train_loss": loss, "train_acc": 100.0 * hits / y.numel(), "arch_loss": arch_loss,
+                                   "lr": lr, "arch_lr": self.a_opt.param_groups[0]["lr"], "grad_norm": grad_norm})
         self.end_epoch_statistics()
         loss_sum, correct, n = self._summed(loss_sum, correct, n)
         return {"lr": lr, "train_loss": loss_sum / n, "train_acc": 100.0 * correct / n}
@@ -221,9 +174,11 @@ class CNNSearch(_Base):
         loss_sum, correct, n = self._summed(loss_sum, correct, n)
         return {"valid_loss": loss_sum / n, "valid_acc": 100.0 * correct / n}
 
-    def genotype(self):
+    def genotype(self, capped: bool = True):
+        """The derived genotype; with the config's ``max_skip`` cap unless ``capped`` is false."""
         return genotypes.derive.cnn(self.alphas[0], self.alphas[1], steps=self.config.steps,
-                                    multiplier=self.config.multiplier)
+                                    multiplier=self.config.multiplier,
+                                    max_skip=self.config.max_skip if capped else None)
 
     def state_dict(self) -> dict:
         state = super().state_dict()
@@ -236,121 +191,6 @@ class CNNSearch(_Base):
 
     def final_metrics(self, row: dict) -> dict:
         return {k: row[k] for k in ("train_loss", "train_acc", "valid_loss", "valid_acc")}
-
-
-def _detach_hidden(hidden):
-    return [h.detach() for h in hidden]
-
-
-class RNNSearch(_Base):
-    """Recurrent-cell search on PTB (original rnn/train_search.py)."""
-
-    alpha_names = ("weights",)
-
-    def __init__(self, config: PTBSearchConfig, device: torch.device, dist: Optional[Dist] = None):
-        self.config, self.device = config, device
-        share = (dist.rank, dist.world) if dist is not None else (0, 1)
-        self.data = PTBData(config.data, config.batch_size, config.eval_batch_size, device, share)
-        c = config
-        self.model = RNNModelSearch(self.data.ntokens, c.emsize, c.nhid, c.nhidlast, c.dropout, c.dropouth,
-                                    c.dropoutx, c.dropouti, c.dropoute).to(device)
-        self.model.share_batch(*distributed.shard_range(0, c.batch_size, *share), c.batch_size)
-        for cell in self.model.rnns:
-            cell.batch_stats_in_eval = c.valid_bn == "batch"
-        self.use_processes(dist)
-        self.local_batch = self.data.train.size(1)
-        self.alphas = self.model.new_alphas(device)
-        self.w_opt = make_sgd(self.model.parameters(), lr=c.learning_rate, weight_decay=c.weight_decay)
-        self.a_opt = torch.optim.Adam(self.alphas, lr=c.arch_learning_rate, weight_decay=c.arch_weight_decay)
-
-    def held_in_virtual_step(self) -> List[torch.Tensor]:
-        """The weights the second-order virtual step leaves at w: the tied embedding/decoder weight with
-        ``virtual_step_tied_weight='held'`` (the original's code), none with 'stepped' (the paper's formula)."""
-        return [self.model.encoder.weight] if self.config.virtual_step_tied_weight == "held" else []
-
-    def loss_fn(self, hidden, data, targets):
-        def loss():
-            log_prob, hidden_next = self.model(data, hidden, self.alphas[0])
-            # local mean / processes = local sum / global count (equal slices)
-            return (F.nll_loss(log_prob.view(-1, log_prob.size(2)), targets) / self.d.world,
-                    _detach_hidden(hidden_next))
-        return loss
-
-    def train_epoch(self, epoch: int, progress: bool, callback: Optional[StepCallback]) -> dict:
-        c, train, search = self.config, self.data.train, self.data.search
-        hidden = self.model.init_hidden(self.local_batch)
-        hidden_valid = self.model.init_hidden(self.local_batch)
-        reduce = self.d.all_reduce_sum_
-        loss_sum = torch.zeros((), device=self.device, dtype=torch.float64)
-        batches, i, step = 0, 0, 0
-        total = max(1, (train.size(0) - 2) // c.bptt + 1)
-        bar = progress_bar(None, total, f"search epoch {epoch}", progress)
-        params = list(self.model.parameters())
-        while i < train.size(0) - 1 - 1:
-            bptt = c.bptt if np.random.random() < 0.95 else c.bptt / 2.0
-            seq_len = int(bptt)
-            lr2 = self.w_opt.param_groups[0]["lr"]
-            self.w_opt.param_groups[0]["lr"] = lr2 * seq_len / c.bptt
-            self.model.train()
-            data_valid, targets_valid = zds.get_batch(search, i % (search.size(0) - 1), c.bptt)
-            data, targets = zds.get_batch(train, i, seq_len)
-            hidden, hidden_valid = _detach_hidden(hidden), _detach_hidden(hidden_valid)
-            valid_loss = self.loss_fn(hidden_valid, data_valid, targets_valid)
-            if c.order == 1:
-                grads, hidden_valid = architect.first_order(self.alphas, valid_loss, all_reduce=reduce)
-            else:
-                eta = self.w_opt.param_groups[0]["lr"]
-                grads, hidden_valid = architect.second_order(
-                    self.model, self.alphas, self.loss_fn(hidden, data, targets), valid_loss, eta,
-                    weight_decay=c.weight_decay, clip=c.grad_clip, r=c.unrolled_eps, hold=self.held_in_virtual_step(),
-                    all_reduce=reduce)
-            self.arch_update(grads)
-
-            self.w_opt.zero_grad(set_to_none=True)
-            log_prob, hidden, rnn_hs, dropped_rnn_hs = self.model(data, hidden, self.alphas[0].detach(), return_h=True)
-            raw_loss = F.nll_loss(log_prob.view(-1, log_prob.size(2)), targets)
-            loss = raw_loss
-            if c.alpha > 0:
-                loss = loss + c.alpha * dropped_rnn_hs[-1].pow(2).mean()
-            loss = loss + c.beta * (rnn_hs[-1][1:] - rnn_hs[-1][:-1]).pow(2).mean()
-            (loss / self.d.world).backward()  # every term a mean over equal slices: local sum / global count
-            self.d.all_reduce_grads_(params)  # before the clip: the global norm
-            nn.utils.clip_grad_norm_(params, c.grad_clip)
-            self.w_opt.step()
-            self.w_opt.param_groups[0]["lr"] = lr2
-            loss_sum += raw_loss.detach().double()
-            batches += 1
-            i += seq_len
-            if bar is not None:
-                bar.update(1)
-            if callback is not None:
-                callback(epoch, step)
-            step += 1
-        if bar is not None:
-            bar.close()
-        self.end_epoch_statistics()
-        train_loss = float(self.d.all_reduce_sum(loss_sum).item()) / self.d.world / max(batches, 1)
-        return {"lr": self.w_opt.param_groups[0]["lr"], "train_loss": train_loss,
-                "train_ppl": math.exp(min(train_loss, 700))}
-
-    @torch.no_grad()
-    def evaluate(self) -> dict:
-        c, source = self.config, self.data.valid
-        self.model.eval()
-        total = 0.0
-        hidden = self.model.init_hidden(c.eval_batch_size)
-        for i in range(0, source.size(0) - 1, c.bptt):
-            data, targets = zds.get_batch(source, i, c.bptt)
-            log_prob, hidden = self.model(data, hidden, self.alphas[0])
-            total += F.nll_loss(log_prob.view(-1, log_prob.size(2)), targets).item() * len(data)
-        loss = total / len(source)
-        return {"valid_loss": loss, "valid_ppl": math.exp(min(loss, 700))}
-
-    def genotype(self):
-        return genotypes.derive.rnn(self.alphas[0])
-
-    def final_metrics(self, row: dict) -> dict:
-        return {k: row[k] for k in ("train_loss", "train_ppl", "valid_loss", "valid_ppl")}
 
 
 _SEARCHERS = {"cifar10": CNNSearch, "ptb": RNNSearch}
@@ -382,12 +222,14 @@ class SearchTask:
     epoch go to ``genotypes.jsonl`` and ``alphas.jsonl`` (epoch -1: the initialisation)."""
 
     kind = "search"
+    on_step: Optional[StepHook] = None  # set by the runner (the live logs)
 
     def __init__(self, dataset: str, config, d: Dist, rundir: RunDir, progress: bool,
                  callback: Optional[StepCallback]):
         self.dataset, self.config, self.rundir, self.d = dataset, config, rundir, d
         self.progress, self.callback = progress, callback
         device = d.device
+        self.stop_at_skips = early_stop_skips(getattr(config, "early_stop", ""))
         # loads the data: a missing dataset fails here
         self.searcher = _SEARCHERS[dataset](config, device, dist=d)
         self.parameters = sum(p.numel() for p in self.searcher.model.parameters())
@@ -413,7 +255,7 @@ class SearchTask:
 
     def run_epoch(self, epoch: int) -> dict:
         searcher = self.searcher
-        metrics = searcher.train_epoch(epoch, self.progress, self.callback)
+        metrics = searcher.train_epoch(epoch, self.progress, self._after_step)
         metrics.update(searcher.evaluate())
         for key in ("train_loss", "valid_loss"):
             check_finite(key, metrics[key], epoch)
@@ -423,6 +265,34 @@ class SearchTask:
         text = self._log_architecture(epoch)
         log.info("genotype = %s", text)
         return {**metrics, "genotype": text}
+
+    def _after_step(self, epoch: int, step: int, values: dict) -> None:
+        if self.on_step is not None:
+            self.on_step(epoch, step, values)
+        if self.callback is not None:
+            self.callback(epoch, step)
+
+    def watch(self) -> dict:
+        """What the live logs show after an epoch: the softmax of the architecture logits, the
+        derived genotype and (conv cells) the skip connections of its normal cell."""
+        searcher = self.searcher
+        genotype = searcher.genotype()
+        view = {"texts": {"genotype": genotypes.format(genotype)},
+                "arrays": {name: np.asarray(m) for name, m in searcher.softmax_dict().items()}, "scalars": {}}
+        if isinstance(genotype, genotypes.Genotype):
+            view["scalars"]["normal_skips"] = genotypes.derive.normal_skips(genotype)
+        return view
+
+    def stop_reason(self) -> Optional[str]:
+        """DARTS+'s early stop: why the search ends now (None: it goes on). It reads the architecture
+        as it stands, so a resumed search decides as the uninterrupted one did."""
+        if self.stop_at_skips is None:
+            return None
+        skips = genotypes.derive.normal_skips(self.searcher.genotype(capped=False))
+        if skips < self.stop_at_skips:
+            return None
+        return (f"early_stop {self.config.early_stop}: the normal cell DARTS derives has {skips} skip connections "
+                f"(DARTS+ stops at {self.stop_at_skips})")
 
     def state_dict(self) -> dict:
         return self.searcher.state_dict()
@@ -438,6 +308,9 @@ class SearchTask:
                   "order": self.config.order, "alphas": self.searcher.alphas_dict(), "world_size": self.d.world}
         if hasattr(self.searcher, "channels_last"):  # the memory format the device's default chose
             fields["channels_last"] = self.searcher.channels_last
+        reason = self.stop_reason()
+        if reason and len(curve) < self.config.epochs:
+            fields["early_stop"] = {"epoch": curve[-1]["epoch"], "epochs_run": len(curve), "reason": reason}
         return fields
 
 
@@ -459,14 +332,3 @@ def search(dataset: str, config=None, out="runs/search", progress: bool = True,
                       dist=lambda: distributed.setup(config.device), progress=progress)
 
 
-def with_processes(config, world: int):
-    """``config`` for a run of ``world`` processes: ``processes`` set, ``bn_groups`` resolved (see
-    :func:`.bn_groups.resolve_groups`); a per-process default is said once in the log."""
-    if config.processes not in (1, world):
-        raise ConfigError(f"processes {config.processes} is set by torchrun (WORLD_SIZE), which says {world}; "
-                          "drop --processes")
-    groups = bn_groups.resolve_groups(config.bn_groups, world, config.sync_bn)
-    if groups != config.bn_groups:
-        log.warning("%d processes: BatchNorm statistics per process (bn_groups %d), not the paper's whole-batch "
-                    "statistics; the run is reported as not comparable (use --sync-bn on GPUs)", world, groups)
-    return run_config.build(type(config), {"processes": world, "bn_groups": groups}, base=config)
