@@ -437,19 +437,17 @@ def _run_slurm(jobs, options, progress, desc):
     folder = Path(os.path.commonpath([str(Path(j.out).resolve().parent) for j in pending])).parent / "slurm"
     for job in pending:  # a global batch that does not split across the job's processes fails here, not after queueing
         n = options.processes_per_job
-        if job.kind == "train" and n > 1 and int(job.config.get("batch_size", n)) % n:
+        if n > 1 and int(job.config.get("batch_size", n)) % n:
             raise ValueError(f"{job.name}: batch_size {job.config['batch_size']} (the global batch) does not divide "
                              f"across --gpus-per-job {n} processes; use a GPU count that divides it")
     submitted, executors = [], {}
     for job in pending:
         handle = attach_active_job(job, options)
         if handle is None:
-            # a search is one process (at most one GPU); a training spans the job's GPUs
-            job_options = options if job.kind == "train" else dataclasses.replace(
-                options, gpus_per_job=min(1, int(options.gpus_per_job)))
-            key = job_options.processes_per_job
+            # a training and a search alike span the job's GPUs (one process each, reproduce.distributed)
+            key = options.processes_per_job
             if key not in executors:
-                executors[key] = make_executor(job_options, folder)
+                executors[key] = make_executor(options, folder)
             handle = executors[key].submit(_RequeueingJob(job.kind, job.dataset, job.config, job.out))
             log.info("%s: submitted as job %s", job.name, handle.job_id)
             _remember_submission(job, handle, options, _job_folder(options, folder))

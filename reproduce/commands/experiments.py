@@ -93,7 +93,7 @@ def register(sub) -> None:
                                 "resumes; default 1440)")
         slurm.add_argument("--gpus-per-job", type=int, default=1,
                            help="Slurm GPUs per job (default 1; 0: CPU). With N > 1 a job runs N processes, one per "
-                                "GPU, under DistributedDataParallel; the batch size stays the recipe's global batch")
+                                "GPU (trainings and searches alike); the batch size stays the recipe's global batch")
         slurm.add_argument("--cpus-per-job", type=int, default=8, help="Slurm CPUs per job (default 8)")
         slurm.add_argument("--mem-gb", type=int, default=None, help="Slurm memory per job in GB")
         slurm.add_argument("--slurm-folder", default=None, help="submitit's folder (default <out>/slurm)")

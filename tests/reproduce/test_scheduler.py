@@ -280,7 +280,7 @@ def test_a_job_note_of_another_cluster_or_unreadable_means_submit_again(tmp_path
     assert len(executor.submitted) == 2
 
 
-def test_a_search_job_runs_one_process_even_when_trainings_take_several_gpus(tmp_path, monkeypatch):
+def test_a_search_job_spans_the_jobs_gpus_as_a_training_does(tmp_path, monkeypatch):
     made = {}
 
     def make_executor(options, folder):
@@ -293,12 +293,13 @@ def test_a_search_job_runs_one_process_even_when_trainings_take_several_gpus(tmp
     for job in jobs:
         Path(job.out).mkdir()
     run_jobs(jobs, launcher="slurm", slurm=SlurmOptions(gpus_per_job=4), progress=False)
-    assert sorted(made) == [1, 4]
-    assert [fn.kind for fn in made[1].submitted] == ["search"] and [fn.kind for fn in made[4].submitted] == ["train"]
+    assert sorted(made) == [4]  # --gpus-per-job applies to searches too (reproduce.search under torchrun)
+    assert [fn.kind for fn in made[4].submitted] == ["search", "train"]
 
 
 def test_a_global_batch_that_does_not_split_across_the_jobs_gpus_is_refused_before_submitting(tmp_path, monkeypatch):
     monkeypatch.setattr(scheduler, "make_executor", lambda options, folder: pytest.fail("nothing may be submitted"))
-    jobs = [Job("train", "cifar10", {"seed": 0, "batch_size": 96}, str(tmp_path / "run"))]
-    with pytest.raises(ValueError, match="batch_size 96 .* does not divide across --gpus-per-job 5"):
-        run_jobs(jobs, launcher="slurm", slurm=SlurmOptions(gpus_per_job=5), progress=False)
+    for kind in ("train", "search"):
+        jobs = [Job(kind, "cifar10", {"seed": 0, "batch_size": 96}, str(tmp_path / kind))]
+        with pytest.raises(ValueError, match="batch_size 96 .* does not divide across --gpus-per-job 5"):
+            run_jobs(jobs, launcher="slurm", slurm=SlurmOptions(gpus_per_job=5), progress=False)
