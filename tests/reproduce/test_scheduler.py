@@ -1,6 +1,7 @@
 """The scheduler: in-process runs, the local GPU queue (with fake GPUs), and Slurm through submitit."""
 from __future__ import annotations
 
+import contextlib
 import json
 import pickle
 import sys
@@ -229,7 +230,13 @@ def _fake_slurm(out, sacct=(), squeue=()):
 
 class _FakeExecutor:
     def __init__(self):
-        self.submitted = []
+        self.submitted, self.batches = [], []
+
+    @contextlib.contextmanager
+    def batch(self):
+        start = len(self.submitted)
+        yield
+        self.batches.append([fn.out for fn in self.submitted[start:]])
 
     def submit(self, fn):
         self.submitted.append(fn)
@@ -303,3 +310,41 @@ def test_a_global_batch_that_does_not_split_across_the_jobs_gpus_is_refused_befo
         jobs = [Job(kind, "cifar10", {"seed": 0, "batch_size": 96}, str(tmp_path / kind))]
         with pytest.raises(ValueError, match="batch_size 96 .* does not divide across --gpus-per-job 5"):
             run_jobs(jobs, launcher="slurm", slurm=SlurmOptions(gpus_per_job=5), progress=False)
+
+
+def test_an_experiments_runs_go_to_slurm_as_one_job_array(tmp_path, monkeypatch):
+    executor = _FakeExecutor()
+    monkeypatch.setattr(scheduler, "make_executor", lambda options, folder: executor)
+    jobs = [Job("search", "cifar10", {"seed": s}, str(tmp_path / f"search-{s}")) for s in range(3)]
+    for job in jobs:
+        Path(job.out).mkdir()
+    run_jobs(jobs, launcher="slurm", slurm=SlurmOptions(gpus_per_job=2, array_parallelism=2), progress=False)
+    assert executor.batches == [[job.out for job in jobs]]  # one batch() call: one sbatch --array
+    assert scheduler.executor_parameters(SlurmOptions(array_parallelism=2))["slurm_array_parallelism"] == 2
+    assert "slurm_array_parallelism" not in scheduler.executor_parameters(SlurmOptions())
+    with pytest.raises(ValueError, match="--array-parallelism must be >= 0"):
+        SlurmOptions(array_parallelism=-1)
+
+
+def test_slurm_job_json_keeps_the_array_task_id(tmp_path):
+    job = Job("search", "cifar10", {"seed": 0}, str(tmp_path))
+    scheduler._remember_submission(job, type("Handle", (), {"job_id": "4242_7"})(), SlurmOptions(), "f")
+    note = json.loads((tmp_path / scheduler.SLURM_JOB).read_text())
+    assert note["job_id"] == "4242_7" and note["array_job_id"] == "4242" and note["array_task_id"] == "7"
+
+
+@pytest.mark.slow
+def test_two_searches_run_as_one_array_through_submitits_local_executor(tmp_path):
+    from search_helpers import cifar_config, tiny_cifar
+
+    from reproduce.config import to_dict
+
+    data = tiny_cifar(tmp_path / "c10")
+    jobs = [Job("search", "cifar10", to_dict(cifar_config(data, seed=s, order=1, epochs=1, image_size=8,
+                                                          num_threads=1)), str(tmp_path / "runs" / f"search-{s}"))
+            for s in range(2)]
+    records = run_jobs(jobs, launcher="slurm", slurm=SlurmOptions(cluster="local", gpus_per_job=0, cpus_per_job=1,
+                                                                  time_min=5, array_parallelism=1), progress=False)
+    assert [r["status"] for r in records] == ["finished", "finished"] and [r["seed"] for r in records] == [0, 1]
+    notes = [json.loads((Path(job.out) / scheduler.SLURM_JOB).read_text()) for job in jobs]
+    assert all(n["cluster"] == "local" and n["job_id"] for n in notes)
