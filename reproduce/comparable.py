@@ -14,7 +14,10 @@ from typing import Any, Dict, Mapping, Optional, Tuple
 
 from .config import ConfigError, canonical, to_dict
 from .rundir import RUNTIME_FIELDS
+from .tasks import TASKS
 
+# The one profile whose runs are the paper's recipes; the others (quick, demo) shorten them.
+PAPER_PROFILE = "paper"
 WHAT_IS_RUN = ("seed", "experiment", "profile", "arch", "genotype", "order")
 SPEED_FIELDS = ("deterministic", "channels_last", "compile", "cuda_graphs")
 # The evaluation batch changes nothing for the CNNs; for the language models it changes how the text is cut.
@@ -22,14 +25,8 @@ SPEED_FIELDS_OF = {"cifar10": ("eval_batch_size",), "imagenet": ("eval_batch_siz
 
 
 def _paper_config(kind: Optional[str], dataset: Optional[str]) -> Optional[Dict[str, Any]]:
-    if kind == "search":
-        from .search import SEARCH_CONFIGS as table
-    elif kind == "train":
-        from .train import RECIPES as table
-    else:
-        return None
-    cls = table.get(dataset)
-    return to_dict(cls()) if cls is not None else None
+    entry = TASKS.get((kind, dataset))
+    return to_dict(entry[0]()) if entry is not None else None
 
 
 def recipe_differences(kind: Optional[str], dataset: Optional[str],
@@ -46,6 +43,17 @@ def recipe_differences(kind: Optional[str], dataset: Optional[str],
         pass
     skip = set(WHAT_IS_RUN) | set(RUNTIME_FIELDS) | set(SPEED_FIELDS) | set(SPEED_FIELDS_OF.get(dataset, ()))
     return {k: (paper[k], v) for k, v in sorted(config.items()) if k in paper and k not in skip and v != paper[k]}
+
+
+def not_comparable_reason(profile: Optional[str], differences: Mapping[str, Tuple[Any, Any]]) -> Optional[str]:
+    """Why runs are not tested against the paper's figures, or None when they are: the one decision, made
+    for the plan (experiment.json), the terminal summary and the report alike. ``differences``: the
+    :func:`recipe_differences` of the runs' configs."""
+    if (profile or PAPER_PROFILE) != PAPER_PROFILE:
+        return f"profile {profile!r} is not the paper's recipe"
+    if differences:
+        return f"not the paper's recipe: {describe(differences)}"
+    return None
 
 
 def describe(differences: Mapping[str, Tuple[Any, Any]]) -> str:

@@ -26,6 +26,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+import genotypes
 from genotypes.cnn import PRIMITIVES
 from zoo.ops import OPS, FactorizedReduce, Identity, ReLUConvBN
 
@@ -204,6 +205,4 @@ class Network(nn.Module):
 
 
 def genotype(alphas: Sequence[torch.Tensor], steps: int = 4, multiplier: int = 4):
-    import genotypes
-
     return genotypes.derive.cnn(alphas[0], alphas[1], steps=steps, multiplier=multiplier)
