@@ -39,20 +39,20 @@ class Doc:
 def render_markdown(doc: Doc, base: Path) -> str:
     out: List[str] = []
     for block in doc.blocks:
-        kind = block[0]
-        if kind == "h":
+        tag = block[0]
+        if tag == "h":
             out.append("#" * block[1] + " " + block[2])
-        elif kind == "p":
+        elif tag == "p":
             out.append(block[1])
-        elif kind == "list":
+        elif tag == "list":
             out.append("\n".join(f"- {item}" for item in block[1]))
-        elif kind == "table":
+        elif tag == "table":
             rows = [[str(c).replace("|", "\\|").replace("\n", " ") for c in r] for r in block[2]]
             out.append(tabulate(rows, headers=block[1], tablefmt="github", disable_numparse=True))
-        elif kind == "img":
+        elif tag == "img":
             rel = Path(os.path.relpath(block[1], base)).as_posix()
             out.append(f"![{block[2]}]({rel})")
-        elif kind == "code":
+        elif tag == "code":
             out.append("```\n" + block[1] + "\n```")
     return "\n\n".join(out) + "\n"
 
@@ -91,18 +91,18 @@ def render_latex(doc: Doc, base: Path) -> str:
            r"\begin{document}"]
     sections = {1: "section*", 2: "section*", 3: "subsection*", 4: "subsubsection*"}
     for block in doc.blocks:
-        kind = block[0]
-        if kind == "h":
+        tag = block[0]
+        if tag == "h":
             if block[1] == 1:
                 out.append(r"\title{" + latex_escape(block[2]) + r"}\date{}\maketitle")
             else:
                 out.append("\\" + sections.get(block[1], "paragraph*") + "{" + latex_escape(block[2]) + "}")
-        elif kind == "p":
+        elif tag == "p":
             out.append(latex_escape(block[1]) + "\n")
-        elif kind == "list":
+        elif tag == "list":
             out.append("\\begin{itemize}\n" + "\n".join(r"\item " + latex_escape(i) for i in block[1])
                        + "\n\\end{itemize}")
-        elif kind == "table":
+        elif tag == "table":
             headers = [latex_escape(h) for h in block[1]]
             rows = [[latex_escape(str(c)) for c in r] for r in block[2]]
             body = tabulate(rows, headers=headers, tablefmt="latex_raw", disable_numparse=True)
@@ -112,11 +112,11 @@ def render_latex(doc: Doc, base: Path) -> str:
             body = "\n".join("\\bottomrule" if i == last else next(rules, line) if line.strip() == "\\hline" else line
                              for i, line in enumerate(lines))
             out.append("{\\small\\begin{center}\n\\resizebox{\\linewidth}{!}{%\n" + body + "}\n\\end{center}}")
-        elif kind == "img":
+        elif tag == "img":
             rel = Path(os.path.relpath(block[1], base)).as_posix()
             out.append("\\begin{figure}[h]\\centering\n\\includegraphics[width=0.7\\linewidth]{" + rel + "}\n"
                        "\\caption{" + latex_escape(block[2]) + "}\n\\end{figure}")
-        elif kind == "code":
+        elif tag == "code":
             wrapped = "\n".join(textwrap.fill(line, 100, break_on_hyphens=False) for line in block[1].splitlines())
             out.append("{\\footnotesize\\begin{verbatim}\n" + wrapped + "\n\\end{verbatim}}")
     out.append(r"\end{document}")

@@ -49,13 +49,13 @@ def fmt_published(x: float) -> str:
     return f"{float(x):.2f}" if text.endswith(".0") or "e" in text or len(text.split(".")[1]) > 4 else text
 
 
-def fmt_paper(spec: Mapping[str, Any], n_stated: Optional[bool] = None) -> str:
-    text = fmt_published(spec["mean"])
-    if spec.get("std") is not None:
-        text += f" {PM} {fmt_published(spec['std'])}"
-    if spec.get("n") is not None:
-        text += f" (n={spec['n']}" + (", n assumed" if n_stated is False else "") + ")"
-    elif spec.get("std") is None:
+def fmt_paper(figure: Mapping[str, Any], n_stated: Optional[bool] = None) -> str:
+    text = fmt_published(figure["mean"])
+    if figure.get("std") is not None:
+        text += f" {PM} {fmt_published(figure['std'])}"
+    if figure.get("n") is not None:
+        text += f" (n={figure['n']}" + (", n assumed" if n_stated is False else "") + ")"
+    elif figure.get("std") is None:
         text += " (single figure)"
     return text
 

@@ -87,6 +87,10 @@ def baseline_section(doc: Doc, exp: Experiment, fig_dir: Path, draw: bool):
 def search_section(doc: Doc, exp: Experiment, fig_dir: Path, draw: bool,
                     reference_lines: Optional[Mapping[str, Any]] = None):
     doc.h(3, "Search and selection (the paper's Sect. 3.2 pipeline)")
+    doc.p("The search amplifies float rounding: the cell is an argmax over architecture weights that are nearly "
+          "equal, so a difference in the last digits (another CPU or GPU, another torch build, other kernels: "
+          "see each record's CPU kernels below) can pick another op or input and so another cell. Another "
+          "machine may find other cells than these, and a verdict from two or three seeds is fragile.")
     supernet_curves(doc, exp, fig_dir, draw, reference_lines or {})
     sel = exp.selection or {}
     metric = sel.get("metric", "valid metric")

@@ -35,11 +35,11 @@ def summary_section(doc: Doc, experiments: List[Experiment], targets: Dict[str, 
     table = targets["targets"]
     covered = coverage(experiments, targets)
     rows = []
-    for key, spec in table.items():
-        for metric, paper in (spec.get("metrics") or {}).items():
+    for key, target in table.items():
+        for metric, paper in (target.get("metrics") or {}).items():
             exps = covered.get(key, [])
             if not exps:
-                rows.append([key, spec.get("title", key), metric, fmt_paper(paper, spec.get("n_stated")), "not run",
+                rows.append([key, target.get("title", key), metric, fmt_paper(paper, target.get("n_stated")), "not run",
                              "—", "—", "not run", "—"])
                 continue
             for exp in exps:
@@ -48,7 +48,7 @@ def summary_section(doc: Doc, experiments: List[Experiment], targets: Dict[str, 
                 if not comps:
                     continue
                 c = comps[0]
-                rows.append([key, spec.get("title", key), metric, fmt_paper(paper, spec.get("n_stated")),
+                rows.append([key, target.get("title", key), metric, fmt_paper(paper, target.get("n_stated")),
                              fmt_ours(c.ours), fmt_signed(c.result.get("difference")), fmt_p(c.result.get("p")),
                              fmt_verdict(c.result), f"`{display_name(exp, results_dir)}` ({exp.profile})"])
     doc.h(2, "Summary: every paper target")
@@ -192,9 +192,18 @@ def provenance_section(doc: Doc, exp: Experiment, results_dir: Path):
         params = r.get("parameters")
         rows.append([part, r.seed, final, f"{params:,}" if isinstance(params, int) else "—",
                      fmt_duration(r.get("wall_time_s")), short, r.get("device", "—"), r.get("torch", "—"),
-                     r.get("python", "—"), r.get("platform", "—"), f"`{where}`"])
+                     r.get("python", "—"), r.get("platform", "—"), cpu_kernels(r.get("cpu")), f"`{where}`"])
     doc.table(["part", "seed", "final", "parameters", "wall time", "commit", "device", "torch", "python",
-               "platform", "record"], rows)
+               "platform", "CPU kernels", "record"], rows)
+
+
+def cpu_kernels(cpu: Any) -> str:
+    """A record's CPU kernels in a few words: the instruction set torch dispatches to and oneDNN's version."""
+    if not isinstance(cpu, dict):
+        return "—"
+    parts = [str(cpu.get("capability") or "?")]
+    parts.append(f"oneDNN {cpu.get('onednn_version') or '?'}" if cpu.get("mkldnn") else "no oneDNN")
+    return ", ".join(parts)
 
 
 def targets_section(doc: Doc, targets: Dict[str, Any]):
@@ -202,11 +211,11 @@ def targets_section(doc: Doc, targets: Dict[str, Any]):
         return
     doc.h(2, "Paper targets and their sources")
     rows = []
-    for key, spec in targets["targets"].items():
-        metrics = "; ".join(f"{m} {fmt_paper(v, spec.get('n_stated'))}" for m, v in spec.get("metrics", {}).items())
-        rows.append([key, spec.get("title", ""), metrics, spec.get("source", ""), spec.get("where", ""),
-                     "yes" if spec.get("verified") else "NO", spec.get("note", "")])
-        for rep in spec.get("reproductions", []):
+    for key, target in targets["targets"].items():
+        metrics = "; ".join(f"{m} {fmt_paper(v, target.get('n_stated'))}" for m, v in target.get("metrics", {}).items())
+        rows.append([key, target.get("title", ""), metrics, target.get("source", ""), target.get("where", ""),
+                     "yes" if target.get("verified") else "NO", target.get("note", "")])
+        for rep in target.get("reproductions", []):
             metrics = "; ".join(f"{m} {fmt_paper(v)}" for m, v in rep.get("metrics", {}).items())
             rows.append([f"{key} (reproduction)", rep.get("title", ""), metrics, rep.get("source", ""),
                          rep.get("where", ""), "yes" if rep.get("verified") else "NO", rep.get("note", "")])

@@ -42,8 +42,8 @@ def comparison_rows(rows: Sequence[Comparison], targets: Mapping[str, Any]) -> L
     """The cells of :data:`COMPARISON_HEADERS` for each comparison (``targets``: paper.json's table)."""
     out = []
     for c in rows:
-        spec = targets.get(c.target, {})
-        n_stated = spec.get("n_stated") if c.role in ("paper", "related") else None
+        entry = targets.get(c.target, {})
+        n_stated = entry.get("n_stated") if c.role in ("paper", "related") else None
         source = c.source + ("" if c.verified is not False else " (unverified)")
         published = fmt_paper(c.paper, n_stated) if c.role != "reference" else fmt_published(c.paper["mean"])
         out.append([c.title, source or "—", c.metric, published, fmt_ours(c.ours), fmt_ci(c.ours),
@@ -97,13 +97,13 @@ def notes(comparisons: Sequence[Comparison], targets: Mapping[str, Any]) -> List
         seen.add(c.target)
         if c.role == "reproduction":
             key, _, index = c.target.partition("/reproduction-")
-            spec = table.get(key, {}).get("reproductions", [])[int(index)]
+            entry = table.get(key, {}).get("reproductions", [])[int(index)]
         elif c.role == "reference":
             continue
         else:
-            spec = table.get(c.target, {})
-        if spec.get("note"):
-            notes.append(f"{c.title}: {spec['note']}" + ("" if spec.get("verified", True) else " (unverified)"))
+            entry = table.get(c.target, {})
+        if entry.get("note"):
+            notes.append(f"{c.title}: {entry['note']}" + ("" if entry.get("verified", True) else " (unverified)"))
     return notes
 
 

@@ -33,24 +33,24 @@ def _f(default, help_text, **meta):
     return field(default=default, metadata={"help": help_text, **meta})
 
 
-def resolve_genotype(arch: str, genotype_text: str, kind: str, option: str = ""):
+def resolve_genotype(arch: str, genotype_text: str, cell: str, option: str = ""):
     """The genotype a config names: its ``genotype`` (text or a name) when set, else the named ``arch``.
 
     :func:`genotypes.resolve` does the work; this turns its errors into a ConfigError naming the
     option and the fix (unknown name, unparsable text, wrong kind of cell, invalid cell).
     """
-    spec = genotype_text or arch
+    text = genotype_text or arch
     option = option or ("--genotype" if genotype_text else "--arch")
-    cell = "convolutional" if kind == "cnn" else "recurrent"
+    which = "convolutional" if cell == "cnn" else "recurrent"
     try:
-        return genotypes.resolve(spec, kind)
+        return genotypes.resolve(text, cell)
     except TypeError as e:
-        raise ConfigError(f"{option}: {e}; this trains a {cell} cell") from None
+        raise ConfigError(f"{option}: {e}; this trains a {which} cell") from None
     except genotypes.UnknownGenotypeError as e:
         raise ConfigError(f"{option}: {e}") from None
     except ValueError as e:
-        raise ConfigError(f"malformed genotype {option} {str(spec)[:80]!r}: {e}. Give a name (e.g. DARTS_V2) or "
-                          f"the text the search printed, e.g. {genotypes.format(genotypes.get('DARTS_V2', kind))!r}"
+        raise ConfigError(f"malformed genotype {option} {str(text)[:80]!r}: {e}. Give a name (e.g. DARTS_V2) or "
+                          f"the text the search printed, e.g. {genotypes.format(genotypes.get('DARTS_V2', cell))!r}"
                           ) from None
 
 

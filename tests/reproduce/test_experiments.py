@@ -347,10 +347,13 @@ def test_gpus_with_the_slurm_launcher_is_an_error_not_ignored(tmp_path, tiny_cif
     assert not (tmp_path / "results").exists()
 
 
-def test_dry_run_checks_the_data_and_says_how_long_the_plan_takes_here(tmp_path, tiny_cifar):
+def test_dry_run_checks_the_data_and_says_how_long_the_plan_takes_here(tmp_path, tiny_cifar, caplog):
     from zoo.datasets import DatasetNotFoundError
 
+    caplog.set_level("INFO")
     lines = experiments.plan_experiment(_options(tmp_path, tiny_cifar, runs=3)).describe()
+    said = [r.getMessage() for r in caplog.records if "probe" in r.getMessage()]
+    assert len(said) == 1 and "measuring a 2-step probe" in said[0]  # said before it trains the probe
     assert any(line.startswith("data: ") and "(found)" in line for line in lines)
     time_line = next(line for line in lines if line.startswith("time on cpu: about"))
     assert "3 x train cifar10 (2 epochs)" in time_line  # three runs of the recipe, from a measured epoch
