@@ -21,6 +21,7 @@ from typing import List, Optional
 
 from tqdm.auto import tqdm
 
+from zoo.extras import require
 from zoo.fileio import atomic_write_json
 
 from .tasks import run_task
@@ -176,7 +177,7 @@ def attach_active_job(job, options: SlurmOptions, poll_s: Optional[float] = None
 
 def make_executor(options: SlurmOptions, folder: Path):
     """A submitit executor for ``options``; ``options.cluster == "local"`` gives submitit's local executor."""
-    import submitit
+    submitit = require("submitit", "--launcher slurm")
 
     try:
         executor = submitit.AutoExecutor(folder=_job_folder(options, folder), cluster=options.cluster,

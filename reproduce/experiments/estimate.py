@@ -7,6 +7,7 @@ lower bound; it is printed to make plain, e.g., that the paper's CIFAR-10 recipe
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import math
 import tempfile
@@ -113,10 +114,13 @@ def data_and_time(spec: ExperimentSpec, options: ExperimentOptions, work) -> Lis
         return lines + [f"time: not measured ({e})"]
     log.info("dry run: measuring a %d-step probe of each recipe on %s for the time estimate (a few seconds to a few "
              "minutes: it builds each network and trains it on the real data)", PROBE_STEPS, device)
-    total, parts = 0.0, []
+    total, parts, measured = 0.0, [], {}
     for count, kind, cfg in work:
         dataset = spec.search_dataset if kind == "search" else spec.dataset
-        seconds = search_seconds(dataset, cfg) if kind == "search" else training_seconds(dataset, cfg)
+        key = (kind, json.dumps(cfg, sort_keys=True, default=str))  # e.g. the baseline's runs: the final recipe's
+        if key not in measured:
+            measured[key] = search_seconds(dataset, cfg) if kind == "search" else training_seconds(dataset, cfg)
+        seconds = measured[key]
         if seconds is None:
             parts.append(f"{count} x {kind} {dataset}: not estimated")
             continue

@@ -72,6 +72,14 @@ def resolve_seeds(runs: Optional[int], seeds: Optional[Sequence[int]], default_r
     return list(range(runs))
 
 
+def resolve_baseline(text: Optional[str], seeds: Sequence[int]) -> Optional[random_baseline.BaselineSpec]:
+    """``--baseline`` parsed, its runs (cells x seeds) checked against :data:`MAX_RUNS` before a cell is drawn."""
+    spec = random_baseline.parse(text)
+    if spec is not None:
+        _check_count(spec.n * len(seeds), f"--baseline (N cells x {len(seeds)} seed(s))")
+    return spec
+
+
 def parse_seeds(text: Optional[str], option: str = "--seeds") -> Optional[List[int]]:
     """``"0,1,2"`` or ``"0-9"`` -> a list of ints; None stays None. The number of seeds is checked
     against :data:`MAX_RUNS` before a range is expanded; errors name ``option``."""
@@ -296,6 +304,7 @@ def plan_experiment(options: ExperimentOptions) -> Plan:
     spec = get_spec(options.experiment)
     _check_options(spec, options)
     seeds = resolve_seeds(options.runs, options.seeds, spec.default_runs)
+    baseline_spec = resolve_baseline(options.baseline, seeds)
     arch, genotype = None, None
     if options.genotype:
         genotype = canonical_genotype(options.genotype, spec.cell)
@@ -332,7 +341,6 @@ def plan_experiment(options: ExperimentOptions) -> Plan:
         meta["genotype"] = genotype
     meta["target"] = (targets.target_key(meta, targets.load_targets(targets.project_paper_path()))
                       if options.target == "auto" else options.target)
-    baseline_spec = random_baseline.parse(options.baseline)
     baseline_root = Path(options.baseline_dir) if options.baseline_dir else out / random_baseline.DIR
     baseline_jobs: List[Job] = []
     if baseline_spec is not None:
@@ -389,8 +397,8 @@ def _work(finals, final_config, n_seeds, selection_config, stages, baseline_jobs
         todo = [job for job in finals if read_result(job) is None]
         work = [(len(todo), "train", final_config)] if todo else []
     pending = [job for job in baseline_jobs if read_result(job) is None]
-    if pending:
-        work.append((len(pending), "train", pending[0].config))
+    if pending:  # the random cells train with the final runs' recipe: its config stands in for theirs
+        work.append((len(pending), "train", final_config))
     return work
 
 
