@@ -37,7 +37,8 @@ from .datasets import (
     load_cifar10,
 )
 from .device import autocast, pick_device, progress_bar
-from .registry import DATASET_OF_ARCH
+from .loader import load
+from .registry import DATASET_OF_ARCH, get_entry, is_registered
 
 log = logging.getLogger(__name__)
 
@@ -178,8 +179,6 @@ def evaluate(model_or_source, data_dir: PathLike, dataset: Optional[str] = None,
              device="cpu", amp: Optional[str] = None, progress: Optional[bool] = None, workers: int = 4,
              download: bool = True, checkpoint: Optional[PathLike] = None) -> Dict[str, Any]:
     """Evaluate a model (or anything ``zoo.load`` accepts) on its dataset; returns a JSON-able report."""
-    from .loader import load
-
     dev = pick_device(device)
     source = None
     if isinstance(model_or_source, torch.nn.Module):
@@ -226,8 +225,6 @@ def evaluate(model_or_source, data_dir: PathLike, dataset: Optional[str] = None,
 
 
 def _expected_params(cfg) -> Optional[int]:
-    from .registry import get_entry, is_registered
-
     name = cfg.get("name")
     if name and is_registered(name):
         return get_entry(name).params
