@@ -74,15 +74,6 @@ class Job:
 # What one run does, wherever it runs
 # ---------------------------------------------------------------------------------------------
 
-def run_job(kind: str, dataset: str, config: Dict, out: str, progress: bool = False) -> dict:
-    """Run (or resume, or skip if finished) one search or training run; returns its record.
-
-    Module-level and taking only plain values, so it pickles for a worker process and runs the same in a
-    subprocess, a pool worker or this process (:func:`reproduce.tasks.run_task`, which validates the config).
-    """
-    return run_task(kind, dataset, config, out, progress=progress)
-
-
 def read_result(job: Job) -> Optional[Record]:
     """The job's finished record, or None (not run, or not finished)."""
     record = read_record(Path(job.out) / RECORD)
@@ -159,7 +150,7 @@ def _run_in_process(jobs, progress, runner, desc):
                 runner(job, progress)
             else:
                 # errors here are the user's to see at once (bad data path, bad config): let them through
-                run_job(job.kind, job.dataset, job.config, job.out, progress=progress)
+                run_task(job.kind, job.dataset, job.config, job.out, progress=progress)
         bar.update(1)
     bar.close()
     return failures
@@ -255,7 +246,7 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         datefmt="%H:%M:%S")
     job = Job.from_json(args.job)
-    run_job(job.kind, job.dataset, job.config, job.out, progress=False)
+    run_task(job.kind, job.dataset, job.config, job.out, progress=False)
     return 0
 
 

@@ -13,7 +13,7 @@ import math
 import tempfile
 import time
 from pathlib import Path
-from typing import List, Optional
+from typing import Dict, List, Optional
 
 from zoo.datasets import DatasetNotFoundError, load_cifar10
 
@@ -52,27 +52,38 @@ def _time_epochs(task, epochs: int = 2) -> float:
     return seconds
 
 
-def training_seconds(dataset: str, config: dict) -> Optional[float]:
-    """About how long one training run of ``config`` takes here: (probe epoch / its steps) x all steps."""
+# Fields that change how many steps a run takes or what it records, not what one training step costs: runs that
+# differ only in them share one probe (e.g. the selection's short trainings and the final ones).
+NOT_PER_STEP = ("seed", "epochs", "experiment", "profile", "valid_split", "limit", "limit_eval", "download")
+
+
+def training_seconds(dataset: str, config: dict, probes: Optional[Dict[str, float]] = None) -> Optional[float]:
+    """About how long one training run of ``config`` takes here: (probe epoch / its steps) x all steps.
+    ``probes`` keeps the seconds per step measured so far, so a recipe is probed once."""
     cfg = make_config("train", dataset, config)
     if dataset == "cifar10":
         n = len(load_cifar10(cfg.data, train=True, download=False)[1]) - cfg.valid_split
         n = min(n, cfg.limit) if cfg.limit else n
         steps = math.ceil(n / cfg.batch_size)
-        probe = dict(limit=PROBE_STEPS * cfg.batch_size, limit_eval=cfg.eval_batch_size, download=False)
+        # one image to evaluate: the estimate counts training steps, so the probe spends no time elsewhere
+        probe = dict(limit=PROBE_STEPS * cfg.batch_size, limit_eval=1, valid_split=0, download=False)
     elif dataset in ("ptb", "wt2"):
         tokens = cfg.limit or len(load_corpus(cfg.data, dataset).train)
         steps = max(1, tokens // (cfg.batch_size * cfg.bptt))
+        # the smallest evaluation splits the recipe accepts (two rows of each evaluation batch)
         probe = dict(limit=PROBE_STEPS * cfg.batch_size * cfg.bptt + cfg.batch_size,
-                     limit_eval=2 * cfg.eval_batch_size * cfg.bptt)
+                     limit_eval=2 * max(cfg.eval_batch_size, cfg.test_batch_size))
     else:
         return None  # ImageNet: counting the images of the tree would take longer than the dry run should
-    cfg = dataclasses.replace(cfg, epochs=2, compile=False, **probe)
-    d = Dist(device=pick_device(cfg.device))
-    with tempfile.TemporaryDirectory() as tmp:
-        task = TASKS["train", dataset][1](dataset, cfg, d, RunDir(tmp), progress=False)
-        per_step = _time_epochs(task) / PROBE_STEPS
-    return per_step * steps * int(config.get("epochs") or cfg.epochs)
+    probes = {} if probes is None else probes
+    key = json.dumps({k: v for k, v in config.items() if k not in NOT_PER_STEP}, sort_keys=True, default=str)
+    if key not in probes:
+        cfg = dataclasses.replace(cfg, epochs=2, compile=False, **probe)
+        d = Dist(device=pick_device(cfg.device))
+        with tempfile.TemporaryDirectory() as tmp:
+            task = TASKS["train", dataset][1](dataset, cfg, d, RunDir(tmp), progress=False)
+            probes[key] = _time_epochs(task) / PROBE_STEPS
+    return probes[key] * steps * int(config.get("epochs") or cfg.epochs)
 
 
 def search_seconds(dataset: str, config: dict) -> Optional[float]:
@@ -114,13 +125,10 @@ def data_and_time(spec: ExperimentSpec, options: ExperimentOptions, work) -> Lis
         return lines + [f"time: not measured ({e})"]
     log.info("dry run: measuring a %d-step probe of each recipe on %s for the time estimate (a few seconds to a few "
              "minutes: it builds each network and trains it on the real data)", PROBE_STEPS, device)
-    total, parts, measured = 0.0, [], {}
+    total, parts, probes = 0.0, [], {}
     for count, kind, cfg in work:
         dataset = spec.search_dataset if kind == "search" else spec.dataset
-        key = (kind, json.dumps(cfg, sort_keys=True, default=str))  # e.g. the baseline's runs: the final recipe's
-        if key not in measured:
-            measured[key] = search_seconds(dataset, cfg) if kind == "search" else training_seconds(dataset, cfg)
-        seconds = measured[key]
+        seconds = search_seconds(dataset, cfg) if kind == "search" else training_seconds(dataset, cfg, probes)
         if seconds is None:
             parts.append(f"{count} x {kind} {dataset}: not estimated")
             continue

@@ -136,9 +136,9 @@ def test_rerun_skips_finished_seeds_resumes_the_interrupted_one_and_adds_new_one
     assert not (runs / "seed-2").exists()
 
     trained = []
-    real_run_job = scheduler.run_job
-    monkeypatch.setattr(scheduler, "run_job", lambda kind, dataset, config, out, progress=False: (
-        trained.append(Path(out).name), real_run_job(kind, dataset, config, out, progress))[1])
+    real_run_task = scheduler.run_task
+    monkeypatch.setattr(scheduler, "run_task", lambda kind, dataset, config, out, progress=False: (
+        trained.append(Path(out).name), real_run_task(kind, dataset, config, out, progress))[1])
     result = run_experiment(_options(tmp_path, tiny_cifar, seeds=[0, 1, 2], runs=None, report=False))
     assert trained == ["seed-1", "seed-2"]  # seed 0 was finished: not run again
     assert (runs / "seed-0" / "record.json").read_text() == finished_before
@@ -221,7 +221,7 @@ def fake_runs(monkeypatch):
     monkeypatch.setitem(tasks.TASKS, ("search", "ptb"), (FakeSearchConfig, None))
     calls = []
 
-    def run_job(kind, dataset, config, out, progress=False):
+    def run_task(kind, dataset, config, out, progress=False):
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
         calls.append((kind, out.parent.name, config["seed"]))
@@ -239,7 +239,7 @@ def fake_runs(monkeypatch):
         (out / "record.json").write_text(json.dumps(record))
         return record
 
-    monkeypatch.setattr(scheduler, "run_job", run_job)
+    monkeypatch.setattr(scheduler, "run_task", run_task)
     return calls
 
 

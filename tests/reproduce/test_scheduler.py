@@ -140,7 +140,7 @@ def test_slurm_job_pickles_and_requeues_itself_at_the_time_limit(tmp_path):
 
 def test_worker_entry_point_round_trips_a_job(tmp_path, monkeypatch):
     seen = {}
-    monkeypatch.setattr(scheduler, "run_job", lambda kind, dataset, config, out, progress=False: seen.update(
+    monkeypatch.setattr(scheduler, "run_task", lambda kind, dataset, config, out, progress=False: seen.update(
         kind=kind, dataset=dataset, config=config, out=out))
     job = Job("search", "ptb", {"seed": 2, "order": 1}, str(tmp_path / "s"))
     assert scheduler.main(scheduler.worker_command(job)[-2:]) == 0
