@@ -114,10 +114,7 @@ def execute(plan: Plan, launch: Optional[Launch] = None) -> ExperimentResult:
     if plan.baseline is not None:
         comparison = random_baseline.comparison_rows(measured.usable, random_baseline.load(plan.baseline_root),
                                                      plan.spec.metrics)
-    report = None
-    if options.report:
-        results_dir = Path(options.results_dir) if options.results_dir else plan.out.parent
-        report = write_report(results_dir=str(results_dir), fmt=options.report_format)
+    report = write_report(results_dir=str(plan.report_dir), fmt=options.report_format) if options.report else None
     return ExperimentResult(out=plan.out, experiment=measured.meta, records=measured.records, selection=selection,
                             summary=summary, report=Path(report) if report else None, measured=measured,
                             baseline=baseline_meta, baseline_comparison=comparison)

@@ -22,6 +22,7 @@ from .. import comparable, random_baseline, targets
 from .. import config as run_config
 from ..jsonfile import read_json
 from ..layout import EXPERIMENT_FILE, RUNS, SEARCH, SELECTION, run_dir
+from ..report import check_ours, report_path
 from ..rundir import RUNTIME_FIELDS
 from ..scheduler import Job, read_result
 from ..slurm import SlurmOptions
@@ -186,6 +187,7 @@ class Plan:
     baseline: Optional[random_baseline.BaselineSpec] = None
     baseline_root: Optional[Path] = None
     baseline_jobs: Tuple[Job, ...] = ()
+    report_dir: Optional[Path] = None  # the report goes there, over the experiments found under it
     # (count, kind, config) of the runs still to do, one stand-in config each, for the time estimate
     work: Tuple[Tuple[int, str, Dict[str, Any]], ...] = ()
 
@@ -259,6 +261,15 @@ def plan_gpu_queue(n_jobs: int, gpus: Sequence[str]) -> List[List[int]]:
     (The real queue hands each next job to whichever GPU frees first.)
     """
     return [list(range(i, n_jobs, len(gpus))) for i in range(len(gpus))]
+
+
+def report_dir(options: ExperimentOptions, out: Path) -> Path:
+    """Where the report goes, over the experiments found under it: ``results_dir`` when given, else the default
+    results/ tree for a default --out (results/<experiment>-...), else the directory the user named, never its
+    parent (with --out ~/x that would be all of $HOME, scanned, and a REPORT.md of the user's written over)."""
+    if options.results_dir:
+        return Path(options.results_dir)
+    return out.parent if options.out is None else out
 
 
 def _check_options(spec: ExperimentSpec, options: ExperimentOptions) -> None:
@@ -349,11 +360,14 @@ def plan_experiment(options: ExperimentOptions) -> Plan:
     if options.references:
         meta["references"] = list(options.references)
     saved = check_experiment_file(out, meta)
+    where = report_dir(options, out)
+    if options.report:  # a report of the user's in the way is refused now, not after the training
+        check_ours(report_path(where, options.report_format), where / "figures")
     work = _work(finals, final_config, len(seeds), stages.pop("selection_config", None), stages, baseline_jobs)
     return Plan(spec=spec, options=options, out=out, seeds=tuple(seeds), arch=arch, genotype=genotype, meta=meta,
                 saved_seeds=tuple((saved or {}).get("seeds") or ()), differences=differences, train_base=train_base,
                 finals=tuple(finals), baseline=baseline_spec, baseline_root=baseline_root,
-                baseline_jobs=tuple(baseline_jobs), work=tuple(work), **stages)
+                baseline_jobs=tuple(baseline_jobs), report_dir=where, work=tuple(work), **stages)
 
 
 def _search_stages(spec: ExperimentSpec, options: ExperimentOptions, out: Path, train_base: dict,

@@ -115,16 +115,20 @@ class CNNSearch(_Base):
     def loss_fn(self, x, y):
         return lambda: (F.cross_entropy(self.logits(x, self.alphas), y), None)
 
-    def arch_step(self, x, y, xv, yv, lr: float) -> None:
+    def arch_step(self, x, y, xv, yv, lr: float) -> torch.Tensor:
+        """One Adam step of the architecture; returns the validation loss it differentiated (order 2: at the
+        virtually stepped weights)."""
         c = self.config
+        valid_loss, seen = _keeping_loss(self.loss_fn(xv, yv))
         if c.order == 1:
-            grads, _ = architect.first_order(self.alphas, self.loss_fn(xv, yv))
+            grads, _ = architect.first_order(self.alphas, valid_loss)
         else:
             params = list(self.model.parameters())
             grads, _ = architect.second_order(
-                self.model, self.alphas, self.loss_fn(x, y), self.loss_fn(xv, yv), lr, momentum=c.momentum,
+                self.model, self.alphas, self.loss_fn(x, y), valid_loss, lr, momentum=c.momentum,
                 weight_decay=c.weight_decay, buffers=architect.momentum_buffers(self.w_opt, params), r=c.unrolled_eps)
         self.arch_update(grads)
+        return seen["loss"]
 
     def weight_step(self, x, y):
         """One SGD step of the weights; returns (loss, logits, the gradients' norm before clipping)."""
@@ -147,15 +151,15 @@ class CNNSearch(_Base):
         batches = progress_bar(self.data.train_batches(), self.data.train_steps, f"search epoch {epoch}", progress)
         for step, (x, y) in enumerate(batches):
             xv, yv = self.data.next_valid()
-            self.arch_step(x, y, xv, yv, lr)
+            arch_loss = self.arch_step(x, y, xv, yv, lr)
             loss, logits, grad_norm = self.weight_step(x, y)
             hits = (logits.argmax(1) == y).sum()
             loss_sum += loss.double() * y.numel()
             correct += hits
             n += y.numel()
             if hook is not None:
-                hook(epoch, step, {"train_loss": loss, "train_acc": 100.0 * hits / y.numel(), "lr": lr,
-                                   "arch_lr": self.a_opt.param_groups[0]["lr"], "grad_norm": grad_norm})
+                hook(epoch, step, {"train_loss": loss, "train_acc": 100.0 * hits / y.numel(), "arch_loss": arch_loss,
+                                   "lr": lr, "arch_lr": self.a_opt.param_groups[0]["lr"], "grad_norm": grad_norm})
         return {"lr": lr, "train_loss": loss_sum.item() / n, "train_acc": 100.0 * correct.item() / n}
 
     @torch.no_grad()
@@ -186,6 +190,17 @@ class CNNSearch(_Base):
 
     def final_metrics(self, row: dict) -> dict:
         return {k: row[k] for k in ("train_loss", "train_acc", "valid_loss", "valid_acc")}
+
+
+def _keeping_loss(loss_fn):
+    """``loss_fn`` (returning (loss, aux)) wrapped to keep its last loss, detached, in the returned dict."""
+    seen: Dict[str, torch.Tensor] = {}
+
+    def loss():
+        value, aux = loss_fn()
+        seen["loss"] = value.detach()
+        return value, aux
+    return loss, seen
 
 
 def _detach_hidden(hidden):
@@ -237,7 +252,7 @@ class RNNSearch(_Base):
             data_valid, targets_valid = zds.get_batch(search, i % (search.size(0) - 1), c.bptt)
             data, targets = zds.get_batch(train, i, seq_len)
             hidden, hidden_valid = _detach_hidden(hidden), _detach_hidden(hidden_valid)
-            valid_loss = self.loss_fn(hidden_valid, data_valid, targets_valid)
+            valid_loss, seen = _keeping_loss(self.loss_fn(hidden_valid, data_valid, targets_valid))
             if c.order == 1:
                 grads, hidden_valid = architect.first_order(self.alphas, valid_loss)
             else:
@@ -260,7 +275,7 @@ class RNNSearch(_Base):
             if bar is not None:
                 bar.update(1)
             if hook is not None:
-                hook(epoch, step, {"train_loss": raw_loss.detach(), "lr": lr_step,
+                hook(epoch, step, {"train_loss": raw_loss.detach(), "arch_loss": seen["loss"], "lr": lr_step,
                                    "arch_lr": self.a_opt.param_groups[0]["lr"], "grad_norm": grad_norm.detach()})
             step += 1
         if bar is not None:
@@ -364,7 +379,7 @@ class SearchTask:
         skips = genotypes.derive.normal_skips(self.searcher.genotype(capped=False))
         if skips < self.stop_at_skips:
             return None
-        return (f"early_stop {self.config.early_stop}: the derived normal cell has {skips} skip connections "
+        return (f"early_stop {self.config.early_stop}: the normal cell DARTS derives has {skips} skip connections "
                 f"(DARTS+ stops at {self.stop_at_skips})")
 
     def state_dict(self) -> dict:
