@@ -54,7 +54,8 @@ def _cmd_info(args) -> int:
     if not d["sources"]:
         lines.append("  weights:       none published (architecture only)")
     for i, src in enumerate(d["sources"], 1):
-        digest = src["sha256"] or (f"starts with {src['sha256_prefix']}" if src["sha256_prefix"] else "not published")
+        digest = src["sha256"] or (f"starts with {src['sha256_prefix']}" if src["sha256_prefix"] else
+                                   "not published: weights from it are not verified against a published digest")
         head = {True: "with the auxiliary head", False: "no auxiliary head", None: "auxiliary head: not stated"}
         lines += [f"  source {i}:      {src['kind']} {src['url']}",
                   f"                 file {src['filename'] or '-'}, {src['layout']} layout, sha256 {digest}, "

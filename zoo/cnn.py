@@ -16,7 +16,7 @@ import torch.nn as nn
 import genotypes as _genotypes
 from genotypes import Genotype
 
-from .limits import check_sizes
+from .limits import check_parameters, check_sizes
 from .ops import OPS, FactorizedReduce, Identity, ReLUConvBN, drop_path
 from .state import StrictLoadMixin
 
@@ -104,6 +104,12 @@ class AuxiliaryHeadImageNet(nn.Module):
         return self.classifier(self.features(x).flatten(1))
 
 
+def _parameter_bound(C: int, num_classes: int, layers: int) -> int:
+    """An upper bound of a conv network's parameters, cheap to compute: a cell of the widest genotype (128 edges of
+    7x1-1x7 convolutions) at 4*C channels, and a classifier over at most 66 concatenated nodes of 4*C."""
+    return 2048 * C * C * layers + 300 * C * num_classes
+
+
 class _Network(StrictLoadMixin, nn.Module):
     """Shared cell stack: reductions at 1/3 and 2/3 of the depth, auxiliary head after 2/3.
 
@@ -189,6 +195,8 @@ class NetworkCIFAR(_Network):
     def __init__(self, C: int, num_classes: int, layers: int, auxiliary: bool, genotype: Union[Genotype, str]):
         super().__init__()
         genotype = self._init_config(C, num_classes, layers, auxiliary, genotype)
+        check_parameters("NetworkCIFAR", _parameter_bound(C, num_classes, layers),
+                         lambda: NetworkCIFAR(C, num_classes, layers, auxiliary, genotype))
         stem_multiplier = 3
         C_stem = stem_multiplier * C
         self.stem = nn.Sequential(nn.Conv2d(3, C_stem, 3, padding=1, bias=False), nn.BatchNorm2d(C_stem))
@@ -210,6 +218,8 @@ class NetworkImageNet(_Network):
                  auxiliary_bn: bool = False):
         super().__init__()
         genotype = self._init_config(C, num_classes, layers, auxiliary, genotype)
+        check_parameters("NetworkImageNet", _parameter_bound(C, num_classes, layers),
+                         lambda: NetworkImageNet(C, num_classes, layers, auxiliary, genotype, auxiliary_bn))
         if auxiliary_bn:  # only recorded when set, so configs of the original's network stay as they were
             self.config["auxiliary_bn"] = True
         self.stem0 = nn.Sequential(

@@ -89,7 +89,8 @@ class Source:
         return self.location
 
     def to_dict(self) -> Dict[str, Any]:
-        return {**asdict(self), "url": self.url}
+        # verified: the registry holds a digest its file is checked against (weights from it are the published ones)
+        return {**asdict(self), "url": self.url, "verified": bool(self.sha256 or self.sha256_prefix)}
 
 
 @dataclass(frozen=True)
