@@ -34,7 +34,7 @@ from .hub import HF_PREFIX, hub_download, parse_hub_source
 from .layouts import is_nni_layout
 from .legacy import StandinModule, load_original
 from .registry import ModelEntry, Source, build_entry, entries, get_entry, is_registered
-from .saved import CONFIG_NAME, load_pretrained, save_pretrained, with_new_head
+from .saved import CONFIG_NAME, load_pretrained, save_pretrained, with_in_chans, with_new_head
 
 log = logging.getLogger(__name__)
 
@@ -282,11 +282,14 @@ def guess_kind(path: Path) -> str:
 
 
 def load(name_or_source: str, checkpoint: Optional[PathLike] = None, device: Union[str, torch.device] = "cpu",
-         revision: Optional[str] = None, num_classes: Optional[int] = None, **kw):
+         revision: Optional[str] = None, num_classes: Optional[int] = None, in_chans: Optional[int] = None,
+         **kw):
     """A ready model (eval mode, on ``device``) from a name, directory, ``hf-hub:`` id or checkpoint file.
 
     ``num_classes`` keeps the pretrained features and gives fresh classifier heads (the auxiliary
-    one too). ``checkpoint`` loads a local original file for a registry name
+    one too). ``in_chans`` makes the stem read that many input channels, its pretrained RGB weights
+    adapted as timm does (summed for one channel, repeated and scaled by 3/N for N). ``checkpoint``
+    loads a local original file for a registry name
     (``zoo.load("darts-cifar10", checkpoint="cifar10_model.pt")``); ``kw`` (e.g. ``genotype=``)
     overrides what an original file cannot tell. ``revision`` picks a hub revision.
     """
@@ -323,22 +326,30 @@ def load(name_or_source: str, checkpoint: Optional[PathLike] = None, device: Uni
         raise AssertionError("unreachable")
     if num_classes is not None:
         with_new_head(model, num_classes)
+    if in_chans is not None:
+        with_in_chans(model, in_chans)
     return model.to(device).eval()
 
 
 def create_model(name: str, pretrained: bool = False, **overrides):
     """Build a named model; ``overrides`` replace constructor arguments (e.g. ``num_classes=100``,
     ``genotype="DARTS_V1"``). With ``pretrained=True`` the weights are loaded as :func:`load` does;
-    ``num_classes`` then gives fresh classifier heads over the pretrained features, and other
-    overrides are refused (the weights fix the architecture)."""
+    ``num_classes`` then gives fresh classifier heads over the pretrained features, ``in_chans``
+    adapts the pretrained stem (as timm does), ``drop_path_rate`` sets the drop-path probability for
+    fine-tuning, and other overrides are refused (the weights fix the architecture)."""
     if not pretrained:
         return build_entry(name, **overrides)
     num_classes = overrides.pop("num_classes", None)
+    in_chans = overrides.pop("in_chans", None)
+    drop_path_rate = overrides.pop("drop_path_rate", None)
     if overrides:
         raise ValueError(
             f"pretrained weights fix the architecture of {get_entry(name).name}; drop the overrides "
             f"{sorted(overrides)} or build with pretrained=False and load your own weights")
-    return load(get_entry(name).name, num_classes=num_classes)
+    model = load(get_entry(name).name, num_classes=num_classes, in_chans=in_chans)
+    if drop_path_rate is not None:
+        model.set_drop_path_rate(drop_path_rate)
+    return model
 
 
 def download(name: str) -> Dict[str, str]:

@@ -252,7 +252,24 @@ def with_new_head(model, num_classes: int):
     return model
 
 
+def with_in_chans(model, in_chans: int):
+    """The stem made to read ``in_chans`` input channels, its pretrained RGB weights adapted as timm does."""
+    if not hasattr(model, "set_in_chans"):
+        raise ValueError(f"in_chans applies to the conv networks; a {type(model).__name__} reads words")
+    if in_chans != model.in_chans:
+        before = model.in_chans
+        model.set_in_chans(in_chans)
+        cfg = getattr(model, "zoo_config", None)
+        if cfg is not None:  # the stem now reads other inputs: no metric of the file describes this model any more
+            args = {k: v for k, v in cfg["args"].items() if k != "in_chans"}
+            if in_chans != 3:
+                args["in_chans"] = int(in_chans)
+            model.zoo_config = {**cfg, "args": args, "metrics": {}, "metrics_source": "",
+                                "stem": f"adapted from {before} to {in_chans} input channels (timm's adapt_input_conv)"}
+    return model
+
+
 __all__ = [
     "save_pretrained", "load_pretrained", "model_config", "validate_config",
-    "with_new_head", "ModelLoadError", "CONFIG_NAME", "WEIGHTS_NAME", "CARD_NAME",
+    "with_new_head", "with_in_chans", "ModelLoadError", "CONFIG_NAME", "WEIGHTS_NAME", "CARD_NAME",
 ]
