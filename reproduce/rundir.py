@@ -35,6 +35,7 @@ from typing import Any, Dict, List, Optional
 import torch
 
 from zoo.fileio import append_jsonl, atomic_torch_save, atomic_write_json, atomic_write_text
+from zoo.torchfile import check_torch_zip
 
 from . import config as _config
 from . import records
@@ -313,6 +314,7 @@ def load_checked(path, map_location="cpu") -> Dict[str, Any]:
     """
     path = Path(path)
     try:
+        check_torch_zip(path, path.name)  # sizes and pickle bounded before torch.load inflates or unpickles
         outer = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # written atomically: a file torch cannot read is damaged
         raise DamagedCheckpointError(f"cannot read {path} ({first_line(e)}); "
@@ -330,6 +332,7 @@ def load_checked(path, map_location="cpu") -> Dict[str, Any]:
         raise DamagedCheckpointError(f"{path} is damaged: its content does not match its checksum; "
                                      f"{_restart_hint(path)}")
     try:
+        check_torch_zip(data, path.name)
         state = torch.load(io.BytesIO(data), map_location=map_location, weights_only=True)
     except Exception as e:  # the checksum matched: what we wrote is unreadable (another torch version?)
         raise DamagedCheckpointError(f"cannot read {path} ({first_line(e)}); "

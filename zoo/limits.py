@@ -16,8 +16,8 @@ SIZE_LIMITS = {"C": 256, "layers": 64, "num_classes": 100_000, "ntoken": 1_000_0
 # Checkpoint files (an original release, a copy of one, a run's checkpoint.pt): the largest DARTS files are about
 # 100 MB; these bounds keep a crafted file's cost in time and memory a small multiple of that.
 MAX_CHECKPOINT_BYTES = 2 << 30
-MAX_PICKLE_OPCODES = 2_000_000  # a state dict of 1000 tensors pickles in about 30 000
-MAX_PICKLE_COPIES = 2_000_000  # items that constructors called by a pickle (set(list), ...) may copy in all
+MAX_PICKLE_OPCODES = 500_000  # a state dict of 1000 tensors pickles in about 30 000
+MAX_PICKLE_COPIES = 500_000  # items that constructors called by a pickle (set(list), ...) may copy in all
 
 # Weights a network may have: 1 GB of float32, 50 times the largest DARTS network. Sizes within SIZE_LIMITS can still
 # multiply past it (C=256 with 64 cells; a 1M-word vocabulary of 4096-wide embeddings), which would fail to allocate.
