@@ -18,6 +18,9 @@ AnyGenotype = Union[Genotype, RNNGenotype]
 # A range in the text lists nodes of one cell (inputs included): checked before it is expanded.
 _MAX_RANGE = MAX_NODES + 2
 
+# The longest genotype text: MAX_NODES nodes of two ('sep_conv_3x3', i) edges each, both cells, with room for spaces.
+MAX_TEXT = 64 * MAX_NODES * 2 * 2 + 1000
+
 _CNN_FIELDS = Genotype._fields
 _RNN_FIELDS = RNNGenotype._fields
 
@@ -58,6 +61,9 @@ def parse(text: str) -> AnyGenotype:
     """
     if not isinstance(text, str):
         raise TypeError(f"parse() takes the genotype's text, not {type(text).__name__}")
+    if len(text) > MAX_TEXT:  # parsed before it is checked: its size bounds the parser's time and memory
+        raise ValueError(f"genotype text of {len(text)} characters; a genotype's is under {MAX_TEXT}: "
+                         f"{quote(text.strip(), 80)}")
     stripped = text.strip()
     try:
         tree = ast.parse(stripped, mode="eval")

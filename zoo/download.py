@@ -100,7 +100,7 @@ def fetch(dest: PathLike, url: Optional[str] = None, gdrive_id: Optional[str] = 
     a download past either is stopped and deleted.
     """
     import gdown
-    from gdown.exceptions import DownloadCancelled
+    from gdown.exceptions import DownloadCancelled, DownloadError
 
     if offline():
         raise OSError("offline (DARTS_ZOO_OFFLINE or HF_HUB_OFFLINE is set): no download attempted")
@@ -126,6 +126,8 @@ def fetch(dest: PathLike, url: Optional[str] = None, gdrive_id: Optional[str] = 
             except DownloadCancelled:
                 raise DownloadLimitError(f"not finished after {deadline:g} s, the deadline of one file (the server "
                                          f"sends too slowly); stopped") from None
+            except DownloadError as e:  # gdown's own (a short body, no Drive file): an OSError like requests' errors
+                raise OSError(f"{type(e).__name__}: {str(e)[:300]}") from None
         digest = verify(part, sha256, sha256_prefix)
         os.replace(part, dest)
         log.info("downloaded %s (sha256 %s)", dest, digest)

@@ -41,7 +41,7 @@ def nni_keys() -> List[Tuple[str, Tuple[int, ...]]]:
 
 
 def is_nni_layout(sd: Dict[str, torch.Tensor]) -> bool:
-    return any(k.startswith("stages.") for k in sd)
+    return any(isinstance(k, str) and k.startswith("stages.") for k in sd)
 
 
 def _original_keys_of_nni_network() -> List[Tuple[str, Tuple[int, ...]]]:
@@ -180,7 +180,7 @@ def _ptb_from_model(obj) -> Tuple["OrderedDict[str, torch.Tensor]", Dict[str, An
 
 def strip_module_prefix(sd: Dict[str, Any]) -> Dict[str, Any]:
     """A state dict saved from a DataParallel / DistributedDataParallel wrapper (every key ``module.*``) unwrapped."""
-    if sd and all(k.startswith("module.") for k in sd):
+    if sd and all(isinstance(k, str) and k.startswith("module.") for k in sd):
         return OrderedDict((k[len("module."):], v) for k, v in sd.items())
     return sd
 

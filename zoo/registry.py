@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Dict, List, Optional, Tuple
 
 import genotypes as _genotypes
+from genotypes.quoting import quote
 
 from .datasets import CIFAR_MEAN, CIFAR_STD, IMAGENET_MEAN, IMAGENET_STD
 
@@ -367,11 +368,11 @@ def build(arch: str, args: Dict[str, Any], genotype):
 
     classes = {"NetworkCIFAR": NetworkCIFAR, "NetworkImageNet": NetworkImageNet, "RNNModel": RNNModel}
     if arch not in classes:
-        raise ValueError(f"unknown architecture {arch!r}; expected one of {', '.join(ARCHS)}")
+        raise ValueError(f"unknown architecture {quote(arch)}; expected one of {', '.join(ARCHS)}")
     allowed = _ARCH_ARG_NAMES[arch]
     bad = [k for k in args if k not in allowed]
     if bad:
-        raise ValueError(f"{arch} takes no argument(s) {bad}; its arguments are {', '.join(allowed)}")
+        raise ValueError(f"{arch} takes no argument(s) {quote(bad)}; its arguments are {', '.join(allowed)}")
     genotype = _genotypes.resolve(genotype, "rnn" if arch == "RNNModel" else "cnn")
     if arch == "RNNModel":
         if "ninp" in args and "nhid" not in args:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import os
 from pathlib import Path
 from typing import Any, Dict, Optional, Tuple, Union
@@ -35,6 +36,7 @@ WEIGHTS_NAME = "model.safetensors"
 CARD_NAME = "README.md"
 FORMAT = "darts-zoo"
 FORMAT_VERSION = 1
+MAX_CONFIG_BYTES = 1 << 20  # a config.json is a few kB; a larger one is read no further
 
 
 # --------------------------------------------------------------------------------------------
@@ -86,6 +88,25 @@ def model_config(model, name: Optional[str] = None, metrics: Optional[Dict[str, 
     }
 
 
+# Evaluation reads these from config.json: bounded so that no file can ask for gigapixel images or endless sequences.
+_PREPROCESSING_INTS = {"resize": 4096, "crop": 4096, "bptt": 10_000, "eval_batch_size": 4096}
+
+
+def _check_preprocessing(pre: Any, where: str) -> None:
+    if not isinstance(pre, dict):
+        raise ModelLoadError(f"{where}: 'preprocessing' must be an object, not {quote(pre)}")
+    for key, limit in _PREPROCESSING_INTS.items():
+        value = pre.get(key)
+        if value is not None and (type(value) is not int or not 1 <= value <= limit):
+            raise ModelLoadError(f"{where}: preprocessing {key}={quote(value)} must be an integer from 1 to {limit}")
+    for key in ("mean", "std"):
+        value = pre.get(key)
+        if value is not None and not (isinstance(value, list) and 1 <= len(value) <= 1024 and all(
+                type(v) in (int, float) and math.isfinite(v) and (key == "mean" or v > 0) for v in value)):
+            raise ModelLoadError(f"{where}: preprocessing {key}={quote(value)} must be a list of at most 1024 finite "
+                                 f"numbers{' above 0' if key == 'std' else ''}")
+
+
 def validate_config(config: Any, where: str = "config.json") -> Dict[str, Any]:
     """Check that a config can rebuild a network; raise ModelLoadError naming the problem."""
     if not isinstance(config, dict):
@@ -108,6 +129,9 @@ def validate_config(config: Any, where: str = "config.json") -> Dict[str, Any]:
     tied = config.get("tied", {})
     if not isinstance(tied, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in tied.items()):
         raise ModelLoadError(f"{where}: 'tied' must map parameter names to parameter names")
+    _check_preprocessing(config.get("preprocessing", {}), where)
+    if not isinstance(config.get("dataset", ""), str) or len(config.get("dataset", "")) > 64:
+        raise ModelLoadError(f"{where}: 'dataset' must be a dataset's name, not {quote(config.get('dataset'))}")
     files = config.get("files", {})
     known = files.get(WEIGHTS_NAME, {}) if isinstance(files, dict) else None
     if not (isinstance(known, dict) and type(known.get("size", 0)) is int
@@ -186,6 +210,8 @@ def load_pretrained(directory: PathLike, device: Union[str, torch.device] = "cpu
         if not p.is_file():
             raise ModelLoadError(f"{d} is not a saved model: {p.name} is missing (a saved model holds "
                                  f"{CONFIG_NAME} and {WEIGHTS_NAME}; write one with zoo.save_pretrained)")
+    if cfg_path.stat().st_size > MAX_CONFIG_BYTES:
+        raise ModelLoadError(f"{cfg_path}: {cfg_path.stat().st_size} bytes, not a config (ours are a few kB)")
     try:
         config = json.loads(cfg_path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as e:

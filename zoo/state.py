@@ -70,8 +70,9 @@ def check_state_dict(model: torch.nn.Module, state_dict: Mapping[str, torch.Tens
 
 def check_finite(state_dict: Mapping[str, torch.Tensor], where="the weights") -> None:
     """Every floating-point weight must be finite (NaN/inf means damaged weights): ValueError naming them."""
-    bad = [_key(k) for k, t in state_dict.items()
-           if isinstance(t, torch.Tensor) and t.is_floating_point() and not t.is_meta and not torch.isfinite(t).all()]
+    # float8 has no isfinite of its own: checked as float32
+    bad = [_key(k) for k, t in state_dict.items() if isinstance(t, torch.Tensor) and t.is_floating_point()
+           and not t.is_meta and not torch.isfinite(t if t.element_size() > 1 else t.float()).all()]
     if bad:
         raise ValueError(f"{where}: non-finite values (NaN/inf) in {', '.join(bad[:5])}: the weights are damaged")
 

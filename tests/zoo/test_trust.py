@@ -242,3 +242,57 @@ def test_push_is_refused_in_one_line_offline_or_without_credentials(tmp_path, mo
     assert main(["push", str(d), "org/repo"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: no Hugging Face credentials, so nothing is pushed") and err.count("\n") == 1
+
+
+# ----------------------------------------------------------------------------------------------- found by the sweep
+
+
+def test_a_checkpoint_with_integer_keys_is_one_line(tmp_path):
+    torch.save({1: torch.zeros(1)}, tmp_path / "k.pt")
+    with pytest.raises(zoo.ModelLoadError, match="cannot tell which DARTS network"):
+        zoo.load(str(tmp_path / "k.pt"))
+
+
+def test_float8_weights_are_checked_for_finite_values(tmp_path):
+    d = _saved(tmp_path)
+    tensors = {k: v.to(torch.float8_e4m3fn) if v.is_floating_point() else v
+               for k, v in load_file(d / "model.safetensors").items()}
+    tensors["classifier.bias"] = torch.full_like(tensors["classifier.bias"], float("nan"))
+    save_file(tensors, d / "model.safetensors")
+    _edit_config(d, files={})
+    with pytest.raises(zoo.ModelLoadError, match="non-finite values"):
+        zoo.load(str(d))
+
+
+@pytest.mark.parametrize("change,why", [
+    ({"preprocessing": {"resize": 10**9}}, "preprocessing resize=1000000000 must be an integer from 1 to 4096"),
+    ({"preprocessing": {"mean": [0.5] * 100_000}}, "must be a list of at most 1024 finite numbers"),
+    ({"preprocessing": {"std": [0, 0, 0]}}, "numbers above 0"),
+    ({"dataset": "x" * 100_000}, "'dataset' must be a dataset's name, not 'xxxx"),
+    ({"genotype": "Genotype(normal=[" + "('skip_connect', 0), " * 20_000}, "genotype text of 420017 characters"),
+    ({"description": "d" * 2_000_000}, "not a config"),
+])
+def test_config_values_that_would_cost_without_bound_are_refused(tmp_path, change, why):
+    d = _saved(tmp_path)
+    cfg = json.loads((d / "config.json").read_text())
+    for k, v in change.items():
+        cfg[k] = {**cfg[k], **v} if isinstance(v, dict) else v
+    (d / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(zoo.ModelLoadError, match=why) as e:
+        zoo.load(str(d))
+    assert len(str(e.value)) < 600
+
+
+def test_an_unknown_argument_with_a_long_name_is_quoted_briefly(tmp_path):
+    d = _saved(tmp_path)
+    _edit_config(d, args={"C": 4, "num_classes": 10, "layers": 3, "auxiliary": False, "x" * 1_000_000: 1})
+    with pytest.raises(zoo.ModelLoadError, match="takes no argument") as e:
+        zoo.load(str(d))
+    assert len(str(e.value)) < 600
+
+
+def test_download_failures_are_os_errors(tmp_path, online, server):
+    server.files["/f"] = bytes(100_000)
+    server.faults["/f"] = "truncate"
+    with pytest.raises(OSError, match="incomplete"):
+        download.fetch(tmp_path / "f", url=server.url + "/f", timeout=1.0, progress=False)
