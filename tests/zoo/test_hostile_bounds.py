@@ -35,6 +35,24 @@ def _load(path) -> str:
     return f"zoo.load({str(path)!r})"
 
 
+def _from_a_mirror(path, home) -> str:
+    """A case: ``zoo.load("darts-cifar10")`` with a site mirror serving ``path`` as cifar10_model.pt."""
+    return f"""
+import dataclasses, os
+from file_server import FileServer
+from zoo import registry
+server = FileServer().start()
+server.files["/site/cifar10_model.pt"] = open({str(path)!r}, "rb").read()
+os.environ.update(DARTS_ZOO_URL_PREFIX=server.url + "/site", DARTS_ZOO_HOME={str(home)!r})
+for k in ("DARTS_ZOO_OFFLINE", "HF_HUB_OFFLINE"):
+    os.environ.pop(k, None)
+entry = registry.get_entry("darts-cifar10")
+only = dataclasses.replace(entry.sources[1], kind="url", location=server.url + "/gone")
+registry._REGISTRY["darts-cifar10"] = dataclasses.replace(entry, sources=(only,))
+zoo.load("darts-cifar10")
+"""
+
+
 def _storage_pid() -> bytes:
     return (b"(X\x07\x00\x00\x00storagectorch\nFloatStorage\nX\x01\x00\x00\x000X\x03\x00\x00\x00cpuK\x01NtQ")
 
@@ -66,6 +84,7 @@ def test_shared_keys_sets_and_lists_are_refused_in_bounded_time_and_memory(tmp_p
     cell.__dict__["genotype"] = type(cell.__dict__["genotype"])(recurrent=shared, concat=range(1, 9))
     write_legacy(obj, tmp_path / "rnn_genotype")
     cases = [(name, _load(tmp_path / name)) for name in [*files, "rnn_genotype"]]
+    cases.append(("mirror", _from_a_mirror(tmp_path / "legacy_key", tmp_path / "served")))
     cases.append(("convert_cli", f"""
 import contextlib, io
 err = io.StringIO()
@@ -80,6 +99,7 @@ raise RuntimeError(f"exit {{rc}}: " + err.getvalue().strip())
     for name in ("legacy_set_call", "zip_set_call"):
         assert "a key given to __builtin__.set that is a tuple" in r[name]["message"], r[name]
     assert r["convert_cli"]["message"].startswith("exit 2: error: ") and "hashing it" in r["convert_cli"]["message"]
+    assert r["mirror"]["error"] == "WeightsNotFoundError" and "a dict key that is a tuple" in r["mirror"]["message"]
     assert "unsupported legacy protocol version [[[[...], [...]]" in r["protocol"]["message"]
     assert "unexpected persistent id [[[[...]" in r["persistent_id"]["message"]
     assert "tensor size must be a tuple of non-negative ints, got [[[[" in r["int_check"]["message"]
@@ -94,25 +114,10 @@ def test_a_zip_bomb_is_refused_from_its_directory_as_a_file_a_download_and_a_run
     run = tmp_path / "run"
     run.mkdir()
     (run / "checkpoint.pt").write_bytes(bomb)
-    served = str(tmp_path / "served")
-    mirror = f"""
-import dataclasses, os
-from file_server import FileServer
-from zoo import registry
-server = FileServer().start()
-server.files["/site/cifar10_model.pt"] = open({str(tmp_path / 'bomb.pt')!r}, "rb").read()
-os.environ.update(DARTS_ZOO_URL_PREFIX=server.url + "/site", DARTS_ZOO_HOME={served!r})
-for k in ("DARTS_ZOO_OFFLINE", "HF_HUB_OFFLINE"):
-    os.environ.pop(k, None)
-entry = registry.get_entry("darts-cifar10")
-only = dataclasses.replace(entry.sources[1], kind="url", location=server.url + "/gone")
-registry._REGISTRY["darts-cifar10"] = dataclasses.replace(entry, sources=(only,))
-zoo.load("darts-cifar10")
-"""
     r = _bounded([
         ("file", _load(tmp_path / "bomb.pt")),
         ("checkpoint", f"import reproduce.rundir as R; R.load_checked({str(run / 'checkpoint.pt')!r})"),
-        ("mirror", mirror),
+        ("mirror", _from_a_mirror(tmp_path / "bomb.pt", tmp_path / "served")),
     ])
     assert r["file"]["error"] == "CheckpointError"
     assert "its zip entries declare 1258291" in r["file"]["message"] and "compressed bomb" in r["file"]["message"]

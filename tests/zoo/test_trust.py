@@ -1,7 +1,8 @@
 """What the zoo takes on trust, and what it no longer does: downloads that never end, files without a published
 digest tried before checksummed ones, digests written beside the weights, sizes and types read off files.
 
-Servers are on 127.0.0.1 (tests/zoo/file_server.py); deadlines and caps are passed small so the tests stay fast.
+Servers are on 127.0.0.1 (the ``server`` fixture of conftest.py); deadlines and caps are passed small so the tests
+stay fast.
 """
 import dataclasses
 import hashlib
@@ -11,7 +12,6 @@ from collections import OrderedDict
 
 import pytest
 import torch
-from file_server import FileServer
 from safetensors.torch import load_file, save_file
 
 import zoo
@@ -20,19 +20,6 @@ from zoo.__main__ import main
 from zoo.loader import UNVERIFIED
 
 _SMALL = {"C": 4, "layers": 3}  # darts-cifar10's network, small (the checks do not depend on its size)
-
-
-@pytest.fixture
-def server():
-    s = FileServer(trickle_s=0.3).start()
-    yield s
-    s.stop()
-
-
-@pytest.fixture
-def online(monkeypatch):
-    for k in ("DARTS_ZOO_OFFLINE", "HF_HUB_OFFLINE", "DARTS_ZOO_URL_PREFIX"):
-        monkeypatch.delenv(k, raising=False)
 
 
 def _weights(seed: int) -> bytes:
