@@ -57,6 +57,9 @@ def model_config(model, name: Optional[str] = None, metrics: Optional[Dict[str, 
     arch = type(model).__name__
     if arch not in ARCHS or not isinstance(getattr(model, "config", None), dict):
         raise TypeError(f"save_pretrained saves the zoo's networks ({', '.join(ARCHS)}), not {arch}")
+    if getattr(model, "out_indices", None) is not None:
+        raise ValueError("a features_only network is saved as the whole network: save the model before "
+                         "features_only(), and load it with features_only=True")
     args = {k: v for k, v in model.config.items() if k != "genotype"}
     genotype = _genotypes.format(model.genotype)
     entry = get_entry(name) if name else None
@@ -196,14 +199,8 @@ def save_pretrained(model, save_directory: PathLike, name: Optional[str] = None,
     return out
 
 
-def load_pretrained(directory: PathLike, device: Union[str, torch.device] = "cpu",
-                    expected_sha256: Optional[str] = None, num_classes: Optional[int] = None):
-    """Rebuild a model from a saved-model directory, verify its weights, return it in eval mode.
-
-    The returned model carries the directory's config as ``model.zoo_config``.
-    """
-    from safetensors.torch import load as st_load
-
+def read_config(directory: PathLike) -> Dict[str, Any]:
+    """The validated config.json of a saved-model directory (which must hold its weights file too)."""
     d = Path(directory).expanduser()
     cfg_path, w_path = d / CONFIG_NAME, d / WEIGHTS_NAME
     for p in (cfg_path, w_path):
@@ -218,7 +215,20 @@ def load_pretrained(directory: PathLike, device: Union[str, torch.device] = "cpu
         raise ModelLoadError(f"{cfg_path}: not valid JSON ({e})") from None
     except RecursionError:
         raise ModelLoadError(f"{cfg_path}: nested too deeply to be a config") from None
-    validate_config(config, str(cfg_path))
+    return validate_config(config, str(cfg_path))
+
+
+def load_pretrained(directory: PathLike, device: Union[str, torch.device] = "cpu",
+                    expected_sha256: Optional[str] = None, num_classes: Optional[int] = None):
+    """Rebuild a model from a saved-model directory, verify its weights, return it in eval mode.
+
+    The returned model carries the directory's config as ``model.zoo_config``.
+    """
+    from safetensors.torch import load as st_load
+
+    d = Path(directory).expanduser()
+    cfg_path, w_path = d / CONFIG_NAME, d / WEIGHTS_NAME
+    config = read_config(d)
     known = (config.get("files") or {}).get(WEIGHTS_NAME, {})
     size = w_path.stat().st_size  # compared before the file is read: a sparse 10 GB file costs nothing
     if isinstance(known.get("size"), int) and known["size"] != size:
@@ -295,7 +305,27 @@ def with_in_chans(model, in_chans: int):
     return model
 
 
+def as_backbone(model, out_indices=None):
+    """timm's ``features_only=True``: the conv network returning its feature maps (``out_indices``)."""
+    if not hasattr(model, "features_only"):
+        raise ValueError(f"features_only applies to the conv networks, not a {type(model).__name__}")
+    return model.features_only(out_indices)
+
+
+def adapt_loaded(model, num_classes: Optional[int] = None, in_chans: Optional[int] = None,
+                 features_only: bool = False, out_indices=None):
+    """What a caller of ``zoo.load`` / ``from_pretrained`` asks of loaded weights: fresh heads, an adapted stem,
+    a backbone (timm's ``num_classes``, ``in_chans``, ``features_only`` / ``out_indices``)."""
+    if num_classes is not None:
+        with_new_head(model, num_classes)
+    if in_chans is not None:
+        with_in_chans(model, in_chans)
+    if features_only or out_indices is not None:
+        as_backbone(model, out_indices)
+    return model
+
+
 __all__ = [
-    "save_pretrained", "load_pretrained", "model_config", "validate_config",
-    "with_new_head", "with_in_chans", "ModelLoadError", "CONFIG_NAME", "WEIGHTS_NAME", "CARD_NAME",
+    "save_pretrained", "load_pretrained", "read_config", "adapt_loaded", "as_backbone", "model_config",
+    "validate_config", "with_new_head", "with_in_chans", "ModelLoadError", "CONFIG_NAME", "WEIGHTS_NAME", "CARD_NAME",
 ]
