@@ -8,7 +8,7 @@ head returns ``(logits, logits_aux)``.
 """
 from __future__ import annotations
 
-from typing import Union
+from typing import Tuple, Union
 
 import torch
 import torch.nn as nn
@@ -203,6 +203,25 @@ class NetworkCIFAR(_Network):
         return self._cells_forward(s, s)
 
 
+def imagenet_stems(C: int) -> Tuple[nn.Sequential, nn.Sequential]:
+    """The three-conv stem of the ImageNet networks (each conv stride 2): ``stem0`` (3 -> C/2 -> C channels,
+    1/4 of the side) and ``stem1`` (C -> C, 1/8); the first cell takes ``stem0``'s output as its s0 and
+    ``stem1``'s as its s1. Shared by the evaluation network and the PC-DARTS search supernet."""
+    stem0 = nn.Sequential(
+        nn.Conv2d(3, C // 2, kernel_size=3, stride=2, padding=1, bias=False),
+        nn.BatchNorm2d(C // 2),
+        nn.ReLU(inplace=True),
+        nn.Conv2d(C // 2, C, 3, stride=2, padding=1, bias=False),
+        nn.BatchNorm2d(C),
+    )
+    stem1 = nn.Sequential(
+        nn.ReLU(inplace=True),
+        nn.Conv2d(C, C, 3, stride=2, padding=1, bias=False),
+        nn.BatchNorm2d(C),
+    )
+    return stem0, stem1
+
+
 class NetworkImageNet(_Network):
     """DARTS evaluation network for 224x224 images (C=48, 14 cells in the paper)."""
 
@@ -212,18 +231,7 @@ class NetworkImageNet(_Network):
         genotype = self._init_config(C, num_classes, layers, auxiliary, genotype)
         if auxiliary_bn:  # only recorded when set, so configs of the original's network stay as they were
             self.config["auxiliary_bn"] = True
-        self.stem0 = nn.Sequential(
-            nn.Conv2d(3, C // 2, kernel_size=3, stride=2, padding=1, bias=False),
-            nn.BatchNorm2d(C // 2),
-            nn.ReLU(inplace=True),
-            nn.Conv2d(C // 2, C, 3, stride=2, padding=1, bias=False),
-            nn.BatchNorm2d(C),
-        )
-        self.stem1 = nn.Sequential(
-            nn.ReLU(inplace=True),
-            nn.Conv2d(C, C, 3, stride=2, padding=1, bias=False),
-            nn.BatchNorm2d(C),
-        )
+        self.stem0, self.stem1 = imagenet_stems(C)
         # The stems already reduced twice, so the first cell's s0 input is treated as reduced.
         C_prev = self._build_cells(C, layers, genotype, C, reduction_prev=True)
         if self._auxiliary:

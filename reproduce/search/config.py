@@ -1,8 +1,13 @@
-"""Search configs: the paper's values (original cnn/train_search.py and rnn/train_search.py) as defaults."""
+"""Search configs: the paper's values (original cnn/train_search.py and rnn/train_search.py) as defaults.
+
+The conv search's ``method`` names a recipe: 'darts' (the defaults below) or 'pcdarts' (PC-DARTS, Xu et al.
+ICLR 2020: :data:`METHOD_RECIPES`, the defaults of the authors' train_search.py). ``reproduce.config.build``
+applies a method's recipe under the fields given with it, so ``--method pcdarts`` alone is the authors' recipe.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Any, ClassVar, Dict, Optional
 
 from .. import image_size
 from ..config import require
@@ -16,9 +21,25 @@ def _f(default, help_text, **meta):
 class CIFAR10SearchConfig:
     """Conv-cell search on CIFAR-10 (paper section 2, appendix A.1.1)."""
 
+    # PC-DARTS's CIFAR-10 recipe: the defaults of the authors' train_search.py (github.com/yuhuixu1993/PC-DARTS,
+    # commit b74702f), first order as their README runs it; every other field equals DARTS's.
+    method_recipes: ClassVar[Dict[str, Dict[str, Any]]] = {
+        "darts": {},
+        "pcdarts": dict(order=1, batch_size=256, learning_rate=0.1, learning_rate_min=0.0, arch_learning_rate=6e-4,
+                        partial_channels=4, edge_normalization=True, arch_start_epoch=15),
+    }
+
     seed: int = _f(2, "random seed (the original's default)")
     order: int = _f(2, "1: first-order DARTS (grad of the validation loss at the current weights); "
                        "2: second-order, the one-step unrolled approximation", choices=[1, 2])
+    method: str = _f("darts", "search method and its recipe: 'darts' (these defaults) or 'pcdarts' (PC-DARTS, Xu et "
+                              "al. 2020, the authors' train_search.py: order 1, batch 256, lr 0.1 to 0, arch lr 6e-4, "
+                              "partial channels 4, edge normalisation, architecture updates from epoch 15; fields "
+                              "given with it override the recipe; docs/pcdarts.md)", choices=["darts", "pcdarts"])
+    partial_channels: int = _f(1, "PC-DARTS: each edge's ops see 1/K of the channels (K; 1: all, as DARTS)")
+    edge_normalization: bool = _f(False, "PC-DARTS: each node weights its incoming edges by a softmax of "
+                                         "per-edge logits (betas), trained with the alphas and used in the derivation")
+    arch_start_epoch: int = _f(0, "first epoch with architecture updates (PC-DARTS: 15, weights only before)")
     epochs: int = _f(50, "search epochs")
     data: str = _f("data/cifar10", "CIFAR-10 root (torchvision layout; downloaded when missing and online)")
     device: str = _f("auto", "cpu, cuda, cuda:1, ... ('auto': cuda when available, else cpu)")
@@ -65,6 +86,7 @@ class CIFAR10SearchConfig:
         require(self.layers >= 1, f"layers must be >= 1, not {self.layers}")
         require(1 <= self.multiplier <= self.steps, f"multiplier must be in 1..steps, not {self.multiplier}")
         require(self.image_size in image_size.SIZES, f"image_size must be 8, 16 or 32, not {self.image_size}")
+        validate_method(self)
         require(self.train_examples >= 0, f"train_examples must be >= 0, not {self.train_examples}")
         require(self.learning_rate > 0 and self.arch_learning_rate > 0, "learning rates must be > 0")
         require(self.unrolled_eps > 0, f"unrolled_eps must be > 0, not {self.unrolled_eps}")
@@ -73,6 +95,23 @@ class CIFAR10SearchConfig:
                 "amp=bf16 does not go with order 2: the unrolled step's finite difference moves each weight by about "
                 "0.01/sqrt(number of weights), far below bfloat16's resolution, so its Hessian term would be rounding "
                 "noise. Use --order 1 with bf16, or float32 (--amp none) with order 2")
+
+
+def validate_method(config) -> None:
+    """The method's fields: DARTS has neither partial channels nor betas; PC-DARTS's partial channels split C."""
+    require(config.method in config.method_recipes,
+            f"method must be one of {', '.join(config.method_recipes)}, not {config.method!r}")
+    require(config.partial_channels >= 1, f"partial_channels must be >= 1, not {config.partial_channels}")
+    if config.method == "darts":
+        require(config.partial_channels == 1 and not config.edge_normalization,
+                "partial_channels and edge_normalization are PC-DARTS's: use --method pcdarts")
+    else:
+        require(config.partial_channels > 1 or config.edge_normalization,
+                f"method {config.method} without partial channels or edge normalisation is DARTS: build the config "
+                f"with reproduce.config.build (or --method {config.method}), which applies the method's recipe")
+    require(config.C % (2 * config.partial_channels) == 0,
+            f"C={config.C} must be a multiple of 2 * partial_channels = {2 * config.partial_channels} (each edge's "
+            "ops take C / partial_channels channels, an even number for the reduction edges)")
 
 
 @dataclass

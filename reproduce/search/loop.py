@@ -32,7 +32,8 @@ from ..jsonfile import read_json_lines
 from ..optim import make_sgd
 from ..rundir import RunDir, check_finite
 from . import architect
-from .cnn_supernet import Network
+from .cnn_supernet import Network, node_softmax
+from .cnn_supernet import genotype as cnn_genotype
 from .config import CIFAR10SearchConfig, PTBSearchConfig
 from .data import PTBData, load_cifar_halves
 from .rnn_supernet import RNNModelSearch
@@ -61,8 +62,13 @@ class _Base:
         return {name: a.detach().cpu().tolist() for name, a in zip(self.alpha_names, self.alphas)}
 
     def softmax_dict(self) -> Dict[str, list]:
-        return {name: F.softmax(a.detach().float().cpu(), dim=-1).tolist()
-                for name, a in zip(self.alpha_names, self.alphas)}
+        """The softmax of each logit tensor over its ops; PC-DARTS's betas over each node's incoming edges."""
+        out = {}
+        for name, a in zip(self.alpha_names, self.alphas):
+            a = a.detach().float().cpu()
+            out[name] = (node_softmax(a, self.config.steps) if name.startswith("betas") else
+                         F.softmax(a, dim=-1)).tolist()
+        return out
 
     def state_dict(self) -> dict:
         return {"model": self.model.state_dict(), "alphas": [a.detach().clone() for a in self.alphas],
@@ -78,15 +84,17 @@ class _Base:
 
 
 class CNNSearch(_Base):
-    """Conv-cell search on CIFAR-10 (original cnn/train_search.py)."""
-
-    alpha_names = ("alphas_normal", "alphas_reduce")
+    """Conv-cell search on CIFAR-10 (original cnn/train_search.py; with ``method='pcdarts'`` the PC-DARTS
+    authors' train_search.py: partial channels and betas in the supernet, architecture updates from
+    ``arch_start_epoch``; the architecture batch is drawn every step, as theirs)."""
 
     def __init__(self, config: CIFAR10SearchConfig, device: torch.device, load_data: bool = True):
         self.config, self.device = config, device
         self.data = load_cifar_halves(config, device) if load_data else None
-        self.model = Network(config.C, 10, config.layers, config.steps, config.multiplier,
-                             config.stem_multiplier).to(device)
+        self.model = Network(config.C, 10, config.layers, config.steps, config.multiplier, config.stem_multiplier,
+                             partial_channels=config.partial_channels,
+                             edge_normalization=config.edge_normalization).to(device)
+        self.alpha_names = self.model.arch_names
         self.channels_last = search_channels_last(device, config.channels_last)
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
@@ -143,7 +151,8 @@ class CNNSearch(_Base):
         batches = progress_bar(self.data.train_batches(), self.data.train_steps, f"search epoch {epoch}", progress)
         for step, (x, y) in enumerate(batches):
             xv, yv = self.data.next_valid()
-            self.arch_step(x, y, xv, yv, lr)
+            if epoch >= self.config.arch_start_epoch:
+                self.arch_step(x, y, xv, yv, lr)
             loss, logits = self.weight_step(x, y)
             loss_sum += loss.double() * y.numel()
             correct += (logits.argmax(1) == y).sum()
@@ -164,8 +173,7 @@ class CNNSearch(_Base):
         return {"valid_loss": loss_sum / n, "valid_acc": 100.0 * correct / n}
 
     def genotype(self):
-        return genotypes.derive.cnn(self.alphas[0], self.alphas[1], steps=self.config.steps,
-                                    multiplier=self.config.multiplier)
+        return cnn_genotype(self.alphas, steps=self.config.steps, multiplier=self.config.multiplier)
 
     def state_dict(self) -> dict:
         state = super().state_dict()
@@ -360,7 +368,10 @@ class SearchTask:
         return self.searcher.final_metrics(curve[-1])
 
     def record_fields(self, curve: list) -> dict:
-        fields = {"experiment": f"search-{self.dataset}-order{self.config.order}", "genotype": curve[-1]["genotype"],
+        method = getattr(self.config, "method", "darts")
+        name = f"search-{self.dataset}-order{self.config.order}" if method == "darts" else \
+            f"search-{self.dataset}-{method}-order{self.config.order}"
+        fields = {"experiment": name, "genotype": curve[-1]["genotype"],
                   "order": self.config.order, "alphas": self.searcher.alphas_dict()}
         if hasattr(self.searcher, "channels_last"):  # the memory format the device's default chose
             fields["channels_last"] = self.searcher.channels_last
