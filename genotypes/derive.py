@@ -6,6 +6,8 @@ has its own normaliser), so we take it the same way, in float32, before choosing
 """
 from __future__ import annotations
 
+from typing import Optional
+
 import numpy as np
 
 from . import cnn as _cnn
@@ -67,11 +69,15 @@ def _edge_normalised(W: np.ndarray, betas, steps: int, what: str) -> np.ndarray:
     return W * torch.cat(parts).numpy()[:, None]
 
 
-def cnn(alphas_normal, alphas_reduce, steps: int = 4, multiplier: int = 4, primitives=_cnn.PRIMITIVES, *,
-        betas_normal=None, betas_reduce=None) -> Genotype:
-    """Genotype of a conv search cell from its logits (``num_edges x len(primitives)`` each); with PC-DARTS's
-    edge logits (``betas_normal``, ``betas_reduce``: ``num_edges`` each) edges and ops are ranked by
-    ``softmax(alpha) * edge weight`` (:func:`_edge_normalised`), as the authors' code does."""
+def cnn(alphas_normal, alphas_reduce, steps: int = 4, multiplier: int = 4, primitives=_cnn.PRIMITIVES,
+        max_skip: Optional[int] = None, *, betas_normal=None, betas_reduce=None) -> Genotype:
+    """Genotype of a conv search cell from its logits (``num_edges x len(primitives)`` each).
+
+    ``max_skip``: P-DARTS's cap on the skip connections of the normal cell (:func:`cap_skips`); None
+    (the default, DARTS) leaves the cell as derived. With PC-DARTS's edge logits (``betas_normal``,
+    ``betas_reduce``: ``num_edges`` each) edges and ops are ranked by ``softmax(alpha) * edge weight``
+    (:func:`_edge_normalised`), as the authors' code does.
+    """
     primitives = list(primitives)
     rows = num_cnn_edges(steps)
     if (betas_normal is None) != (betas_reduce is None):
@@ -81,10 +87,49 @@ def cnn(alphas_normal, alphas_reduce, steps: int = 4, multiplier: int = 4, primi
     if betas_normal is not None:
         W_normal = _edge_normalised(W_normal, betas_normal, steps, "betas_normal")
         W_reduce = _edge_normalised(W_reduce, betas_reduce, steps, "betas_reduce")
-    normal = _cnn_edges(W_normal, steps, primitives)
+    normal = (_cnn_edges(W_normal, steps, primitives) if max_skip is None else
+              cap_skips(W_normal, steps, primitives, max_skip))
     reduce = _cnn_edges(W_reduce, steps, primitives)
     concat = range(2 + steps - multiplier, steps + 2)
     return make_cnn(normal, concat, reduce, concat)
+
+
+SKIP = "skip_connect"
+REMOVED = -1.0  # below every probability: an operation taken out is never chosen again
+
+
+def normal_skips(genotype: Genotype) -> int:
+    """How many skip connections the normal cell of ``genotype`` has (the sign of DARTS's collapse)."""
+    return sum(op == SKIP for op, _ in genotype.normal)
+
+
+def _edge_rows(gene: list, steps: int) -> list:
+    """The row of the logits matrix each (op, input) of ``gene`` came from (two per node, node by node)."""
+    starts = [sum(k + 2 for k in range(i)) for i in range(steps)]
+    return [starts[n // 2] + j for n, (_, j) in enumerate(gene)]
+
+
+def cap_skips(W: np.ndarray, steps: int, primitives, max_skip: int) -> list:
+    """The normal cell derived from probabilities ``W`` with at most ``max_skip`` skip connections, by
+    P-DARTS's rule (Chen et al. 2019, their train_search.py): while the derived cell has too many, the
+    skip connection of smallest probability among the chosen ones (the first such edge on a tie) is
+    taken out of its edge for good, and the cell is derived again (each edge its strongest other
+    operation, each node its two strongest edges: a weakened edge may lose its place to another).
+
+    P-DARTS applies it to its last stage's three operations per edge; here every operation of the
+    space competes, as in DARTS's derivation. Exact ties are broken as DARTS's rule breaks them.
+    """
+    if max_skip < 0:
+        raise ValueError(f"max_skip must be >= 0, not {max_skip}")
+    skip = list(primitives).index(SKIP)
+    W = np.array(W, copy=True)
+    gene = _cnn_edges(W, steps, primitives)
+    while sum(op == SKIP for op, _ in gene) > max_skip:
+        rows = [r for (op, _), r in zip(gene, _edge_rows(gene, steps)) if op == SKIP]
+        weakest = min(rows, key=lambda r: (W[r, skip], r))
+        W[weakest, skip] = REMOVED
+        gene = _cnn_edges(W, steps, primitives)
+    return gene
 
 
 def num_rnn_edges(steps: int = _rnn.STEPS) -> int:

@@ -25,6 +25,8 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 from tabulate import tabulate
 
+import genotypes
+from genotypes import derive
 from zoo.fileio import atomic_write_text
 
 from . import aggregate, figures, random_baseline
@@ -502,6 +504,48 @@ def _supernet_curves(doc: Doc, exp: Experiment, fig_dir: Path, draw: bool, refer
                                        reference=reference_lines.get(m))
         if path:
             doc.img(path, f"the supernet's {m} by search epoch, every search seed")
+    _skip_connections(doc, exp.search_records)
+
+
+def skip_counts(curve) -> List[Optional[int]]:
+    """The skip connections of each epoch's derived normal cell (None where an epoch has no conv genotype)."""
+    counts: List[Optional[int]] = []
+    for row in curve or []:
+        try:
+            g = genotypes.parse(row.get("genotype") or "")
+        except ValueError:
+            g = None
+        counts.append(derive.normal_skips(g) if isinstance(g, genotypes.Genotype) else None)
+    return counts
+
+
+def _runs(counts: List[Optional[int]]) -> str:
+    """``[0, 0, 1, 2, 2]`` as ``"0 (epochs 0-1), 1 (2), 2 (3-4)"``."""
+    parts, start = [], 0
+    for i in range(1, len(counts) + 1):
+        if i == len(counts) or counts[i] != counts[start]:
+            span = f"{start}-{i - 1}" if i - 1 > start else f"{start}"
+            parts.append(f"{'?' if counts[start] is None else counts[start]} ({'epochs ' if not parts else ''}{span})")
+            start = i
+    return ", ".join(parts)
+
+
+def _skip_connections(doc: Doc, records) -> None:
+    """Skip connections in each search's derived normal cell, epoch by epoch: DARTS's collapse shows there
+    first. Searches stopped early (DARTS+) or capped (P-DARTS's max_skip) say so."""
+    rows = []
+    for r in records:
+        counts = skip_counts(r.get("curve"))
+        if not counts or all(c is None for c in counts):
+            continue
+        config, stop = r.get("config") or {}, r.get("early_stop") or {}
+        guards = [f"max_skip {config['max_skip']}" if config.get("max_skip") is not None else "",
+                  f"stopped after epoch {stop.get('epoch')} ({config.get('early_stop')})" if stop else ""]
+        rows.append([r.get("seed"), _runs(counts), "; ".join(g for g in guards if g) or "none"])
+    if rows:
+        doc.p("Skip connections in the normal cell derived after each search epoch (many of them are the sign of "
+              "DARTS's collapse), and the guards against it that a search used:")
+        doc.table(["search seed", "skip connections (epochs)", "guards"], rows)
 
 
 def _baseline_section(doc: Doc, exp: Experiment, fig_dir: Path, draw: bool):

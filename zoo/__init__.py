@@ -15,7 +15,7 @@ from .cnn import NetworkCIFAR, NetworkImageNet
 from .counting import count_macs, count_parameters
 from .errors import ModelLoadError, WeightsNotFoundError
 from .hub import push_to_hub
-from .loader import create_model, load, transforms
+from .loader import create_model, load, pretrained_cfg, transforms
 from .registry import UnknownModelError, info, list_models
 from .rnn import RNNModel
 from .saved import load_pretrained, save_pretrained
@@ -25,5 +25,6 @@ __all__ = [
     "NetworkCIFAR", "NetworkImageNet", "RNNModel", "count_parameters", "count_macs",
     "StateDictMismatchError", "check_state_dict",
     "list_models", "info", "create_model", "load", "load_pretrained", "save_pretrained", "push_to_hub", "transforms",
+    "pretrained_cfg",
     "UnknownModelError", "ModelLoadError", "WeightsNotFoundError",
 ]

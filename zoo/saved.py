@@ -53,6 +53,9 @@ def model_config(model, name: Optional[str] = None, metrics: Optional[Dict[str, 
     arch = type(model).__name__
     if arch not in ARCHS or not isinstance(getattr(model, "config", None), dict):
         raise TypeError(f"save_pretrained saves the zoo's networks ({', '.join(ARCHS)}), not {arch}")
+    if getattr(model, "out_indices", None) is not None:
+        raise ValueError("a features_only network is saved as the whole network: save the model before "
+                         "features_only(), and load it with features_only=True")
     args = {k: v for k, v in model.config.items() if k != "genotype"}
     genotype = _genotypes.format(model.genotype)
     entry = get_entry(name) if name else None
@@ -164,14 +167,8 @@ def save_pretrained(model, save_directory: PathLike, name: Optional[str] = None,
     return out
 
 
-def load_pretrained(directory: PathLike, device: Union[str, torch.device] = "cpu",
-                    expected_sha256: Optional[str] = None, num_classes: Optional[int] = None):
-    """Rebuild a model from a saved-model directory, verify its weights, return it in eval mode.
-
-    The returned model carries the directory's config as ``model.zoo_config``.
-    """
-    from safetensors.torch import load as st_load
-
+def read_config(directory: PathLike) -> Dict[str, Any]:
+    """The validated config.json of a saved-model directory (which must hold its weights file too)."""
     d = Path(directory).expanduser()
     cfg_path, w_path = d / CONFIG_NAME, d / WEIGHTS_NAME
     for p in (cfg_path, w_path):
@@ -184,7 +181,20 @@ def load_pretrained(directory: PathLike, device: Union[str, torch.device] = "cpu
         raise ModelLoadError(f"{cfg_path}: not valid JSON ({e})") from None
     except RecursionError:
         raise ModelLoadError(f"{cfg_path}: nested too deeply to be a config") from None
-    validate_config(config, str(cfg_path))
+    return validate_config(config, str(cfg_path))
+
+
+def load_pretrained(directory: PathLike, device: Union[str, torch.device] = "cpu",
+                    expected_sha256: Optional[str] = None, num_classes: Optional[int] = None):
+    """Rebuild a model from a saved-model directory, verify its weights, return it in eval mode.
+
+    The returned model carries the directory's config as ``model.zoo_config``.
+    """
+    from safetensors.torch import load as st_load
+
+    d = Path(directory).expanduser()
+    cfg_path, w_path = d / CONFIG_NAME, d / WEIGHTS_NAME
+    config = read_config(d)
     data = w_path.read_bytes()
     known = (config.get("files") or {}).get(WEIGHTS_NAME, {})
     if isinstance(known.get("size"), int) and known["size"] != len(data):
@@ -240,7 +250,44 @@ def with_new_head(model, num_classes: int):
     return model
 
 
+def with_in_chans(model, in_chans: int):
+    """The stem made to read ``in_chans`` input channels, its pretrained RGB weights adapted as timm does."""
+    if not hasattr(model, "set_in_chans"):
+        raise ValueError(f"in_chans applies to the conv networks; a {type(model).__name__} reads words")
+    if in_chans != model.in_chans:
+        before = model.in_chans
+        model.set_in_chans(in_chans)
+        cfg = getattr(model, "zoo_config", None)
+        if cfg is not None:  # the stem now reads other inputs: no metric of the file describes this model any more
+            args = {k: v for k, v in cfg["args"].items() if k != "in_chans"}
+            if in_chans != 3:
+                args["in_chans"] = int(in_chans)
+            model.zoo_config = {**cfg, "args": args, "metrics": {}, "metrics_source": "",
+                                "stem": f"adapted from {before} to {in_chans} input channels (timm's adapt_input_conv)"}
+    return model
+
+
+def as_backbone(model, out_indices=None):
+    """timm's ``features_only=True``: the conv network returning its feature maps (``out_indices``)."""
+    if not hasattr(model, "features_only"):
+        raise ValueError(f"features_only applies to the conv networks, not a {type(model).__name__}")
+    return model.features_only(out_indices)
+
+
+def adapt_loaded(model, num_classes: Optional[int] = None, in_chans: Optional[int] = None,
+                 features_only: bool = False, out_indices=None):
+    """What a caller of ``zoo.load`` / ``from_pretrained`` asks of loaded weights: fresh heads, an adapted stem,
+    a backbone (timm's ``num_classes``, ``in_chans``, ``features_only`` / ``out_indices``)."""
+    if num_classes is not None:
+        with_new_head(model, num_classes)
+    if in_chans is not None:
+        with_in_chans(model, in_chans)
+    if features_only or out_indices is not None:
+        as_backbone(model, out_indices)
+    return model
+
+
 __all__ = [
-    "save_pretrained", "load_pretrained", "model_config", "validate_config",
-    "with_new_head", "ModelLoadError", "CONFIG_NAME", "WEIGHTS_NAME", "CARD_NAME",
+    "save_pretrained", "load_pretrained", "read_config", "adapt_loaded", "as_backbone", "model_config",
+    "validate_config", "with_new_head", "with_in_chans", "ModelLoadError", "CONFIG_NAME", "WEIGHTS_NAME", "CARD_NAME",
 ]

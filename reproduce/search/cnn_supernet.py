@@ -241,7 +241,7 @@ class Network(nn.Module):
         C_curr = stem_multiplier * C
         reduction_prev = stem == "imagenet"
         if reduction_prev:
-            self.stem0, self.stem1 = imagenet_stems(C_curr)
+            self.stem0, self.stem1 = imagenet_stems(3, C_curr)
         else:
             self.stem = nn.Sequential(nn.Conv2d(3, C_curr, 3, padding=1, bias=False), nn.BatchNorm2d(C_curr))
         C_prev_prev, C_prev, C_curr = C_curr, C_curr, C
@@ -302,9 +302,10 @@ class Network(nn.Module):
         return self.classifier(out.flatten(1))
 
 
-def genotype(alphas: Sequence[torch.Tensor], steps: int = 4, multiplier: int = 4):
-    """The genotype of [alphas_normal, alphas_reduce] or, with PC-DARTS's betas, of all four."""
+def genotype(alphas: Sequence[torch.Tensor], steps: int = 4, multiplier: int = 4, max_skip=None):
+    """The genotype of [alphas_normal, alphas_reduce] or, with PC-DARTS's betas, of all four (``max_skip``:
+    P-DARTS's cap, :func:`genotypes.derive.cnn`)."""
     import genotypes
 
     betas = dict(zip(ARCH_NAMES[2:], alphas[2:]))
-    return genotypes.derive.cnn(alphas[0], alphas[1], steps=steps, multiplier=multiplier, **betas)
+    return genotypes.derive.cnn(alphas[0], alphas[1], steps=steps, multiplier=multiplier, max_skip=max_skip, **betas)

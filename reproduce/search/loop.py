@@ -34,7 +34,7 @@ from ..rundir import RunDir, check_finite
 from . import architect
 from .cnn_supernet import Network, node_softmax
 from .cnn_supernet import genotype as cnn_genotype
-from .config import CIFAR10SearchConfig, PTBSearchConfig
+from .config import CIFAR10SearchConfig, PTBSearchConfig, early_stop_skips
 from .data import PTBData, load_cifar_halves
 from .rnn_supernet import RNNModelSearch
 
@@ -44,6 +44,8 @@ SEARCH_CONFIGS = {"cifar10": CIFAR10SearchConfig, "ptb": PTBSearchConfig}
 GENOTYPES, ALPHAS = "genotypes.jsonl", "alphas.jsonl"
 
 StepCallback = Callable[[int, int], None]
+# (epoch, step, the step's numbers): what the searchers call after every step
+StepHook = Callable[[int, int, Dict[str, object]], None]
 
 
 class _Base:
@@ -133,15 +135,16 @@ class CNNSearch(_Base):
         self.arch_update(grads)
 
     def weight_step(self, x, y):
+        """One SGD step of the weights; returns (loss, logits, the gradients' norm before clipping)."""
         self.w_opt.zero_grad(set_to_none=True)
         logits = self.logits(x, [a.detach() for a in self.alphas])
         loss = F.cross_entropy(logits, y)
         loss.backward()
-        nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
+        grad_norm = nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
         self.w_opt.step()
-        return loss.detach(), logits.detach()
+        return loss.detach(), logits.detach(), grad_norm.detach()
 
-    def train_epoch(self, epoch: int, progress: bool, callback: Optional[StepCallback]) -> dict:
+    def train_epoch(self, epoch: int, progress: bool, hook: Optional[StepHook]) -> dict:
         lr = self.lr_at(epoch)
         for group in self.w_opt.param_groups:
             group["lr"] = lr
@@ -154,12 +157,14 @@ class CNNSearch(_Base):
             xv, yv = self.data.next_valid()
             if epoch >= self.config.arch_start_epoch:
                 self.arch_step(x, y, xv, yv, lr)
-            loss, logits = self.weight_step(x, y)
+            loss, logits, grad_norm = self.weight_step(x, y)
+            hits = (logits.argmax(1) == y).sum()
             loss_sum += loss.double() * y.numel()
-            correct += (logits.argmax(1) == y).sum()
+            correct += hits
             n += y.numel()
-            if callback is not None:
-                callback(epoch, step)
+            if hook is not None:
+                hook(epoch, step, {"train_loss": loss, "train_acc": 100.0 * hits / y.numel(), "lr": lr,
+                                   "arch_lr": self.a_opt.param_groups[0]["lr"], "grad_norm": grad_norm})
         return {"lr": lr, "train_loss": loss_sum.item() / n, "train_acc": 100.0 * correct.item() / n}
 
     @torch.no_grad()
@@ -173,8 +178,11 @@ class CNNSearch(_Base):
             n += y.numel()
         return {"valid_loss": loss_sum / n, "valid_acc": 100.0 * correct / n}
 
-    def genotype(self):
-        return cnn_genotype(self.alphas, steps=self.config.steps, multiplier=self.config.multiplier)
+    def genotype(self, capped: bool = True):
+        """The derived genotype (PC-DARTS's: with its betas); with the config's ``max_skip`` cap unless
+        ``capped`` is false."""
+        return cnn_genotype(self.alphas, steps=self.config.steps, multiplier=self.config.multiplier,
+                            max_skip=self.config.max_skip if capped else None)
 
     def state_dict(self) -> dict:
         state = super().state_dict()
@@ -221,7 +229,7 @@ class RNNSearch(_Base):
             return F.nll_loss(log_prob.view(-1, log_prob.size(2)), targets), _detach_hidden(hidden_next)
         return loss
 
-    def train_epoch(self, epoch: int, progress: bool, callback: Optional[StepCallback]) -> dict:
+    def train_epoch(self, epoch: int, progress: bool, hook: Optional[StepHook]) -> dict:
         c, train, search = self.config, self.data.train, self.data.search
         hidden = self.model.init_hidden(c.batch_size)
         hidden_valid = self.model.init_hidden(c.batch_size)
@@ -256,16 +264,18 @@ class RNNSearch(_Base):
                 loss = loss + c.alpha * dropped_rnn_hs[-1].pow(2).mean()
             loss = loss + c.beta * (rnn_hs[-1][1:] - rnn_hs[-1][:-1]).pow(2).mean()
             loss.backward()
-            nn.utils.clip_grad_norm_(params, c.grad_clip)
+            grad_norm = nn.utils.clip_grad_norm_(params, c.grad_clip)
             self.w_opt.step()
+            lr_step = self.w_opt.param_groups[0]["lr"]
             self.w_opt.param_groups[0]["lr"] = lr2
             loss_sum += raw_loss.item()
             batches += 1
             i += seq_len
             if bar is not None:
                 bar.update(1)
-            if callback is not None:
-                callback(epoch, step)
+            if hook is not None:
+                hook(epoch, step, {"train_loss": raw_loss.detach(), "lr": lr_step,
+                                   "arch_lr": self.a_opt.param_groups[0]["lr"], "grad_norm": grad_norm.detach()})
             step += 1
         if bar is not None:
             bar.close()
@@ -322,11 +332,13 @@ class SearchTask:
     epoch go to ``genotypes.jsonl`` and ``alphas.jsonl`` (epoch -1: the initialisation)."""
 
     kind = "search"
+    on_step: Optional[StepHook] = None  # set by the runner (the live logs)
 
     def __init__(self, dataset: str, config, device, rundir: RunDir, progress: bool,
                  callback: Optional[StepCallback]):
         self.dataset, self.config, self.rundir = dataset, config, rundir
         self.progress, self.callback = progress, callback
+        self.stop_at_skips = early_stop_skips(getattr(config, "early_stop", ""))
         self.searcher = _SEARCHERS[dataset](config, device)  # loads the data: a missing dataset fails here
         self.parameters = sum(p.numel() for p in self.searcher.model.parameters())
         log.info("search %s, order %d: %d weight parameters, device %s", dataset, config.order, self.parameters,
@@ -349,7 +361,7 @@ class SearchTask:
 
     def run_epoch(self, epoch: int) -> dict:
         searcher = self.searcher
-        metrics = searcher.train_epoch(epoch, self.progress, self.callback)
+        metrics = searcher.train_epoch(epoch, self.progress, self._after_step)
         metrics.update(searcher.evaluate())
         for key in ("train_loss", "valid_loss"):
             check_finite(key, metrics[key], epoch)
@@ -358,6 +370,34 @@ class SearchTask:
         text = self._log_architecture(epoch)
         log.info("genotype = %s", text)
         return {**metrics, "genotype": text}
+
+    def _after_step(self, epoch: int, step: int, values: dict) -> None:
+        if self.on_step is not None:
+            self.on_step(epoch, step, values)
+        if self.callback is not None:
+            self.callback(epoch, step)
+
+    def watch(self) -> dict:
+        """What the live logs show after an epoch: the softmax of the architecture logits, the
+        derived genotype and (conv cells) the skip connections of its normal cell."""
+        searcher = self.searcher
+        genotype = searcher.genotype()
+        view = {"texts": {"genotype": genotypes.format(genotype)},
+                "arrays": {name: np.asarray(m) for name, m in searcher.softmax_dict().items()}, "scalars": {}}
+        if isinstance(genotype, genotypes.Genotype):
+            view["scalars"]["normal_skips"] = genotypes.derive.normal_skips(genotype)
+        return view
+
+    def stop_reason(self) -> Optional[str]:
+        """DARTS+'s early stop: why the search ends now (None: it goes on). It reads the architecture
+        as it stands, so a resumed search decides as the uninterrupted one did."""
+        if self.stop_at_skips is None:
+            return None
+        skips = genotypes.derive.normal_skips(self.searcher.genotype(capped=False))
+        if skips < self.stop_at_skips:
+            return None
+        return (f"early_stop {self.config.early_stop}: the derived normal cell has {skips} skip connections "
+                f"(DARTS+ stops at {self.stop_at_skips})")
 
     def state_dict(self) -> dict:
         return self.searcher.state_dict()
@@ -376,6 +416,9 @@ class SearchTask:
                   "order": self.config.order, "alphas": self.searcher.alphas_dict()}
         if hasattr(self.searcher, "channels_last"):  # the memory format the device's default chose
             fields["channels_last"] = self.searcher.channels_last
+        reason = self.stop_reason()
+        if reason and len(curve) < self.config.epochs:
+            fields["early_stop"] = {"epoch": curve[-1]["epoch"], "epochs_run": len(curve), "reason": reason}
         return fields
 
 
