@@ -50,6 +50,9 @@ ADDED_FIELDS: Dict[str, Any] = {
     "partial_channels": 1,
     "edge_normalization": False,
     "arch_start_epoch": 0,
+    "lr_warmup_epochs": 0,
+    "arch_grad_clip": 0.0,
+    "edge_bn_updates": 1,
     "max_skip": None,  # conv search: no cap on the normal cell's skip connections
     "early_stop": "",  # conv search: every epoch runs
 }

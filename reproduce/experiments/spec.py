@@ -56,8 +56,9 @@ EXPERIMENTS: Dict[str, ExperimentSpec] = {
         note="Penn Treebank perplexity of the recurrent cell trained from scratch"),
     "imagenet": ExperimentSpec(
         name="imagenet", dataset="imagenet", kind="cnn", default_runs=1, metrics=("top1_error", "top5_error"),
-        targets={"DARTS_V2": "imagenet", "DARTS": "imagenet", "PC_DARTS_image": "imagenet-pcdarts"},
-        quick={"epochs": 10},
+        # PC_DARTS_image's 24.2 % (imagenet-pcdarts) came from the authors' own training recipe (batch 1024, lr 0.5
+        # decayed linearly, label smoothing, weight decay 3e-5), not DARTS's: no target for it here
+        targets={"DARTS_V2": "imagenet", "DARTS": "imagenet"}, quick={"epochs": 10},
         note="ImageNet (mobile setting) error of the cell searched on CIFAR-10"),
     "wt2": ExperimentSpec(
         name="wt2", dataset="wt2", kind="rnn", default_runs=3, metrics=("valid_ppl", "test_ppl"),

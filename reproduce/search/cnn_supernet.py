@@ -222,11 +222,14 @@ class Network(nn.Module):
 
     ``partial_channels`` (K; 1: DARTS) and ``edge_normalization`` (the betas) make it PC-DARTS's;
     ``stem``: 'cifar' (one conv) or 'imagenet' (three stride-2 convs, the first cell's s0 reduced).
+    ``edge_bn_updates``: how many momentum updates the BatchNorm running statistics inside the edges take per
+    training forward (their ``num_batches_tracked`` still counts one): 2 reproduces the authors'
+    model_search_imagenet.py, whose cell runs every mixed op a second time only to read its output's device.
     """
 
     def __init__(self, C: int = 16, num_classes: int = 10, layers: int = 8, steps: int = 4, multiplier: int = 4,
                  stem_multiplier: int = 3, partial_channels: int = 1, edge_normalization: bool = False,
-                 stem: str = "cifar"):
+                 stem: str = "cifar", edge_bn_updates: int = 1):
         super().__init__()
         if NONE != 0:  # the fused forward relies on the original's op order
             raise AssertionError("PRIMITIVES must start with 'none'")
@@ -256,6 +259,11 @@ class Network(nn.Module):
             C_prev_prev, C_prev = C_prev, multiplier * C_curr
         self.global_pooling = nn.AdaptiveAvgPool2d(1)
         self.classifier = nn.Linear(C_prev, num_classes)
+        if edge_bn_updates != 1:  # n momentum updates with the same batch statistics are one with this momentum
+            for cell in self.cells:
+                for bn in cell._ops.modules():
+                    if isinstance(bn, nn.BatchNorm2d):
+                        bn.momentum = 1 - (1 - bn.momentum) ** edge_bn_updates
 
     def state_dict(self, *args, **kwargs):
         """The module's state dict, with the shared pool BN statistics on every edge (as the original's)."""

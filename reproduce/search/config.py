@@ -43,6 +43,7 @@ class CIFAR10SearchConfig:
 
     # PC-DARTS's CIFAR-10 recipe: the defaults of the authors' train_search.py (github.com/yuhuixu1993/PC-DARTS,
     # commit b74702f), first order as their README runs it; every other field equals DARTS's.
+    stem: ClassVar[str] = "cifar"  # the supernet's stem (cnn_supernet.Network)
     method_recipes: ClassVar[Dict[str, Dict[str, Any]]] = {
         "darts": {},
         "pcdarts": dict(order=1, batch_size=256, learning_rate=0.1, learning_rate_min=0.0, arch_learning_rate=6e-4,
@@ -60,6 +61,11 @@ class CIFAR10SearchConfig:
     edge_normalization: bool = _f(False, "PC-DARTS: each node weights its incoming edges by a softmax of "
                                          "per-edge logits (betas), trained with the alphas and used in the derivation")
     arch_start_epoch: int = _f(0, "first epoch with architecture updates (PC-DARTS: 15, weights only before)")
+    lr_warmup_epochs: int = _f(0, "epochs of linear lr warm-up, lr * (epoch + 1) / N, before the cosine (0: none)")
+    arch_grad_clip: float = _f(0.0, "clip of the architecture gradient's norm before Adam (0: none, as DARTS)")
+    edge_bn_updates: int = _f(1, "momentum updates of the edges' BatchNorm running statistics per training forward "
+                                 "(PC-DARTS on ImageNet: 2, as the authors' model_search_imagenet.py, which runs "
+                                 "each mixed op twice; only eval-mode figures change)")
     epochs: int = _f(50, "search epochs")
     data: str = _f("data/cifar10", "CIFAR-10 root (torchvision layout; downloaded when missing and online)")
     device: str = _f("auto", "cpu, cuda, cuda:1, ... ('auto': cuda when available, else cpu)")
@@ -99,6 +105,9 @@ class CIFAR10SearchConfig:
     early_stop: str = _f("", EARLY_STOP_HELP)
     logger: str = _f("", LOGGER_HELP)
 
+    def validate_image_size(self) -> None:
+        require(self.image_size in image_size.SIZES, f"image_size must be 8, 16 or 32, not {self.image_size}")
+
     def validate(self) -> None:
         require(self.order in (1, 2), f"order must be 1 or 2, not {self.order}")
         require(self.epochs >= 1, f"epochs must be >= 1, not {self.epochs}")
@@ -108,7 +117,7 @@ class CIFAR10SearchConfig:
         require(self.C >= 2 and self.C % 2 == 0, f"C must be a positive even number, not {self.C}")
         require(self.layers >= 1, f"layers must be >= 1, not {self.layers}")
         require(1 <= self.multiplier <= self.steps, f"multiplier must be in 1..steps, not {self.multiplier}")
-        require(self.image_size in image_size.SIZES, f"image_size must be 8, 16 or 32, not {self.image_size}")
+        self.validate_image_size()
         validate_method(self)
         require(self.train_examples >= 0, f"train_examples must be >= 0, not {self.train_examples}")
         require(self.learning_rate > 0 and self.arch_learning_rate > 0, "learning rates must be > 0")
@@ -128,6 +137,7 @@ def validate_method(config) -> None:
     require(config.method in config.method_recipes,
             f"method must be one of {', '.join(config.method_recipes)}, not {config.method!r}")
     require(config.partial_channels >= 1, f"partial_channels must be >= 1, not {config.partial_channels}")
+    require(config.edge_bn_updates >= 1, f"edge_bn_updates must be >= 1, not {config.edge_bn_updates}")
     if config.method == "darts":
         require(config.partial_channels == 1 and not config.edge_normalization,
                 "partial_channels and edge_normalization are PC-DARTS's: use --method pcdarts")
@@ -138,6 +148,44 @@ def validate_method(config) -> None:
     require(config.C % (2 * config.partial_channels) == 0,
             f"C={config.C} must be a multiple of 2 * partial_channels = {2 * config.partial_channels} (each edge's "
             "ops take C / partial_channels channels, an even number for the reduction edges)")
+
+
+@dataclass
+class ImageNetSearchConfig(CIFAR10SearchConfig):
+    """PC-DARTS's search on ImageNet: the defaults of the authors' train_search_imagenet.py (commit b74702f)."""
+
+    stem: ClassVar[str] = "imagenet"
+    method_recipes: ClassVar[Dict[str, Dict[str, Any]]] = {"pcdarts": {}}  # the defaults: PC-DARTS's ImageNet recipe
+
+    method: str = _f("pcdarts", "search method (the ImageNet search is PC-DARTS's)", choices=["pcdarts"])
+    order: int = _f(1, "1: first order, as the authors' script (it has no unrolled step)", choices=[1, 2])
+    partial_channels: int = _f(2, "each edge's ops see 1/K of the channels (K = 2 on ImageNet)")
+    edge_normalization: bool = _f(True, "edge normalisation (betas)")
+    arch_start_epoch: int = _f(35, "first epoch with architecture updates (their --begin)")
+    data: str = _f("data/imagenet", "ImageFolder root with train/<class>/<image> (ImageNet's training set)")
+    batch_size: int = _f(1024, "batch size of both subsets")
+    learning_rate: float = _f(0.5, "initial weight learning rate (SGD)")
+    learning_rate_min: float = _f(0.0, "final learning rate of the cosine schedule")
+    arch_learning_rate: float = _f(6e-3, "architecture learning rate (Adam)")
+    image_size: int = _f(224, "side of the random crops (RandomResizedCrop) the supernet sees")
+    lr_warmup_epochs: int = _f(5, "epochs of linear lr warm-up, lr * (epoch + 1) / N (their script: 5 when the "
+                                  "batch is above 256; 0: none)")
+    arch_grad_clip: float = _f(5.0, "clip of the architecture gradient's norm (alphas and betas together) before "
+                                    "Adam, as their script (0: none)")
+    train_fraction: float = _f(0.1, "share of each class's training images that trains the weights")
+    arch_fraction: float = _f(0.025, "share of each class's training images that trains the architecture")
+    subset_seed: int = _f(0, "seed of the per-class draw of the two subsets (recorded in the run's subsets.json)")
+    workers: int = _f(4, "DataLoader worker processes (their --workers)")
+    edge_bn_updates: int = _f(2, "momentum updates of the edges' BatchNorm running statistics per training forward: "
+                                 "2 as the authors' model_search_imagenet.py (its cell runs each mixed op a second "
+                                 "time only to read the output's device); 1: once. Only eval-mode figures change")
+
+    def validate_image_size(self) -> None:
+        require(self.image_size >= 16 and self.image_size % 16 == 0,
+                f"image_size must be a multiple of 16 (the stems divide by 8, the reductions by 2 more), "
+                f"not {self.image_size}")
+        require(0 < self.train_fraction and 0 < self.arch_fraction and self.train_fraction + self.arch_fraction <= 1,
+                "train_fraction and arch_fraction must be > 0 and add up to at most 1")
 
 
 @dataclass

@@ -34,13 +34,13 @@ from ..rundir import RunDir, check_finite
 from . import architect
 from .cnn_supernet import Network, node_softmax
 from .cnn_supernet import genotype as cnn_genotype
-from .config import CIFAR10SearchConfig, PTBSearchConfig, early_stop_skips
-from .data import PTBData, load_cifar_halves
+from .config import CIFAR10SearchConfig, ImageNetSearchConfig, PTBSearchConfig, early_stop_skips
+from .data import PTBData, load_search_data
 from .rnn_supernet import RNNModelSearch
 
 log = logging.getLogger(__name__)
 
-SEARCH_CONFIGS = {"cifar10": CIFAR10SearchConfig, "ptb": PTBSearchConfig}
+SEARCH_CONFIGS = {"cifar10": CIFAR10SearchConfig, "ptb": PTBSearchConfig, "images": ImageNetSearchConfig}
 GENOTYPES, ALPHAS = "genotypes.jsonl", "alphas.jsonl"
 
 StepCallback = Callable[[int, int], None]
@@ -90,12 +90,15 @@ class CNNSearch(_Base):
     authors' train_search.py: partial channels and betas in the supernet, architecture updates from
     ``arch_start_epoch``; the architecture batch is drawn every step, as theirs)."""
 
-    def __init__(self, config: CIFAR10SearchConfig, device: torch.device, load_data: bool = True):
+    def __init__(self, config: CIFAR10SearchConfig, device: torch.device, load_data: bool = True,
+                 num_classes: int = 10):
         self.config, self.device = config, device
-        self.data = load_cifar_halves(config, device) if load_data else None
-        self.model = Network(config.C, 10, config.layers, config.steps, config.multiplier, config.stem_multiplier,
-                             partial_channels=config.partial_channels,
-                             edge_normalization=config.edge_normalization).to(device)
+        self.data = load_search_data(config, device) if load_data else None
+        num_classes = getattr(self.data, "num_classes", num_classes)
+        self.model = Network(config.C, num_classes, config.layers, config.steps, config.multiplier,
+                             config.stem_multiplier, partial_channels=config.partial_channels,
+                             edge_normalization=config.edge_normalization, stem=config.stem,
+                             edge_bn_updates=config.edge_bn_updates).to(device)
         self.alpha_names = self.model.arch_names
         self.channels_last = search_channels_last(device, config.channels_last)
         if self.channels_last:
@@ -110,6 +113,8 @@ class CNNSearch(_Base):
 
     def lr_at(self, epoch: int) -> float:
         c = self.config
+        if epoch < c.lr_warmup_epochs:  # PC-DARTS on ImageNet: linear warm-up, the cosine's value overridden
+            return c.learning_rate * (epoch + 1) / c.lr_warmup_epochs
         cosine = (1 + math.cos(math.pi * epoch / c.epochs)) / 2
         return c.learning_rate_min + (c.learning_rate - c.learning_rate_min) * cosine
 
@@ -132,6 +137,8 @@ class CNNSearch(_Base):
             grads, _ = architect.second_order(
                 self.model, self.alphas, self.loss_fn(x, y), self.loss_fn(xv, yv), lr, momentum=c.momentum,
                 weight_decay=c.weight_decay, buffers=architect.momentum_buffers(self.w_opt, params), r=c.unrolled_eps)
+        if c.arch_grad_clip:  # PC-DARTS on ImageNet: torch's clip_grad_norm_ over alphas and betas together
+            architect.clip_(grads, c.arch_grad_clip)
         self.arch_update(grads)
 
     def weight_step(self, x, y):
@@ -303,7 +310,7 @@ class RNNSearch(_Base):
         return {k: row[k] for k in ("train_loss", "train_ppl", "valid_loss", "valid_ppl")}
 
 
-_SEARCHERS = {"cifar10": CNNSearch, "ptb": RNNSearch}
+_SEARCHERS = {"cifar10": CNNSearch, "ptb": RNNSearch, "images": CNNSearch}
 
 
 def _resolve_config(dataset: str, config):
@@ -358,6 +365,8 @@ class SearchTask:
             _trim_jsonl(self.rundir.path / name, start_epoch if start_epoch > 0 else -1)
         if start_epoch == 0:
             self._log_architecture(-1)
+        if hasattr(self.searcher.data, "subsets_json"):  # the ImageNet search's draw of its two subsets
+            atomic_write_text(self.rundir.path / "subsets.json", self.searcher.data.subsets_json())
 
     def run_epoch(self, epoch: int) -> dict:
         searcher = self.searcher

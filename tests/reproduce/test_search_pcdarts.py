@@ -54,7 +54,9 @@ def _scripted_searcher(case: dict, config: CIFAR10SearchConfig, searcher_class=C
     return searcher
 
 
-def _check_run_against_facts(searcher, facts: dict) -> None:
+def _check_run_against_facts(searcher, facts: dict, edge_bn_updates: int = 1) -> None:
+    """``edge_bn_updates``: the authors' forward updates each edge BatchNorm that many times (their counter
+    counts each; ours emulates the statistics with one update of the equivalent momentum and counts one)."""
     from pcdarts_facts import digest
 
     for row in facts["epochs"]:
@@ -71,7 +73,8 @@ def _check_run_against_facts(searcher, facts: dict) -> None:
     for part in ("weights", "bn", "momentum"):
         for key, value in theirs[part].items():
             if isinstance(value, int):
-                assert ours[part][key] == value, key
+                per_forward = edge_bn_updates if "._ops." in key and key.startswith("cells.") else 1
+                assert ours[part][key] * per_forward == value, key
             else:
                 _close(ours[part][key], value, f"{part} {key}")
     for name in ARCH_NAMES:
@@ -101,6 +104,29 @@ def test_cifar_search_equals_the_authors_train_search_step_by_step_warm_up_inclu
     _check_run_against_facts(searcher, facts)
     warm = [row["arch"] for row in facts["epochs"][:15]]
     assert all(a == warm[0] for a in warm) and facts["epochs"][15]["arch"] != warm[0]
+
+
+def test_imagenet_search_equals_the_authors_train_search_imagenet_step_by_step():
+    """7 epochs of two steps with the ImageNet recipe (three-conv stem, K=2, lr 0.5 with the 5-epoch warm-up, arch
+    lr 6e-3), architecture updates from epoch 5 (their --begin), and a clip of 0.01 on the weights' and the
+    architecture's gradients (their --grad_clip serves both; 0.01 so that both clips act): equal to the facts of
+    the authors' train_search_imagenet.py train()."""
+    from reproduce.search.config import ImageNetSearchConfig
+
+    facts = _facts("pcdarts_imagenet.json")
+    case = facts["case"]
+    config = run_config.build(ImageNetSearchConfig, dict(
+        C=case["C"], layers=case["layers"], epochs=case["epochs"], batch_size=case["batch"], image_size=case["size"],
+        arch_start_epoch=case["begin"], grad_clip=case["grad_clip"], arch_grad_clip=case["grad_clip"], device="cpu"))
+    assert (config.learning_rate, config.arch_learning_rate, config.partial_channels, config.lr_warmup_epochs) == (
+        0.5, 6e-3, 2, 5)
+    searcher = CNNSearch(config, torch.device("cpu"), load_data=False, num_classes=case["classes"])
+    assert hasattr(searcher.model, "stem0") and searcher.model.cells[0].preprocess0.__class__.__name__ == \
+        "FactorizedReduce"
+    searcher = _scripted_searcher(case, config, lambda *a, **k: CNNSearch(*a, **k, num_classes=case["classes"]))
+    assert [searcher.lr_at(e) for e in range(5)] == pytest.approx([0.1, 0.2, 0.3, 0.4, 0.5])
+    assert config.edge_bn_updates == 2  # their cell runs every mixed op twice per forward
+    _check_run_against_facts(searcher, facts, edge_bn_updates=2)
 
 
 def _tiny(stem="cifar", partial=4, size=8, seed=0):
@@ -215,3 +241,41 @@ def test_the_methods_fields_are_checked():
     old = {k: v for k, v in run_config.to_dict(darts).items()
            if k not in ("method", "partial_channels", "edge_normalization", "arch_start_epoch")}
     assert run_config.diff(old, run_config.to_dict(darts)) == {}
+
+
+def test_class_subsets_draw_each_share_of_every_class_once_disjoint_and_by_the_seed():
+    from reproduce.search.imagenet import class_subsets
+
+    targets = [c for c in range(3) for _ in range(40)] + [3] * 80
+    train, arch = class_subsets(targets, (0.1, 0.025), seed=0)
+    assert [sum(targets[i] == c for i in train) for c in range(4)] == [4, 4, 4, 8]
+    assert [sum(targets[i] == c for i in arch) for c in range(4)] == [1, 1, 1, 2]
+    assert not set(train) & set(arch) and train == sorted(train)
+    assert class_subsets(targets, (0.1, 0.025), seed=0) == [train, arch]
+    assert class_subsets(targets, (0.1, 0.025), seed=1) != [train, arch]
+    with pytest.raises(ValueError, match="class 0 has 1 images"):
+        class_subsets([0, 1, 1], (0.1, 0.025), seed=0)
+
+
+def test_cli_imagenet_search_runs_on_a_generated_image_folder_with_the_recipe(tmp_path):
+    from train_helpers import make_imagefolder
+
+    from reproduce.__main__ import main
+    from zoo.fileio import read_jsonl
+
+    folder = make_imagefolder(tmp_path / "imagenet", classes=3, per_class=20)
+    out = tmp_path / "run"
+    assert main(["search", "images", "--method", "pcdarts", "--data", str(folder), "--out", str(out), "--C", "8",
+                 "--layers", "3", "--batch-size", "4", "--image-size", "32", "--epochs", "2", "--arch-start-epoch", "1",
+                 "--workers", "0", "--device", "cpu", "--no-progress"]) == 0
+    record = json.loads((out / "record.json").read_text())
+    c = record["config"]
+    assert record["experiment"] == "search-images-pcdarts-order1"
+    assert (c["partial_channels"], c["learning_rate"], c["arch_learning_rate"], c["lr_warmup_epochs"]) == (
+        2, 0.5, 6e-3, 5)
+    assert [row["lr"] for row in read_jsonl(out / "metrics.jsonl")] == pytest.approx([0.1, 0.2])  # warm-up
+    subsets = json.loads((out / "subsets.json").read_text())
+    assert (subsets["classes"], subsets["train_images"], subsets["arch_images"], subsets["subset_seed"]) == (
+        3, 6, 3, 0)
+    rows = read_jsonl(out / "alphas.jsonl")
+    assert rows[0]["logits"] == rows[1]["logits"] != rows[2]["logits"]
