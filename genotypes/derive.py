@@ -98,9 +98,14 @@ SKIP = "skip_connect"
 REMOVED = -1.0  # below every probability: an operation taken out is never chosen again
 
 
+def count_skips(edges) -> int:
+    """How many of a cell's ``(op, input)`` edges are skip connections."""
+    return sum(op == SKIP for op, _ in edges)
+
+
 def normal_skips(genotype: Genotype) -> int:
     """How many skip connections the normal cell of ``genotype`` has (the sign of DARTS's collapse)."""
-    return sum(op == SKIP for op, _ in genotype.normal)
+    return count_skips(genotype.normal)
 
 
 def _edge_rows(gene: list, steps: int) -> list:
@@ -124,7 +129,7 @@ def cap_skips(W: np.ndarray, steps: int, primitives, max_skip: int) -> list:
     skip = list(primitives).index(SKIP)
     W = np.array(W, copy=True)
     gene = _cnn_edges(W, steps, primitives)
-    while sum(op == SKIP for op, _ in gene) > max_skip:
+    while count_skips(gene) > max_skip:
         rows = [r for (op, _), r in zip(gene, _edge_rows(gene, steps)) if op == SKIP]
         weakest = min(rows, key=lambda r: (W[r, skip], r))
         W[weakest, skip] = REMOVED

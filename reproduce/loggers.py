@@ -113,7 +113,7 @@ class _CsvFile:
         with open(self.path, newline="", encoding="utf-8") as f:
             reader = csv.DictReader(f)
             self.columns = list(reader.fieldnames or [])
-            return list(reader)
+            return [{k: v for k, v in row.items() if k is not None} for row in reader]  # extra cells: dropped
 
     def _rewrite(self, rows, columns) -> None:
         out = io.StringIO()

@@ -49,9 +49,10 @@ from typing import Any, Callable, Dict, List, Optional
 
 import torch
 
+from genotypes.quoting import quote
+
 from . import config as run_config
 from .distributed import Dist
-from .jsonfile import show
 from .loggers import Loggers
 from .rundir import (
     METRICS,
@@ -192,7 +193,8 @@ def _check_tied(rundir: RunDir, state: Dict[str, Any], config_dict: Dict[str, An
     if state["config_digest"] != config_digest(config_dict):
         saved = state.get("config") if isinstance(state.get("config"), dict) else {}
         differ = run_config.diff(saved, _what_counts(config_dict))
-        fields = ", ".join(f"{k} (checkpoint {show(a)}, now {show(b)})" for k, (a, b) in differ.items()) or "its digest"
+        fields = (", ".join(f"{k} (checkpoint {quote(a)}, now {quote(b)})" for k, (a, b) in differ.items())
+                  or "its digest")
         # config.json, when there is one, says what this command says (checked before): it disagrees with the
         # checkpoint, and "rerun with the checkpoint's values" would be refused by config.json
         on_disk = run_config.diff(saved, rundir.read_config() or saved, ignore=RUNTIME_FIELDS)
@@ -299,7 +301,8 @@ def _run_epochs(config, config_dict: dict, make_task, rundir: RunDir, d: Dist, p
     d.barrier()
     if not d.is_main:
         curve = rundir.metrics()[:start_epoch]
-    step_ends = list(resumed.get("step_ends", [])) if resumed is not None else []
+    # a checkpoint from before the live logs has no step counts: the steps are counted from its epoch on
+    step_ends = list(resumed.get("step_ends") or [0] * start_epoch) if resumed is not None else []
     logs = Loggers(getattr(config, "logger", "") if d.is_main else "", rundir.path, config_dict)
     t_start = time.perf_counter()
     try:

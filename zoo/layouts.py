@@ -236,20 +236,24 @@ _CELL_RE = re.compile(r"^cells\.(\d+)\.")
 
 
 def infer_cnn_args(sd: Dict[str, torch.Tensor], kind: str) -> Dict[str, Any]:
-    """C, layers, num_classes and auxiliary read off a conv network's state dict."""
+    """C, layers, num_classes, auxiliary (and in_chans when not 3) read off a conv network's state dict."""
     try:
         layers = 1 + max(int(m.group(1)) for m in map(_CELL_RE.match, sd) if m)
         num_classes = int(sd["classifier.weight"].shape[0])
         if kind == "cifar10":
             C = int(sd["stem.0.weight"].shape[0]) // 3
+            in_chans = int(sd["stem.0.weight"].shape[1])
         else:
             C = int(sd["stem0.3.weight"].shape[0])
+            in_chans = int(sd["stem0.0.weight"].shape[1])
     except (KeyError, ValueError) as e:
         raise CheckpointError(
             f"the state dict does not look like a DARTS {kind} network (missing {e}); "
             f"check the kind ({', '.join(KINDS)})") from None
     args = {"C": C, "num_classes": num_classes, "layers": layers,
             "auxiliary": any(k.startswith("auxiliary_head.") for k in sd)}
+    if in_chans != 3:  # a network trained on other than RGB images (in_chans at creation)
+        args["in_chans"] = in_chans
     if kind == "imagenet" and "auxiliary_head.features.6.weight" in sd:
         args["auxiliary_bn"] = True  # P-DARTS's auxiliary head: a BatchNorm after its 768-channel conv
     return args

@@ -24,7 +24,7 @@ import torch
 from . import download as _download
 from .convert import HEAD_ONLY_ARGS, model_from_original
 from .errors import ModelLoadError, WeightsNotFoundError
-from .hub import HF_PREFIX, hub_download
+from .hub import HF_PREFIX, hub_download, parse_hub_source
 from .hub_mixin import load_saved
 from .layouts import is_nni_layout
 from .legacy import StandinModule, load_original
@@ -299,14 +299,17 @@ def download(name: str) -> Dict[str, str]:
 
 
 def pretrained_cfg(source) -> Dict:
-    """timm's ``pretrained_cfg`` of a model, a registry name or a saved-model directory (without loading weights)."""
+    """timm's ``pretrained_cfg`` of a model, a registry name, a saved-model directory or ``hf-hub:ORG/REPO[@REV]``
+    (from its config.json, without building the network)."""
     if isinstance(source, torch.nn.Module):
         cfg = getattr(source, "pretrained_cfg", None)
         if cfg is None:
             raise ValueError(f"a {type(source).__name__} is not one of the zoo's networks: it has no pretrained_cfg")
         return cfg
     path = Path(str(source)).expanduser()
-    if _is_saved_dir(path, str(source)):
+    if str(source).startswith(HF_PREFIX):
+        path = hub_download(*parse_hub_source(str(source)))
+    if str(source).startswith(HF_PREFIX) or _is_saved_dir(path, str(source)):
         config = read_config(path)
         return make_pretrained_cfg(config.get("arch", config.get("kind")), config["args"], config)
     entry = get_entry(str(source))
@@ -314,7 +317,7 @@ def pretrained_cfg(source) -> Dict:
 
 
 def transforms(source):
-    """The torchvision eval transforms of a model, a registry name or a saved-model directory (its pretrained_cfg)."""
+    """The torchvision eval transforms of what :func:`pretrained_cfg` takes (a model, name, directory, hub id)."""
     return eval_transforms_of(pretrained_cfg(source))
 
 

@@ -47,6 +47,11 @@ PTB_ARGS = {"ntoken": 10000, "ninp": 850, "nhid": 850, "nhidlast": 850, "dropout
             "dropoutx": 0.75, "dropouti": 0.2, "dropoute": 0.1}
 
 
+WEIGHTS_AVAILABLE = "available"
+WEIGHTS_GONE = "no working public source known"
+WEIGHTS_NONE = "architecture only"
+
+
 class UnknownModelError(KeyError, ValueError):
     """An unknown model name; the message suggests the closest names."""
 
@@ -76,6 +81,7 @@ class Source:
     provenance: str = ""                    # who published it, made from what
     metrics: Dict[str, float] = field(default_factory=dict)   # the publisher's own figures for this copy
     metrics_source: str = ""
+    gone: str = ""                          # why this source is known not to work (still tried, last), if it is
 
     @property
     def url(self) -> str:
@@ -111,12 +117,20 @@ class ModelEntry:
         return bool(self.sources)
 
     @property
+    def weights(self) -> str:
+        """The state of its weights, from its sources' data: what ``zoo list`` shows."""
+        if not self.sources:
+            return WEIGHTS_NONE
+        return WEIGHTS_AVAILABLE if any(not s.gone for s in self.sources) else WEIGHTS_GONE
+
+    @property
     def kind(self) -> str:
         return self.arch
 
     def to_dict(self) -> Dict[str, Any]:
         d = asdict(self)
         d["pretrained"] = self.pretrained
+        d["weights"] = self.weights
         d["sources"] = [s.to_dict() for s in self.sources]
         d["class_names"] = class_names(self.dataset)
         return d
@@ -136,12 +150,15 @@ def class_names(dataset: str) -> Optional[List[str]]:
     return None
 
 
-# The authors' releases (quark0/darts README, 'Pretrained models'): Google Drive files
-# (reported gone: quark0/darts#174, #175) but kept last, for whoever still has access.
+# The authors' releases (quark0/darts README, 'Pretrained models'): Google Drive files, reported gone,
+# but kept last, for whoever still has access.
+_DRIVE_GONE = "reported gone by users of the original code (quark0/darts#174, #175)"
+
+
 def _drive(file_id: str, filename: str, auxiliary: Optional[bool], metrics: Dict[str, float], source: str) -> Source:
     return Source(kind="gdrive", location=file_id, filename=filename, layout="original", auxiliary=auxiliary,
                   provenance=f"the authors' release {filename} (quark0/darts README), on Google Drive",
-                  metrics=metrics, metrics_source=source)
+                  metrics=metrics, metrics_source=source, gone=_DRIVE_GONE)
 
 
 _NNI_DARTS_V2 = Source(

@@ -70,6 +70,11 @@ def node_softmax(betas: torch.Tensor, steps: int = 4) -> torch.Tensor:
     return torch.cat(parts)
 
 
+def arch_softmax(name: str, logits: torch.Tensor, steps: int = 4) -> torch.Tensor:
+    """The weights of a logit tensor: over the ops of each edge; PC-DARTS's betas over each node's incoming edges."""
+    return node_softmax(logits, steps) if name.startswith("betas") else F.softmax(logits, dim=-1)
+
+
 class MixedOp(nn.Module):
     """All primitives on one edge; ``forward(x, weights)`` is the plain weighted sum (the original's). With
     ``partial > 1`` (PC-DARTS) the ops see the first C/partial channels and the rest bypass them."""
@@ -87,9 +92,12 @@ class MixedOp(nn.Module):
                 op = nn.Sequential(op, nn.BatchNorm2d(C_op, affine=False))
             self._ops.append(op)
 
-    def forward(self, x, weights):
+    def forward(self, x, weights, channels=None):
         if self.partial == 1:
             return sum(w * op(x) for w, op in zip(weights, self._ops))
+        if channels is not None:  # the paper's formula: ops on the sampled channels, the others in their place
+            out = sum(w * op(x[:, channels]) for w, op in zip(weights, self._ops))
+            return (x if out.shape[2] == x.shape[2] else self.mp(x)).index_copy(1, channels, out)
         k = x.shape[1] // self.partial
         out = sum(w * op(x[:, :k]) for w, op in zip(weights, self._ops))
         rest = x[:, k:]
@@ -172,14 +180,15 @@ class Cell(nn.Module):
         av = ops[2][1](ops[2][0](part))
         return part, r, mx, av, rest
 
-    def forward(self, s0, s1, weights, edge_weights=None, reference: bool = False):
+    def forward(self, s0, s1, weights, edge_weights=None, reference: bool = False, channels=None):
         s0 = self.preprocess0(s0)
         s1 = self.preprocess1(s1)
         states = [s0, s1]
-        if reference:  # the original's computation, op by op (the authors' PC-DARTS with edge weights)
+        if reference or channels is not None:  # the original's computation, op by op (PC-DARTS: with edge weights)
             offset = 0
             for _ in range(self._steps):
-                terms = [self._ops[offset + j](h, weights[offset + j]) for j, h in enumerate(states)]
+                terms = [self._ops[offset + j](h, weights[offset + j], None if channels is None else
+                                               channels[offset + j]) for j, h in enumerate(states)]
                 if edge_weights is not None:
                     terms = [edge_weights[offset + j] * t for j, t in enumerate(terms)]
                 s = sum(terms)
@@ -222,6 +231,9 @@ class Network(nn.Module):
 
     ``partial_channels`` (K; 1: DARTS) and ``edge_normalization`` (the betas) make it PC-DARTS's;
     ``stem``: 'cifar' (one conv) or 'imagenet' (three stride-2 convs, the first cell's s0 reduced).
+    ``partial_selection``: 'shuffle' (the authors' code: the first C/K channels, then a channel shuffle) or
+    'random' (their paper's formula: a fresh random C/K channels per edge and forward, the others in place; on a
+    reduction edge all channels max-pooled first, as the code pools its bypass; seeded by ``selection_seed``).
     ``edge_bn_updates``: how many momentum updates the BatchNorm running statistics inside the edges take per
     training forward (their ``num_batches_tracked`` still counts one): 2 reproduces the authors'
     model_search_imagenet.py, whose cell runs every mixed op a second time only to read its output's device.
@@ -229,7 +241,8 @@ class Network(nn.Module):
 
     def __init__(self, C: int = 16, num_classes: int = 10, layers: int = 8, steps: int = 4, multiplier: int = 4,
                  stem_multiplier: int = 3, partial_channels: int = 1, edge_normalization: bool = False,
-                 stem: str = "cifar", edge_bn_updates: int = 1):
+                 stem: str = "cifar", edge_bn_updates: int = 1, partial_selection: str = "shuffle",
+                 selection_seed: int = 0):
         super().__init__()
         if NONE != 0:  # the fused forward relies on the original's op order
             raise AssertionError("PRIMITIVES must start with 'none'")
@@ -238,6 +251,12 @@ class Network(nn.Module):
                              "ops take C / partial_channels channels, an even number for the reduction edges)")
         if stem not in ("cifar", "imagenet"):
             raise ValueError(f"stem must be 'cifar' or 'imagenet', not {stem!r}")
+        if partial_selection not in ("shuffle", "random") or (partial_selection == "random" and partial_channels < 2):
+            raise ValueError(f"partial_selection must be 'shuffle', or 'random' with partial_channels > 1, not "
+                             f"{partial_selection!r} with {partial_channels}")
+        self.random_selection, self.selection_seed = partial_selection == "random", selection_seed
+        if self.random_selection:  # counts the training forwards: the channels drawn depend on it (resumable)
+            self.register_buffer("selection_step", torch.zeros((), dtype=torch.long))
         self._C, self._num_classes, self._layers = C, num_classes, layers
         self._steps, self._multiplier = steps, multiplier
         self.partial_channels, self.edge_normalization = partial_channels, edge_normalization
@@ -264,6 +283,19 @@ class Network(nn.Module):
                 for bn in cell._ops.modules():
                     if isinstance(bn, nn.BatchNorm2d):
                         bn.momentum = 1 - (1 - bn.momentum) ** edge_bn_updates
+
+    def _sampled_channels(self, device) -> List[List[torch.Tensor]]:
+        """``partial_selection='random'`` (the paper's formula): for every cell and edge a fresh sorted random
+        subset of C/K input channels, drawn from (selection_seed, number of training forwards so far)."""
+        g = torch.Generator().manual_seed(self.selection_seed * 1_000_003 + int(self.selection_step))
+        if self.training:
+            self.selection_step += 1
+        out = []
+        for cell in self.cells:
+            C = cell.preprocess1.op[1].out_channels
+            out.append([torch.randperm(C, generator=g)[:C // self.partial_channels].sort().values.to(device)
+                        for _ in cell._ops])
+        return out
 
     def state_dict(self, *args, **kwargs):
         """The module's state dict, with the shared pool BN statistics on every edge (as the original's)."""
@@ -300,12 +332,13 @@ class Network(nn.Module):
         else:
             s0 = self.stem0(x)
             s1 = self.stem1(s0)
-        for cell in self.cells:
+        channels = self._sampled_channels(x.device) if self.random_selection else [None] * len(self.cells)
+        for cell, sampled in zip(self.cells, channels):
             if cell.reduction:
                 weights, edges = weights_reduce, edges_reduce
             else:
                 weights, edges = weights_normal, edges_normal
-            s0, s1 = s1, cell(s0, s1, weights, edges, reference=reference)
+            s0, s1 = s1, cell(s0, s1, weights, edges, reference=reference, channels=sampled)
         out = self.global_pooling(s1)
         return self.classifier(out.flatten(1))
 

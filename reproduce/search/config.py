@@ -60,6 +60,10 @@ class CIFAR10SearchConfig:
     partial_channels: int = _f(1, "PC-DARTS: each edge's ops see 1/K of the channels (K; 1: all, as DARTS)")
     edge_normalization: bool = _f(False, "PC-DARTS: each node weights its incoming edges by a softmax of "
                                          "per-edge logits (betas), trained with the alphas and used in the derivation")
+    partial_selection: str = _f("shuffle", "PC-DARTS: which channels an edge's ops see: 'shuffle' (the authors' code: "
+                                           "the first C/K, then a channel shuffle) or 'random' (their paper's "
+                                           "formula: a fresh random C/K per edge and step, the rest in place)",
+                                choices=["shuffle", "random"])
     arch_start_epoch: int = _f(0, "first epoch with architecture updates (PC-DARTS: 15, weights only before)")
     lr_warmup_epochs: int = _f(0, "epochs of linear lr warm-up, lr * (epoch + 1) / N, before the cosine (0: none)")
     arch_grad_clip: float = _f(0.0, "clip of the architecture gradient's norm before Adam (0: none, as DARTS)")
@@ -138,6 +142,9 @@ def validate_method(config) -> None:
             f"method must be one of {', '.join(config.method_recipes)}, not {config.method!r}")
     require(config.partial_channels >= 1, f"partial_channels must be >= 1, not {config.partial_channels}")
     require(config.edge_bn_updates >= 1, f"edge_bn_updates must be >= 1, not {config.edge_bn_updates}")
+    require(config.partial_selection in ("shuffle", "random") and (
+        config.partial_selection == "shuffle" or config.partial_channels > 1),
+        f"partial_selection must be shuffle, or random with partial_channels > 1, not {config.partial_selection!r}")
     if config.method == "darts":
         require(config.partial_channels == 1 and not config.edge_normalization,
                 "partial_channels and edge_normalization are PC-DARTS's: use --method pcdarts")
@@ -150,6 +157,11 @@ def validate_method(config) -> None:
             "ops take C / partial_channels channels, an even number for the reduction edges)")
 
 
+def _default(name: str, value):
+    """A field of :class:`CIFAR10SearchConfig` with another default (its help and choices kept)."""
+    return field(default=value, metadata=CIFAR10SearchConfig.__dataclass_fields__[name].metadata)
+
+
 @dataclass
 class ImageNetSearchConfig(CIFAR10SearchConfig):
     """PC-DARTS's search on ImageNet: the defaults of the authors' train_search_imagenet.py (commit b74702f)."""
@@ -159,26 +171,22 @@ class ImageNetSearchConfig(CIFAR10SearchConfig):
 
     method: str = _f("pcdarts", "search method (the ImageNet search is PC-DARTS's)", choices=["pcdarts"])
     order: int = _f(1, "1: first order, as the authors' script (it has no unrolled step)", choices=[1, 2])
-    partial_channels: int = _f(2, "each edge's ops see 1/K of the channels (K = 2 on ImageNet)")
-    edge_normalization: bool = _f(True, "edge normalisation (betas)")
-    arch_start_epoch: int = _f(35, "first epoch with architecture updates (their --begin)")
+    partial_channels: int = _default("partial_channels", 2)
+    edge_normalization: bool = _default("edge_normalization", True)
+    arch_start_epoch: int = _default("arch_start_epoch", 35)  # their --begin
     data: str = _f("data/imagenet", "ImageFolder root with train/<class>/<image> (ImageNet's training set)")
-    batch_size: int = _f(1024, "batch size of both subsets")
-    learning_rate: float = _f(0.5, "initial weight learning rate (SGD)")
-    learning_rate_min: float = _f(0.0, "final learning rate of the cosine schedule")
-    arch_learning_rate: float = _f(6e-3, "architecture learning rate (Adam)")
+    batch_size: int = _default("batch_size", 1024)
+    learning_rate: float = _default("learning_rate", 0.5)
+    learning_rate_min: float = _default("learning_rate_min", 0.0)
+    arch_learning_rate: float = _default("arch_learning_rate", 6e-3)
     image_size: int = _f(224, "side of the random crops (RandomResizedCrop) the supernet sees")
-    lr_warmup_epochs: int = _f(5, "epochs of linear lr warm-up, lr * (epoch + 1) / N (their script: 5 when the "
-                                  "batch is above 256; 0: none)")
-    arch_grad_clip: float = _f(5.0, "clip of the architecture gradient's norm (alphas and betas together) before "
-                                    "Adam, as their script (0: none)")
+    lr_warmup_epochs: int = _default("lr_warmup_epochs", 5)  # their script: when the batch is above 256
+    arch_grad_clip: float = _default("arch_grad_clip", 5.0)  # their --grad_clip, the weights' clip too
+    edge_bn_updates: int = _default("edge_bn_updates", 2)
     train_fraction: float = _f(0.1, "share of each class's training images that trains the weights")
     arch_fraction: float = _f(0.025, "share of each class's training images that trains the architecture")
     subset_seed: int = _f(0, "seed of the per-class draw of the two subsets (recorded in the run's subsets.json)")
     workers: int = _f(4, "DataLoader worker processes (their --workers)")
-    edge_bn_updates: int = _f(2, "momentum updates of the edges' BatchNorm running statistics per training forward: "
-                                 "2 as the authors' model_search_imagenet.py (its cell runs each mixed op a second "
-                                 "time only to read the output's device); 1: once. Only eval-mode figures change")
 
     def validate_image_size(self) -> None:
         require(self.image_size >= 16 and self.image_size % 16 == 0,

@@ -32,7 +32,7 @@ from ..jsonfile import read_json_lines
 from ..optim import make_sgd
 from ..rundir import RunDir, check_finite
 from . import architect
-from .cnn_supernet import Network, node_softmax
+from .cnn_supernet import Network, arch_softmax
 from .cnn_supernet import genotype as cnn_genotype
 from .config import CIFAR10SearchConfig, ImageNetSearchConfig, PTBSearchConfig, early_stop_skips
 from .data import PTBData, load_search_data
@@ -64,13 +64,8 @@ class _Base:
         return {name: a.detach().cpu().tolist() for name, a in zip(self.alpha_names, self.alphas)}
 
     def softmax_dict(self) -> Dict[str, list]:
-        """The softmax of each logit tensor over its ops; PC-DARTS's betas over each node's incoming edges."""
-        out = {}
-        for name, a in zip(self.alpha_names, self.alphas):
-            a = a.detach().float().cpu()
-            out[name] = (node_softmax(a, self.config.steps) if name.startswith("betas") else
-                         F.softmax(a, dim=-1)).tolist()
-        return out
+        return {name: arch_softmax(name, a.detach().float().cpu(), getattr(self.config, "steps", None)).tolist()
+                for name, a in zip(self.alpha_names, self.alphas)}
 
     def state_dict(self) -> dict:
         return {"model": self.model.state_dict(), "alphas": [a.detach().clone() for a in self.alphas],
@@ -86,19 +81,15 @@ class _Base:
 
 
 class CNNSearch(_Base):
-    """Conv-cell search on CIFAR-10 (original cnn/train_search.py; with ``method='pcdarts'`` the PC-DARTS
-    authors' train_search.py: partial channels and betas in the supernet, architecture updates from
-    ``arch_start_epoch``; the architecture batch is drawn every step, as theirs)."""
+    """Conv-cell search on CIFAR-10 (original cnn/train_search.py), or PC-DARTS's (docs/pcdarts.md)."""
 
     def __init__(self, config: CIFAR10SearchConfig, device: torch.device, load_data: bool = True,
                  num_classes: int = 10):
         self.config, self.device = config, device
         self.data = load_search_data(config, device) if load_data else None
-        num_classes = getattr(self.data, "num_classes", num_classes)
-        self.model = Network(config.C, num_classes, config.layers, config.steps, config.multiplier,
-                             config.stem_multiplier, partial_channels=config.partial_channels,
-                             edge_normalization=config.edge_normalization, stem=config.stem,
-                             edge_bn_updates=config.edge_bn_updates).to(device)
+        c, classes = config, getattr(self.data, "num_classes", num_classes)
+        self.model = Network(c.C, classes, c.layers, c.steps, c.multiplier, c.stem_multiplier, c.partial_channels,
+                             c.edge_normalization, c.stem, c.edge_bn_updates, c.partial_selection, c.seed).to(device)
         self.alpha_names = self.model.arch_names
         self.channels_last = search_channels_last(device, config.channels_last)
         if self.channels_last:
@@ -128,18 +119,22 @@ class CNNSearch(_Base):
     def loss_fn(self, x, y):
         return lambda: (F.cross_entropy(self.logits(x, self.alphas), y), None)
 
-    def arch_step(self, x, y, xv, yv, lr: float) -> None:
+    def arch_step(self, x, y, xv, yv, lr: float) -> torch.Tensor:
+        """One Adam step of the architecture; returns the validation loss it differentiated (order 2: at the
+        virtually stepped weights)."""
         c = self.config
+        valid_loss, seen = _keeping_loss(self.loss_fn(xv, yv))
         if c.order == 1:
-            grads, _ = architect.first_order(self.alphas, self.loss_fn(xv, yv))
+            grads, _ = architect.first_order(self.alphas, valid_loss)
         else:
             params = list(self.model.parameters())
             grads, _ = architect.second_order(
-                self.model, self.alphas, self.loss_fn(x, y), self.loss_fn(xv, yv), lr, momentum=c.momentum,
+                self.model, self.alphas, self.loss_fn(x, y), valid_loss, lr, momentum=c.momentum,
                 weight_decay=c.weight_decay, buffers=architect.momentum_buffers(self.w_opt, params), r=c.unrolled_eps)
         if c.arch_grad_clip:  # PC-DARTS on ImageNet: torch's clip_grad_norm_ over alphas and betas together
             architect.clip_(grads, c.arch_grad_clip)
         self.arch_update(grads)
+        return seen["loss"]
 
     def weight_step(self, x, y):
         """One SGD step of the weights; returns (loss, logits, the gradients' norm before clipping)."""
@@ -162,16 +157,15 @@ class CNNSearch(_Base):
         batches = progress_bar(self.data.train_batches(), self.data.train_steps, f"search epoch {epoch}", progress)
         for step, (x, y) in enumerate(batches):
             xv, yv = self.data.next_valid()
-            if epoch >= self.config.arch_start_epoch:
-                self.arch_step(x, y, xv, yv, lr)
+            arch_loss = self.arch_step(x, y, xv, yv, lr) if epoch >= self.config.arch_start_epoch else None
             loss, logits, grad_norm = self.weight_step(x, y)
             hits = (logits.argmax(1) == y).sum()
             loss_sum += loss.double() * y.numel()
             correct += hits
             n += y.numel()
             if hook is not None:
-                hook(epoch, step, {"train_loss": loss, "train_acc": 100.0 * hits / y.numel(), "lr": lr,
-                                   "arch_lr": self.a_opt.param_groups[0]["lr"], "grad_norm": grad_norm})
+                hook(epoch, step, {"train_loss": loss, "train_acc": 100.0 * hits / y.numel(), "arch_loss": arch_loss,
+                                   "lr": lr, "arch_lr": self.a_opt.param_groups[0]["lr"], "grad_norm": grad_norm})
         return {"lr": lr, "train_loss": loss_sum.item() / n, "train_acc": 100.0 * correct.item() / n}
 
     @torch.no_grad()
@@ -186,8 +180,7 @@ class CNNSearch(_Base):
         return {"valid_loss": loss_sum / n, "valid_acc": 100.0 * correct / n}
 
     def genotype(self, capped: bool = True):
-        """The derived genotype (PC-DARTS's: with its betas); with the config's ``max_skip`` cap unless
-        ``capped`` is false."""
+        """The derived genotype (PC-DARTS's: with betas); with the config's ``max_skip`` cap unless ``capped``."""
         return cnn_genotype(self.alphas, steps=self.config.steps, multiplier=self.config.multiplier,
                             max_skip=self.config.max_skip if capped else None)
 
@@ -202,6 +195,17 @@ class CNNSearch(_Base):
 
     def final_metrics(self, row: dict) -> dict:
         return {k: row[k] for k in ("train_loss", "train_acc", "valid_loss", "valid_acc")}
+
+
+def _keeping_loss(loss_fn):
+    """``loss_fn`` (returning (loss, aux)) wrapped to keep its last loss, detached, in the returned dict."""
+    seen: Dict[str, torch.Tensor] = {}
+
+    def loss():
+        value, aux = loss_fn()
+        seen["loss"] = value.detach()
+        return value, aux
+    return loss, seen
 
 
 def _detach_hidden(hidden):
@@ -253,7 +257,7 @@ class RNNSearch(_Base):
             data_valid, targets_valid = zds.get_batch(search, i % (search.size(0) - 1), c.bptt)
             data, targets = zds.get_batch(train, i, seq_len)
             hidden, hidden_valid = _detach_hidden(hidden), _detach_hidden(hidden_valid)
-            valid_loss = self.loss_fn(hidden_valid, data_valid, targets_valid)
+            valid_loss, seen = _keeping_loss(self.loss_fn(hidden_valid, data_valid, targets_valid))
             if c.order == 1:
                 grads, hidden_valid = architect.first_order(self.alphas, valid_loss)
             else:
@@ -281,7 +285,7 @@ class RNNSearch(_Base):
             if bar is not None:
                 bar.update(1)
             if hook is not None:
-                hook(epoch, step, {"train_loss": raw_loss.detach(), "lr": lr_step,
+                hook(epoch, step, {"train_loss": raw_loss.detach(), "arch_loss": seen["loss"], "lr": lr_step,
                                    "arch_lr": self.a_opt.param_groups[0]["lr"], "grad_norm": grad_norm.detach()})
             step += 1
         if bar is not None:
@@ -405,7 +409,7 @@ class SearchTask:
         skips = genotypes.derive.normal_skips(self.searcher.genotype(capped=False))
         if skips < self.stop_at_skips:
             return None
-        return (f"early_stop {self.config.early_stop}: the derived normal cell has {skips} skip connections "
+        return (f"early_stop {self.config.early_stop}: the normal cell DARTS derives has {skips} skip connections "
                 f"(DARTS+ stops at {self.stop_at_skips})")
 
     def state_dict(self) -> dict:
@@ -418,11 +422,9 @@ class SearchTask:
         return self.searcher.final_metrics(curve[-1])
 
     def record_fields(self, curve: list) -> dict:
-        method = getattr(self.config, "method", "darts")
-        name = f"search-{self.dataset}-order{self.config.order}" if method == "darts" else \
-            f"search-{self.dataset}-{method}-order{self.config.order}"
-        fields = {"experiment": name, "genotype": curve[-1]["genotype"],
-                  "order": self.config.order, "alphas": self.searcher.alphas_dict()}
+        method = "" if getattr(self.config, "method", "darts") == "darts" else f"-{self.config.method}"
+        fields = {"experiment": f"search-{self.dataset}{method}-order{self.config.order}", "order": self.config.order,
+                  "genotype": curve[-1]["genotype"], "alphas": self.searcher.alphas_dict()}
         if hasattr(self.searcher, "channels_last"):  # the memory format the device's default chose
             fields["channels_last"] = self.searcher.channels_last
         reason = self.stop_reason()

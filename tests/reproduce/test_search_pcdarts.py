@@ -106,6 +106,18 @@ def test_cifar_search_equals_the_authors_train_search_step_by_step_warm_up_inclu
     assert all(a == warm[0] for a in warm) and facts["epochs"][15]["arch"] != warm[0]
 
 
+def test_second_order_cifar_search_equals_the_authors_unrolled_architect():
+    """The recipe with --order 2 (their --unrolled): the epochs 15-17 of 18, one step each, so every step has a
+    second-order architecture step (the first without a momentum buffer); facts of their train() and
+    Architect._backward_step_unrolled."""
+    facts = _facts("pcdarts_cifar_order2.json")
+    case = facts["case"]
+    config = run_config.build(CIFAR10SearchConfig, dict(method="pcdarts", order=2, C=case["C"], layers=case["layers"],
+                                                        epochs=case["epochs"], batch_size=case["batch"], device="cpu"))
+    assert [row["epoch"] for row in facts["epochs"]] == [15, 16, 17]
+    _check_run_against_facts(_scripted_searcher(case, config), facts)
+
+
 def test_imagenet_search_equals_the_authors_train_search_imagenet_step_by_step():
     """7 epochs of two steps with the ImageNet recipe (three-conv stem, K=2, lr 0.5 with the 5-epoch warm-up, arch
     lr 6e-3), architecture updates from epoch 5 (their --begin), and a clip of 0.01 on the weights' and the
@@ -279,3 +291,40 @@ def test_cli_imagenet_search_runs_on_a_generated_image_folder_with_the_recipe(tm
         3, 6, 3, 0)
     rows = read_jsonl(out / "alphas.jsonl")
     assert rows[0]["logits"] == rows[1]["logits"] != rows[2]["logits"]
+
+
+def test_the_papers_random_channel_sampling_keeps_the_other_channels_in_place_and_resumes_exactly():
+    from reproduce.search.cnn_supernet import MixedOp
+
+    torch.manual_seed(0)
+    x = torch.randn(2, 8, 6, 6)
+    none_only = torch.tensor([1.0] + [0.0] * 7)  # the ops' output is zero: what is not sampled shows through
+    channels = torch.tensor([1, 6])
+    for stride in (1, 2):
+        y = MixedOp(8, stride, partial=4)(x, none_only, channels)
+        base = x if stride == 1 else torch.nn.functional.max_pool2d(x, 2, 2)
+        assert torch.equal(y[:, channels], torch.zeros_like(y[:, channels]))
+        keep = [c for c in range(8) if c not in (1, 6)]
+        assert torch.equal(y[:, keep], base[:, keep])
+
+    def model():
+        torch.manual_seed(3)
+        return Network(C=8, num_classes=5, layers=3, partial_channels=4, edge_normalization=True,
+                       partial_selection="random", selection_seed=7)
+
+    a, b = model(), model()
+    arch = a.new_alphas()
+    x = torch.randn(2, 3, 8, 8)
+    first = a(x, *arch)
+    assert int(a.selection_step) == 1 and not torch.allclose(a(x, *arch), first)  # fresh channels each step
+    torch.testing.assert_close(b(x, *arch), first)  # the same seed and step: the same channels
+    b.load_state_dict(a.state_dict())  # a resumed run continues with the step count
+    torch.testing.assert_close(b(x, *arch), a(x, *arch))
+    a.eval()
+    a(x, *arch)
+    assert int(a.selection_step) == 3  # evaluation draws channels but does not count
+    with pytest.raises(ValueError, match="'random' with partial_channels > 1"):
+        Network(C=8, partial_selection="random")
+    with pytest.raises(run_config.ConfigError, match="partial_selection must be"):
+        run_config.build(CIFAR10SearchConfig, {"method": "pcdarts", "partial_channels": 1,
+                                               "partial_selection": "random"})
