@@ -339,6 +339,24 @@ class NetworkCIFAR(_Network):
         return s, s, [s] if "stem" in keep else []
 
 
+def imagenet_stems(in_chans: int, C: int):
+    """ImageNet's stems: stem0 two stride-2 3x3 convs to C channels, stem1 a third (the search's supernet
+    takes them too for large images)."""
+    stem0 = nn.Sequential(
+        nn.Conv2d(in_chans, C // 2, kernel_size=3, stride=2, padding=1, bias=False),
+        nn.BatchNorm2d(C // 2),
+        nn.ReLU(inplace=True),
+        nn.Conv2d(C // 2, C, 3, stride=2, padding=1, bias=False),
+        nn.BatchNorm2d(C),
+    )
+    stem1 = nn.Sequential(
+        nn.ReLU(inplace=True),
+        nn.Conv2d(C, C, 3, stride=2, padding=1, bias=False),
+        nn.BatchNorm2d(C),
+    )
+    return stem0, stem1
+
+
 @register_arch
 class NetworkImageNet(_Network):
     """DARTS evaluation network for 224x224 images (C=48, 14 cells in the paper)."""
@@ -351,18 +369,7 @@ class NetworkImageNet(_Network):
                          lambda: NetworkImageNet(C, num_classes, layers, auxiliary, genotype, auxiliary_bn, in_chans))
         if auxiliary_bn:  # only recorded when set, so configs of the original's network stay as they were
             self.config["auxiliary_bn"] = True
-        self.stem0 = nn.Sequential(
-            nn.Conv2d(in_chans, C // 2, kernel_size=3, stride=2, padding=1, bias=False),
-            nn.BatchNorm2d(C // 2),
-            nn.ReLU(inplace=True),
-            nn.Conv2d(C // 2, C, 3, stride=2, padding=1, bias=False),
-            nn.BatchNorm2d(C),
-        )
-        self.stem1 = nn.Sequential(
-            nn.ReLU(inplace=True),
-            nn.Conv2d(C, C, 3, stride=2, padding=1, bias=False),
-            nn.BatchNorm2d(C),
-        )
+        self.stem0, self.stem1 = imagenet_stems(in_chans, C)
         # The stems already reduced twice, so the first cell's s0 input is treated as reduced.
         C_prev = self._build_cells(C, layers, genotype, C, reduction_prev=True)
         if self._auxiliary:
