@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, Mapping, Optional, Tuple
 
-from .config import ConfigError, canonical, to_dict
+from .config import ConfigError, build, canonical, to_dict
 from .rundir import RUNTIME_FIELDS
 from .tasks import TASKS
 
@@ -24,18 +24,26 @@ SPEED_FIELDS = ("deterministic", "channels_last", "compile", "cuda_graphs")
 SPEED_FIELDS_OF = {"cifar10": ("eval_batch_size",), "imagenet": ("eval_batch_size",)}
 
 
-def _paper_config(kind: Optional[str], dataset: Optional[str]) -> Optional[Dict[str, Any]]:
+def _paper_config(kind: Optional[str], dataset: Optional[str], method: Optional[str]) -> Optional[Dict[str, Any]]:
+    """The paper's config of a (kind, dataset), of the search ``method``'s recipe when the config names one."""
     entry = TASKS.get((kind, dataset))
-    return to_dict(entry[0]()) if entry is not None else None
+    if entry is None:
+        return None
+    cls = entry[0]
+    recipes = getattr(cls, "method_recipes", {})
+    return to_dict(build(cls, {"method": method}) if method in recipes else cls())
 
 
 def recipe_differences(kind: Optional[str], dataset: Optional[str],
                        config: Optional[Mapping[str, Any]]) -> Dict[str, Tuple[Any, Any]]:
     """``{field: (paper's value, this run's value)}`` for every recipe field of a ``kind`` ("train" or
     "search") run on ``dataset`` whose config differs from the paper's; empty when it is the paper's
-    recipe, or when there is no recipe to compare with (an unknown kind or dataset)."""
-    paper = _paper_config(kind, dataset)
-    if paper is None or not isinstance(config, Mapping):
+    recipe, or when there is no recipe to compare with (an unknown kind or dataset). A search that names its
+    method (``method: pcdarts``) is compared with that method's recipe."""
+    if not isinstance(config, Mapping):
+        return {}
+    paper = _paper_config(kind, dataset, config.get("method"))
+    if paper is None:
         return {}
     try:
         config = canonical(dict(config))  # a record saved with the original's field names (lr, wdecay, ...)

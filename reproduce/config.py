@@ -170,13 +170,19 @@ def overrides_from_args(args: argparse.Namespace, prefix: str = "", skip=()) -> 
 
 
 def build(cls: Type[T], overrides: Dict[str, Any] = None, base: T = None) -> T:
-    """A config of ``cls`` from ``base`` (or the defaults) with ``overrides`` applied and checked."""
+    """A config of ``cls`` from ``base`` (or the defaults) with ``overrides`` applied and checked. A config class
+    with ``method_recipes`` (the conv search) takes the named method's recipe under ``overrides``."""
     overrides = canonical(dict(overrides or {}))
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(overrides) - names)
     if unknown:
         raise ConfigError(f"unknown {cls.__name__} field(s) {', '.join(quote(u)[1:-1] for u in unknown[:5])}"
                           f"{', ...' if len(unknown) > 5 else ''}; known: {', '.join(sorted(names))}")
+    recipes = getattr(cls, "method_recipes", None)
+    if recipes is not None and "method" in overrides:
+        if overrides["method"] not in recipes:
+            raise ConfigError(f"method must be one of {', '.join(recipes)}, not {overrides['method']!r}")
+        overrides = {**recipes[overrides["method"]], **overrides}
     config = dataclasses.replace(base, **overrides) if base is not None else cls(**overrides)
     validate(config)
     return config

@@ -18,7 +18,7 @@ from . import config as run_config
 from . import distributed, runner
 from .device import pick_device
 from .distributed import Dist
-from .search.config import CIFAR10SearchConfig, PTBSearchConfig
+from .search.config import CIFAR10SearchConfig, ImageNetSearchConfig, PTBSearchConfig
 from .search.loop import SearchTask
 from .train.cifar import CIFARTask
 from .train.imagenet import ImageNetTask
@@ -34,6 +34,7 @@ TASKS: Dict[Tuple[str, str], Tuple[Type, Type]] = {
     ("train", "wt2"): (WT2Config, LMTask),
     ("search", "cifar10"): (CIFAR10SearchConfig, SearchTask),
     ("search", "ptb"): (PTBSearchConfig, SearchTask),
+    ("search", "images"): (ImageNetSearchConfig, SearchTask),  # PC-DARTS's search on an ImageFolder tree
 }
 
 # How the processes of a run are set up: a training joins the processes torchrun started (DDP), a search is one.

@@ -111,9 +111,9 @@ def canonical_genotype(text: str, cell: str, option: str = "--genotype") -> str:
 
 
 def default_out(spec: ExperimentSpec, arch: Optional[str], genotype_text: Optional[str], search: bool,
-                order: int, profile: str, root: str = "results") -> Path:
+                order: int, profile: str, root: str = "results", method: str = "darts") -> Path:
     if search:
-        stem = f"{spec.name}-search-order{order}"
+        stem = f"{spec.name}-search-order{order}" if method == "darts" else f"{spec.name}-search-{method}-order{order}"
     elif arch:
         stem = f"{spec.name}-{arch.lower()}"
     else:
@@ -127,8 +127,8 @@ def default_out(spec: ExperimentSpec, arch: Optional[str], genotype_text: Option
 # The search order of the named cells (DARTS is DARTS_V2): the order of the paper's target they are compared with.
 ORDER_OF_ARCH = {"DARTS_V2": 2, "DARTS": 2, "DARTS_V1": 1}
 # experiment.json's fields, in the order they are written
-EXPERIMENT_FIELDS = ("experiment", "dataset", "arch", "genotype", "profile", "order", "target", "seeds", "search",
-                     "comparable", "recipe_differences", "note", "baseline", "references")
+EXPERIMENT_FIELDS = ("experiment", "dataset", "arch", "genotype", "profile", "order", "method", "target", "seeds",
+                     "search", "comparable", "recipe_differences", "note", "baseline", "references")
 
 
 def runtime_overrides(options: ExperimentOptions) -> dict:
@@ -227,8 +227,8 @@ class Plan:
                  f"GPUs {','.join(gpus)}, one run per GPU at a time" if gpus else "this process, one run after another")
         lines.append(f"runs on: {where}")
         if self.searches:
-            lines.append(f"1. {len(self.searches)} searches on {spec.search_dataset} (order {options.order}), seeds "
-                         f"{list(self.search_seeds)} -> {out / SEARCH}")
+            lines.append(f"1. {len(self.searches)} {options.method} searches on {spec.search_dataset} (order "
+                         f"{options.order}), seeds {list(self.search_seeds)} -> {out / SEARCH}")
             lines.append(f"2. a {self.selection_epochs}-epoch training of each searched cell -> "
                          f"{out / SELECTION}; the best {spec.selection_metric} is chosen")
             lines.append(f"3. {len(seeds)} trainings of the chosen cell, seeds {seeds} -> {out / RUNS}")
@@ -323,7 +323,7 @@ def plan_experiment(options: ExperimentOptions) -> Plan:
         arch = options.arch or "DARTS_V2"
         genotype = canonical_genotype(arch, spec.cell, "--arch")
     out = Path(options.out) if options.out else default_out(spec, arch, genotype, options.search, options.order,
-                                                            options.profile)
+                                                            options.profile, method=options.method)
     runtime = runtime_overrides(options)
     quick = options.profile == "quick"
     train_base = {**(spec.quick if quick else {}), **options.train_overrides, **runtime, "experiment": spec.name,
@@ -348,6 +348,8 @@ def plan_experiment(options: ExperimentOptions) -> Plan:
     if options.search:
         meta["search"] = {"order": options.order, "seeds": list(stages["search_seeds"]),
                           "short_epochs": stages["selection_epochs"]}
+        if options.method != "darts":  # DARTS's experiment.json stays as it was
+            meta["method"] = meta["search"]["method"] = options.method
     if genotype is not None:
         meta["genotype"] = genotype
     meta["target"] = (targets.target_key(meta, targets.load_targets(targets.project_paper_path()))
@@ -383,7 +385,7 @@ def _search_stages(spec: ExperimentSpec, options: ExperimentOptions, out: Path, 
         where = run_dir(out, SEARCH, seed)
         check_existing_run(where, cfg)
         searches.append(Job("search", spec.search_dataset, cfg, str(where),
-                            name=f"{spec.name} search (order {options.order}) seed {seed}"))
+                            name=f"{spec.name} {options.method} search (order {options.order}) seed {seed}"))
     short = _selection_epochs(spec, options)
     selection_base = {**{k: v for k, v in train_base.items() if k not in ("arch", "genotype")},
                       **spec.selection_overrides, **options.selection_overrides, "epochs": short,

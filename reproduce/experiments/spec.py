@@ -81,6 +81,7 @@ class ExperimentOptions:
     profile: str = "paper"
     search: bool = False
     order: int = 2
+    method: str = "darts"  # the search method (reproduce.search.config): its recipe under search_overrides
     search_seeds: Optional[Sequence[int]] = None
     selection_epochs: Optional[int] = None
     train_overrides: dict = dataclasses.field(default_factory=dict)
@@ -99,6 +100,11 @@ class ExperimentOptions:
     # seeds and draw may share one (the demo's two search orders do)
     baseline_dir: Optional[str] = None
     pool: Any = None  # a reproduce.run_pool.RunPool: runs side by side on this machine's cores (runtime only)
+
+    def __post_init__(self):
+        # the method selects the search config's recipe (reproduce.config.build applies it under the overrides)
+        if self.method != "darts":
+            self.search_overrides = {"method": self.method, **self.search_overrides}
 
     def launch(self, jobs, desc: str) -> List[dict]:
         """Run ``jobs`` the way these options say (pool, local GPUs, Slurm or in this process); their records."""
