@@ -34,6 +34,7 @@ from zoo import extras
 from zoo.fileio import atomic_write_text
 
 from .config import ConfigError
+from .rundir import first_line
 
 log = logging.getLogger(__name__)
 
@@ -212,9 +213,13 @@ class WandbLogger:
             return  # a rollback: W&B keeps the steps it has and ignores them when they come again
         self.dir.mkdir(parents=True, exist_ok=True)
         with _environ({k: str(self.dir / k.lower()[len("wandb_"):]) for k in _WANDB_HOMES if k not in os.environ}):
-            self.run = self.wandb.init(project=os.environ.get("WANDB_PROJECT", "darts"), dir=str(self.dir),
-                                       id=self._run_id(), name=self.name, resume="allow", config=self.config,
-                                       settings=self.wandb.Settings(silent=True))
+            try:
+                self.run = self.wandb.init(project=os.environ.get("WANDB_PROJECT", "darts"), dir=str(self.dir),
+                                           id=self._run_id(), name=self.name, resume="allow", config=self.config,
+                                           settings=self.wandb.Settings(silent=True))
+            except self.wandb.errors.Error as e:  # no account (online without `wandb login`), no network, ...
+                raise ConfigError(f"the wandb logger could not start a W&B run ({first_line(e)}): run `wandb login`, "
+                                  "or set WANDB_MODE=offline to log without an account or network") from None
 
     def step(self, step: int, epoch: int, values: Dict[str, float]) -> None:
         self.run.log({f"step/{k}": v for k, v in values.items()}, step=step)
