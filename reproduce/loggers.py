@@ -13,8 +13,9 @@ Every value is logged against the run's global step (steps done since the run's 
 epoch summaries at the step that ends the epoch, the initial architecture at step 0). A resumed
 run (or one that rolled back) calls :meth:`Loggers.start` with the steps its checkpoint stands
 at: the CSV files drop the rows after it and TensorBoard purges the events after it, so no step
-appears twice. W&B cannot delete what it has: it ignores steps it already holds (see
-docs/watching.md). The optional packages are imported only when their logger is asked for.
+appears twice. W&B cannot delete what it has: online it ignores steps it already holds; offline each
+process writes its own folder, so a killed and resumed offline run may miss or repeat the steps around its
+checkpoint (see docs/watching.md). The optional packages are imported only when their logger is asked for.
 """
 from __future__ import annotations
 
