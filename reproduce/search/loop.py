@@ -370,13 +370,17 @@ class SearchTask:
 
     def watch(self) -> dict:
         """What the live logs show after an epoch: the softmax of the architecture logits, the
-        derived genotype and (conv cells) the skip connections of its normal cell."""
+        derived genotype and (conv cells) the skip connections of its normal cell (with ``max_skip``, also
+        before the cap: the count the early stop reads)."""
         searcher = self.searcher
         genotype = searcher.genotype()
         view = {"texts": {"genotype": genotypes.format(genotype)},
                 "arrays": {name: np.asarray(m) for name, m in searcher.softmax_dict().items()}, "scalars": {}}
         if isinstance(genotype, genotypes.Genotype):
             view["scalars"]["normal_skips"] = genotypes.derive.normal_skips(genotype)
+            if getattr(self.config, "max_skip", None) is not None:  # the cap hides the collapse the uncapped shows
+                view["scalars"]["normal_skips_uncapped"] = genotypes.derive.normal_skips(
+                    searcher.genotype(capped=False))
         return view
 
     def stop_reason(self) -> Optional[str]:
