@@ -347,3 +347,30 @@ def test_the_recipes_are_the_authors_script_defaults():
     for config, expected in ((run_config.build(CIFAR10SearchConfig, {"method": "pcdarts"}), cifar),
                              (run_config.build(ImageNetSearchConfig, {}), imagenet)):
         assert {k: getattr(config, k) for k in expected} == expected
+
+
+def test_imagenet_search_resumed_after_a_kill_ends_like_an_uninterrupted_run(tmp_path):
+    """The ImageNet data's shuffles and crops come from the checkpointed generator, so a resumed run is exact."""
+    from train_helpers import make_imagefolder
+
+    from reproduce.search import search
+    from reproduce.search.config import ImageNetSearchConfig
+
+    folder = make_imagefolder(tmp_path / "imagenet", classes=2, per_class=30)
+    config = run_config.build(ImageNetSearchConfig, dict(
+        data=str(folder), C=8, layers=3, batch_size=3, image_size=32, epochs=2, arch_start_epoch=0, workers=0,
+        device="cpu", deterministic=True))  # 6 + 2 images: 2 steps per epoch
+
+    class Kill(Exception):
+        pass
+
+    def kill(epoch, step):
+        if (epoch, step) == (1, 0):
+            raise Kill()
+
+    whole = search("images", config, tmp_path / "whole", progress=False)
+    with pytest.raises(Kill):
+        search("images", config, tmp_path / "killed", progress=False, callback=kill)
+    resumed = search("images", config, tmp_path / "killed", progress=False)
+    assert resumed["alphas"] == whole["alphas"] and resumed["genotype"] == whole["genotype"]
+    assert [m["train_loss"] for m in resumed["curve"]] == [m["train_loss"] for m in whole["curve"]]
