@@ -374,3 +374,13 @@ def test_imagenet_search_resumed_after_a_kill_ends_like_an_uninterrupted_run(tmp
     resumed = search("images", config, tmp_path / "killed", progress=False)
     assert resumed["alphas"] == whole["alphas"] and resumed["genotype"] == whole["genotype"]
     assert [m["train_loss"] for m in resumed["curve"]] == [m["train_loss"] for m in whole["curve"]]
+
+
+def test_an_imagenet_search_with_another_subset_seed_is_still_the_recipe():
+    from reproduce.comparable import recipe_differences
+    from reproduce.search.config import ImageNetSearchConfig
+
+    other = run_config.to_dict(run_config.build(ImageNetSearchConfig, {"subset_seed": 5, "workers": 8}))
+    assert recipe_differences("search", "images", other) == {}
+    shorter = run_config.to_dict(run_config.build(ImageNetSearchConfig, {"epochs": 5}))
+    assert set(recipe_differences("search", "images", shorter)) == {"epochs"}
