@@ -98,7 +98,8 @@ class MixedOp(nn.Module):
             return sum(w * op(x) for w, op in zip(weights, self._ops))
         if channels is not None:  # the paper's formula: ops on the sampled channels, the others in their place
             out = sum(w * op(x[:, channels]) for w, op in zip(weights, self._ops))
-            return (x if out.shape[2] == x.shape[2] else self.mp(x)).index_copy(1, channels, out)
+            base = x if out.shape[2] == x.shape[2] else self.mp(x)
+            return base.index_copy(1, channels, out.to(base.dtype))  # autocast: the ops may give bf16
         k = x.shape[1] // self.partial
         out = sum(w * op(x[:, :k]) for w, op in zip(weights, self._ops))
         rest = x[:, k:]
