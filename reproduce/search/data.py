@@ -26,6 +26,8 @@ from zoo import datasets as zds
 from .. import image_size
 from ..corpora import load_corpus
 from ..distributed import shard_range
+from .config import ImageNetSearchConfig
+from .imagenet import ImageNetSearchData
 
 
 class CifarHalves:
@@ -109,6 +111,16 @@ class CifarHalves:
         self.generator.set_state(state["generator"])
         self._valid_perm = state["valid_perm"].clone()
         self._valid_pos = int(state["valid_pos"])
+
+
+def load_search_data(config, device, share: Tuple[int, int] = (0, 1)):
+    """The conv search's data: the ImageNet search's per-class subsets, or CIFAR-10's two halves; under N
+    processes (``share``) CIFAR-10's (the ImageNet search's data runs in one process only)."""
+    if isinstance(config, ImageNetSearchConfig):
+        if share[1] > 1:
+            raise ValueError("the ImageNet search runs in one process; torchrun searches cifar10 and ptb")
+        return ImageNetSearchData(config, device)
+    return load_cifar_halves(config, device, share)
 
 
 def load_cifar_halves(config, device, share: Tuple[int, int] = (0, 1)) -> CifarHalves:

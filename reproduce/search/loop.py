@@ -1,7 +1,8 @@
 """The search: epochs of (architecture step, weight step), as a task of the one runner (:mod:`reproduce.runner`,
-which owns the run directory, the lock, resume, the per-epoch metrics and checkpoint, and the record).
+which owns the run directory, the lock, resume, the per-epoch metrics and checkpoint, and the record);
+:func:`reproduce.tasks.search` runs it.
 
-Run directory (see DESIGN.md): ``config.json``, ``metrics.jsonl`` (one line per epoch, with the
+Run directory (see docs/design.md): ``config.json``, ``metrics.jsonl`` (one line per epoch, with the
 genotype), ``genotypes.jsonl`` (the derived genotype after every epoch; epoch -1 is the
 initialisation), ``alphas.jsonl`` (the architecture logits and their softmax, same epochs),
 ``checkpoint.pt`` (after every epoch) and, when finished, ``record.json``. Rerunning with the
@@ -30,8 +31,6 @@ import torch.nn.functional as F
 import genotypes
 from zoo.fileio import append_jsonl, atomic_write_text
 
-from .. import config as run_config
-from .. import distributed, runner
 from ..config import ConfigError
 from ..device import autocast, progress_bar, search_channels_last
 from ..distributed import Dist
@@ -40,30 +39,31 @@ from ..optim import make_sgd
 from ..rundir import RunDir, check_finite
 from . import architect, bn_groups
 from .cnn_supernet import Network
-from .config import CIFAR10SearchConfig, PTBSearchConfig, early_stop_skips
-from .data import load_cifar_halves
+from .cnn_supernet import genotype as cnn_genotype
+from .config import CIFAR10SearchConfig, early_stop_skips
+from .data import CifarHalves, load_search_data
 from .rnn_search import RNNSearch
-from .searcher import Searcher, StepCallback, StepHook, keeping_loss, with_processes
+from .searcher import Searcher, StepCallback, StepHook, keeping_loss
 
 log = logging.getLogger(__name__)
 
-SEARCH_CONFIGS = {"cifar10": CIFAR10SearchConfig, "ptb": PTBSearchConfig}
 GENOTYPES, ALPHAS = "genotypes.jsonl", "alphas.jsonl"
 
 class CNNSearch(Searcher):
-    """Conv-cell search on CIFAR-10 (original cnn/train_search.py)."""
-
-    alpha_names = ("alphas_normal", "alphas_reduce")
+    """Conv-cell search on CIFAR-10 (original cnn/train_search.py), or PC-DARTS's (docs/pcdarts.md)."""
 
     def __init__(self, config: CIFAR10SearchConfig, device: torch.device, load_data: bool = True,
-                 dist: Optional[Dist] = None):
+                 num_classes: int = 10, dist: Optional[Dist] = None):
         self.config, self.device = config, device
-        self.model = Network(config.C, 10, config.layers, config.steps, config.multiplier,
-                             config.stem_multiplier).to(device)
-        d = self.use_processes(dist)
-        self.data = load_cifar_halves(config, device, (d.rank, d.world)) if load_data else None
-        if self.data is not None:
+        share = (dist.rank, dist.world) if dist is not None else (0, 1)
+        self.data = load_search_data(config, device, share) if load_data else None
+        c, classes = config, getattr(self.data, "num_classes", num_classes)
+        self.model = Network(c.C, classes, c.layers, c.steps, c.multiplier, c.stem_multiplier, c.partial_channels,
+                             c.edge_normalization, c.stem, c.edge_bn_updates, c.partial_selection, c.seed).to(device)
+        self.use_processes(dist)
+        if isinstance(self.data, CifarHalves):
             self._check_batches()
+        self.alpha_names = self.model.arch_names
         self.channels_last = search_channels_last(device, config.channels_last)
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
@@ -88,6 +88,8 @@ class CNNSearch(Searcher):
 
     def lr_at(self, epoch: int) -> float:
         c = self.config
+        if epoch < c.lr_warmup_epochs:  # PC-DARTS on ImageNet: linear warm-up, the cosine's value overridden
+            return c.learning_rate * (epoch + 1) / c.lr_warmup_epochs
         cosine = (1 + math.cos(math.pi * epoch / c.epochs)) / 2
         return c.learning_rate_min + (c.learning_rate - c.learning_rate_min) * cosine
 
@@ -95,7 +97,8 @@ class CNNSearch(Searcher):
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         with autocast(self.device, self.config.amp):
-            return self.forward_model(x, *alphas).float()
+            out = self.forward_model(x, *alphas)
+        return out.float() if out.dtype in (torch.bfloat16, torch.float16) else out  # float64 stays (the tests')
 
     def loss_fn(self, x, y):
         # the local mean over the number of processes: local sum / global count (the slices are equal)
@@ -114,6 +117,8 @@ class CNNSearch(Searcher):
                 self.model, self.alphas, self.loss_fn(x, y), valid_loss, lr, momentum=c.momentum,
                 weight_decay=c.weight_decay, buffers=architect.momentum_buffers(self.w_opt, params), r=c.unrolled_eps,
                 all_reduce=self.d.all_reduce_sum_)
+        if c.arch_grad_clip:  # PC-DARTS on ImageNet: torch's clip_grad_norm_ over alphas and betas together
+            architect.clip_(grads, c.arch_grad_clip)
         self.arch_update(grads)
         return seen["loss"]
 
@@ -139,7 +144,7 @@ class CNNSearch(Searcher):
         batches = progress_bar(self.data.train_batches(), self.data.train_steps, f"search epoch {epoch}", progress)
         for step, (x, y) in enumerate(batches):
             xv, yv = self.data.next_valid()
-            arch_loss = self.arch_step(x, y, xv, yv, lr)
+            arch_loss = self.arch_step(x, y, xv, yv, lr) if epoch >= self.config.arch_start_epoch else None
             loss, logits, grad_norm = self.weight_step(x, y)
             hits = (logits.argmax(1) == y).sum()
             loss_sum += loss.double() * y.numel()
@@ -175,10 +180,9 @@ class CNNSearch(Searcher):
         return {"valid_loss": loss_sum / n, "valid_acc": 100.0 * correct / n}
 
     def genotype(self, capped: bool = True):
-        """The derived genotype; with the config's ``max_skip`` cap unless ``capped`` is false."""
-        return genotypes.derive.cnn(self.alphas[0], self.alphas[1], steps=self.config.steps,
-                                    multiplier=self.config.multiplier,
-                                    max_skip=self.config.max_skip if capped else None)
+        """The derived genotype (PC-DARTS's: with betas); with the config's ``max_skip`` cap unless ``capped``."""
+        return cnn_genotype(self.alphas, steps=self.config.steps, multiplier=self.config.multiplier,
+                            max_skip=self.config.max_skip if capped else None)
 
     def state_dict(self) -> dict:
         state = super().state_dict()
@@ -193,21 +197,7 @@ class CNNSearch(Searcher):
         return {k: row[k] for k in ("train_loss", "train_acc", "valid_loss", "valid_acc")}
 
 
-_SEARCHERS = {"cifar10": CNNSearch, "ptb": RNNSearch}
-
-
-def _resolve_config(dataset: str, config):
-    if dataset not in SEARCH_CONFIGS:
-        raise ValueError(f"unknown search dataset {dataset!r}; choose one of {', '.join(SEARCH_CONFIGS)}")
-    cls = SEARCH_CONFIGS[dataset]
-    if config is None:
-        return run_config.build(cls, {})
-    if isinstance(config, dict):
-        return run_config.build(cls, config)
-    if not isinstance(config, cls):
-        raise TypeError(f"search {dataset!r} takes a {cls.__name__}, not {type(config).__name__}")
-    run_config.validate(config)
-    return config
+_SEARCHERS = {"cifar10": CNNSearch, "ptb": RNNSearch, "images": CNNSearch}
 
 
 def _trim_jsonl(path: Path, epochs_done: int) -> None:
@@ -225,13 +215,12 @@ class SearchTask:
     on_step: Optional[StepHook] = None  # set by the runner (the live logs)
 
     def __init__(self, dataset: str, config, d: Dist, rundir: RunDir, progress: bool,
-                 callback: Optional[StepCallback]):
+                 callback: Optional[StepCallback] = None):
         self.dataset, self.config, self.rundir, self.d = dataset, config, rundir, d
         self.progress, self.callback = progress, callback
-        device = d.device
         self.stop_at_skips = early_stop_skips(getattr(config, "early_stop", ""))
-        # loads the data: a missing dataset fails here
-        self.searcher = _SEARCHERS[dataset](config, device, dist=d)
+        device = d.device
+        self.searcher = _SEARCHERS[dataset](config, device, dist=d)  # loads the data: a missing dataset fails here
         self.parameters = sum(p.numel() for p in self.searcher.model.parameters())
         log.info("search %s, order %d: %d weight parameters, device %s", dataset, config.order, self.parameters,
                  device)
@@ -252,6 +241,8 @@ class SearchTask:
             _trim_jsonl(self.rundir.path / name, start_epoch if start_epoch > 0 else -1)
         if start_epoch == 0:
             self._log_architecture(-1)
+        if self.d.is_main and hasattr(self.searcher.data, "subsets_json"):  # the ImageNet search's draw of subsets
+            atomic_write_text(self.rundir.path / "subsets.json", self.searcher.data.subsets_json())
 
     def run_epoch(self, epoch: int) -> dict:
         searcher = self.searcher
@@ -274,13 +265,17 @@ class SearchTask:
 
     def watch(self) -> dict:
         """What the live logs show after an epoch: the softmax of the architecture logits, the
-        derived genotype and (conv cells) the skip connections of its normal cell."""
+        derived genotype and (conv cells) the skip connections of its normal cell (with ``max_skip``, also
+        before the cap: the count the early stop reads)."""
         searcher = self.searcher
         genotype = searcher.genotype()
         view = {"texts": {"genotype": genotypes.format(genotype)},
                 "arrays": {name: np.asarray(m) for name, m in searcher.softmax_dict().items()}, "scalars": {}}
         if isinstance(genotype, genotypes.Genotype):
             view["scalars"]["normal_skips"] = genotypes.derive.normal_skips(genotype)
+            if getattr(self.config, "max_skip", None) is not None:  # the cap hides the collapse the uncapped shows
+                view["scalars"]["normal_skips_uncapped"] = genotypes.derive.normal_skips(
+                    searcher.genotype(capped=False))
         return view
 
     def stop_reason(self) -> Optional[str]:
@@ -304,31 +299,13 @@ class SearchTask:
         return self.searcher.final_metrics(curve[-1])
 
     def record_fields(self, curve: list) -> dict:
-        fields = {"experiment": f"search-{self.dataset}-order{self.config.order}", "genotype": curve[-1]["genotype"],
-                  "order": self.config.order, "alphas": self.searcher.alphas_dict(), "world_size": self.d.world}
+        method = "" if getattr(self.config, "method", "darts") == "darts" else f"-{self.config.method}"
+        fields = {"experiment": f"search-{self.dataset}{method}-order{self.config.order}", "order": self.config.order,
+                  "genotype": curve[-1]["genotype"], "alphas": self.searcher.alphas_dict(), "world_size": self.d.world}
         if hasattr(self.searcher, "channels_last"):  # the memory format the device's default chose
             fields["channels_last"] = self.searcher.channels_last
         reason = self.stop_reason()
         if reason and len(curve) < self.config.epochs:
             fields["early_stop"] = {"epoch": curve[-1]["epoch"], "epochs_run": len(curve), "reason": reason}
         return fields
-
-
-def search(dataset: str, config=None, out="runs/search", progress: bool = True,
-           callback: Optional[StepCallback] = None) -> dict:
-    """Run (or resume, or return the finished record of) an architecture search.
-
-    ``dataset``: 'cifar10' or 'ptb'; ``config``: a :data:`SEARCH_CONFIGS` dataclass (or a dict of
-    overrides); ``out``: the run directory. ``callback(epoch, step)`` is called after every step.
-    Returns the record (``kind`` 'search', ``genotype`` the final genotype text, ``final`` metrics).
-    The runner (:mod:`reproduce.runner`) owns the directory, the lock, resume and the record. Under
-    ``torchrun`` every process calls this (see the module docstring); ``config.processes`` and the
-    resolved ``bn_groups`` (1 becomes one group per process) are set from the environment here, so
-    config.json and the record say how the run was made.
-    """
-    config = with_processes(_resolve_config(dataset, config), distributed.world_size())
-    return runner.run(out, config,
-                      lambda d, rundir, show: SearchTask(dataset, config, d, rundir, show, callback),
-                      dist=lambda: distributed.setup(config.device), progress=progress)
-
 

@@ -1,21 +1,28 @@
-"""The recurrent-cell search on PTB (original rnn/train_search.py): the searcher the search task runs."""
+"""The recurrent-cell search on PTB (original rnn/train_search.py): the searcher the search task runs.
+
+Under N processes each holds its columns of the global batch (and its slice of every dropout mask,
+drawn for the global batch: ``RNNModel.share_batch``); the validation perplexity is computed whole on
+every process (eval mode: it does not depend on the others).
+"""
 from __future__ import annotations
 
+import functools
 import math
 from typing import List, Optional
 
 import numpy as np
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
 
 import genotypes
 from zoo import datasets as zds
+from zoo.evaluate import lm_loss
 
 from .. import distributed
 from ..device import progress_bar
 from ..distributed import Dist
 from ..optim import make_sgd
+from ..train.lm import lm_train_step
 from . import architect
 from .config import PTBSearchConfig
 from .data import PTBData
@@ -91,20 +98,14 @@ class RNNSearch(Searcher):
                     all_reduce=reduce)
             self.arch_update(grads)
 
-            self.w_opt.zero_grad(set_to_none=True)
-            log_prob, hidden, rnn_hs, dropped_rnn_hs = self.model(data, hidden, self.alphas[0].detach(), return_h=True)
-            raw_loss = F.nll_loss(log_prob.view(-1, log_prob.size(2)), targets)
-            loss = raw_loss
-            if c.alpha > 0:
-                loss = loss + c.alpha * dropped_rnn_hs[-1].pow(2).mean()
-            loss = loss + c.beta * (rnn_hs[-1][1:] - rnn_hs[-1][:-1]).pow(2).mean()
-            (loss / self.d.world).backward()  # every term a mean over equal slices: local sum / global count
-            self.d.all_reduce_grads_(params)  # before the clip: the global norm
-            grad_norm = nn.utils.clip_grad_norm_(params, c.grad_clip)
-            self.w_opt.step()
-            lr_step = self.w_opt.param_groups[0]["lr"]
-            self.w_opt.param_groups[0]["lr"] = lr2
-            loss_sum += raw_loss.detach().double()
+            self.w_opt.param_groups[0]["lr"] = lr2  # the weight step scales it itself
+            stats: dict = {}
+            raw_loss, hidden = lm_train_step(
+                functools.partial(self.model, weights=self.alphas[0].detach()), self.w_opt, params, data, targets,
+                hidden, seq_len=seq_len, bptt=c.bptt, clip=c.grad_clip, alpha=c.alpha, beta=c.beta, device=self.device,
+                stats=stats, dist=self.d)
+            lr_step, grad_norm = stats["lr"], stats["grad_norm"]
+            loss_sum += raw_loss.double()
             batches += 1
             i += seq_len
             if bar is not None:
@@ -120,17 +121,12 @@ class RNNSearch(Searcher):
         return {"lr": self.w_opt.param_groups[0]["lr"], "train_loss": train_loss,
                 "train_ppl": math.exp(min(train_loss, 700))}
 
-    @torch.no_grad()
     def evaluate(self) -> dict:
         c, source = self.config, self.data.valid
         self.model.eval()
-        total = 0.0
-        hidden = self.model.init_hidden(c.eval_batch_size)
-        for i in range(0, source.size(0) - 1, c.bptt):
-            data, targets = zds.get_batch(source, i, c.bptt)
-            log_prob, hidden = self.model(data, hidden, self.alphas[0])
-            total += F.nll_loss(log_prob.view(-1, log_prob.size(2)), targets).item() * len(data)
-        loss = total / len(source)
+        weights = self.alphas[0]
+        loss = lm_loss(lambda x, hidden: self.model(x, hidden, weights), source,
+                       self.model.init_hidden(c.eval_batch_size), c.bptt)
         return {"valid_loss": loss, "valid_ppl": math.exp(min(loss, 700))}
 
     def genotype(self):

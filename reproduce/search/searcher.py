@@ -7,12 +7,12 @@ from typing import Callable, Dict, List, Optional
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from .. import config as run_config
 from ..config import ConfigError
 from ..distributed import Dist
 from . import architect, bn_groups
+from .cnn_supernet import arch_softmax
 
 log = logging.getLogger(__name__)
 
@@ -21,11 +21,9 @@ StepCallback = Callable[[int, int], None]
 StepHook = Callable[[int, int, Dict[str, object]], None]
 
 
-
 class Searcher:
     """What the conv and recurrent searchers share: processes, BatchNorm statistics, the Adam step of the
     architecture, logits as plain lists, state."""
-
 
     d: Dist
     model: nn.Module
@@ -61,7 +59,7 @@ class Searcher:
         return {name: a.detach().cpu().tolist() for name, a in zip(self.alpha_names, self.alphas)}
 
     def softmax_dict(self) -> Dict[str, list]:
-        return {name: F.softmax(a.detach().float().cpu(), dim=-1).tolist()
+        return {name: arch_softmax(name, a.detach().float().cpu(), getattr(self.config, "steps", None)).tolist()
                 for name, a in zip(self.alpha_names, self.alphas)}
 
     def state_dict(self) -> dict:

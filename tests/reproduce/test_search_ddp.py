@@ -21,7 +21,7 @@ from reproduce.comparable import recipe_differences
 from reproduce.config import ConfigError, validate
 from reproduce.search import search
 from reproduce.search.bn_groups import resolve_groups
-from reproduce.search.loop import with_processes
+from reproduce.search.searcher import with_processes
 
 
 def _free_port() -> int:
