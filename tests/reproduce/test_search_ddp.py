@@ -10,24 +10,18 @@ labelled "not comparable") or an explicit G = 4 (two groups in each process).
 from __future__ import annotations
 
 import json
-import socket
 
 import pytest
 import torch
 import torch.multiprocessing as mp
 from search_helpers import cifar_config, one_thread, ptb_config, search_ddp_worker, tiny_cifar, tiny_corpus
+from train_helpers import free_port
 
 from reproduce.comparable import recipe_differences
 from reproduce.config import ConfigError, validate
 from reproduce.search import search
 from reproduce.search.bn_groups import resolve_groups
 from reproduce.search.searcher import with_processes
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +42,7 @@ def runs(tmp_path_factory):
     jobs = [(ds, cfg, str(tmp / f"ddp-{name}"), False) for name, (ds, cfg, _) in configs.items()]
     jobs.append(("cifar10", configs["c10-o1"][1], str(tmp / "diverged"), True))
     result = tmp / "result"
-    mp.spawn(search_ddp_worker, args=(2, _free_port(), jobs, str(result)), nprocs=2)
+    mp.spawn(search_ddp_worker, args=(2, free_port(), jobs, str(result)), nprocs=2)
     ranks = [torch.load(f"{result}.{r}", weights_only=True) for r in range(2)]
     single = {}
     with one_thread():
