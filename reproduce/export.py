@@ -152,8 +152,11 @@ def _check_target(out: Path) -> None:
 
 def _write_atomically(out: Path, write) -> Path:
     """Call ``write(dir)`` on a new sibling of ``out``, then rename it to ``out``: the whole folder or nothing."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
+    except OSError as e:  # the temporary sibling's name would mislead: name what the user gave
+        raise PermissionError(f"cannot write --out {out} ({e.strerror}); give a directory you can write to") from None
     try:
         write(tmp)
         if out.exists():

@@ -144,6 +144,7 @@ def test_export_never_writes_over_files_it_did_not_write_and_writes_all_or_nothi
     (mine / "README.md").write_text("my notes")
     _refused(capsys, ["export", str(run), "--out", str(mine)], "holds files export did not write (README.md)")
     assert (mine / "README.md").read_text() == "my notes" and len(list(mine.iterdir())) == 1
+    _refused(capsys, ["export", str(run), "--out", str(mine / "README.md" / "m")], f"cannot write --out {mine}")
 
     def half_written(model, where, **kw):  # fails after the weights: e.g. a full disk
         (Path(where) / "model.safetensors").write_bytes(b"x")
