@@ -90,7 +90,7 @@ def _check_record(rundir: RunDir, record: Any) -> Dict[str, Any]:
         raise ValueError(f"{rundir.path}: unknown dataset {quote(record.get('dataset'))} in record.json")
     if not isinstance(record.get("config"), dict) or not isinstance(record.get("genotype"), str):
         raise ValueError(f"{where} lacks its config or genotype; {records.FIX}")
-    problems = records.metric_problems(record, _REPORTED[record["dataset"]][:1])
+    problems = records.metric_problems(record, records.metrics_of(record["dataset"])[:1])
     if problems:
         raise ValueError(f"{where}: {problems[0]}; {records.FIX}")
     if record.get("seed") != record["config"].get("seed"):
@@ -116,14 +116,12 @@ def _build(record: Dict[str, Any], weights: Dict[str, Any]):
 
 
 # The final metrics the card shows, by dataset (the first is required), under the card's names.
-_REPORTED = {"cifar10": ("test_error",), "imagenet": ("top1_error", "top5_error"), "ptb": ("test_ppl", "valid_ppl"),
-             "wt2": ("test_ppl", "valid_ppl")}
 _CARD_NAME = {"test_error": "top1_error"}
 
 
 def _metrics(record: Dict[str, Any]) -> Tuple[Dict[str, float], str]:
     final, dataset = record.get("final") or {}, record["dataset"]
-    metrics = {_CARD_NAME.get(k, k): final[k] for k in _REPORTED[dataset] if k in final}
+    metrics = {_CARD_NAME.get(k, k): final[k] for k in records.metrics_of(dataset) if k in final}
     if dataset == "cifar10":
         split = "CIFAR-10 test set"
     elif dataset == "imagenet":

@@ -9,6 +9,9 @@
   losses weighted by the chunk length divided by ``len(test_data)`` (the original divides by the
   number of tokens, one more than the number of predictions), perplexity ``exp(loss)``.
 
+- A user's image folder (``DIR/<class>/<image>``, :mod:`zoo.folder_eval`): the model's own
+  preprocessing (its ``pretrained_cfg``), top-1 / top-5 error and the error per class.
+
 ``evaluate(model_or_source, data_dir)`` returns a JSON-able report with the measured metrics, the
 expected ones (from the model's config / the registry) and the parameter count.
 """
@@ -18,10 +21,13 @@ import logging
 import math
 import os
 import time
+from pathlib import Path
 from typing import Any, Dict, Optional, Sequence, Union
 
 import torch
 import torch.nn.functional as F
+
+from genotypes.quoting import quote
 
 from .counting import count_parameters
 from .datasets import (
@@ -37,7 +43,10 @@ from .datasets import (
     load_cifar10,
 )
 from .device import autocast, pick_device, progress_bar
-from .registry import DATASET_OF_ARCH
+from .folder_eval import evaluate_folder, is_image_folder
+from .loader import load
+from .registry import DATASET_OF_ARCH, get_entry, is_registered
+from .topk import TopK
 
 log = logging.getLogger(__name__)
 
@@ -48,39 +57,10 @@ def _logits(out):
     return out[0] if isinstance(out, (tuple, list)) else out
 
 
-class _TopK:
-    def __init__(self):
-        self.n = 0
-        self.correct1 = 0
-        self.correct5 = 0
-        self.loss = 0.0
-        self.has_top5 = True
-
-    def update(self, logits: torch.Tensor, target: torch.Tensor) -> None:
-        logits = logits.float()
-        k = min(5, logits.size(1))
-        self.has_top5 = self.has_top5 and logits.size(1) >= 5
-        top = logits.topk(k, dim=1).indices
-        hit = top.eq(target.view(-1, 1))
-        self.correct1 += int(hit[:, 0].sum())
-        self.correct5 += int(hit.any(dim=1).sum())
-        self.loss += float(F.cross_entropy(logits, target, reduction="sum"))
-        self.n += target.numel()
-
-    def metrics(self) -> Dict[str, float]:
-        if not self.n:
-            raise ValueError("the evaluation set is empty")
-        out = {"top1_error": 100.0 * (1 - self.correct1 / self.n)}
-        if self.has_top5:
-            out["top5_error"] = 100.0 * (1 - self.correct5 / self.n)
-        out["loss"] = self.loss / self.n
-        return out
-
-
 def _top_k_errors(model, batches, total: int, desc: str, dev, amp, progress) -> Dict[str, float]:
     """Top-1/top-5 error and loss of ``model`` (eval mode) over ``batches`` of (images, labels) on ``dev``."""
     model.eval()
-    acc = _TopK()
+    acc = TopK()
     bar = progress_bar(None, total, desc, progress is not False, unit="img")
     for x, y in batches:
         with autocast(dev, amp):
@@ -124,6 +104,27 @@ def evaluate_imagenet(model, data_dir: PathLike, batch_size: int = 128, device="
 
 
 @torch.no_grad()
+def lm_loss(forward, data: torch.Tensor, hidden, bptt: int, amp: Optional[str] = None, progress: bool = False,
+            desc: str = "") -> float:
+    """The mean loss of a language model over ``data`` (batchified: one column per sequence) as the original's
+    evaluations compute it (rnn/test.py, rnn/train.py, rnn/train_search.py): chunks of ``bptt`` rows, the hidden
+    state carried over, each chunk's mean NLL weighted by its length and the sum divided by ``len(data)``, all
+    the rows, one more than the rows predicted (so perplexities are very slightly optimistic).
+
+    ``forward(x, hidden) -> (log_prob, hidden)`` is the model (the search passes its architecture weights too);
+    the sum is kept in float64 on the device, so nothing waits for it before the end.
+    """
+    total = torch.zeros((), device=data.device, dtype=torch.float64)
+    starts = range(0, data.size(0) - 1, bptt)
+    for i in progress_bar(starts, len(starts), desc, progress, unit="chunk"):
+        x, targets = get_batch(data, i, bptt)
+        with autocast(data.device, amp):
+            log_prob, hidden = forward(x, hidden)
+        total += F.nll_loss(log_prob.float().reshape(-1, log_prob.size(2)), targets).double() * len(x)
+    return float(total.item()) / len(data)
+
+
+@torch.no_grad()
 def evaluate_ptb(model, data_dir: PathLike, batch_size: int = 1, bptt: int = 35, device="cpu",
                  amp: Optional[str] = None, progress: Optional[bool] = None, split: str = "test") -> Dict[str, float]:
     """Test perplexity as rnn/test.py computes it (batch size 1, bptt 35, hidden carried over)."""
@@ -136,21 +137,11 @@ def evaluate_ptb(model, data_dir: PathLike, batch_size: int = 1, bptt: int = 35,
             f"and test as the original does): evaluate on the corpus the model was trained on")
     data = batchify(getattr(corpus, split), batch_size, dev)
     model.eval()
-    hidden = model.init_hidden(batch_size)
-    total = 0.0
-    n_pred = 0
-    steps = range(0, data.size(0) - 1, bptt)
-    for i in progress_bar(steps, len(steps), f"ptb {split}", progress is not False, unit="chunk"):
-        x, targets = get_batch(data, i, bptt)
-        with autocast(dev, amp):
-            log_prob, hidden = model(x, hidden)
-        loss = F.nll_loss(log_prob.float().reshape(-1, log_prob.size(2)), targets)
-        total += float(loss) * len(x)
-        n_pred += targets.numel()
-        hidden = [h.detach() for h in hidden]
+    n_pred = (data.size(0) - 1) * data.size(1)
     if not n_pred:
         raise ValueError(f"{split}.txt of {data_dir} is too short to evaluate")
-    loss = total / len(data)
+    loss = lm_loss(model, data, model.init_hidden(batch_size), bptt, amp=amp, progress=progress is not False,
+                   desc=f"ptb {split}")
     return {"test_ppl" if split == "test" else f"{split}_ppl": math.exp(loss), "loss": loss, "n": int(data.numel()),
             "predictions": n_pred}
 
@@ -167,8 +158,6 @@ def evaluate(model_or_source, data_dir: PathLike, dataset: Optional[str] = None,
              device="cpu", amp: Optional[str] = None, progress: Optional[bool] = None, workers: int = 4,
              download: bool = True, checkpoint: Optional[PathLike] = None) -> Dict[str, Any]:
     """Evaluate a model (or anything ``zoo.load`` accepts) on its dataset; returns a JSON-able report."""
-    from .loader import load
-
     dev = pick_device(device)
     source = None
     if isinstance(model_or_source, torch.nn.Module):
@@ -177,10 +166,15 @@ def evaluate(model_or_source, data_dir: PathLike, dataset: Optional[str] = None,
         source = str(model_or_source)
         model = load(source, checkpoint=checkpoint, device=dev)
     cfg = getattr(model, "zoo_config", None) or {}
-    dataset = dataset or dataset_of(model)
+    dataset = dataset or _dataset_of_data(model, data_dir)
     pre = cfg.get("preprocessing") or {}
     t0 = time.time()
-    if dataset == "cifar10":
+    per_class = None
+    if dataset == "folder":  # a user's images: the model's own preprocessing, its published figures do not apply
+        metrics = evaluate_folder(model, data_dir, batch_size or 64, dev, amp, progress, workers)
+        per_class = metrics.pop("per_class")
+        cfg = {k: v for k, v in cfg.items() if k not in ("metrics", "reference_metrics", "reference_source")}
+    elif dataset == "cifar10":
         metrics = evaluate_cifar10(model, data_dir, batch_size or 96, dev, amp, progress, download,
                                    pre.get("mean", CIFAR_MEAN), pre.get("std", CIFAR_STD))
     elif dataset == "imagenet":
@@ -190,14 +184,14 @@ def evaluate(model_or_source, data_dir: PathLike, dataset: Optional[str] = None,
     elif dataset == "ptb":
         metrics = evaluate_ptb(model, data_dir, batch_size or 1, pre.get("bptt", 35), dev, amp, progress)
     else:
-        raise ValueError(f"dataset must be cifar10, imagenet or ptb, not {dataset!r}")
+        raise ValueError(f"dataset must be cifar10, imagenet, ptb or folder, not {quote(dataset)}")
     n = metrics.pop("n")
     return {
         "model": source or cfg.get("name") or type(model).__name__,
         "name": cfg.get("name"),
         "arch": type(model).__name__,
         "dataset": dataset,
-        "split": "val" if dataset == "imagenet" else "test",
+        "split": {"imagenet": "val", "folder": str(data_dir)}.get(dataset, "test"),
         "n": n,
         "metrics": metrics,
         # figures of these weights when known, else the paper's for the architecture (labelled so)
@@ -208,15 +202,23 @@ def evaluate(model_or_source, data_dir: PathLike, dataset: Optional[str] = None,
         "expected_params": _expected_params(cfg),
         "device": str(dev),
         "amp": amp or "none",
-        "batch_size": batch_size or {"cifar10": 96, "imagenet": 128, "ptb": 1}[dataset],
+        "batch_size": batch_size or {"cifar10": 96, "imagenet": 128, "ptb": 1, "folder": 64}[dataset],
         "seconds": round(time.time() - t0, 3),
         "torch": torch.__version__,
+        **({"per_class": per_class} if per_class is not None else {}),
     }
 
 
-def _expected_params(cfg) -> Optional[int]:
-    from .registry import get_entry, is_registered
+def _dataset_of_data(model, data_dir: PathLike) -> str:
+    """The model's dataset, or ``folder`` when ``data_dir`` is an image folder of the user's (class folders of
+    images) rather than the dataset's own layout (a CIFAR-10 root, ImageNet's root with val/)."""
+    dataset = dataset_of(model)
+    if dataset == "ptb" or (dataset == "imagenet" and (Path(data_dir).expanduser() / "val").is_dir()):
+        return dataset
+    return "folder" if is_image_folder(data_dir) else dataset
 
+
+def _expected_params(cfg) -> Optional[int]:
     name = cfg.get("name")
     if name and is_registered(name):
         return get_entry(name).params
@@ -238,6 +240,11 @@ def format_report(report: Dict[str, Any]) -> str:
     lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
     if report.get("expected_source"):
         lines.append(f"expected: {report['expected_source']}")
+    if report.get("per_class"):
+        width = max(len(c) for c in report["per_class"])
+        lines.append("error per class:")
+        lines += [f"  {c.ljust(width)}  {'-' if v['top1_error'] is None else format(v['top1_error'], '.2f')}"
+                  f"  ({v['n']} images)" for c, v in report["per_class"].items()]
     return "\n".join(lines)
 
 

@@ -2,10 +2,11 @@
 
 Every network has ``model.pretrained_cfg`` (a fresh dict each time, from its config and, for a loaded
 model, its saved config): ``mean``, ``std``, ``input_size``, ``crop_pct``, ``interpolation``,
-``num_classes``, ``first_conv``, ``classifier`` (the head's module name), ``architecture`` and
-``source`` (where the weights came from; None for weights nobody trained). :func:`eval_transforms_of`
-turns it into the torchvision eval transforms, so ``zoo.transforms`` and ``python -m zoo eval`` use
-the same preprocessing.
+``num_classes``, ``first_conv``, ``classifier`` (the head's module name), ``architecture``,
+``source`` (where the weights came from; None for weights nobody trained) and ``verified`` /
+``verification`` (whether they were checked against a published digest, from the source record).
+:func:`eval_transforms_of` turns it into the torchvision eval transforms, so ``zoo.transforms`` and
+``python -m zoo eval`` use the same preprocessing.
 
 The preprocessing of each dataset lives here (the registry and saved configs refer to it), so the
 networks can describe themselves without importing the registry.
@@ -47,6 +48,9 @@ def make_pretrained_cfg(arch: str, args: Mapping[str, Any], saved: Optional[Mapp
         "dataset": saved.get("dataset") or DATASET_OF_ARCH[arch],
         "source": dict(source) if source else None,
         "url": (source or {}).get("url", ""),
+        # whether the weights were checked against a published digest, as the loader records it in the source
+        "verified": (source or {}).get("verified"),
+        "verification": (source or {}).get("verification", ""),
         "license": saved.get("license"),
         "first_conv": FIRST_CONV[arch],
         "classifier": CLASSIFIER[arch],

@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Dict, List, Optional, Tuple
 
 import genotypes as _genotypes
+from genotypes.quoting import quote
 
 from .pretrained_cfg import (
     CIFAR_PREPROCESSING,
@@ -45,6 +46,11 @@ CIFAR_ARGS = {"C": 36, "num_classes": 10, "layers": 20, "auxiliary": True}
 IMAGENET_ARGS = {"C": 48, "num_classes": 1000, "layers": 14, "auxiliary": True}
 PTB_ARGS = {"ntoken": 10000, "ninp": 850, "nhid": 850, "nhidlast": 850, "dropout": 0.75, "dropouth": 0.25,
             "dropoutx": 0.75, "dropouti": 0.2, "dropoute": 0.1}
+
+
+WEIGHTS_AVAILABLE = "available"
+WEIGHTS_GONE = "no working public source known"
+WEIGHTS_NONE = "architecture only"
 
 
 class UnknownModelError(KeyError, ValueError):
@@ -76,6 +82,7 @@ class Source:
     provenance: str = ""                    # who published it, made from what
     metrics: Dict[str, float] = field(default_factory=dict)   # the publisher's own figures for this copy
     metrics_source: str = ""
+    gone: str = ""                          # why this source is known not to work (still tried, last), if it is
 
     @property
     def url(self) -> str:
@@ -86,7 +93,8 @@ class Source:
         return self.location
 
     def to_dict(self) -> Dict[str, Any]:
-        return {**asdict(self), "url": self.url}
+        # verified: the registry holds a digest its file is checked against (weights from it are the published ones)
+        return {**asdict(self), "url": self.url, "verified": bool(self.sha256 or self.sha256_prefix)}
 
 
 @dataclass(frozen=True)
@@ -111,12 +119,20 @@ class ModelEntry:
         return bool(self.sources)
 
     @property
+    def weights(self) -> str:
+        """The state of its weights, from its sources' data: what ``zoo list`` shows."""
+        if not self.sources:
+            return WEIGHTS_NONE
+        return WEIGHTS_AVAILABLE if any(not s.gone for s in self.sources) else WEIGHTS_GONE
+
+    @property
     def kind(self) -> str:
         return self.arch
 
     def to_dict(self) -> Dict[str, Any]:
         d = asdict(self)
         d["pretrained"] = self.pretrained
+        d["weights"] = self.weights
         d["sources"] = [s.to_dict() for s in self.sources]
         d["class_names"] = class_names(self.dataset)
         return d
@@ -136,12 +152,15 @@ def class_names(dataset: str) -> Optional[List[str]]:
     return None
 
 
-# The authors' releases (quark0/darts README, 'Pretrained models'): Google Drive files
-# (reported gone: quark0/darts#174, #175) but kept last, for whoever still has access.
+# The authors' releases (quark0/darts README, 'Pretrained models'): Google Drive files, reported gone,
+# but kept last, for whoever still has access.
+_DRIVE_GONE = "reported gone by users of the original code (quark0/darts#174, #175)"
+
+
 def _drive(file_id: str, filename: str, auxiliary: Optional[bool], metrics: Dict[str, float], source: str) -> Source:
     return Source(kind="gdrive", location=file_id, filename=filename, layout="original", auxiliary=auxiliary,
                   provenance=f"the authors' release {filename} (quark0/darts README), on Google Drive",
-                  metrics=metrics, metrics_source=source)
+                  metrics=metrics, metrics_source=source, gone=_DRIVE_GONE)
 
 
 _NNI_DARTS_V2 = Source(
@@ -380,11 +399,11 @@ def build(arch: str, args: Dict[str, Any], genotype):
     the networks check their sizes first (:mod:`zoo.limits`), so a file or config cannot make them allocate
     without bound."""
     if arch not in ARCHS:
-        raise ValueError(f"unknown architecture {arch!r}; expected one of {', '.join(ARCHS)}")
+        raise ValueError(f"unknown architecture {quote(arch)}; expected one of {', '.join(ARCHS)}")
     allowed = _ARCH_ARG_NAMES[arch]
     bad = [k for k in args if k not in allowed]
     if bad:
-        raise ValueError(f"{arch} takes no argument(s) {bad}; its arguments are {', '.join(allowed)}")
+        raise ValueError(f"{arch} takes no argument(s) {quote(bad)}; its arguments are {', '.join(allowed)}")
     genotype = _genotypes.resolve(genotype, "rnn" if arch == "RNNModel" else "cnn")
     if arch == "RNNModel" and "ninp" in args and "nhid" not in args:
         args = {**args, "nhid": args["ninp"], "nhidlast": args["ninp"]}

@@ -21,6 +21,8 @@ from zoo import datasets as zds
 
 from .. import image_size
 from ..corpora import load_corpus
+from .config import ImageNetSearchConfig
+from .imagenet import ImageNetSearchData
 
 
 class CifarHalves:
@@ -98,6 +100,13 @@ class CifarHalves:
         self.generator.set_state(state["generator"])
         self._valid_perm = state["valid_perm"].clone()
         self._valid_pos = int(state["valid_pos"])
+
+
+def load_search_data(config, device):
+    """The conv search's data: the ImageNet search's per-class subsets, or CIFAR-10's two halves."""
+    if isinstance(config, ImageNetSearchConfig):
+        return ImageNetSearchData(config, device)
+    return load_cifar_halves(config, device)
 
 
 def load_cifar_halves(config, device) -> CifarHalves:

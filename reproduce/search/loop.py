@@ -1,7 +1,8 @@
 """The search: epochs of (architecture step, weight step), as a task of the one runner (:mod:`reproduce.runner`,
-which owns the run directory, the lock, resume, the per-epoch metrics and checkpoint, and the record).
+which owns the run directory, the lock, resume, the per-epoch metrics and checkpoint, and the record);
+:func:`reproduce.tasks.search` runs it.
 
-Run directory (see DESIGN.md): ``config.json``, ``metrics.jsonl`` (one line per epoch, with the
+Run directory (see docs/design.md): ``config.json``, ``metrics.jsonl`` (one line per epoch, with the
 genotype), ``genotypes.jsonl`` (the derived genotype after every epoch; epoch -1 is the
 initialisation), ``alphas.jsonl`` (the architecture logits and their softmax, same epochs),
 ``checkpoint.pt`` (after every epoch) and, when finished, ``record.json``. Rerunning with the
@@ -9,6 +10,7 @@ same config resumes from the last finished epoch; a finished run is returned as 
 """
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
@@ -22,24 +24,24 @@ import torch.nn.functional as F
 
 import genotypes
 from zoo import datasets as zds
+from zoo.evaluate import lm_loss
 from zoo.fileio import append_jsonl, atomic_write_text
 
-from .. import config as run_config
-from .. import runner
-from ..device import autocast, pick_device, progress_bar, search_channels_last
+from ..device import autocast, progress_bar, search_channels_last
 from ..distributed import Dist
 from ..jsonfile import read_json_lines
 from ..optim import make_sgd
 from ..rundir import RunDir, check_finite
+from ..train.lm import lm_train_step
 from . import architect
-from .cnn_supernet import Network
+from .cnn_supernet import Network, arch_softmax
+from .cnn_supernet import genotype as cnn_genotype
 from .config import CIFAR10SearchConfig, PTBSearchConfig, early_stop_skips
-from .data import PTBData, load_cifar_halves
+from .data import PTBData, load_search_data
 from .rnn_supernet import RNNModelSearch
 
 log = logging.getLogger(__name__)
 
-SEARCH_CONFIGS = {"cifar10": CIFAR10SearchConfig, "ptb": PTBSearchConfig}
 GENOTYPES, ALPHAS = "genotypes.jsonl", "alphas.jsonl"
 
 StepCallback = Callable[[int, int], None]
@@ -63,7 +65,7 @@ class _Base:
         return {name: a.detach().cpu().tolist() for name, a in zip(self.alpha_names, self.alphas)}
 
     def softmax_dict(self) -> Dict[str, list]:
-        return {name: F.softmax(a.detach().float().cpu(), dim=-1).tolist()
+        return {name: arch_softmax(name, a.detach().float().cpu(), getattr(self.config, "steps", None)).tolist()
                 for name, a in zip(self.alpha_names, self.alphas)}
 
     def state_dict(self) -> dict:
@@ -80,15 +82,16 @@ class _Base:
 
 
 class CNNSearch(_Base):
-    """Conv-cell search on CIFAR-10 (original cnn/train_search.py)."""
+    """Conv-cell search on CIFAR-10 (original cnn/train_search.py), or PC-DARTS's (docs/pcdarts.md)."""
 
-    alpha_names = ("alphas_normal", "alphas_reduce")
-
-    def __init__(self, config: CIFAR10SearchConfig, device: torch.device, load_data: bool = True):
+    def __init__(self, config: CIFAR10SearchConfig, device: torch.device, load_data: bool = True,
+                 num_classes: int = 10):
         self.config, self.device = config, device
-        self.data = load_cifar_halves(config, device) if load_data else None
-        self.model = Network(config.C, 10, config.layers, config.steps, config.multiplier,
-                             config.stem_multiplier).to(device)
+        self.data = load_search_data(config, device) if load_data else None
+        c, classes = config, getattr(self.data, "num_classes", num_classes)
+        self.model = Network(c.C, classes, c.layers, c.steps, c.multiplier, c.stem_multiplier, c.partial_channels,
+                             c.edge_normalization, c.stem, c.edge_bn_updates, c.partial_selection, c.seed).to(device)
+        self.alpha_names = self.model.arch_names
         self.channels_last = search_channels_last(device, config.channels_last)
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
@@ -102,6 +105,8 @@ class CNNSearch(_Base):
 
     def lr_at(self, epoch: int) -> float:
         c = self.config
+        if epoch < c.lr_warmup_epochs:  # PC-DARTS on ImageNet: linear warm-up, the cosine's value overridden
+            return c.learning_rate * (epoch + 1) / c.lr_warmup_epochs
         cosine = (1 + math.cos(math.pi * epoch / c.epochs)) / 2
         return c.learning_rate_min + (c.learning_rate - c.learning_rate_min) * cosine
 
@@ -109,21 +114,28 @@ class CNNSearch(_Base):
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         with autocast(self.device, self.config.amp):
-            return self.forward_model(x, *alphas).float()
+            out = self.forward_model(x, *alphas)
+        return out.float() if out.dtype in (torch.bfloat16, torch.float16) else out  # float64 stays (the tests')
 
     def loss_fn(self, x, y):
         return lambda: (F.cross_entropy(self.logits(x, self.alphas), y), None)
 
-    def arch_step(self, x, y, xv, yv, lr: float) -> None:
+    def arch_step(self, x, y, xv, yv, lr: float) -> torch.Tensor:
+        """One Adam step of the architecture; returns the validation loss it differentiated (order 2: at the
+        virtually stepped weights)."""
         c = self.config
+        valid_loss, seen = _keeping_loss(self.loss_fn(xv, yv))
         if c.order == 1:
-            grads, _ = architect.first_order(self.alphas, self.loss_fn(xv, yv))
+            grads, _ = architect.first_order(self.alphas, valid_loss)
         else:
             params = list(self.model.parameters())
             grads, _ = architect.second_order(
-                self.model, self.alphas, self.loss_fn(x, y), self.loss_fn(xv, yv), lr, momentum=c.momentum,
+                self.model, self.alphas, self.loss_fn(x, y), valid_loss, lr, momentum=c.momentum,
                 weight_decay=c.weight_decay, buffers=architect.momentum_buffers(self.w_opt, params), r=c.unrolled_eps)
+        if c.arch_grad_clip:  # PC-DARTS on ImageNet: torch's clip_grad_norm_ over alphas and betas together
+            architect.clip_(grads, c.arch_grad_clip)
         self.arch_update(grads)
+        return seen["loss"]
 
     def weight_step(self, x, y):
         """One SGD step of the weights; returns (loss, logits, the gradients' norm before clipping)."""
@@ -146,15 +158,15 @@ class CNNSearch(_Base):
         batches = progress_bar(self.data.train_batches(), self.data.train_steps, f"search epoch {epoch}", progress)
         for step, (x, y) in enumerate(batches):
             xv, yv = self.data.next_valid()
-            self.arch_step(x, y, xv, yv, lr)
+            arch_loss = self.arch_step(x, y, xv, yv, lr) if epoch >= self.config.arch_start_epoch else None
             loss, logits, grad_norm = self.weight_step(x, y)
             hits = (logits.argmax(1) == y).sum()
             loss_sum += loss.double() * y.numel()
             correct += hits
             n += y.numel()
             if hook is not None:
-                hook(epoch, step, {"train_loss": loss, "train_acc": 100.0 * hits / y.numel(), "lr": lr,
-                                   "arch_lr": self.a_opt.param_groups[0]["lr"], "grad_norm": grad_norm})
+                hook(epoch, step, {"train_loss": loss, "train_acc": 100.0 * hits / y.numel(), "arch_loss": arch_loss,
+                                   "lr": lr, "arch_lr": self.a_opt.param_groups[0]["lr"], "grad_norm": grad_norm})
         return {"lr": lr, "train_loss": loss_sum.item() / n, "train_acc": 100.0 * correct.item() / n}
 
     @torch.no_grad()
@@ -169,10 +181,9 @@ class CNNSearch(_Base):
         return {"valid_loss": loss_sum / n, "valid_acc": 100.0 * correct / n}
 
     def genotype(self, capped: bool = True):
-        """The derived genotype; with the config's ``max_skip`` cap unless ``capped`` is false."""
-        return genotypes.derive.cnn(self.alphas[0], self.alphas[1], steps=self.config.steps,
-                                    multiplier=self.config.multiplier,
-                                    max_skip=self.config.max_skip if capped else None)
+        """The derived genotype (PC-DARTS's: with betas); with the config's ``max_skip`` cap unless ``capped``."""
+        return cnn_genotype(self.alphas, steps=self.config.steps, multiplier=self.config.multiplier,
+                            max_skip=self.config.max_skip if capped else None)
 
     def state_dict(self) -> dict:
         state = super().state_dict()
@@ -185,6 +196,17 @@ class CNNSearch(_Base):
 
     def final_metrics(self, row: dict) -> dict:
         return {k: row[k] for k in ("train_loss", "train_acc", "valid_loss", "valid_acc")}
+
+
+def _keeping_loss(loss_fn):
+    """``loss_fn`` (returning (loss, aux)) wrapped to keep its last loss, detached, in the returned dict."""
+    seen: Dict[str, torch.Tensor] = {}
+
+    def loss():
+        value, aux = loss_fn()
+        seen["loss"] = value.detach()
+        return value, aux
+    return loss, seen
 
 
 def _detach_hidden(hidden):
@@ -236,7 +258,7 @@ class RNNSearch(_Base):
             data_valid, targets_valid = zds.get_batch(search, i % (search.size(0) - 1), c.bptt)
             data, targets = zds.get_batch(train, i, seq_len)
             hidden, hidden_valid = _detach_hidden(hidden), _detach_hidden(hidden_valid)
-            valid_loss = self.loss_fn(hidden_valid, data_valid, targets_valid)
+            valid_loss, seen = _keeping_loss(self.loss_fn(hidden_valid, data_valid, targets_valid))
             if c.order == 1:
                 grads, hidden_valid = architect.first_order(self.alphas, valid_loss)
             else:
@@ -246,25 +268,20 @@ class RNNSearch(_Base):
                     weight_decay=c.weight_decay, clip=c.grad_clip, r=c.unrolled_eps, hold=self.held_in_virtual_step())
             self.arch_update(grads)
 
-            self.w_opt.zero_grad(set_to_none=True)
-            log_prob, hidden, rnn_hs, dropped_rnn_hs = self.model(data, hidden, self.alphas[0].detach(), return_h=True)
-            raw_loss = F.nll_loss(log_prob.view(-1, log_prob.size(2)), targets)
-            loss = raw_loss
-            if c.alpha > 0:
-                loss = loss + c.alpha * dropped_rnn_hs[-1].pow(2).mean()
-            loss = loss + c.beta * (rnn_hs[-1][1:] - rnn_hs[-1][:-1]).pow(2).mean()
-            loss.backward()
-            grad_norm = nn.utils.clip_grad_norm_(params, c.grad_clip)
-            self.w_opt.step()
-            lr_step = self.w_opt.param_groups[0]["lr"]
-            self.w_opt.param_groups[0]["lr"] = lr2
+            self.w_opt.param_groups[0]["lr"] = lr2  # the weight step scales it itself
+            stats: dict = {}
+            raw_loss, hidden = lm_train_step(
+                functools.partial(self.model, weights=self.alphas[0].detach()), self.w_opt, params, data, targets,
+                hidden, seq_len=seq_len, bptt=c.bptt, clip=c.grad_clip, alpha=c.alpha, beta=c.beta, device=self.device,
+                stats=stats)
+            lr_step, grad_norm = stats["lr"], stats["grad_norm"]
             loss_sum += raw_loss.item()
             batches += 1
             i += seq_len
             if bar is not None:
                 bar.update(1)
             if hook is not None:
-                hook(epoch, step, {"train_loss": raw_loss.detach(), "lr": lr_step,
+                hook(epoch, step, {"train_loss": raw_loss.detach(), "arch_loss": seen["loss"], "lr": lr_step,
                                    "arch_lr": self.a_opt.param_groups[0]["lr"], "grad_norm": grad_norm.detach()})
             step += 1
         if bar is not None:
@@ -273,17 +290,12 @@ class RNNSearch(_Base):
         return {"lr": self.w_opt.param_groups[0]["lr"], "train_loss": train_loss,
                 "train_ppl": math.exp(min(train_loss, 700))}
 
-    @torch.no_grad()
     def evaluate(self) -> dict:
         c, source = self.config, self.data.valid
         self.model.eval()
-        total = 0.0
-        hidden = self.model.init_hidden(c.eval_batch_size)
-        for i in range(0, source.size(0) - 1, c.bptt):
-            data, targets = zds.get_batch(source, i, c.bptt)
-            log_prob, hidden = self.model(data, hidden, self.alphas[0])
-            total += F.nll_loss(log_prob.view(-1, log_prob.size(2)), targets).item() * len(data)
-        loss = total / len(source)
+        weights = self.alphas[0]
+        loss = lm_loss(lambda x, hidden: self.model(x, hidden, weights), source,
+                       self.model.init_hidden(c.eval_batch_size), c.bptt)
         return {"valid_loss": loss, "valid_ppl": math.exp(min(loss, 700))}
 
     def genotype(self):
@@ -293,21 +305,7 @@ class RNNSearch(_Base):
         return {k: row[k] for k in ("train_loss", "train_ppl", "valid_loss", "valid_ppl")}
 
 
-_SEARCHERS = {"cifar10": CNNSearch, "ptb": RNNSearch}
-
-
-def _resolve_config(dataset: str, config):
-    if dataset not in SEARCH_CONFIGS:
-        raise ValueError(f"unknown search dataset {dataset!r}; choose one of {', '.join(SEARCH_CONFIGS)}")
-    cls = SEARCH_CONFIGS[dataset]
-    if config is None:
-        return run_config.build(cls, {})
-    if isinstance(config, dict):
-        return run_config.build(cls, config)
-    if not isinstance(config, cls):
-        raise TypeError(f"search {dataset!r} takes a {cls.__name__}, not {type(config).__name__}")
-    run_config.validate(config)
-    return config
+_SEARCHERS = {"cifar10": CNNSearch, "ptb": RNNSearch, "images": CNNSearch}
 
 
 def _trim_jsonl(path: Path, epochs_done: int) -> None:
@@ -324,11 +322,12 @@ class SearchTask:
     kind = "search"
     on_step: Optional[StepHook] = None  # set by the runner (the live logs)
 
-    def __init__(self, dataset: str, config, device, rundir: RunDir, progress: bool,
-                 callback: Optional[StepCallback]):
+    def __init__(self, dataset: str, config, d: Dist, rundir: RunDir, progress: bool,
+                 callback: Optional[StepCallback] = None):
         self.dataset, self.config, self.rundir = dataset, config, rundir
         self.progress, self.callback = progress, callback
         self.stop_at_skips = early_stop_skips(getattr(config, "early_stop", ""))
+        device = d.device
         self.searcher = _SEARCHERS[dataset](config, device)  # loads the data: a missing dataset fails here
         self.parameters = sum(p.numel() for p in self.searcher.model.parameters())
         log.info("search %s, order %d: %d weight parameters, device %s", dataset, config.order, self.parameters,
@@ -348,6 +347,8 @@ class SearchTask:
             _trim_jsonl(self.rundir.path / name, start_epoch if start_epoch > 0 else -1)
         if start_epoch == 0:
             self._log_architecture(-1)
+        if hasattr(self.searcher.data, "subsets_json"):  # the ImageNet search's draw of its two subsets
+            atomic_write_text(self.rundir.path / "subsets.json", self.searcher.data.subsets_json())
 
     def run_epoch(self, epoch: int) -> dict:
         searcher = self.searcher
@@ -369,13 +370,17 @@ class SearchTask:
 
     def watch(self) -> dict:
         """What the live logs show after an epoch: the softmax of the architecture logits, the
-        derived genotype and (conv cells) the skip connections of its normal cell."""
+        derived genotype and (conv cells) the skip connections of its normal cell (with ``max_skip``, also
+        before the cap: the count the early stop reads)."""
         searcher = self.searcher
         genotype = searcher.genotype()
         view = {"texts": {"genotype": genotypes.format(genotype)},
                 "arrays": {name: np.asarray(m) for name, m in searcher.softmax_dict().items()}, "scalars": {}}
         if isinstance(genotype, genotypes.Genotype):
             view["scalars"]["normal_skips"] = genotypes.derive.normal_skips(genotype)
+            if getattr(self.config, "max_skip", None) is not None:  # the cap hides the collapse the uncapped shows
+                view["scalars"]["normal_skips_uncapped"] = genotypes.derive.normal_skips(
+                    searcher.genotype(capped=False))
         return view
 
     def stop_reason(self) -> Optional[str]:
@@ -386,7 +391,7 @@ class SearchTask:
         skips = genotypes.derive.normal_skips(self.searcher.genotype(capped=False))
         if skips < self.stop_at_skips:
             return None
-        return (f"early_stop {self.config.early_stop}: the derived normal cell has {skips} skip connections "
+        return (f"early_stop {self.config.early_stop}: the normal cell DARTS derives has {skips} skip connections "
                 f"(DARTS+ stops at {self.stop_at_skips})")
 
     def state_dict(self) -> dict:
@@ -399,8 +404,9 @@ class SearchTask:
         return self.searcher.final_metrics(curve[-1])
 
     def record_fields(self, curve: list) -> dict:
-        fields = {"experiment": f"search-{self.dataset}-order{self.config.order}", "genotype": curve[-1]["genotype"],
-                  "order": self.config.order, "alphas": self.searcher.alphas_dict()}
+        method = "" if getattr(self.config, "method", "darts") == "darts" else f"-{self.config.method}"
+        fields = {"experiment": f"search-{self.dataset}{method}-order{self.config.order}", "order": self.config.order,
+                  "genotype": curve[-1]["genotype"], "alphas": self.searcher.alphas_dict()}
         if hasattr(self.searcher, "channels_last"):  # the memory format the device's default chose
             fields["channels_last"] = self.searcher.channels_last
         reason = self.stop_reason()
@@ -408,18 +414,3 @@ class SearchTask:
             fields["early_stop"] = {"epoch": curve[-1]["epoch"], "epochs_run": len(curve), "reason": reason}
         return fields
 
-
-def search(dataset: str, config=None, out="runs/search", progress: bool = True,
-           callback: Optional[StepCallback] = None) -> dict:
-    """Run (or resume, or return the finished record of) an architecture search.
-
-    ``dataset``: 'cifar10' or 'ptb'; ``config``: a :data:`SEARCH_CONFIGS` dataclass (or a dict of
-    overrides); ``out``: the run directory. ``callback(epoch, step)`` is called after every step.
-    Returns the record (``kind`` 'search', ``genotype`` the final genotype text, ``final`` metrics).
-    The runner (:mod:`reproduce.runner`) owns the directory, the lock, resume and the record; a
-    search is one process (no DDP).
-    """
-    config = _resolve_config(dataset, config)
-    return runner.run(out, config,
-                      lambda d, rundir, show: SearchTask(dataset, config, d.device, rundir, show, callback),
-                      dist=lambda: Dist(device=pick_device(config.device)), progress=progress)

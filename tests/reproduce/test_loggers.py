@@ -18,11 +18,12 @@ from reproduce import loggers, runner
 from reproduce.__main__ import main
 from reproduce.config import ConfigError
 from reproduce.distributed import Dist
+from reproduce.rundir import RunDir
 from reproduce.search import search
 from reproduce.train import train
 
 LOGS = "tensorboard,csv"
-STEP_KEYS = ("train_loss", "train_acc", "lr", "arch_lr", "grad_norm")
+STEP_KEYS = ("train_loss", "train_acc", "arch_loss", "lr", "arch_lr", "grad_norm")
 
 
 @pytest.fixture(autouse=True)
@@ -37,8 +38,9 @@ def cifar_root(tmp_path_factory):
 
 
 def _config(root, **kw):
-    # 12 images train the weights, 12 the architecture: 2 steps per epoch
-    return cifar_config(root, **{"train_examples": 24, "image_size": 8, "epochs": 2, "logger": LOGS, **kw})
+    # 12 images train the weights, 12 the architecture: 2 steps per epoch (first order: the fastest)
+    return cifar_config(root, **{"train_examples": 24, "image_size": 8, "epochs": 2, "order": 1, "logger": LOGS,
+                                 **kw})
 
 
 def _csv(path):
@@ -153,6 +155,20 @@ def test_wandb_offline_logs_inside_the_run_directory_only(cifar_root, tmp_path, 
     assert "WANDB_CACHE_DIR" not in os.environ  # its homes were pointed into the run only while it started
 
 
+def test_a_wandb_run_that_cannot_start_is_one_line_naming_the_fix(cifar_root, tmp_path, capsys, monkeypatch):
+    wandb = pytest.importorskip("wandb")
+
+    def no_account(**kwargs):  # what wandb.init raises online without `wandb login`
+        raise wandb.errors.UsageError("No API key configured. Use `wandb login` to log in.")
+    monkeypatch.setattr(wandb, "init", no_account)
+    assert main(["search", "cifar10", "--out", str(tmp_path / "run"), "--data", str(cifar_root), "--epochs", "1",
+                 "--logger", "wandb", "--no-progress", "--device", "cpu"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == ("error: the wandb logger could not start a W&B run (UsageError: No API key configured. Use "
+                   "`wandb login` to log in.): run `wandb login`, or set WANDB_MODE=offline to log without an account "
+                   "or network")
+
+
 @pytest.mark.parametrize("name,package", [("wandb", "wandb"), ("tensorboard", "tensorboard")])
 def test_a_missing_extra_is_one_line_naming_the_install_command(cifar_root, tmp_path, capsys, monkeypatch,
                                                                  name, package):
@@ -213,10 +229,12 @@ class _RollingTask:
     kind, dataset, parameters = "train", "toy", 1
     on_step = None
 
-    def __init__(self):
-        self.rolled = False
+    def __init__(self, fail_at=None):
+        self.rolled, self.fail_at = False, fail_at
 
     def run_epoch(self, epoch):
+        if epoch == self.fail_at:
+            raise KeyboardInterrupt
         for step in range(2):
             self.on_step(epoch, step, {"loss": float(10 * epoch + step)})
             if epoch == 2 and not self.rolled:
@@ -244,3 +262,19 @@ def test_a_rollback_drops_the_steps_it_undoes(tmp_path):
         ("1", "0", "0.0"), ("2", "0", "1.0"), ("3", "1", "10.0"), ("4", "1", "11.0"), ("5", "2", "20.0"),
         ("6", "2", "21.0"), ("7", "3", "30.0"), ("8", "3", "31.0")]
     assert [r["epoch"] for r in _csv(tmp_path / loggers.EPOCHS_CSV)] == ["0", "1", "2", "3"]
+
+
+def test_a_checkpoint_without_step_counts_resumes_and_counts_steps_from_there(tmp_path):
+    config = _ToyConfig(logger="")
+    with pytest.raises(KeyboardInterrupt):
+        runner.run(tmp_path, config, lambda d, rundir, progress: _RollingTask(fail_at=3), dist=lambda: Dist(),
+                   progress=False)
+    rundir = RunDir(tmp_path)
+    state = rundir.load_checkpoint(map_location="cpu")
+    assert state["step_ends"] == [2, 4, 6]
+    del state["step_ends"]  # as written before the live logs
+    rundir.save_checkpoint(state)
+    runner.run(tmp_path, _ToyConfig(), lambda d, rundir, progress: _RollingTask(), dist=lambda: Dist(),
+               progress=False)
+    assert [r["step"] for r in _csv(tmp_path / loggers.STEPS_CSV)] == ["1", "2"]  # epoch 3's steps
+    assert rundir.load_checkpoint(map_location="cpu")["step_ends"] == [0, 0, 0, 2]

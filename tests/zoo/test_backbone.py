@@ -223,3 +223,10 @@ def test_num_classes_zero_at_creation_is_saved_and_loaded(tmp_path):
     loaded = zoo.load(str(zoo.save_pretrained(model, tmp_path / "m")))
     with torch.no_grad():
         assert loaded(x).shape == (1, model.num_features) and torch.equal(loaded(x), model(x))
+
+
+def test_a_checkpoint_file_of_a_grey_network_converts_with_its_in_chans(tmp_path):
+    model = _small(in_chans=1)
+    torch.save(model.state_dict(), tmp_path / "grey.pt")
+    loaded = zoo.load(str(tmp_path / "grey.pt"))
+    assert loaded.in_chans == 1 and all(torch.equal(v, model.state_dict()[k]) for k, v in loaded.state_dict().items())

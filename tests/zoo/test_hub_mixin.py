@@ -125,3 +125,16 @@ def test_push_to_hub_and_from_pretrained_with_the_real_client(tmp_path, zoo_ref,
     files = hub.repos["darts-test/mixin"]["commits"][hub.repos["darts-test/mixin"]["refs"]["main"]]
     assert {"README.md", "config.json", "model.safetensors"} <= set(files)
     assert b"darts-zoo" in files["config.json"]
+
+
+def test_the_recurrent_network_saves_and_loads_through_the_same_methods(zoo_ref, tmp_path):
+    ref = zoo_ref("ptb_small.pt")
+    c = ref["config"]
+    model = zoo.RNNModel(c["ntoken"], c["ninp"], c["nhid"], c["nhidlast"], genotype=c["genotype"])
+    model.load_state_dict(ref["state_dict"])
+    model.save_pretrained(tmp_path / "ptb")
+    loaded = zoo.RNNModel.from_pretrained(tmp_path / "ptb")
+    assert loaded.decoder.weight is loaded.encoder.weight  # re-tied
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in loaded.state_dict().items())
+    with pytest.raises(zoo.ModelLoadError, match="holds a RNNModel, not a NetworkCIFAR"):
+        zoo.NetworkCIFAR.from_pretrained(tmp_path / "ptb")

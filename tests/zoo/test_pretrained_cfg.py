@@ -34,6 +34,10 @@ def test_a_loaded_network_names_its_weights_source_and_follows_its_head_and_stem
     assert cfg["source"] == source and cfg["url"] == source["url"] and cfg["architecture"] == "darts-cifar10"
     assert cfg["license"] == "apache-2.0" and cfg["dataset"] == "cifar10"
     assert zoo.pretrained_cfg(str(d)) == cfg  # from the directory, without loading the weights
+    assert cfg["verified"] is None and cfg["verification"] == ""  # the source record says nothing of it
+    unverified = {**source, "verified": False, "verification": "not verified against a published digest"}
+    cfg = zoo.load(str(zoo.save_pretrained(_small_cifar(), tmp_path / "u", source=unverified))).pretrained_cfg
+    assert cfg["verified"] is False and cfg["verification"] == "not verified against a published digest"
     grey = zoo.load(str(d), in_chans=1, num_classes=4)
     cfg = grey.pretrained_cfg
     assert cfg["input_size"] == [1, 32, 32] and cfg["num_classes"] == 4
@@ -58,6 +62,15 @@ def test_transforms_accept_a_saved_model_directory_that_load_accepts(tmp_path):
     assert zoo.transforms(tmp_path / "m")(Image.new("RGB", (32, 32))).shape == (3, 32, 32)  # a Path too
     with pytest.raises(zoo.ModelLoadError, match="not a saved model"):
         zoo.transforms(str(tmp_path))
+
+
+def test_transforms_and_pretrained_cfg_of_a_hub_id_read_its_config(tmp_path, monkeypatch):
+    from zoo import loader as Loader
+
+    d = zoo.save_pretrained(_small_cifar(in_chans=1), tmp_path / "m")
+    monkeypatch.setattr(Loader, "hub_download", lambda repo, revision=None: d)
+    assert zoo.pretrained_cfg("hf-hub:org/grey")["input_size"] == [1, 32, 32]
+    assert zoo.transforms("hf-hub:org/grey@v1")(Image.new("RGB", (32, 32))).shape == (1, 32, 32)
 
 
 def test_transforms_follow_the_model_in_chans():
