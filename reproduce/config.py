@@ -45,23 +45,6 @@ def canonical(data: Dict[str, Any]) -> Dict[str, Any]:
     return out
 
 
-# Fields added after runs were already saved, with the value that does what runs did before the field existed
-# (a new field's default must be that value). A saved config without such a field is the same config as one
-# with it at this value: comparisons, checkpoint digests and aggregation leave the field out at this value.
-ADDED_FIELDS: Dict[str, Any] = {
-    "eval_batch_size": 0,  # conv search: the validation pass in batches of batch_size (PTB's is always >= 1)
-    "valid_bn": "running",  # recurrent search: eval-mode BatchNorm statistics
-    "max_skip": None,  # conv search: no cap on the normal cell's skip connections
-    "early_stop": "",  # conv search: every epoch runs
-}
-
-
-def comparable_form(data: Dict[str, Any]) -> Dict[str, Any]:
-    """:func:`canonical`, less the :data:`ADDED_FIELDS` at their old-behaviour values: what two configs must
-    share to be the same config."""
-    return {k: v for k, v in canonical(data).items() if not (k in ADDED_FIELDS and v == ADDED_FIELDS[k])}
-
-
 @functools.lru_cache(maxsize=None)
 def _type_hints(cls) -> Dict[str, Any]:
     """The resolved annotations of a config class (resolving them is slow; configs are checked often)."""
@@ -187,13 +170,19 @@ def overrides_from_args(args: argparse.Namespace, prefix: str = "", skip=()) -> 
 
 
 def build(cls: Type[T], overrides: Dict[str, Any] = None, base: T = None) -> T:
-    """A config of ``cls`` from ``base`` (or the defaults) with ``overrides`` applied and checked."""
+    """A config of ``cls`` from ``base`` (or the defaults) with ``overrides`` applied and checked. A config class
+    with ``method_recipes`` (the conv search) takes the named method's recipe under ``overrides``."""
     overrides = canonical(dict(overrides or {}))
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(overrides) - names)
     if unknown:
         raise ConfigError(f"unknown {cls.__name__} field(s) {', '.join(quote(u)[1:-1] for u in unknown[:5])}"
                           f"{', ...' if len(unknown) > 5 else ''}; known: {', '.join(sorted(names))}")
+    recipes = getattr(cls, "method_recipes", None)
+    if recipes is not None and "method" in overrides:
+        if overrides["method"] not in recipes:
+            raise ConfigError(f"method must be one of {', '.join(recipes)}, not {overrides['method']!r}")
+        overrides = {**recipes[overrides["method"]], **overrides}
     config = dataclasses.replace(base, **overrides) if base is not None else cls(**overrides)
     validate(config)
     return config
@@ -258,14 +247,9 @@ def to_dict(config) -> Dict[str, Any]:
     return dataclasses.asdict(config)
 
 
-def from_dict(cls: Type[T], data: Dict[str, Any]) -> T:
-    names = {f.name for f in dataclasses.fields(cls)}
-    return cls(**{k: v for k, v in canonical(data).items() if k in names})
-
-
 def diff(a: Dict[str, Any], b: Dict[str, Any], ignore=()) -> Dict[str, tuple]:
     """Fields whose values differ between two config dicts: ``{field: (a_value, b_value)}``."""
-    a, b = comparable_form(a), comparable_form(b)  # saved with the original's names, or before a field was added
+    a, b = canonical(a), canonical(b)  # a config saved with the original's field names is ours
     keys = (set(a) | set(b)) - set(ignore)
     return {k: (a.get(k), b.get(k)) for k in sorted(keys) if a.get(k) != b.get(k)}
 

@@ -18,7 +18,7 @@ from genotypes import Genotype
 
 from .backbone import FeatureInfo, adapt_input_conv, check_in_chans, last_module_per_stride, resolve_out_indices
 from .hub_mixin import HubMixin
-from .limits import check_sizes
+from .limits import check_parameters, check_sizes
 from .ops import OPS, FactorizedReduce, Identity, ReLUConvBN, drop_path
 from .pretrained_cfg import PretrainedCfgMixin
 from .registry import register_arch
@@ -111,6 +111,12 @@ class AuxiliaryHeadImageNet(nn.Module):
 
     def forward(self, x):
         return self.classifier(self.features(x).flatten(1))
+
+
+def _parameter_bound(C: int, num_classes: int, layers: int) -> int:
+    """An upper bound of a conv network's parameters, cheap to compute: a cell of the widest genotype (128 edges of
+    7x1-1x7 convolutions) at 4*C channels, and a classifier over at most 66 concatenated nodes of 4*C."""
+    return 2048 * C * C * layers + 300 * C * num_classes
 
 
 class _Network(HubMixin, PretrainedCfgMixin, StrictLoadMixin, nn.Module):
@@ -308,6 +314,8 @@ class NetworkCIFAR(_Network):
                  in_chans: int = 3, drop_path_rate: float = 0.0):
         super().__init__()
         genotype = self._init_config(C, num_classes, layers, auxiliary, genotype, in_chans, drop_path_rate)
+        check_parameters("NetworkCIFAR", _parameter_bound(C, num_classes, layers),
+                         lambda: NetworkCIFAR(C, num_classes, layers, auxiliary, genotype, in_chans))
         stem_multiplier = 3
         C_stem = stem_multiplier * C
         self.stem = nn.Sequential(nn.Conv2d(in_chans, C_stem, 3, padding=1, bias=False), nn.BatchNorm2d(C_stem))
@@ -328,6 +336,24 @@ class NetworkCIFAR(_Network):
         return s, s, [s] if "stem" in keep else []
 
 
+def imagenet_stems(in_chans: int, C: int):
+    """ImageNet's stems: stem0 two stride-2 3x3 convs to C channels, stem1 a third (the search's supernet
+    takes them too for large images)."""
+    stem0 = nn.Sequential(
+        nn.Conv2d(in_chans, C // 2, kernel_size=3, stride=2, padding=1, bias=False),
+        nn.BatchNorm2d(C // 2),
+        nn.ReLU(inplace=True),
+        nn.Conv2d(C // 2, C, 3, stride=2, padding=1, bias=False),
+        nn.BatchNorm2d(C),
+    )
+    stem1 = nn.Sequential(
+        nn.ReLU(inplace=True),
+        nn.Conv2d(C, C, 3, stride=2, padding=1, bias=False),
+        nn.BatchNorm2d(C),
+    )
+    return stem0, stem1
+
+
 @register_arch
 class NetworkImageNet(_Network):
     """DARTS evaluation network for 224x224 images (C=48, 14 cells in the paper)."""
@@ -336,20 +362,11 @@ class NetworkImageNet(_Network):
                  auxiliary_bn: bool = False, in_chans: int = 3, drop_path_rate: float = 0.0):
         super().__init__()
         genotype = self._init_config(C, num_classes, layers, auxiliary, genotype, in_chans, drop_path_rate)
+        check_parameters("NetworkImageNet", _parameter_bound(C, num_classes, layers),
+                         lambda: NetworkImageNet(C, num_classes, layers, auxiliary, genotype, auxiliary_bn, in_chans))
         if auxiliary_bn:  # only recorded when set, so configs of the original's network stay as they were
             self.config["auxiliary_bn"] = True
-        self.stem0 = nn.Sequential(
-            nn.Conv2d(in_chans, C // 2, kernel_size=3, stride=2, padding=1, bias=False),
-            nn.BatchNorm2d(C // 2),
-            nn.ReLU(inplace=True),
-            nn.Conv2d(C // 2, C, 3, stride=2, padding=1, bias=False),
-            nn.BatchNorm2d(C),
-        )
-        self.stem1 = nn.Sequential(
-            nn.ReLU(inplace=True),
-            nn.Conv2d(C, C, 3, stride=2, padding=1, bias=False),
-            nn.BatchNorm2d(C),
-        )
+        self.stem0, self.stem1 = imagenet_stems(in_chans, C)
         # The stems already reduced twice, so the first cell's s0 input is treated as reduced.
         C_prev = self._build_cells(C, layers, genotype, C, reduction_prev=True)
         if self._auxiliary:

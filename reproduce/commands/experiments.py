@@ -6,10 +6,17 @@ import sys
 from pathlib import Path
 
 from .. import config as run_config
+from .. import tasks
+from ..experiments import EXPERIMENTS, PROFILES, ExperimentOptions, execute, parse_seeds, plan_experiment
+from ..random_baseline import format_table
+from ..report import summary_text
+from ..scheduler import RunsFailedError, parse_gpus
+from ..slurm import SlurmOptions
+from ..targets import default_paper_path, load_targets
 
 # Fields the experiment sets itself (per seed, from --arch/--genotype, --data, --device).
 TRAIN_SKIP = ("arch", "genotype", "seed", "data", "device", "experiment", "profile")
-SEARCH_SKIP = ("seed", "order", "data", "device")
+SEARCH_SKIP = ("seed", "order", "method", "data", "device")
 
 EPILOG = """\
 examples:
@@ -24,26 +31,8 @@ config take a --search- prefix (e.g. --search-epochs 25).
 """
 
 
-def _recipes():
-    try:
-        from ..train import RECIPES
-    except ImportError:  # pragma: no cover - training not installed in this tree
-        return {}
-    return RECIPES
-
-
-def _search_configs():
-    try:
-        from ..search import SEARCH_CONFIGS
-    except ImportError:  # pragma: no cover - search not installed in this tree
-        return {}
-    return SEARCH_CONFIGS
-
-
 def register(sub) -> None:
-    from ..experiments import EXPERIMENTS, PROFILES
-
-    recipes, search_configs = _recipes(), _search_configs()
+    recipes, search_configs = tasks.datasets("train"), tasks.datasets("search")
     for name, spec in EXPERIMENTS.items():
         parser = sub.add_parser(
             # argparse %-formats help strings: escape the "%" of "test error (%)".
@@ -70,8 +59,11 @@ def register(sub) -> None:
             what.add_argument("--search", action="store_true",
                               help="the paper's whole pipeline: searches with 4 seeds, a short training of each "
                                    f"cell ({spec.selection_epochs} epochs), the best by validation, then the runs")
-            what.add_argument("--order", type=int, choices=(1, 2), default=2,
-                              help="search order: 2 (second order, default) or 1")
+            what.add_argument("--order", type=int, choices=(1, 2), default=None,
+                              help="search order: 2 or 1 (default: the method's, 2 for darts, 1 for pcdarts)")
+            what.add_argument("--method", choices=("darts", "pcdarts"), default="darts",
+                              help="search method: darts (default) or pcdarts (PC-DARTS with its authors' recipe: "
+                                   "partial channels, edge normalisation, batch 256; see docs/pcdarts.md)")
             what.add_argument("--search-seeds", default=None, help="seeds of the searches (default 0,1,2,3)")
             what.add_argument("--selection-epochs", type=int, default=None,
                               help=f"epochs of the short trainings that select the cell (default "
@@ -93,9 +85,12 @@ def register(sub) -> None:
                                 "resumes; default 1440)")
         slurm.add_argument("--gpus-per-job", type=int, default=1,
                            help="Slurm GPUs per job (default 1; 0: CPU). With N > 1 a job runs N processes, one per "
-                                "GPU, under DistributedDataParallel; the batch size stays the recipe's global batch")
+                                "GPU (trainings and searches alike); the batch size stays the recipe's global batch")
         slurm.add_argument("--cpus-per-job", type=int, default=8, help="Slurm CPUs per job (default 8)")
         slurm.add_argument("--mem-gb", type=int, default=None, help="Slurm memory per job in GB")
+        slurm.add_argument("--array-parallelism", type=int, default=0,
+                           help="the runs go to Slurm as one job array; at most this many of its tasks run at once "
+                                "(default 0: no cap of ours)")
         slurm.add_argument("--slurm-folder", default=None, help="submitit's folder (default <out>/slurm)")
         where = parser.add_argument_group("output and checks")
         where.add_argument("--dry-run", action="store_true",
@@ -126,45 +121,45 @@ def _read_genotype(value):
     return Path(value).read_text().strip() if is_file else value
 
 
-def options_from_args(args):
-    from ..experiments import ExperimentOptions, parse_seeds
-    from ..scheduler import SlurmOptions, parse_gpus
+def _order(args) -> int:
+    """--order, else the method's recipe order (PC-DARTS's authors ran first order)."""
+    if getattr(args, "order", None) is not None:
+        return args.order
+    return 1 if getattr(args, "method", None) == "pcdarts" else 2
 
+
+def options_from_args(args):
     search_overrides = run_config.overrides_from_args(args, prefix="search")
     return ExperimentOptions(
         experiment=args.experiment, runs=args.runs, seeds=parse_seeds(args.seeds), arch=args.arch,
         genotype=_read_genotype(args.genotype), out=args.out, data=args.data, device=args.device,
         gpus=parse_gpus(args.gpus), profile=args.profile, search=getattr(args, "search", False),
-        order=getattr(args, "order", 2),
+        order=_order(args), method=getattr(args, "method", None) or "darts",
         search_seeds=parse_seeds(getattr(args, "search_seeds", None), "--search-seeds"),
         selection_epochs=getattr(args, "selection_epochs", None),
         train_overrides=run_config.overrides_from_args(args, skip=TRAIN_SKIP), search_overrides=search_overrides,
         launcher=args.launcher,
         slurm=SlurmOptions(partition=args.partition, time_min=args.time, gpus_per_job=args.gpus_per_job,
-                           cpus_per_job=args.cpus_per_job, mem_gb=args.mem_gb, folder=args.slurm_folder),
+                           cpus_per_job=args.cpus_per_job, mem_gb=args.mem_gb, folder=args.slurm_folder,
+                           array_parallelism=args.array_parallelism),
         progress=not args.no_progress and sys.stderr.isatty(), report=not args.no_report, report_format=args.format,
         baseline=args.baseline)
 
 
 def print_result(result) -> None:
-    from ..experiments import summary_table
-
+    """The end of an experiment's run on the terminal: the selection, then the numbers REPORT.md shows for it (the
+    same rows, from the same records), the random baseline and where the report is."""
     exp = result.experiment
     print(f"\n{exp['experiment']} ({exp.get('arch') or 'searched/custom cell'}, profile {exp['profile']}): "
           f"{len(result.records)} runs in {result.out}")
-    if not exp.get("comparable", True):
-        why = (f"not the paper's recipe ({exp['recipe_differences']})" if exp.get("recipe_differences")
-               else f"profile {exp['profile']!r}: shortened recipe")
-        print(f"{why}: NOT comparable with the paper's figures")
     if result.selection:
         sel = result.selection
         print(f"selection by {sel['metric']} after {sel['selection_epochs']} epochs: " + ", ".join(
             f"search seed {c['search_seed']}: {c['valid_metric']:.4g}" for c in sel["candidates"])
             + f" -> chose search seed {sel['chosen']}")
-    print(summary_table(result))
+    results_dir = result.report.parent if result.report else result.out.parent
+    print(summary_text(result.measured, load_targets(default_paper_path(results_dir))))
     if result.baseline_comparison:
-        from ..random_baseline import format_table
-
         print(f"\nagainst {result.baseline['n']} random cells (draw seed {result.baseline['draw_seed']}):")
         print(format_table(result.baseline_comparison))
     if result.report:
@@ -172,16 +167,12 @@ def print_result(result) -> None:
 
 
 def run(args) -> int:
-    from ..experiments import run_experiment
-    from ..scheduler import RunsFailedError
-
+    plan = plan_experiment(options_from_args(args))
     if args.dry_run:
-        from ..experiments import describe_plan
-
-        print("\n".join(describe_plan(options_from_args(args))))
+        print("\n".join(plan.describe()))
         return 0
     try:
-        result = run_experiment(options_from_args(args))
+        result = execute(plan)
     except RunsFailedError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

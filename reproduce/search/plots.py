@@ -17,6 +17,7 @@ import genotypes
 from genotypes import RNNGenotype, derive
 from zoo.fileio import atomic_write_bytes
 
+from ..figures import integer_epochs, plt  # matplotlib set up once, for files (Agg)
 from ..jsonfile import read_json_lines
 from .loop import ALPHAS, GENOTYPES
 
@@ -54,18 +55,19 @@ def _edge_labels(name: str, n_edges: int) -> List[str]:
 
 def plot_alphas(rows: List[dict], out: Path, fmt: str = "png") -> List[Path]:
     """One figure per logits tensor: a panel per edge, the softmax weight of each op over epochs."""
-    from ..figures import integer_epochs, plt  # matplotlib set up once, for files (Agg)
-
     epochs = [r["epoch"] for r in rows]
     paths = []
     for name in rows[0]["softmax"]:
         probs = np.array([r["softmax"][name] for r in rows])  # [E, edges, ops]
+        if probs.ndim == 2:  # PC-DARTS's betas: one weight per edge (softmax over the node's incoming edges)
+            probs = probs[:, :, None]
         n_edges, n_ops = probs.shape[1:]
         cols = 6 if n_edges > 16 else 4
         nrows = -(-n_edges // cols)
         fig, axes = plt.subplots(nrows, cols, figsize=(3.2 * cols, 2.3 * nrows), sharex=True, squeeze=False)
         labels = _edge_labels(name, n_edges)
-        primitives = _PRIMITIVES.get(name, [f"op{k}" for k in range(n_ops)])
+        primitives = ["edge weight"] if name.startswith("betas") else _PRIMITIVES.get(
+            name, [f"op{k}" for k in range(n_ops)])
         for e in range(nrows * cols):
             ax = axes[e // cols][e % cols]
             if e >= n_edges:
@@ -79,7 +81,7 @@ def plot_alphas(rows: List[dict], out: Path, fmt: str = "png") -> List[Path]:
         handles, names = axes[0][0].get_legend_handles_labels()
         fig.legend(handles, names, loc="upper center", ncol=len(names), fontsize=8, bbox_to_anchor=(0.5, 1.02))
         fig.suptitle(f"softmax({name}) over epochs (epoch -1: initialisation)", y=1.05)
-        stem = name if name.startswith("alphas") else f"alphas_{name}"
+        stem = name if name.startswith(("alphas", "betas")) else f"alphas_{name}"
         paths.append(_savefig(fig, out / f"{stem}.{fmt}"))
     return paths
 
@@ -92,8 +94,6 @@ def skip_counts(genotype) -> Dict[str, int]:
 
 
 def plot_skips(geno_rows: List[dict], out: Path, fmt: str = "png") -> Path:
-    from ..figures import integer_epochs, plt  # matplotlib set up once, for files (Agg)
-
     epochs = [r["epoch"] for r in geno_rows]
     counts = [skip_counts(genotypes.parse(r["genotype"])) for r in geno_rows]
     fig, ax = plt.subplots(figsize=(6, 3.2))
@@ -108,8 +108,6 @@ def plot_skips(geno_rows: List[dict], out: Path, fmt: str = "png") -> Path:
 
 
 def plot_curves(metrics: List[dict], out: Path, fmt: str = "png") -> Path:
-    from ..figures import integer_epochs, plt  # matplotlib set up once, for files (Agg)
-
     epochs = [m["epoch"] for m in metrics]
     second = "acc" if "train_acc" in metrics[0] else "ppl"
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.4))

@@ -34,8 +34,10 @@ from ..config import ConfigError
 from ..device import autocast, progress_bar
 from ..distributed import shard_range
 from ..optim import make_sgd
+from ..rundir import RunDir
 from .common import (
     GraphedCNNStep,
+    RecipeTask,
     cnn_train_step,
     maybe_compile,
     seed_epoch,
@@ -94,11 +96,10 @@ def augment(x_u8: torch.Tensor, p: Dict[str, torch.Tensor], mean: torch.Tensor, 
     return x if channels_last else x.contiguous()
 
 
-class CIFARTask:
-    on_step = None  # set by the runner (the live logs): called after every step
-    def __init__(self, config, genotype, d: distributed.Dist, progress: bool):
-        self.config, self.d, self.progress = config, d, progress
-        dev = self.device = d.device
+class CIFARTask(RecipeTask):
+    def __init__(self, dataset: str, config, d: distributed.Dist, rundir: RunDir, progress: bool):
+        super().__init__(dataset, config, d, rundir, progress)
+        dev = self.device
         self.local_batch = d.local_batch(config.batch_size)
         try:
             train_x, train_y = load_cifar10(config.data, train=True, download=config.download)
@@ -134,7 +135,8 @@ class CIFARTask:
         if config.channels_last:
             self.eval_x = self.eval_x.contiguous(memory_format=mf)
 
-        setup_cnn(self, zoo.NetworkCIFAR(config.C, 10, config.layers, config.auxiliary, genotype), config, d, dev, mf)
+        network = zoo.NetworkCIFAR(config.C, 10, config.layers, config.auxiliary, self.genotype)
+        setup_cnn(self, network, config, d, dev, mf)
         self.graphed = None
         if config.cuda_graphs:
             if dev.type != "cuda" or d.enabled or config.compile:
