@@ -43,7 +43,8 @@ def load_saved(source: PathLike, revision: Optional[str] = None, cache_dir: Opti
     if not text.startswith(HF_PREFIX) and Path(text).expanduser().is_dir():
         return load_pretrained(Path(text).expanduser())
     repo, rev = parse_hub_source(text)
-    options = {k: v for k, v in hub_options.items() if v}  # only what the caller asked for
+    # only what the caller asked for (token=False too: huggingface_hub's "send no token")
+    options = {k: v for k, v in hub_options.items() if (v is not None if k == "token" else v)}
     return load_pretrained(hub_download(repo, revision or rev, cache_dir=cache_dir, **options),
                            expected_sha256=hub_sha256(repo))
 

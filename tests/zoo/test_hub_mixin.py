@@ -133,7 +133,8 @@ def test_the_hub_keywords_of_huggingface_hubs_mixin_are_taken(cifar_model, tmp_p
         (json.loads((out / "config.json").read_text())["metrics"], repo, kw)) or "url")
     assert _same(zoo.NetworkCIFAR.from_pretrained("org/m", token="hf_x", force_download=True,
                                                   local_files_only=True), ref)
-    assert asked == [{"token": "hf_x", "force_download": True, "local_files_only": True}]
+    zoo.NetworkCIFAR.from_pretrained("org/m", token=False)  # huggingface_hub's "send no token"
+    assert asked == [{"token": "hf_x", "force_download": True, "local_files_only": True}, {"token": False}]
     assert model.save_pretrained(tmp_path / "m", push_to_hub=True, repo_id="org/m", token="hf_x", private=True,
                                  model_card_kwargs={"metrics": {"top1_error": 3.0}}, metrics_source="a test") == "url"
     assert model.push_to_hub("org/m", branch="dev", metrics={"top1_error": 3.0}, metrics_source="a test") == "url"
