@@ -199,7 +199,9 @@ def save_pretrained(model, save_directory: PathLike, name: Optional[str] = None,
     state = model.state_dict()
     tied = _tied_groups(state)
     tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in state.items() if k not in tied}
-    blob = st_save(tensors, metadata={"format": "pt", "arch": config["arch"]})
+    # one metadata key: safetensors writes a map of several in varying order, so the same weights would get another
+    # sha256 at each save (config.json names the arch)
+    blob = st_save(tensors, metadata={"format": "pt"})
     config["tied"] = tied
     config["files"] = {WEIGHTS_NAME: {"sha256": _sha256(blob), "size": len(blob)}}
     atomic_write_bytes(out / WEIGHTS_NAME, blob)

@@ -192,3 +192,11 @@ def test_the_recurrent_network_saves_and_loads_through_the_same_methods(zoo_ref,
     assert all(torch.equal(v, model.state_dict()[k]) for k, v in loaded.state_dict().items())
     with pytest.raises(zoo.ModelLoadError, match="holds a RNNModel, not a NetworkCIFAR"):
         zoo.NetworkCIFAR.from_pretrained(tmp_path / "ptb")
+
+
+def test_the_same_weights_saved_again_are_the_same_bytes(cifar_model, tmp_path):
+    """A conversion or a copy has one sha256 (safetensors writes a metadata map of several keys in varying order)."""
+    model, _ = cifar_model
+    blobs = {(zoo.save_pretrained(model, tmp_path / str(i), card=False) / "model.safetensors").read_bytes()
+             for i in range(12)}
+    assert len(blobs) == 1
