@@ -12,6 +12,7 @@ from typing import Union
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 import genotypes as _genotypes
 from genotypes import Genotype
@@ -59,8 +60,17 @@ class Cell(nn.Module):
         return torch.cat([states[i] for i in self._concat], dim=1)
 
 
+def at_size(x: torch.Tensor, size: int) -> torch.Tensor:
+    """A feature map at the ``size`` x ``size`` a head was made for: unchanged at that size (the original's
+    arithmetic), average-pooled from a larger one, repeated from a smaller one (images of another size)."""
+    return x if tuple(x.shape[-2:]) == (size, size) else F.adaptive_avg_pool2d(x, size)
+
+
 class AuxiliaryHeadCIFAR(nn.Module):
-    """Auxiliary classifier on the 8x8 feature map after the second reduction."""
+    """Auxiliary classifier on the 8x8 feature map after the second reduction (32x32 images; other
+    sizes' maps are brought to 8x8 first, :func:`at_size`)."""
+
+    map_size = 8
 
     def __init__(self, C: int, num_classes: int):
         super().__init__()
@@ -77,13 +87,16 @@ class AuxiliaryHeadCIFAR(nn.Module):
         self.classifier = nn.Linear(768, num_classes)
 
     def forward(self, x):
-        return self.classifier(self.features(x).flatten(1))
+        return self.classifier(self.features(at_size(x, self.map_size)).flatten(1))
 
 
 class AuxiliaryHeadImageNet(nn.Module):
-    """Auxiliary classifier on the 14x14 map. Like the original, without a BatchNorm after the
+    """Auxiliary classifier on the 7x7 map after the second reduction (224x224 images; other sizes' maps
+    are brought to 7x7 first, :func:`at_size`). Like the original, without a BatchNorm after the
     768-channel conv (omitted there by a typo, kept out for equality with the paper's model).
     ``bn_after_conv2=True`` adds it, as P-DARTS's ImageNet network has it (``features.6``)."""
+
+    map_size = 7
 
     def __init__(self, C: int, num_classes: int, bn_after_conv2: bool = False):
         super().__init__()
@@ -101,7 +114,7 @@ class AuxiliaryHeadImageNet(nn.Module):
         self.classifier = nn.Linear(768, num_classes)
 
     def forward(self, x):
-        return self.classifier(self.features(x).flatten(1))
+        return self.classifier(self.features(at_size(x, self.map_size)).flatten(1))
 
 
 class _Network(StrictLoadMixin, nn.Module):
@@ -231,6 +244,12 @@ class NetworkImageNet(_Network):
         # A fixed 7x7 average, as in the original: the network expects 224x224 inputs.
         self.global_pooling = nn.AvgPool2d(7)
         self.classifier = nn.Linear(C_prev, num_classes)
+
+    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
+        # the original's fixed 7x7 average at 224x224 inputs; the mean over the whole map at other sizes
+        square7 = tuple(features.shape[-2:]) == (7, 7)
+        pooled = self.global_pooling(features) if square7 else F.adaptive_avg_pool2d(features, 1)
+        return self.classifier(pooled.flatten(1))
 
     def _features(self, x):
         s0 = self.stem0(x)

@@ -1,4 +1,4 @@
-"""``python -m reproduce search {cifar10,ptb} --order {1,2} --seed S --out DIR --data DIR [--field value ...]``."""
+"""``python -m reproduce search {cifar10,ptb,images,text} --order {1,2} --seed S --out DIR --data DIR [--field ...]``."""
 from __future__ import annotations
 
 from ..config import ConfigError, add_config_arguments, build, overrides_from_args
@@ -7,6 +7,9 @@ _DESCRIPTIONS = {
     "cifar10": "Conv-cell search on CIFAR-10 (paper section 2, appendix A.1.1; original cnn/train_search.py): "
                "an 8-cell supernet (C=16) trained for 50 epochs on one half of the training set while the "
                "architecture is trained on the other half.",
+    "images": "Conv-cell search on your own images: an ImageFolder tree (DIR/train/<class>/*), CIFAR-10 python "
+              "batches or torchvision:NAME:ROOT; any number of classes, 1 or 3 channels, any size. The CIFAR-10 "
+              "search's values; the two halves are a seeded stratified split (recorded with its digest).",
     "ptb": "Recurrent-cell search on Penn Treebank (original rnn/train_search.py): an 8-step search cell "
            "(emsize = nhid = 300) trained for 50 epochs; architecture batches from the validation split.",
 }

@@ -152,21 +152,42 @@ class Cell(nn.Module):
         return torch.cat(states[-self._multiplier:], dim=1)
 
 
+def imagenet_stems(in_chans: int, C: int) -> Tuple[nn.Sequential, nn.Sequential]:
+    """ImageNet's stems (as zoo.NetworkImageNet's): stem0 two stride-2 3x3 convs to C channels, stem1 a third."""
+    stem0 = nn.Sequential(
+        nn.Conv2d(in_chans, C // 2, kernel_size=3, stride=2, padding=1, bias=False), nn.BatchNorm2d(C // 2),
+        nn.ReLU(inplace=True), nn.Conv2d(C // 2, C, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(C))
+    stem1 = nn.Sequential(nn.ReLU(inplace=True), nn.Conv2d(C, C, 3, stride=2, padding=1, bias=False),
+                          nn.BatchNorm2d(C))
+    return stem0, stem1
+
+
 class Network(nn.Module):
-    """The search supernet: ``forward(x, alphas_normal, alphas_reduce) -> logits``."""
+    """The search supernet: ``forward(x, alphas_normal, alphas_reduce) -> logits``.
+
+    ``in_chans``: channels of the input images (timm's name). ``stem``: ``cifar`` (the original's, one 3x3
+    conv to ``stem_multiplier * C`` channels at full resolution) or ``imagenet`` (three stride-2 convs to ``C``
+    channels, as the evaluation network for large images; the first cell's input is then a reduced one).
+    """
 
     def __init__(self, C: int = 16, num_classes: int = 10, layers: int = 8, steps: int = 4, multiplier: int = 4,
-                 stem_multiplier: int = 3):
+                 stem_multiplier: int = 3, in_chans: int = 3, stem: str = "cifar"):
         super().__init__()
         if NONE != 0:  # the fused forward relies on the original's op order
             raise AssertionError("PRIMITIVES must start with 'none'")
+        if stem not in ("cifar", "imagenet"):
+            raise ValueError(f"stem must be cifar or imagenet, got {stem!r}")
         self._C, self._num_classes, self._layers = C, num_classes, layers
         self._steps, self._multiplier = steps, multiplier
-        C_curr = stem_multiplier * C
-        self.stem = nn.Sequential(nn.Conv2d(3, C_curr, 3, padding=1, bias=False), nn.BatchNorm2d(C_curr))
+        if stem == "cifar":
+            C_curr = stem_multiplier * C
+            self.stem = nn.Sequential(nn.Conv2d(in_chans, C_curr, 3, padding=1, bias=False), nn.BatchNorm2d(C_curr))
+        else:
+            C_curr = C
+            self.stem0, self.stem1 = imagenet_stems(in_chans, C)
         C_prev_prev, C_prev, C_curr = C_curr, C_curr, C
         self.cells = nn.ModuleList()
-        reduction_prev = False
+        reduction_prev = stem == "imagenet"
         for i in range(layers):
             reduction = i in (layers // 3, 2 * layers // 3)
             if reduction:
@@ -195,7 +216,11 @@ class Network(nn.Module):
     def forward(self, x, alphas_normal, alphas_reduce, reference: bool = False):
         weights_normal = F.softmax(alphas_normal, dim=-1)
         weights_reduce = F.softmax(alphas_reduce, dim=-1)
-        s0 = s1 = self.stem(x)
+        if hasattr(self, "stem"):
+            s0 = s1 = self.stem(x)
+        else:
+            s0 = self.stem0(x)
+            s1 = self.stem1(s0)
         for cell in self.cells:
             weights = weights_reduce if cell.reduction else weights_normal
             s0, s1 = s1, cell(s0, s1, weights, reference=reference)

@@ -64,7 +64,7 @@ class CIFAR10SearchConfig:
         require(self.C >= 2 and self.C % 2 == 0, f"C must be a positive even number, not {self.C}")
         require(self.layers >= 1, f"layers must be >= 1, not {self.layers}")
         require(1 <= self.multiplier <= self.steps, f"multiplier must be in 1..steps, not {self.multiplier}")
-        require(self.image_size in image_size.SIZES, f"image_size must be 8, 16 or 32, not {self.image_size}")
+        self._check_data()
         require(self.train_examples >= 0, f"train_examples must be >= 0, not {self.train_examples}")
         require(self.learning_rate > 0 and self.arch_learning_rate > 0, "learning rates must be > 0")
         require(self.unrolled_eps > 0, f"unrolled_eps must be > 0, not {self.unrolled_eps}")
@@ -73,6 +73,33 @@ class CIFAR10SearchConfig:
                 "amp=bf16 does not go with order 2: the unrolled step's finite difference moves each weight by about "
                 "0.01/sqrt(number of weights), far below bfloat16's resolution, so its Hessian term would be rounding "
                 "noise. Use --order 1 with bf16, or float32 (--amp none) with order 2")
+
+    def _check_data(self) -> None:
+        require(self.image_size in image_size.SIZES, f"image_size must be 8, 16 or 32, not {self.image_size}")
+
+
+@dataclass
+class ImageSearchConfig(CIFAR10SearchConfig):
+    """Conv-cell search on one's own images (any classes, 1 or 3 channels, any size): the CIFAR-10 search's
+    values, the data's own classes, channels and size, and a seeded stratified split into the two halves."""
+
+    data: str = _f("", "the images: an ImageFolder tree DIR (DIR/train/<class>/*), CIFAR-10 python batches, or "
+                       "torchvision:NAME:ROOT (e.g. torchvision:MNIST:data/mnist)")
+    image_size: int = _f(0, "side the images are resized to (shorter side, then centre crop); 0: the data's own "
+                            "size (all images must share it)")
+    normalize: str = _f("", "per-channel MEAN/STD, e.g. 0.5,0.5,0.5/0.25,0.25,0.25 (default: computed on the images "
+                            "that train the weights)")
+    stem: str = _f("auto", "auto: CIFAR's stem (one 3x3 conv) up to 64 px, ImageNet's (three stride-2 convs) above; "
+                           "or cifar, imagenet", choices=["auto", "cifar", "imagenet"])
+    split_seed: int = _f(0, "seed of the stratified split into the two halves (the same for every search seed, as "
+                            "CIFAR-10's fixed split)")
+    train_examples: int = _f(0, "use only a stratified N of the training images (0: all); for demos and tests")
+
+    def _check_data(self) -> None:
+        require(bool(self.data), "data is required: --data DIR (an ImageFolder tree) or torchvision:NAME:ROOT")
+        require(self.image_size == 0 or 4 <= self.image_size <= 1024,
+                f"image_size must be 0 (the data's own) or 4..1024, not {self.image_size}")
+        require(self.stem in ("auto", "cifar", "imagenet"), f"stem must be auto, cifar or imagenet, not {self.stem!r}")
 
 
 @dataclass

@@ -33,13 +33,13 @@ from ..optim import make_sgd
 from ..rundir import RunDir, check_finite
 from . import architect
 from .cnn_supernet import Network
-from .config import CIFAR10SearchConfig, PTBSearchConfig
-from .data import PTBData, load_cifar_halves
+from .config import CIFAR10SearchConfig, ImageSearchConfig, PTBSearchConfig
+from .data import PTBData, load_cifar_halves, load_image_halves
 from .rnn_supernet import RNNModelSearch
 
 log = logging.getLogger(__name__)
 
-SEARCH_CONFIGS = {"cifar10": CIFAR10SearchConfig, "ptb": PTBSearchConfig}
+SEARCH_CONFIGS = {"cifar10": CIFAR10SearchConfig, "ptb": PTBSearchConfig, "images": ImageSearchConfig}
 GENOTYPES, ALPHAS = "genotypes.jsonl", "alphas.jsonl"
 
 StepCallback = Callable[[int, int], None]
@@ -82,11 +82,18 @@ class CNNSearch(_Base):
 
     alpha_names = ("alphas_normal", "alphas_reduce")
 
-    def __init__(self, config: CIFAR10SearchConfig, device: torch.device, load_data: bool = True):
+    def __init__(self, config: CIFAR10SearchConfig, device: torch.device, load_data: bool = True, data=None):
         self.config, self.device = config, device
-        self.data = load_cifar_halves(config, device) if load_data else None
-        self.model = Network(config.C, 10, config.layers, config.steps, config.multiplier,
-                             config.stem_multiplier).to(device)
+        self.data, self.data_record = None, None
+        num_classes, in_chans, stem = 10, 3, "cifar"
+        if isinstance(config, ImageSearchConfig):  # one's own images: their classes, channels, size and stem
+            self.data, self.data_record = load_image_halves(config, device, data)
+            num_classes, in_chans = self.data_record["num_classes"], self.data_record["in_chans"]
+            stem = self.data_record["stem"]
+        elif load_data:
+            self.data = load_cifar_halves(config, device)
+        self.model = Network(config.C, num_classes, config.layers, config.steps, config.multiplier,
+                             config.stem_multiplier, in_chans=in_chans, stem=stem).to(device)
         self.channels_last = search_channels_last(device, config.channels_last)
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
@@ -284,7 +291,7 @@ class RNNSearch(_Base):
         return {k: row[k] for k in ("train_loss", "train_ppl", "valid_loss", "valid_ppl")}
 
 
-_SEARCHERS = {"cifar10": CNNSearch, "ptb": RNNSearch}
+_SEARCHERS = {"cifar10": CNNSearch, "ptb": RNNSearch, "images": CNNSearch}
 
 
 def _resolve_config(dataset: str, config):
@@ -315,10 +322,11 @@ class SearchTask:
     kind = "search"
 
     def __init__(self, dataset: str, config, device, rundir: RunDir, progress: bool,
-                 callback: Optional[StepCallback]):
+                 callback: Optional[StepCallback], data=None):
         self.dataset, self.config, self.rundir = dataset, config, rundir
         self.progress, self.callback = progress, callback
-        self.searcher = _SEARCHERS[dataset](config, device)  # loads the data: a missing dataset fails here
+        given = {} if data is None else {"data": data}  # images given from Python (search("images", ..., data=))
+        self.searcher = _SEARCHERS[dataset](config, device, **given)  # loads the data: missing data fails here
         self.parameters = sum(p.numel() for p in self.searcher.model.parameters())
         log.info("search %s, order %d: %d weight parameters, device %s", dataset, config.order, self.parameters,
                  device)
@@ -364,20 +372,26 @@ class SearchTask:
                   "order": self.config.order, "alphas": self.searcher.alphas_dict()}
         if hasattr(self.searcher, "channels_last"):  # the memory format the device's default chose
             fields["channels_last"] = self.searcher.channels_last
+        if getattr(self.searcher, "data_record", None):  # one's own data: what it was and how it was split
+            fields["data"] = self.searcher.data_record
         return fields
 
 
 def search(dataset: str, config=None, out="runs/search", progress: bool = True,
-           callback: Optional[StepCallback] = None) -> dict:
+           callback: Optional[StepCallback] = None, data=None) -> dict:
     """Run (or resume, or return the finished record of) an architecture search.
 
-    ``dataset``: 'cifar10' or 'ptb'; ``config``: a :data:`SEARCH_CONFIGS` dataclass (or a dict of
+    ``dataset``: 'cifar10', 'ptb', 'images' (one's own images: ``config.data`` names them, or ``data`` gives
+    them from Python as a Dataset, (images, labels) tensors or a ``reproduce.data.images.ImageData``) or
+    'text'; ``config``: a :data:`SEARCH_CONFIGS` dataclass (or a dict of
     overrides); ``out``: the run directory. ``callback(epoch, step)`` is called after every step.
     Returns the record (``kind`` 'search', ``genotype`` the final genotype text, ``final`` metrics).
     The runner (:mod:`reproduce.runner`) owns the directory, the lock, resume and the record; a
     search is one process (no DDP).
     """
+    if data is not None and dataset != "images":
+        raise ValueError(f"data= gives images from Python to the 'images' search, not to {dataset!r}")
     config = _resolve_config(dataset, config)
     return runner.run(out, config,
-                      lambda d, rundir, show: SearchTask(dataset, config, d.device, rundir, show, callback),
+                      lambda d, rundir, show: SearchTask(dataset, config, d.device, rundir, show, callback, data),
                       dist=lambda: Dist(device=pick_device(config.device)), progress=progress)

@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 
 
 def _task_class(dataset: str):
-    if dataset == "cifar10":
+    if dataset in ("cifar10", "images"):
         from .cifar import CIFARTask
         return CIFARTask
     if dataset == "imagenet":
@@ -52,9 +52,11 @@ class TrainingTask:
 
     kind = "train"
 
-    def __init__(self, dataset: str, config, genotype, d: distributed.Dist, rundir: RunDir, progress: bool):
+    def __init__(self, dataset: str, config, genotype, d: distributed.Dist, rundir: RunDir, progress: bool,
+                 data=None):
         self.dataset, self.config, self.genotype, self.d = dataset, config, genotype, d
-        self.recipe = _task_class(dataset)(config, genotype, d, progress)
+        given = {} if data is None else {"data": data}  # images given from Python (train("images", ..., data=))
+        self.recipe = _task_class(dataset)(config, genotype, d, progress, **given)
         self.recipe.rundir = rundir
         self.parameters = self.recipe.parameters
 
@@ -71,22 +73,28 @@ class TrainingTask:
         return self.recipe.final(curve)
 
     def record_fields(self, curve: list) -> dict:
-        return {"experiment": self.config.experiment or f"train-{self.dataset}",
-                "genotype": genotypes.format(self.genotype), "world_size": self.d.world, "epochs": self.config.epochs}
+        fields = {"experiment": self.config.experiment or f"train-{self.dataset}",
+                  "genotype": genotypes.format(self.genotype), "world_size": self.d.world, "epochs": self.config.epochs}
+        if getattr(self.recipe, "data_record", None):  # one's own data: classes, channels, size, mean/std, splits
+            fields["data"] = self.recipe.data_record
+        return fields
 
 
-def train(dataset: str, config=None, out=None, progress: bool = True) -> dict:
+def train(dataset: str, config=None, out=None, progress: bool = True, data=None) -> dict:
     """Train ``dataset``'s recipe (``config``: its config dataclass, a dict of overrides, or None
-    for the paper's defaults) in run directory ``out``; return the finished record.
+    for the paper's defaults) in run directory ``out``; return the finished record. For ``images``,
+    ``data`` may give the images from Python (a Dataset, (images, labels) tensors or an ImageData).
 
     A finished directory is not run again: its record is returned. An interrupted one resumes.
     """
     if out is None:
         raise ValueError("train() needs an output run directory (out=...)")
+    if data is not None and dataset != "images":
+        raise ValueError(f"data= gives images from Python to the 'images' recipe, not to {dataset!r}")
     config = as_config(dataset, config)
     genotype = genotype_of(config, dataset)
     return runner.run(out, config,
-                      lambda d, rundir, show: TrainingTask(dataset, config, genotype, d, rundir, show),
+                      lambda d, rundir, show: TrainingTask(dataset, config, genotype, d, rundir, show, data),
                       dist=lambda: distributed.setup(config.device), progress=progress)
 
 

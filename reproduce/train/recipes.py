@@ -121,15 +121,50 @@ class CIFAR10Config(_Common):
 
     def validate(self) -> None:
         _check_common(self, "cnn")
-        require(self.image_size in image_size.SIZES, f"image_size must be 8, 16 or 32, got {self.image_size}")
-        require(not (self.auxiliary and self.image_size != 32),
-                f"the auxiliary head needs 32x32 images (it pools an 8x8 map), got image_size {self.image_size}: "
-                "use --auxiliary false with smaller images")
+        self._check_data()
         require(self.C >= 1 and self.layers >= 3, f"need C >= 1 and layers >= 3, got C={self.C}, layers={self.layers}")
         require(0 <= self.drop_path_prob < 1, f"drop_path_prob must be in [0, 1), got {self.drop_path_prob}")
         require(self.cutout_length >= 0, f"cutout_length must be >= 0, got {self.cutout_length}")
         require(self.valid_split >= 0, f"valid_split must be >= 0, got {self.valid_split}")
         require(self.grad_clip > 0, f"grad_clip must be > 0, got {self.grad_clip}")
+
+    def _check_data(self) -> None:
+        require(self.image_size in image_size.SIZES, f"image_size must be 8, 16 or 32, got {self.image_size}")
+        require(not (self.auxiliary and self.image_size != 32),
+                f"the auxiliary head needs 32x32 images (it pools an 8x8 map), got image_size {self.image_size}: "
+                "use --auxiliary false with smaller images")
+
+
+@dataclass
+class ImagesConfig(CIFAR10Config):
+    """One's own images (any classes, 1 or 3 channels, any size): the CIFAR-10 recipe (cutout, auxiliary, cosine)."""
+
+    data: str = _f("", "the images: an ImageFolder tree DIR (DIR/train/<class>/*, with val/ and test/ when present), "
+                       "CIFAR-10 python batches, or torchvision:NAME:ROOT (e.g. torchvision:MNIST:data/mnist)")
+    image_size: int = _f(0, "side the images are resized to (shorter side, then centre crop); 0: the data's own "
+                            "size (all images must share it)")
+    normalize: str = _f("", "per-channel MEAN/STD, e.g. 0.5,0.5,0.5/0.25,0.25,0.25 (default: computed on the images "
+                            "that train the weights)")
+    stem: str = _f("auto", "auto: CIFAR's stem (one 3x3 conv) up to 64 px, ImageNet's (three stride-2 convs) above; "
+                           "or cifar, imagenet", choices=["auto", "cifar", "imagenet"])
+    cutout_length: int = _f(0, "cutout square side (0: half the image side, the paper's 16 at 32 px)")
+    test_portion: float = _f(0.2, "when the data has neither test/ nor val/: the stratified share of train/ held out "
+                                  "as the test split")
+    valid_portion: float = _f(0.0, "hold out this stratified share of the training images and report valid_error "
+                                   "on it every epoch (the test split once at the end); 0: report test_error")
+    split_seed: int = _f(0, "seed of the stratified hold-outs")
+
+    def _check_data(self) -> None:
+        require(bool(self.data), "data is required: --data DIR (an ImageFolder tree) or torchvision:NAME:ROOT")
+        require(self.image_size == 0 or 4 <= self.image_size <= 1024,
+                f"image_size must be 0 (the data's own) or 4..1024, got {self.image_size}")
+        require(self.stem in ("auto", "cifar", "imagenet"), f"stem must be auto, cifar or imagenet, not {self.stem!r}")
+        require(0.0 < self.test_portion < 1.0, f"test_portion must be in (0, 1), got {self.test_portion}")
+        require(0.0 <= self.valid_portion < 1.0, f"valid_portion must be in [0, 1), got {self.valid_portion}")
+        require(self.valid_split == 0, "valid_split holds out CIFAR-10's last images; for one's own images use "
+                                       "--valid-portion (a stratified share)")
+        require(not self.download, "download fetches CIFAR-10; one's own images are never downloaded (torchvision:"
+                                   "NAME:ROOT datasets download themselves)")
 
 
 @dataclass
@@ -226,8 +261,9 @@ class WT2Config(PTBConfig):
     weight_decay: float = _f(5e-7, "weight decay (--wdecay)")
 
 
-RECIPES = {"cifar10": CIFAR10Config, "imagenet": ImageNetConfig, "ptb": PTBConfig, "wt2": WT2Config}
-KINDS = {"cifar10": "cnn", "imagenet": "cnn", "ptb": "rnn", "wt2": "rnn"}
+RECIPES = {"cifar10": CIFAR10Config, "imagenet": ImageNetConfig, "ptb": PTBConfig, "wt2": WT2Config,
+           "images": ImagesConfig}
+KINDS = {"cifar10": "cnn", "imagenet": "cnn", "ptb": "rnn", "wt2": "rnn", "images": "cnn"}
 
 
 def genotype_of(config, dataset: str):

@@ -1,0 +1,104 @@
+"""What the search and the training recipes read from one's own images: the stem, the normalisation,
+the record of the data (classes, channels, size, mean/std, split and its digest)."""
+from __future__ import annotations
+
+import dataclasses
+from typing import Optional, Tuple
+
+import torch
+
+from .images import ImageData, Split, channel_stats, load_images, parse_normalize
+from .split import digest, stratified_split
+
+# Up to this side the CIFAR stem (one 3x3 conv, full resolution); above, ImageNet's three stride-2 convs.
+CIFAR_STEM_MAX = 64
+
+
+def resolve_stem(stem: str, size: int) -> str:
+    """``auto`` -> ``cifar`` up to :data:`CIFAR_STEM_MAX` pixels, ``imagenet`` above; else ``stem`` itself."""
+    if stem == "auto":
+        return "cifar" if size <= CIFAR_STEM_MAX else "imagenet"
+    return stem
+
+
+def normalization(normalize: str, images: torch.Tensor) -> Tuple[Tuple[float, ...], Tuple[float, ...]]:
+    """``--normalize`` when given, else the per-channel mean and std of ``images`` (those that train the weights)."""
+    if normalize:
+        return parse_normalize(normalize, int(images.shape[1]))
+    return channel_stats(images)
+
+
+def stratified_part(labels: torch.Tensor, count: int, seed: int) -> Optional[torch.Tensor]:
+    """Indices of a stratified ``count`` of the examples (None: all of them)."""
+    if not count or count >= len(labels):
+        return None
+    return stratified_split(labels, count / len(labels), seed)[0]
+
+
+def describe(data: ImageData, mean, std, stem: str, **split) -> dict:
+    """The ``data`` entry of a run's record: what the model card and ``zoo.load`` need, and how it was split."""
+    return {**data.describe(), "mean": list(mean), "std": list(std), "stem": stem, **split}
+
+
+def split_record(rule: str, parts, labels: torch.Tensor, **fields) -> dict:
+    """A split as the record keeps it: its rule, sizes, fields and the digest of its indices and labels."""
+    return {"rule": rule, "sizes": [len(p) for p in parts], **fields, "digest": digest(*parts, labels)}
+
+
+
+
+@dataclasses.dataclass
+class TrainingImages:
+    """What a training recipe reads: the images that train the weights, the split evaluated every epoch
+    (``eval_name``: "test", or "valid" for a validation hold-out), the test split when that is another one,
+    the normalisation and the record's description of the data."""
+
+    train: Split
+    evaluate: Split
+    eval_name: str
+    test: Optional[Split]
+    mean: Tuple[float, ...]
+    std: Tuple[float, ...]
+    record: dict
+
+
+def training_images(config, data=None) -> TrainingImages:
+    """One's own images for a training recipe (config fields ``data``, ``image_size``, ``normalize``, ``stem``,
+    ``valid_portion``, ``test_portion``, ``split_seed``, ``limit``, ``limit_eval``).
+
+    The test split is the data's ``test/``, else its ``val/``, else a seeded stratified ``test_portion`` of
+    ``train/``; with ``valid_portion`` a stratified share of the training images is held out and evaluated
+    every epoch instead (the selection protocol), the test split once at the end."""
+    images = load_images(config.data if data is None else data, config.image_size)
+    x, y = images.train
+    splits = {}
+    if "test" in images.evals or "val" in images.evals:
+        test_name = "test" if "test" in images.evals else "val"
+        test = images.evals[test_name]
+        splits["test"] = {"rule": f"the data's {test_name}/", "sizes": [len(test[1])]}
+    else:
+        keep, held = stratified_split(y, 1.0 - config.test_portion, config.split_seed)
+        splits["test"] = split_record("stratified hold-out of train/", (keep, held), y, seed=config.split_seed,
+                                      test_portion=config.test_portion)
+        test, (x, y) = (x[held], y[held]), (x[keep], y[keep])
+    evaluate, eval_name = test, "test"
+    if config.valid_portion:
+        keep, held = stratified_split(y, 1.0 - config.valid_portion, config.split_seed)
+        splits["valid"] = split_record("stratified hold-out of the training images", (keep, held), y,
+                                       seed=config.split_seed, valid_portion=config.valid_portion)
+        evaluate, eval_name, (x, y) = (x[held], y[held]), "valid", (x[keep], y[keep])
+    part = stratified_part(y, config.limit, config.split_seed)
+    if part is not None:
+        x, y = x[part], y[part]
+    part = stratified_part(evaluate[1], config.limit_eval, config.split_seed)
+    if part is not None:
+        evaluate = (evaluate[0][part], evaluate[1][part])
+    mean, std = normalization(config.normalize, x)
+    record = describe(images, mean, std, resolve_stem(config.stem, images.size), split=splits,
+                      evaluated_on=splits[eval_name]["rule"])
+    return TrainingImages(train=(x, y), evaluate=evaluate, eval_name=eval_name,
+                          test=test if eval_name == "valid" else None, mean=mean, std=std, record=record)
+
+
+__all__ = ["resolve_stem", "normalization", "stratified_part", "describe", "split_record", "training_images",
+           "TrainingImages", "CIFAR_STEM_MAX"]
