@@ -12,13 +12,19 @@ import logging
 import pkgutil
 import sys
 
-from . import commands
-from .config import ConfigError
-from .rundir import RunInUseError
+from zoo.extras import HARNESS, MissingExtraError, install_hint, missing
+
+if __name__ == "__main__" and missing(HARNESS):  # before the harness's modules import them
+    print(f"error: the harness needs {', '.join(missing(HARNESS))}: {install_hint(HARNESS)}", file=sys.stderr)
+    sys.exit(2)
+
+from . import commands  # noqa: E402
+from .config import ConfigError  # noqa: E402
+from .rundir import RunInUseError  # noqa: E402
 
 # PermissionError: a read-only results or run directory (its message names the path).
 USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, PermissionError, KeyError, ConfigError,
-               FloatingPointError, RunInUseError)
+               FloatingPointError, RunInUseError, MissingExtraError)
 
 
 def build_parser() -> argparse.ArgumentParser:

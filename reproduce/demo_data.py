@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from zoo.datasets import write_cifar10, write_text_corpus
+from zoo.extras import require
 
 EOS = "<eos>"
 
@@ -34,7 +35,7 @@ def digits_as_cifar(test_fraction: float = 0.2, seed: int = 0):
     Pixel values 0..16 become 0..255; the 8x8 images are upscaled bilinearly to 32x32 and repeated
     over the three channels. The split is stratified by class and seeded.
     """
-    from sklearn.datasets import load_digits
+    load_digits = require("sklearn.datasets", "the demo's digits").load_digits
 
     if not 0 < test_fraction < 1:
         raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction}")

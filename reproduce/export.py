@@ -17,6 +17,7 @@ from zoo.card import DATASET_NAMES
 from zoo.layouts import infer_cnn_args, strip_module_prefix
 from zoo.registry import build
 
+from .data.trained_on import TrainedOn, trained_on
 from .rundir import RunDir, first_line
 
 log = logging.getLogger(__name__)
@@ -44,25 +45,39 @@ def _build(record: Dict[str, Any], weights: Dict[str, Any]):
                 **{k: float(config[k]) for k in ("dropout", "dropouth", "dropoutx", "dropouti", "dropoute")
                    if k in config}}
         return build("RNNModel", args, record["genotype"])
-    arch = "NetworkCIFAR" if dataset == "cifar10" else "NetworkImageNet"
-    return build(arch, infer_cnn_args(weights, dataset), record["genotype"])
+    cifar = dataset == "cifar10" or (dataset == "images" and (record.get("data") or {}).get("stem") == "cifar")
+    args = infer_cnn_args(weights, "cifar10" if cifar else "imagenet")
+    in_chans = int(weights["stem.0.weight" if cifar else "stem0.0.weight"].shape[1])
+    if in_chans != 3:
+        args["in_chans"] = in_chans
+    return build("NetworkCIFAR" if cifar else "NetworkImageNet", args, record["genotype"])
 
 
-def _metrics(record: Dict[str, Any]) -> Tuple[Dict[str, float], str]:
+def _metrics(record: Dict[str, Any], data: TrainedOn) -> Tuple[Dict[str, float], str]:
     final, dataset = record.get("final") or {}, record["dataset"]
-    if dataset == "cifar10":
+    if dataset == "images":
         metrics = {"top1_error": final["test_error"]} if "test_error" in final else {}
-        split = "CIFAR-10 test set"
+        split = f"{record['data']['split']['test']['rule']} of {record['data']['source']}"
+    elif dataset == "cifar10":
+        metrics = {"top1_error": final["test_error"]} if "test_error" in final else {}
+        split = "CIFAR-10 test set" if data.data is None else f"test set of {data.name}"
     elif dataset == "imagenet":
         metrics = {k: final[k] for k in ("top1_error", "top5_error") if k in final}
-        split = "ImageNet validation set"
+        split = "ImageNet validation set" if data.data is None else f"val/ of {data.name}"
     else:
         metrics = {k: final[k] for k in ("test_ppl", "valid_ppl") if k in final}
         split = f"{DATASET_NAMES[dataset]} validation and test sets, best validation epoch"
-    cfg = record.get("config") or {}
-    source = (f"measured by python -m reproduce at the end of the run ({split}; recipe {record.get('experiment')}, "
-              f"profile {cfg.get('profile', '?')}, seed {record.get('seed')}, {cfg.get('epochs', '?')} epochs)")
+    source = f"measured by python -m reproduce at the end of the run ({split}; {_run_words(record, data)})"
     return {k: float(v) for k, v in metrics.items()}, source
+
+
+def _run_words(record: Dict[str, Any], data: TrainedOn) -> str:
+    """The recipe, seed and epochs of a run, and whether its figures are comparable with the paper's."""
+    cfg = record.get("config") or {}
+    verdict = ("the paper's recipe, comparable with the paper" if data.comparable else
+               f"NOT comparable with the paper: {data.why_not}")
+    return (f"{record.get('experiment')} recipe, seed {record.get('seed')}, {cfg.get('epochs', '?')} epochs; "
+            f"{verdict}")
 
 
 def export_run(run_dir, out, push: Optional[str] = None, token: Optional[str] = None) -> Path:
@@ -75,7 +90,7 @@ def export_run(run_dir, out, push: Optional[str] = None, token: Optional[str] = 
         raise ValueError(f"{run_dir} holds no finished run (no record.json): export a training run once it finished")
     if record.get("kind") != "train":
         raise ValueError(f"{run_dir} is a {record.get('kind')} run; export the training run of its genotype")
-    if record.get("dataset") not in DATASET_NAMES:
+    if record.get("dataset") not in DATASET_NAMES and record.get("dataset") != "images":
         raise ValueError(f"{run_dir}: unknown dataset {record.get('dataset')!r} in record.json")
     out = Path(out)
     if (out / "config.json").exists():
@@ -83,17 +98,19 @@ def export_run(run_dir, out, push: Optional[str] = None, token: Optional[str] = 
     weights = _weights(rundir, record["dataset"])
     model = _build(record, weights)
     model.load_state_dict(weights)
-    metrics, metrics_source = _metrics(record)
+    data = trained_on(record)
+    metrics, metrics_source = _metrics(record, data)
     cfg = record.get("config") or {}
-    provenance = (f"trained from scratch by `python -m reproduce` ({record.get('experiment')} recipe, profile "
-                  f"{cfg.get('profile', '?')}, seed {record.get('seed')}, {cfg.get('epochs', '?')} epochs, "
+    provenance = (f"trained from scratch on {data.name} by `python -m reproduce` ({_run_words(record, data)}; "
                   f"{record.get('device', '?')}, torch {record.get('torch', '?')})")
     source = {"provenance": provenance, "run": str(run_dir), "seed": record.get("seed"),
-              "commit": record.get("git_commit"), "experiment": record.get("experiment"), "config": cfg}
+              "commit": record.get("git_commit"), "experiment": record.get("experiment"), "config": cfg,
+              "comparable": data.comparable}
     description = (f"{type(model).__name__} with the cell {record['genotype']}, trained from scratch on "
-                   f"{DATASET_NAMES[record['dataset']]} by python -m reproduce.")
+                   f"{data.name} by python -m reproduce.")
+    card_data = None if data.data is None else {**data.data, "name": data.name}
     saved = zoo.save_pretrained(model, out, metrics=metrics, metrics_source=metrics_source, source=source,
-                                description=description, dataset=record["dataset"])
+                                description=description, dataset=record["dataset"], data=card_data)
     if push:
         try:
             url = zoo.push_to_hub(saved, push, token=token)

@@ -38,6 +38,7 @@ from typing import Callable, Dict, Iterable, List, Optional, Sequence
 
 from tqdm.auto import tqdm
 
+from zoo.extras import require
 from zoo.fileio import atomic_write_json
 
 from .records import is_finished, read_record
@@ -416,7 +417,7 @@ def attach_active_job(job: Job, options: SlurmOptions, poll_s: Optional[float] =
 
 def make_executor(options: SlurmOptions, folder: Path):
     """A submitit executor for ``options``; ``options.cluster == "local"`` gives submitit's local executor."""
-    import submitit
+    submitit = require("submitit", "--launcher slurm")
 
     try:
         executor = submitit.AutoExecutor(folder=_job_folder(options, folder), cluster=options.cluster,

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 import genotypes as _genotypes
 from genotypes import Genotype
 
+from .backbone import adapt_input_conv, check_in_chans
 from .limits import check_sizes
 from .ops import OPS, FactorizedReduce, Identity, ReLUConvBN, drop_path
 from .state import StrictLoadMixin
@@ -126,15 +127,56 @@ class _Network(StrictLoadMixin, nn.Module):
     (the auxiliary one too), as timm's models do.
     """
 
-    def _init_config(self, C: int, num_classes: int, layers: int, auxiliary: bool, genotype) -> Genotype:
+    def _init_config(self, C: int, num_classes: int, layers: int, auxiliary: bool, genotype, in_chans: int,
+                     drop_path_rate: float) -> Genotype:
         check_sizes(type(self).__name__, {"C": C, "num_classes": num_classes, "layers": layers})
+        check_in_chans(type(self).__name__, in_chans)
         genotype = _genotypes.resolve(genotype, "cnn")
         self.genotype = genotype
         self.config = {"C": int(C), "num_classes": int(num_classes), "layers": int(layers),
                        "auxiliary": bool(auxiliary), "genotype": _genotypes.format(genotype)}
+        # Recorded only when set, so the configs of the original's networks stay as they were.
+        if in_chans != 3:
+            self.config["in_chans"] = int(in_chans)
         self._auxiliary = bool(auxiliary)
-        self.drop_path_prob = 0.0
+        self.set_drop_path_rate(drop_path_rate)
         return genotype
+
+    def set_drop_path_rate(self, drop_path_rate: float) -> None:
+        """timm's ``drop_path_rate``: the original's ``drop_path_prob`` (training recipes may ramp it per epoch)."""
+        if isinstance(drop_path_rate, bool) or not isinstance(drop_path_rate, (int, float)) or not (
+                0 <= drop_path_rate < 1):
+            raise ValueError(f"drop_path_rate must be a probability in [0, 1), got {drop_path_rate!r}")
+        self.drop_path_prob = float(drop_path_rate)
+        if drop_path_rate:  # recorded only when set, like in_chans
+            self.config["drop_path_rate"] = float(drop_path_rate)
+        else:
+            self.config.pop("drop_path_rate", None)
+
+    @property
+    def in_chans(self) -> int:
+        return self.config.get("in_chans", 3)
+
+    def _stem_conv_owner(self) -> nn.Sequential:
+        raise NotImplementedError
+
+    def set_in_chans(self, in_chans: int) -> None:
+        """Make the stem read ``in_chans`` input channels, its RGB weights adapted as timm does
+        (:func:`zoo.backbone.adapt_input_conv`: summed for one channel, repeated and scaled for more)."""
+        check_in_chans(type(self).__name__, in_chans)
+        if in_chans == self.in_chans:
+            return
+        owner = self._stem_conv_owner()
+        old = owner[0]
+        new = nn.Conv2d(in_chans, old.out_channels, old.kernel_size, stride=old.stride, padding=old.padding,
+                        bias=False).to(old.weight.device, old.weight.dtype)
+        with torch.no_grad():
+            new.weight.copy_(adapt_input_conv(in_chans, old.weight.detach()))
+        owner[0] = new
+        if in_chans == 3:
+            self.config.pop("in_chans", None)
+        else:
+            self.config["in_chans"] = int(in_chans)
 
     @property
     def num_classes(self) -> int:
@@ -199,44 +241,55 @@ class _Network(StrictLoadMixin, nn.Module):
 class NetworkCIFAR(_Network):
     """DARTS evaluation network for 32x32 images (C=36, 20 cells in the paper)."""
 
-    def __init__(self, C: int, num_classes: int, layers: int, auxiliary: bool, genotype: Union[Genotype, str]):
+    def __init__(self, C: int, num_classes: int, layers: int, auxiliary: bool, genotype: Union[Genotype, str],
+                 in_chans: int = 3, drop_path_rate: float = 0.0):
         super().__init__()
-        genotype = self._init_config(C, num_classes, layers, auxiliary, genotype)
+        genotype = self._init_config(C, num_classes, layers, auxiliary, genotype, in_chans, drop_path_rate)
         stem_multiplier = 3
         C_stem = stem_multiplier * C
-        self.stem = nn.Sequential(nn.Conv2d(3, C_stem, 3, padding=1, bias=False), nn.BatchNorm2d(C_stem))
+        self.stem = nn.Sequential(nn.Conv2d(in_chans, C_stem, 3, padding=1, bias=False), nn.BatchNorm2d(C_stem))
         C_prev = self._build_cells(C, layers, genotype, C_stem, reduction_prev=False)
         if self._auxiliary:
             self.auxiliary_head = AuxiliaryHeadCIFAR(self._C_aux, num_classes)
         self.global_pooling = nn.AdaptiveAvgPool2d(1)
         self.classifier = nn.Linear(C_prev, num_classes)
 
+    def _stem_conv_owner(self) -> nn.Sequential:
+        return self.stem
+
     def _features(self, x):
         s = self.stem(x)
         return self._cells_forward(s, s)
+
+
+def imagenet_stems(in_chans: int, C: int):
+    """ImageNet's stems: stem0 two stride-2 3x3 convs to C channels, stem1 a third (the search's supernet
+    takes them too for large images)."""
+    stem0 = nn.Sequential(
+        nn.Conv2d(in_chans, C // 2, kernel_size=3, stride=2, padding=1, bias=False),
+        nn.BatchNorm2d(C // 2),
+        nn.ReLU(inplace=True),
+        nn.Conv2d(C // 2, C, 3, stride=2, padding=1, bias=False),
+        nn.BatchNorm2d(C),
+    )
+    stem1 = nn.Sequential(
+        nn.ReLU(inplace=True),
+        nn.Conv2d(C, C, 3, stride=2, padding=1, bias=False),
+        nn.BatchNorm2d(C),
+    )
+    return stem0, stem1
 
 
 class NetworkImageNet(_Network):
     """DARTS evaluation network for 224x224 images (C=48, 14 cells in the paper)."""
 
     def __init__(self, C: int, num_classes: int, layers: int, auxiliary: bool, genotype: Union[Genotype, str],
-                 auxiliary_bn: bool = False):
+                 auxiliary_bn: bool = False, in_chans: int = 3, drop_path_rate: float = 0.0):
         super().__init__()
-        genotype = self._init_config(C, num_classes, layers, auxiliary, genotype)
+        genotype = self._init_config(C, num_classes, layers, auxiliary, genotype, in_chans, drop_path_rate)
         if auxiliary_bn:  # only recorded when set, so configs of the original's network stay as they were
             self.config["auxiliary_bn"] = True
-        self.stem0 = nn.Sequential(
-            nn.Conv2d(3, C // 2, kernel_size=3, stride=2, padding=1, bias=False),
-            nn.BatchNorm2d(C // 2),
-            nn.ReLU(inplace=True),
-            nn.Conv2d(C // 2, C, 3, stride=2, padding=1, bias=False),
-            nn.BatchNorm2d(C),
-        )
-        self.stem1 = nn.Sequential(
-            nn.ReLU(inplace=True),
-            nn.Conv2d(C, C, 3, stride=2, padding=1, bias=False),
-            nn.BatchNorm2d(C),
-        )
+        self.stem0, self.stem1 = imagenet_stems(in_chans, C)
         # The stems already reduced twice, so the first cell's s0 input is treated as reduced.
         C_prev = self._build_cells(C, layers, genotype, C, reduction_prev=True)
         if self._auxiliary:
@@ -250,6 +303,9 @@ class NetworkImageNet(_Network):
         square7 = tuple(features.shape[-2:]) == (7, 7)
         pooled = self.global_pooling(features) if square7 else F.adaptive_avg_pool2d(features, 1)
         return self.classifier(pooled.flatten(1))
+
+    def _stem_conv_owner(self) -> nn.Sequential:
+        return self.stem0
 
     def _features(self, x):
         s0 = self.stem0(x)

@@ -404,7 +404,7 @@ def eval_transforms(preprocessing: dict):
 
     if "mean" not in preprocessing:
         raise ValueError("this model reads text, not images: it has no image transforms (see its 'preprocessing')")
-    steps = []
+    steps = [transforms.Grayscale(1)] if list(preprocessing.get("input_size") or [3])[0] == 1 else []  # 1 channel
     if preprocessing.get("resize"):
         steps.append(transforms.Resize(int(preprocessing["resize"])))
     if preprocessing.get("crop") and preprocessing.get("resize"):

@@ -37,6 +37,7 @@ from .datasets import (
     load_cifar10,
 )
 from .device import autocast, pick_device, progress_bar
+from .metrics import topk_correct
 from .registry import DATASET_OF_ARCH
 
 log = logging.getLogger(__name__)
@@ -58,12 +59,10 @@ class _TopK:
 
     def update(self, logits: torch.Tensor, target: torch.Tensor) -> None:
         logits = logits.float()
-        k = min(5, logits.size(1))
         self.has_top5 = self.has_top5 and logits.size(1) >= 5
-        top = logits.topk(k, dim=1).indices
-        hit = top.eq(target.view(-1, 1))
-        self.correct1 += int(hit[:, 0].sum())
-        self.correct5 += int(hit.any(dim=1).sum())
+        correct1, correct5 = topk_correct(logits, target)
+        self.correct1 += int(correct1)
+        self.correct5 += int(correct5)
         self.loss += float(F.cross_entropy(logits, target, reduction="sum"))
         self.n += target.numel()
 

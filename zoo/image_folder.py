@@ -137,6 +137,15 @@ def eval_steps(size: int, channels: int) -> list:
     return [ToChannels(channels), transforms.Resize(size, antialias=True), transforms.CenterCrop(size)]
 
 
+def image_preprocessing(data: Dict) -> Dict:
+    """A saved model's ``preprocessing`` for images described as the harness records them (``in_chans``,
+    ``image_size``, ``mean``, ``std``; ``resize`` when the shorter side is resized to more than the crop, as
+    ImageNet's 256 for 224): colour mode, resize, centre crop, normalisation."""
+    size, channels = int(data["image_size"]), int(data["in_chans"])
+    return {"mean": list(data["mean"]), "std": list(data["std"]), "input_size": [channels, size, size],
+            "resize": int(data.get("resize") or size), "crop": size, "interpolation": "bilinear"}
+
+
 def folder_channels(files: Sequence[Path]) -> int:
     """1 when every image is grayscale, else 3 (reads only the headers)."""
     from PIL import Image, UnidentifiedImageError
@@ -199,5 +208,6 @@ def read_image_folder(root: PathLike, image_size: int = 0, channels: Optional[in
     return tree, data, channels
 
 
-__all__ = ["FolderTree", "scan", "decode", "read_image_folder", "looks_like_image_folder", "open_image",
+__all__ = ["FolderTree", "scan", "image_preprocessing", "decode", "read_image_folder", "looks_like_image_folder",
+           "open_image",
            "as_channels", "ToChannels", "eval_steps", "resize_and_crop", "folder_channels", "SPLITS"]

@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import Dict, List, Optional, Union
+from typing import Any, Dict, List, Optional, Union
 
 import torch
 
@@ -27,8 +27,9 @@ from .errors import ModelLoadError, WeightsNotFoundError
 from .hub import HF_PREFIX, hub_download, parse_hub_source
 from .layouts import is_nni_layout
 from .legacy import StandinModule, load_original
-from .registry import ModelEntry, Source, build_entry, entries, get_entry, is_registered
-from .saved import CONFIG_NAME, load_pretrained, save_pretrained, with_new_head
+from .registry import ModelEntry, Source, build_entry, class_names, entries, get_entry, is_registered
+from .registry import info as registry_info
+from .saved import CONFIG_NAME, load_pretrained, read_config, save_pretrained, with_in_chans, with_new_head
 
 log = logging.getLogger(__name__)
 
@@ -220,11 +221,14 @@ def guess_kind(path: Path) -> str:
 
 
 def load(name_or_source: str, checkpoint: Optional[PathLike] = None, device: Union[str, torch.device] = "cpu",
-         revision: Optional[str] = None, num_classes: Optional[int] = None, **kw):
+         revision: Optional[str] = None, num_classes: Optional[int] = None, in_chans: Optional[int] = None,
+         **kw):
     """A ready model (eval mode, on ``device``) from a name, directory, ``hf-hub:`` id or checkpoint file.
 
     ``num_classes`` keeps the pretrained features and gives fresh classifier heads (the auxiliary
-    one too). ``checkpoint`` loads a local original file for a registry name
+    one too). ``in_chans`` makes the stem read that many input channels, its pretrained RGB weights
+    adapted as timm does (summed for one channel, repeated and scaled by 3/N for N). ``checkpoint``
+    loads a local original file for a registry name
     (``zoo.load("darts-cifar10", checkpoint="cifar10_model.pt")``); ``kw`` (e.g. ``genotype=``)
     overrides what an original file cannot tell. ``revision`` picks a hub revision.
     """
@@ -261,22 +265,30 @@ def load(name_or_source: str, checkpoint: Optional[PathLike] = None, device: Uni
         raise AssertionError("unreachable")
     if num_classes is not None:
         with_new_head(model, num_classes)
+    if in_chans is not None:
+        with_in_chans(model, in_chans)
     return model.to(device).eval()
 
 
 def create_model(name: str, pretrained: bool = False, **overrides):
     """Build a named model; ``overrides`` replace constructor arguments (e.g. ``num_classes=100``,
     ``genotype="DARTS_V1"``). With ``pretrained=True`` the weights are loaded as :func:`load` does;
-    ``num_classes`` then gives fresh classifier heads over the pretrained features, and other
-    overrides are refused (the weights fix the architecture)."""
+    ``num_classes`` then gives fresh classifier heads over the pretrained features, ``in_chans``
+    adapts the pretrained stem (as timm does), ``drop_path_rate`` sets the drop-path probability for
+    fine-tuning, and other overrides are refused (the weights fix the architecture)."""
     if not pretrained:
         return build_entry(name, **overrides)
     num_classes = overrides.pop("num_classes", None)
+    in_chans = overrides.pop("in_chans", None)
+    drop_path_rate = overrides.pop("drop_path_rate", None)
     if overrides:
         raise ValueError(
             f"pretrained weights fix the architecture of {get_entry(name).name}; drop the overrides "
             f"{sorted(overrides)} or build with pretrained=False and load your own weights")
-    return load(get_entry(name).name, num_classes=num_classes)
+    model = load(get_entry(name).name, num_classes=num_classes, in_chans=in_chans)
+    if drop_path_rate is not None:
+        model.set_drop_path_rate(drop_path_rate)
+    return model
 
 
 def download(name: str) -> Dict[str, str]:
@@ -287,8 +299,15 @@ def download(name: str) -> Dict[str, str]:
             "source": (cfg.get("source") or {}).get("url", "")}
 
 
+def _saved_dir(name: str) -> Optional[Path]:
+    """The saved-model directory ``name`` names (one holding config.json), else None (a registry name)."""
+    path = Path(str(name)).expanduser()
+    return path if (path / CONFIG_NAME).is_file() else None
+
+
 def transforms(name_or_model):
-    """The torchvision eval transforms of a named model (or of a loaded one, from its config)."""
+    """The torchvision eval transforms of a named model, a saved-model directory, or a loaded model (from its
+    config): a 1-channel model's start by making the PIL image grayscale."""
     from .datasets import eval_transforms
 
     if isinstance(name_or_model, torch.nn.Module):
@@ -296,7 +315,22 @@ def transforms(name_or_model):
         if cfg is None:
             raise ValueError("this model has no zoo_config; pass a registry name instead")
         return eval_transforms(cfg["preprocessing"])
+    saved = _saved_dir(name_or_model)
+    if saved is not None:
+        return eval_transforms(read_config(saved)["preprocessing"])
     return eval_transforms(get_entry(name_or_model).preprocessing)
 
 
-__all__ = ["load", "create_model", "download", "transforms", "guess_kind", "WeightsNotFoundError"]
+def info(name_or_dir: str) -> Dict[str, Any]:
+    """What is known about a model: a registry name's entry, or a saved-model directory's config (with its
+    ``class_names``: the folder names of one's own data, CIFAR-10's or ImageNet's for those)."""
+    saved = _saved_dir(name_or_dir)
+    if saved is None:
+        return registry_info(name_or_dir)
+    config = read_config(saved)
+    if "class_names" not in config and config.get("dataset") in ("cifar10", "imagenet"):
+        config["class_names"] = class_names(config["dataset"])
+    return config
+
+
+__all__ = ["load", "create_model", "download", "transforms", "info", "guess_kind", "WeightsNotFoundError"]

@@ -349,8 +349,9 @@ def info(name: str) -> Dict[str, Any]:
 
 
 _ARCH_ARG_NAMES = {
-    "NetworkCIFAR": ("C", "num_classes", "layers", "auxiliary", "genotype"),
-    "NetworkImageNet": ("C", "num_classes", "layers", "auxiliary", "genotype", "auxiliary_bn"),
+    "NetworkCIFAR": ("C", "num_classes", "layers", "auxiliary", "genotype", "in_chans", "drop_path_rate"),
+    "NetworkImageNet": ("C", "num_classes", "layers", "auxiliary", "genotype", "auxiliary_bn", "in_chans",
+                        "drop_path_rate"),
     "RNNModel": ("ntoken", "ninp", "nhid", "nhidlast", "dropout", "dropouth", "dropoutx", "dropouti", "dropoute",
                  "genotype"),
 }

@@ -21,6 +21,7 @@ from .card import write_card
 from .counting import count_parameters
 from .errors import ModelLoadError
 from .fileio import atomic_write_bytes, atomic_write_json
+from .image_folder import image_preprocessing
 from .registry import ARCHS, CITATION, DATASET_OF_ARCH, LICENSE, PREPROCESSING, build, get_entry
 from .state import StateDictMismatchError, check_finite, check_state_dict
 
@@ -41,8 +42,13 @@ FORMAT_VERSION = 1
 
 def model_config(model, name: Optional[str] = None, metrics: Optional[Dict[str, float]] = None,
                  metrics_source: str = "", source: Optional[Dict[str, Any]] = None,
-                 description: Optional[str] = None, dataset: Optional[str] = None) -> Dict[str, Any]:
+                 description: Optional[str] = None, dataset: Optional[str] = None,
+                 data: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
     """Everything needed to rebuild ``model`` and describe the weights it holds (without their digest).
+
+    ``data`` describes the images the weights were trained on when they are not the registry dataset's
+    (their ``source``, ``classes``, ``in_chans``, ``image_size``, ``mean``, ``std``): it is kept as the
+    config's ``data``, its classes as ``class_names`` and its preprocessing as ``preprocessing``.
 
     ``metrics`` are figures of *these* weights (measured, or reported by whoever published them, as
     ``metrics_source`` says); nothing else is ever recorded as their metrics. ``name`` ties the model to
@@ -62,6 +68,11 @@ def model_config(model, name: Optional[str] = None, metrics: Optional[Dict[str, 
     if description is None:
         description = f"{arch} {args} with the cell {genotype}" + (
             f" (the architecture of the registry entry {entry.name})" if entry else "")
+    preprocessing = dict(entry.preprocessing if entry else PREPROCESSING[DATASET_OF_ARCH[arch]])
+    own = {}
+    if data:
+        preprocessing = image_preprocessing(data)
+        own = {"data": dict(data), "class_names": [str(c) for c in data.get("classes") or []]}
     return {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -71,7 +82,7 @@ def model_config(model, name: Optional[str] = None, metrics: Optional[Dict[str, 
         "args": args,
         "genotype": genotype,
         "dataset": dataset,
-        "preprocessing": dict(entry.preprocessing if entry else PREPROCESSING[DATASET_OF_ARCH[arch]]),
+        "preprocessing": preprocessing,
         "metrics": dict(metrics or {}),
         "metrics_source": metrics_source if metrics else "",
         "reference_metrics": dict(entry.metrics) if entry else {},
@@ -81,6 +92,7 @@ def model_config(model, name: Optional[str] = None, metrics: Optional[Dict[str, 
         "license": entry.license if entry else LICENSE,
         "citation": entry.citation if entry else CITATION,
         "source": dict(source or {}),
+        **own,
     }
 
 
@@ -137,7 +149,7 @@ def _tied_groups(state: Dict[str, torch.Tensor]) -> Dict[str, str]:
 def save_pretrained(model, save_directory: PathLike, name: Optional[str] = None,
                     metrics: Optional[Dict[str, float]] = None, metrics_source: str = "",
                     source: Optional[Dict[str, Any]] = None, description: Optional[str] = None,
-                    dataset: Optional[str] = None, card: bool = True) -> Path:
+                    dataset: Optional[str] = None, card: bool = True, data: Optional[Dict[str, Any]] = None) -> Path:
     """Write ``config.json``, ``model.safetensors`` (tied weights once) and a ``README.md`` model card.
 
     The card describes the weights actually saved: ``metrics`` (with ``metrics_source``) are figures
@@ -149,7 +161,7 @@ def save_pretrained(model, save_directory: PathLike, name: Optional[str] = None,
 
     out = Path(save_directory).expanduser()
     config = model_config(model, name=name, metrics=metrics, metrics_source=metrics_source, source=source,
-                          description=description, dataset=dataset)
+                          description=description, dataset=dataset, data=data)
     state = model.state_dict()
     tied = _tied_groups(state)
     tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in state.items() if k not in tied}
@@ -162,6 +174,20 @@ def save_pretrained(model, save_directory: PathLike, name: Optional[str] = None,
         write_card(out, config)
     log.info("saved %s to %s", config["name"] or config["arch"], out)
     return out
+
+
+def read_config(directory: PathLike) -> Dict[str, Any]:
+    """The checked ``config.json`` of a saved-model directory (no weights read)."""
+    cfg_path = Path(directory).expanduser() / CONFIG_NAME
+    if not cfg_path.is_file():
+        raise ModelLoadError(f"{cfg_path.parent} is not a saved model: {CONFIG_NAME} is missing")
+    try:
+        config = json.loads(cfg_path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ModelLoadError(f"{cfg_path}: not valid JSON ({e})") from None
+    except RecursionError:
+        raise ModelLoadError(f"{cfg_path}: nested too deeply to be a config") from None
+    return validate_config(config, str(cfg_path))
 
 
 def load_pretrained(directory: PathLike, device: Union[str, torch.device] = "cpu",
@@ -178,13 +204,7 @@ def load_pretrained(directory: PathLike, device: Union[str, torch.device] = "cpu
         if not p.is_file():
             raise ModelLoadError(f"{d} is not a saved model: {p.name} is missing (a saved model holds "
                                  f"{CONFIG_NAME} and {WEIGHTS_NAME}; write one with zoo.save_pretrained)")
-    try:
-        config = json.loads(cfg_path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ModelLoadError(f"{cfg_path}: not valid JSON ({e})") from None
-    except RecursionError:
-        raise ModelLoadError(f"{cfg_path}: nested too deeply to be a config") from None
-    validate_config(config, str(cfg_path))
+    config = read_config(d)
     data = w_path.read_bytes()
     known = (config.get("files") or {}).get(WEIGHTS_NAME, {})
     if isinstance(known.get("size"), int) and known["size"] != len(data):
@@ -240,7 +260,24 @@ def with_new_head(model, num_classes: int):
     return model
 
 
+def with_in_chans(model, in_chans: int):
+    """The stem made to read ``in_chans`` input channels, its pretrained RGB weights adapted as timm does."""
+    if not hasattr(model, "set_in_chans"):
+        raise ValueError(f"in_chans applies to the conv networks; a {type(model).__name__} reads words")
+    if in_chans != model.in_chans:
+        before = model.in_chans
+        model.set_in_chans(in_chans)
+        cfg = getattr(model, "zoo_config", None)
+        if cfg is not None:  # the stem now reads other inputs: no metric of the file describes this model any more
+            args = {k: v for k, v in cfg["args"].items() if k != "in_chans"}
+            if in_chans != 3:
+                args["in_chans"] = int(in_chans)
+            model.zoo_config = {**cfg, "args": args, "metrics": {}, "metrics_source": "",
+                                "stem": f"adapted from {before} to {in_chans} input channels (timm's adapt_input_conv)"}
+    return model
+
+
 __all__ = [
-    "save_pretrained", "load_pretrained", "model_config", "validate_config",
-    "with_new_head", "ModelLoadError", "CONFIG_NAME", "WEIGHTS_NAME", "CARD_NAME",
+    "save_pretrained", "load_pretrained", "read_config", "model_config", "validate_config",
+    "with_new_head", "with_in_chans", "ModelLoadError", "CONFIG_NAME", "WEIGHTS_NAME", "CARD_NAME",
 ]

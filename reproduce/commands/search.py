@@ -1,4 +1,4 @@
-"""``python -m reproduce search {cifar10,ptb,images,text} --order {1,2} --seed S --out DIR --data DIR [--field ...]``."""
+"""``python -m reproduce search {cifar10,ptb,images,text} --order {1,2} --out DIR --data DIR [--FIELD VALUE ...]``."""
 from __future__ import annotations
 
 from ..config import ConfigError, add_config_arguments, build, overrides_from_args

@@ -3,11 +3,12 @@ the record of the data (classes, channels, size, mean/std, split and its digest)
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Optional, Tuple
 
 import torch
 
-from .images import ImageData, Split, channel_stats, load_images, parse_normalize
+from .images import DataSourceError, ImageData, Split, channel_stats, load_images, parse_normalize
 from .split import digest, stratified_split
 
 # Up to this side the CIFAR stem (one 3x3 conv, full resolution); above, ImageNet's three stride-2 convs.
@@ -19,6 +20,26 @@ def resolve_stem(stem: str, size: int) -> str:
     if stem == "auto":
         return "cifar" if size <= CIFAR_STEM_MAX else "imagenet"
     return stem
+
+
+def fits_network(size: int, stem: str) -> bool:
+    """Whether ``size`` halves evenly through the stem and the two reduction cells (their factorized reduce
+    takes maps of even side): a multiple of 4 with CIFAR's stem; with ImageNet's, the stem's ceil(size / 4)
+    output a multiple of 8."""
+    if stem == "cifar":
+        return size % 4 == 0
+    after_stem0 = math.ceil(math.ceil(size / 2) / 2)  # two stride-2 convs with padding 1
+    return after_stem0 % 8 == 0
+
+
+def check_image_size(size: int, stem: str) -> None:
+    """DataSourceError naming the nearest sizes that fit when ``size`` does not (:func:`fits_network`)."""
+    if fits_network(size, stem):
+        return
+    below = next((s for s in range(size - 1, 3, -1) if fits_network(s, stem)), None)
+    above = next(s for s in range(size + 1, 8 * size + 64) if fits_network(s, stem))
+    raise DataSourceError(f"{size}x{size} images do not halve evenly through the {stem} stem and the network's two "
+                          f"reductions; give --image-size {above}" + (f" or {below}" if below else ""))
 
 
 def normalization(normalize: str, images: torch.Tensor) -> Tuple[Tuple[float, ...], Tuple[float, ...]]:
@@ -40,9 +61,9 @@ def describe(data: ImageData, mean, std, stem: str, **split) -> dict:
     return {**data.describe(), "mean": list(mean), "std": list(std), "stem": stem, **split}
 
 
-def split_record(rule: str, parts, labels: torch.Tensor, **fields) -> dict:
-    """A split as the record keeps it: its rule, sizes, fields and the digest of its indices and labels."""
-    return {"rule": rule, "sizes": [len(p) for p in parts], **fields, "digest": digest(*parts, labels)}
+def split_record(rule: str, parts, labels: torch.Tensor, images: torch.Tensor, **fields) -> dict:
+    """A split as the record keeps it: its rule, sizes, fields and the digest of its indices, labels and images."""
+    return {"rule": rule, "sizes": [len(p) for p in parts], **fields, "digest": digest(*parts, labels, images)}
 
 
 
@@ -78,13 +99,13 @@ def training_images(config, data=None) -> TrainingImages:
         splits["test"] = {"rule": f"the data's {test_name}/", "sizes": [len(test[1])]}
     else:
         keep, held = stratified_split(y, 1.0 - config.test_portion, config.split_seed)
-        splits["test"] = split_record("stratified hold-out of train/", (keep, held), y, seed=config.split_seed,
+        splits["test"] = split_record("stratified hold-out of train/", (keep, held), y, x, seed=config.split_seed,
                                       test_portion=config.test_portion)
         test, (x, y) = (x[held], y[held]), (x[keep], y[keep])
     evaluate, eval_name = test, "test"
     if config.valid_portion:
         keep, held = stratified_split(y, 1.0 - config.valid_portion, config.split_seed)
-        splits["valid"] = split_record("stratified hold-out of the training images", (keep, held), y,
+        splits["valid"] = split_record("stratified hold-out of the training images", (keep, held), y, x,
                                        seed=config.split_seed, valid_portion=config.valid_portion)
         evaluate, eval_name, (x, y) = (x[held], y[held]), "valid", (x[keep], y[keep])
     part = stratified_part(y, config.limit, config.split_seed)
@@ -94,11 +115,14 @@ def training_images(config, data=None) -> TrainingImages:
     if part is not None:
         evaluate = (evaluate[0][part], evaluate[1][part])
     mean, std = normalization(config.normalize, x)
-    record = describe(images, mean, std, resolve_stem(config.stem, images.size), split=splits,
+    stem = resolve_stem(config.stem, images.size)
+    check_image_size(images.size, stem)
+    record = describe(images, mean, std, stem, split=splits,
                       evaluated_on=splits[eval_name]["rule"])
     return TrainingImages(train=(x, y), evaluate=evaluate, eval_name=eval_name,
                           test=test if eval_name == "valid" else None, mean=mean, std=std, record=record)
 
 
-__all__ = ["resolve_stem", "normalization", "stratified_part", "describe", "split_record", "training_images",
+__all__ = ["resolve_stem", "check_image_size", "fits_network", "normalization", "stratified_part", "describe",
+           "split_record", "training_images",
            "TrainingImages", "CIFAR_STEM_MAX"]

@@ -52,11 +52,12 @@ def per_class_subset(labels, fraction: float, seed: int) -> torch.Tensor:
 
 
 def digest(*parts: torch.Tensor) -> str:
-    """A short SHA-256 of index tensors (and label tensors): equal digests, same split of the same labels."""
+    """A short SHA-256 of tensors (indices, labels, the images themselves): equal digests, the same split of
+    the same data."""
     h = hashlib.sha256()
     for p in parts:
-        t = torch.as_tensor(p).long().cpu().contiguous()
-        h.update(str(tuple(t.shape)).encode())
+        t = torch.as_tensor(p).cpu().contiguous()
+        h.update(f"{tuple(t.shape)} {t.dtype}".encode())
         h.update(t.numpy().tobytes())
     return h.hexdigest()[:16]
 

@@ -27,6 +27,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from genotypes.cnn import PRIMITIVES
+from zoo.cnn import imagenet_stems
 from zoo.ops import OPS, FactorizedReduce, Identity, ReLUConvBN
 
 from .architect import copy_tensors_
@@ -150,16 +151,6 @@ class Cell(nn.Module):
             states.append(_weighted_sum(w, outs))
             offset += len(states) - 1
         return torch.cat(states[-self._multiplier:], dim=1)
-
-
-def imagenet_stems(in_chans: int, C: int) -> Tuple[nn.Sequential, nn.Sequential]:
-    """ImageNet's stems (as zoo.NetworkImageNet's): stem0 two stride-2 3x3 convs to C channels, stem1 a third."""
-    stem0 = nn.Sequential(
-        nn.Conv2d(in_chans, C // 2, kernel_size=3, stride=2, padding=1, bias=False), nn.BatchNorm2d(C // 2),
-        nn.ReLU(inplace=True), nn.Conv2d(C // 2, C, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(C))
-    stem1 = nn.Sequential(nn.ReLU(inplace=True), nn.Conv2d(C, C, 3, stride=2, padding=1, bias=False),
-                          nn.BatchNorm2d(C))
-    return stem0, stem1
 
 
 class Network(nn.Module):

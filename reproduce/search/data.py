@@ -38,7 +38,7 @@ class CifarHalves:
         n = int(images.shape[0])
         self.split_digest = None
         if halves is not None:
-            self.split_digest = split_digest(*halves, labels)  # as the record's (data.own.split_record)
+            self.split_digest = split_digest(*halves, labels, images)  # as the record's (data.own.split_record)
             order = torch.cat(halves)
             images, labels, split = images[order], labels[order], len(halves[0])
         else:
@@ -147,6 +147,8 @@ def load_image_halves(config, device, data=None) -> Tuple[CifarHalves, dict]:
     """One's own images (``data``, or the source ``config.data`` names) split into stratified halves, normalised
     with the mean and std of the half that trains the weights; and the record's description of the data."""
     images = load_images(config.data if data is None else data, config.image_size)
+    stem = own.resolve_stem(config.stem, images.size)
+    own.check_image_size(images.size, stem)
     x, y = images.train
     part = own.stratified_part(y, config.train_examples, config.split_seed)
     if part is not None:
@@ -155,6 +157,5 @@ def load_image_halves(config, device, data=None) -> Tuple[CifarHalves, dict]:
     mean, std = own.normalization(config.normalize, x[halves[0]])
     searched = CifarHalves(x, y, config.train_portion, config.batch_size, device, config.seed,
                            eval_batch_size=config.eval_batch_size, mean=mean, std=std, halves=halves)
-    stem = own.resolve_stem(config.stem, images.size)
-    split = own.split_record("stratified", halves, y, seed=config.split_seed, train_portion=config.train_portion)
+    split = own.split_record("stratified", halves, y, x, seed=config.split_seed, train_portion=config.train_portion)
     return searched, own.describe(images, mean, std, stem, split=split)

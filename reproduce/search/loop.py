@@ -180,8 +180,8 @@ class CNNSearch(_Base):
         return state
 
     def load_state_dict(self, state: dict) -> None:
+        self.data.load_state_dict(state["data"])  # first: other data is named as such, not as other shapes
         super().load_state_dict(state)
-        self.data.load_state_dict(state["data"])
 
     def final_metrics(self, row: dict) -> dict:
         return {k: row[k] for k in ("train_loss", "train_acc", "valid_loss", "valid_acc")}

@@ -9,9 +9,14 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from zoo.metrics import topk_correct
+
 from ..device import autocast
 
 log = logging.getLogger(__name__)
+
+__all__ = ["seed_epoch", "set_lr", "set_drop_path", "maybe_compile", "cnn_train_step", "topk_correct",
+           "GraphedCNNStep"]
 
 
 def seed_epoch(seed: int, epoch: int, rank: int = 0, salt: int = 0) -> int:
@@ -92,14 +97,6 @@ def cnn_train_step(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.
     optimizer.step()
     correct = (logits.detach().argmax(1) == y).sum()
     return loss.detach(), correct
-
-
-def topk_correct(logits: torch.Tensor, y: torch.Tensor, ks=(1, 5)):
-    """Number of examples whose label is within the top-k logits, for each k (k capped at #classes)."""
-    maxk = min(max(ks), logits.size(1))
-    top = logits.topk(maxk, dim=1).indices
-    hit = top == y[:, None]
-    return [hit[:, :min(k, maxk)].any(1).sum() for k in ks]
 
 
 class GraphedCNNStep:

@@ -11,6 +11,8 @@ from search_helpers import one_thread
 from train_helpers import refused_in_one_line
 
 from reproduce.__main__ import main
+from reproduce.data.images import DataSourceError
+from reproduce.data.own import check_image_size, fits_network
 from reproduce.search import SEARCH_CONFIGS, search
 from reproduce.search.cnn_supernet import Network
 from reproduce.train import RECIPES, train
@@ -73,7 +75,7 @@ def test_rgb_images_with_val_and_test_resized_to_another_size(tmp_path):
 def test_tensors_from_python_and_many_classes(tmp_path):
     g = torch.Generator().manual_seed(0)
     labels = torch.arange(60) % 6
-    images = (labels * 40).to(torch.uint8)[:, None, None, None].expand(60, 3, 10, 10).clone()
+    images = (labels * 40).to(torch.uint8)[:, None, None, None].expand(60, 3, 12, 12).clone()
     images += torch.randint(0, 10, images.shape, generator=g, dtype=torch.uint8)
     with one_thread():
         rec = search("images", SEARCH_CONFIGS["images"](data="six levels", **TINY_SEARCH), tmp_path / "s",
@@ -85,10 +87,17 @@ def test_tensors_from_python_and_many_classes(tmp_path):
 def test_supernet_takes_any_channels_and_the_imagenet_stem_for_large_images():
     net = Network(C=4, num_classes=5, layers=3, in_chans=1, stem="imagenet")
     alphas = net.new_alphas()
-    assert net(torch.zeros(2, 1, 72, 72), *alphas).shape == (2, 5)
+    assert net(torch.zeros(2, 1, 96, 96), *alphas).shape == (2, 5)
     cifar = Network(C=4, num_classes=3, layers=3, in_chans=1)
     assert cifar(torch.zeros(2, 1, 20, 20), *cifar.new_alphas()).shape == (2, 3)
     assert cifar.stem[0].weight.shape[1] == 1
+
+
+def test_image_sizes_that_do_not_halve_evenly_are_refused_with_the_nearest_that_do():
+    assert fits_network(12, "cifar") and not fits_network(10, "cifar")
+    assert fits_network(224, "imagenet") and fits_network(96, "imagenet") and not fits_network(72, "imagenet")
+    with pytest.raises(DataSourceError, match="give --image-size 12 or 8"):
+        check_image_size(10, "cifar")
 
 
 def test_a_resumed_search_refuses_other_data(tmp_path):
@@ -104,7 +113,7 @@ def test_a_resumed_search_refuses_other_data(tmp_path):
     config = SEARCH_CONFIGS["images"](data=str(root), **{**TINY_SEARCH, "epochs": 2})
     with one_thread(), pytest.raises(Stop):
         search("images", config, tmp_path / "s", progress=False, callback=stop)
-    write_image_folder(tmp_path / "d", {"a": 8, "b": 8, "c": 4}, size=8, seed=1)  # other data in the same folder
+    write_image_folder(tmp_path / "d", {"a": 8, "b": 8}, size=8, seed=1)  # other pixels in the same files
     with pytest.raises(ValueError, match="other data"):
         search("images", config, tmp_path / "s", progress=False)
 
