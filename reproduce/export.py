@@ -22,7 +22,7 @@ from .rundir import RunDir, first_line
 
 log = logging.getLogger(__name__)
 
-_LM = ("ptb", "wt2")
+_LM = ("ptb", "wt2", "text")
 
 
 def _weights(rundir: RunDir, dataset: str) -> Dict[str, Any]:
@@ -66,7 +66,7 @@ def _metrics(record: Dict[str, Any], data: TrainedOn) -> Tuple[Dict[str, float],
         split = "ImageNet validation set" if data.data is None else f"val/ of {data.name}"
     else:
         metrics = {k: final[k] for k in ("test_ppl", "valid_ppl") if k in final}
-        split = f"{DATASET_NAMES[dataset]} validation and test sets, best validation epoch"
+        split = f"{data.name}: validation and test sets, best validation epoch"
     source = f"measured by python -m reproduce at the end of the run ({split}; {_run_words(record, data)})"
     return {k: float(v) for k, v in metrics.items()}, source
 
@@ -90,7 +90,7 @@ def export_run(run_dir, out, push: Optional[str] = None, token: Optional[str] = 
         raise ValueError(f"{run_dir} holds no finished run (no record.json): export a training run once it finished")
     if record.get("kind") != "train":
         raise ValueError(f"{run_dir} is a {record.get('kind')} run; export the training run of its genotype")
-    if record.get("dataset") not in DATASET_NAMES and record.get("dataset") != "images":
+    if record.get("dataset") not in DATASET_NAMES and record.get("dataset") not in ("images", "text"):
         raise ValueError(f"{run_dir}: unknown dataset {record.get('dataset')!r} in record.json")
     out = Path(out)
     if (out / "config.json").exists():

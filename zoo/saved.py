@@ -71,8 +71,9 @@ def model_config(model, name: Optional[str] = None, metrics: Optional[Dict[str, 
     preprocessing = dict(entry.preprocessing if entry else PREPROCESSING[DATASET_OF_ARCH[arch]])
     own = {}
     if data:
-        preprocessing = image_preprocessing(data)
-        own = {"data": dict(data), "class_names": [str(c) for c in data.get("classes") or []]}
+        preprocessing = image_preprocessing(data) if "image_size" in data else dict(data.get("preprocessing") or {})
+        own = {"data": dict(data), **({"class_names": [str(c) for c in data["classes"]]} if data.get("classes")
+                                      else {})}
     return {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,

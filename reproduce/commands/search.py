@@ -10,6 +10,9 @@ _DESCRIPTIONS = {
     "images": "Conv-cell search on your own images: an ImageFolder tree (DIR/train/<class>/*), CIFAR-10 python "
               "batches or torchvision:NAME:ROOT; any number of classes, 1 or 3 channels, any size. The CIFAR-10 "
               "search's values; the two halves are a seeded stratified split (recorded with its digest).",
+    "text": "Recurrent-cell search on your own text: a folder of train.txt, valid.txt and test.txt (one sentence a "
+            "line); the vocabulary comes from train.txt (unseen words become <unk>; --vocab-size caps it); the PTB "
+            "search's values.",
     "ptb": "Recurrent-cell search on Penn Treebank (original rnn/train_search.py): an 8-step search cell "
            "(emsize = nhid = 300) trained for 50 epochs; architecture batches from the validation split.",
 }

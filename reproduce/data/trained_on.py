@@ -45,6 +45,9 @@ def _class_folders(path: str) -> list:
 def _own(record: dict) -> tuple:
     """(name, data) of a run that did not see the paper's data, or (None, None)."""
     dataset, cfg, final = record["dataset"], record.get("config") or {}, record.get("final") or {}
+    if dataset == "text":
+        data = dict(record["data"])
+        return f"{data['source']} (vocabulary of {data['vocabulary']} words from its train.txt)", data
     if dataset == "images":
         data = dict(record["data"])
         classes = data["classes"]

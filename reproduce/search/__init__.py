@@ -6,7 +6,7 @@
 >>> record["genotype"]  # doctest: +SKIP
 "Genotype(normal=[('sep_conv_3x3', 0), ...], normal_concat=range(2, 6), ...)"
 
-Command line: ``python -m reproduce search {cifar10,ptb} --order {1,2} --seed S --out DIR --data DIR``
+Command line: ``python -m reproduce search {cifar10,ptb,images,text} --order {1,2} --seed S --out DIR --data DIR``
 and ``python -m reproduce plot-search DIR``; speed: ``python -m reproduce bench search``.
 
 The run directory holds ``config.json``, ``metrics.jsonl`` (per epoch: ``lr``, ``train_loss``,
@@ -20,7 +20,8 @@ Modules: :mod:`.config` (configs, the paper's defaults), :mod:`.cnn_supernet` an
 gradients), :mod:`.data` (data on the device), :mod:`.loop` (the searchers and the search task of the runner),
 :mod:`.plots` (pictures of a run).
 """
-from .config import CIFAR10SearchConfig, PTBSearchConfig
+from .config import CIFAR10SearchConfig, ImageSearchConfig, PTBSearchConfig, TextSearchConfig
 from .loop import SEARCH_CONFIGS, search
 
-__all__ = ["search", "SEARCH_CONFIGS", "CIFAR10SearchConfig", "PTBSearchConfig"]
+__all__ = ["search", "SEARCH_CONFIGS", "CIFAR10SearchConfig", "PTBSearchConfig", "ImageSearchConfig",
+           "TextSearchConfig"]

@@ -162,3 +162,17 @@ class PTBSearchConfig:
             require(0.0 <= value < 1.0, f"{name} must be in [0, 1), not {value}")
         require(self.learning_rate > 0 and self.arch_learning_rate > 0, "learning rates must be > 0")
         require(self.unrolled_eps > 0, f"unrolled_eps must be > 0, not {self.unrolled_eps}")
+
+
+@dataclass
+class TextSearchConfig(PTBSearchConfig):
+    """Recurrent-cell search on one's own text: the PTB search's values, the vocabulary from train.txt."""
+
+    data: str = _f("", "a folder of train.txt, valid.txt and test.txt (one sentence a line)")
+    vocab_size: int = _f(0, "cap the vocabulary to the most frequent training words (<eos> and <unk> included); "
+                            "0: every word of train.txt")
+
+    def validate(self) -> None:
+        super().validate()
+        require(bool(self.data), "data is required: --data DIR (a folder of train.txt, valid.txt, test.txt)")
+        require(self.vocab_size == 0 or self.vocab_size >= 3, f"vocab_size must be 0 or >= 3, not {self.vocab_size}")

@@ -130,8 +130,8 @@ class PTBData:
     ``eval_batch_size`` columns (the epoch's validation perplexity).
     """
 
-    def __init__(self, path, batch_size: int, eval_batch_size: int, device):
-        corpus = load_corpus(path, "ptb")
+    def __init__(self, path, batch_size: int, eval_batch_size: int, device, corpus=None):
+        corpus = load_corpus(path, "ptb") if corpus is None else corpus
         self.ntokens = len(corpus.dictionary)
         self.train = zds.batchify(corpus.train, batch_size, device)
         self.search = zds.batchify(corpus.valid, batch_size, device)

@@ -26,6 +26,7 @@ from zoo.fileio import append_jsonl, atomic_write_text
 
 from .. import config as run_config
 from .. import runner
+from ..data.text import TextCorpus, corpus_for
 from ..device import autocast, pick_device, progress_bar, search_channels_last
 from ..distributed import Dist
 from ..jsonfile import read_json_lines
@@ -33,13 +34,14 @@ from ..optim import make_sgd
 from ..rundir import RunDir, check_finite
 from . import architect
 from .cnn_supernet import Network
-from .config import CIFAR10SearchConfig, ImageSearchConfig, PTBSearchConfig
+from .config import CIFAR10SearchConfig, ImageSearchConfig, PTBSearchConfig, TextSearchConfig
 from .data import PTBData, load_cifar_halves, load_image_halves
 from .rnn_supernet import RNNModelSearch
 
 log = logging.getLogger(__name__)
 
-SEARCH_CONFIGS = {"cifar10": CIFAR10SearchConfig, "ptb": PTBSearchConfig, "images": ImageSearchConfig}
+SEARCH_CONFIGS = {"cifar10": CIFAR10SearchConfig, "ptb": PTBSearchConfig, "images": ImageSearchConfig,
+                  "text": TextSearchConfig}
 GENOTYPES, ALPHAS = "genotypes.jsonl", "alphas.jsonl"
 
 StepCallback = Callable[[int, int], None]
@@ -198,7 +200,9 @@ class RNNSearch(_Base):
 
     def __init__(self, config: PTBSearchConfig, device: torch.device):
         self.config, self.device = config, device
-        self.data = PTBData(config.data, config.batch_size, config.eval_batch_size, device)
+        corpus = corpus_for(config, "text" if isinstance(config, TextSearchConfig) else "ptb")
+        self.data = PTBData(config.data, config.batch_size, config.eval_batch_size, device, corpus)
+        self.data_record = corpus.describe() if isinstance(corpus, TextCorpus) else None
         c = config
         self.model = RNNModelSearch(self.data.ntokens, c.emsize, c.nhid, c.nhidlast, c.dropout, c.dropouth,
                                     c.dropoutx, c.dropouti, c.dropoute).to(device)
@@ -291,7 +295,7 @@ class RNNSearch(_Base):
         return {k: row[k] for k in ("train_loss", "train_ppl", "valid_loss", "valid_ppl")}
 
 
-_SEARCHERS = {"cifar10": CNNSearch, "ptb": RNNSearch, "images": CNNSearch}
+_SEARCHERS = {"cifar10": CNNSearch, "ptb": RNNSearch, "images": CNNSearch, "text": RNNSearch}
 
 
 def _resolve_config(dataset: str, config):

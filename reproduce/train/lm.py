@@ -40,13 +40,13 @@ from zoo.datasets import batchify, get_batch
 
 from .. import distributed
 from ..config import ConfigError
-from ..corpora import load_corpus
+from ..data.text import corpus_for
 from ..device import autocast, progress_bar
 from ..optim import make_sgd
 from ..rundir import NonFiniteError
 from ..runner import Rollback
 from .common import maybe_compile, seed_epoch
-from .recipes import WT2Config
+from .recipes import TextConfig, WT2Config
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +84,9 @@ class LMTask:
         self.config, self.d, self.progress = config, d, progress
         self.device = dev = d.device
         self.local_batch = d.local_batch(config.batch_size)
-        corpus = load_corpus(config.data, "wt2" if isinstance(config, WT2Config) else "ptb")
+        dataset = "text" if isinstance(config, TextConfig) else "wt2" if isinstance(config, WT2Config) else "ptb"
+        corpus = corpus_for(config, dataset)
+        self.data_record = corpus.describe() if dataset == "text" else None
         self.ntokens = len(corpus.dictionary)
         train, valid, test = corpus.train, corpus.valid, corpus.test
         if config.limit:

@@ -261,9 +261,23 @@ class WT2Config(PTBConfig):
     weight_decay: float = _f(5e-7, "weight decay (--wdecay)")
 
 
+@dataclass
+class TextConfig(PTBConfig):
+    """One's own text with the PTB recipe: any folder of train.txt, valid.txt, test.txt; vocabulary from train.txt."""
+
+    data: str = _f("", "a folder of train.txt, valid.txt and test.txt (one sentence a line)")
+    vocab_size: int = _f(0, "cap the vocabulary to the most frequent training words (<eos> and <unk> included); "
+                            "0: every word of train.txt")
+
+    def validate(self) -> None:
+        super().validate()
+        require(bool(self.data), "data is required: --data DIR (a folder of train.txt, valid.txt, test.txt)")
+        require(self.vocab_size == 0 or self.vocab_size >= 3, f"vocab_size must be 0 or >= 3, got {self.vocab_size}")
+
+
 RECIPES = {"cifar10": CIFAR10Config, "imagenet": ImageNetConfig, "ptb": PTBConfig, "wt2": WT2Config,
-           "images": ImagesConfig}
-KINDS = {"cifar10": "cnn", "imagenet": "cnn", "ptb": "rnn", "wt2": "rnn", "images": "cnn"}
+           "images": ImagesConfig, "text": TextConfig}
+KINDS = {"cifar10": "cnn", "imagenet": "cnn", "ptb": "rnn", "wt2": "rnn", "images": "cnn", "text": "rnn"}
 
 
 def genotype_of(config, dataset: str):
