@@ -14,7 +14,7 @@ import typing
 from pathlib import Path
 from typing import Any, Dict, Type, TypeVar
 
-from .jsonfile import BadFileError, read_json
+from .jsonfile import BadFileError, read_json, show
 
 T = TypeVar("T")
 
@@ -144,12 +144,6 @@ def build(cls: Type[T], overrides: Dict[str, Any] = None, base: T = None) -> T:
 MAX_INT = 2 ** 63 - 1
 
 
-def _show(value: Any) -> str:
-    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > 10 ** 20:
-        return f"an integer of {len(str(abs(value)))} digits"
-    return repr(value)
-
-
 def check_values(config, signs: bool = True) -> None:
     """The one value check every config passes: each field holds a value of its declared type, every
     number is finite and within 2**63-1, and (``signs``) none is negative: no field of a recipe or a
@@ -172,7 +166,7 @@ def check_values(config, signs: bool = True) -> None:
         else:
             continue
         if not ok:
-            raise ConfigError(f"{f.name} must be {want}, got {_show(value)}")
+            raise ConfigError(f"{f.name} must be {want}, got {show(value)}")
 
 
 def _optional(cls, field: dataclasses.Field) -> bool:

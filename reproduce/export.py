@@ -9,32 +9,98 @@ and the commit; nothing else is claimed for the weights.
 from __future__ import annotations
 
 import logging
+import os
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Any, Dict, Optional, Tuple
 
 import zoo
-from zoo.card import DATASET_NAMES
+from zoo.download import offline
 from zoo.layouts import infer_cnn_args, strip_module_prefix
 from zoo.registry import build
 
+from . import records
 from .data.trained_on import TrainedOn, trained_on
-from .rundir import RunDir, first_line
+from .jsonfile import show
+from .rundir import CHECKPOINT, DamagedCheckpointError, RunConfigMismatchError, RunDir, first_line
+from .runner import config_digest, read_run_checkpoint
+from .train.lm import BEST
 
 log = logging.getLogger(__name__)
 
 _LM = ("ptb", "wt2", "text")
 
 
-def _weights(rundir: RunDir, dataset: str) -> Dict[str, Any]:
-    name = "best.pt" if dataset in _LM else "checkpoint.pt"
-    state = rundir.load_checkpoint(map_location="cpu", name=name)
+def _weights(rundir: RunDir, record: Dict[str, Any]) -> Dict[str, Any]:
+    """The weights the record's metrics were measured on, read through the resume guard: the checkpoint must be
+    this run's (its config's digest), written after its last epoch, and metrics.jsonl must agree with it."""
+    dataset, config = record["dataset"], record["config"]
+    state = _guarded(rundir, lambda: read_run_checkpoint(rundir, "train", dataset, config))
     if state is None:
-        raise FileNotFoundError(f"{rundir.path / name} is missing: it holds the weights of the finished run "
-                                f"(it may have been deleted to save space; the run cannot be exported without it)")
-    weights = state.get("model") if dataset in _LM else (state.get("task") or {}).get("model")
+        raise FileNotFoundError(_missing(rundir, CHECKPOINT))
+    if state["epoch"] != config.get("epochs"):
+        raise ValueError(f"cannot export {rundir.path}: {rundir.checkpoint_path} was written after epoch "
+                         f"{state['epoch']} of {show(config.get('epochs'))}, not by the finished run whose record "
+                         "is there: restore the run's own checkpoint")
+    if dataset in _LM:
+        best = _guarded(rundir, lambda: rundir.load_checkpoint(map_location="cpu", name=BEST))
+        if best is None:
+            raise FileNotFoundError(_missing(rundir, BEST))
+        best_epoch = state["task"].get("best_epoch")
+        if best.get("config_digest") != config_digest(config) or best.get("epoch") != (
+                best_epoch + 1 if isinstance(best_epoch, int) else None):
+            raise ValueError(f"cannot export {rundir.path}: {rundir.path / BEST} is not the best epoch this run "
+                             "recorded (its config digest or epoch differ): restore the run's own best.pt")
+        weights = best.get("model")
+    else:
+        weights = state["task"].get("model")
     if not isinstance(weights, dict) or not weights:
-        raise ValueError(f"{rundir.path / name} holds no model weights")
+        raise ValueError(f"{rundir.path / (BEST if dataset in _LM else CHECKPOINT)} holds no model weights")
     return strip_module_prefix(weights)
+
+
+def _guarded(rundir: RunDir, read):
+    try:
+        return read()
+    except (DamagedCheckpointError, RunConfigMismatchError) as e:
+        raise ValueError(f"cannot export {rundir.path}: {e}") from None
+
+
+def _missing(rundir: RunDir, name: str) -> str:
+    demo = (rundir.read_config() or {}).get("profile") == "demo"
+    return (f"{rundir.path / name} is missing: it holds the weights of the finished run (it may have been deleted to "
+            "save space; the run cannot be exported without it)"
+            + ("; the demo deletes its checkpoints: rerun it with `python -m reproduce demo --keep-checkpoints` to "
+               "export its runs" if demo else ""))
+
+
+def _check_record(rundir: RunDir, record: Any) -> Dict[str, Any]:
+    """The run's record, if it is a finished training record whose metrics lie in their domains and whose config
+    is the run's config.json; one line naming the problem otherwise."""
+    where = rundir.record_path
+    if not isinstance(record, dict):
+        raise ValueError(f"{rundir.path} holds no finished run (no record.json): export a training run once it "
+                         "finished")
+    if not records.is_finished(record):
+        raise ValueError(f"{where} says status {show(record.get('status'))}: only a finished run is exported")
+    if record.get("kind") != "train":
+        raise ValueError(f"{rundir.path} is a {show(record.get('kind'))} run; export the training run of its genotype")
+    if record.get("dataset") not in _REPORTED:
+        raise ValueError(f"{rundir.path}: unknown dataset {show(record.get('dataset'))} in record.json")
+    if not isinstance(record.get("config"), dict) or not isinstance(record.get("genotype"), str):
+        raise ValueError(f"{where} lacks its config or genotype; {records.FIX}")
+    problems = records.metric_problems(record, _REPORTED[record["dataset"]][:1])
+    if problems:
+        raise ValueError(f"{where}: {problems[0]}; {records.FIX}")
+    if record.get("seed") != record["config"].get("seed"):
+        raise ValueError(f"{where} says seed {show(record.get('seed'))} but its config seed "
+                         f"{show(record['config'].get('seed'))}; {records.FIX}")
+    try:
+        rundir.check_config(record["config"])
+    except RunConfigMismatchError as e:
+        raise ValueError(f"cannot export {rundir.path}: its record and config.json disagree ({e})") from None
+    return record
 
 
 def _build(record: Dict[str, Any], weights: Dict[str, Any]):
@@ -53,19 +119,22 @@ def _build(record: Dict[str, Any], weights: Dict[str, Any]):
     return build("NetworkCIFAR" if cifar else "NetworkImageNet", args, record["genotype"])
 
 
+# The final metrics the card shows, by dataset (the first is required), under the card's names.
+_REPORTED = {"cifar10": ("test_error",), "imagenet": ("top1_error", "top5_error"), "ptb": ("test_ppl", "valid_ppl"),
+             "wt2": ("test_ppl", "valid_ppl"), "images": ("test_error",), "text": ("test_ppl", "valid_ppl")}
+_CARD_NAME = {"test_error": "top1_error"}
+
+
 def _metrics(record: Dict[str, Any], data: TrainedOn) -> Tuple[Dict[str, float], str]:
     final, dataset = record.get("final") or {}, record["dataset"]
+    metrics = {_CARD_NAME.get(k, k): final[k] for k in _REPORTED[dataset] if k in final}
     if dataset == "images":
-        metrics = {"top1_error": final["test_error"]} if "test_error" in final else {}
         split = f"{record['data']['split']['test']['rule']} of {record['data']['source']}"
     elif dataset == "cifar10":
-        metrics = {"top1_error": final["test_error"]} if "test_error" in final else {}
         split = "CIFAR-10 test set" if data.data is None else f"test set of {data.name}"
     elif dataset == "imagenet":
-        metrics = {k: final[k] for k in ("top1_error", "top5_error") if k in final}
         split = "ImageNet validation set" if data.data is None else f"val/ of {data.name}"
     else:
-        metrics = {k: final[k] for k in ("test_ppl", "valid_ppl") if k in final}
         split = f"{data.name}: validation and test sets, best validation epoch"
     source = f"measured by python -m reproduce at the end of the run ({split}; {_run_words(record, data)})"
     return {k: float(v) for k, v in metrics.items()}, source
@@ -80,28 +149,53 @@ def _run_words(record: Dict[str, Any], data: TrainedOn) -> str:
             f"{verdict}")
 
 
+def _check_target(out: Path) -> None:
+    """Export writes a new directory, or fills an empty one: it never writes over files it did not write."""
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise FileExistsError(f"--out {out} is a file; give a new or empty directory")
+    if (out / "config.json").exists():
+        raise FileExistsError(f"{out} already holds a saved model; choose another --out")
+    held = sorted(p.name for p in out.iterdir())
+    if held:
+        raise FileExistsError(f"{out} holds files export did not write ({', '.join(n[:40] for n in held[:3])}"
+                              f"{', ...' if len(held) > 3 else ''}); give a new or empty directory")
+
+
+def _write_atomically(out: Path, write) -> Path:
+    """Call ``write(dir)`` on a new sibling of ``out``, then rename it to ``out``: the whole folder or nothing."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
+    try:
+        write(tmp)
+        if out.exists():
+            out.rmdir()  # empty (checked): a directory the user made for it
+        os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out
+
+
 def export_run(run_dir, out, push: Optional[str] = None, token: Optional[str] = None) -> Path:
     """Write the finished run in ``run_dir`` as a saved model in ``out``; with ``push``, also publish it."""
     rundir = RunDir(run_dir)
     if not rundir.path.is_dir():
         raise FileNotFoundError(f"{run_dir}: no such run directory")
-    record = rundir.read_record()
-    if not isinstance(record, dict):
-        raise ValueError(f"{run_dir} holds no finished run (no record.json): export a training run once it finished")
-    if record.get("kind") != "train":
-        raise ValueError(f"{run_dir} is a {record.get('kind')} run; export the training run of its genotype")
-    if record.get("dataset") not in DATASET_NAMES and record.get("dataset") not in ("images", "text"):
-        raise ValueError(f"{run_dir}: unknown dataset {record.get('dataset')!r} in record.json")
-    out = Path(out)
-    if (out / "config.json").exists():
-        raise FileExistsError(f"{out} already holds a saved model; choose another --out")
-    weights = _weights(rundir, record["dataset"])
+    record = _check_record(rundir, rundir.read_record())
+    out = Path(out).expanduser()
+    _check_target(out)
+    if push and offline():  # zoo's own test of the offline switches, which `python -m zoo push` obeys too
+        raise ValueError(f"--push {show(push)}: offline (DARTS_ZOO_OFFLINE or HF_HUB_OFFLINE is set), so nothing is "
+                         "pushed; unset it to publish, or export without --push")
+    weights = _weights(rundir, record)
     model = _build(record, weights)
     model.load_state_dict(weights)
     data = trained_on(record)
     metrics, metrics_source = _metrics(record, data)
-    cfg = record.get("config") or {}
-    provenance = (f"trained from scratch on {data.name} by `python -m reproduce` ({_run_words(record, data)}; "
+    cfg = record["config"]
+    provenance = (f"trained from scratch by `python -m reproduce` on {data.name} ({_run_words(record, data)}; "
                   f"{record.get('device', '?')}, torch {record.get('torch', '?')})")
     source = {"provenance": provenance, "run": str(run_dir), "seed": record.get("seed"),
               "commit": record.get("git_commit"), "experiment": record.get("experiment"), "config": cfg,
@@ -109,8 +203,9 @@ def export_run(run_dir, out, push: Optional[str] = None, token: Optional[str] = 
     description = (f"{type(model).__name__} with the cell {record['genotype']}, trained from scratch on "
                    f"{data.name} by python -m reproduce.")
     card_data = None if data.data is None else {**data.data, "name": data.name}
-    saved = zoo.save_pretrained(model, out, metrics=metrics, metrics_source=metrics_source, source=source,
-                                description=description, dataset=record["dataset"], data=card_data)
+    saved = _write_atomically(out, lambda where: zoo.save_pretrained(
+        model, where, metrics=metrics, metrics_source=metrics_source, source=source, description=description,
+        dataset=record["dataset"], data=card_data))
     if push:
         try:
             url = zoo.push_to_hub(saved, push, token=token)

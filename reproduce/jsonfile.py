@@ -7,6 +7,8 @@ do: never a traceback, a RecursionError from 200,000 levels of nesting, or a Uni
 from __future__ import annotations
 
 import json
+import math
+import reprlib
 from pathlib import Path
 from typing import Any, List, Optional
 
@@ -14,6 +16,22 @@ from zoo.fileio import read_jsonl as _read_jsonl
 
 _TYPE_NAMES = {dict: "a JSON object", list: "a JSON list", str: "a string", int: "an integer",
                float: "a number", bool: "true or false", type(None): "null"}
+
+
+# What a message may quote of a value read from a file or the command line: a few dozen characters.
+SHOWN = 40
+_REPR = reprlib.Repr()
+_REPR.maxlevel, _REPR.maxdict, _REPR.maxlist, _REPR.maxtuple, _REPR.maxset = 2, 3, 4, 4, 4
+_REPR.maxstring, _REPR.maxother, _REPR.maxlong = SHOWN, SHOWN, SHOWN
+
+
+def show(value: Any, limit: int = SHOWN) -> str:
+    """``repr(value)`` cut to about ``limit`` characters, in bounded time and memory whatever ``value`` is
+    (a 2-million-element list, an integer of a million digits)."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 128:
+        return f"an integer of about {int(value.bit_length() * 0.30103) + 1} digits"
+    text = _REPR.repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 class BadFileError(ValueError):
@@ -65,4 +83,7 @@ def read_json_lines(path, fix: str = "restore it or delete the run directory") -
     for i, row in enumerate(rows):
         if not isinstance(row, dict):
             raise _refuse(path, f"line {i + 1} holds {_what(row)}, expected a JSON object", fix)
+        bad = next((k for k, v in row.items() if isinstance(v, float) and not math.isfinite(v)), None)
+        if bad is not None:  # NaN and Infinity parse, but no run writes them (a non-finite metric stops it)
+            raise _refuse(path, f"line {i + 1} holds {show(bad)}: {row[bad]}, not a finite number", fix)
     return rows

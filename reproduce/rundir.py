@@ -38,7 +38,7 @@ from zoo.fileio import append_jsonl, atomic_torch_save, atomic_write_json, atomi
 
 from . import config as _config
 from . import records
-from .jsonfile import read_json, read_json_lines
+from .jsonfile import read_json, read_json_lines, show
 from .provenance import provenance
 
 log = logging.getLogger(__name__)
@@ -204,12 +204,28 @@ class RunDir:
             return None
         differ = _config.diff(existing, config, ignore=ignore)
         if differ:
+            self._check_config_json_agrees_with_checkpoint()
             fields = ", ".join(f"{k} (saved {a!r}, now {b!r})" for k, (a, b) in differ.items())
             finished = "finished " if self.is_finished() else ""
             raise RunConfigMismatchError(
                 f"{self.path} holds a {finished}run with another config: {fields}. "
                 "Use another --out directory, or rerun with the saved values to resume it.")
         return existing
+
+    def _check_config_json_agrees_with_checkpoint(self) -> None:
+        """RunConfigMismatchError when config.json and the config the checkpoint was written under differ: then
+        neither "rerun with the saved values" nor "rerun with the checkpoint's" can resume the run."""
+        try:
+            state = self.load_checkpoint()
+            saved = self.read_config()
+        except ValueError:  # a damaged checkpoint or config.json: the caller's message stands
+            return
+        tied = (state or {}).get("config")
+        if not isinstance(tied, dict) or saved is None:
+            return
+        differ = _config.diff(tied, saved, ignore=RUNTIME_FIELDS)
+        if differ:
+            raise RunConfigMismatchError(config_disagreement(self, differ))
 
     def start(self, config: Dict[str, Any], ignore=RUNTIME_FIELDS) -> None:
         """Write config.json, or check it against the one already there."""
@@ -253,6 +269,15 @@ CHECKED_FORMAT = "darts-reproduce-checked-state/1"
 
 class DamagedCheckpointError(ValueError):
     """A checkpoint (or other saved state) that is not what the run wrote."""
+
+
+def config_disagreement(rundir: "RunDir", differ: Dict[str, tuple]) -> str:
+    """The one line for a run whose config.json and checkpoint disagree (``differ``: checkpoint, config.json)."""
+    fields = ", ".join(f"{k} (checkpoint {show(a)}, {CONFIG} {show(b)})" for k, (a, b) in differ.items())
+    return (f"{rundir.config_path} and {rundir.checkpoint_path} disagree: {fields}; one of them was edited or copied "
+            "in from another run, and a run resumes only under the config it was trained with. To resume, put the "
+            f"checkpoint's values back in {CONFIG} and rerun with them; or delete {CHECKPOINT} to restart the run "
+            f"from its first epoch with {CONFIG}'s values; or use another --out directory")
 
 
 def first_line(e: BaseException) -> str:

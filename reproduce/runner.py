@@ -42,6 +42,7 @@ import torch
 
 from . import config as run_config
 from .distributed import Dist
+from .jsonfile import show
 from .rundir import (
     METRICS,
     RUNTIME_FIELDS,
@@ -51,6 +52,7 @@ from .rundir import (
     RunDir,
     RunInUseError,
     check_finite,
+    config_disagreement,
     first_line,
     make_record,
 )
@@ -116,6 +118,29 @@ def load_run_checkpoint(rundir: RunDir, task, config_dict: Optional[Dict[str, An
     epochs and metrics.jsonl hold every epoch before it. Raises :class:`DamagedCheckpointError` (or
     :class:`RunConfigMismatchError` for another config) for a checkpoint that is not this run's.
     """
+    state = read_run_checkpoint(rundir, task.kind, task.dataset, config_dict)
+    if state is None:
+        return None
+    epoch = state["epoch"]
+
+    def refuse(problem: str) -> DamagedCheckpointError:
+        return DamagedCheckpointError(f"{rundir.checkpoint_path} {problem}; delete it to restart the run from its "
+                                      "first epoch, or use another --out directory")
+
+    try:
+        task.load_state_dict(state["task"])
+        if "rng" in state:
+            set_rng_state(state["rng"])
+    except (KeyError, IndexError, TypeError, ValueError, RuntimeError) as e:
+        raise refuse(f"does not fit this run ({first_line(e)})") from None
+    return {"epoch": epoch, "wall_time_s": float(state.get("wall_time_s", 0.0))}
+
+
+def read_run_checkpoint(rundir: RunDir, kind: str, dataset: str, config_dict: Optional[Dict[str, Any]] = None
+                        ) -> Optional[Dict[str, Any]]:
+    """The run's checkpoint state after every check of the guard (checksum, version, kind, dataset, epoch and,
+    with ``config_dict``, the tie to that config and to metrics.jsonl); None when there is none. Resume and
+    export read the checkpoint through this one function."""
     state = rundir.load_checkpoint(map_location="cpu")  # its checksum is checked there
     if state is None:
         return None
@@ -126,25 +151,19 @@ def load_run_checkpoint(rundir: RunDir, task, config_dict: Optional[Dict[str, An
                                       "another --out directory")
 
     if "search" in state and "task" not in state and "version" not in state:  # the former search loop's layout
-        state = {"version": CHECKPOINT_VERSION, "kind": "search", "dataset": task.dataset, **state,
+        state = {"version": CHECKPOINT_VERSION, "kind": "search", "dataset": dataset, **state,
                  "task": state["search"]}
-    if (state.get("version") != CHECKPOINT_VERSION or state.get("dataset") != task.dataset
-            or state.get("kind", "train") != task.kind):
-        raise refuse(f"is not a {task.dataset} {task.kind} checkpoint of this version")
+    if (state.get("version") != CHECKPOINT_VERSION or state.get("dataset") != dataset
+            or state.get("kind", "train") != kind):
+        raise refuse(f"is not a {dataset} {kind} checkpoint of this version")
     if not isinstance(state.get("task"), dict):
         raise refuse("holds no task state")
     epoch = state.get("epoch")
     if type(epoch) is not int or epoch < 1:
-        raise refuse(f"says it was written after epoch {epoch!r}")
+        raise refuse(f"says it was written after epoch {str(epoch)[:40]!r}")
     if config_dict is not None:
         _check_tied(rundir, state, config_dict, refuse)
-    try:
-        task.load_state_dict(state["task"])
-        if "rng" in state:
-            set_rng_state(state["rng"])
-    except (KeyError, IndexError, TypeError, ValueError, RuntimeError) as e:
-        raise refuse(f"does not fit this run ({first_line(e)})") from None
-    return {"epoch": epoch, "wall_time_s": float(state.get("wall_time_s", 0.0))}
+    return state
 
 
 def _check_tied(rundir: RunDir, state: Dict[str, Any], config_dict: Dict[str, Any], refuse) -> None:
@@ -156,7 +175,12 @@ def _check_tied(rundir: RunDir, state: Dict[str, Any], config_dict: Dict[str, An
     if state["config_digest"] != config_digest(config_dict):
         saved = state.get("config") if isinstance(state.get("config"), dict) else {}
         differ = run_config.diff(saved, _what_counts(config_dict))
-        fields = ", ".join(f"{k} (checkpoint {a!r}, now {b!r})" for k, (a, b) in differ.items()) or "its digest"
+        fields = ", ".join(f"{k} (checkpoint {show(a)}, now {show(b)})" for k, (a, b) in differ.items()) or "its digest"
+        # config.json, when there is one, says what this command says (checked before): it disagrees with the
+        # checkpoint, and "rerun with the checkpoint's values" would be refused by config.json
+        on_disk = run_config.diff(saved, rundir.read_config() or saved, ignore=RUNTIME_FIELDS)
+        if on_disk:
+            raise RunConfigMismatchError(config_disagreement(rundir, on_disk))
         raise RunConfigMismatchError(
             f"{path} was written by a run with another config: {fields}. Rerun with the values it was trained with "
             "to resume it, or start afresh in another --out directory (or delete the checkpoint)")

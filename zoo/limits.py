@@ -9,6 +9,12 @@ from typing import Any, Dict
 SIZE_LIMITS = {"C": 256, "layers": 64, "num_classes": 100_000, "ntoken": 1_000_000, "ninp": 4096, "nhid": 4096,
                "nhidlast": 4096}
 
+# Checkpoint files (an original release, a copy of one, a run's checkpoint.pt): the largest DARTS files are about
+# 100 MB; these bounds keep a crafted file's cost in time and memory a small multiple of that.
+MAX_CHECKPOINT_BYTES = 2 << 30
+MAX_PICKLE_OPCODES = 2_000_000  # a state dict of 1000 tensors pickles in about 30 000
+MAX_PICKLE_COPIES = 2_000_000  # items that constructors called by a pickle (set(list), ...) may copy in all
+
 
 def check_sizes(arch: str, args: Dict[str, Any]) -> None:
     """Refuse sizes no DARTS network has, naming the field and the limit, before anything is allocated."""
@@ -24,4 +30,4 @@ def check_sizes(arch: str, args: Dict[str, Any]) -> None:
             raise ValueError(f"{arch} argument {key}={args[key]!r} must be a probability in [0, 1]")
 
 
-__all__ = ["check_sizes", "SIZE_LIMITS"]
+__all__ = ["check_sizes", "SIZE_LIMITS", "MAX_CHECKPOINT_BYTES", "MAX_PICKLE_OPCODES", "MAX_PICKLE_COPIES"]

@@ -3,12 +3,13 @@ config, all checked (and compared with runs already on disk) before anything run
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import genotypes
 
-from .. import comparable
+from .. import comparable, random_baseline
 from .. import config as run_config
 from ..jsonfile import read_json
 from ..rundir import RUNTIME_FIELDS, RunConfigMismatchError, RunDir
@@ -56,6 +57,14 @@ def resolve_seeds(runs: Optional[int], seeds: Optional[Sequence[int]], default_r
         raise ValueError(f"--runs must be >= 1, got {runs}")
     _check_count(runs, f"--runs {runs}")
     return list(range(runs))
+
+
+def resolve_baseline(text: Optional[str], seeds: Sequence[int]) -> Optional[random_baseline.BaselineSpec]:
+    """``--baseline`` parsed, its runs (cells x seeds) checked against :data:`MAX_RUNS` before a cell is drawn."""
+    spec = random_baseline.parse(text)
+    if spec is not None:
+        _check_count(spec.n * len(seeds), f"--baseline (N cells x {len(seeds)} seed(s))")
+    return spec
 
 
 def parse_seeds(text: Optional[str], option: str = "--seeds") -> Optional[List[int]]:
@@ -218,6 +227,7 @@ def plan_experiment(options: ExperimentOptions):
     if options.search:
         _check_search(spec, options)
     seeds = resolve_seeds(options.runs, options.seeds, spec.default_runs)
+    resolve_baseline(options.baseline, seeds)
     arch, genotype_text = None, None
     if options.genotype:
         genotype_text = canonical_genotype(options.genotype, spec.kind)
@@ -285,10 +295,11 @@ def describe_plan(options: ExperimentOptions) -> List[str]:
                 if idx:
                     lines.append(f"  GPU {gpu}: seeds {[todo[i] for i in idx]} if all runs take as long (the queue "
                                  "gives each next seed to the first GPU that is free)")
-    if options.baseline:
-        from .. import random_baseline
-
-        b = random_baseline.parse(options.baseline)
+    b = resolve_baseline(options.baseline, seeds)
+    if b is not None:
+        # the random cells train with the final runs' recipe: DARTS_V2's config stands in for them in the estimate
+        base = {**train_base, "seed": seeds[0], "arch": "DARTS_V2", "genotype": ""}
+        work.append((b.n * len(seeds), "train", build_config(RECIPES, spec.dataset, base, "training recipe")))
         lines.append(f"baseline: {b.n} random cells of the DARTS space (draw seed {b.seed}), each trained with the "
                      f"same recipe and seeds {seeds} -> {options.baseline_dir or out / random_baseline.DIR}")
     target = target_for(spec, arch, options.search, options.order) if options.target == "auto" else options.target
@@ -326,10 +337,13 @@ def _data_and_time(spec: ExperimentSpec, options: ExperimentOptions, work) -> Li
         device = pick_device(work[0][2].get("device", "auto"))
     except ValueError as e:
         return lines + [f"time: not measured ({e})"]
-    total, parts = 0.0, []
+    total, parts, measured = 0.0, [], {}
     for count, kind, cfg in work:
         dataset = spec.search_dataset if kind == "search" else spec.dataset
-        seconds = search_seconds(dataset, cfg) if kind == "search" else training_seconds(dataset, cfg)
+        key = (kind, json.dumps(cfg, sort_keys=True, default=str))  # e.g. the baseline's runs: the final recipe's
+        if key not in measured:
+            measured[key] = search_seconds(dataset, cfg) if kind == "search" else training_seconds(dataset, cfg)
+        seconds = measured[key]
         if seconds is None:
             parts.append(f"{count} x {kind} {dataset}: not estimated")
             continue

@@ -38,13 +38,14 @@ import torch.nn.functional as F
 import zoo
 from zoo.datasets import batchify, get_batch
 
+from .. import config as run_config
 from .. import distributed
 from ..config import ConfigError
 from ..data.text import corpus_for
 from ..device import autocast, progress_bar
 from ..optim import make_sgd
 from ..rundir import NonFiniteError
-from ..runner import Rollback
+from ..runner import Rollback, config_digest
 from .common import maybe_compile, seed_epoch
 from .recipes import TextConfig, WT2Config
 
@@ -149,8 +150,9 @@ class LMTask:
     def _save_best(self, epoch: int) -> None:
         self.best_epoch = epoch
         if self.d.is_main:
+            # tied to the config as the run's checkpoint is, so that export can tell it is this run's
             state = {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(), "asgd": self.asgd,
-                     "epoch": epoch + 1}
+                     "epoch": epoch + 1, "config_digest": config_digest(run_config.to_dict(self.config))}
             self._rundir().save_checkpoint(state, name=BEST)  # checksummed, as the run's checkpoint
 
     def _load_best(self) -> dict:

@@ -9,6 +9,7 @@ import pytest
 import torch
 from train_helpers import make_cifar, refused_in_one_line, tiny_cifar
 
+from reproduce.__main__ import main
 from reproduce.rundir import (
     DamagedCheckpointError,
     NonFiniteError,
@@ -131,9 +132,21 @@ def test_a_checkpoint_is_tied_to_the_config_even_when_config_json_is_deleted_or_
     assert not (run / "config.json").exists()  # the refused run left the directory as it was
     # config.json edited to say 0.3: the checkpoint still knows it was trained at 0.025
     (run / "config.json").write_text(json.dumps(dict(tiny_cifar(cifar).__dict__, learning_rate=0.3)))
-    with pytest.raises(RunConfigMismatchError, match=r"learning_rate \(checkpoint 0.025, now 0.3\)"):
+    with pytest.raises(RunConfigMismatchError, match=r"disagree: learning_rate \(checkpoint 0.025, config.json 0.3\)"):
         train("cifar10", tiny_cifar(cifar, learning_rate=0.3), run, progress=False)
     assert not (run / "record.json").exists()
+
+
+def test_an_edited_config_json_is_named_as_such_and_the_advice_leads_out(run, cifar, capsys):
+    """Before: "rerun with the saved values", then "written by a run with another config": a circle."""
+    saved = json.loads((run / "config.json").read_text())
+    (run / "config.json").write_text(json.dumps(dict(saved, learning_rate=0.3)))
+    for lr in ("0.025", "0.3"):  # the checkpoint's value, then config.json's: both refused with the same truth
+        refused_in_one_line(capsys, _cli(cifar, run, "--lr", lr),
+                            "disagree: learning_rate (checkpoint 0.025, config.json 0.3)",
+                            "put the checkpoint's values back in config.json and rerun with them")
+    (run / "config.json").write_text(json.dumps(saved))  # the advice, followed
+    assert main(_cli(cifar, run)) == 0 and (run / "record.json").exists()
 
 
 def test_a_checkpoint_is_tied_to_its_epoch(run, cifar, capsys):
@@ -185,3 +198,9 @@ def test_a_read_only_run_directory_is_one_line(cifar, tmp_path, capsys, monkeypa
     monkeypatch.setattr(os, "open", read_only)
     refused_in_one_line(capsys, _cli(cifar, tmp_path / "ro"), "is not writable (Read-only file system",
                         "use a directory you can write to")
+
+
+def test_a_nan_in_metrics_jsonl_is_one_line_naming_the_file_and_line(run, cifar, capsys):
+    line = json.loads((run / "metrics.jsonl").read_text().splitlines()[0])
+    (run / "metrics.jsonl").write_text(json.dumps(dict(line, train_loss=float("nan"))) + "\n")
+    refused_in_one_line(capsys, _cli(cifar, run), f"{run / 'metrics.jsonl'}: line 1 holds 'train_loss': nan")

@@ -364,3 +364,18 @@ def test_dry_run_of_the_search_pipeline_estimates_searches_selection_and_final_r
     time_line = next(line for line in lines if line.startswith("time on cpu: about"))
     assert "2 x search cifar10" in time_line and "2 x train cifar10 (1 epochs)" in time_line
     assert "2 x train cifar10 (2 epochs)" in time_line
+
+
+def test_a_baseline_counts_against_the_run_cap_and_in_the_dry_run_estimate(tmp_path, tiny_cifar, capsys):
+    from reproduce.__main__ import main
+
+    for baseline in ("random:1000000000", "random:1001", f"random:{10 ** 40}"):
+        assert main(["cifar10", "--baseline", baseline, "--runs", "1", "--dry-run", "--out", str(tmp_path / "x")]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("error: --baseline") and "at most 1000" in err and "\n" not in err, err
+    with pytest.raises(ValueError, match="asks for 1010 runs"):  # 101 cells x 10 seeds
+        experiments.describe_plan(_options(tmp_path, tiny_cifar, runs=10, baseline="random:101"))
+    lines = experiments.describe_plan(_options(tmp_path, tiny_cifar, runs=2, baseline="random:3"))
+    time_line = next(line for line in lines if line.startswith("time on cpu: about"))
+    assert "2 x train cifar10" in time_line and "6 x train cifar10" in time_line  # the 3 cells x 2 seeds count
+    assert not (tmp_path / "results").exists()

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -9,6 +10,7 @@ from train_helpers import make_cifar, make_corpus, tiny_cifar, tiny_lm
 
 import zoo
 from reproduce.__main__ import main
+from reproduce.export import export_run
 from reproduce.rundir import RunDir
 from reproduce.train import train
 
@@ -53,8 +55,6 @@ def test_export_refuses_what_it_cannot_export_in_one_line(cifar_run, tmp_path, c
 def test_a_language_model_run_exports_its_best_weights(tmp_path):
     data = make_corpus(tmp_path / "ptb")
     record = train("ptb", tiny_lm(data, epochs=2), tmp_path / "run", progress=False)
-    from reproduce.export import export_run
-
     saved = export_run(tmp_path / "run", tmp_path / "m")
     model = zoo.load(str(saved))
     best = RunDir(tmp_path / "run").load_checkpoint(name="best.pt")["model"]
@@ -62,3 +62,116 @@ def test_a_language_model_run_exports_its_best_weights(tmp_path):
     cfg = json.loads((saved / "config.json").read_text())
     assert cfg["metrics"] == {"test_ppl": record["final"]["test_ppl"], "valid_ppl": record["final"]["valid_ppl"]}
     assert cfg["dataset"] == "ptb" and model.decoder.weight is model.encoder.weight
+
+
+# ---------------------------------------------------------------------------------------------
+# What export refuses: weights that are not the record's, records that are not measurements, files it did not write
+# ---------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def two_runs(tmp_path_factory):
+    """Finished 2-epoch runs of seeds 0 and 1, and seed 0's checkpoint after its first epoch."""
+    from reproduce.train.cifar import CIFARTask
+
+    data = make_cifar(tmp_path_factory.mktemp("cifar2"))
+    root = tmp_path_factory.mktemp("two")
+    original = CIFARTask.run_epoch
+
+    def stop_at_1(self, epoch):
+        if epoch == 1:
+            raise KeyboardInterrupt
+        return original(self, epoch)
+
+    CIFARTask.run_epoch = stop_at_1
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            train("cifar10", tiny_cifar(data, epochs=2), root / "seed-0", progress=False)
+    finally:
+        CIFARTask.run_epoch = original
+    partial = (root / "seed-0" / "checkpoint.pt").read_bytes()
+    train("cifar10", tiny_cifar(data, epochs=2), root / "seed-0", progress=False)
+    train("cifar10", tiny_cifar(data, epochs=2, seed=1), root / "seed-1", progress=False)
+    return root, partial
+
+
+def _copy(run, tmp_path):
+    import shutil
+
+    shutil.copytree(run, tmp_path / "run")
+    return tmp_path / "run"
+
+
+def _refused(capsys, argv, *needles):
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and err.startswith("error: "), err
+    for needle in needles:
+        assert needle in err, err
+
+
+def test_export_refuses_a_checkpoint_of_another_run_or_a_partial_one(two_runs, tmp_path, capsys):
+    root, partial = two_runs
+    run = _copy(root / "seed-0", tmp_path)
+    (run / "checkpoint.pt").write_bytes((root / "seed-1" / "checkpoint.pt").read_bytes())  # another seed's
+    _refused(capsys, ["export", str(run), "--out", str(tmp_path / "m")], "disagree: seed (checkpoint 1, config.json 0)")
+    (run / "checkpoint.pt").write_bytes(partial)  # this run's, after epoch 1 of 2
+    _refused(capsys, ["export", str(run), "--out", str(tmp_path / "m")], "written after epoch 1 of 2")
+    assert not (tmp_path / "m").exists()
+    assert main(["export", str(root / "seed-0"), "--out", str(tmp_path / "m")]) == 0
+
+
+@pytest.mark.parametrize("change,needle", [
+    (lambda r: r["final"].update(test_error=-50), "test_error -50 is outside its domain"),
+    (lambda r: r["final"].update(test_error=float("nan")), "test_error is nan, not a finite number"),
+    (lambda r: r.update(status="failed"), "status 'failed'"),
+    (lambda r: r.update(seed=3), "says seed 3 but its config seed 0"),
+])
+def test_export_refuses_a_record_that_is_not_a_measurement_and_writes_nothing(two_runs, tmp_path, capsys, change,
+                                                                            needle):
+    run = _copy(two_runs[0] / "seed-0", tmp_path)
+    record = json.loads((run / "record.json").read_text())
+    change(record)
+    (run / "record.json").write_text(json.dumps(record))
+    _refused(capsys, ["export", str(run), "--out", str(tmp_path / "m")], needle)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+
+
+def test_export_never_writes_over_files_it_did_not_write_and_writes_all_or_nothing(two_runs, tmp_path, capsys,
+                                                                                 monkeypatch):
+    run = two_runs[0] / "seed-0"
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "README.md").write_text("my notes")
+    _refused(capsys, ["export", str(run), "--out", str(mine)], "holds files export did not write (README.md)")
+    assert (mine / "README.md").read_text() == "my notes" and len(list(mine.iterdir())) == 1
+
+    def half_written(model, where, **kw):  # fails after the weights: e.g. a full disk
+        (Path(where) / "model.safetensors").write_bytes(b"x")
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(zoo, "save_pretrained", half_written)
+    with pytest.raises(OSError, match="No space left on device"):
+        export_run(run, tmp_path / "m")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine"]  # no folder, no partial sibling
+    monkeypatch.undo()
+    (tmp_path / "empty").mkdir()
+    assert main(["export", str(run), "--out", str(tmp_path / "empty")]) == 0  # an empty directory is filled
+    assert (tmp_path / "empty" / "model.safetensors").exists()
+
+
+def test_export_of_a_demo_run_without_checkpoints_names_keep_checkpoints(two_runs, tmp_path, capsys):
+    run = _copy(two_runs[0] / "seed-0", tmp_path)
+    for name in ("config.json", "record.json"):
+        data = json.loads((run / name).read_text())
+        (data["config"] if name == "record.json" else data)["profile"] = "demo"
+        (run / name).write_text(json.dumps(data))
+    (run / "checkpoint.pt").unlink()
+    _refused(capsys, ["export", str(run), "--out", str(tmp_path / "m")], "checkpoint.pt is missing",
+             "python -m reproduce demo --keep-checkpoints")
+
+
+def test_export_push_is_refused_offline_before_anything_is_written(two_runs, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("DARTS_ZOO_OFFLINE", "1")
+    _refused(capsys, ["export", str(two_runs[0] / "seed-0"), "--out", str(tmp_path / "m"), "--push", "org/repo"],
+             "offline", "nothing is pushed")
+    assert not (tmp_path / "m").exists()
