@@ -224,7 +224,7 @@ class Experiment:
         """Whether the runs used the paper's recipe (profile 'paper', no recipe field changed), so a
         comparison with the paper means something."""
         return (self.profile not in PROFILES_NOT_COMPARABLE and self.meta.get("comparable", True) is not False
-                and not self.recipe_differences())
+                and self.dataset not in _comparable.OWN_DATA and not self.recipe_differences())
 
     def recipe_differences(self) -> Dict[str, Tuple[Any, Any]]:
         """The config fields in which the runs differ from the paper's recipe (:mod:`reproduce.comparable`);
@@ -242,6 +242,8 @@ class Experiment:
         """Why the runs are not tested against the paper (None when they are)."""
         if self.profile in PROFILES_NOT_COMPARABLE:
             return f"profile {self.profile!r} is not the paper's recipe"
+        if self.dataset in _comparable.OWN_DATA:
+            return _comparable.OWN_DATA_REASON
         differences = self.recipe_differences()
         if differences:
             return f"not the paper's recipe: {_comparable.describe(differences)}"

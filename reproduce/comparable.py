@@ -17,11 +17,17 @@ from .rundir import RUNTIME_FIELDS
 
 WHAT_IS_RUN = ("seed", "experiment", "profile", "arch", "genotype", "order")
 SPEED_FIELDS = ("deterministic", "channels_last", "compile", "cuda_graphs")
+# One's own data (``images``, ``text``): the paper has no figure for it, so no run on it is ever comparable, and its
+# recipe's defaults (the CIFAR-10 and PTB recipes') are not "the paper's recipe" for it.
+OWN_DATA = ("images", "text")
+OWN_DATA_REASON = "own data: no paper target"
 # The evaluation batch changes nothing for the CNNs; for the language models it changes how the text is cut.
 SPEED_FIELDS_OF = {"cifar10": ("eval_batch_size",), "imagenet": ("eval_batch_size",)}
 
 
 def _paper_config(kind: Optional[str], dataset: Optional[str]) -> Optional[Dict[str, Any]]:
+    if dataset in OWN_DATA:
+        return None
     if kind == "search":
         from .search import SEARCH_CONFIGS as table
     elif kind == "train":

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 from .. import config as run_config
+from ..comparable import OWN_DATA, OWN_DATA_REASON
 
 # Fields the experiment sets itself (per seed, from --arch/--genotype, --data, --device).
 TRAIN_SKIP = ("arch", "genotype", "seed", "data", "device", "experiment", "profile")
@@ -153,7 +154,8 @@ def print_result(result) -> None:
     print(f"\n{exp['experiment']} ({exp.get('arch') or 'searched/custom cell'}, profile {exp['profile']}): "
           f"{len(result.records)} runs in {result.out}")
     if not exp.get("comparable", True):
-        why = (f"not the paper's recipe ({exp['recipe_differences']})" if exp.get("recipe_differences")
+        why = (OWN_DATA_REASON if exp.get("dataset") in OWN_DATA else
+               f"not the paper's recipe ({exp['recipe_differences']})" if exp.get("recipe_differences")
                else f"profile {exp['profile']!r}: shortened recipe")
         print(f"{why}: NOT comparable with the paper's figures")
     if result.selection:

@@ -254,3 +254,25 @@ def subset(split: Split, index: Optional[Sequence[int]]) -> Split:
 
 __all__ = ["ImageData", "DataSourceError", "load_images", "load_cifar10", "channel_stats", "parse_normalize",
            "resize_square", "from_dataset", "subset"]
+
+
+def plan(data: str, image_size: int = 0) -> str:
+    """What ``--dry-run`` says of image data without decoding it: its splits, classes, channels and size, the
+    path it takes (decoded once into uint8 tensors kept on the device) and about how much memory that is."""
+    if str(data).startswith(TORCHVISION):
+        return f"data: {data}: a torchvision dataset, downloaded when missing, decoded once into uint8 tensors"
+    path = Path(str(data)).expanduser()
+    if (path / zds.CIFAR10_DIRNAME).is_dir():
+        n, channels, size, what = 60000, 3, image_size or 32, f"CIFAR-10 python batches ({path})"
+    else:
+        tree = image_folder.scan(path)
+        files = [f for split in tree.splits.values() for f, _ in split]
+        channels = image_folder.folder_channels(files)
+        size = image_size or image_folder.open_image(files[0]).size[0]
+        n = len(files)
+        counts = ", ".join(f"{len(v)} {k}" for k, v in tree.splits.items())
+        what = f"image folder {path}: {counts} images, {len(tree.classes)} classes"
+    kib = n * channels * size * size / 1024
+    memory = f"{kib / 1024:.1f} MiB" if kib >= 1024 else f"{kib:.0f} KiB"
+    return (f"data: {what}, {channels} channel{'s' if channels > 1 else ''}, {size}x{size}; decoded once into uint8 "
+            f"tensors kept on the device (about {memory})")

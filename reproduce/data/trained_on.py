@@ -83,7 +83,7 @@ def trained_on(record: dict) -> TrainedOn:
     name, data = _own(record)
     reasons = []
     if name is not None:
-        reasons.append("own data: no paper target")
+        reasons.append(comparable.OWN_DATA_REASON)
     differences = comparable.recipe_differences("train", record["dataset"], cfg)
     if differences:
         reasons.append(f"not the paper's recipe: {comparable.describe(differences)}")

@@ -13,10 +13,13 @@ import time
 from pathlib import Path
 from typing import Optional
 
+from zoo import image_folder
 from zoo.datasets import DatasetNotFoundError, load_cifar10
 
 from .. import config as run_config
 from ..corpora import load_corpus
+from ..data.images import plan as image_plan
+from ..data.text import TextCorpus, corpus_for
 from ..device import pick_device
 from ..distributed import Dist
 from ..rundir import RunDir
@@ -33,8 +36,19 @@ def check_data(dataset: str, data: str) -> None:
         if missing:
             raise DatasetNotFoundError(f"ImageNet not found: {data} lacks {', '.join(f'{d}/' for d in missing)} "
                                        "(an ImageFolder tree with train/ and val/); point --data at it")
+    elif dataset == "images":
+        image_plan(data)  # the folder's layout and classes checked, nothing decoded
+    elif dataset == "text":
+        TextCorpus(data)
     else:
         load_corpus(data, dataset)
+
+
+def image_count(data: str) -> int:
+    """The training images of an image source (a folder's train/ counted without decoding)."""
+    if str(data).startswith("torchvision:") or (Path(data).expanduser() / "cifar-10-batches-py").is_dir():
+        return 50000
+    return len(image_folder.scan(data).splits["train"])
 
 
 def _time_epochs(task, epochs: int = 2) -> float:
@@ -58,8 +72,12 @@ def training_seconds(dataset: str, config: dict) -> Optional[float]:
         n = min(n, cfg.limit) if cfg.limit else n
         steps = math.ceil(n / cfg.batch_size)
         probe = dict(limit=PROBE_STEPS * cfg.batch_size, limit_eval=cfg.eval_batch_size, download=False)
-    elif dataset in ("ptb", "wt2"):
-        tokens = cfg.limit or len(load_corpus(cfg.data, dataset).train)
+    elif dataset == "images":
+        n = cfg.limit or image_count(cfg.data)
+        steps = math.ceil(n / cfg.batch_size)
+        probe = dict(limit=PROBE_STEPS * cfg.batch_size, limit_eval=cfg.eval_batch_size)
+    elif dataset in ("ptb", "wt2", "text"):
+        tokens = cfg.limit or len(corpus_for(cfg, dataset).train)
         steps = max(1, tokens // (cfg.batch_size * cfg.bptt))
         probe = dict(limit=PROBE_STEPS * cfg.batch_size * cfg.bptt + cfg.batch_size,
                      limit_eval=2 * cfg.eval_batch_size * cfg.bptt)
@@ -75,12 +93,14 @@ def training_seconds(dataset: str, config: dict) -> Optional[float]:
 
 def search_seconds(dataset: str, config: dict) -> Optional[float]:
     """About how long one conv-cell search of ``config`` takes here; None for the recurrent search."""
-    if dataset != "cifar10":
+    if dataset not in ("cifar10", "images"):
         return None
     from ..search.loop import SEARCH_CONFIGS, SearchTask
 
     cfg = run_config.build(SEARCH_CONFIGS[dataset], config)
-    n = cfg.train_examples or len(load_cifar10(cfg.data, train=True, download=False)[1])
+    count = image_count if dataset == "images" else lambda data: len(load_cifar10(data, train=True,
+                                                                                  download=False)[1])
+    n = cfg.train_examples or count(cfg.data)
     steps = math.ceil(math.floor(cfg.train_portion * n) / cfg.batch_size)
     probe = dataclasses.replace(cfg, train_examples=math.ceil(PROBE_STEPS * cfg.batch_size / cfg.train_portion) + 1,
                                 epochs=2)

@@ -147,9 +147,11 @@ def run_experiment(options: ExperimentOptions) -> ExperimentResult:
                                        if options.target == "auto" else options.target),
             "search": None, "note": options.note or spec.note}
     differences = recipe_differences(spec, options)
-    meta["comparable"] = options.profile == "paper" and not differences
+    meta["comparable"] = options.profile == "paper" and not differences and spec.dataset not in comparable.OWN_DATA
     meta["recipe_differences"] = comparable.describe(differences) if differences else None
-    if options.profile != "paper" and not options.note:
+    if spec.dataset in comparable.OWN_DATA and not options.note:
+        meta["note"] += f"; {comparable.OWN_DATA_REASON}"
+    elif options.profile != "paper" and not options.note:
         meta["note"] += (f"; profile {options.profile!r}: shortened recipes, NOT comparable with the paper's figures")
     elif differences and not options.note:
         meta["note"] += (f"; NOT comparable with the paper's figures: not the paper's recipe "

@@ -11,6 +11,7 @@ import genotypes
 
 from .. import comparable, random_baseline
 from .. import config as run_config
+from ..data.images import plan as image_plan
 from ..jsonfile import read_json
 from ..rundir import RUNTIME_FIELDS, RunConfigMismatchError, RunDir
 from ..scheduler import Job, SlurmOptions
@@ -164,9 +165,13 @@ def check_experiment_file(out: Path, meta: dict) -> Optional[dict]:
 def recipe_differences(spec: ExperimentSpec, options: ExperimentOptions) -> Dict[str, Tuple[Any, Any]]:
     """Where the experiment's configs differ from the paper's recipe (:mod:`reproduce.comparable`):
     the training's fields by name, the search's as ``search.<field>``, the selection's as
-    ``selection.<field>``. The quick profile's shorter epochs count too. Empty: the paper's recipe."""
+    ``selection.<field>``. The quick profile's shorter epochs count too. Empty: the paper's recipe, or one's
+    own data (no recipe of the paper to differ from: :data:`reproduce.comparable.OWN_DATA`)."""
     from ..search import SEARCH_CONFIGS
     from ..train import RECIPES
+
+    if spec.dataset in comparable.OWN_DATA:
+        return {}
 
     runtime = runtime_overrides(options)
     train = build_config(RECIPES, spec.dataset, {**profile_overrides(spec, options.profile),
@@ -304,7 +309,9 @@ def describe_plan(options: ExperimentOptions) -> List[str]:
                      f"same recipe and seeds {seeds} -> {options.baseline_dir or out / random_baseline.DIR}")
     target = target_for(spec, arch, options.search, options.order) if options.target == "auto" else options.target
     differences = recipe_differences(spec, options)
-    if differences:
+    if spec.dataset in comparable.OWN_DATA:
+        lines.append(f"compared with: the random cells when --baseline is given ({comparable.OWN_DATA_REASON})")
+    elif differences:
         lines.append(f"compared with: {target or 'no published figure'}, but NOT tested against it: not the paper's "
                      f"recipe ({comparable.describe(differences)})")
     else:
@@ -327,7 +334,9 @@ def _data_and_time(spec: ExperimentSpec, options: ExperimentOptions, work) -> Li
             if not (kind == "search" and dataset == "cifar10"):
                 raise
             lines.append(f"data: CIFAR-10 is not in {cfg['data']}; the search downloads it")
-    if work:
+    if work and spec.dataset == "images":
+        lines.append(image_plan(work[-1][2]["data"], work[-1][2].get("image_size", 0)))
+    elif work:
         lines.append("data: " + ", ".join(sorted({cfg["data"] for _, _, cfg in work})) + " (found)")
     if not work:
         return lines + ["time: nothing left to run"]

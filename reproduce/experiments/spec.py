@@ -60,6 +60,14 @@ EXPERIMENTS: Dict[str, ExperimentSpec] = {
         name="wt2", dataset="wt2", kind="rnn", default_runs=3, metrics=("valid_ppl", "test_ppl"),
         targets={"DARTS_V2": "wt2", "DARTS": "wt2"}, quick={"epochs": 50},
         note="WikiText-2 perplexity of the recurrent cell searched on PTB"),
+    # One's own images (--data DIR): the CIFAR-10 recipe and search, the selection on a stratified validation
+    # share of the training images; no target (targets={}), so never compared with the paper.
+    "images": ExperimentSpec(
+        name="images", dataset="images", kind="cnn", default_runs=3, metrics=("test_error",), targets={},
+        search_dataset="images", selection_epochs=100, selection_metric="valid_error",
+        selection_overrides={"valid_portion": 0.2},
+        quick={"epochs": 30}, quick_search={"epochs": 10}, quick_selection_epochs=10,
+        note="your own images (--data): test error (%) of the cell trained from scratch"),
 }
 
 
