@@ -6,6 +6,7 @@ from typing import Optional
 
 from .. import image_size
 from ..config import require
+from ..data.options import OwnImageOptions, OwnTextOptions
 
 
 def _f(default, help_text, **meta):
@@ -79,27 +80,14 @@ class CIFAR10SearchConfig:
 
 
 @dataclass
-class ImageSearchConfig(CIFAR10SearchConfig):
+class ImageSearchConfig(OwnImageOptions, CIFAR10SearchConfig):
     """Conv-cell search on one's own images (any classes, 1 or 3 channels, any size): the CIFAR-10 search's
     values, the data's own classes, channels and size, and a seeded stratified split into the two halves."""
 
-    data: str = _f("", "the images: an ImageFolder tree DIR (DIR/train/<class>/*), CIFAR-10 python batches, or "
-                       "torchvision:NAME:ROOT (e.g. torchvision:MNIST:data/mnist)")
-    image_size: int = _f(0, "side the images are resized to (shorter side, then centre crop); 0: the data's own "
-                            "size (all images must share it)")
-    normalize: str = _f("", "per-channel MEAN/STD, e.g. 0.5,0.5,0.5/0.25,0.25,0.25 (default: computed on the images "
-                            "that train the weights)")
-    stem: str = _f("auto", "auto: CIFAR's stem (one 3x3 conv) up to 64 px, ImageNet's (three stride-2 convs) above; "
-                           "or cifar, imagenet", choices=["auto", "cifar", "imagenet"])
-    split_seed: int = _f(0, "seed of the stratified split into the two halves (the same for every search seed, as "
-                            "CIFAR-10's fixed split)")
     train_examples: int = _f(0, "use only a stratified N of the training images (0: all); for demos and tests")
 
     def _check_data(self) -> None:
-        require(bool(self.data), "data is required: --data DIR (an ImageFolder tree) or torchvision:NAME:ROOT")
-        require(self.image_size == 0 or 4 <= self.image_size <= 1024,
-                f"image_size must be 0 (the data's own) or 4..1024, not {self.image_size}")
-        require(self.stem in ("auto", "cifar", "imagenet"), f"stem must be auto, cifar or imagenet, not {self.stem!r}")
+        self.check_own_images()
 
 
 @dataclass
@@ -165,14 +153,9 @@ class PTBSearchConfig:
 
 
 @dataclass
-class TextSearchConfig(PTBSearchConfig):
+class TextSearchConfig(OwnTextOptions, PTBSearchConfig):
     """Recurrent-cell search on one's own text: the PTB search's values, the vocabulary from train.txt."""
-
-    data: str = _f("", "a folder of train.txt, valid.txt and test.txt (one sentence a line)")
-    vocab_size: int = _f(0, "cap the vocabulary to the most frequent training words (<eos> and <unk> included); "
-                            "0: every word of train.txt")
 
     def validate(self) -> None:
         super().validate()
-        require(bool(self.data), "data is required: --data DIR (a folder of train.txt, valid.txt, test.txt)")
-        require(self.vocab_size == 0 or self.vocab_size >= 3, f"vocab_size must be 0 or >= 3, not {self.vocab_size}")
+        self.check_own_text()

@@ -25,6 +25,7 @@ import genotypes
 
 from .. import image_size
 from ..config import ConfigError, require
+from ..data.options import OwnImageOptions, OwnTextOptions
 
 AMP_CHOICES = ("none", "bf16")
 
@@ -136,29 +137,17 @@ class CIFAR10Config(_Common):
 
 
 @dataclass
-class ImagesConfig(CIFAR10Config):
+class ImagesConfig(OwnImageOptions, CIFAR10Config):
     """One's own images (any classes, 1 or 3 channels, any size): the CIFAR-10 recipe (cutout, auxiliary, cosine)."""
 
-    data: str = _f("", "the images: an ImageFolder tree DIR (DIR/train/<class>/*, with val/ and test/ when present), "
-                       "CIFAR-10 python batches, or torchvision:NAME:ROOT (e.g. torchvision:MNIST:data/mnist)")
-    image_size: int = _f(0, "side the images are resized to (shorter side, then centre crop); 0: the data's own "
-                            "size (all images must share it)")
-    normalize: str = _f("", "per-channel MEAN/STD, e.g. 0.5,0.5,0.5/0.25,0.25,0.25 (default: computed on the images "
-                            "that train the weights)")
-    stem: str = _f("auto", "auto: CIFAR's stem (one 3x3 conv) up to 64 px, ImageNet's (three stride-2 convs) above; "
-                           "or cifar, imagenet", choices=["auto", "cifar", "imagenet"])
     cutout_length: int = _f(0, "cutout square side (0: half the image side, the paper's 16 at 32 px)")
     test_portion: float = _f(0.2, "when the data has neither test/ nor val/: the stratified share of train/ held out "
                                   "as the test split")
     valid_portion: float = _f(0.0, "hold out this stratified share of the training images and report valid_error "
                                    "on it every epoch (the test split once at the end); 0: report test_error")
-    split_seed: int = _f(0, "seed of the stratified hold-outs")
 
     def _check_data(self) -> None:
-        require(bool(self.data), "data is required: --data DIR (an ImageFolder tree) or torchvision:NAME:ROOT")
-        require(self.image_size == 0 or 4 <= self.image_size <= 1024,
-                f"image_size must be 0 (the data's own) or 4..1024, got {self.image_size}")
-        require(self.stem in ("auto", "cifar", "imagenet"), f"stem must be auto, cifar or imagenet, not {self.stem!r}")
+        self.check_own_images()
         require(0.0 < self.test_portion < 1.0, f"test_portion must be in (0, 1), got {self.test_portion}")
         require(0.0 <= self.valid_portion < 1.0, f"valid_portion must be in [0, 1), got {self.valid_portion}")
         require(self.valid_split == 0, "valid_split holds out CIFAR-10's last images; for one's own images use "
@@ -262,17 +251,12 @@ class WT2Config(PTBConfig):
 
 
 @dataclass
-class TextConfig(PTBConfig):
+class TextConfig(OwnTextOptions, PTBConfig):
     """One's own text with the PTB recipe: any folder of train.txt, valid.txt, test.txt; vocabulary from train.txt."""
-
-    data: str = _f("", "a folder of train.txt, valid.txt and test.txt (one sentence a line)")
-    vocab_size: int = _f(0, "cap the vocabulary to the most frequent training words (<eos> and <unk> included); "
-                            "0: every word of train.txt")
 
     def validate(self) -> None:
         super().validate()
-        require(bool(self.data), "data is required: --data DIR (a folder of train.txt, valid.txt, test.txt)")
-        require(self.vocab_size == 0 or self.vocab_size >= 3, f"vocab_size must be 0 or >= 3, got {self.vocab_size}")
+        self.check_own_text()
 
 
 RECIPES = {"cifar10": CIFAR10Config, "imagenet": ImageNetConfig, "ptb": PTBConfig, "wt2": WT2Config,
