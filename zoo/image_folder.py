@@ -10,7 +10,8 @@ Channels: 1 when every image is grayscale (PIL modes 1, L, LA, I, I;16, F), else
 CMYK and the other modes are converted with PIL's own ``Image.convert`` (alpha dropped, palette
 expanded); the log says so once per mode. Size: with ``image_size`` each image is resized so that
 its shorter side is ``image_size`` (bilinear, antialiased) and centre-cropped to a square, as
-:func:`eval_steps` does for a model's inputs; without it every image must already be one square size.
+``zoo.transforms`` does for an exported model's inputs (:func:`image_preprocessing`); without it every
+image must already be one square size.
 """
 from __future__ import annotations
 
@@ -108,19 +109,6 @@ def as_channels(image, channels: int):
     return image if image.mode == mode else image.convert(mode)
 
 
-class ToChannels:
-    """A transform: a PIL image in the model's colour mode (L for 1 channel, RGB for 3)."""
-
-    def __init__(self, channels: int):
-        self.channels = int(channels)
-
-    def __call__(self, image):
-        return as_channels(image, self.channels)
-
-    def __repr__(self) -> str:
-        return f"ToChannels({self.channels})"
-
-
 def resize_and_crop(image, size: int):
     """Shorter side to ``size`` (bilinear, antialiased), then the centred ``size`` x ``size`` square."""
     from torchvision.transforms import InterpolationMode
@@ -128,13 +116,6 @@ def resize_and_crop(image, size: int):
 
     image = TF.resize(image, size, interpolation=InterpolationMode.BILINEAR, antialias=True)
     return TF.center_crop(image, [size, size])
-
-
-def eval_steps(size: int, channels: int) -> list:
-    """The PIL steps before ToTensor of a model trained on such images: colour mode, resize, crop."""
-    from torchvision import transforms
-
-    return [ToChannels(channels), transforms.Resize(size, antialias=True), transforms.CenterCrop(size)]
 
 
 def image_preprocessing(data: Dict) -> Dict:
@@ -210,4 +191,4 @@ def read_image_folder(root: PathLike, image_size: int = 0, channels: Optional[in
 
 __all__ = ["FolderTree", "scan", "image_preprocessing", "decode", "read_image_folder", "looks_like_image_folder",
            "open_image",
-           "as_channels", "ToChannels", "eval_steps", "resize_and_crop", "folder_channels", "SPLITS"]
+           "as_channels", "resize_and_crop", "folder_channels", "SPLITS"]

@@ -7,4 +7,6 @@
 - :mod:`.augment`: the one CIFAR augmentation (crop, flip, normalise, cutout) on the device.
 - :mod:`.text`: a text corpus whose vocabulary comes from its training split.
 - :mod:`.own`: what the search and the training recipes read from an ImageData (halves, hold-outs, stem).
+- :mod:`.options`: the config fields of one's own data, shared by the searches and the recipes.
+- :mod:`.trained_on`: what an exported model's card says about the data its run was trained on.
 """

@@ -22,7 +22,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Tuple
 
 import numpy as np
 import torch
@@ -245,17 +245,6 @@ def load_images(data, image_size: int = 0) -> ImageData:
     return ImageData(source=source, classes=list(classes), train=train, evals=evals)
 
 
-def subset(split: Split, index: Optional[Sequence[int]]) -> Split:
-    if index is None:
-        return split
-    index = torch.as_tensor(index, dtype=torch.long)
-    return split[0][index], split[1][index]
-
-
-__all__ = ["ImageData", "DataSourceError", "load_images", "load_cifar10", "channel_stats", "parse_normalize",
-           "resize_square", "from_dataset", "subset"]
-
-
 def plan(data: str, image_size: int = 0) -> str:
     """What ``--dry-run`` says of image data without decoding it: its splits, classes, channels and size, the
     path it takes (decoded once into uint8 tensors kept on the device) and about how much memory that is."""
@@ -276,3 +265,7 @@ def plan(data: str, image_size: int = 0) -> str:
     memory = f"{kib / 1024:.1f} MiB" if kib >= 1024 else f"{kib:.0f} KiB"
     return (f"data: {what}, {channels} channel{'s' if channels > 1 else ''}, {size}x{size}; decoded once into uint8 "
             f"tensors kept on the device (about {memory})")
+
+
+__all__ = ["ImageData", "DataSourceError", "load_images", "load_cifar10", "channel_stats", "parse_normalize",
+           "resize_square", "from_dataset", "plan"]
