@@ -22,7 +22,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from pathlib import Path
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
@@ -245,9 +245,10 @@ def load_images(data, image_size: int = 0) -> ImageData:
     return ImageData(source=source, classes=list(classes), train=train, evals=evals)
 
 
-def plan(data: str, image_size: int = 0) -> str:
+def plan(data: str, image_size: int = 0, in_memory_mb: Optional[int] = None) -> str:
     """What ``--dry-run`` says of image data without decoding it: its splits, classes, channels and size, the
-    path it takes (decoded once into uint8 tensors kept on the device) and about how much memory that is."""
+    path it takes (decoded once into uint8 tensors kept on the device, or, above ``in_memory_mb`` MiB for an
+    image folder in a training recipe, streamed from disk) and about how much memory that is."""
     if str(data).startswith(TORCHVISION):
         return f"data: {data}: a torchvision dataset, downloaded when missing, decoded once into uint8 tensors"
     path = Path(str(data)).expanduser()
@@ -263,8 +264,11 @@ def plan(data: str, image_size: int = 0) -> str:
         what = f"image folder {path}: {counts} images, {len(tree.classes)} classes"
     kib = n * channels * size * size / 1024
     memory = f"{kib / 1024:.1f} MiB" if kib >= 1024 else f"{kib:.0f} KiB"
-    return (f"data: {what}, {channels} channel{'s' if channels > 1 else ''}, {size}x{size}; decoded once into uint8 "
-            f"tensors kept on the device (about {memory})")
+    shape = f"data: {what}, {channels} channel{'s' if channels > 1 else ''}, {size}x{size}"
+    if in_memory_mb is not None and kib / 1024 > in_memory_mb and "image folder" in what:
+        return (f"{shape}; the training runs stream it from disk (about {memory} decoded, more than --in-memory-mb "
+                f"{in_memory_mb}), each batch decoded as it is needed; the searches decode it into memory")
+    return f"{shape}; decoded once into uint8 tensors kept on the device (about {memory})"
 
 
 __all__ = ["ImageData", "DataSourceError", "load_images", "load_cifar10", "channel_stats", "parse_normalize",

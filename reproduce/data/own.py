@@ -8,8 +8,9 @@ from typing import Optional, Tuple
 
 import torch
 
-from .images import DataSourceError, ImageData, Split, channel_stats, load_images, parse_normalize
+from .images import DataSourceError, Split, channel_stats, load_images, parse_normalize
 from .split import digest, stratified_split
+from .stream import StreamedImages, streamed_folder, streamed_stats
 
 # Up to this side the CIFAR stem (one 3x3 conv, full resolution); above, ImageNet's three stride-2 convs.
 CIFAR_STEM_MAX = 64
@@ -56,9 +57,22 @@ def stratified_part(labels: torch.Tensor, count: int, seed: int) -> Optional[tor
     return stratified_split(labels, count / len(labels), seed)[0]
 
 
-def describe(data: ImageData, mean, std, stem: str, **split) -> dict:
-    """The ``data`` entry of a run's record: what the model card and ``zoo.load`` need, and how it was split."""
-    return {**data.describe(), "mean": list(mean), "std": list(std), "stem": stem, **split}
+def describe(base: dict, mean, std, stem: str, **split) -> dict:
+    """The ``data`` entry of a run's record (``base``: :meth:`ImageData.describe`): what the model card and
+    ``zoo.load`` need, and how it was split."""
+    return {**base, "mean": list(mean), "std": list(std), "stem": stem, **split}
+
+
+def take(images, index):
+    """``images[index]`` of decoded images, or the streamed images of those files (nothing decoded)."""
+    return images.subset(index) if isinstance(images, StreamedImages) else images[index]
+
+
+def fingerprint(images) -> torch.Tensor:
+    """What pins the images in a split's digest: the pixels, or for streamed images their files' sizes."""
+    if isinstance(images, StreamedImages):
+        return torch.tensor([p.stat().st_size for p in images.files], dtype=torch.long)
+    return images
 
 
 def split_record(rule: str, parts, labels: torch.Tensor, images: torch.Tensor, **fields) -> dict:
@@ -90,35 +104,42 @@ def training_images(config, data=None) -> TrainingImages:
     The test split is the data's ``test/``, else its ``val/``, else a seeded stratified ``test_portion`` of
     ``train/``; with ``valid_portion`` a stratified share of the training images is held out and evaluated
     every epoch instead (the selection protocol), the test split once at the end."""
-    images = load_images(config.data if data is None else data, config.image_size)
-    x, y = images.train
+    streamed = streamed_folder(config) if data is None else None
+    if streamed is not None:  # too large to decode into memory: batches decoded from disk as they are needed
+        base, (x, y), evals = streamed
+    else:
+        images = load_images(config.data if data is None else data, config.image_size)
+        base, (x, y), evals = images.describe(), images.train, images.evals
     splits = {}
-    if "test" in images.evals or "val" in images.evals:
-        test_name = "test" if "test" in images.evals else "val"
-        test = images.evals[test_name]
+    if "test" in evals or "val" in evals:
+        test_name = "test" if "test" in evals else "val"
+        test = evals[test_name]
         splits["test"] = {"rule": f"the data's {test_name}/", "sizes": [len(test[1])]}
     else:
         keep, held = stratified_split(y, 1.0 - config.test_portion, config.split_seed)
-        splits["test"] = split_record("stratified hold-out of train/", (keep, held), y, x, seed=config.split_seed,
-                                      test_portion=config.test_portion)
-        test, (x, y) = (x[held], y[held]), (x[keep], y[keep])
+        splits["test"] = split_record("stratified hold-out of train/", (keep, held), y, fingerprint(x),
+                                      seed=config.split_seed, test_portion=config.test_portion)
+        test, (x, y) = (take(x, held), y[held]), (take(x, keep), y[keep])
     evaluate, eval_name = test, "test"
     if config.valid_portion:
         keep, held = stratified_split(y, 1.0 - config.valid_portion, config.split_seed)
-        splits["valid"] = split_record("stratified hold-out of the training images", (keep, held), y, x,
-                                       seed=config.split_seed, valid_portion=config.valid_portion)
-        evaluate, eval_name, (x, y) = (x[held], y[held]), "valid", (x[keep], y[keep])
+        splits["valid"] = split_record("stratified hold-out of the training images", (keep, held), y,
+                                       fingerprint(x), seed=config.split_seed, valid_portion=config.valid_portion)
+        evaluate, eval_name, (x, y) = (take(x, held), y[held]), "valid", (take(x, keep), y[keep])
     part = stratified_part(y, config.limit, config.split_seed)
     if part is not None:
-        x, y = x[part], y[part]
+        x, y = take(x, part), y[part]
     part = stratified_part(evaluate[1], config.limit_eval, config.split_seed)
     if part is not None:
-        evaluate = (evaluate[0][part], evaluate[1][part])
-    mean, std = normalization(config.normalize, x)
-    stem = resolve_stem(config.stem, images.size)
-    check_image_size(images.size, stem)
-    record = describe(images, mean, std, stem, split=splits,
-                      evaluated_on=splits[eval_name]["rule"])
+        evaluate = (take(evaluate[0], part), evaluate[1][part])
+    if config.normalize or not isinstance(x, StreamedImages):
+        mean, std = normalization(config.normalize, x)
+    else:
+        mean, std = streamed_stats(x)
+    stem = resolve_stem(config.stem, base["image_size"])
+    check_image_size(base["image_size"], stem)
+    record = describe(base, mean, std, stem, split=splits, evaluated_on=splits[eval_name]["rule"],
+                      path="streamed from disk" if streamed is not None else "decoded once into memory")
     return TrainingImages(train=(x, y), evaluate=evaluate, eval_name=eval_name,
                           test=test if eval_name == "valid" else None, mean=mean, std=std, record=record)
 

@@ -335,7 +335,8 @@ def _data_and_time(spec: ExperimentSpec, options: ExperimentOptions, work) -> Li
                 raise
             lines.append(f"data: CIFAR-10 is not in {cfg['data']}; the search downloads it")
     if work and spec.dataset == "images":
-        lines.append(image_plan(work[-1][2]["data"], work[-1][2].get("image_size", 0)))
+        final = work[-1][2]
+        lines.append(image_plan(final["data"], final.get("image_size", 0), final.get("in_memory_mb")))
     elif work:
         lines.append("data: " + ", ".join(sorted({cfg["data"] for _, _, cfg in work})) + " (found)")
     if not work:

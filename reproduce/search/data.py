@@ -158,4 +158,4 @@ def load_image_halves(config, device, data=None) -> Tuple[CifarHalves, dict]:
     searched = CifarHalves(x, y, config.train_portion, config.batch_size, device, config.seed,
                            eval_batch_size=config.eval_batch_size, mean=mean, std=std, halves=halves)
     split = own.split_record("stratified", halves, y, x, seed=config.split_seed, train_portion=config.train_portion)
-    return searched, own.describe(images, mean, std, stem, split=split)
+    return searched, own.describe(images.describe(), mean, std, stem, split=split)

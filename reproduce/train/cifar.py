@@ -39,6 +39,7 @@ from ..data.augment import augment as shared_augment
 from ..data.augment import normalize
 from ..data.images import load_cifar10 as guarded_load_cifar10
 from ..data.own import training_images
+from ..data.stream import StreamedImages
 from ..device import autocast, progress_bar
 from ..distributed import shard_range
 from ..optim import make_sgd
@@ -203,6 +204,8 @@ class CIFARTask:
         correct = torch.zeros((), device=dev, dtype=torch.long)
         for start in range(lo, hi, cfg.eval_batch_size):
             x, y = xs[start:min(start + cfg.eval_batch_size, hi)], ys[start:min(start + cfg.eval_batch_size, hi)]
+            if x.dtype == torch.uint8:  # a streamed batch, decoded just now
+                x = self._normalized(x)
             with autocast(dev, cfg.amp):
                 logits = self.eval_model(x)
             loss_sum += F.cross_entropy(logits.float(), y, reduction="sum").double()
@@ -232,7 +235,10 @@ class CIFARTask:
         return out
 
     def _normalized(self, x_u8: torch.Tensor) -> torch.Tensor:
-        """Evaluation images on the device, normalised, in the run's memory format."""
+        """Evaluation images on the device, normalised, in the run's memory format (streamed images: as they
+        are, each batch normalised when it is decoded)."""
+        if isinstance(x_u8, StreamedImages):
+            return x_u8.to(self.device)
         c = x_u8.shape[1]
         x = normalize(x_u8.to(self.device), self.mean.view(1, c, 1, 1), self.std.view(1, c, 1, 1))
         return x.contiguous(memory_format=self.memory_format)

@@ -145,6 +145,9 @@ class ImagesConfig(OwnImageOptions, CIFAR10Config):
                                   "as the test split")
     valid_portion: float = _f(0.0, "hold out this stratified share of the training images and report valid_error "
                                    "on it every epoch (the test split once at the end); 0: report test_error")
+    in_memory_mb: int = _f(4096, "decode an image folder once into memory up to about this many MiB; a larger one is "
+                                 "streamed from disk, each batch decoded as it is needed (needs --image-size)")
+    workers: int = _f(4, "threads decoding the images of a streamed image folder")
 
     def _check_data(self) -> None:
         self.check_own_images()
