@@ -22,7 +22,7 @@ def _entrypoint(name):
     entry.__doc__ = (
         f"{meta['description']}\n\n"
         f"Registry name {name!r}; {meta['arch']} {meta['args']}; "
-        f"{'weights available through zoo.load' if meta['pretrained'] else 'architecture only'}."
+        f"weights: {meta['weights']}."
     )
     return entry
 

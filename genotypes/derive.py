@@ -6,6 +6,8 @@ has its own normaliser), so we take it the same way, in float32, before choosing
 """
 from __future__ import annotations
 
+from typing import Optional
+
 import numpy as np
 
 from . import cnn as _cnn
@@ -51,14 +53,63 @@ def num_cnn_edges(steps: int = 4) -> int:
     return sum(i + 2 for i in range(steps))
 
 
-def cnn(alphas_normal, alphas_reduce, steps: int = 4, multiplier: int = 4, primitives=_cnn.PRIMITIVES) -> Genotype:
-    """Genotype of a conv search cell from its logits (``num_edges x len(primitives)`` each)."""
+def cnn(alphas_normal, alphas_reduce, steps: int = 4, multiplier: int = 4, primitives=_cnn.PRIMITIVES,
+        max_skip: Optional[int] = None) -> Genotype:
+    """Genotype of a conv search cell from its logits (``num_edges x len(primitives)`` each).
+
+    ``max_skip``: P-DARTS's cap on the skip connections of the normal cell (:func:`cap_skips`); None
+    (the default, DARTS) leaves the cell as derived.
+    """
     primitives = list(primitives)
     rows = num_cnn_edges(steps)
-    normal = _cnn_edges(_probs(alphas_normal, rows, len(primitives), "alphas_normal"), steps, primitives)
+    W = _probs(alphas_normal, rows, len(primitives), "alphas_normal")
+    normal = _cnn_edges(W, steps, primitives) if max_skip is None else cap_skips(W, steps, primitives, max_skip)
     reduce = _cnn_edges(_probs(alphas_reduce, rows, len(primitives), "alphas_reduce"), steps, primitives)
     concat = range(2 + steps - multiplier, steps + 2)
     return make_cnn(normal, concat, reduce, concat)
+
+
+SKIP = "skip_connect"
+REMOVED = -1.0  # below every probability: an operation taken out is never chosen again
+
+
+def count_skips(edges) -> int:
+    """How many of a cell's ``(op, input)`` edges are skip connections."""
+    return sum(op == SKIP for op, _ in edges)
+
+
+def normal_skips(genotype: Genotype) -> int:
+    """How many skip connections the normal cell of ``genotype`` has (the sign of DARTS's collapse)."""
+    return count_skips(genotype.normal)
+
+
+def _edge_rows(gene: list, steps: int) -> list:
+    """The row of the logits matrix each (op, input) of ``gene`` came from (two per node, node by node)."""
+    starts = [sum(k + 2 for k in range(i)) for i in range(steps)]
+    return [starts[n // 2] + j for n, (_, j) in enumerate(gene)]
+
+
+def cap_skips(W: np.ndarray, steps: int, primitives, max_skip: int) -> list:
+    """The normal cell derived from probabilities ``W`` with at most ``max_skip`` skip connections, by
+    P-DARTS's rule (Chen et al. 2019, their train_search.py): while the derived cell has too many, the
+    skip connection of smallest probability among the chosen ones (the first such edge on a tie) is
+    taken out of its edge for good, and the cell is derived again (each edge its strongest other
+    operation, each node its two strongest edges: a weakened edge may lose its place to another).
+
+    P-DARTS applies it to its last stage's three operations per edge; here every operation of the
+    space competes, as in DARTS's derivation. Exact ties are broken as DARTS's rule breaks them.
+    """
+    if max_skip < 0:
+        raise ValueError(f"max_skip must be >= 0, not {max_skip}")
+    skip = list(primitives).index(SKIP)
+    W = np.array(W, copy=True)
+    gene = _cnn_edges(W, steps, primitives)
+    while count_skips(gene) > max_skip:
+        rows = [r for (op, _), r in zip(gene, _edge_rows(gene, steps)) if op == SKIP]
+        weakest = min(rows, key=lambda r: (W[r, skip], r))
+        W[weakest, skip] = REMOVED
+        gene = _cnn_edges(W, steps, primitives)
+    return gene
 
 
 def num_rnn_edges(steps: int = _rnn.STEPS) -> int:

@@ -14,7 +14,12 @@ import typing
 from pathlib import Path
 from typing import Any, Dict, Type, TypeVar
 
-from .jsonfile import BadFileError, read_json, show
+import yaml
+
+from genotypes.quoting import quote
+
+from .device import max_threads
+from .jsonfile import BadFileError, read_json
 
 T = TypeVar("T")
 
@@ -35,7 +40,7 @@ def canonical(data: Dict[str, Any]) -> Dict[str, Any]:
         name = ALIASES.get(key, key)
         if name in out and out[name] != value:
             raise ConfigError(f"{key} and {name} are the same field, given twice with different values "
-                              f"({out[name]!r} and {value!r}); give one of them")
+                              f"({quote(out[name])} and {quote(value)}); give one of them")
         out[name] = value
     return out
 
@@ -46,6 +51,8 @@ def canonical(data: Dict[str, Any]) -> Dict[str, Any]:
 ADDED_FIELDS: Dict[str, Any] = {
     "eval_batch_size": 0,  # conv search: the validation pass in batches of batch_size (PTB's is always >= 1)
     "valid_bn": "running",  # recurrent search: eval-mode BatchNorm statistics
+    "max_skip": None,  # conv search: no cap on the normal cell's skip connections
+    "early_stop": "",  # conv search: every epoch runs
 }
 
 
@@ -81,8 +88,9 @@ def add_config_arguments(parser: argparse.ArgumentParser, cls: Type, skip=(), pr
     """
     if not prefix:
         parser.add_argument("--config", metavar="FILE", dest="config_file", default=None,
-                            help="JSON config to start from (e.g. a run directory's config.json: rerunning with it "
-                                 "reproduces that run's config); options given here override its fields")
+                            help="JSON or YAML (.yaml, .yml) config to start from (e.g. a run directory's "
+                                 "config.json: rerunning with it reproduces that run's config); options given here "
+                                 "override its fields")
     group = parser.add_argument_group(title or f"{cls.__name__} fields (defaults: the paper's values)")
     original_names = {ours: theirs for theirs, ours in ALIASES.items()}
     start = f"--{prefix}-" if prefix else "--"
@@ -107,14 +115,64 @@ def add_config_arguments(parser: argparse.ArgumentParser, cls: Type, skip=(), pr
         group.add_argument(*options, **kwargs)
 
 
-def load_config_file(path) -> Dict[str, Any]:
-    """The fields of a JSON config file (a run's config.json or one written by hand), original names accepted."""
-    if not Path(path).is_file():
-        raise ConfigError(f"--config {path}: no such file")
+# A config holds a few dozen fields: a larger --config file is not one (and parsing it would take long).
+MAX_CONFIG_BYTES = 1 << 20
+_CONFIG_FIX = "--config takes a JSON or YAML mapping of config fields (e.g. a run's config.json)"
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """yaml.safe_load's loader that refuses a key given twice in one mapping, and aliases (``*name``, which
+    let a few lines stand for an exponentially large document)."""
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            raise yaml.YAMLError(f"an alias (*name) at line {self.peek_event().start_mark.line + 1}: a config "
+                                 "spells out its values")
+        return super().compose_node(parent, index)
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if not isinstance(key, str):
+                raise yaml.YAMLError(f"the key {quote(key)} at line {key_node.start_mark.line + 1} is not a name")
+            if key in seen:
+                raise yaml.YAMLError(f"gives the key {quote(key)} twice (line {key_node.start_mark.line + 1}: which "
+                                     "one counts is ambiguous)")
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def _read_yaml(path: Path) -> Any:
     try:
-        data = read_json(path, fix="--config takes a JSON object of config fields (e.g. a run's config.json)")
-    except BadFileError as e:
-        raise ConfigError(str(e)) from None
+        return yaml.load(path.read_bytes().decode("utf-8"), Loader=_UniqueKeyLoader)
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path}: is not UTF-8 text (byte {e.start}); {_CONFIG_FIX}") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: is nested too deeply to be a config; {_CONFIG_FIX}") from None
+    except yaml.YAMLError as e:
+        problem = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise ConfigError(f"{path}: is not a valid config ({problem[:120]}); {_CONFIG_FIX}") from None
+
+
+def load_config_file(path) -> Dict[str, Any]:
+    """The fields of a JSON or YAML (``.yaml``/``.yml``) config file (a run's config.json or one written by hand),
+    original names accepted. A key given twice, or a file larger than any config, is refused."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"--config {path}: no such file")
+    if path.stat().st_size > MAX_CONFIG_BYTES:
+        raise ConfigError(f"--config {path}: {path.stat().st_size} bytes, more than any config "
+                          f"({MAX_CONFIG_BYTES} at most); {_CONFIG_FIX}")
+    if path.suffix.lower() in (".yaml", ".yml"):
+        data = _read_yaml(path)
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: holds {type(data).__name__}, not a mapping of config fields; {_CONFIG_FIX}")
+    else:
+        try:
+            data = read_json(path, fix=_CONFIG_FIX)
+        except BadFileError as e:
+            raise ConfigError(str(e)) from None
     return canonical(data)
 
 
@@ -134,7 +192,8 @@ def build(cls: Type[T], overrides: Dict[str, Any] = None, base: T = None) -> T:
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(overrides) - names)
     if unknown:
-        raise ConfigError(f"unknown {cls.__name__} field(s) {', '.join(unknown)}; known: {', '.join(sorted(names))}")
+        raise ConfigError(f"unknown {cls.__name__} field(s) {', '.join(quote(u)[1:-1] for u in unknown[:5])}"
+                          f"{', ...' if len(unknown) > 5 else ''}; known: {', '.join(sorted(names))}")
     config = dataclasses.replace(base, **overrides) if base is not None else cls(**overrides)
     validate(config)
     return config
@@ -166,7 +225,7 @@ def check_values(config, signs: bool = True) -> None:
         else:
             continue
         if not ok:
-            raise ConfigError(f"{f.name} must be {want}, got {show(value)}")
+            raise ConfigError(f"{f.name} must be {want}, got {quote(value)}")
 
 
 def _optional(cls, field: dataclasses.Field) -> bool:
@@ -189,6 +248,10 @@ def validate(config) -> None:
     if check is not None:
         check()
     check_values(config)
+    threads = getattr(config, "num_threads", None)
+    if isinstance(threads, int) and threads > max_threads():
+        raise ConfigError(f"num_threads must be at most {max_threads()} here (4 per usable core, 64 to 1024), got "
+                          f"{quote(threads)}: more threads than that only exhaust memory")
 
 
 def to_dict(config) -> Dict[str, Any]:

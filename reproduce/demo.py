@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
 import time
 from pathlib import Path
 from typing import Dict, List, Optional
@@ -38,8 +37,10 @@ from typing import Dict, List, Optional
 from zoo.fileio import atomic_write_json, atomic_write_text
 
 from .demo_data import markov_source, write_digits_cifar, write_markov_corpus
+from .device import max_threads, pick_device, usable_cores
 from .experiments import ExperimentOptions, ExperimentResult, run_experiment
 from .records import is_finished, read_record
+from .report import check_ours, report_path, write_report
 
 log = logging.getLogger(__name__)
 
@@ -118,14 +119,6 @@ FAST = DemoSizes(
 )
 
 
-def usable_cores() -> int:
-    """CPU cores this process may run on (its affinity mask, e.g. under taskset or a container's cpuset)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
-
 @dataclasses.dataclass
 class DemoResult:
     out: Path
@@ -184,6 +177,20 @@ checkpoint.pt
 """
 
 
+def _check_out(out: Path, report: bool) -> None:
+    """The demo writes into ``out`` (data, .gitignore, runs, report): a new or empty directory, or its own."""
+    if out.is_dir() and not (out / "sources.json").is_file():
+        held = sorted(p.name for p in out.iterdir())
+        if held:
+            raise FileExistsError(f"{out} holds files the demo did not write ({', '.join(n[:40] for n in held[:3])}"
+                                  f"{', ...' if len(held) > 3 else ''}); give a new or empty --out directory (or "
+                                  "the demo's own, to resume)")
+    elif out.exists() and not out.is_dir():
+        raise FileExistsError(f"--out {out} is a file; give a new or empty directory")
+    if report:
+        check_ours(report_path(out), out / "figures")
+
+
 def run_demo(out=DEFAULT_OUT, fast: bool = False, progress: bool = True, device: str = "cpu",
              keep_checkpoints: bool = False, report: bool = True, jobs: Optional[int] = None,
              threads: int = 1) -> DemoResult:
@@ -202,7 +209,16 @@ def run_demo(out=DEFAULT_OUT, fast: bool = False, progress: bool = True, device:
     jobs = (usable_cores() if device == "cpu" else 1) if jobs is None else int(jobs)
     threads = int(threads)
     if jobs < 1 or threads < 1:
-        raise ValueError(f"jobs and threads must be >= 1, got {jobs} and {threads}")
+        raise ValueError(f"--jobs and --threads must be >= 1, got {jobs} and {threads}")
+    if threads > max_threads():
+        raise ValueError(f"--threads must be at most {max_threads()} here (4 per usable core, 64 to 1024), got "
+                         f"{threads}: more threads than that only exhaust memory")
+    if jobs > usable_cores():  # each worker is a process of about 750 MB: more than the cores only swap
+        log.warning("--jobs %d: this process may use %d cores, so %d runs go side by side", jobs, usable_cores(),
+                    usable_cores())
+        jobs = usable_cores()
+    pick_device(device)  # an unknown or absent device is one line now, not a traceback in a worker
+    _check_out(out, report)
     sizes = FAST if fast else FULL
     profile = "demo"
     data = out / "data"
@@ -262,12 +278,8 @@ def run_demo(out=DEFAULT_OUT, fast: bool = False, progress: bool = True, device:
 
     if not keep_checkpoints:
         _remove_finished_checkpoints(out)
-    report_path = None
-    if report:
-        from .report import write_report
-
-        report_path = write_report(results_dir=str(out))
-    return DemoResult(out=out, results=results, sources=sources, report=report_path, wall_time_s=time.time() - t0,
+    written = write_report(results_dir=str(out)) if report else None
+    return DemoResult(out=out, results=results, sources=sources, report=written, wall_time_s=time.time() - t0,
                       jobs=jobs, threads=threads)
 
 

@@ -16,13 +16,13 @@ from pathlib import Path
 from typing import Any, Dict, Optional, Tuple
 
 import zoo
+from genotypes.quoting import quote
 from zoo.download import offline
 from zoo.layouts import infer_cnn_args, strip_module_prefix
 from zoo.registry import build
 
 from . import records
 from .data.trained_on import TrainedOn, trained_on
-from .jsonfile import show
 from .rundir import CHECKPOINT, DamagedCheckpointError, RunConfigMismatchError, RunDir, first_line
 from .runner import config_digest, read_run_checkpoint
 from .train.lm import BEST
@@ -41,7 +41,7 @@ def _weights(rundir: RunDir, record: Dict[str, Any]) -> Dict[str, Any]:
         raise FileNotFoundError(_missing(rundir, CHECKPOINT))
     if state["epoch"] != config.get("epochs"):
         raise ValueError(f"cannot export {rundir.path}: {rundir.checkpoint_path} was written after epoch "
-                         f"{state['epoch']} of {show(config.get('epochs'))}, not by the finished run whose record "
+                         f"{state['epoch']} of {quote(config.get('epochs'))}, not by the finished run whose record "
                          "is there: restore the run's own checkpoint")
     if dataset in _LM:
         best = _guarded(rundir, lambda: rundir.load_checkpoint(map_location="cpu", name=BEST))
@@ -83,19 +83,19 @@ def _check_record(rundir: RunDir, record: Any) -> Dict[str, Any]:
         raise ValueError(f"{rundir.path} holds no finished run (no record.json): export a training run once it "
                          "finished")
     if not records.is_finished(record):
-        raise ValueError(f"{where} says status {show(record.get('status'))}: only a finished run is exported")
+        raise ValueError(f"{where} says status {quote(record.get('status'))}: only a finished run is exported")
     if record.get("kind") != "train":
-        raise ValueError(f"{rundir.path} is a {show(record.get('kind'))} run; export the training run of its genotype")
+        raise ValueError(f"{rundir.path} is a {quote(record.get('kind'))} run; export the training run of its genotype")
     if record.get("dataset") not in _REPORTED:
-        raise ValueError(f"{rundir.path}: unknown dataset {show(record.get('dataset'))} in record.json")
+        raise ValueError(f"{rundir.path}: unknown dataset {quote(record.get('dataset'))} in record.json")
     if not isinstance(record.get("config"), dict) or not isinstance(record.get("genotype"), str):
         raise ValueError(f"{where} lacks its config or genotype; {records.FIX}")
     problems = records.metric_problems(record, _REPORTED[record["dataset"]][:1])
     if problems:
         raise ValueError(f"{where}: {problems[0]}; {records.FIX}")
     if record.get("seed") != record["config"].get("seed"):
-        raise ValueError(f"{where} says seed {show(record.get('seed'))} but its config seed "
-                         f"{show(record['config'].get('seed'))}; {records.FIX}")
+        raise ValueError(f"{where} says seed {quote(record.get('seed'))} but its config seed "
+                         f"{quote(record['config'].get('seed'))}; {records.FIX}")
     try:
         rundir.check_config(record["config"])
     except RunConfigMismatchError as e:
@@ -187,7 +187,7 @@ def export_run(run_dir, out, push: Optional[str] = None, token: Optional[str] = 
     out = Path(out).expanduser()
     _check_target(out)
     if push and offline():  # zoo's own test of the offline switches, which `python -m zoo push` obeys too
-        raise ValueError(f"--push {show(push)}: offline (DARTS_ZOO_OFFLINE or HF_HUB_OFFLINE is set), so nothing is "
+        raise ValueError(f"--push {quote(push)}: offline (DARTS_ZOO_OFFLINE or HF_HUB_OFFLINE is set), so nothing is "
                          "pushed; unset it to publish, or export without --push")
     weights = _weights(rundir, record)
     model = _build(record, weights)

@@ -8,30 +8,14 @@ from __future__ import annotations
 
 import json
 import math
-import reprlib
 from pathlib import Path
 from typing import Any, List, Optional
 
+from genotypes.quoting import quote
 from zoo.fileio import read_jsonl as _read_jsonl
 
 _TYPE_NAMES = {dict: "a JSON object", list: "a JSON list", str: "a string", int: "an integer",
                float: "a number", bool: "true or false", type(None): "null"}
-
-
-# What a message may quote of a value read from a file or the command line: a few dozen characters.
-SHOWN = 40
-_REPR = reprlib.Repr()
-_REPR.maxlevel, _REPR.maxdict, _REPR.maxlist, _REPR.maxtuple, _REPR.maxset = 2, 3, 4, 4, 4
-_REPR.maxstring, _REPR.maxother, _REPR.maxlong = SHOWN, SHOWN, SHOWN
-
-
-def show(value: Any, limit: int = SHOWN) -> str:
-    """``repr(value)`` cut to about ``limit`` characters, in bounded time and memory whatever ``value`` is
-    (a 2-million-element list, an integer of a million digits)."""
-    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 128:
-        return f"an integer of about {int(value.bit_length() * 0.30103) + 1} digits"
-    text = _REPR.repr(value)
-    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 class BadFileError(ValueError):
@@ -46,6 +30,19 @@ def _refuse(path: Path, problem: str, fix: str) -> BadFileError:
     return BadFileError(f"{path}: {problem}; {fix}")
 
 
+class DuplicateKeyError(ValueError):
+    """An object of the file gives one key twice (JSON parsers keep the last: {"epochs": 1, "epochs": 10**8})."""
+
+
+def _unique_keys(pairs) -> dict:
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        seen = set()
+        twice = next(k for k, _ in pairs if k in seen or seen.add(k))
+        raise DuplicateKeyError(f"gives the key {quote(twice)} twice (which one counts is ambiguous)")
+    return out
+
+
 def read_json(path, expect: Optional[type] = dict, fix: str = "restore it or delete it") -> Any:
     """The JSON value in ``path``, of type ``expect`` (None: any); BadFileError naming the file otherwise.
 
@@ -58,7 +55,9 @@ def read_json(path, expect: Optional[type] = dict, fix: str = "restore it or del
     except UnicodeDecodeError as e:
         raise _refuse(path, f"is not UTF-8 text (byte {e.start})", fix) from None
     try:
-        value = json.loads(text)
+        value = json.loads(text, object_pairs_hook=_unique_keys)
+    except DuplicateKeyError as e:
+        raise _refuse(path, str(e), fix) from None
     except json.JSONDecodeError as e:
         raise _refuse(path, f"is not valid JSON ({e.msg} at line {e.lineno}, column {e.colno})", fix) from None
     except RecursionError:
@@ -85,5 +84,5 @@ def read_json_lines(path, fix: str = "restore it or delete the run directory") -
             raise _refuse(path, f"line {i + 1} holds {_what(row)}, expected a JSON object", fix)
         bad = next((k for k, v in row.items() if isinstance(v, float) and not math.isfinite(v)), None)
         if bad is not None:  # NaN and Infinity parse, but no run writes them (a non-finite metric stops it)
-            raise _refuse(path, f"line {i + 1} holds {show(bad)}: {row[bad]}, not a finite number", fix)
+            raise _refuse(path, f"line {i + 1} holds {quote(bad)}: {row[bad]}, not a finite number", fix)
     return rows

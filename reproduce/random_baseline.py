@@ -103,7 +103,10 @@ def compare(searched: Sequence[float], random_cells: Sequence[float], alpha: flo
     if s["std"] == 0 and r["std"] == 0:
         out["reason"] = "neither side has any spread"
         return out
-    res = _st.ttest_ind([float(v) for v in searched], [float(v) for v in random_cells], equal_var=False)
+    # t and p do not change when both samples are divided by one factor: scaled, no variance overflows (1e200)
+    scale = stats.scale_of([float(v) for v in (*searched, *random_cells)])
+    res = _st.ttest_ind([float(v) / scale for v in searched], [float(v) / scale for v in random_cells],
+                        equal_var=False)
     p = float(res.pvalue)
     out.update(t=float(res.statistic), df=stats.welch_df(s["std"], s["n"], r["std"], r["n"]), p=p,
                verdict=_verdict(out["difference"], p, alpha))

@@ -20,8 +20,10 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
 import sys
 import threading
+import time
 from concurrent.futures import Future, ProcessPoolExecutor, wait
 from pathlib import Path
 from typing import Callable, Dict, Optional, Tuple
@@ -37,10 +39,28 @@ log = logging.getLogger(__name__)
 WINDOWS_MAX_WORKERS = 61
 
 
-def _start_worker(level: int) -> None:
-    """In each worker: log as the parent does (a spawned process starts without any logging set up)."""
+# How often a worker checks that its parent is alive: a worker outliving it (kill -9 of the parent) would hold
+# its ~750 MB and the resource tracker forever.
+PARENT_CHECK_S = 1.0
+
+
+def _start_worker(level: int, parent: int) -> None:
+    """In each worker: log as the parent does (a spawned process starts without any logging set up), and exit
+    when the parent process ``parent`` is gone."""
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(processName)s %(name)s: %(message)s",
                         datefmt="%H:%M:%S")
+    threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True, name="parent-watch").start()
+
+
+def _exit_with_parent(parent: int) -> None:
+    """Exit this process once it is orphaned (its parent id changes). Polling, not Linux's PR_SET_PDEATHSIG:
+    that signal follows the parent *thread* that started the worker, and the demo's experiment threads start
+    workers and end while the pool goes on; polling also works on every platform."""
+    while True:
+        time.sleep(PARENT_CHECK_S)
+        if os.getppid() != parent:
+            log.error("the parent process %d is gone: this worker exits (rerun the command to resume)", parent)
+            os._exit(1)
 
 
 class RunPool:
@@ -57,7 +77,8 @@ class RunPool:
         self.workers = min(int(workers), WINDOWS_MAX_WORKERS) if sys.platform == "win32" else int(workers)
         self._run = run or run_job
         self._executor = ProcessPoolExecutor(max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"),
-                                             initializer=_start_worker, initargs=(logging.getLogger().level,))
+                                             initializer=_start_worker,
+                                             initargs=(logging.getLogger().level, os.getpid()))
         self._lock = threading.Lock()
         self._futures: Dict[str, Tuple[dict, Future]] = {}
         self._bar = tqdm(total=0, desc=f"{desc} ({self.workers} at a time)", unit="run",

@@ -14,8 +14,9 @@ metrics.jsonl to the epochs that checkpoint covers, so a kill mid-epoch loses at
 While a process runs in a directory it holds ``with rundir.lock():``, an exclusive lock on
 ``.lock``: the same command started twice (two terminals, a Slurm job submitted twice) fails at
 once with who holds it, instead of two processes interleaving one run's checkpoints and metrics.
-The lock is the operating system's (``flock``), so it goes away with its process, even after
-``kill -9`` (which may leave the ``.lock`` file, but no lock: the next run takes it over).
+The lock is the operating system's, through :mod:`filelock` (``flock`` on POSIX, ``LockFileEx`` on
+Windows), so it goes away with its process, even after ``kill -9`` (which may leave the ``.lock`` file,
+but no lock: the next run takes it over).
 """
 from __future__ import annotations
 
@@ -32,13 +33,16 @@ import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
+import filelock
 import torch
 
+from genotypes.quoting import quote
 from zoo.fileio import append_jsonl, atomic_torch_save, atomic_write_json, atomic_write_text
+from zoo.torchfile import check_torch_zip
 
 from . import config as _config
 from . import records
-from .jsonfile import read_json, read_json_lines, show
+from .jsonfile import read_json, read_json_lines
 from .provenance import provenance
 
 log = logging.getLogger(__name__)
@@ -47,7 +51,7 @@ CONFIG, METRICS, CHECKPOINT, RECORD = "config.json", "metrics.jsonl", "checkpoin
 LOCK = ".lock"
 
 # Fields that may change between a run and its resumption without changing its results.
-RUNTIME_FIELDS = ("device", "progress", "workers", "data", "num_threads", "download")
+RUNTIME_FIELDS = ("device", "progress", "workers", "data", "num_threads", "download", "logger")
 
 
 class RunConfigMismatchError(ValueError):
@@ -63,10 +67,6 @@ class RunDirNotWritableError(PermissionError):
 
     def __str__(self) -> str:
         return self.args[0]
-
-
-class _Unlockable(Exception):
-    """The filesystem of a run directory does not support flock."""
 
 
 class NonFiniteError(FloatingPointError):
@@ -106,22 +106,19 @@ class RunDir:
     def lock(self):
         """Hold the directory's exclusive lock for the block; RunInUseError if another process holds it.
 
-        The lock file is removed on the way out, and a directory the lock itself created is removed
-        too if nothing else was written in it (a run that failed on bad input leaves nothing behind).
-        On a filesystem without ``flock`` support the run goes on unlocked, with a warning.
-        (Forked data-loader workers share the lock: after ``kill -9`` of the main process it lasts
-        until they have exited too, a few seconds.)
+        The lock is :mod:`filelock`'s (``flock`` on POSIX, ``LockFileEx`` on Windows): the operating
+        system's, so it goes away with its process, even after ``kill -9``. The lock file names its holder
+        (where the platform lets a locked file be read) and is removed on the way out; a directory the
+        lock itself created is removed too if nothing else was written in it (a run that failed on bad
+        input leaves nothing behind). On a filesystem that cannot lock, the run goes on unlocked, with a
+        warning. (Forked data-loader workers share the lock: after ``kill -9`` of the main process it
+        lasts until they have exited too, a few seconds.)
         """
-        try:
-            import fcntl
-        except ImportError:  # not POSIX (Windows): run unlocked
-            yield
-            return
         created = not self.path.exists()
         path = self.path / LOCK
         try:
             self.path.mkdir(parents=True, exist_ok=True)
-            fd = self._acquire(fcntl, path)
+            held = self._acquire(path)
         except OSError as e:
             if e.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
                 raise
@@ -129,59 +126,60 @@ class RunDir:
                 f"{self.path} is not writable ({e.strerror}: {e.filename}); a run writes its config, metrics, "
                 "checkpoint and record there: use a directory you can write to (--out)") from None
         try:
-            if fd is not None:
+            if held is not None:
                 stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime())
-                os.ftruncate(fd, 0)
-                os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()} since {stamp}\n".encode(), 0)
+                with contextlib.suppress(OSError), open(path, "r+") as f:  # Windows: a locked file is not written
+                    f.truncate()
+                    f.write(f"pid {os.getpid()} on {socket.gethostname()} since {stamp}\n")
             yield
         finally:
-            if fd is not None:
+            if held is not None:
+                lock, ours = held
                 # Before the lock is released, so nobody locks a file that is going away; and only our own
                 # file (if ours was removed under us, the path may be another starter's live lock by now).
                 with contextlib.suppress(OSError):
-                    if os.stat(path).st_ino == os.fstat(fd).st_ino:
+                    if os.stat(path).st_ino == ours:
                         os.unlink(path)
-                os.close(fd)  # releases the lock
+                with contextlib.suppress(OSError):  # Windows: the file could not be removed while locked
+                    lock.release()
+                    if os.name == "nt":
+                        os.unlink(path)
             if created:
                 with contextlib.suppress(OSError):  # not empty (the run wrote files, or a new starter came)
                     self.path.rmdir()
 
-    def _acquire(self, fcntl, path: Path, attempts: int = 5) -> Optional[int]:
-        """An open, locked descriptor of ``path``; None where the filesystem cannot lock."""
+    def _acquire(self, path: Path, attempts: int = 5):
+        """``(lock, inode of its file)`` held, or None where the filesystem cannot lock."""
         for _ in range(attempts):
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+            # no soft fallback: a marker file would outlive a kill -9 (this lock must go with its process)
+            lock = filelock.FileLock(str(path), timeout=0, fallback_to_soft=False)
             try:
-                if self._try_lock(fcntl, fd, path):
-                    return fd
-            except _Unlockable as e:
-                os.close(fd)
+                lock.acquire()
+            except filelock.Timeout:  # held by another process, or its file was removed as we locked it
+                if not path.exists():
+                    continue
+                holder = ""
                 with contextlib.suppress(OSError):
+                    with open(path, "rb") as f:
+                        holder = f.read(1024).decode("utf-8", "replace").strip()
+                raise RunInUseError(
+                    f"{self.path} is in use by {holder or 'another process'}: the same run is going on. Wait for it "
+                    "to end (or stop it), then rerun to resume; to run again alongside it, use another --out "
+                    "directory.") from None
+            except OSError as e:
+                if e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+                    raise
+                with contextlib.suppress(OSError):  # ENOLCK, ENOSYS, EOPNOTSUPP: this filesystem does not lock
                     os.unlink(path)
                 log.warning("cannot lock %s (%s): running without protection against a second process in it",
-                            path, e)
+                            path, e.strerror or e)
                 return None
-            except BaseException:
-                os.close(fd)
-                raise
-            os.close(fd)  # the holder before us removed the file between our open and our flock: again
+            try:
+                return lock, os.stat(path).st_ino
+            except FileNotFoundError:  # the holder before us removed the file as we locked it: again
+                lock.release()
         raise RunInUseError(f"{self.path}: could not take its lock after {attempts} attempts (other processes keep "
                             "starting and ending in it); rerun to resume")
-
-    def _try_lock(self, fcntl, fd: int, path: Path) -> bool:
-        """Lock ``fd``: True when it is the file at ``path``, False when that file was replaced meanwhile."""
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:  # held by another process
-            holder = os.pread(fd, 1024, 0).decode("utf-8", "replace").strip() or "another process"
-            raise RunInUseError(
-                f"{self.path} is in use by {holder}: the same run is going on. Wait for it to end (or stop "
-                "it), then rerun to resume; to run again alongside it, use another --out directory.") from None
-        except OSError as e:  # ENOLCK, ENOSYS, EOPNOTSUPP: this filesystem does not lock
-            raise _Unlockable(e.strerror or str(e)) from None
-        try:
-            return os.fstat(fd).st_ino == os.stat(path).st_ino
-        except FileNotFoundError:
-            return False
 
     def read_record(self) -> Optional[dict]:
         return records.read_record(self.record_path)
@@ -273,7 +271,7 @@ class DamagedCheckpointError(ValueError):
 
 def config_disagreement(rundir: "RunDir", differ: Dict[str, tuple]) -> str:
     """The one line for a run whose config.json and checkpoint disagree (``differ``: checkpoint, config.json)."""
-    fields = ", ".join(f"{k} (checkpoint {show(a)}, {CONFIG} {show(b)})" for k, (a, b) in differ.items())
+    fields = ", ".join(f"{k} (checkpoint {quote(a)}, {CONFIG} {quote(b)})" for k, (a, b) in differ.items())
     return (f"{rundir.config_path} and {rundir.checkpoint_path} disagree: {fields}; one of them was edited or copied "
             "in from another run, and a run resumes only under the config it was trained with. To resume, put the "
             f"checkpoint's values back in {CONFIG} and rerun with them; or delete {CHECKPOINT} to restart the run "
@@ -313,6 +311,7 @@ def load_checked(path, map_location="cpu") -> Dict[str, Any]:
     """
     path = Path(path)
     try:
+        check_torch_zip(path)  # a compressed bomb or a pickle of unbounded cost is refused before torch reads it
         outer = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # written atomically: a file torch cannot read is damaged
         raise DamagedCheckpointError(f"cannot read {path} ({first_line(e)}); "
@@ -330,6 +329,7 @@ def load_checked(path, map_location="cpu") -> Dict[str, Any]:
         raise DamagedCheckpointError(f"{path} is damaged: its content does not match its checksum; "
                                      f"{_restart_hint(path)}")
     try:
+        check_torch_zip(data, where=path)
         state = torch.load(io.BytesIO(data), map_location=map_location, weights_only=True)
     except Exception as e:  # the checksum matched: what we wrote is unreadable (another torch version?)
         raise DamagedCheckpointError(f"cannot read {path} ({first_line(e)}); "

@@ -10,7 +10,14 @@ epoch does and what its final metrics are, nothing about files:
 - ``final(curve) -> dict``: the final metrics; ``record_fields(curve) -> dict``: ``experiment``,
   ``genotype`` (text) and any extra record fields;
 - optionally ``begin(start_epoch)``: called once before the first epoch of this process (the
-  search writes its epoch -1 architecture there).
+  search writes its epoch -1 architecture there);
+- optionally an ``on_step`` attribute: the runner sets it to a function ``(epoch, step, values)``
+  that the task calls after every step with that step's numbers (floats or 0-dim tensors: losses,
+  accuracies, learning rates, the gradients' norm), for the live logs (:mod:`reproduce.loggers`);
+- optionally ``watch() -> {"scalars", "texts", "arrays"}``: what the live logs show of the task's
+  state after an epoch (a search: its skip-connection count, genotype, architecture softmax);
+- optionally ``stop_reason() -> str or None``: a reason to stop before ``config.epochs`` (an early
+  stop), asked after every epoch and, when resuming, before the first; the run then ends there.
 
 The task is built by ``make_task(dist, rundir, progress)`` after the seed is set and before
 anything is written, so a task that cannot start (missing data, impossible sizes) leaves no
@@ -18,7 +25,9 @@ directory behind.
 
 Per epoch the runner checks every float metric is finite (a NaN stops the run with
 :class:`~reproduce.rundir.NonFiniteError` and no record), adds ``epoch`` and ``time_s``, appends
-the line to ``metrics.jsonl`` and atomically replaces ``checkpoint.pt`` (rank 0 only under DDP).
+the line to ``metrics.jsonl``, hands the epoch to the live logs the config's ``logger`` field names
+and atomically replaces ``checkpoint.pt`` (rank 0 only under DDP; the checkpoint also keeps the
+global step at each epoch's end, so the logs of a resumed run continue without repeating a step).
 A kill at any point loses at most the epoch in progress: rerunning loads the checkpoint (task
 state and every generator's state), trims ``metrics.jsonl`` to the epochs it covers and goes on.
 The training recipes also re-seed their generators from (seed, epoch) at the start of every epoch
@@ -36,13 +45,15 @@ import hashlib
 import json
 import logging
 import time
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 import torch
 
+from genotypes.quoting import quote
+
 from . import config as run_config
 from .distributed import Dist
-from .jsonfile import show
+from .loggers import Loggers
 from .rundir import (
     METRICS,
     RUNTIME_FIELDS,
@@ -98,12 +109,14 @@ def _what_counts(config_dict: Dict[str, Any]) -> Dict[str, Any]:
 
 
 def save_run_checkpoint(rundir: RunDir, task, epochs_done: int, wall_time_s: float,
-                        config_dict: Optional[Dict[str, Any]] = None) -> None:
+                        config_dict: Optional[Dict[str, Any]] = None, step_ends: Optional[List[int]] = None) -> None:
     """Atomically replace the run's checkpoint with the task's state after ``epochs_done`` epochs,
     tied to ``config_dict`` (the runner always gives it; a checkpoint without it cannot be resumed
-    under a config)."""
+    under a config). ``step_ends``: the run's global step at the end of each epoch (for the live logs)."""
     state = {"version": CHECKPOINT_VERSION, "kind": task.kind, "dataset": task.dataset, "epoch": epochs_done,
              "wall_time_s": wall_time_s, "task": task.state_dict(), "rng": rng_state()}
+    if step_ends is not None:
+        state["step_ends"] = [int(s) for s in step_ends]
     if config_dict is not None:
         state.update(config=_what_counts(config_dict), config_digest=config_digest(config_dict))
     rundir.save_checkpoint(state)
@@ -113,7 +126,8 @@ def load_run_checkpoint(rundir: RunDir, task, config_dict: Optional[Dict[str, An
                         ) -> Optional[Dict[str, Any]]:
     """Restore the task (and the generators) from the run's checkpoint; None when there is none.
 
-    Returns ``{"epoch": epochs done, "wall_time_s": ...}``. With ``config_dict`` (as the runner
+    Returns ``{"epoch": epochs done, "wall_time_s": ...}`` (and ``"step_ends"`` when the checkpoint
+    holds them). With ``config_dict`` (as the runner
     calls it) the checkpoint must also be tied to that config, its epoch lie within the config's
     epochs and metrics.jsonl hold every epoch before it. Raises :class:`DamagedCheckpointError` (or
     :class:`RunConfigMismatchError` for another config) for a checkpoint that is not this run's.
@@ -133,7 +147,11 @@ def load_run_checkpoint(rundir: RunDir, task, config_dict: Optional[Dict[str, An
             set_rng_state(state["rng"])
     except (KeyError, IndexError, TypeError, ValueError, RuntimeError) as e:
         raise refuse(f"does not fit this run ({first_line(e)})") from None
-    return {"epoch": epoch, "wall_time_s": float(state.get("wall_time_s", 0.0))}
+    resumed = {"epoch": epoch, "wall_time_s": float(state.get("wall_time_s", 0.0))}
+    step_ends = state.get("step_ends")
+    if isinstance(step_ends, list) and len(step_ends) == epoch and all(type(s) is int for s in step_ends):
+        resumed["step_ends"] = step_ends
+    return resumed
 
 
 def read_run_checkpoint(rundir: RunDir, kind: str, dataset: str, config_dict: Optional[Dict[str, Any]] = None
@@ -175,7 +193,8 @@ def _check_tied(rundir: RunDir, state: Dict[str, Any], config_dict: Dict[str, An
     if state["config_digest"] != config_digest(config_dict):
         saved = state.get("config") if isinstance(state.get("config"), dict) else {}
         differ = run_config.diff(saved, _what_counts(config_dict))
-        fields = ", ".join(f"{k} (checkpoint {show(a)}, now {show(b)})" for k, (a, b) in differ.items()) or "its digest"
+        fields = (", ".join(f"{k} (checkpoint {quote(a)}, now {quote(b)})" for k, (a, b) in differ.items())
+                  or "its digest")
         # config.json, when there is one, says what this command says (checked before): it disagrees with the
         # checkpoint, and "rerun with the checkpoint's values" would be refused by config.json
         on_disk = run_config.diff(saved, rundir.read_config() or saved, ignore=RUNTIME_FIELDS)
@@ -282,40 +301,15 @@ def _run_epochs(config, config_dict: dict, make_task, rundir: RunDir, d: Dist, p
     d.barrier()
     if not d.is_main:
         curve = rundir.metrics()[:start_epoch]
-    begin = getattr(task, "begin", None)
-    if begin is not None:
-        begin(start_epoch)
-
+    # a checkpoint from before the live logs has no step counts: the steps are counted from its epoch on
+    step_ends = list(resumed.get("step_ends") or [0] * start_epoch) if resumed is not None else []
+    logs = Loggers(getattr(config, "logger", "") if d.is_main else "", rundir.path, config_dict)
     t_start = time.perf_counter()
-    epoch = start_epoch
-    while epoch < config.epochs:
-        t_epoch = time.perf_counter()
-        try:
-            metrics = task.run_epoch(epoch)
-        except Rollback as rb:
-            log.warning("non-finite loss at epoch %d: rolled back to the end of epoch %d", epoch, rb.epoch - 1)
-            curve = curve[:rb.epoch]
-            if d.is_main:
-                rundir.trim_metrics(rb.epoch)
-            epoch = rb.epoch
-            continue
-        metrics = {"epoch": epoch, **metrics, "time_s": time.perf_counter() - t_epoch}
-        try:
-            finite_metrics(metrics, epoch)
-        except NonFiniteError as e:
-            raise NonFiniteError(f"{rundir.path}: {e}") from None
-        curve.append(metrics)
-        wall = wall_before + time.perf_counter() - t_start
-        if d.is_main:
-            rundir.log_epoch(metrics)
-            save_run_checkpoint(rundir, task, epoch + 1, wall, config_dict)
-        log.info("epoch %d/%d %s", epoch + 1, config.epochs,
-                 " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items()
-                          if k != "epoch"))
-        d.barrier()
-        epoch += 1
-
-    check_curve(rundir, curve, config.epochs, "delete the run directory and run again")
+    try:
+        epochs_run = _epochs(config, config_dict, task, rundir, d, curve, start_epoch, wall_before, step_ends, logs)
+    finally:
+        logs.close()
+    check_curve(rundir, curve, epochs_run, "delete the run directory and run again")
     final = task.final(curve)
     finite_metrics(final, config.epochs)
     record = make_record(kind=task.kind, dataset=task.dataset, seed=config.seed, config=config_dict, final=final,
@@ -326,3 +320,69 @@ def _run_epochs(config, config_dict: dict, make_task, rundir: RunDir, d: Dist, p
         rundir.write_record(record)
     d.barrier()
     return record
+
+
+def _epochs(config, config_dict: dict, task, rundir: RunDir, d: Dist, curve: list, start_epoch: int,
+            wall_before: float, step_ends: List[int], logs: Loggers) -> int:
+    """Run the epochs from ``start_epoch`` on, appending each one's metrics to ``curve``; returns the
+    number of epochs the run has: ``config.epochs``, or fewer when the task's ``stop_reason()`` says the
+    run is done (an early stop; checked after every epoch and, on resume, before the first)."""
+    logs.start(step_ends[-1] if step_ends else 0)
+    if hasattr(task, "on_step"):
+        task.on_step = logs.on_step
+    begin = getattr(task, "begin", None)
+    if begin is not None:
+        begin(start_epoch)
+    if start_epoch == 0 and hasattr(task, "watch"):
+        _log_epoch(logs, task, -1, {})  # what the task shows before the first step (a search: its architecture)
+    stop_reason = getattr(task, "stop_reason", None)
+
+    def stopped() -> bool:
+        reason = stop_reason() if stop_reason is not None and curve else None
+        if reason:
+            log.info("%s stops after epoch %d of %d: %s", rundir.path, len(curve) - 1, config.epochs, reason)
+        return bool(reason)
+
+    t_start = time.perf_counter()
+    epoch = start_epoch
+    while epoch < config.epochs and not (epoch == start_epoch and stopped()):
+        t_epoch = time.perf_counter()
+        try:
+            metrics = task.run_epoch(epoch)
+        except Rollback as rb:
+            log.warning("non-finite loss at epoch %d: rolled back to the end of epoch %d", epoch, rb.epoch - 1)
+            del curve[rb.epoch:], step_ends[rb.epoch:]
+            if d.is_main:
+                rundir.trim_metrics(rb.epoch)
+            logs.start(step_ends[-1] if step_ends else 0)
+            epoch = rb.epoch
+            continue
+        metrics = {"epoch": epoch, **metrics, "time_s": time.perf_counter() - t_epoch}
+        try:
+            finite_metrics(metrics, epoch)
+        except NonFiniteError as e:
+            raise NonFiniteError(f"{rundir.path}: {e}") from None
+        curve.append(metrics)
+        step_ends.append(logs.steps)
+        wall = wall_before + time.perf_counter() - t_start
+        _log_epoch(logs, task, epoch, metrics)
+        if d.is_main:
+            rundir.log_epoch(metrics)
+            save_run_checkpoint(rundir, task, epoch + 1, wall, config_dict, step_ends)
+        log.info("epoch %d/%d %s", epoch + 1, config.epochs,
+                 " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items()
+                          if k != "epoch"))
+        d.barrier()
+        epoch += 1
+        if epoch < config.epochs and stopped():
+            break
+    return len(curve)
+
+
+def _log_epoch(logs: Loggers, task, epoch: int, metrics: dict) -> None:
+    """An epoch's metrics to the live logs, with what the task shows of its state (a search: its
+    architecture's softmax, derived genotype and skip-connection count)."""
+    if not logs.active:
+        return
+    view = task.watch() if hasattr(task, "watch") else {}
+    logs.on_epoch(epoch, {**metrics, **view.get("scalars", {})}, view.get("texts"), view.get("arrays"))

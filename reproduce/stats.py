@@ -47,7 +47,7 @@ def summarize(values: Iterable[float], confidence: float = CONFIDENCE) -> Dict[s
     bad = [v for v in data if not math.isfinite(v)]
     if bad:
         raise ValueError(f"summarize() got non-finite value(s) {bad}: a run that diverged has no final metric")
-    scale = _scale(data)
+    scale = scale_of(data)
     arr = np.asarray(data, dtype=np.float64) / scale
     n = int(arr.size)
     mean = float(arr.mean())
@@ -60,11 +60,12 @@ def summarize(values: Iterable[float], confidence: float = CONFIDENCE) -> Dict[s
     return _finite(out, "summary")
 
 
-# Beyond this magnitude a square (a variance) would overflow a float: such values are computed scaled.
-_LARGE = 2.0 ** 400
+# Beyond this magnitude a fourth power (a variance squared, in Welch's degrees of freedom, scipy's too) could
+# overflow a float: such values are computed scaled by a power of two (exact).
+_LARGE = 2.0 ** 200
 
 
-def _scale(values) -> float:
+def scale_of(values) -> float:
     """A power of two that brings the largest magnitude near 1 when it is huge, else 1.
 
     Dividing by a power of two is exact, so every statistic is the one computed unscaled, except that
@@ -83,6 +84,9 @@ def _finite(out: Dict[str, Any], what: str) -> Dict[str, Any]:
 
 def welch_df(s1: float, n1: int, s2: float, n2: int) -> float:
     """Welch-Satterthwaite degrees of freedom of two samples with std s1, s2 and sizes n1, n2."""
+    # the ratio is the same for (s1, s2) scaled by any factor: scaled to at most 1, its 4th powers cannot overflow
+    scale = 2.0 ** math.frexp(max(abs(s1), abs(s2)))[1] if max(abs(s1), abs(s2)) > 0 else 1.0
+    s1, s2 = s1 / scale, s2 / scale
     v1, v2 = s1 * s1 / n1, s2 * s2 / n2
     denom = v1 * v1 / (n1 - 1) + v2 * v2 / (n2 - 1)
     if denom == 0:
@@ -116,7 +120,7 @@ def compare(summary: Optional[Mapping[str, Any]], target: Mapping[str, Any], alp
     mu = float(target["mean"])
     t_std, t_n = target.get("std"), target.get("n")
     # t and p do not change when every figure is divided by one power of two; the difference is scaled back.
-    scale = _scale([mean, mu] + [float(x) for x in (std, t_std) if x is not None])
+    scale = scale_of([mean, mu] + [float(x) for x in (std, t_std) if x is not None])
     mean, mu = mean / scale, mu / scale
     difference = (mean - mu) * scale
     if not math.isfinite(difference):

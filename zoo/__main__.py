@@ -23,11 +23,12 @@ def _cmd_list(args) -> int:
         print(f"no model matches {args.pattern!r}", file=sys.stderr)
         return 0
     width = max(len(n) for n in names)
-    for n in names:
-        e = info(n)
-        weights = "weights" if e["pretrained"] else "arch only"
+    rows = [(n, info(n)) for n in names]
+    state_width = max(len(e["weights"]) for _, e in rows)
+    for n, e in rows:
         metrics = ", ".join(f"{k} {v}" for k, v in e["metrics"].items())
-        print(f"{n.ljust(width)}  {e['arch']:<15} {e['dataset']:<8} {weights:<9} {metrics}".rstrip())
+        print(f"{n.ljust(width)}  {e['arch']:<15} {e['dataset']:<8} weights: {e['weights']:<{state_width}}  "
+              f"{metrics}".rstrip())
     return 0
 
 
@@ -50,9 +51,10 @@ def _cmd_info(args) -> int:
         f"  metrics:       {d['metrics'] or '-'}" + (f" ({d['metrics_source']})" if d["metrics_source"] else ""),
         f"  params:        {d['params']:,}" if d["params"] else "  params:        -",
         f"  license:       {d['license']}",
+        f"  weights:       {d['weights']}",
     ]
     if not d["sources"]:
-        lines.append("  weights:       none published (architecture only)")
+        lines[-1] += " (none published)"
     for i, src in enumerate(d["sources"], 1):
         digest = src["sha256"] or (f"starts with {src['sha256_prefix']}" if src["sha256_prefix"] else "not published")
         head = {True: "with the auxiliary head", False: "no auxiliary head", None: "auxiliary head: not stated"}
@@ -60,6 +62,8 @@ def _cmd_info(args) -> int:
                   f"                 file {src['filename'] or '-'}, {src['layout']} layout, sha256 {digest}, "
                   f"{head[src['auxiliary']]}",
                   f"                 provenance: {src['provenance']}"]
+        if src["gone"]:
+            lines.append(f"                 not working: {src['gone']} (tried last, for whoever still has access)")
         if src["metrics"]:
             lines.append(f"                 reported for this copy: {src['metrics']} ({src['metrics_source']})")
     print("\n".join(lines))
@@ -156,20 +160,24 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--all", action="store_true", help="every model with published weights")
     s.set_defaults(func=_cmd_download)
 
-    s = sub.add_parser("eval", help="evaluate a model on its dataset",
+    s = sub.add_parser("eval", help="evaluate a model on its dataset or on your image folder",
                        description="Evaluate a registry name, saved-model directory, hf-hub:ORG/REPO[@REV] or original "
                                    "checkpoint file as the original test scripts did (CIFAR-10 test set, ImageNet "
-                                   "val/, PTB test.txt).")
+                                   "val/, PTB test.txt), or on an image folder of yours (DIR/<class>/<image>) with the "
+                                   "model's own preprocessing: top-1, top-5 and the error per class.")
     s.add_argument("source", help="registry name, directory, hf-hub:ORG/REPO[@REV] or original file")
-    s.add_argument("--data", required=True, help="dataset directory (CIFAR-10 root, ImageNet root with val/, or "
-                                                  "PTB directory with train/valid/test.txt)")
+    s.add_argument("--data", required=True, help="dataset directory (CIFAR-10 root, ImageNet root with val/, PTB "
+                                                  "directory with train/valid/test.txt) or an image folder "
+                                                  "DIR/<class>/<image>")
     s.add_argument("--checkpoint", help="an original checkpoint file to use for the named model")
-    s.add_argument("--dataset", choices=("cifar10", "imagenet", "ptb"), help="override the model's dataset")
+    s.add_argument("--dataset", choices=("cifar10", "imagenet", "ptb", "folder"),
+                   help="override the model's dataset (default: folder when --data holds class folders of images)")
     s.add_argument("--json", metavar="PATH", help="also write the report as JSON")
     s.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, mps ... (default: cpu)")
-    s.add_argument("--batch-size", type=int, help="default: 96 cifar10, 128 imagenet, 1 ptb (as the original)")
+    s.add_argument("--batch-size", type=int, help="default: 96 cifar10, 128 imagenet, 1 ptb (as the original), "
+                                                   "64 folder")
     s.add_argument("--amp", choices=("none", "bf16", "fp16"), default="none", help="autocast dtype (default: none)")
-    s.add_argument("--workers", type=int, default=4, help="data loading workers for ImageNet (default: 4)")
+    s.add_argument("--workers", type=int, default=4, help="data loading workers for image folders (default: 4)")
     s.add_argument("--no-download", action="store_true", help="do not download CIFAR-10 when missing")
     s.add_argument("--no-progress", action="store_true", help="no progress bar")
     s.set_defaults(func=_cmd_eval)

@@ -8,7 +8,7 @@ head returns ``(logits, logits_aux)``.
 """
 from __future__ import annotations
 
-from typing import Union
+from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
@@ -17,9 +17,12 @@ import torch.nn.functional as F
 import genotypes as _genotypes
 from genotypes import Genotype
 
-from .backbone import adapt_input_conv, check_in_chans
+from .backbone import FeatureInfo, adapt_input_conv, check_in_chans, last_module_per_stride, resolve_out_indices
+from .hub_mixin import HubMixin
 from .limits import check_sizes
 from .ops import OPS, FactorizedReduce, Identity, ReLUConvBN, drop_path
+from .pretrained_cfg import PretrainedCfgMixin
+from .registry import register_arch
 from .state import StrictLoadMixin
 
 
@@ -67,6 +70,11 @@ def at_size(x: torch.Tensor, size: int) -> torch.Tensor:
     return x if tuple(x.shape[-2:]) == (size, size) else F.adaptive_avg_pool2d(x, size)
 
 
+def classifier_layer(in_features: int, num_classes: int) -> nn.Module:
+    """A linear classifier, or for ``num_classes=0`` (timm's convention) none: the pooled features pass through."""
+    return nn.Linear(in_features, num_classes) if num_classes else nn.Identity()
+
+
 class AuxiliaryHeadCIFAR(nn.Module):
     """Auxiliary classifier on the 8x8 feature map after the second reduction (32x32 images; other
     sizes' maps are brought to 8x8 first, :func:`at_size`)."""
@@ -85,7 +93,7 @@ class AuxiliaryHeadCIFAR(nn.Module):
             nn.BatchNorm2d(768),
             nn.ReLU(inplace=True),
         )
-        self.classifier = nn.Linear(768, num_classes)
+        self.classifier = classifier_layer(768, num_classes)
 
     def forward(self, x):
         return self.classifier(self.features(at_size(x, self.map_size)).flatten(1))
@@ -112,24 +120,28 @@ class AuxiliaryHeadImageNet(nn.Module):
         if bn_after_conv2:
             layers.append(nn.BatchNorm2d(768))
         self.features = nn.Sequential(*layers, nn.ReLU(inplace=True))
-        self.classifier = nn.Linear(768, num_classes)
+        self.classifier = classifier_layer(768, num_classes)
 
     def forward(self, x):
         return self.classifier(self.features(at_size(x, self.map_size)).flatten(1))
 
 
-class _Network(StrictLoadMixin, nn.Module):
+class _Network(HubMixin, PretrainedCfgMixin, StrictLoadMixin, nn.Module):
     """Shared cell stack: reductions at 1/3 and 2/3 of the depth, auxiliary head after 2/3.
 
     ``config`` holds the constructor arguments (genotype as text), enough to rebuild the network;
-    saving and model cards read it. ``forward_features`` gives the last cell's feature map,
-    ``forward_head`` the logits from it, and ``reset_classifier(n)`` gives fresh ``n``-way heads
-    (the auxiliary one too), as timm's models do.
+    saving and model cards read it. As timm's models: ``forward_features`` gives the last cell's
+    feature map, ``forward_head`` the logits from it (``pre_logits=True``: the pooled features),
+    ``reset_classifier(n)`` gives fresh ``n``-way heads (the auxiliary one too; ``0`` leaves the
+    pooled features as the output), ``get_classifier()`` the head, ``feature_info`` the feature maps
+    (one per resolution) and ``features_only(out_indices)`` makes the network return them.
     """
 
     def _init_config(self, C: int, num_classes: int, layers: int, auxiliary: bool, genotype, in_chans: int,
                      drop_path_rate: float) -> Genotype:
-        check_sizes(type(self).__name__, {"C": C, "num_classes": num_classes, "layers": layers})
+        # num_classes=0 is timm's "no classifier": the network returns its pooled features
+        sizes = {"C": C, "layers": layers, **({"num_classes": num_classes} if num_classes != 0 else {})}
+        check_sizes(type(self).__name__, sizes)
         check_in_chans(type(self).__name__, in_chans)
         genotype = _genotypes.resolve(genotype, "cnn")
         self.genotype = genotype
@@ -139,6 +151,7 @@ class _Network(StrictLoadMixin, nn.Module):
         if in_chans != 3:
             self.config["in_chans"] = int(in_chans)
         self._auxiliary = bool(auxiliary)
+        self._feature_modules = None  # names of the modules whose outputs forward returns (features_only)
         self.set_drop_path_rate(drop_path_rate)
         return genotype
 
@@ -182,23 +195,42 @@ class _Network(StrictLoadMixin, nn.Module):
     def num_classes(self) -> int:
         return self.config["num_classes"]
 
-    def reset_classifier(self, num_classes: int) -> None:
-        """New, freshly initialised classifier (and auxiliary classifier) with ``num_classes`` outputs."""
+    @property
+    def num_features(self) -> int:
+        """Channels of the pooled features the classifier reads (timm's name)."""
+        return self._cell_channels[-1]
+
+    def get_classifier(self) -> nn.Module:
+        return self.classifier
+
+    def reset_classifier(self, num_classes: int, global_pool: Optional[str] = None) -> None:
+        """New, freshly initialised classifier (and auxiliary classifier) with ``num_classes`` outputs;
+        ``0`` removes them, so that the network returns its pooled features (timm's convention)."""
+        if global_pool not in (None, "avg"):
+            raise ValueError(f"global_pool={global_pool!r}: the DARTS networks pool by average only")
         num_classes = int(num_classes)
-        if num_classes < 1:
-            raise ValueError(f"num_classes must be >= 1, got {num_classes}")
-        ref = self.classifier.weight
-        self.classifier = nn.Linear(self.classifier.in_features, num_classes).to(ref.device, ref.dtype)
+        if num_classes < 0:
+            raise ValueError(f"num_classes must be >= 0, got {num_classes}")
+        if self._feature_modules is not None:
+            raise ValueError("a features_only network has no classifier")
+        ref = next(self.parameters())
+        self.classifier = classifier_layer(self.num_features, num_classes).to(ref.device, ref.dtype)
         if self._auxiliary:
-            head = self.auxiliary_head.classifier
-            self.auxiliary_head.classifier = nn.Linear(head.in_features, num_classes).to(ref.device, ref.dtype)
+            self.auxiliary_head.classifier = classifier_layer(768, num_classes).to(ref.device, ref.dtype)
         self.config["num_classes"] = num_classes
 
-    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
-        return self.classifier(self.global_pooling(features).flatten(1))
+    def forward_head(self, features: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        pooled = self._global_pool(features).flatten(1)
+        return pooled if pre_logits else self.classifier(pooled)
+
+    def _global_pool(self, features: torch.Tensor) -> torch.Tensor:
+        return self.global_pooling(features)
 
     def forward(self, x):
-        features, logits_aux = self._features(x)
+        keep = self._feature_modules or ()
+        features, logits_aux, taken = self._forward_modules(x, keep)
+        if self._feature_modules is not None:
+            return taken
         logits = self.forward_head(features)
         if self._auxiliary and self.training:
             return logits, logits_aux
@@ -206,13 +238,69 @@ class _Network(StrictLoadMixin, nn.Module):
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """The last cell's output (before global pooling), e.g. ``[B, 576, 8, 8]`` for DARTS_V2 on CIFAR-10."""
-        return self._features(x)[0]
+        return self._forward_modules(x, ())[0]
+
+    # ------------------------------------------------------------------ feature maps (timm's features_only)
+
+    def _stem_modules(self) -> List[Tuple[str, int, int]]:
+        """``(name, stride, channels)`` of the stems, in forward order."""
+        raise NotImplementedError
+
+    def _all_feature_info(self) -> List[dict]:
+        modules = list(self._stem_modules())
+        stride = modules[-1][1]
+        for i, (cell, chs) in enumerate(zip(self.cells, self._cell_channels)):
+            stride *= 2 if cell.reduction else 1
+            modules.append((f"cells.{i}", stride, chs))
+        return last_module_per_stride(modules)
+
+    @property
+    def out_indices(self) -> Optional[Tuple[int, ...]]:
+        """The feature maps ``forward`` returns (indices into ``feature_info``), or None for a classifier."""
+        return self._out_indices if self._feature_modules is not None else None
+
+    @property
+    def feature_info(self) -> FeatureInfo:
+        """The feature maps, one per resolution (the last module at each stride): ``channels()``, ``reduction()``."""
+        info = self._all_feature_info()
+        return FeatureInfo(info, self._out_indices if self._feature_modules is not None else range(len(info)))
+
+    def features_only(self, out_indices: Optional[Sequence[int]] = None) -> "_Network":
+        """Turn this network into a backbone (in place; returned): ``forward`` returns the feature maps of
+        ``out_indices`` (default: all, see ``feature_info``); the classifiers, the auxiliary head and the cells
+        after the last map requested are removed, as timm's ``features_only=True``."""
+        if self._feature_modules is not None:
+            raise ValueError("this network is features_only already")
+        info = self._all_feature_info()
+        self._out_indices = resolve_out_indices(out_indices, len(info))
+        self._feature_modules = tuple(info[i]["module"] for i in self._out_indices)
+        last = self._feature_modules[-1]
+        keep_cells = int(last.split(".")[1]) + 1 if last.startswith("cells.") else 0
+        self.cells = self.cells[:keep_cells]
+        for name in ("classifier", "global_pooling", "auxiliary_head"):
+            if hasattr(self, name):
+                delattr(self, name)
+        self._auxiliary = False
+        return self
+
+    def _forward_modules(self, x, keep):
+        """Stems and cells: the last output, the auxiliary logits (training) and the outputs of modules ``keep``."""
+        s0, s1, taken = self._stems_forward(x, keep)
+        logits_aux = None
+        for i, cell in enumerate(self.cells):
+            s0, s1 = s1, cell(s0, s1, self.drop_path_prob)
+            if i == self._aux_index and self._auxiliary and self.training:
+                logits_aux = self.auxiliary_head(s1)
+            if keep and f"cells.{i}" in keep:
+                taken.append(s1)
+        return s1, logits_aux, taken
 
     def _build_cells(self, C: int, layers: int, genotype: Genotype, C_stem: int, reduction_prev: bool) -> int:
         C_prev_prev, C_prev, C_curr = C_stem, C_stem, C
         self.cells = nn.ModuleList()
         self._aux_index = 2 * layers // 3
         C_aux = None
+        self._cell_channels = []
         for i in range(layers):
             reduction = i in (layers // 3, 2 * layers // 3)
             if reduction:
@@ -221,23 +309,17 @@ class _Network(StrictLoadMixin, nn.Module):
             reduction_prev = reduction
             self.cells.append(cell)
             C_prev_prev, C_prev = C_prev, cell.multiplier * C_curr
+            self._cell_channels.append(C_prev)
             if i == self._aux_index:
                 C_aux = C_prev
         self._C_aux = C_aux
         return C_prev
 
-    def _cells_forward(self, s0, s1):
-        logits_aux = None
-        for i, cell in enumerate(self.cells):
-            s0, s1 = s1, cell(s0, s1, self.drop_path_prob)
-            if i == self._aux_index and self._auxiliary and self.training:
-                logits_aux = self.auxiliary_head(s1)
-        return s1, logits_aux
-
     def extra_repr(self) -> str:
         return f"genotype={_genotypes.format(self.genotype)}"
 
 
+@register_arch
 class NetworkCIFAR(_Network):
     """DARTS evaluation network for 32x32 images (C=36, 20 cells in the paper)."""
 
@@ -252,14 +334,17 @@ class NetworkCIFAR(_Network):
         if self._auxiliary:
             self.auxiliary_head = AuxiliaryHeadCIFAR(self._C_aux, num_classes)
         self.global_pooling = nn.AdaptiveAvgPool2d(1)
-        self.classifier = nn.Linear(C_prev, num_classes)
+        self.classifier = classifier_layer(C_prev, num_classes)
 
     def _stem_conv_owner(self) -> nn.Sequential:
         return self.stem
 
-    def _features(self, x):
+    def _stem_modules(self):
+        return [("stem", 1, self.stem[0].out_channels)]
+
+    def _stems_forward(self, x, keep):
         s = self.stem(x)
-        return self._cells_forward(s, s)
+        return s, s, [s] if "stem" in keep else []
 
 
 def imagenet_stems(in_chans: int, C: int):
@@ -280,6 +365,7 @@ def imagenet_stems(in_chans: int, C: int):
     return stem0, stem1
 
 
+@register_arch
 class NetworkImageNet(_Network):
     """DARTS evaluation network for 224x224 images (C=48, 14 cells in the paper)."""
 
@@ -296,17 +382,24 @@ class NetworkImageNet(_Network):
             self.auxiliary_head = AuxiliaryHeadImageNet(self._C_aux, num_classes, bn_after_conv2=auxiliary_bn)
         # A fixed 7x7 average, as in the original: the network expects 224x224 inputs.
         self.global_pooling = nn.AvgPool2d(7)
-        self.classifier = nn.Linear(C_prev, num_classes)
+        self.classifier = classifier_layer(C_prev, num_classes)
 
-    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
+    def _global_pool(self, features: torch.Tensor) -> torch.Tensor:
         # the original's fixed 7x7 average at 224x224 inputs; the mean over the whole map at other sizes
         square7 = tuple(features.shape[-2:]) == (7, 7)
-        pooled = self.global_pooling(features) if square7 else F.adaptive_avg_pool2d(features, 1)
-        return self.classifier(pooled.flatten(1))
+        return self.global_pooling(features) if square7 else F.adaptive_avg_pool2d(features, 1)
 
     def _stem_conv_owner(self) -> nn.Sequential:
         return self.stem0
 
-    def _features(self, x):
+    def _stem_modules(self):
+        return [("stem0", 4, self.stem0[3].out_channels), ("stem1", 8, self.stem1[1].out_channels)]
+
+    def _stems_forward(self, x, keep):
         s0 = self.stem0(x)
-        return self._cells_forward(s0, self.stem1(s0))
+        # stem1 starts with an in-place ReLU (as the original): a kept stem0 map is copied before it runs
+        taken = [s0.clone()] if "stem0" in keep else []
+        s1 = self.stem1(s0)
+        if "stem1" in keep:
+            taken.append(s1)
+        return s0, s1, taken

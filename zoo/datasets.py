@@ -142,6 +142,9 @@ def read_cifar10_batch(path: PathLike) -> Tuple[torch.Tensor, torch.Tensor]:
     fix = f"delete {path.parent} and download CIFAR-10 again ({CIFAR10_URL})"
     try:
         entry = safe_unpickle_numpy(raw)
+    except MemoryError:  # this process is short of memory (e.g. thousands of threads), not the file damaged
+        raise MemoryError(f"out of memory while reading {path}: the file is not blamed; free memory (or ask for "
+                          "fewer threads) and rerun") from None
     except Exception as e:  # any failure to parse is a damaged file (refusals are UnpicklingErrors)
         raise DatasetFormatError(f"{path} is not a readable CIFAR-10 batch ({type(e).__name__}: {e}); {fix}") from None
     if not isinstance(entry, dict):

@@ -34,9 +34,15 @@ def pick_device(name: str, local_rank: int = 0) -> torch.device:
     try:
         device = torch.device(name)
     except (RuntimeError, TypeError) as e:
-        raise ValueError(f"bad device {name!r}: {e}") from None
+        raise ValueError(f"bad device {str(name)[:40]!r}: {str(e).splitlines()[0][:200] if str(e) else ''}; use cpu, "
+                         "cuda, cuda:N or auto") from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {name!r} asked for, but no CUDA device is available here; use --device cpu")
+    backend = getattr(torch, device.type, None) if device.type not in ("cpu", "cuda") else None
+    if device.type not in ("cpu", "cuda") and not (callable(getattr(backend, "is_available", None))
+                                                    and backend.is_available()):
+        raise ValueError(f"device {str(name)[:40]!r} asked for, but no {device.type} device is available here; use "
+                         "--device cpu (or cuda, auto)")
     if device.type == "cuda" and device.index is None:
         device = _local_gpu(local_rank)
     return device

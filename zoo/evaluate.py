@@ -9,6 +9,9 @@
   losses weighted by the chunk length divided by ``len(test_data)`` (the original divides by the
   number of tokens, one more than the number of predictions), perplexity ``exp(loss)``.
 
+- A user's image folder (``DIR/<class>/<image>``, :mod:`zoo.folder_eval`): the model's own
+  preprocessing (its ``pretrained_cfg``), top-1 / top-5 error and the error per class.
+
 ``evaluate(model_or_source, data_dir)`` returns a JSON-able report with the measured metrics, the
 expected ones (from the model's config / the registry) and the parameter count.
 """
@@ -18,6 +21,7 @@ import logging
 import math
 import os
 import time
+from pathlib import Path
 from typing import Any, Dict, Optional, Sequence, Union
 
 import torch
@@ -37,8 +41,9 @@ from .datasets import (
     load_cifar10,
 )
 from .device import autocast, pick_device, progress_bar
-from .metrics import topk_correct
+from .folder_eval import evaluate_folder, is_image_folder
 from .registry import DATASET_OF_ARCH
+from .topk import TopK
 
 log = logging.getLogger(__name__)
 
@@ -49,37 +54,10 @@ def _logits(out):
     return out[0] if isinstance(out, (tuple, list)) else out
 
 
-class _TopK:
-    def __init__(self):
-        self.n = 0
-        self.correct1 = 0
-        self.correct5 = 0
-        self.loss = 0.0
-        self.has_top5 = True
-
-    def update(self, logits: torch.Tensor, target: torch.Tensor) -> None:
-        logits = logits.float()
-        self.has_top5 = self.has_top5 and logits.size(1) >= 5
-        correct1, correct5 = topk_correct(logits, target)
-        self.correct1 += int(correct1)
-        self.correct5 += int(correct5)
-        self.loss += float(F.cross_entropy(logits, target, reduction="sum"))
-        self.n += target.numel()
-
-    def metrics(self) -> Dict[str, float]:
-        if not self.n:
-            raise ValueError("the evaluation set is empty")
-        out = {"top1_error": 100.0 * (1 - self.correct1 / self.n)}
-        if self.has_top5:
-            out["top5_error"] = 100.0 * (1 - self.correct5 / self.n)
-        out["loss"] = self.loss / self.n
-        return out
-
-
 def _top_k_errors(model, batches, total: int, desc: str, dev, amp, progress) -> Dict[str, float]:
     """Top-1/top-5 error and loss of ``model`` (eval mode) over ``batches`` of (images, labels) on ``dev``."""
     model.eval()
-    acc = _TopK()
+    acc = TopK()
     bar = progress_bar(None, total, desc, progress is not False, unit="img")
     for x, y in batches:
         with autocast(dev, amp):
@@ -176,10 +154,15 @@ def evaluate(model_or_source, data_dir: PathLike, dataset: Optional[str] = None,
         source = str(model_or_source)
         model = load(source, checkpoint=checkpoint, device=dev)
     cfg = getattr(model, "zoo_config", None) or {}
-    dataset = dataset or dataset_of(model)
+    dataset = dataset or _dataset_of_data(model, data_dir)
     pre = cfg.get("preprocessing") or {}
     t0 = time.time()
-    if dataset == "cifar10":
+    per_class = None
+    if dataset == "folder":  # a user's images: the model's own preprocessing, its published figures do not apply
+        metrics = evaluate_folder(model, data_dir, batch_size or 64, dev, amp, progress, workers)
+        per_class = metrics.pop("per_class")
+        cfg = {k: v for k, v in cfg.items() if k not in ("metrics", "reference_metrics", "reference_source")}
+    elif dataset == "cifar10":
         metrics = evaluate_cifar10(model, data_dir, batch_size or 96, dev, amp, progress, download,
                                    pre.get("mean", CIFAR_MEAN), pre.get("std", CIFAR_STD))
     elif dataset == "imagenet":
@@ -189,14 +172,14 @@ def evaluate(model_or_source, data_dir: PathLike, dataset: Optional[str] = None,
     elif dataset == "ptb":
         metrics = evaluate_ptb(model, data_dir, batch_size or 1, pre.get("bptt", 35), dev, amp, progress)
     else:
-        raise ValueError(f"dataset must be cifar10, imagenet or ptb, not {dataset!r}")
+        raise ValueError(f"dataset must be cifar10, imagenet, ptb or folder, not {dataset!r}")
     n = metrics.pop("n")
     return {
         "model": source or cfg.get("name") or type(model).__name__,
         "name": cfg.get("name"),
         "arch": type(model).__name__,
         "dataset": dataset,
-        "split": "val" if dataset == "imagenet" else "test",
+        "split": {"imagenet": "val", "folder": str(data_dir)}.get(dataset, "test"),
         "n": n,
         "metrics": metrics,
         # figures of these weights when known, else the paper's for the architecture (labelled so)
@@ -207,10 +190,20 @@ def evaluate(model_or_source, data_dir: PathLike, dataset: Optional[str] = None,
         "expected_params": _expected_params(cfg),
         "device": str(dev),
         "amp": amp or "none",
-        "batch_size": batch_size or {"cifar10": 96, "imagenet": 128, "ptb": 1}[dataset],
+        "batch_size": batch_size or {"cifar10": 96, "imagenet": 128, "ptb": 1, "folder": 64}[dataset],
         "seconds": round(time.time() - t0, 3),
         "torch": torch.__version__,
+        **({"per_class": per_class} if per_class is not None else {}),
     }
+
+
+def _dataset_of_data(model, data_dir: PathLike) -> str:
+    """The model's dataset, or ``folder`` when ``data_dir`` is an image folder of the user's (class folders of
+    images) rather than the dataset's own layout (a CIFAR-10 root, ImageNet's root with val/)."""
+    dataset = dataset_of(model)
+    if dataset == "ptb" or (dataset == "imagenet" and (Path(data_dir).expanduser() / "val").is_dir()):
+        return dataset
+    return "folder" if is_image_folder(data_dir) else dataset
 
 
 def _expected_params(cfg) -> Optional[int]:
@@ -237,6 +230,11 @@ def format_report(report: Dict[str, Any]) -> str:
     lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
     if report.get("expected_source"):
         lines.append(f"expected: {report['expected_source']}")
+    if report.get("per_class"):
+        width = max(len(c) for c in report["per_class"])
+        lines.append("error per class:")
+        lines += [f"  {c.ljust(width)}  {'-' if v['top1_error'] is None else format(v['top1_error'], '.2f')}"
+                  f"  ({v['n']} images)" for c, v in report["per_class"].items()]
     return "\n".join(lines)
 
 

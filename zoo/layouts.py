@@ -53,22 +53,31 @@ def _original_keys_of_nni_network() -> List[Tuple[str, Tuple[int, ...]]]:
 
 
 def nni_to_original(sd: Dict[str, torch.Tensor], path: Any = "state dict") -> "OrderedDict[str, torch.Tensor]":
-    """Re-key NNI's copy of the released CIFAR-10 weights to the original's layout by inverting NNI's walk."""
+    """Re-key NNI's copy of the released CIFAR-10 weights to the original's layout by inverting NNI's walk.
+
+    The file may hold NNI's scalar ``num_batches_tracked`` buffers or none of them (the released tensors
+    have none; whether NNI's blob does depends on how it was written): the walk never matches a scalar,
+    so both forms give the same tensors. Every other key, shape and the order are checked alike.
+    """
     expected = nni_keys()
     got = [(k, tuple(v.shape)) for k, v in sd.items()]
-    if got != expected:
-        have, want = dict(got), dict(expected)
+    without_counters = [(k, s) for k, s in expected if not k.endswith("num_batches_tracked")]
+    if got not in (expected, without_counters):
+        counters = any(k.endswith("num_batches_tracked") for k, _ in got)
+        want_list = expected if counters else without_counters
+        have, want = dict(got), dict(want_list)
         missing = [k for k in want if k not in have]
         extra = [k for k in have if k not in want]
         shape = [k for k in want if k in have and have[k] != want[k]]
         what = (f"missing {missing[:3]}" if missing else f"unexpected {extra[:3]}" if extra
                 else f"shapes differ at {shape[:3]}" if shape else "keys in another order than NNI's")
         raise CheckpointError(f"{path}: not NNI's DARTS_V2 CIFAR-10 state dict ({what}); the re-keying is only "
-                              f"defined for that file, in NNI's key order")
+                              f"defined for that file, in NNI's key order, with all or none of its "
+                              f"num_batches_tracked buffers")
     targets = _original_keys_of_nni_network()
     used = [False] * len(targets)
     out: Dict[str, torch.Tensor] = {}
-    for key, shape in expected:
+    for key, shape in got:
         if not shape:  # num_batches_tracked: NNI's default, not the released file's
             continue
         for i, (orig_key, orig_shape) in enumerate(targets):
@@ -227,20 +236,24 @@ _CELL_RE = re.compile(r"^cells\.(\d+)\.")
 
 
 def infer_cnn_args(sd: Dict[str, torch.Tensor], kind: str) -> Dict[str, Any]:
-    """C, layers, num_classes and auxiliary read off a conv network's state dict."""
+    """C, layers, num_classes, auxiliary (and in_chans when not 3) read off a conv network's state dict."""
     try:
         layers = 1 + max(int(m.group(1)) for m in map(_CELL_RE.match, sd) if m)
         num_classes = int(sd["classifier.weight"].shape[0])
         if kind == "cifar10":
             C = int(sd["stem.0.weight"].shape[0]) // 3
+            in_chans = int(sd["stem.0.weight"].shape[1])
         else:
             C = int(sd["stem0.3.weight"].shape[0])
+            in_chans = int(sd["stem0.0.weight"].shape[1])
     except (KeyError, ValueError) as e:
         raise CheckpointError(
             f"the state dict does not look like a DARTS {kind} network (missing {e}); "
             f"check the kind ({', '.join(KINDS)})") from None
     args = {"C": C, "num_classes": num_classes, "layers": layers,
             "auxiliary": any(k.startswith("auxiliary_head.") for k in sd)}
+    if in_chans != 3:  # a network trained on other than RGB images (in_chans at creation)
+        args["in_chans"] = in_chans
     if kind == "imagenet" and "auxiliary_head.features.6.weight" in sd:
         args["auxiliary_bn"] = True  # P-DARTS's auxiliary head: a BatchNorm after its 768-channel conv
     return args

@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Union
+from typing import Any, Dict, List, Optional, Sequence, Union
 
 import torch
 
@@ -25,11 +25,13 @@ from . import download as _download
 from .convert import HEAD_ONLY_ARGS, model_from_original
 from .errors import ModelLoadError, WeightsNotFoundError
 from .hub import HF_PREFIX, hub_download, parse_hub_source
+from .hub_mixin import load_saved
 from .layouts import is_nni_layout
 from .legacy import StandinModule, load_original
-from .registry import ModelEntry, Source, build_entry, class_names, entries, get_entry, is_registered
+from .pretrained_cfg import eval_transforms_of, make_pretrained_cfg
+from .registry import ModelEntry, Source, build_entry, class_names, get_entry, is_registered
 from .registry import info as registry_info
-from .saved import CONFIG_NAME, load_pretrained, read_config, save_pretrained, with_in_chans, with_new_head
+from .saved import CONFIG_NAME, adapt_loaded, as_backbone, load_pretrained, read_config, save_pretrained
 
 log = logging.getLogger(__name__)
 
@@ -195,15 +197,6 @@ def _load_registered(name: str, revision: Optional[str]):
     raise tried.error()
 
 
-def _registry_digest(repo_id: str) -> Optional[str]:
-    """The sha256 the registry records for a hub repo's model.safetensors, if an entry publishes there."""
-    for e in entries():
-        for s in e.sources:
-            if s.kind == "hub" and s.location == repo_id and s.sha256:
-                return s.sha256
-    return None
-
-
 def guess_kind(path: Path) -> str:
     """Which network a checkpoint file holds: ``cifar10``, ``imagenet`` or ``ptb``."""
     obj, _ = load_original(path)
@@ -220,9 +213,14 @@ def guess_kind(path: Path) -> str:
                          f"use `python -m zoo convert {{cifar10,imagenet,ptb}} {path} --out DIR`")
 
 
+def _is_saved_dir(path: Path, source: str) -> bool:
+    # A folder that is not a saved model (no config.json) does not hide a registry name of the same spelling.
+    return path.is_dir() and ((path / CONFIG_NAME).exists() or not is_registered(source))
+
+
 def load(name_or_source: str, checkpoint: Optional[PathLike] = None, device: Union[str, torch.device] = "cpu",
          revision: Optional[str] = None, num_classes: Optional[int] = None, in_chans: Optional[int] = None,
-         **kw):
+         features_only: bool = False, out_indices: Optional[Sequence[int]] = None, **kw):
     """A ready model (eval mode, on ``device``) from a name, directory, ``hf-hub:`` id or checkpoint file.
 
     ``num_classes`` keeps the pretrained features and gives fresh classifier heads (the auxiliary
@@ -231,11 +229,12 @@ def load(name_or_source: str, checkpoint: Optional[PathLike] = None, device: Uni
     loads a local original file for a registry name
     (``zoo.load("darts-cifar10", checkpoint="cifar10_model.pt")``); ``kw`` (e.g. ``genotype=``)
     overrides what an original file cannot tell. ``revision`` picks a hub revision.
+    ``features_only=True`` (with ``out_indices``) returns the network as a backbone, as timm does:
+    its forward gives one feature map per resolution (see ``model.feature_info``).
     """
     source = str(name_or_source)
     path = Path(source).expanduser()
-    # A folder that is not a saved model (no config.json) does not hide a registry name of the same spelling.
-    is_saved_dir = path.is_dir() and ((path / CONFIG_NAME).exists() or not is_registered(source))
+    is_saved_dir = _is_saved_dir(path, source)
     if kw and checkpoint is None and not path.is_file():
         where = f"zoo.create_model({source!r}, **overrides)" if is_registered(source) else "a checkpoint file"
         raise ValueError(f"overrides {sorted(kw)} apply to original files only: a saved model rebuilds itself from "
@@ -247,8 +246,7 @@ def load(name_or_source: str, checkpoint: Optional[PathLike] = None, device: Uni
             genotype = entry.genotype
         model, _ = model_from_original(checkpoint, entry.dataset, genotype=genotype, entry=entry.name, **kw)
     elif source.startswith(HF_PREFIX):
-        repo, rev = parse_hub_source(source)
-        model = load_pretrained(hub_download(repo, revision or rev), expected_sha256=_registry_digest(repo))
+        model = load_saved(source, revision)
     elif is_saved_dir:
         if is_registered(source):
             log.info("loading the saved model in ./%s (a local folder), not the registry entry of that name", source)
@@ -263,10 +261,8 @@ def load(name_or_source: str, checkpoint: Optional[PathLike] = None, device: Uni
     else:
         get_entry(source)  # raises UnknownModelError with a suggestion
         raise AssertionError("unreachable")
-    if num_classes is not None:
-        with_new_head(model, num_classes)
-    if in_chans is not None:
-        with_in_chans(model, in_chans)
+    adapt_loaded(model, num_classes=num_classes, in_chans=in_chans, features_only=features_only,
+                 out_indices=out_indices)
     return model.to(device).eval()
 
 
@@ -276,8 +272,11 @@ def create_model(name: str, pretrained: bool = False, **overrides):
     ``num_classes`` then gives fresh classifier heads over the pretrained features, ``in_chans``
     adapts the pretrained stem (as timm does), ``drop_path_rate`` sets the drop-path probability for
     fine-tuning, and other overrides are refused (the weights fix the architecture)."""
+    features_only = overrides.pop("features_only", False)
+    out_indices = overrides.pop("out_indices", None)
     if not pretrained:
-        return build_entry(name, **overrides)
+        model = build_entry(name, **overrides)
+        return as_backbone(model, out_indices) if features_only or out_indices is not None else model
     num_classes = overrides.pop("num_classes", None)
     in_chans = overrides.pop("in_chans", None)
     drop_path_rate = overrides.pop("drop_path_rate", None)
@@ -285,7 +284,8 @@ def create_model(name: str, pretrained: bool = False, **overrides):
         raise ValueError(
             f"pretrained weights fix the architecture of {get_entry(name).name}; drop the overrides "
             f"{sorted(overrides)} or build with pretrained=False and load your own weights")
-    model = load(get_entry(name).name, num_classes=num_classes, in_chans=in_chans)
+    model = load(get_entry(name).name, num_classes=num_classes, in_chans=in_chans, features_only=features_only,
+                 out_indices=out_indices)
     if drop_path_rate is not None:
         model.set_drop_path_rate(drop_path_rate)
     return model
@@ -299,38 +299,40 @@ def download(name: str) -> Dict[str, str]:
             "source": (cfg.get("source") or {}).get("url", "")}
 
 
-def _saved_dir(name: str) -> Optional[Path]:
-    """The saved-model directory ``name`` names (one holding config.json), else None (a registry name)."""
-    path = Path(str(name)).expanduser()
-    return path if (path / CONFIG_NAME).is_file() else None
-
-
-def transforms(name_or_model):
-    """The torchvision eval transforms of a named model, a saved-model directory, or a loaded model (from its
-    config): a 1-channel model's start by making the PIL image grayscale."""
-    from .datasets import eval_transforms
-
-    if isinstance(name_or_model, torch.nn.Module):
-        cfg = getattr(name_or_model, "zoo_config", None)
+def pretrained_cfg(source) -> Dict:
+    """timm's ``pretrained_cfg`` of a model, a registry name, a saved-model directory or ``hf-hub:ORG/REPO[@REV]``
+    (from its config.json, without building the network)."""
+    if isinstance(source, torch.nn.Module):
+        cfg = getattr(source, "pretrained_cfg", None)
         if cfg is None:
-            raise ValueError("this model has no zoo_config; pass a registry name instead")
-        return eval_transforms(cfg["preprocessing"])
-    saved = _saved_dir(name_or_model)
-    if saved is not None:
-        return eval_transforms(read_config(saved)["preprocessing"])
-    return eval_transforms(get_entry(name_or_model).preprocessing)
+            raise ValueError(f"a {type(source).__name__} is not one of the zoo's networks: it has no pretrained_cfg")
+        return cfg
+    path = Path(str(source)).expanduser()
+    if str(source).startswith(HF_PREFIX):
+        path = hub_download(*parse_hub_source(str(source)))
+    if str(source).startswith(HF_PREFIX) or _is_saved_dir(path, str(source)):
+        config = read_config(path)
+        return make_pretrained_cfg(config.get("arch", config.get("kind")), config["args"], config)
+    entry = get_entry(str(source))
+    return make_pretrained_cfg(entry.arch, entry.args, architecture=entry.name, preprocessing=entry.preprocessing)
+
+
+def transforms(source):
+    """The torchvision eval transforms of what :func:`pretrained_cfg` takes (a model, name, directory, hub id)."""
+    return eval_transforms_of(pretrained_cfg(source))
 
 
 def info(name_or_dir: str) -> Dict[str, Any]:
     """What is known about a model: a registry name's entry, or a saved-model directory's config (with its
     ``class_names``: the folder names of one's own data, CIFAR-10's or ImageNet's for those)."""
-    saved = _saved_dir(name_or_dir)
-    if saved is None:
+    path = Path(str(name_or_dir)).expanduser()
+    if not _is_saved_dir(path, str(name_or_dir)):
         return registry_info(name_or_dir)
-    config = read_config(saved)
+    config = read_config(path)
     if "class_names" not in config and config.get("dataset") in ("cifar10", "imagenet"):
         config["class_names"] = class_names(config["dataset"])
     return config
 
 
-__all__ = ["load", "create_model", "download", "transforms", "info", "guess_kind", "WeightsNotFoundError"]
+__all__ = ["load", "create_model", "download", "transforms", "pretrained_cfg", "info", "guess_kind",
+           "WeightsNotFoundError"]

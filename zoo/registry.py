@@ -18,7 +18,13 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import genotypes as _genotypes
 
-from .datasets import CIFAR_MEAN, CIFAR_STD, IMAGENET_MEAN, IMAGENET_STD
+from .pretrained_cfg import (
+    CIFAR_PREPROCESSING,
+    DATASET_OF_ARCH,
+    IMAGENET_PREPROCESSING,
+    PREPROCESSING,
+    PTB_PREPROCESSING,
+)
 
 PAPER = "Liu, Simonyan & Yang, DARTS: Differentiable Architecture Search, ICLR 2019 (arXiv:1806.09055)"
 ORIGINAL_README = "quark0/darts README.md (commit f276dd3), 'Pretrained models'"
@@ -33,21 +39,17 @@ CITATION = """@inproceedings{liu2019darts,
 LICENSE = "apache-2.0"
 
 ARCHS = ("NetworkCIFAR", "NetworkImageNet", "RNNModel")
-DATASET_OF_ARCH = {"NetworkCIFAR": "cifar10", "NetworkImageNet": "imagenet", "RNNModel": "ptb"}
-
-CIFAR_PREPROCESSING = {"mean": list(CIFAR_MEAN), "std": list(CIFAR_STD), "input_size": [3, 32, 32],
-                       "resize": None, "crop": 32, "interpolation": None}
-IMAGENET_PREPROCESSING = {"mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD), "input_size": [3, 224, 224],
-                          "resize": 256, "crop": 224, "interpolation": "bilinear"}
-PTB_PREPROCESSING = {"tokenizer": "whitespace + <eos> per line (awd-lstm-lm rnn/data.py)",
-                     "vocabulary": "built over train, valid, test in that order", "eval_batch_size": 1, "bptt": 35}
-PREPROCESSING = {"cifar10": CIFAR_PREPROCESSING, "imagenet": IMAGENET_PREPROCESSING, "ptb": PTB_PREPROCESSING}
 
 # The original evaluation settings (cnn/train.py, cnn/train_imagenet.py, rnn/train.py defaults).
 CIFAR_ARGS = {"C": 36, "num_classes": 10, "layers": 20, "auxiliary": True}
 IMAGENET_ARGS = {"C": 48, "num_classes": 1000, "layers": 14, "auxiliary": True}
 PTB_ARGS = {"ntoken": 10000, "ninp": 850, "nhid": 850, "nhidlast": 850, "dropout": 0.75, "dropouth": 0.25,
             "dropoutx": 0.75, "dropouti": 0.2, "dropoute": 0.1}
+
+
+WEIGHTS_AVAILABLE = "available"
+WEIGHTS_GONE = "no working public source known"
+WEIGHTS_NONE = "architecture only"
 
 
 class UnknownModelError(KeyError, ValueError):
@@ -79,6 +81,7 @@ class Source:
     provenance: str = ""                    # who published it, made from what
     metrics: Dict[str, float] = field(default_factory=dict)   # the publisher's own figures for this copy
     metrics_source: str = ""
+    gone: str = ""                          # why this source is known not to work (still tried, last), if it is
 
     @property
     def url(self) -> str:
@@ -114,12 +117,20 @@ class ModelEntry:
         return bool(self.sources)
 
     @property
+    def weights(self) -> str:
+        """The state of its weights, from its sources' data: what ``zoo list`` shows."""
+        if not self.sources:
+            return WEIGHTS_NONE
+        return WEIGHTS_AVAILABLE if any(not s.gone for s in self.sources) else WEIGHTS_GONE
+
+    @property
     def kind(self) -> str:
         return self.arch
 
     def to_dict(self) -> Dict[str, Any]:
         d = asdict(self)
         d["pretrained"] = self.pretrained
+        d["weights"] = self.weights
         d["sources"] = [s.to_dict() for s in self.sources]
         d["class_names"] = class_names(self.dataset)
         return d
@@ -139,12 +150,15 @@ def class_names(dataset: str) -> Optional[List[str]]:
     return None
 
 
-# The authors' releases (quark0/darts README, 'Pretrained models'): Google Drive files
-# (reported gone: quark0/darts#174, #175) but kept last, for whoever still has access.
+# The authors' releases (quark0/darts README, 'Pretrained models'): Google Drive files, reported gone,
+# but kept last, for whoever still has access.
+_DRIVE_GONE = "reported gone by users of the original code (quark0/darts#174, #175)"
+
+
 def _drive(file_id: str, filename: str, auxiliary: Optional[bool], metrics: Dict[str, float], source: str) -> Source:
     return Source(kind="gdrive", location=file_id, filename=filename, layout="original", auxiliary=auxiliary,
                   provenance=f"the authors' release {filename} (quark0/darts README), on Google Drive",
-                  metrics=metrics, metrics_source=source)
+                  metrics=metrics, metrics_source=source, gone=_DRIVE_GONE)
 
 
 _NNI_DARTS_V2 = Source(
@@ -336,6 +350,15 @@ def is_registered(name: str) -> bool:
         return False
 
 
+def hub_sha256(repo_id: str) -> Optional[str]:
+    """The sha256 the registry records for a hub repo's model.safetensors, if an entry publishes there."""
+    for e in _REGISTRY.values():
+        for s in e.sources:
+            if s.kind == "hub" and s.location == repo_id and s.sha256:
+                return s.sha256
+    return None
+
+
 def list_models(pattern: str = "*", pretrained: bool = False) -> List[str]:
     """Sorted names matching a shell wildcard (case-insensitive); ``pretrained`` keeps those with weights."""
     pat = _normalise(pattern or "*")
@@ -357,26 +380,32 @@ _ARCH_ARG_NAMES = {
 }
 
 
+_ARCH_CLASSES: Dict[str, type] = {}
+
+
+def register_arch(cls: type) -> type:
+    """Class decorator of the zoo's network classes (zoo.cnn, zoo.rnn), so that :func:`build` finds them by name
+    without importing them (they import the saving code, which builds networks by name)."""
+    if cls.__name__ not in ARCHS:
+        raise ValueError(f"{cls.__name__} is not one of the zoo's architectures ({', '.join(ARCHS)})")
+    _ARCH_CLASSES[cls.__name__] = cls
+    return cls
+
+
 def build(arch: str, args: Dict[str, Any], genotype):
     """Instantiate one of the zoo's networks from its class name, arguments and genotype (object, name or text);
     the networks check their sizes first (:mod:`zoo.limits`), so a file or config cannot make them allocate
     without bound."""
-    from .cnn import NetworkCIFAR, NetworkImageNet
-    from .rnn import RNNModel
-
-    classes = {"NetworkCIFAR": NetworkCIFAR, "NetworkImageNet": NetworkImageNet, "RNNModel": RNNModel}
-    if arch not in classes:
+    if arch not in ARCHS:
         raise ValueError(f"unknown architecture {arch!r}; expected one of {', '.join(ARCHS)}")
     allowed = _ARCH_ARG_NAMES[arch]
     bad = [k for k in args if k not in allowed]
     if bad:
         raise ValueError(f"{arch} takes no argument(s) {bad}; its arguments are {', '.join(allowed)}")
     genotype = _genotypes.resolve(genotype, "rnn" if arch == "RNNModel" else "cnn")
-    if arch == "RNNModel":
-        if "ninp" in args and "nhid" not in args:
-            args = {**args, "nhid": args["ninp"], "nhidlast": args["ninp"]}
-        return RNNModel(genotype=genotype, **args)
-    return classes[arch](genotype=genotype, **args)
+    if arch == "RNNModel" and "ninp" in args and "nhid" not in args:
+        args = {**args, "nhid": args["ninp"], "nhidlast": args["ninp"]}
+    return _ARCH_CLASSES[arch](genotype=genotype, **args)
 
 
 def build_entry(name: str, **overrides):
@@ -386,10 +415,13 @@ def build_entry(name: str, **overrides):
     args = dict(entry.args)
     genotype = overrides.pop("genotype", entry.genotype)
     args.update(overrides)
-    return build(entry.arch, args, genotype)
+    model = build(entry.arch, args, genotype)
+    model.zoo_entry = entry.name  # its pretrained_cfg names the architecture
+    return model
 
 
 __all__ = [
     "ModelEntry", "Source", "UnknownModelError", "list_models", "info", "get_entry", "register", "build",
-    "build_entry", "is_registered", "class_names", "entries", "CITATION", "LICENSE",
+    "build_entry", "register_arch", "hub_sha256", "is_registered", "class_names", "entries", "CITATION", "LICENSE",
+    "ARCHS", "DATASET_OF_ARCH", "PREPROCESSING",
 ]

@@ -15,7 +15,10 @@ import torch.nn.functional as F
 import genotypes as _genotypes
 from genotypes import RNNGenotype
 
+from .hub_mixin import HubMixin
 from .limits import check_sizes
+from .pretrained_cfg import PretrainedCfgMixin
+from .registry import register_arch
 from .state import StrictLoadMixin
 
 INITRANGE = 0.04
@@ -108,7 +111,8 @@ class DARTSCell(nn.Module):
         return torch.stack([states[i] for i in self.genotype.concat], -1).mean(-1)
 
 
-class RNNModel(StrictLoadMixin, nn.Module):
+@register_arch
+class RNNModel(HubMixin, PretrainedCfgMixin, StrictLoadMixin, nn.Module):
     """Embedding -> DARTS cell -> tied decoder, returning log-probabilities ``[T, B, ntoken]``."""
 
     def __init__(self, ntoken: int, ninp: int, nhid: int, nhidlast: int, dropout: float = 0.5, dropouth: float = 0.5,

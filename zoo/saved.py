@@ -59,6 +59,9 @@ def model_config(model, name: Optional[str] = None, metrics: Optional[Dict[str, 
     arch = type(model).__name__
     if arch not in ARCHS or not isinstance(getattr(model, "config", None), dict):
         raise TypeError(f"save_pretrained saves the zoo's networks ({', '.join(ARCHS)}), not {arch}")
+    if getattr(model, "out_indices", None) is not None:
+        raise ValueError("a features_only network is saved as the whole network: save the model before "
+                         "features_only(), and load it with features_only=True")
     args = {k: v for k, v in model.config.items() if k != "genotype"}
     genotype = _genotypes.format(model.genotype)
     entry = get_entry(name) if name else None
@@ -178,10 +181,13 @@ def save_pretrained(model, save_directory: PathLike, name: Optional[str] = None,
 
 
 def read_config(directory: PathLike) -> Dict[str, Any]:
-    """The checked ``config.json`` of a saved-model directory (no weights read)."""
-    cfg_path = Path(directory).expanduser() / CONFIG_NAME
-    if not cfg_path.is_file():
-        raise ModelLoadError(f"{cfg_path.parent} is not a saved model: {CONFIG_NAME} is missing")
+    """The validated config.json of a saved-model directory (which must hold its weights file too)."""
+    d = Path(directory).expanduser()
+    cfg_path, w_path = d / CONFIG_NAME, d / WEIGHTS_NAME
+    for p in (cfg_path, w_path):
+        if not p.is_file():
+            raise ModelLoadError(f"{d} is not a saved model: {p.name} is missing (a saved model holds "
+                                 f"{CONFIG_NAME} and {WEIGHTS_NAME}; write one with zoo.save_pretrained)")
     try:
         config = json.loads(cfg_path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
@@ -201,10 +207,6 @@ def load_pretrained(directory: PathLike, device: Union[str, torch.device] = "cpu
 
     d = Path(directory).expanduser()
     cfg_path, w_path = d / CONFIG_NAME, d / WEIGHTS_NAME
-    for p in (cfg_path, w_path):
-        if not p.is_file():
-            raise ModelLoadError(f"{d} is not a saved model: {p.name} is missing (a saved model holds "
-                                 f"{CONFIG_NAME} and {WEIGHTS_NAME}; write one with zoo.save_pretrained)")
     config = read_config(d)
     data = w_path.read_bytes()
     known = (config.get("files") or {}).get(WEIGHTS_NAME, {})
@@ -278,7 +280,27 @@ def with_in_chans(model, in_chans: int):
     return model
 
 
+def as_backbone(model, out_indices=None):
+    """timm's ``features_only=True``: the conv network returning its feature maps (``out_indices``)."""
+    if not hasattr(model, "features_only"):
+        raise ValueError(f"features_only applies to the conv networks, not a {type(model).__name__}")
+    return model.features_only(out_indices)
+
+
+def adapt_loaded(model, num_classes: Optional[int] = None, in_chans: Optional[int] = None,
+                 features_only: bool = False, out_indices=None):
+    """What a caller of ``zoo.load`` / ``from_pretrained`` asks of loaded weights: fresh heads, an adapted stem,
+    a backbone (timm's ``num_classes``, ``in_chans``, ``features_only`` / ``out_indices``)."""
+    if num_classes is not None:
+        with_new_head(model, num_classes)
+    if in_chans is not None:
+        with_in_chans(model, in_chans)
+    if features_only or out_indices is not None:
+        as_backbone(model, out_indices)
+    return model
+
+
 __all__ = [
-    "save_pretrained", "load_pretrained", "read_config", "model_config", "validate_config",
-    "with_new_head", "with_in_chans", "ModelLoadError", "CONFIG_NAME", "WEIGHTS_NAME", "CARD_NAME",
+    "save_pretrained", "load_pretrained", "read_config", "adapt_loaded", "as_backbone", "model_config",
+    "validate_config", "with_new_head", "with_in_chans", "ModelLoadError", "CONFIG_NAME", "WEIGHTS_NAME", "CARD_NAME",
 ]

@@ -12,6 +12,7 @@ from zoo.fileio import atomic_write_json
 from .. import comparable, random_baseline
 from ..aggregate import read_records
 from ..records import metric_problem
+from ..report import check_ours, report_path, write_report
 from ..scheduler import Job
 from . import baseline
 from .plan import (
@@ -134,6 +135,13 @@ def remove_if_nothing_ran(out: Path) -> None:
         shutil.rmtree(out, ignore_errors=True)
 
 
+def report_dir(options: ExperimentOptions, out: Path) -> Path:
+    """Where the report goes, over the experiments found under it: the default results/ tree for a default
+    --out (results/<experiment>-...), else the directory the user named, never its parent (with --out ~/x
+    that would be all of $HOME, scanned, and a REPORT.md of the user's written over)."""
+    return out.parent if options.out is None else out
+
+
 def run_experiment(options: ExperimentOptions) -> ExperimentResult:
     from ..train import RECIPES
 
@@ -176,6 +184,9 @@ def run_experiment(options: ExperimentOptions) -> ExperimentResult:
     final_configs = (build_final_configs(spec, RECIPES, base, arch, genotype_text, seeds, out)
                      if genotype_text is not None else [])  # with --search: after the selection
     baseline_jobs = baseline.plan_jobs(spec, baseline_spec, base, seeds, baseline_root) if baseline_spec else []
+    if options.report:  # a report of the user's in the way is refused now, not after the training
+        where = Path(options.results_dir) if options.results_dir else report_dir(options, out)
+        check_ours(report_path(where, options.report_format), where / "figures")
     created = not out.exists()
     try:
         selection, records = _run_jobs(spec, options, out, runtime, meta, saved, base, arch, genotype_text, seeds,
@@ -193,9 +204,7 @@ def run_experiment(options: ExperimentOptions) -> ExperimentResult:
             records, random_baseline.load(baseline_root, read_records), spec.metrics)
     report = None
     if options.report:
-        from ..report import write_report
-
-        results_dir = Path(options.results_dir) if options.results_dir else out.parent
+        results_dir = Path(options.results_dir) if options.results_dir else report_dir(options, out)
         report = write_report(results_dir=str(results_dir), fmt=options.report_format)
     return ExperimentResult(out=out, experiment=meta, records=records, selection=selection, summary=summary,
                             report=Path(report) if report else None, baseline=baseline_meta,

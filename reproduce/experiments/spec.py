@@ -79,7 +79,7 @@ class ExperimentOptions:
     arch: Optional[str] = None
     genotype: Optional[str] = None
     out: Optional[str] = None
-    results_dir: Optional[str] = None  # where the report is written; default: the parent of out
+    results_dir: Optional[str] = None  # where the report goes; default: pipeline.report_dir
     data: Optional[str] = None
     device: Optional[str] = None
     gpus: Sequence[str] = ()

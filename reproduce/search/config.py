@@ -4,13 +4,33 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional
 
-from .. import image_size
+from .. import image_size, loggers
 from ..config import require
 from ..data.options import OwnImageOptions, OwnTextOptions
+from ..loggers import LOGGER_HELP
 
 
 def _f(default, help_text, **meta):
     return field(default=default, metadata=dict(help=help_text, **meta))
+
+
+EARLY_STOP_HELP = ("DARTS+ early stopping (Liang et al. 2019, arXiv:1909.06035): 'skip:N' ends the search after the "
+                   "first epoch whose normal cell (as DARTS derives it, before any --max-skip cap) has N or more "
+                   "skip connections; the record says at which epoch and why. Empty: run every epoch (DARTS). "
+                   "Not the paper's recipe: such a run is reported as not comparable")
+MAX_SKIP_HELP = ("P-DARTS's cap on the skip connections of the derived normal cell (Chen et al. 2019): the "
+                 "weakest are replaced, by their rule, until at most M remain. Unset: DARTS's derivation. "
+                 "Not the paper's recipe: such a run is reported as not comparable")
+
+
+def early_stop_skips(rule: str) -> Optional[int]:
+    """The skip-connection count at which ``rule`` ('skip:N') stops a search; None for no rule ('')."""
+    if not rule:
+        return None
+    kind, _, count = rule.partition(":")
+    require(kind == "skip" and count.isdigit() and int(count) >= 1,
+            f"early_stop must be 'skip:N' with N >= 1 (e.g. skip:2, DARTS+'s rule), not {rule!r}")
+    return int(count)
 
 
 @dataclass
@@ -55,6 +75,9 @@ class CIFAR10SearchConfig:
         "float rounding only). Default: the device's measured fastest safe choice (off on CPU: faster, but "
         "PyTorch's CPU kernels crash on small sizes; see results/bench/README-search.md); --channels-last / "
         "--no-channels-last choose it")
+    max_skip: Optional[int] = _f(None, MAX_SKIP_HELP)
+    early_stop: str = _f("", EARLY_STOP_HELP)
+    logger: str = _f("", LOGGER_HELP)
 
     def validate(self) -> None:
         require(self.order in (1, 2), f"order must be 1 or 2, not {self.order}")
@@ -74,6 +97,9 @@ class CIFAR10SearchConfig:
                 "amp=bf16 does not go with order 2: the unrolled step's finite difference moves each weight by about "
                 "0.01/sqrt(number of weights), far below bfloat16's resolution, so its Hessian term would be rounding "
                 "noise. Use --order 1 with bf16, or float32 (--amp none) with order 2")
+        require(self.max_skip is None or self.max_skip >= 0, f"max_skip must be >= 0, not {self.max_skip}")
+        early_stop_skips(self.early_stop)
+        loggers.parse(self.logger)
 
     def _check_data(self) -> None:
         require(self.image_size in image_size.SIZES, f"image_size must be 8, 16 or 32, not {self.image_size}")
@@ -131,6 +157,7 @@ class PTBSearchConfig:
         "as the original's code does; 'batch': each state normalised with its own statistics over the "
         "evaluation batch, as in training (the running statistics are neither used nor updated). Only the "
         "reported figure changes, not the search", choices=["running", "batch"])
+    logger: str = _f("", LOGGER_HELP)
 
     def validate(self) -> None:
         require(self.order in (1, 2), f"order must be 1 or 2, not {self.order}")
@@ -150,6 +177,7 @@ class PTBSearchConfig:
             require(0.0 <= value < 1.0, f"{name} must be in [0, 1), not {value}")
         require(self.learning_rate > 0 and self.arch_learning_rate > 0, "learning rates must be > 0")
         require(self.unrolled_eps > 0, f"unrolled_eps must be > 0, not {self.unrolled_eps}")
+        loggers.parse(self.logger)
 
 
 @dataclass

@@ -34,7 +34,7 @@ from ..optim import make_sgd
 from ..rundir import RunDir, check_finite
 from . import architect
 from .cnn_supernet import Network
-from .config import CIFAR10SearchConfig, ImageSearchConfig, PTBSearchConfig, TextSearchConfig
+from .config import CIFAR10SearchConfig, ImageSearchConfig, PTBSearchConfig, TextSearchConfig, early_stop_skips
 from .data import PTBData, load_cifar_halves, load_image_halves
 from .rnn_supernet import RNNModelSearch
 
@@ -45,6 +45,8 @@ SEARCH_CONFIGS = {"cifar10": CIFAR10SearchConfig, "ptb": PTBSearchConfig, "image
 GENOTYPES, ALPHAS = "genotypes.jsonl", "alphas.jsonl"
 
 StepCallback = Callable[[int, int], None]
+# (epoch, step, the step's numbers): what the searchers call after every step
+StepHook = Callable[[int, int, Dict[str, object]], None]
 
 
 class _Base:
@@ -121,27 +123,32 @@ class CNNSearch(_Base):
     def loss_fn(self, x, y):
         return lambda: (F.cross_entropy(self.logits(x, self.alphas), y), None)
 
-    def arch_step(self, x, y, xv, yv, lr: float) -> None:
+    def arch_step(self, x, y, xv, yv, lr: float) -> torch.Tensor:
+        """One Adam step of the architecture; returns the validation loss it differentiated (order 2: at the
+        virtually stepped weights)."""
         c = self.config
+        valid_loss, seen = _keeping_loss(self.loss_fn(xv, yv))
         if c.order == 1:
-            grads, _ = architect.first_order(self.alphas, self.loss_fn(xv, yv))
+            grads, _ = architect.first_order(self.alphas, valid_loss)
         else:
             params = list(self.model.parameters())
             grads, _ = architect.second_order(
-                self.model, self.alphas, self.loss_fn(x, y), self.loss_fn(xv, yv), lr, momentum=c.momentum,
+                self.model, self.alphas, self.loss_fn(x, y), valid_loss, lr, momentum=c.momentum,
                 weight_decay=c.weight_decay, buffers=architect.momentum_buffers(self.w_opt, params), r=c.unrolled_eps)
         self.arch_update(grads)
+        return seen["loss"]
 
     def weight_step(self, x, y):
+        """One SGD step of the weights; returns (loss, logits, the gradients' norm before clipping)."""
         self.w_opt.zero_grad(set_to_none=True)
         logits = self.logits(x, [a.detach() for a in self.alphas])
         loss = F.cross_entropy(logits, y)
         loss.backward()
-        nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
+        grad_norm = nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
         self.w_opt.step()
-        return loss.detach(), logits.detach()
+        return loss.detach(), logits.detach(), grad_norm.detach()
 
-    def train_epoch(self, epoch: int, progress: bool, callback: Optional[StepCallback]) -> dict:
+    def train_epoch(self, epoch: int, progress: bool, hook: Optional[StepHook]) -> dict:
         lr = self.lr_at(epoch)
         for group in self.w_opt.param_groups:
             group["lr"] = lr
@@ -152,13 +159,15 @@ class CNNSearch(_Base):
         batches = progress_bar(self.data.train_batches(), self.data.train_steps, f"search epoch {epoch}", progress)
         for step, (x, y) in enumerate(batches):
             xv, yv = self.data.next_valid()
-            self.arch_step(x, y, xv, yv, lr)
-            loss, logits = self.weight_step(x, y)
+            arch_loss = self.arch_step(x, y, xv, yv, lr)
+            loss, logits, grad_norm = self.weight_step(x, y)
+            hits = (logits.argmax(1) == y).sum()
             loss_sum += loss.double() * y.numel()
-            correct += (logits.argmax(1) == y).sum()
+            correct += hits
             n += y.numel()
-            if callback is not None:
-                callback(epoch, step)
+            if hook is not None:
+                hook(epoch, step, {"train_loss": loss, "train_acc": 100.0 * hits / y.numel(), "arch_loss": arch_loss,
+                                   "lr": lr, "arch_lr": self.a_opt.param_groups[0]["lr"], "grad_norm": grad_norm})
         return {"lr": lr, "train_loss": loss_sum.item() / n, "train_acc": 100.0 * correct.item() / n}
 
     @torch.no_grad()
@@ -172,9 +181,11 @@ class CNNSearch(_Base):
             n += y.numel()
         return {"valid_loss": loss_sum / n, "valid_acc": 100.0 * correct / n}
 
-    def genotype(self):
+    def genotype(self, capped: bool = True):
+        """The derived genotype; with the config's ``max_skip`` cap unless ``capped`` is false."""
         return genotypes.derive.cnn(self.alphas[0], self.alphas[1], steps=self.config.steps,
-                                    multiplier=self.config.multiplier)
+                                    multiplier=self.config.multiplier,
+                                    max_skip=self.config.max_skip if capped else None)
 
     def state_dict(self) -> dict:
         state = super().state_dict()
@@ -187,6 +198,17 @@ class CNNSearch(_Base):
 
     def final_metrics(self, row: dict) -> dict:
         return {k: row[k] for k in ("train_loss", "train_acc", "valid_loss", "valid_acc")}
+
+
+def _keeping_loss(loss_fn):
+    """``loss_fn`` (returning (loss, aux)) wrapped to keep its last loss, detached, in the returned dict."""
+    seen: Dict[str, torch.Tensor] = {}
+
+    def loss():
+        value, aux = loss_fn()
+        seen["loss"] = value.detach()
+        return value, aux
+    return loss, seen
 
 
 def _detach_hidden(hidden):
@@ -223,7 +245,7 @@ class RNNSearch(_Base):
             return F.nll_loss(log_prob.view(-1, log_prob.size(2)), targets), _detach_hidden(hidden_next)
         return loss
 
-    def train_epoch(self, epoch: int, progress: bool, callback: Optional[StepCallback]) -> dict:
+    def train_epoch(self, epoch: int, progress: bool, hook: Optional[StepHook]) -> dict:
         c, train, search = self.config, self.data.train, self.data.search
         hidden = self.model.init_hidden(c.batch_size)
         hidden_valid = self.model.init_hidden(c.batch_size)
@@ -240,7 +262,7 @@ class RNNSearch(_Base):
             data_valid, targets_valid = zds.get_batch(search, i % (search.size(0) - 1), c.bptt)
             data, targets = zds.get_batch(train, i, seq_len)
             hidden, hidden_valid = _detach_hidden(hidden), _detach_hidden(hidden_valid)
-            valid_loss = self.loss_fn(hidden_valid, data_valid, targets_valid)
+            valid_loss, seen = _keeping_loss(self.loss_fn(hidden_valid, data_valid, targets_valid))
             if c.order == 1:
                 grads, hidden_valid = architect.first_order(self.alphas, valid_loss)
             else:
@@ -258,16 +280,18 @@ class RNNSearch(_Base):
                 loss = loss + c.alpha * dropped_rnn_hs[-1].pow(2).mean()
             loss = loss + c.beta * (rnn_hs[-1][1:] - rnn_hs[-1][:-1]).pow(2).mean()
             loss.backward()
-            nn.utils.clip_grad_norm_(params, c.grad_clip)
+            grad_norm = nn.utils.clip_grad_norm_(params, c.grad_clip)
             self.w_opt.step()
+            lr_step = self.w_opt.param_groups[0]["lr"]
             self.w_opt.param_groups[0]["lr"] = lr2
             loss_sum += raw_loss.item()
             batches += 1
             i += seq_len
             if bar is not None:
                 bar.update(1)
-            if callback is not None:
-                callback(epoch, step)
+            if hook is not None:
+                hook(epoch, step, {"train_loss": raw_loss.detach(), "arch_loss": seen["loss"], "lr": lr_step,
+                                   "arch_lr": self.a_opt.param_groups[0]["lr"], "grad_norm": grad_norm.detach()})
             step += 1
         if bar is not None:
             bar.close()
@@ -324,11 +348,13 @@ class SearchTask:
     epoch go to ``genotypes.jsonl`` and ``alphas.jsonl`` (epoch -1: the initialisation)."""
 
     kind = "search"
+    on_step: Optional[StepHook] = None  # set by the runner (the live logs)
 
     def __init__(self, dataset: str, config, device, rundir: RunDir, progress: bool,
                  callback: Optional[StepCallback], data=None):
         self.dataset, self.config, self.rundir = dataset, config, rundir
         self.progress, self.callback = progress, callback
+        self.stop_at_skips = early_stop_skips(getattr(config, "early_stop", ""))
         given = {} if data is None else {"data": data}  # images given from Python (search("images", ..., data=))
         self.searcher = _SEARCHERS[dataset](config, device, **given)  # loads the data: missing data fails here
         self.parameters = sum(p.numel() for p in self.searcher.model.parameters())
@@ -352,7 +378,7 @@ class SearchTask:
 
     def run_epoch(self, epoch: int) -> dict:
         searcher = self.searcher
-        metrics = searcher.train_epoch(epoch, self.progress, self.callback)
+        metrics = searcher.train_epoch(epoch, self.progress, self._after_step)
         metrics.update(searcher.evaluate())
         for key in ("train_loss", "valid_loss"):
             check_finite(key, metrics[key], epoch)
@@ -361,6 +387,34 @@ class SearchTask:
         text = self._log_architecture(epoch)
         log.info("genotype = %s", text)
         return {**metrics, "genotype": text}
+
+    def _after_step(self, epoch: int, step: int, values: dict) -> None:
+        if self.on_step is not None:
+            self.on_step(epoch, step, values)
+        if self.callback is not None:
+            self.callback(epoch, step)
+
+    def watch(self) -> dict:
+        """What the live logs show after an epoch: the softmax of the architecture logits, the
+        derived genotype and (conv cells) the skip connections of its normal cell."""
+        searcher = self.searcher
+        genotype = searcher.genotype()
+        view = {"texts": {"genotype": genotypes.format(genotype)},
+                "arrays": {name: np.asarray(m) for name, m in searcher.softmax_dict().items()}, "scalars": {}}
+        if isinstance(genotype, genotypes.Genotype):
+            view["scalars"]["normal_skips"] = genotypes.derive.normal_skips(genotype)
+        return view
+
+    def stop_reason(self) -> Optional[str]:
+        """DARTS+'s early stop: why the search ends now (None: it goes on). It reads the architecture
+        as it stands, so a resumed search decides as the uninterrupted one did."""
+        if self.stop_at_skips is None:
+            return None
+        skips = genotypes.derive.normal_skips(self.searcher.genotype(capped=False))
+        if skips < self.stop_at_skips:
+            return None
+        return (f"early_stop {self.config.early_stop}: the normal cell DARTS derives has {skips} skip connections "
+                f"(DARTS+ stops at {self.stop_at_skips})")
 
     def state_dict(self) -> dict:
         return self.searcher.state_dict()
@@ -378,6 +432,9 @@ class SearchTask:
             fields["channels_last"] = self.searcher.channels_last
         if getattr(self.searcher, "data_record", None):  # one's own data: what it was and how it was split
             fields["data"] = self.searcher.data_record
+        reason = self.stop_reason()
+        if reason and len(curve) < self.config.epochs:
+            fields["early_stop"] = {"epoch": curve[-1]["epoch"], "epochs_run": len(curve), "reason": reason}
         return fields
 
 

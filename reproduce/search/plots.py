@@ -14,7 +14,7 @@ from typing import Dict, List
 import numpy as np
 
 import genotypes
-from genotypes import RNNGenotype
+from genotypes import RNNGenotype, derive
 from zoo.fileio import atomic_write_bytes
 
 from ..jsonfile import read_json_lines
@@ -87,8 +87,8 @@ def plot_alphas(rows: List[dict], out: Path, fmt: str = "png") -> List[Path]:
 def skip_counts(genotype) -> Dict[str, int]:
     if isinstance(genotype, RNNGenotype):
         return {"recurrent identity": sum(op == "identity" for op, _ in genotype.recurrent)}
-    return {"normal skip_connect": sum(op == "skip_connect" for op, _ in genotype.normal),
-            "reduce skip_connect": sum(op == "skip_connect" for op, _ in genotype.reduce)}
+    return {"normal skip_connect": derive.count_skips(genotype.normal),
+            "reduce skip_connect": derive.count_skips(genotype.reduce)}
 
 
 def plot_skips(geno_rows: List[dict], out: Path, fmt: str = "png") -> Path:

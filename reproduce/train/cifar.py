@@ -110,6 +110,8 @@ class CIFARTask:
     """The CIFAR-10 recipe, on CIFAR-10 (:class:`CIFAR10Config`) or on one's own images (:class:`ImagesConfig`:
     their classes, channels, size, normalisation and hold-outs from :func:`reproduce.data.own.training_images`)."""
 
+    on_step = None  # set by the runner (the live logs): called after every step
+
     def __init__(self, config, genotype, d: distributed.Dist, progress: bool, data=None):
         self.config, self.d, self.progress = config, d, progress
         dev = self.device = d.device
@@ -169,7 +171,7 @@ class CIFARTask:
         correct = torch.zeros((), device=dev, dtype=torch.long)
         seen = 0
         starts = range(0, n, cfg.batch_size)
-        for start in progress_bar(starts, len(starts), f"epoch {epoch}", self.progress):
+        for step, start in enumerate(progress_bar(starts, len(starts), f"epoch {epoch}", self.progress)):
             stop = min(start + cfg.batch_size, n)
             if stop - start < d.world:  # a last batch too small to give every process an example
                 break
@@ -179,14 +181,18 @@ class CIFARTask:
             x = augment(self.train_x[idx], p, self.mean, self.std, self.cutout_length if cfg.cutout else 0,
                         cfg.channels_last)
             y = self.train_y[idx]
+            stats = {} if self.on_step is not None else None
             if self.graphed is not None and hi - lo == cfg.batch_size:
-                loss, c = self.graphed(x, y)
+                loss, c = self.graphed(x, y)  # the gradients' norm stays inside the graph
             else:
                 loss, c = cnn_train_step(self.train_model, self.optimizer, x, y, auxiliary_weight=cfg.auxiliary_weight,
-                                         grad_clip=cfg.grad_clip, params=self.params, device=dev, amp=cfg.amp)
+                                         grad_clip=cfg.grad_clip, params=self.params, device=dev, amp=cfg.amp,
+                                         stats=stats)
             loss_sum += loss.double() * (hi - lo)
             correct += c
             seen += hi - lo
+            if stats is not None:  # this process's share of the batch
+                self.on_step(epoch, step, {"train_loss": loss, "train_acc": 100.0 * c / (hi - lo), "lr": lr, **stats})
         totals = d.all_reduce_sum(torch.stack([loss_sum, correct.double(), torch.tensor(float(seen), device=dev,
                                                                                          dtype=torch.float64)]))
         train_loss, train_correct, train_seen = (float(v) for v in totals.cpu())

@@ -3,13 +3,14 @@ from __future__ import annotations
 
 import logging
 import random
+from typing import Optional
 
 import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from zoo.metrics import topk_correct
+from zoo.topk import topk_correct
 
 from ..device import autocast
 
@@ -79,11 +80,12 @@ def maybe_compile(model: nn.Module, enabled: bool, epochs: int) -> nn.Module:
 
 def cnn_train_step(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor, *,
                    auxiliary_weight: float, grad_clip: float, params, device: torch.device, amp: str = "none",
-                   label_smoothing: float = 0.0, autocast_cache: bool = True):
+                   label_smoothing: float = 0.0, autocast_cache: bool = True, stats: Optional[dict] = None):
     """One step of the original cnn/train.py: loss (+ weighted auxiliary loss), backward, clip, SGD.
 
     Returns (loss, number of correct top-1 predictions) as device tensors, so no step waits for the
-    device.
+    device. With ``stats`` (a dict, for the live logs) it also gets ``grad_norm``: the gradients'
+    norm before clipping.
     """
     with autocast(device, amp, autocast_cache):
         out = model(x)
@@ -93,8 +95,10 @@ def cnn_train_step(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.
             loss = loss + auxiliary_weight * F.cross_entropy(logits_aux, y, label_smoothing=label_smoothing)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
-    nn.utils.clip_grad_norm_(params, grad_clip, foreach=True)
+    grad_norm = nn.utils.clip_grad_norm_(params, grad_clip, foreach=True)
     optimizer.step()
+    if stats is not None:
+        stats["grad_norm"] = grad_norm.detach()
     correct = (logits.detach().argmax(1) == y).sum()
     return loss.detach(), correct
 

@@ -54,6 +54,7 @@ def _limit(dataset, n: int):
 
 
 class ImageNetTask:
+    on_step = None  # set by the runner (the live logs): called after every step
     def __init__(self, config, genotype, d: distributed.Dist, progress: bool):
         self.config, self.d, self.progress = config, d, progress
         self.device = dev = d.device
@@ -110,15 +111,18 @@ class ImageNetTask:
         correct = torch.zeros((), device=dev, dtype=torch.long)
         seen = 0
         loader = self._loader(self.train_set, batches, worker_gen)
-        for x, y in progress_bar(loader, len(batches), f"epoch {epoch}", self.progress):
+        for step, (x, y) in enumerate(progress_bar(loader, len(batches), f"epoch {epoch}", self.progress)):
             x = x.to(dev, non_blocking=True, memory_format=self.memory_format)
             y = y.to(dev, non_blocking=True)
+            stats = {} if self.on_step is not None else None
             loss, c = cnn_train_step(self.train_model, self.optimizer, x, y, auxiliary_weight=cfg.auxiliary_weight,
                                      grad_clip=cfg.grad_clip, params=self.params, device=dev, amp=cfg.amp,
-                                     label_smoothing=cfg.label_smooth)
+                                     label_smoothing=cfg.label_smooth, stats=stats)
             loss_sum += loss.double() * len(y)
             correct += c
             seen += len(y)
+            if stats is not None:  # this process's share of the batch
+                self.on_step(epoch, step, {"train_loss": loss, "train_acc": 100.0 * c / len(y), "lr": lr, **stats})
         totals = d.all_reduce_sum(torch.stack([loss_sum, correct.double(),
                                                torch.tensor(float(seen), device=dev, dtype=torch.float64)]))
         tl, tc, ts = (float(v) for v in totals.cpu())

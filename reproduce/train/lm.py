@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import logging
 import math
+from typing import Optional
 
 import numpy as np
 import torch
@@ -56,8 +57,9 @@ NAN_CHECK_EVERY = 50  # steps between checks for a non-finite loss (each check w
 
 
 def lm_train_step(model, optimizer, params, x, targets, hidden, *, seq_len: int, bptt: int, clip: float,
-                  alpha: float, beta: float, device: torch.device, amp: str = "none"):
-    """One step of the original rnn/train.py; returns (raw NLL as a device tensor, new hidden state).
+                  alpha: float, beta: float, device: torch.device, amp: str = "none", stats: Optional[dict] = None):
+    """One step of the original rnn/train.py; returns (raw NLL as a device tensor, new hidden state);
+    ``stats`` (a dict, for the live logs) gets the step's learning rate and gradients' norm before clipping.
 
     The learning rate is scaled by seq_len / bptt for this step only; the hidden state is
     detached from the previous step; the loss adds AR (alpha) and TAR (beta) on the cell outputs.
@@ -74,13 +76,16 @@ def lm_train_step(model, optimizer, params, x, targets, hidden, *, seq_len: int,
         loss = loss + sum(beta * (h[1:] - h[:-1]).float().pow(2).mean() for h in rnn_hs[-1:])
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
-    torch.nn.utils.clip_grad_norm_(params, clip, foreach=True)
+    grad_norm = torch.nn.utils.clip_grad_norm_(params, clip, foreach=True)
     optimizer.step()
+    if stats is not None:
+        stats.update(lr=optimizer.param_groups[0]["lr"], grad_norm=grad_norm.detach())
     optimizer.param_groups[0]["lr"] = lr2
     return raw_loss.detach(), hidden
 
 
 class LMTask:
+    on_step = None  # set by the runner (the live logs): called after every step
     def __init__(self, config, genotype, d: distributed.Dist, progress: bool):
         self.config, self.d, self.progress = config, d, progress
         self.device = dev = d.device
@@ -172,9 +177,12 @@ class LMTask:
             seq_len = max(5, int(np.random.normal(bptt, 5)))
             seq_len = min(seq_len, cfg.bptt + cfg.max_seq_len_delta)
             x, targets = get_batch(data, i, seq_len)
+            stats = {} if self.on_step is not None else None
             raw_loss, hidden = lm_train_step(model, self.optimizer, self.params, x, targets, hidden,
                                              seq_len=seq_len, bptt=cfg.bptt, clip=cfg.grad_clip, alpha=cfg.alpha,
-                                             beta=cfg.beta, device=dev, amp=cfg.amp)
+                                             beta=cfg.beta, device=dev, amp=cfg.amp, stats=stats)
+            if stats is not None:
+                self.on_step(epoch, steps, {"train_loss": raw_loss, **stats})
             total += raw_loss.detach().double()
             steps += 1
             i += seq_len

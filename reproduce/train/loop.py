@@ -60,6 +60,14 @@ class TrainingTask:
         self.recipe.rundir = rundir
         self.parameters = self.recipe.parameters
 
+    @property
+    def on_step(self):
+        return self.recipe.on_step
+
+    @on_step.setter
+    def on_step(self, hook) -> None:  # the runner's step hook goes to the recipe, which takes the steps
+        self.recipe.on_step = hook
+
     def run_epoch(self, epoch: int) -> dict:
         return self.recipe.run_epoch(epoch)
 

@@ -7,7 +7,8 @@
 
 Fields shared by all recipes: ``arch`` (a named genotype), ``genotype`` (genotype text, wins
 over ``arch`` when set), ``seed``, ``epochs``, ``data``, ``device``, ``deterministic``, ``amp``,
-``channels_last``, ``compile``, and ``limit``/``limit_eval`` to shrink the data for demos and tests.
+``channels_last``, ``compile``, ``limit``/``limit_eval`` to shrink the data for demos and tests, and
+``logger`` (live logs, a run-time choice like ``device``: :mod:`reproduce.loggers`).
 
 Batch sizes are *global*: under ``torchrun`` each of the N processes takes ``batch_size / N``
 examples per step and gradients are averaged, so the update equals one process with the whole
@@ -23,9 +24,10 @@ import torch
 
 import genotypes
 
-from .. import image_size
+from .. import image_size, loggers
 from ..config import ConfigError, require
 from ..data.options import OwnImageOptions, OwnTextOptions
+from ..loggers import LOGGER_HELP
 
 AMP_CHOICES = ("none", "bf16")
 
@@ -72,6 +74,7 @@ def _check_common(cfg, kind: str) -> None:
         # here: a config built on a login node for a GPU job (--gpus, --launcher slurm) is valid.
         require(dev.type in ("cpu", "cuda", "mps", "xpu"), f"unsupported device {cfg.device!r}")
     resolve_genotype(cfg.arch, cfg.genotype, kind)
+    loggers.parse(cfg.logger)
 
 
 @dataclass
@@ -90,6 +93,7 @@ class _Common:
     limit: int = _f(0, "use only this many training examples (tokens for LMs); 0 = all")
     limit_eval: int = _f(0, "use only this many evaluation examples (tokens for LMs); 0 = all")
     num_threads: int = _f(0, "torch CPU threads; 0 = torch's choice")
+    logger: str = _f("", LOGGER_HELP)
 
 
 @dataclass

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from reproduce import demo
+from reproduce import demo, device
 
 
 def test_the_markov_bound_is_a_reference_of_the_experiment_not_a_published_target():
@@ -25,7 +25,7 @@ def test_demo_defaults_write_to_runs_and_use_every_usable_core(monkeypatch):
     args = build_parser().parse_args(["demo"])
     assert args.out == "runs/demo" and args.jobs is None and args.threads == 1
     assert demo.DEFAULT_OUT == "runs/demo"
-    monkeypatch.setattr(demo.os, "sched_getaffinity", lambda pid: {0, 3, 5}, raising=False)
+    monkeypatch.setattr(device.os, "sched_getaffinity", lambda pid: {0, 3, 5}, raising=False)
     assert demo.usable_cores() == 3
 
 
@@ -139,3 +139,30 @@ def test_one_job_runs_the_experiments_one_after_another_here_with_a_baseline_per
     assert [Path(d).name for *_, d, _ in seen] == ["digits-random"] * 2 + ["markov-random"] * 2
     with pytest.raises(ValueError, match="must be >= 1"):
         demo.run_demo(tmp_path, fast=True, progress=False, report=False, jobs=0)
+
+
+def test_jobs_are_clamped_to_the_usable_cores_and_threads_bounded(tmp_path, monkeypatch, caplog, capsys):
+    from reproduce.__main__ import main
+
+    monkeypatch.setattr(device.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    seen = []
+    monkeypatch.setattr(demo, "_run_side_by_side", lambda plans, jobs, progress: seen.append(jobs) or {})
+    with caplog.at_level("WARNING"):
+        result = demo.run_demo(tmp_path / "a", fast=True, progress=False, report=False, jobs=64)
+    assert result.jobs == 2 and seen == [2] and "--jobs 64: this process may use 2 cores" in caplog.text
+    for argv, needle in ((["--threads", "100000"], "--threads must be at most 64 here"),
+                         (["--device", "mps"], "no mps device is available here")):
+        assert main(["demo", "--out", str(tmp_path / "b"), "--fast", *argv]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("error: ") and needle in err and "\n" not in err, err
+        assert not (tmp_path / "b").exists()  # refused before anything is written
+
+
+def test_the_demo_never_writes_into_a_directory_of_the_users(tmp_path, capsys):
+    from reproduce.__main__ import main
+
+    (tmp_path / ".gitignore").write_text("mine")
+    assert main(["demo", "--out", str(tmp_path), "--fast"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "holds files the demo did not write (.gitignore)" in err and "\n" not in err, err
+    assert [p.name for p in tmp_path.iterdir()] == [".gitignore"] and (tmp_path / ".gitignore").read_text() == "mine"

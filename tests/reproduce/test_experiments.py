@@ -82,8 +82,11 @@ def test_impossible_requests_are_refused_before_any_work(tmp_path, tiny_cifar):
 
 @pytest.mark.slow
 def test_experiment_trains_each_seed_aggregates_and_writes_the_report(tmp_path, tiny_cifar):
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "REPORT.md").write_text("the user's own report")  # beside --out: not ours to touch
     result = run_experiment(_options(tmp_path, tiny_cifar))
     exp_dir = tmp_path / "results" / "exp"
+    assert (tmp_path / "results" / "REPORT.md").read_text() == "the user's own report"
     meta = json.loads((exp_dir / "experiment.json").read_text())
     assert meta["experiment"] == "cifar10" and meta["arch"] == "DARTS_V2" and meta["profile"] == "quick"
     assert meta["seeds"] == [0, 1] and meta["target"] == "cifar10" and meta["search"] is None
@@ -93,7 +96,7 @@ def test_experiment_trains_each_seed_aggregates_and_writes_the_report(tmp_path, 
         assert record["seed"] == seed and record["status"] == "finished" and len(record["curve"]) == 2
         assert record["config"]["experiment"] == "cifar10"
     assert result.summary["test_error"]["n"] == 2
-    assert result.report == tmp_path / "results" / "REPORT.md"
+    assert result.report == exp_dir / "REPORT.md"  # inside what the user named (--out), never its parent
     report = result.report.read_text()
     assert "cifar10" in report
 
@@ -379,3 +382,17 @@ def test_a_baseline_counts_against_the_run_cap_and_in_the_dry_run_estimate(tmp_p
     time_line = next(line for line in lines if line.startswith("time on cpu: about"))
     assert "2 x train cifar10" in time_line and "6 x train cifar10" in time_line  # the 3 cells x 2 seeds count
     assert not (tmp_path / "results").exists()
+
+
+def test_a_report_of_the_users_inside_out_is_refused_before_any_training(tmp_path, tiny_cifar):
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "REPORT.md").write_text("my notes")
+    with pytest.raises(FileExistsError, match="REPORT.md exists and was not written by `python -m reproduce report`"):
+        run_experiment(_options(tmp_path, tiny_cifar, out=str(out)))
+    assert [p.name for p in out.iterdir()] == ["REPORT.md"] and (out / "REPORT.md").read_text() == "my notes"
+    (out / "REPORT.md").unlink()
+    (out / "figures").mkdir()
+    (out / "figures" / "plot.png").write_bytes(b"mine")
+    with pytest.raises(FileExistsError, match="figures holds files, but there is no report beside it"):
+        run_experiment(_options(tmp_path, tiny_cifar, out=str(out)))

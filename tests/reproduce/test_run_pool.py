@@ -112,3 +112,55 @@ def test_the_demo_stops_at_the_first_failed_experiment(tmp_path, monkeypatch):
         demo._run_side_by_side(plans, 2, progress=False, run=fake_run)
     assert time.time() - start < 30, "the demo waited for the slow experiment before reporting the failed one"
     assert not (tmp_path / "slow" / "record.json").exists()
+
+
+def sleeping_run(kind, dataset, config, out, progress):
+    """A run that notes its worker's pid and then runs for longer than any test."""
+    Path(out).mkdir(parents=True, exist_ok=True)
+    (Path(out) / "pid").write_text(str(os.getpid()))
+    time.sleep(600)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"  # a zombie has exited
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads process states from /proc (Linux)")
+def test_workers_and_the_resource_tracker_exit_when_the_parent_is_killed(tmp_path):
+    """Before: after kill -9 of the parent, its workers (about 750 MB each) and the resource tracker lived on."""
+    import signal
+    import subprocess
+    import sys
+
+    script = ("import sys, time; sys.path[:0] = [sys.argv[1], sys.argv[2]]\n"
+              "from reproduce.run_pool import RunPool\nfrom reproduce.scheduler import Job\n"
+              "from test_run_pool import sleeping_run\n"
+              "pool = RunPool(1, progress=False, run=sleeping_run)\n"
+              "pool.submit(Job('train', 'cifar10', {'seed': 0}, sys.argv[3]))\ntime.sleep(600)\n")
+    here = Path(__file__).resolve().parent
+    parent = subprocess.Popen([sys.executable, "-c", script, str(here.parents[1]), str(here), str(tmp_path / "run")])
+    try:
+        deadline = time.time() + 120
+        while not (tmp_path / "run" / "pid").exists() and time.time() < deadline:
+            time.sleep(0.2)
+        worker = int((tmp_path / "run" / "pid").read_text())
+        children = [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit() and _parent_of(p) == parent.pid]
+        assert worker in children and len(children) >= 2  # the worker and the resource tracker
+    finally:
+        os.kill(parent.pid, signal.SIGKILL)
+        parent.wait()
+    deadline = time.time() + 30
+    while any(_alive(pid) for pid in children) and time.time() < deadline:
+        time.sleep(0.2)
+    assert not any(_alive(pid) for pid in children), [pid for pid in children if _alive(pid)]
+
+
+def _parent_of(proc: Path) -> int:
+    try:
+        return int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return -1

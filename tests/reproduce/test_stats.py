@@ -121,3 +121,20 @@ def test_runs_without_spread_against_a_single_figure_are_untested():
 def test_target_without_mean_is_refused():
     with pytest.raises(ValueError, match="mean"):
         compare(summarize(SAMPLE), {"std": 0.1})
+
+
+@pytest.mark.parametrize("magnitude", [1.0, 1e90, 1e200, 1e300])
+def test_welch_is_the_same_at_any_magnitude_no_variance_overflows(magnitude):
+    """1e200 gave t = 0 (nan) and p = 1 against the random cells: the variance overflowed."""
+    from reproduce import random_baseline
+
+    base = random_baseline.compare([1.0, 2.0], [3.0, 5.0, 4.0])
+    big = random_baseline.compare([1.0 * magnitude, 2.0 * magnitude], [3.0 * magnitude, 5.0 * magnitude,
+                                                                      4.0 * magnitude])
+    assert big["t"] == pytest.approx(base["t"]) and big["p"] == pytest.approx(base["p"])
+    assert big["df"] == pytest.approx(base["df"]) and big["verdict"] == base["verdict"] == "better"
+    ours = compare(summarize([1 * magnitude, 2 * magnitude, 3 * magnitude]),
+                   {"mean": 5 * magnitude, "std": 1 * magnitude, "n": 10})
+    plain = compare(summarize([1, 2, 3]), {"mean": 5, "std": 1, "n": 10})
+    assert welch_df(2 * magnitude, 3, magnitude, 10) == pytest.approx(welch_df(2, 3, 1, 10))
+    assert ours["p"] == pytest.approx(plain["p"]) and ours["df"] == pytest.approx(plain["df"])

@@ -122,3 +122,39 @@ def refused_in_one_line(capsys, argv, *needles):
     for needle in needles:
         assert needle in err, err
     return err
+
+
+def refused_within_bounds(argv, *needles, seconds: float = 30, rss_mb: int = 1200, cwd=None):
+    """``python -m reproduce ARGV`` in a fresh process exits 2 with one ``error:`` line holding every needle,
+    within ``seconds`` of CPU time and a peak resident memory of ``rss_mb`` MB (``os.wait4`` gives the child's
+    own). CPU time, not wall time: on a loaded machine starting Python and torch alone can take 20 s of wall
+    time; the process is killed after 4 x ``seconds`` of wall time all the same."""
+    import subprocess
+    import sys
+    import threading
+
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (str(Path(__file__).resolve().parents[2]),
+                                                                  os.environ.get("PYTHONPATH")) if p))
+    proc = subprocess.Popen([sys.executable, "-m", "reproduce", *map(str, argv)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env=env, cwd=cwd)
+    timer = threading.Timer(4 * seconds, proc.kill)
+    timer.start()
+    try:
+        err = proc.stderr.read().decode("utf-8", "replace").strip()
+        proc.stdout.read()
+        if hasattr(os, "wait4"):
+            _, status, usage = os.wait4(proc.pid, 0)
+            proc.returncode = os.waitstatus_to_exitcode(status)
+        else:  # Windows: no per-child peak memory, the time bound only
+            proc.wait()
+            usage = None
+    finally:
+        timer.cancel()
+    assert proc.returncode == 2, f"exit {proc.returncode} (killed after {seconds} s?): {err[-2000:]}"
+    assert err.count("\n") == 0 and err.startswith("error: ") and len(err) < 2000, err[-2000:]
+    for needle in needles:
+        assert needle in err, err
+    if usage is not None:
+        assert usage.ru_maxrss / 1024 <= rss_mb, f"peak RSS {usage.ru_maxrss / 1024:.0f} MB: {err}"
+        assert usage.ru_utime + usage.ru_stime <= seconds, f"{usage.ru_utime + usage.ru_stime:.0f} s of CPU: {err}"
+    return err

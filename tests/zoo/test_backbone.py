@@ -134,3 +134,99 @@ def test_drop_path_rate_sets_the_drop_path_probability_and_is_checked():
     for bad in (-0.1, 1.0, "0.1"):
         with pytest.raises(ValueError, match="drop_path_rate"):
             _small(drop_path_rate=bad)
+
+
+# ---------------------------------------------------------------- feature maps (features_only, out_indices)
+
+def test_imagenet_feature_maps_are_the_stem_at_a_quarter_then_the_last_cells_at_each_stride():
+    model = _small(zoo.NetworkImageNet)  # 5 cells: reductions at cells 1 and 3
+    info = model.feature_info
+    assert info.reduction() == [4, 8, 16, 32]
+    assert info.module_name() == ["stem0", "cells.0", "cells.2", "cells.4"]
+    assert info.channels() == [8, 4 * 8, 4 * 16, 4 * 32]
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        last = model.forward_features(x)
+        maps = model.features_only()(x)
+    assert [tuple(m.shape[1:]) for m in maps] == [(8, 16, 16), (32, 8, 8), (64, 4, 4), (128, 2, 2)]
+    sizes = [m.shape[-1] for m in maps]
+    assert all(a > b for a, b in zip(sizes, sizes[1:]))
+    assert torch.equal(maps[-1], last)
+    assert maps[0].min() < 0  # stem0's own output, not the in-place ReLU stem1 applies to it
+
+
+def test_cifar_feature_maps_are_the_last_module_at_strides_one_two_and_four():
+    model = _small()
+    info = model.feature_info
+    assert info.reduction() == [1, 2, 4] and info.module_name() == ["cells.0", "cells.2", "cells.4"]
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        maps = model.features_only()(x)
+    assert [m.shape[1] for m in maps] == info.channels()
+    assert [m.shape[-1] for m in maps] == [32, 16, 8]
+    # with no cell before the first reduction, the stem is the stride-1 map
+    assert zoo.NetworkCIFAR(8, 10, 2, False, "DARTS_V2").feature_info.module_name() == ["stem", "cells.0", "cells.1"]
+
+
+def test_out_indices_pick_maps_and_drop_the_cells_after_the_last_one():
+    full = _small(zoo.NetworkImageNet)
+    model = _small(zoo.NetworkImageNet).features_only(out_indices=(1, -2))
+    assert model.out_indices == (1, 2) and model.feature_info.reduction() == [8, 16]
+    assert model.feature_info.channels() == [32, 64] and len(model.feature_info) == 2
+    assert len(model.cells) == 3 and not hasattr(model, "classifier") and not hasattr(model, "auxiliary_head")
+    sd = model.state_dict()
+    assert set(sd) < set(full.state_dict()) and all(torch.equal(v, full.state_dict()[k]) for k, v in sd.items())
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        maps = model(x)
+    assert [m.shape[-1] for m in maps] == [8, 4]
+    for bad in ((4,), (2, 1), (1, 1), ()):
+        with pytest.raises(ValueError, match="out_indices"):
+            _small(zoo.NetworkImageNet).features_only(bad)
+    with pytest.raises(ValueError, match="features_only network"):
+        zoo.save_pretrained(model, "unused")
+
+
+def test_features_only_through_create_model_and_load(tmp_path):
+    model = zoo.create_model("darts-imagenet", C=8, layers=5, features_only=True, out_indices=(2, 3))
+    assert model.feature_info.reduction() == [16, 32]
+    d = zoo.save_pretrained(_small(), tmp_path / "m")
+    backbone = zoo.load(str(d), features_only=True)
+    assert backbone.feature_info.reduction() == [1, 2, 4] and not backbone.training
+    with torch.no_grad():
+        assert len(backbone(torch.randn(1, 3, 32, 32))) == 3
+
+
+# ------------------------------------------ classifier: reset_classifier(0), get_classifier, forward_head
+
+@pytest.mark.parametrize("cls,size", [(zoo.NetworkCIFAR, 32), (zoo.NetworkImageNet, 224)])
+def test_reset_classifier_zero_leaves_the_pooled_features_as_output(cls, size):
+    model = _small(cls)
+    x = torch.randn(2, 3, size, size)
+    with torch.no_grad():
+        pooled = model.forward_head(model.forward_features(x), pre_logits=True)
+        logits = model.forward_head(model.forward_features(x))
+        assert torch.equal(model.get_classifier()(pooled), logits)
+        model.reset_classifier(0)
+        assert isinstance(model.get_classifier(), torch.nn.Identity) and model.num_classes == 0
+        assert torch.equal(model(x), pooled) and pooled.shape == (2, model.num_features)
+    model.train()
+    out, aux = model(x[:1].expand(2, -1, -1, -1).contiguous())
+    assert out.shape == (2, model.num_features) and aux.shape == (2, 768)
+    model.reset_classifier(7)
+    assert model.eval()(x).shape == (2, 7)
+
+
+def test_num_classes_zero_at_creation_is_saved_and_loaded(tmp_path):
+    model = zoo.NetworkCIFAR(8, 0, 5, False, "DARTS_V2").eval()
+    x = torch.randn(1, 3, 32, 32)
+    loaded = zoo.load(str(zoo.save_pretrained(model, tmp_path / "m")))
+    with torch.no_grad():
+        assert loaded(x).shape == (1, model.num_features) and torch.equal(loaded(x), model(x))
+
+
+def test_a_checkpoint_file_of_a_grey_network_converts_with_its_in_chans(tmp_path):
+    model = _small(in_chans=1)
+    torch.save(model.state_dict(), tmp_path / "grey.pt")
+    loaded = zoo.load(str(tmp_path / "grey.pt"))
+    assert loaded.in_chans == 1 and all(torch.equal(v, model.state_dict()[k]) for k, v in loaded.state_dict().items())

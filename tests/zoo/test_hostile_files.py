@@ -92,7 +92,7 @@ def test_a_header_claiming_a_terabyte_of_bytes_allocates_nothing(tmp_path):
         L.load_original(tmp_path / "h.pt")
 
 
-@pytest.mark.parametrize("field,value", [("C", 10**6), ("layers", 10**6), ("num_classes", 0), ("C", "8")])
+@pytest.mark.parametrize("field,value", [("C", 10**6), ("layers", 10**6), ("num_classes", -1), ("C", "8")])
 def test_a_saved_config_with_absurd_sizes_names_the_field_and_the_limit(tmp_path, field, value):
     model = zoo.NetworkCIFAR(4, 10, 3, False, "DARTS_V2")
     d = zoo.save_pretrained(model, tmp_path / "m", card=False)

@@ -116,6 +116,8 @@ def test_hubconf_has_an_entrypoint_per_model_and_loads_with_torch_hub(repo_root)
     entries = [n for n in dir(hubconf) if callable(getattr(hubconf, n)) and not n.startswith("_")]
     assert sorted(entries) == sorted(n.replace("-", "_") for n in zoo.list_models())
     assert "DARTS (second order)" in hubconf.darts_ptb.__doc__
+    assert "weights: no working public source known" in hubconf.darts_ptb.__doc__
+    assert "weights: available" in hubconf.darts_cifar10.__doc__
     m = torch.hub.load(str(repo_root), "darts_cifar10", source="local", pretrained=False)
     assert isinstance(m, zoo.NetworkCIFAR) and zoo.count_parameters(m) == 3349342
     m = torch.hub.load(str(repo_root), "enas_ptb", source="local", ntoken=30, ninp=8, nhid=8, nhidlast=8)
@@ -143,3 +145,28 @@ def test_list_and_info_commands(repo_root, capsys):
             main([cmd, "--help"])
         assert e.value.code == 0
         assert "usage: python -m zoo " + cmd in capsys.readouterr().out
+
+
+def test_zoo_list_shows_each_entrys_weights_state_from_its_sources_data(capsys, monkeypatch):
+    import dataclasses
+
+    from zoo import registry as R
+    from zoo.__main__ import main
+
+    states = {n: zoo.info(n)["weights"] for n in ("darts-cifar10", "darts-imagenet", "pdarts-imagenet", "darts-ptb",
+                                                   "nasnet-cifar10")}
+    assert states == {"darts-cifar10": "available", "darts-imagenet": "available", "pdarts-imagenet": "available",
+                      "darts-ptb": "no working public source known", "nasnet-cifar10": "architecture only"}
+    drive = R.get_entry("darts-ptb").sources[0]
+    assert "reported gone" in drive.gone and "quark0/darts#174" in drive.gone
+    assert main(["list", "darts-*"]) == 0
+    lines = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()}
+    assert "weights: no working public source known" in lines["darts-ptb"]
+    assert "weights: available" in lines["darts-cifar10"]
+    assert main(["info", "darts-ptb"]) == 0
+    assert "not working: reported gone" in capsys.readouterr().out
+    # the state is the sources' data, not a name in the code: a working source makes it available
+    entry = R._REGISTRY["darts-ptb"]
+    monkeypatch.setitem(R._REGISTRY, "darts-ptb", dataclasses.replace(
+        entry, sources=(*entry.sources, R.Source(kind="url", location="https://example.org/ptb.pt", filename="p.pt"))))
+    assert zoo.info("darts-ptb")["weights"] == "available"

@@ -37,9 +37,11 @@ def _randomised(model: torch.nn.Module, seed: int) -> "OrderedDict[str, torch.Te
     return out
 
 
-def _nni_walk(original: "OrderedDict[str, torch.Tensor]", ref_dir) -> "OrderedDict[str, torch.Tensor]":
+def _nni_walk(original: "OrderedDict[str, torch.Tensor]", ref_dir, counters: bool = True
+              ) -> "OrderedDict[str, torch.Tensor]":
     """NNI's re-keying as the reference README describes it (written independently of zoo.layouts): the
-    original's tensors in the order of the original's manifest, auxiliary head dropped."""
+    original's tensors in the order of the original's manifest, auxiliary head dropped. ``counters``: with
+    NNI's scalar num_batches_tracked buffers (its module's defaults) or without them, as the released file."""
     nni = json.loads((ref_dir / "nni_darts_v2_keys.json").read_text())
     manifest = json.loads((ref_dir / "cnn_manifests.json").read_text())["cifar10_darts_v2_c36_l20_aux"]
     pool = [(k, original[k]) for k, _ in manifest if k in original]
@@ -48,7 +50,8 @@ def _nni_walk(original: "OrderedDict[str, torch.Tensor]", ref_dir) -> "OrderedDi
     out = OrderedDict()
     for key, shape in nni:
         if shape == []:
-            out[key] = torch.tensor(0)  # NNI's default: the released file has no num_batches_tracked
+            if counters:
+                out[key] = torch.tensor(0)  # NNI's default: the released file has no num_batches_tracked
             continue
         k, v = next((k, v) for k, v in pool if k not in used and list(v.shape) == shape)
         used.add(k)
@@ -141,6 +144,44 @@ def test_darts_cifar10_loads_through_nnis_mirror_bit_for_bit_and_is_kept_convert
     n = len(server.requests)
     _equal_to_released(zoo.load("darts-cifar10"), nni_copy["released"])
     assert len(server.requests) == n == 1
+
+
+def test_nnis_file_converts_alike_with_or_without_its_num_batches_tracked_buffers(nni_copy, reference_dir):
+    from zoo.layouts import nni_to_original
+
+    walked = _nni_walk(nni_copy["released"], reference_dir, counters=True)
+    bare = _nni_walk(nni_copy["released"], reference_dir, counters=False)
+    assert len(bare) < len(walked) and not any(k.endswith("num_batches_tracked") for k in bare)
+    for sd in (walked, bare):
+        out = nni_to_original(sd)
+        assert list(out) == list(nni_copy["released"])
+        assert all(torch.equal(out[k], v) for k, v in nni_copy["released"].items())
+    # the same checks on everything else, in both forms
+    some = OrderedDict((k, v) for i, (k, v) in enumerate(walked.items())
+                       if not (k.endswith("num_batches_tracked") and i % 2))
+    with pytest.raises(zoo.legacy.CheckpointError, match="missing"):
+        nni_to_original(some)
+    for sd in (walked, bare):
+        first = next(iter(sd))
+        with pytest.raises(zoo.legacy.CheckpointError, match="missing"):
+            nni_to_original(OrderedDict(list(sd.items())[1:]))
+        with pytest.raises(zoo.legacy.CheckpointError, match="shapes differ"):
+            nni_to_original(OrderedDict({**sd, first: torch.zeros(1)}))
+        with pytest.raises(zoo.legacy.CheckpointError, match="order"):
+            nni_to_original(OrderedDict(reversed(list(sd.items()))))
+
+
+def test_darts_cifar10_loads_nnis_file_without_num_batches_tracked(monkeypatch, online, server, nni_copy,
+                                                                    reference_dir):
+    blob = _saved(_nni_walk(nni_copy["released"], reference_dir, counters=False))
+    prefix = hashlib.sha256(blob).hexdigest()[:8]
+    path = f"/nashub/darts-v2-{prefix}.pth"
+    server.files[path] = blob
+    copy = {**nni_copy, "filename": f"darts-v2-{prefix}.pth", "prefix": prefix}
+    _set_sources(monkeypatch, "darts-cifar10", _nni_source(server.url + path, copy))
+    model = zoo.load("darts-cifar10")
+    _equal_to_released(model, nni_copy["released"])
+    assert model.zoo_config["source"]["layout"] == "nni"
 
 
 @pytest.mark.parametrize("fault", [404, 500, "truncate", "stall", "checksum"])
@@ -289,7 +330,7 @@ def test_reset_classifier_and_forward_features_like_timm():
     model.reset_classifier(5)
     assert model.classifier.out_features == 5 and model.auxiliary_head.classifier.out_features == 5
     with pytest.raises(ValueError, match="num_classes"):
-        model.reset_classifier(0)
+        model.reset_classifier(-1)  # (0 is timm's "no classifier": tests/zoo/test_backbone.py)
 
 
 def test_transforms_of_an_entry():
