@@ -81,3 +81,15 @@ def test_a_small_dataset_in_cifar10_format_at_8x8_is_not_called_cifar10(tmp_path
     assert "not CIFAR-10 (48 training images)" in card and "averaged down from 32x32 to 8x8" in card
     assert "'input_size': [3, 8, 8]" in card and "datasets:\n- cifar10" not in card
     assert zoo.transforms(str(saved))(Image.new("RGB", (32, 32))).shape == (3, 8, 8)
+
+
+def test_zoo_eval_matches_the_folders_of_a_val_split_lacking_classes_by_name(gray_model, tmp_path):
+    from zoo.folder_eval import evaluate_folder
+
+    data, _, saved = gray_model
+    val = tmp_path / "val" / "square"
+    val.mkdir(parents=True)
+    for p in sorted((data / "train" / "square").iterdir())[:2]:
+        (val / p.name).write_bytes(p.read_bytes())
+    result = evaluate_folder(zoo.load(str(saved)), tmp_path / "val", batch_size=2, workers=0)
+    assert set(result["per_class"]) == {"square"} and result["per_class"]["square"]["n"] == 2

@@ -33,6 +33,6 @@ def test_images_search_with_a_random_baseline_writes_a_report(tmp_path, capsys):
     assert experiment["comparable"] is False and experiment["target"] is None
     selection = json.loads((out / "selection.json").read_text())
     assert selection["metric"] == "valid_error" and len(selection["candidates"]) == 1
-    report = (tmp_path / "results" / "REPORT.md").read_text()
+    report = (out / "REPORT.md").read_text()  # with --out, the report goes into that directory
     assert "## Experiment `images`" in report and "own data: no paper target" in report
     assert "random cells" in report
