@@ -84,9 +84,11 @@ def test_a_small_dataset_in_cifar10_format_at_8x8_is_not_called_cifar10(tmp_path
 
 
 def test_zoo_eval_matches_the_folders_of_a_val_split_lacking_classes_by_name(gray_model, tmp_path):
+    from zoo.evaluate import dataset_of
     from zoo.folder_eval import evaluate_folder
 
     data, _, saved = gray_model
+    assert dataset_of(zoo.load(str(saved))) == "folder"  # `zoo eval MODEL --data DIR` needs no --dataset
     val = tmp_path / "val" / "square"
     val.mkdir(parents=True)
     for p in sorted((data / "train" / "square").iterdir())[:2]:
