@@ -11,6 +11,7 @@ import difflib
 from typing import Union
 
 from . import cnn, derive, rnn, sample
+from .quoting import quote
 from .text import format, parse
 from .types import Genotype, RNNGenotype, make_cnn, make_rnn, validate_cnn, validate_rnn
 
@@ -38,7 +39,7 @@ def _module(kind: str):
     try:
         return _KINDS[kind]
     except KeyError:
-        raise ValueError(f"kind must be 'cnn' or 'rnn', not {kind!r}") from None
+        raise ValueError(f"kind must be 'cnn' or 'rnn', not {quote(kind)}") from None
 
 
 def get(name: str, kind: str = "cnn") -> Union[Genotype, RNNGenotype]:
@@ -57,12 +58,12 @@ def get(name: str, kind: str = "cnn") -> Union[Genotype, RNNGenotype]:
     other = "rnn" if kind == "cnn" else "cnn"
     other_table = _module(other).NAMED
     if name in other_table or key in {k.lower().replace("-", "_") for k in other_table}:
-        hint = f" {name!r} is a{'n' if other == 'rnn' else ''} {other} genotype: ask for kind={other!r}."
+        hint = f" {quote(name)} is a{'n' if other == 'rnn' else ''} {other} genotype: ask for kind={other!r}."
     else:
         # Compare case-folded so that e.g. 'darts_v3' still finds 'DARTS_V2'.
-        close = difflib.get_close_matches(key, list(folded), n=1, cutoff=0.4)
+        close = difflib.get_close_matches(key[:64], list(folded), n=1, cutoff=0.4)  # a name is short: so is the work
         hint = f" Did you mean {folded[close[0]]!r}?" if close else ""
-    raise UnknownGenotypeError(f"unknown {kind} genotype {name!r}.{hint} Known: {', '.join(table)}")
+    raise UnknownGenotypeError(f"unknown {kind} genotype {quote(name)}.{hint} Known: {', '.join(table)}")
 
 
 def resolve(spec, kind: str = "cnn") -> Union[Genotype, RNNGenotype]:

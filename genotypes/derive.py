@@ -53,18 +53,43 @@ def num_cnn_edges(steps: int = 4) -> int:
     return sum(i + 2 for i in range(steps))
 
 
+def _edge_normalised(W: np.ndarray, betas, steps: int, what: str) -> np.ndarray:
+    """PC-DARTS: each edge's op probabilities times its edge weight, the softmax of the betas over the edges
+    entering the same node (float32, as the authors' genotype() on the GPU). Their paper (Sect. 3.3) and code
+    agree: edges and ops are then chosen from these products by the DARTS rule."""
+    import torch
+
+    b = torch.as_tensor(betas).detach().to("cpu", torch.float32)
+    if tuple(b.shape) != (W.shape[0],):
+        raise ValueError(f"{what} has shape {tuple(b.shape)}, expected ({W.shape[0]},)")
+    parts, start = [], 0
+    for i in range(steps):
+        parts.append(torch.softmax(b[start:start + i + 2], dim=-1))
+        start += i + 2
+    return W * torch.cat(parts).numpy()[:, None]
+
+
 def cnn(alphas_normal, alphas_reduce, steps: int = 4, multiplier: int = 4, primitives=_cnn.PRIMITIVES,
-        max_skip: Optional[int] = None) -> Genotype:
+        max_skip: Optional[int] = None, *, betas_normal=None, betas_reduce=None) -> Genotype:
     """Genotype of a conv search cell from its logits (``num_edges x len(primitives)`` each).
 
     ``max_skip``: P-DARTS's cap on the skip connections of the normal cell (:func:`cap_skips`); None
-    (the default, DARTS) leaves the cell as derived.
+    (the default, DARTS) leaves the cell as derived. With PC-DARTS's edge logits (``betas_normal``,
+    ``betas_reduce``: ``num_edges`` each) edges and ops are ranked by ``softmax(alpha) * edge weight``
+    (:func:`_edge_normalised`), as the authors' code does.
     """
     primitives = list(primitives)
     rows = num_cnn_edges(steps)
-    W = _probs(alphas_normal, rows, len(primitives), "alphas_normal")
-    normal = _cnn_edges(W, steps, primitives) if max_skip is None else cap_skips(W, steps, primitives, max_skip)
-    reduce = _cnn_edges(_probs(alphas_reduce, rows, len(primitives), "alphas_reduce"), steps, primitives)
+    if (betas_normal is None) != (betas_reduce is None):
+        raise ValueError("give both betas_normal and betas_reduce, or neither")
+    W_normal = _probs(alphas_normal, rows, len(primitives), "alphas_normal")
+    W_reduce = _probs(alphas_reduce, rows, len(primitives), "alphas_reduce")
+    if betas_normal is not None:
+        W_normal = _edge_normalised(W_normal, betas_normal, steps, "betas_normal")
+        W_reduce = _edge_normalised(W_reduce, betas_reduce, steps, "betas_reduce")
+    normal = (_cnn_edges(W_normal, steps, primitives) if max_skip is None else
+              cap_skips(W_normal, steps, primitives, max_skip))
+    reduce = _cnn_edges(W_reduce, steps, primitives)
     concat = range(2 + steps - multiplier, steps + 2)
     return make_cnn(normal, concat, reduce, concat)
 

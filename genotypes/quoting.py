@@ -59,7 +59,7 @@ def quote(value: Any, limit: int = QUOTE_LIMIT) -> str:
                     put(": ")
                     item = item[1]
                 walk(item, depth + 1)
-            put(brackets[1])
+            put(("," if type(v) is tuple and len(v) == 1 else "") + brackets[1])
         else:
             put(f"<{type(v).__name__[:limit]}>")
 

@@ -10,12 +10,16 @@ from __future__ import annotations
 import ast
 from typing import Union
 
+from .quoting import quote
 from .types import MAX_NODES, Genotype, RNNGenotype, make_cnn, make_rnn
 
 AnyGenotype = Union[Genotype, RNNGenotype]
 
 # A range in the text lists nodes of one cell (inputs included): checked before it is expanded.
 _MAX_RANGE = MAX_NODES + 2
+
+# The longest genotype text: MAX_NODES nodes of two ('sep_conv_3x3', i) edges each, both cells, with room for spaces.
+MAX_TEXT = 64 * MAX_NODES * 2 * 2 + 1000
 
 _CNN_FIELDS = Genotype._fields
 _RNN_FIELDS = RNNGenotype._fields
@@ -31,10 +35,10 @@ def _literal(node: ast.AST, text: str):
         return [_literal(e, text) for e in node.elts]
     if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("range", "xrange"):
         if node.keywords or not 1 <= len(node.args) <= 3:
-            raise ValueError(f"malformed range(...) in genotype text: {ast.get_source_segment(text, node)!r}")
+            raise ValueError(f"malformed range(...) in genotype text: {quote(ast.get_source_segment(text, node))}")
         args = [_literal(a, text) for a in node.args]
         if any(type(a) is not int for a in args) or (len(args) == 3 and args[2] == 0):
-            raise ValueError(f"malformed range(...) in genotype text: {ast.get_source_segment(text, node)!r}")
+            raise ValueError(f"malformed range(...) in genotype text: {quote(ast.get_source_segment(text, node))}")
         values = range(*args)
         try:
             size = len(values)
@@ -45,7 +49,8 @@ def _literal(node: ast.AST, text: str):
                              f"{_MAX_RANGE} nodes (genotypes.types.MAX_NODES intermediate ones)")
         return list(values)
     segment = ast.get_source_segment(text, node) or type(node).__name__
-    raise ValueError(f"genotype text may only hold lists, tuples, strings, integers and range(); found {segment!r}")
+    raise ValueError(f"genotype text may only hold lists, tuples, strings, integers and range(); found "
+                     f"{quote(segment)}")
 
 
 def parse(text: str) -> AnyGenotype:
@@ -56,21 +61,24 @@ def parse(text: str) -> AnyGenotype:
     """
     if not isinstance(text, str):
         raise TypeError(f"parse() takes the genotype's text, not {type(text).__name__}")
+    if len(text) > MAX_TEXT:  # parsed before it is checked: its size bounds the parser's time and memory
+        raise ValueError(f"genotype text of {len(text)} characters; a genotype's is under {MAX_TEXT}: "
+                         f"{quote(text.strip(), 80)}")
     stripped = text.strip()
     try:
         tree = ast.parse(stripped, mode="eval")
     except SyntaxError as e:
         raise ValueError(
-            f"genotype text is not well formed ({e.msg} at column {e.offset}): {stripped[:120]!r}"
+            f"genotype text is not well formed ({e.msg} at column {e.offset}): {quote(stripped, 80)}"
         ) from None
     except (RecursionError, MemoryError):
-        raise ValueError(f"genotype text is nested too deeply to be a genotype: {stripped[:120]!r}") from None
+        raise ValueError(f"genotype text is nested too deeply to be a genotype: {quote(stripped, 80)}") from None
     call = tree.body
     if not (isinstance(call, ast.Call) and isinstance(call.func, (ast.Name, ast.Attribute))):
-        raise ValueError(f"expected text of the form Genotype(normal=[...], ...), got {stripped[:120]!r}")
+        raise ValueError(f"expected text of the form Genotype(normal=[...], ...), got {quote(stripped, 80)}")
     name = call.func.id if isinstance(call.func, ast.Name) else call.func.attr
     if name not in ("Genotype", "RNNGenotype"):
-        raise ValueError(f"expected Genotype(...) or RNNGenotype(...), got {name}(...)")
+        raise ValueError(f"expected Genotype(...) or RNNGenotype(...), got {quote(name)}(...)")
     keys = [k.arg for k in call.keywords]
     if None in keys:
         raise ValueError("genotype text may not use ** arguments")
@@ -80,9 +88,9 @@ def parse(text: str) -> AnyGenotype:
     values = dict(zip(fields, (_literal(a, stripped) for a in call.args)))
     for kw in call.keywords:
         if kw.arg not in fields:
-            raise ValueError(f"unknown field {kw.arg!r}; expected {', '.join(fields)}")
+            raise ValueError(f"unknown field {quote(kw.arg)}; expected {', '.join(fields)}")
         if kw.arg in values:
-            raise ValueError(f"field {kw.arg!r} given twice")
+            raise ValueError(f"field {quote(kw.arg)} given twice")
         values[kw.arg] = _literal(kw.value, stripped)
     missing = [f for f in fields if f not in values]
     if missing:

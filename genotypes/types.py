@@ -10,6 +10,7 @@ import itertools
 import operator
 from typing import NamedTuple, Sequence, Tuple
 
+from .quoting import quote
 from .spaces import CNN_OPS, RNN_PRIMITIVES
 
 Edge = Tuple[str, int]
@@ -63,7 +64,7 @@ def _bounded(values, limit: int, what: str, unit: str) -> tuple:
         try:
             values = tuple(itertools.islice(values, limit + 1))
         except TypeError:
-            raise ValueError(f"{what} is {values!r}, expected a list or range") from None
+            raise ValueError(f"{what} is {quote(values)}, expected a list or range") from None
         size = len(values)
     if size > limit:
         raise ValueError(f"{what} has {size if size <= 10 ** 15 else 'more than 10**15'} {unit}; a cell has at most "
@@ -77,22 +78,22 @@ def _edges(edges: Sequence, what: str, limit: int) -> Tuple[Edge, ...]:
         try:
             op, index = edge
         except (TypeError, ValueError):
-            raise ValueError(f"{what}: edge {i} is {edge!r}, expected an (op, input_index) pair") from None
+            raise ValueError(f"{what}: edge {i} is {quote(edge)}, expected an (op, input_index) pair") from None
         if not isinstance(op, str):
-            raise ValueError(f"{what}: edge {i} has op {op!r}, expected an op name")
+            raise ValueError(f"{what}: edge {i} has op {quote(op)}, expected an op name")
         if _int(index) is None:
-            raise ValueError(f"{what}: edge {i} has input index {index!r}, expected an integer")
+            raise ValueError(f"{what}: edge {i} has input index {quote(index)}, expected an integer")
         out.append((str(op), _int(index)))
     return tuple(out)
 
 
 def _concat(concat, what: str) -> Tuple[int, ...]:
     if isinstance(concat, (str, bytes)) or not hasattr(concat, "__iter__"):
-        raise ValueError(f"{what} is {concat!r}, expected a list or range of node indices")
+        raise ValueError(f"{what} is {quote(concat)}, expected a list or range of node indices")
     values = _bounded(concat, MAX_NODES + 2, what, "nodes")
     ints = tuple(_int(v) for v in values)
     if None in ints:
-        raise ValueError(f"{what} is {list(values)!r}, expected integers")
+        raise ValueError(f"{what} is {quote(values)}, expected integers")
     return ints
 
 
@@ -119,10 +120,11 @@ def _check_concat(concat: Tuple[int, ...], num_states: int, what: str) -> None:
     if not concat:
         raise ValueError(f"{what} is empty: a cell must output at least one node")
     if len(set(concat)) != len(concat):
-        raise ValueError(f"{what} {list(concat)} repeats a node")
+        raise ValueError(f"{what} {quote(list(concat))} repeats a node")
     bad = [c for c in concat if not 0 <= c < num_states]
     if bad:
-        raise ValueError(f"{what} {list(concat)} names node(s) {bad}, but the cell has nodes 0..{num_states - 1}")
+        raise ValueError(f"{what} {quote(list(concat))} names node(s) {quote(bad)}, but the cell has nodes "
+                         f"0..{num_states - 1}")
 
 
 def validate_cnn(g: Genotype) -> None:
@@ -134,11 +136,11 @@ def validate_cnn(g: Genotype) -> None:
             raise ValueError(f"{field} has {len(edges)} edges; a conv cell needs two per node (an even number >= 2)")
         for i, (op, index) in enumerate(edges):
             if op not in CNN_OPS:
-                raise ValueError(f"{field}: unknown op {op!r} on edge {i}; known ops: {', '.join(CNN_OPS)}")
+                raise ValueError(f"{field}: unknown op {quote(op)} on edge {i}; known ops: {', '.join(CNN_OPS)}")
             node = i // 2
             if not 0 <= index < node + 2:
                 raise ValueError(
-                    f"{field}: edge {i} (node {node + 2}) takes input {index}, "
+                    f"{field}: edge {i} (node {node + 2}) takes input {quote(index)}, "
                     f"but node {node + 2} can only read nodes 0..{node + 1}"
                 )
         _check_concat(_concat(getattr(g, concat_field), concat_field), len(edges) // 2 + 2, concat_field)
@@ -152,9 +154,9 @@ def validate_rnn(g: RNNGenotype) -> None:
         raise ValueError("recurrent has no steps")
     for i, (op, pred) in enumerate(recurrent):
         if op not in ops:
-            raise ValueError(f"recurrent: unknown activation {op!r} on step {i}; known: {', '.join(ops)}")
+            raise ValueError(f"recurrent: unknown activation {quote(op)} on step {i}; known: {', '.join(ops)}")
         if not 0 <= pred <= i:
             raise ValueError(
-                f"recurrent: step {i} (state {i + 1}) reads state {pred}, but it can only read states 0..{i}"
+                f"recurrent: step {i} (state {i + 1}) reads state {quote(pred)}, but it can only read states 0..{i}"
             )
     _check_concat(_concat(g.concat, "concat"), len(recurrent) + 1, "concat")

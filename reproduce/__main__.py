@@ -53,6 +53,10 @@ def main(argv=None) -> int:
         message = e.args[0] if isinstance(e, KeyError) and e.args else e
         print(f"error: {message}", file=sys.stderr)
         return 2
+    except MemoryError as e:  # the machine, or a size asked for: never a file blamed, never a traceback
+        print(f"error: out of memory{f' ({e})' if str(e) else ''}; ask for smaller sizes or free memory, then rerun "
+              "the same command to resume", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("interrupted: rerun the same command to resume", file=sys.stderr)
         return 130

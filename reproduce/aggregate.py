@@ -414,7 +414,7 @@ def merge_nested_targets(targets: Dict[str, Any], results_dir, skip=None) -> Dic
 
 def target_for(meta: Mapping[str, Any], targets: Mapping[str, Any]) -> Optional[str]:
     """The paper target an experiment is compared with: experiment.json's "target" when set,
-    else the one whose experiment and order (or arch) match; None when none applies."""
+    else the one whose experiment, order and search method (or arch) match; None when none applies."""
     table = targets.get("targets", targets)
     key = meta.get("target")
     if key:
@@ -426,8 +426,10 @@ def target_for(meta: Mapping[str, Any], targets: Mapping[str, Any]) -> Optional[
         return None
     experiment = meta.get("experiment")
     candidates = [k for k, t in table.items() if t.get("experiment") == experiment and "released" not in k]
-    if meta.get("order") is not None:
-        candidates = [k for k in candidates if table[k].get("order") == meta["order"]] or candidates
+    if meta.get("order") is not None:  # a searched cell: the figure of its search order and method
+        method = meta.get("method") or "darts"
+        candidates = [k for k in candidates if table[k].get("order") == meta["order"]
+                      and table[k].get("method", "darts") == method] or candidates
     elif meta.get("arch"):
         by_arch = [k for k in candidates if str(table[k].get("arch", "")).lower() == str(meta["arch"]).lower()]
         candidates = by_arch or candidates

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, Mapping, Optional, Tuple
 
-from .config import ConfigError, canonical, to_dict
+from .config import ConfigError, build, canonical, to_dict
 from .rundir import RUNTIME_FIELDS
 
 WHAT_IS_RUN = ("seed", "experiment", "profile", "arch", "genotype", "order")
@@ -25,9 +25,14 @@ OWN_DATA_REASON = "own data: no paper target"
 SPEED_FIELDS_OF = {"cifar10": ("eval_batch_size",), "imagenet": ("eval_batch_size",)}
 
 
+<<<<<<< HEAD
 def _paper_config(kind: Optional[str], dataset: Optional[str]) -> Optional[Dict[str, Any]]:
     if dataset in OWN_DATA:
         return None
+=======
+def _paper_config(kind: Optional[str], dataset: Optional[str], method: Optional[str]) -> Optional[Dict[str, Any]]:
+    """The paper's config of a (kind, dataset), of the search ``method``'s recipe when the config names one."""
+>>>>>>> main
     if kind == "search":
         from .search import SEARCH_CONFIGS as table
     elif kind == "train":
@@ -35,16 +40,22 @@ def _paper_config(kind: Optional[str], dataset: Optional[str]) -> Optional[Dict[
     else:
         return None
     cls = table.get(dataset)
-    return to_dict(cls()) if cls is not None else None
+    if cls is None:
+        return None
+    recipes = getattr(cls, "method_recipes", {})
+    return to_dict(build(cls, {"method": method}) if method in recipes else cls())
 
 
 def recipe_differences(kind: Optional[str], dataset: Optional[str],
                        config: Optional[Mapping[str, Any]]) -> Dict[str, Tuple[Any, Any]]:
     """``{field: (paper's value, this run's value)}`` for every recipe field of a ``kind`` ("train" or
     "search") run on ``dataset`` whose config differs from the paper's; empty when it is the paper's
-    recipe, or when there is no recipe to compare with (an unknown kind or dataset)."""
-    paper = _paper_config(kind, dataset)
-    if paper is None or not isinstance(config, Mapping):
+    recipe, or when there is no recipe to compare with (an unknown kind or dataset). A search that names its
+    method (``method: pcdarts``) is compared with that method's recipe."""
+    if not isinstance(config, Mapping):
+        return {}
+    paper = _paper_config(kind, dataset, config.get("method"))
+    if paper is None:
         return {}
     try:
         config = canonical(dict(config))  # a record saved with the original's field names (lr, wdecay, ...)

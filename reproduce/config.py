@@ -51,6 +51,14 @@ def canonical(data: Dict[str, Any]) -> Dict[str, Any]:
 ADDED_FIELDS: Dict[str, Any] = {
     "eval_batch_size": 0,  # conv search: the validation pass in batches of batch_size (PTB's is always >= 1)
     "valid_bn": "running",  # recurrent search: eval-mode BatchNorm statistics
+    "method": "darts",  # conv search: DARTS (the PC-DARTS fields below at DARTS's values)
+    "partial_channels": 1,
+    "edge_normalization": False,
+    "arch_start_epoch": 0,
+    "lr_warmup_epochs": 0,
+    "arch_grad_clip": 0.0,
+    "edge_bn_updates": 1,
+    "partial_selection": "shuffle",
     "max_skip": None,  # conv search: no cap on the normal cell's skip connections
     "early_stop": "",  # conv search: every epoch runs
 }
@@ -187,13 +195,19 @@ def overrides_from_args(args: argparse.Namespace, prefix: str = "", skip=()) -> 
 
 
 def build(cls: Type[T], overrides: Dict[str, Any] = None, base: T = None) -> T:
-    """A config of ``cls`` from ``base`` (or the defaults) with ``overrides`` applied and checked."""
+    """A config of ``cls`` from ``base`` (or the defaults) with ``overrides`` applied and checked. A config class
+    with ``method_recipes`` (the conv search) takes the named method's recipe under ``overrides``."""
     overrides = canonical(dict(overrides or {}))
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(overrides) - names)
     if unknown:
         raise ConfigError(f"unknown {cls.__name__} field(s) {', '.join(quote(u)[1:-1] for u in unknown[:5])}"
                           f"{', ...' if len(unknown) > 5 else ''}; known: {', '.join(sorted(names))}")
+    recipes = getattr(cls, "method_recipes", None)
+    if recipes is not None and "method" in overrides:
+        if overrides["method"] not in recipes:
+            raise ConfigError(f"method must be one of {', '.join(recipes)}, not {overrides['method']!r}")
+        overrides = {**recipes[overrides["method"]], **overrides}
     config = dataclasses.replace(base, **overrides) if base is not None else cls(**overrides)
     validate(config)
     return config

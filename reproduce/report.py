@@ -348,7 +348,8 @@ def _experiment_section(doc: Doc, exp: Experiment, targets: Dict[str, Any], resu
     facts = [f"experiment: `{exp.experiment}`, dataset: `{exp.dataset}`",
              f"profile: `{exp.profile}`" + ("" if exp.comparable else " (not comparable with the paper)"),
              f"architecture: `{meta.get('arch') or 'searched cell'}`"
-             + (f", search order {meta['order']}" if meta.get("order") else ""),
+             + (f", search order {meta['order']}" if meta.get("order") else "")
+             + (f", search method {meta['method']}" if meta.get("method") not in (None, "darts") else ""),
              f"paper target: `{key}`" if key else "paper target: none (no published figure applies)",
              *([f"note: {meta['note']}"] if meta.get("note") else []),
              f"finished seeds: {', '.join(str(s) for s in done) or 'none'}"]

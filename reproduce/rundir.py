@@ -311,7 +311,7 @@ def load_checked(path, map_location="cpu") -> Dict[str, Any]:
     """
     path = Path(path)
     try:
-        check_torch_zip(path)  # a compressed bomb or a pickle of unbounded cost is refused before torch reads it
+        check_torch_zip(path, path.name)  # sizes and pickle bounded before torch.load inflates or unpickles
         outer = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # written atomically: a file torch cannot read is damaged
         raise DamagedCheckpointError(f"cannot read {path} ({first_line(e)}); "
@@ -329,7 +329,7 @@ def load_checked(path, map_location="cpu") -> Dict[str, Any]:
         raise DamagedCheckpointError(f"{path} is damaged: its content does not match its checksum; "
                                      f"{_restart_hint(path)}")
     try:
-        check_torch_zip(data, where=path)
+        check_torch_zip(data, path.name)
         state = torch.load(io.BytesIO(data), map_location=map_location, weights_only=True)
     except Exception as e:  # the checksum matched: what we wrote is unreadable (another torch version?)
         raise DamagedCheckpointError(f"cannot read {path} ({first_line(e)}); "

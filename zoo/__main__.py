@@ -56,7 +56,8 @@ def _cmd_info(args) -> int:
     if not d["sources"]:
         lines[-1] += " (none published)"
     for i, src in enumerate(d["sources"], 1):
-        digest = src["sha256"] or (f"starts with {src['sha256_prefix']}" if src["sha256_prefix"] else "not published")
+        digest = src["sha256"] or (f"starts with {src['sha256_prefix']}" if src["sha256_prefix"] else
+                                   "not published: weights from it are not verified against a published digest")
         head = {True: "with the auxiliary head", False: "no auxiliary head", None: "auxiliary head: not stated"}
         lines += [f"  source {i}:      {src['kind']} {src['url']}",
                   f"                 file {src['filename'] or '-'}, {src['layout']} layout, sha256 {digest}, "

@@ -85,6 +85,13 @@ def _provenance_lines(config: Dict[str, Any]) -> List[str]:
                      f"{src.get('layout', 'original')} layout).")
     if src.get("url"):
         lines.append(f"Downloaded from <{src['url']}>.")
+    if src.get("verification"):
+        lines.append(f"**These weights were {src['verification']}**: nothing shows that they are the file the "
+                     f"provenance above names.")
+    if src.get("publisher_metrics"):
+        figures = ", ".join(f"{METRIC_LABELS.get(k, k)} {v}" for k, v in src["publisher_metrics"].items())
+        lines.append(f"The publisher's figures for their file, not a measurement of these weights: {figures} "
+                     f"({src.get('publisher_metrics_source') or 'source not stated'}).")
     if src.get("run"):
         lines.append(f"Trained from scratch by `python -m reproduce` (run `{src['run']}`, seed {src.get('seed')}, "
                      f"commit `{src.get('commit')}`).")

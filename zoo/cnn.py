@@ -19,7 +19,7 @@ from genotypes import Genotype
 
 from .backbone import FeatureInfo, adapt_input_conv, check_in_chans, last_module_per_stride, resolve_out_indices
 from .hub_mixin import HubMixin
-from .limits import check_sizes
+from .limits import check_parameters, check_sizes
 from .ops import OPS, FactorizedReduce, Identity, ReLUConvBN, drop_path
 from .pretrained_cfg import PretrainedCfgMixin
 from .registry import register_arch
@@ -124,6 +124,12 @@ class AuxiliaryHeadImageNet(nn.Module):
 
     def forward(self, x):
         return self.classifier(self.features(at_size(x, self.map_size)).flatten(1))
+
+
+def _parameter_bound(C: int, num_classes: int, layers: int) -> int:
+    """An upper bound of a conv network's parameters, cheap to compute: a cell of the widest genotype (128 edges of
+    7x1-1x7 convolutions) at 4*C channels, and a classifier over at most 66 concatenated nodes of 4*C."""
+    return 2048 * C * C * layers + 300 * C * num_classes
 
 
 class _Network(HubMixin, PretrainedCfgMixin, StrictLoadMixin, nn.Module):
@@ -327,6 +333,8 @@ class NetworkCIFAR(_Network):
                  in_chans: int = 3, drop_path_rate: float = 0.0):
         super().__init__()
         genotype = self._init_config(C, num_classes, layers, auxiliary, genotype, in_chans, drop_path_rate)
+        check_parameters("NetworkCIFAR", _parameter_bound(C, num_classes, layers),
+                         lambda: NetworkCIFAR(C, num_classes, layers, auxiliary, genotype, in_chans))
         stem_multiplier = 3
         C_stem = stem_multiplier * C
         self.stem = nn.Sequential(nn.Conv2d(in_chans, C_stem, 3, padding=1, bias=False), nn.BatchNorm2d(C_stem))
@@ -373,6 +381,8 @@ class NetworkImageNet(_Network):
                  auxiliary_bn: bool = False, in_chans: int = 3, drop_path_rate: float = 0.0):
         super().__init__()
         genotype = self._init_config(C, num_classes, layers, auxiliary, genotype, in_chans, drop_path_rate)
+        check_parameters("NetworkImageNet", _parameter_bound(C, num_classes, layers),
+                         lambda: NetworkImageNet(C, num_classes, layers, auxiliary, genotype, auxiliary_bn, in_chans))
         if auxiliary_bn:  # only recorded when set, so configs of the original's network stay as they were
             self.config["auxiliary_bn"] = True
         self.stem0, self.stem1 = imagenet_stems(in_chans, C)

@@ -143,8 +143,7 @@ def read_cifar10_batch(path: PathLike) -> Tuple[torch.Tensor, torch.Tensor]:
     try:
         entry = safe_unpickle_numpy(raw)
     except MemoryError:  # this process is short of memory (e.g. thousands of threads), not the file damaged
-        raise MemoryError(f"out of memory while reading {path}: the file is not blamed; free memory (or ask for "
-                          "fewer threads) and rerun") from None
+        raise MemoryError(f"while reading {path}, which is not at fault") from None
     except Exception as e:  # any failure to parse is a damaged file (refusals are UnpicklingErrors)
         raise DatasetFormatError(f"{path} is not a readable CIFAR-10 batch ({type(e).__name__}: {e}); {fix}") from None
     if not isinstance(entry, dict):

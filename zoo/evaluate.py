@@ -27,6 +27,8 @@ from typing import Any, Dict, Optional, Sequence, Union
 import torch
 import torch.nn.functional as F
 
+from genotypes.quoting import quote
+
 from .counting import count_parameters
 from .datasets import (
     CIFAR_MEAN,
@@ -174,7 +176,7 @@ def evaluate(model_or_source, data_dir: PathLike, dataset: Optional[str] = None,
     elif dataset == "ptb":
         metrics = evaluate_ptb(model, data_dir, batch_size or 1, pre.get("bptt", 35), dev, amp, progress)
     else:
-        raise ValueError(f"dataset must be cifar10, imagenet, ptb or folder, not {dataset!r}")
+        raise ValueError(f"dataset must be cifar10, imagenet, ptb or folder, not {quote(dataset)}")
     n = metrics.pop("n")
     return {
         "model": source or cfg.get("name") or type(model).__name__,

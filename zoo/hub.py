@@ -55,6 +55,27 @@ def hub_download(repo_id: str, revision: Optional[str] = None, cache_dir: Option
     return Path(cfg).parent
 
 
+class PushError(OSError):
+    """A push to the hub that cannot happen or failed; nothing was published (or only what the hub says)."""
+
+
+def push_token(token: Optional[str] = None) -> str:
+    """The token a push will use, or PushError in one line before anything is contacted: offline, or no credentials.
+
+    Every push goes through it (``python -m zoo push``, ``zoo.push_to_hub``, ``reproduce export --push``).
+    """
+    from huggingface_hub import get_token
+
+    if offline():
+        raise PushError("offline (DARTS_ZOO_OFFLINE or HF_HUB_OFFLINE is set), so nothing is pushed; unset it to "
+                        "publish")
+    token = token or get_token()
+    if not token:
+        raise PushError("no Hugging Face credentials, so nothing is pushed: log in with `hf auth login` (or "
+                        "`huggingface-cli login`), set HF_TOKEN, or pass a token")
+    return token
+
+
 def push_to_hub(directory: PathLike, repo_id: str, token: Optional[str] = None, private: bool = False,
                 revision: Optional[str] = None, commit_message: str = "Upload DARTS model (darts-zoo)",
                 create: bool = True) -> str:
@@ -62,14 +83,21 @@ def push_to_hub(directory: PathLike, repo_id: str, token: Optional[str] = None, 
     from huggingface_hub import HfApi
 
     d = Path(directory).expanduser()
+    parse_hub_source(repo_id)  # a well-formed ORG/REPO
     load_pretrained(d)  # never publish something that does not load
+    token = push_token(token)
     api = HfApi(token=token)
-    if create:
-        api.create_repo(repo_id, repo_type="model", private=private, exist_ok=True)
-    info = api.upload_folder(folder_path=str(d), repo_id=repo_id, repo_type="model", revision=revision,
-                             commit_message=commit_message,
-                             allow_patterns=[CONFIG_NAME, WEIGHTS_NAME, CARD_NAME, "*.png", "*.svg"])
+    try:
+        if create:
+            api.create_repo(repo_id, repo_type="model", private=private, exist_ok=True)
+        info = api.upload_folder(folder_path=str(d), repo_id=repo_id, repo_type="model", revision=revision,
+                                 commit_message=commit_message,
+                                 allow_patterns=[CONFIG_NAME, WEIGHTS_NAME, CARD_NAME, "*.png", "*.svg"])
+    except Exception as e:  # HTTP, network (httpx/requests), permissions: their types vary with the client version
+        first = str(e).strip().splitlines()
+        raise PushError(f"pushing {d} to {repo_id} failed ({type(e).__name__}: {first[0][:200] if first else ''}); "
+                        f"check the repo id, your network and that your token may write there") from None
     return str(getattr(info, "commit_url", info))
 
 
-__all__ = ["parse_hub_source", "hub_download", "push_to_hub", "HF_PREFIX"]
+__all__ = ["parse_hub_source", "hub_download", "push_to_hub", "push_token", "PushError", "HF_PREFIX"]

@@ -24,6 +24,7 @@ from typing import Any, Dict, List, Optional, Tuple, Union
 import torch
 
 import genotypes as _genotypes
+from genotypes.quoting import quote
 
 from .fileio import sha256_file
 from .legacy import CheckpointError, StandinModule, StandinParameter, load_original
@@ -40,7 +41,7 @@ def nni_keys() -> List[Tuple[str, Tuple[int, ...]]]:
 
 
 def is_nni_layout(sd: Dict[str, torch.Tensor]) -> bool:
-    return any(k.startswith("stages.") for k in sd)
+    return any(isinstance(k, str) and k.startswith("stages.") for k in sd)
 
 
 def _original_keys_of_nni_network() -> List[Tuple[str, Tuple[int, ...]]]:
@@ -69,7 +70,7 @@ def nni_to_original(sd: Dict[str, torch.Tensor], path: Any = "state dict") -> "O
         missing = [k for k in want if k not in have]
         extra = [k for k in have if k not in want]
         shape = [k for k in want if k in have and have[k] != want[k]]
-        what = (f"missing {missing[:3]}" if missing else f"unexpected {extra[:3]}" if extra
+        what = (f"missing {missing[:3]}" if missing else f"unexpected {quote(extra[:3])}" if extra
                 else f"shapes differ at {shape[:3]}" if shape else "keys in another order than NNI's")
         raise CheckpointError(f"{path}: not NNI's DARTS_V2 CIFAR-10 state dict ({what}); the re-keying is only "
                               f"defined for that file, in NNI's key order, with all or none of its "
@@ -95,33 +96,41 @@ def nni_to_original(sd: Dict[str, torch.Tensor], path: Any = "state dict") -> "O
 MAX_MODULE_DEPTH = 16  # RNNModel > ModuleList > DARTSCell > ParameterList: a few levels
 
 
+def _named(mod: StandinModule, field: str):
+    """A pickled module's ``_parameters``/``_buffers``/``_modules``: a dict keyed by names."""
+    entries = mod.__dict__.get(field) or {}
+    if not isinstance(entries, dict) or not all(isinstance(k, str) for k in entries):
+        raise CheckpointError(f"{field} of {mod.original} is not a dict keyed by names: not an original model")
+    return entries.items()
+
+
 def _module_state(mod: StandinModule, prefix: str, out: "OrderedDict[str, torch.Tensor]", ids: Dict[int, str],
                   tied: Dict[str, str], inside: Tuple[int, ...] = ()) -> None:
     if id(mod) in inside or len(inside) > MAX_MODULE_DEPTH:
-        raise CheckpointError(f"module {prefix or 'the model'} contains itself or nests more than {MAX_MODULE_DEPTH} "
-                              f"levels deep: not an original model")
+        where = quote(prefix) if prefix else "the model"
+        raise CheckpointError(f"module {where} contains itself or nests more than {MAX_MODULE_DEPTH} levels deep: not "
+                              f"an original model")
     inside = (*inside, id(mod))
-    d = mod.__dict__
-    for name, p in (d.get("_parameters") or {}).items():
+    for name, p in _named(mod, "_parameters"):
         if p is None:
             continue
         t = p.data if isinstance(p, StandinParameter) else p
         if not isinstance(t, torch.Tensor):
-            raise CheckpointError(f"parameter {prefix + name} of {mod.original} is a {type(t).__name__}")
+            raise CheckpointError(f"parameter {quote(prefix + name)} of {mod.original} is a {type(t).__name__}")
         key = prefix + name
         if id(t) in ids:
             tied[key] = ids[id(t)]
         else:
             ids[id(t)] = key
         out[key] = t
-    for name, b in (d.get("_buffers") or {}).items():
+    for name, b in _named(mod, "_buffers"):
         if isinstance(b, torch.Tensor):
             out[prefix + name] = b
-    for name, sub in (d.get("_modules") or {}).items():
+    for name, sub in _named(mod, "_modules"):
         if sub is None:
             continue
         if not isinstance(sub, StandinModule):
-            raise CheckpointError(f"submodule {prefix + name} is a {type(sub).__name__}")
+            raise CheckpointError(f"submodule {quote(prefix + name)} is a {type(sub).__name__}")
         _module_state(sub, prefix + name + ".", out, ids, tied, inside)
 
 
@@ -138,10 +147,10 @@ def _find(mod: StandinModule, original: str):
 
 def _rnn_genotype(g) -> "_genotypes.RNNGenotype":
     if not isinstance(g, tuple) or len(g) != 2:
-        raise CheckpointError(f"the DARTSCell's genotype is not a recurrent Genotype(recurrent, concat): {g!r}")
+        raise CheckpointError(f"the DARTSCell's genotype is not a recurrent Genotype(recurrent, concat): {quote(g)}")
     recurrent, concat = g
-    try:
-        out = _genotypes.make_rnn([(str(op), int(i)) for op, i in recurrent], list(concat))
+    try:  # make_rnn checks the types and sizes of what the file holds (and quotes it briefly)
+        out = _genotypes.make_rnn(recurrent, concat)
         _genotypes.validate(out)
     except (TypeError, ValueError) as e:
         raise CheckpointError(f"the file's recurrent genotype is not valid: {e}") from None
@@ -162,11 +171,15 @@ def _ptb_from_model(obj) -> Tuple["OrderedDict[str, torch.Tensor]", Dict[str, An
     d, cd = obj.__dict__, cell.__dict__
     if "encoder.weight" not in sd:
         raise CheckpointError("the pickled RNNModel has no encoder.weight")
+    if sd["encoder.weight"].dim() != 2:
+        raise CheckpointError(f"the pickled RNNModel's encoder.weight has shape {list(sd['encoder.weight'].shape)}, "
+                              f"not (ntoken, ninp)")
     ntoken, ninp = sd["encoder.weight"].shape
-    args = {
-        "ntoken": int(ntoken), "ninp": int(ninp), "nhid": int(d.get("nhid", cd.get("nhid", ninp))),
-        "nhidlast": int(d.get("nhidlast", ninp)),
-    }
+    sizes = {"nhid": d.get("nhid", cd.get("nhid", ninp)), "nhidlast": d.get("nhidlast", ninp)}
+    for name, value in sizes.items():
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise CheckpointError(f"the pickled RNNModel's {name} is {quote(value)}, not an integer")
+    args = {"ntoken": int(ntoken), "ninp": int(ninp), **sizes}
     for name, src in (("dropout", d), ("dropouti", d), ("dropoute", d), ("dropouth", cd), ("dropoutx", cd)):
         if isinstance(src.get(name), (int, float)):
             args[name] = float(src[name])
@@ -176,7 +189,7 @@ def _ptb_from_model(obj) -> Tuple["OrderedDict[str, torch.Tensor]", Dict[str, An
 
 def strip_module_prefix(sd: Dict[str, Any]) -> Dict[str, Any]:
     """A state dict saved from a DataParallel / DistributedDataParallel wrapper (every key ``module.*``) unwrapped."""
-    if sd and all(k.startswith("module.") for k in sd):
+    if sd and all(isinstance(k, str) and k.startswith("module.") for k in sd):
         return OrderedDict((k[len("module."):], v) for k, v in sd.items())
     return sd
 
@@ -189,7 +202,7 @@ def _tensor_dict(obj, path, kind: str) -> "OrderedDict[str, torch.Tensor]":
                               f"found {type(obj).__name__}")
     bad = [k for k, v in obj.items() if not isinstance(k, str) or not isinstance(v, torch.Tensor)]
     if bad:
-        raise CheckpointError(f"{path}: state dict entries that are not named tensors: {bad[:5]}")
+        raise CheckpointError(f"{path}: state dict entries that are not named tensors: {quote(bad[:5])}")
     return OrderedDict(strip_module_prefix(obj))
 
 
@@ -232,13 +245,18 @@ def original_state_dict(path: PathLike, kind: str, layout: str = "auto", sha256:
     return sd, info
 
 
-_CELL_RE = re.compile(r"^cells\.(\d+)\.")
+_CELL_RE = re.compile(r"^cells\.(\d{1,6})\.")  # a longer number is no cell index of a network the zoo builds
 
 
 def infer_cnn_args(sd: Dict[str, torch.Tensor], kind: str) -> Dict[str, Any]:
     """C, layers, num_classes, auxiliary (and in_chans when not 3) read off a conv network's state dict."""
+    cells = [int(m.group(1)) for m in map(_CELL_RE.match, sd) if m]
+    if not cells:
+        heads = quote(sorted({k.split(".")[0] for k in sd})[:4])
+        raise CheckpointError(f"the state dict has no cells.N. keys: not a DARTS {kind} network (its keys start "
+                              f"{heads}); check the kind ({', '.join(KINDS)})")
     try:
-        layers = 1 + max(int(m.group(1)) for m in map(_CELL_RE.match, sd) if m)
+        layers = 1 + max(cells)
         num_classes = int(sd["classifier.weight"].shape[0])
         if kind == "cifar10":
             C = int(sd["stem.0.weight"].shape[0]) // 3
@@ -246,9 +264,9 @@ def infer_cnn_args(sd: Dict[str, torch.Tensor], kind: str) -> Dict[str, Any]:
         else:
             C = int(sd["stem0.3.weight"].shape[0])
             in_chans = int(sd["stem0.0.weight"].shape[1])
-    except (KeyError, ValueError) as e:
+    except (KeyError, ValueError, IndexError) as e:
         raise CheckpointError(
-            f"the state dict does not look like a DARTS {kind} network (missing {e}); "
+            f"the state dict does not look like a DARTS {kind} network ({type(e).__name__}: {e}); "
             f"check the kind ({', '.join(KINDS)})") from None
     args = {"C": C, "num_classes": num_classes, "layers": layers,
             "auxiliary": any(k.startswith("auxiliary_head.") for k in sd)}

@@ -9,6 +9,12 @@ For a registry name the entry's sources (data in :mod:`zoo.registry`) are tried 
    authors' Google Drive files. A downloaded file is checked against the registry's checksum
    before any use, converted by the format readers, and kept, converted, in the zoo cache.
 
+Steps 2 and 3 go first through the files with a published checksum (on the site mirror and the public
+copies), then through those without one: a file nobody can verify is used only when no verifiable
+one can be had, and the model it gives says so (``zoo_config["source"]["verification"]``, the card):
+it is "not verified against a published digest", and the publisher's figures are shown as theirs for
+their file, not as the metrics of these weights.
+
 When every source fails, :class:`WeightsNotFoundError` lists each one with the reason and what
 the user can do. ``DARTS_ZOO_OFFLINE=1`` / ``HF_HUB_OFFLINE=1`` mean no network.
 """
@@ -36,6 +42,8 @@ from .saved import CONFIG_NAME, adapt_loaded, as_backbone, load_pretrained, read
 log = logging.getLogger(__name__)
 
 PathLike = Union[str, os.PathLike]
+
+UNVERIFIED = "not verified against a published digest"
 
 
 def _first_line(e: BaseException) -> str:
@@ -82,24 +90,46 @@ def _cached_file(source: Source) -> Path:
     return _download.zoo_home() / "original" / source.filename
 
 
-def _description(entry: ModelEntry, model) -> str:
+def _description(entry: ModelEntry, model, verified: bool = True) -> str:
     text = entry.description
     if entry.args.get("auxiliary") and not model.config.get("auxiliary"):
         text += " This copy has no auxiliary head: the model is the eval network without it."
+    if not verified:
+        text += (f" These weights were {UNVERIFIED}: nothing shows that they are the release described here, and "
+                 f"the published figures are the publisher's for their file, not a measurement of these.")
     return text
 
 
+def _verified(source: Source) -> bool:
+    """Whether the registry holds a digest the source's file is checked against (a published one)."""
+    return bool(source.sha256 or source.sha256_prefix)
+
+
+def provenance_of(entry: ModelEntry, source: Source, url: str, digest: str) -> Dict:
+    """The ``source`` record of weights taken from a file of ``source``: where they come from, whether they were
+    verified, and (unverified) the publisher's figures as theirs, for their file."""
+    out = {"entry": entry.name, "provenance": source.provenance, "url": url, "file": source.filename,
+           "sha256": digest, "layout": source.layout, "verified": _verified(source)}
+    if not out["verified"]:
+        out["verification"] = UNVERIFIED
+        if source.metrics:
+            out["publisher_metrics"] = dict(source.metrics)
+            out["publisher_metrics_source"] = source.metrics_source
+    return out
+
+
 def _convert_into_cache(entry: ModelEntry, source: Source, path: Path, digest: str, url: str):
-    """Read a verified file of ``source``, check it holds the entry's network, keep it converted in the cache."""
-    provenance = {"entry": entry.name, "provenance": source.provenance, "url": url, "file": source.filename,
-                  "sha256": digest, "layout": source.layout}
+    """Read a checked file of ``source``, check it holds the entry's network, keep it converted in the cache."""
+    provenance = provenance_of(entry, source, url, digest)
     model, finfo = model_from_original(path, entry.dataset, entry=entry.name, layout=source.layout,
                                        source=provenance, sha256=digest)
     if not finfo["matches_entry"]:
         raise ModelLoadError(f"{path.name} does not hold the network of {entry.name} (its sizes or genotype differ)")
-    out = save_pretrained(model, _cached_dir(entry), name=entry.name, metrics=source.metrics,
-                          metrics_source=source.metrics_source, source=provenance,
-                          description=_description(entry, model))
+    # Figures are these weights' only when the file is verified to be the one they were published for.
+    metrics = source.metrics if provenance["verified"] else None
+    out = save_pretrained(model, _cached_dir(entry), name=entry.name, metrics=metrics,
+                          metrics_source=source.metrics_source if metrics else "", source=provenance,
+                          description=_description(entry, model, provenance["verified"]))
     return load_pretrained(out)
 
 
@@ -108,15 +138,21 @@ def _convert_into_cache(entry: ModelEntry, source: Source, path: Path, digest: s
 _SOURCE_FAILURES = (Exception,)
 
 
-def _try_hub(entry: ModelEntry, revision: Optional[str], tried: _Attempts):
-    hub_sources = [s for s in entry.sources if s.kind == "hub"]
-    if not hub_sources:
+def _try_hub(entry: ModelEntry, revision: Optional[str], tried: _Attempts, verified: bool):
+    """The entry's hub repos whose model.safetensors has (``verified``) or has not a digest in the registry."""
+    hub_sources = [s for s in entry.sources if s.kind == "hub" and bool(s.sha256) == verified]
+    if verified and not any(s.kind == "hub" for s in entry.sources):
         tried.failed("Hugging Face Hub", "no repository is published for this entry")
     for s in hub_sources:
         try:
-            return load_pretrained(hub_download(s.location, revision or s.revision), expected_sha256=s.sha256)
+            model = load_pretrained(hub_download(s.location, revision or s.revision), expected_sha256=s.sha256)
         except _SOURCE_FAILURES as e:
             tried.failed(f"hub repo {s.location}", _first_line(e))
+            continue
+        if not verified:
+            model.zoo_config["source"] = {**(model.zoo_config.get("source") or {}), "verified": False,
+                                          "verification": UNVERIFIED}
+        return model
     return None
 
 
@@ -145,8 +181,21 @@ def _try_cache(entry: ModelEntry, tried: _Attempts):
     return model
 
 
-def _try_files(entry: ModelEntry, tried: _Attempts):
-    file_sources = [s for s in entry.sources if s.kind in ("url", "gdrive")]
+def _made_from_verified(entry: ModelEntry, model) -> bool:
+    """Whether a converted copy was made from a file the registry verifies (asked of the registry, not the copy)."""
+    src = model.zoo_config.get("source") or {}
+    return any(_verified(s) for s in entry.sources if s.filename == src.get("file"))
+
+
+def _download_cap(entry: ModelEntry) -> int:
+    """The most bytes a checkpoint of the entry's network can take: float32 weights with room for an optimizer's
+    state and an auxiliary head (4 copies), plus 64 MiB; the size of a file nothing else tells."""
+    return min(_download.MAX_BYTES, (64 << 20) + 16 * entry.params) if entry.params else _download.MAX_BYTES
+
+
+def _try_files(entry: ModelEntry, tried: _Attempts, verified: bool):
+    """The entry's files with (``verified``) or without a published checksum: local copies, then downloads."""
+    file_sources = [s for s in entry.sources if s.kind in ("url", "gdrive") and _verified(s) == verified]
     for s in file_sources:  # a copy already downloaded (or put there by hand)
         local = _cached_file(s)
         if not local.is_file():
@@ -170,7 +219,7 @@ def _try_files(entry: ModelEntry, tried: _Attempts):
         local = _cached_file(s)
         try:
             digest = _download.fetch(local, url=url, gdrive_id=drive_id, sha256=s.sha256,
-                                     sha256_prefix=s.sha256_prefix)
+                                     sha256_prefix=s.sha256_prefix, max_bytes=_download_cap(entry))
         except _SOURCE_FAILURES as e:
             tried.failed(where, _first_line(e))
             continue
@@ -189,12 +238,25 @@ def _load_registered(name: str, revision: Optional[str]):
             f"{entry.name} is an architecture-only entry (no published weights): use "
             f"zoo.create_model({entry.name!r}) and train it (python -m reproduce), or load your own saved directory")
     tried = _Attempts(entry)
-    for attempt in (lambda: _try_hub(entry, revision, tried), lambda: _try_cache(entry, tried),
-                    lambda: _try_files(entry, tried)):
-        model = attempt()
-        if model is not None:
-            return model
-    raise tried.error()
+    model = _try_hub(entry, revision, tried, verified=True)
+    if model is not None:
+        return model
+    cached = _try_cache(entry, tried)
+    if cached is not None and _made_from_verified(entry, cached):
+        return cached
+    if cached is not None:
+        tried.failed(f"converted copy {_cached_dir(entry)}", f"{UNVERIFIED}: the files with one are tried first")
+    model = _try_files(entry, tried, verified=True)
+    if model is None and cached is not None:
+        model = cached
+        model.zoo_config["source"].update(verified=False, verification=UNVERIFIED)  # copies made before the label
+    if model is None:
+        model = _try_hub(entry, revision, tried, verified=False)
+    if model is None:
+        model = _try_files(entry, tried, verified=False)
+    if model is None:
+        raise tried.error()
+    return model
 
 
 def guess_kind(path: Path) -> str:

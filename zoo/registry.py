@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Dict, List, Optional, Tuple
 
 import genotypes as _genotypes
+from genotypes.quoting import quote
 
 from .pretrained_cfg import (
     CIFAR_PREPROCESSING,
@@ -92,7 +93,8 @@ class Source:
         return self.location
 
     def to_dict(self) -> Dict[str, Any]:
-        return {**asdict(self), "url": self.url}
+        # verified: the registry holds a digest its file is checked against (weights from it are the published ones)
+        return {**asdict(self), "url": self.url, "verified": bool(self.sha256 or self.sha256_prefix)}
 
 
 @dataclass(frozen=True)
@@ -397,11 +399,11 @@ def build(arch: str, args: Dict[str, Any], genotype):
     the networks check their sizes first (:mod:`zoo.limits`), so a file or config cannot make them allocate
     without bound."""
     if arch not in ARCHS:
-        raise ValueError(f"unknown architecture {arch!r}; expected one of {', '.join(ARCHS)}")
+        raise ValueError(f"unknown architecture {quote(arch)}; expected one of {', '.join(ARCHS)}")
     allowed = _ARCH_ARG_NAMES[arch]
     bad = [k for k in args if k not in allowed]
     if bad:
-        raise ValueError(f"{arch} takes no argument(s) {bad}; its arguments are {', '.join(allowed)}")
+        raise ValueError(f"{arch} takes no argument(s) {quote(bad)}; its arguments are {', '.join(allowed)}")
     genotype = _genotypes.resolve(genotype, "rnn" if arch == "RNNModel" else "cnn")
     if arch == "RNNModel" and "ninp" in args and "nhid" not in args:
         args = {**args, "nhid": args["ninp"], "nhidlast": args["ninp"]}

@@ -16,7 +16,7 @@ import genotypes as _genotypes
 from genotypes import RNNGenotype
 
 from .hub_mixin import HubMixin
-from .limits import check_sizes
+from .limits import check_parameters, check_sizes
 from .pretrained_cfg import PretrainedCfgMixin
 from .registry import register_arch
 from .state import StrictLoadMixin
@@ -128,6 +128,9 @@ class RNNModel(HubMixin, PretrainedCfgMixin, StrictLoadMixin, nn.Module):
             )
         if cell_cls is DARTSCell:
             genotype = _genotypes.resolve(genotype, "rnn")
+        steps = len(genotype.recurrent) if cell_cls is DARTSCell else _genotypes.rnn.STEPS
+        # tied embedding and decoder, the decoder's bias, the cell's input and step matrices
+        check_parameters("RNNModel", ntoken * ninp + ntoken + (ninp + nhid + steps * nhid) * 2 * nhid)
         # A search cell brings its own architecture, so the model then has no genotype.
         self.genotype = genotype if cell_cls is DARTSCell else None
         self.lockdrop = LockedDropout()

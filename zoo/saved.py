@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import os
 from pathlib import Path
 from typing import Any, Dict, Optional, Tuple, Union
@@ -16,12 +17,14 @@ from typing import Any, Dict, Optional, Tuple, Union
 import torch
 
 import genotypes as _genotypes
+from genotypes.quoting import quote
 
 from .card import write_card
 from .counting import count_parameters
 from .errors import ModelLoadError
 from .fileio import atomic_write_bytes, atomic_write_json
 from .image_folder import image_preprocessing
+from .limits import MAX_CHECKPOINT_BYTES
 from .registry import ARCHS, CITATION, DATASET_OF_ARCH, LICENSE, PREPROCESSING, build, get_entry
 from .state import StateDictMismatchError, check_finite, check_state_dict
 
@@ -34,6 +37,7 @@ WEIGHTS_NAME = "model.safetensors"
 CARD_NAME = "README.md"
 FORMAT = "darts-zoo"
 FORMAT_VERSION = 1
+MAX_CONFIG_BYTES = 1 << 20  # a config.json is a few kB; a larger one is read no further
 
 
 # --------------------------------------------------------------------------------------------
@@ -100,18 +104,37 @@ def model_config(model, name: Optional[str] = None, metrics: Optional[Dict[str, 
     }
 
 
+# Evaluation reads these from config.json: bounded so that no file can ask for gigapixel images or endless sequences.
+_PREPROCESSING_INTS = {"resize": 4096, "crop": 4096, "bptt": 10_000, "eval_batch_size": 4096}
+
+
+def _check_preprocessing(pre: Any, where: str) -> None:
+    if not isinstance(pre, dict):
+        raise ModelLoadError(f"{where}: 'preprocessing' must be an object, not {quote(pre)}")
+    for key, limit in _PREPROCESSING_INTS.items():
+        value = pre.get(key)
+        if value is not None and (type(value) is not int or not 1 <= value <= limit):
+            raise ModelLoadError(f"{where}: preprocessing {key}={quote(value)} must be an integer from 1 to {limit}")
+    for key in ("mean", "std"):
+        value = pre.get(key)
+        if value is not None and not (isinstance(value, list) and 1 <= len(value) <= 1024 and all(
+                type(v) in (int, float) and math.isfinite(v) and (key == "mean" or v > 0) for v in value)):
+            raise ModelLoadError(f"{where}: preprocessing {key}={quote(value)} must be a list of at most 1024 finite "
+                                 f"numbers{' above 0' if key == 'std' else ''}")
+
+
 def validate_config(config: Any, where: str = "config.json") -> Dict[str, Any]:
     """Check that a config can rebuild a network; raise ModelLoadError naming the problem."""
     if not isinstance(config, dict):
         raise ModelLoadError(f"{where}: expected a JSON object")
     if config.get("format") != FORMAT:
-        raise ModelLoadError(f"{where}: not a {FORMAT} config (format={config.get('format')!r})")
+        raise ModelLoadError(f"{where}: not a {FORMAT} config (format={quote(config.get('format'))})")
     if not isinstance(config.get("format_version"), int) or config["format_version"] > FORMAT_VERSION:
-        raise ModelLoadError(f"{where}: format_version {config.get('format_version')!r} is newer than this zoo "
+        raise ModelLoadError(f"{where}: format_version {quote(config.get('format_version'))} is newer than this zoo "
                              f"understands ({FORMAT_VERSION}); upgrade the package")
     arch = config.get("arch", config.get("kind"))
     if arch not in ARCHS:
-        raise ModelLoadError(f"{where}: unknown arch {arch!r} (expected one of {', '.join(ARCHS)})")
+        raise ModelLoadError(f"{where}: unknown arch {quote(arch)} (expected one of {', '.join(ARCHS)})")
     if not isinstance(config.get("args"), dict):
         raise ModelLoadError(f"{where}: 'args' must be an object of constructor arguments")
     try:
@@ -122,6 +145,15 @@ def validate_config(config: Any, where: str = "config.json") -> Dict[str, Any]:
     tied = config.get("tied", {})
     if not isinstance(tied, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in tied.items()):
         raise ModelLoadError(f"{where}: 'tied' must map parameter names to parameter names")
+    _check_preprocessing(config.get("preprocessing", {}), where)
+    if not isinstance(config.get("dataset", ""), str) or len(config.get("dataset", "")) > 64:
+        raise ModelLoadError(f"{where}: 'dataset' must be a dataset's name, not {quote(config.get('dataset'))}")
+    files = config.get("files", {})
+    known = files.get(WEIGHTS_NAME, {}) if isinstance(files, dict) else None
+    if not (isinstance(known, dict) and type(known.get("size", 0)) is int
+            and isinstance(known.get("sha256", ""), (str, type(None)))):
+        raise ModelLoadError(f"{where}: 'files' must map {WEIGHTS_NAME} to {{\"size\": BYTES, \"sha256\": HEX}}, "
+                             f"not {quote(files)}")
     return config
 
 
@@ -188,6 +220,8 @@ def read_config(directory: PathLike) -> Dict[str, Any]:
         if not p.is_file():
             raise ModelLoadError(f"{d} is not a saved model: {p.name} is missing (a saved model holds "
                                  f"{CONFIG_NAME} and {WEIGHTS_NAME}; write one with zoo.save_pretrained)")
+    if cfg_path.stat().st_size > MAX_CONFIG_BYTES:
+        raise ModelLoadError(f"{cfg_path}: {cfg_path.stat().st_size} bytes, not a config (ours are a few kB)")
     try:
         config = json.loads(cfg_path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
@@ -208,31 +242,35 @@ def load_pretrained(directory: PathLike, device: Union[str, torch.device] = "cpu
     d = Path(directory).expanduser()
     cfg_path, w_path = d / CONFIG_NAME, d / WEIGHTS_NAME
     config = read_config(d)
-    data = w_path.read_bytes()
     known = (config.get("files") or {}).get(WEIGHTS_NAME, {})
-    if isinstance(known.get("size"), int) and known["size"] != len(data):
-        raise ModelLoadError(f"{w_path}: {len(data)} bytes, config.json says {known['size']}: the file is truncated "
+    size = w_path.stat().st_size  # compared before the file is read: a sparse 10 GB file costs nothing
+    if isinstance(known.get("size"), int) and known["size"] != size:
+        raise ModelLoadError(f"{w_path}: {size} bytes, config.json says {known['size']}: the file is truncated "
                              f"or was replaced; download or convert it again")
+    if size > MAX_CHECKPOINT_BYTES:
+        raise ModelLoadError(f"{w_path}: {size} bytes, more than the {MAX_CHECKPOINT_BYTES} the zoo reads as the "
+                             f"weights of a DARTS network")
+    data = w_path.read_bytes()
     digest = None
     for want, whose in ((known.get("sha256"), "config.json"), (expected_sha256, "the registry")):
         if want:
             digest = digest or _sha256(data)
             if digest != want:
-                raise ModelLoadError(f"{w_path}: sha256 {digest} differs from {want} recorded by {whose}: the file "
-                                     f"is corrupt or not the published one; download it again")
+                raise ModelLoadError(f"{w_path}: sha256 {digest} differs from {quote(want, 70)} recorded by {whose}: "
+                                     f"the file is corrupt or not the published one; download it again")
     try:  # safetensors checks the header against the file (sizes, offsets, dtypes) before reading anything
         tensors = st_load(data)
     except Exception as e:  # safetensors raises its own error type
-        raise ModelLoadError(f"{w_path}: the file is truncated or corrupt ({e}); download or convert it "
-                             f"again") from None
-    if not digest:  # nothing vouches for these bytes: at least the weights must be numbers
-        try:
-            check_finite(tensors, w_path)
-        except ValueError as e:
-            raise ModelLoadError(f"{e}; save or convert them again") from None
+        raise ModelLoadError(f"{w_path}: the file is truncated or corrupt ({quote(str(e), 120)[1:-1]}); download or "
+                             f"convert it again") from None
+    # Always: whoever wrote the folder wrote the digest in config.json too, so it proves nothing about the values.
+    try:
+        check_finite(tensors, w_path)
+    except ValueError as e:
+        raise ModelLoadError(f"{e}; save or convert them again") from None
     for k, src in config.get("tied", {}).items():
         if src not in tensors or k in tensors:  # a tie only fills a weight the file leaves out
-            raise ModelLoadError(f"{cfg_path}: tied weight {k} -> {src} does not fit {WEIGHTS_NAME}")
+            raise ModelLoadError(f"{cfg_path}: tied weight {quote(k)} -> {quote(src)} does not fit {WEIGHTS_NAME}")
         tensors[k] = tensors[src]
     arch, args = config.get("arch", config.get("kind")), dict(config["args"])
     try:  # shapes are compared on a network without storage first: a config cannot allocate beyond the file

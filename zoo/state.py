@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Mapping
+from typing import Mapping, Optional
 
 import torch
+
+from genotypes.quoting import quote
 
 
 class StateDictMismatchError(ValueError):
@@ -16,18 +18,34 @@ def _is_optional(key: str) -> bool:
     return key.endswith("num_batches_tracked")
 
 
+def _key(k) -> str:
+    """A state-dict key for a message: as it is when it is a short name, else quoted briefly (it comes from a file)."""
+    return k if isinstance(k, str) and len(k) <= 80 else quote(k, 80)
+
+
+def _type_problem(v, own: torch.Tensor) -> Optional[str]:
+    """Why a file's value cannot fill the model's tensor ``own`` beyond its shape, or None."""
+    if not isinstance(v, torch.Tensor):
+        return f"file {type(v).__name__} is not a tensor"
+    if v.layout != torch.strided or v.is_meta or v.is_quantized:
+        return f"file {v.layout} {'meta ' if v.is_meta else ''}tensor is not a plain one with values"
+    # weights cast between float precisions; a bool, integer or complex tensor would be cast silently into nonsense
+    if v.dtype == torch.bool or v.is_complex() or v.is_floating_point() != own.is_floating_point():
+        return f"file dtype {v.dtype} cannot stand for the model's {own.dtype}"
+    return None
+
+
 def check_state_dict(model: torch.nn.Module, state_dict: Mapping[str, torch.Tensor], limit: int = 20) -> None:
-    """Raise StateDictMismatchError listing missing, unexpected and mis-shaped keys."""
+    """Raise StateDictMismatchError listing missing, unexpected, mis-typed and mis-shaped keys."""
     own = model.state_dict()
     missing = [k for k in own if k not in state_dict and not _is_optional(k)]
-    unexpected = [k for k in state_dict if k not in own]
-    misshaped = [
-        f"{k}: file {type(v).__name__} is not a tensor" if not isinstance(v, torch.Tensor)
-        else f"{k}: file {tuple(v.shape)} vs model {tuple(own[k].shape)}"
-        for k, v in state_dict.items()
-        if k in own and (not isinstance(v, torch.Tensor) or tuple(v.shape) != tuple(own[k].shape))
-    ]
-    if not (missing or unexpected or misshaped):
+    unexpected = [_key(k) for k in state_dict if k not in own]
+    mistyped = [f"{_key(k)}: {_type_problem(v, own[k])}" for k, v in state_dict.items()
+                if k in own and _type_problem(v, own[k])]
+    misshaped = [f"{_key(k)}: file {quote(tuple(v.shape))} vs model {tuple(own[k].shape)}"
+                 for k, v in state_dict.items()
+                 if k in own and not _type_problem(v, own[k]) and tuple(v.shape) != tuple(own[k].shape)]
+    if not (missing or unexpected or mistyped or misshaped):
         return
 
     def block(title, items):
@@ -43,6 +61,7 @@ def check_state_dict(model: torch.nn.Module, state_dict: Mapping[str, torch.Tens
         f"state dict does not fit {type(model).__name__}:"
         + block("missing keys", missing)
         + block("unexpected keys", unexpected)
+        + block("type mismatches", mistyped)
         + block("shape mismatches", misshaped)
         + hint
         + "\n  check that the architecture arguments (C, layers, genotype, classes, auxiliary) match the checkpoint"
@@ -51,7 +70,9 @@ def check_state_dict(model: torch.nn.Module, state_dict: Mapping[str, torch.Tens
 
 def check_finite(state_dict: Mapping[str, torch.Tensor], where="the weights") -> None:
     """Every floating-point weight must be finite (NaN/inf means damaged weights): ValueError naming them."""
-    bad = [k for k, t in state_dict.items() if t.is_floating_point() and not torch.isfinite(t).all()]
+    # float8 has no isfinite of its own: checked as float32
+    bad = [_key(k) for k, t in state_dict.items() if isinstance(t, torch.Tensor) and t.is_floating_point()
+           and not t.is_meta and not torch.isfinite(t if t.element_size() > 1 else t.float()).all()]
     if bad:
         raise ValueError(f"{where}: non-finite values (NaN/inf) in {', '.join(bad[:5])}: the weights are damaged")
 

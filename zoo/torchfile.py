@@ -104,7 +104,7 @@ class _Scan:
             raise _Refused("its pickle takes more from the stack than it put there")
         target = self.stack[-1]
         if kind and target.kind != kind:
-            raise _Refused(f"its pickle applies {op} to a {target.kind}, not a {kind}")
+            raise _Refused(f"its pickle applies {op} to what is not a {kind} (a {target.kind})")
         return target
 
     def glob(self, module: str, name: str) -> _Entry:

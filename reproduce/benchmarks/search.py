@@ -23,6 +23,7 @@ import time
 import torch
 import torch.nn as nn
 
+from ..config import build
 from ..device import search_channels_last
 from .common import add_common_arguments, peak_memory_mb, report, setup, sync
 from .original import load_cnn_search
@@ -35,7 +36,11 @@ def register(sub) -> None:
                     "Example: python -m reproduce bench search --order 2 --C 8 --layers 5 --batch 16 --steps 10 "
                     "--device cpu --threads 2 --json")
     add_common_arguments(p, steps=10)
-    p.add_argument("--order", type=int, choices=[1, 2], default=2, help="1: first order, 2: second order (default: 2)")
+    p.add_argument("--order", type=int, choices=[1, 2], default=None,
+                   help="1: first order, 2: second order (default: the method's recipe: 2 for darts, 1 for pcdarts)")
+    p.add_argument("--method", choices=["darts", "pcdarts"], default="darts",
+                   help="the supernet of ours: darts, or pcdarts (partial channels K=4 and edge normalisation, the "
+                        "PC-DARTS recipe's); compare the peak memory of the two in two runs (default: darts)")
     p.add_argument("--C", type=int, default=16, help="initial channels (default: 16, the paper's)")
     p.add_argument("--layers", type=int, default=8, help="cells (default: 8, the paper's)")
     p.add_argument("--batch", type=int, default=64, help="batch size of both halves (default: 64, the paper's)")
@@ -64,9 +69,10 @@ def ours_step(args, device):
     from ..search.config import CIFAR10SearchConfig
     from ..search.loop import CNNSearch
 
-    config = CIFAR10SearchConfig(order=args.order, C=args.C, layers=args.layers, batch_size=args.batch,
-                                 device=str(device), amp=args.amp, channels_last=args.channels_last)
-    config.validate()  # time only what the search would run (it refuses bf16 with order 2)
+    # time only what the search would run (it refuses bf16 with order 2); the method's recipe under these fields
+    config = build(CIFAR10SearchConfig, dict(method=args.method, order=args.order, C=args.C, layers=args.layers,
+                                             batch_size=args.batch, device=str(device), amp=args.amp,
+                                             channels_last=args.channels_last))
     searcher = CNNSearch(config, device, load_data=False)
     if args.compile:
         searcher.forward_model = torch.compile(searcher.model)
@@ -207,6 +213,10 @@ def _run(args) -> int:
     import warnings
 
     device = setup(args)
+    if args.order is None:
+        args.order = 1 if args.method == "pcdarts" else 2
+    if args.method != "darts" and args.impl != "ours":
+        raise ValueError("--method pcdarts times ours only (--impl ours)")
     cuda_shims = torch.Tensor.cuda, nn.Module.cuda
     try:
         with warnings.catch_warnings():
@@ -219,7 +229,8 @@ def _run(args) -> int:
             times = _time(steps, args.steps, args.warmup, device)
     finally:  # undo the original's shims
         torch.Tensor.cuda, nn.Module.cuda = cuda_shims
-    result = {"bench": "search", "impl": args.impl, "with_data": args.with_data, "order": args.order, "C": args.C,
+    result = {"bench": "search", "impl": args.impl, "method": args.method, "with_data": args.with_data,
+              "order": args.order, "C": args.C,
               "layers": args.layers,
               "batch": args.batch, "device": str(device), "threads": torch.get_num_threads(), "amp": args.amp,
               "channels_last": search_channels_last(device, args.channels_last), "compile": args.compile,

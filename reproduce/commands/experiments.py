@@ -10,7 +10,7 @@ from ..comparable import OWN_DATA, OWN_DATA_REASON
 
 # Fields the experiment sets itself (per seed, from --arch/--genotype, --data, --device).
 TRAIN_SKIP = ("arch", "genotype", "seed", "data", "device", "experiment", "profile")
-SEARCH_SKIP = ("seed", "order", "data", "device")
+SEARCH_SKIP = ("seed", "order", "method", "data", "device")
 
 EPILOG = """\
 examples:
@@ -71,8 +71,11 @@ def register(sub) -> None:
             what.add_argument("--search", action="store_true",
                               help="the paper's whole pipeline: searches with 4 seeds, a short training of each "
                                    f"cell ({spec.selection_epochs} epochs), the best by validation, then the runs")
-            what.add_argument("--order", type=int, choices=(1, 2), default=2,
-                              help="search order: 2 (second order, default) or 1")
+            what.add_argument("--order", type=int, choices=(1, 2), default=None,
+                              help="search order: 2 or 1 (default: the method's, 2 for darts, 1 for pcdarts)")
+            what.add_argument("--method", choices=("darts", "pcdarts"), default="darts",
+                              help="search method: darts (default) or pcdarts (PC-DARTS with its authors' recipe: "
+                                   "partial channels, edge normalisation, batch 256; see docs/pcdarts.md)")
             what.add_argument("--search-seeds", default=None, help="seeds of the searches (default 0,1,2,3)")
             what.add_argument("--selection-epochs", type=int, default=None,
                               help=f"epochs of the short trainings that select the cell (default "
@@ -127,6 +130,13 @@ def _read_genotype(value):
     return Path(value).read_text().strip() if is_file else value
 
 
+def _order(args) -> int:
+    """--order, else the method's recipe order (PC-DARTS's authors ran first order)."""
+    if getattr(args, "order", None) is not None:
+        return args.order
+    return 1 if getattr(args, "method", None) == "pcdarts" else 2
+
+
 def options_from_args(args):
     from ..experiments import ExperimentOptions, parse_seeds
     from ..scheduler import SlurmOptions, parse_gpus
@@ -136,7 +146,7 @@ def options_from_args(args):
         experiment=args.experiment, runs=args.runs, seeds=parse_seeds(args.seeds), arch=args.arch,
         genotype=_read_genotype(args.genotype), out=args.out, data=args.data, device=args.device,
         gpus=parse_gpus(args.gpus), profile=args.profile, search=getattr(args, "search", False),
-        order=getattr(args, "order", 2),
+        order=_order(args), method=getattr(args, "method", None) or "darts",
         search_seeds=parse_seeds(getattr(args, "search_seeds", None), "--search-seeds"),
         selection_epochs=getattr(args, "selection_epochs", None),
         train_overrides=run_config.overrides_from_args(args, skip=TRAIN_SKIP), search_overrides=search_overrides,

@@ -61,7 +61,7 @@ def _search_and_select(spec: ExperimentSpec, options: ExperimentOptions, out: Pa
         run_dir = out / "search" / f"seed-{seed}"
         check_existing_run(run_dir, cfg)
         search_jobs.append(Job("search", spec.search_dataset, cfg, str(run_dir),
-                               name=f"{spec.name} search (order {options.order}) seed {seed}"))
+                               name=f"{spec.name} {options.method} search (order {options.order}) seed {seed}"))
 
     short = resolve_selection_epochs(spec, options)
     selection_base = {**profile_overrides(spec, options.profile), **options.train_overrides,
@@ -116,7 +116,8 @@ def _run_jobs(spec, options, out, runtime, meta, saved, base, arch, genotype_tex
     known = sorted(set(seeds) | set((saved or {}).get("seeds", [])))
     meta["seeds"] = known
     atomic_write_json(out / EXPERIMENT_FILE, {k: meta[k] for k in ("experiment", "dataset", "arch", "genotype",
-                                                                    "profile", "order", "target", "seeds", "search",
+                                                                    "profile", "order", "method", "target", "seeds",
+                                                                    "search",
                                                                     "comparable", "recipe_differences", "note",
                                                                     "baseline", "references")
                                               if k in meta})
@@ -151,7 +152,7 @@ def run_experiment(options: ExperimentOptions) -> ExperimentResult:
     order = options.order if options.search else ({"DARTS_V2": 2, "DARTS": 2, "DARTS_V1": 1}.get(arch) if arch
                                                   else None)
     meta = {"experiment": spec.name, "dataset": spec.dataset, "arch": arch, "profile": options.profile,
-            "order": order, "target": (target_for(spec, arch, options.search, options.order)
+            "order": order, "target": (target_for(spec, arch, options.search, options.order, options.method)
                                        if options.target == "auto" else options.target),
             "search": None, "note": options.note or spec.note}
     differences = recipe_differences(spec, options)
@@ -167,6 +168,8 @@ def run_experiment(options: ExperimentOptions) -> ExperimentResult:
     if options.search:
         meta["search"] = {"order": options.order, "seeds": resolve_search_seeds(options),
                           "short_epochs": resolve_selection_epochs(spec, options)}
+        if options.method != "darts":  # DARTS's experiment.json stays as it was
+            meta["method"] = meta["search"]["method"] = options.method
     if genotype_text is not None:
         meta["genotype"] = genotype_text
     baseline_root = Path(options.baseline_dir) if options.baseline_dir else out / random_baseline.DIR

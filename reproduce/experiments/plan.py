@@ -97,9 +97,9 @@ def canonical_genotype(spec: str, kind: str, option: str = "--genotype") -> str:
 
 
 def default_out(spec: ExperimentSpec, arch: Optional[str], genotype_text: Optional[str], search: bool,
-                order: int, profile: str, root: str = "results") -> Path:
+                order: int, profile: str, root: str = "results", method: str = "darts") -> Path:
     if search:
-        stem = f"{spec.name}-search-order{order}"
+        stem = f"{spec.name}-search-order{order}" if method == "darts" else f"{spec.name}-search-{method}-order{order}"
     elif arch:
         stem = f"{spec.name}-{arch.lower()}"
     else:
@@ -109,9 +109,10 @@ def default_out(spec: ExperimentSpec, arch: Optional[str], genotype_text: Option
     return Path(root) / stem
 
 
-def target_for(spec: ExperimentSpec, arch: Optional[str], search: bool, order: int) -> Optional[str]:
+def target_for(spec: ExperimentSpec, arch: Optional[str], search: bool, order: int,
+               method: str = "darts") -> Optional[str]:
     if search:
-        return spec.targets.get(order)
+        return spec.targets.get(order) if method == "darts" else spec.targets.get(method)
     return spec.targets.get(arch) if arch else None
 
 
@@ -240,7 +241,7 @@ def plan_experiment(options: ExperimentOptions):
         arch = options.arch or "DARTS_V2"
         genotype_text = canonical_genotype(arch, spec.kind, "--arch")
     out = Path(options.out) if options.out else default_out(spec, arch, genotype_text, options.search, options.order,
-                                                            options.profile)
+                                                            options.profile, method=options.method)
     return spec, seeds, arch, genotype_text, out
 
 
@@ -279,8 +280,8 @@ def describe_plan(options: ExperimentOptions) -> List[str]:
                                                              "epochs": short}, "training recipe")
         work = [(len(search_seeds), "search", search_cfg), (len(search_seeds), "train", selection_cfg),
                 (len(seeds), "train", final_cfg)]
-        lines.append(f"1. {len(search_seeds)} searches on {spec.search_dataset} (order {options.order}), seeds "
-                     f"{search_seeds} -> {out / 'search'}")
+        lines.append(f"1. {len(search_seeds)} {options.method} searches on {spec.search_dataset} "
+                     f"(order {options.order}), seeds {search_seeds} -> {out / 'search'}")
         lines.append(f"2. a {short}-epoch training of each searched cell -> "
                      f"{out / 'selection'}; the best {spec.selection_metric} is chosen")
         lines.append(f"3. {len(seeds)} trainings of the chosen cell, seeds {seeds} -> {out / 'runs'}")
@@ -307,7 +308,8 @@ def describe_plan(options: ExperimentOptions) -> List[str]:
         work.append((b.n * len(seeds), "train", build_config(RECIPES, spec.dataset, base, "training recipe")))
         lines.append(f"baseline: {b.n} random cells of the DARTS space (draw seed {b.seed}), each trained with the "
                      f"same recipe and seeds {seeds} -> {options.baseline_dir or out / random_baseline.DIR}")
-    target = target_for(spec, arch, options.search, options.order) if options.target == "auto" else options.target
+    target = (target_for(spec, arch, options.search, options.order, options.method) if options.target == "auto"
+              else options.target)
     differences = recipe_differences(spec, options)
     if spec.dataset in comparable.OWN_DATA:
         lines.append(f"compared with: the random cells when --baseline is given ({comparable.OWN_DATA_REASON})")

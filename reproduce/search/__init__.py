@@ -1,4 +1,6 @@
-"""DARTS architecture search: conv cells on CIFAR-10, recurrent cells on PTB, first and second order.
+"""DARTS architecture search: conv cells on CIFAR-10, recurrent cells on PTB, first and second order; and
+PC-DARTS's (``method='pcdarts'``: partial channels and edge normalisation, docs/pcdarts.md), on CIFAR-10
+and directly on ImageNet (``search("images", ...)`` with an ImageFolder tree).
 
 >>> from reproduce.search import search, SEARCH_CONFIGS
 >>> cfg = SEARCH_CONFIGS["cifar10"](order=2, seed=2)  # the paper's values otherwise
@@ -6,7 +8,11 @@
 >>> record["genotype"]  # doctest: +SKIP
 "Genotype(normal=[('sep_conv_3x3', 0), ...], normal_concat=range(2, 6), ...)"
 
+<<<<<<< HEAD
 Command line: ``python -m reproduce search {cifar10,ptb,images,text} --order {1,2} --seed S --out DIR --data DIR``
+=======
+Command line: ``python -m reproduce search {cifar10,ptb,images} --order {1,2} --seed S --out DIR --data DIR``
+>>>>>>> main
 and ``python -m reproduce plot-search DIR``; speed: ``python -m reproduce bench search``.
 
 The run directory holds ``config.json``, ``metrics.jsonl`` (per epoch: ``lr``, ``train_loss``,
@@ -15,8 +21,9 @@ for PTB, the derived ``genotype``, ``time_s``), ``genotypes.jsonl`` and ``alphas
 genotype and the architecture logits with their softmax after every epoch; epoch -1 is the
 initialisation), ``checkpoint.pt`` and, when finished, ``record.json``.
 
-Modules: :mod:`.config` (configs, the paper's defaults), :mod:`.cnn_supernet` and
-:mod:`.rnn_supernet` (the supernets), :mod:`.architect` (first- and second-order architecture
+Modules: :mod:`.config` (configs, the paper's defaults; PC-DARTS's recipes), :mod:`.cnn_supernet` (the conv
+supernet, DARTS's and PC-DARTS's) and :mod:`.rnn_supernet`, :mod:`.imagenet` (the ImageNet search's per-class
+subsets), :mod:`.architect` (first- and second-order architecture
 gradients), :mod:`.data` (data on the device), :mod:`.loop` (the searchers and the search task of the runner),
 :mod:`.plots` (pictures of a run).
 """

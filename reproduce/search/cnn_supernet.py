@@ -17,6 +17,21 @@ The forward pass computes the same function as the original with less work:
   edge leaving it, whose running statistics serve all those edges in eval mode (in the original
   every edge's BN receives the same updates, so eval outputs agree too);
 - a node's weighted sum over all ops of all incoming edges is one ``tensordot`` (NCHW tensors).
+
+PC-DARTS (Xu et al., ICLR 2020; the authors' model_search.py and model_search_imagenet.py) is the same
+supernet with two options, the search-method seam (docs/pcdarts.md):
+
+- ``partial_channels=K`` (> 1): each edge runs its operations on the first C/K channels of its input only;
+  the other channels bypass them (max-pooled 2x2 on the stride-2 edges of a reduction cell), are
+  concatenated after the operations' output, and the result is channel-shuffled in K groups, so that the
+  next edge sees other channels first. Every op then has C/K channels (same parameter names as DARTS's).
+- ``edge_normalization=True``: each node weights its incoming edges by the softmax of per-node edge logits
+  (the betas: ``betas_normal``, ``betas_reduce``, one per edge), passed to ``forward`` after the alphas.
+
+Both are linear in the edge outputs, so the fused forward sums a node's partial outputs (weights
+``beta_j * w_jo``) and its bypassed channels (weights ``beta_j``) once each, then shuffles once per node;
+the authors' computation, edge by edge, is ``forward(..., reference=True)``. ``stem='imagenet'`` is the
+three-conv stem of the ImageNet search (model_search_imagenet.py), where the first cell's s0 is reduced.
 """
 from __future__ import annotations
 
@@ -39,21 +54,56 @@ def num_edges(steps: int = 4) -> int:
     return sum(2 + i for i in range(steps))
 
 
-class MixedOp(nn.Module):
-    """All primitives on one edge; ``forward(x, weights)`` is the plain weighted sum (the original's)."""
+def channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
+    """Channel ``g * (C / groups) + i`` goes to ``i * groups + g`` (the authors' channel_shuffle)."""
+    b, c, h, w = x.shape
+    return x.reshape(b, groups, c // groups, h, w).transpose(1, 2).reshape(b, c, h, w)
 
-    def __init__(self, C: int, stride: int):
+
+def node_softmax(betas: torch.Tensor, steps: int = 4) -> torch.Tensor:
+    """Edge weights of PC-DARTS's edge normalisation: the softmax of the betas over each node's incoming edges
+    (2, 3, ..., steps + 1 of them, in the order of the alphas' rows)."""
+    parts, start = [], 0
+    for i in range(steps):
+        parts.append(F.softmax(betas[start:start + 2 + i], dim=-1))
+        start += 2 + i
+    return torch.cat(parts)
+
+
+def arch_softmax(name: str, logits: torch.Tensor, steps: int = 4) -> torch.Tensor:
+    """The weights of a logit tensor: over the ops of each edge; PC-DARTS's betas over each node's incoming edges."""
+    return node_softmax(logits, steps) if name.startswith("betas") else F.softmax(logits, dim=-1)
+
+
+class MixedOp(nn.Module):
+    """All primitives on one edge; ``forward(x, weights)`` is the plain weighted sum (the original's). With
+    ``partial > 1`` (PC-DARTS) the ops see the first C/partial channels and the rest bypass them."""
+
+    def __init__(self, C: int, stride: int, partial: int = 1):
         super().__init__()
-        self.stride = stride
+        self.stride, self.partial = stride, partial
+        if partial > 1:  # the authors' pool of the bypassed channels on reduction edges (no parameters)
+            self.mp = nn.MaxPool2d(2, 2)
+        C_op = C // partial
         self._ops = nn.ModuleList()
         for primitive in PRIMITIVES:
-            op = OPS[primitive](C, stride, False)
+            op = OPS[primitive](C_op, stride, False)
             if "pool" in primitive:
-                op = nn.Sequential(op, nn.BatchNorm2d(C, affine=False))
+                op = nn.Sequential(op, nn.BatchNorm2d(C_op, affine=False))
             self._ops.append(op)
 
-    def forward(self, x, weights):
-        return sum(w * op(x) for w, op in zip(weights, self._ops))
+    def forward(self, x, weights, channels=None):
+        if self.partial == 1:
+            return sum(w * op(x) for w, op in zip(weights, self._ops))
+        if channels is not None:  # the paper's formula: ops on the sampled channels, the others in their place
+            out = sum(w * op(x[:, channels]) for w, op in zip(weights, self._ops))
+            return (x if out.shape[2] == x.shape[2] else self.mp(x)).index_copy(1, channels, out)
+        k = x.shape[1] // self.partial
+        out = sum(w * op(x[:, :k]) for w, op in zip(weights, self._ops))
+        rest = x[:, k:]
+        if out.shape[2] != x.shape[2]:
+            rest = self.mp(rest)
+        return channel_shuffle(torch.cat([out, rest], dim=1), self.partial)
 
 
 def _after_relu(module: nn.Module, r: torch.Tensor) -> torch.Tensor:
@@ -81,9 +131,9 @@ def _weighted_sum(w: torch.Tensor, outs: List[torch.Tensor]) -> torch.Tensor:
 
 
 class Cell(nn.Module):
-    def __init__(self, steps, multiplier, C_prev_prev, C_prev, C, reduction, reduction_prev):
+    def __init__(self, steps, multiplier, C_prev_prev, C_prev, C, reduction, reduction_prev, partial: int = 1):
         super().__init__()
-        self.reduction = reduction
+        self.reduction, self.partial = reduction, partial
         if reduction_prev:
             self.preprocess0 = FactorizedReduce(C_prev_prev, C, affine=False)
         else:
@@ -97,7 +147,7 @@ class Cell(nn.Module):
             for j in range(2 + i):
                 stride = 2 if reduction and j < 2 else 1
                 leaving[j].append(len(self._ops))
-                self._ops.append(MixedOp(C, stride))
+                self._ops.append(MixedOp(C, stride, partial))
         self._leaving = [edges for edges in leaving if edges]
 
     def sync_shared_statistics(self) -> None:
@@ -116,21 +166,32 @@ class Cell(nn.Module):
         copy_tensors_(dst, src)
 
     def _shared(self, mixed: MixedOp, h: torch.Tensor):
-        """Per input state: relu(h), max pool + BN, avg pool + BN, and the identity (stride 1)."""
+        """Per input state: the ops' input (all channels, or the first C/K), its relu, max pool + BN, avg pool +
+        BN, and (PC-DARTS) the bypassed channels, pooled on a reduction edge."""
         ops = mixed._ops
-        r = torch.relu(h)
-        mx = ops[1][1](ops[1][0](h))
-        av = ops[2][1](ops[2][0](h))
-        return r, mx, av
+        part, rest = h, None
+        if self.partial > 1:
+            k = h.shape[1] // self.partial
+            part, rest = h[:, :k], h[:, k:]
+            if mixed.stride > 1:
+                rest = mixed.mp(rest)
+        r = torch.relu(part)
+        mx = ops[1][1](ops[1][0](part))
+        av = ops[2][1](ops[2][0](part))
+        return part, r, mx, av, rest
 
-    def forward(self, s0, s1, weights, reference: bool = False):
+    def forward(self, s0, s1, weights, edge_weights=None, reference: bool = False, channels=None):
         s0 = self.preprocess0(s0)
         s1 = self.preprocess1(s1)
         states = [s0, s1]
-        if reference:  # the original's computation, op by op
+        if reference or channels is not None:  # the original's computation, op by op (PC-DARTS: with edge weights)
             offset = 0
             for _ in range(self._steps):
-                s = sum(self._ops[offset + j](h, weights[offset + j]) for j, h in enumerate(states))
+                terms = [self._ops[offset + j](h, weights[offset + j], None if channels is None else
+                                               channels[offset + j]) for j, h in enumerate(states)]
+                if edge_weights is not None:
+                    terms = [edge_weights[offset + j] * t for j, t in enumerate(terms)]
+                s = sum(terms)
                 offset += len(states)
                 states.append(s)
             return torch.cat(states[-self._multiplier:], dim=1)
@@ -138,22 +199,35 @@ class Cell(nn.Module):
         offset = 0
         for _ in range(self._steps):
             outs: List[torch.Tensor] = []
+            bypass: List[torch.Tensor] = []
             for j, h in enumerate(states):
                 mixed = self._ops[offset + j]
                 if j == len(shared):
                     shared.append(self._shared(mixed, h))
-                r, mx, av = shared[j]
+                part, r, mx, av, rest = shared[j]
                 ops = mixed._ops
-                skip = h if isinstance(ops[3], Identity) else _factorized_reduce_after_relu(ops[3], r)
+                skip = part if isinstance(ops[3], Identity) else _factorized_reduce_after_relu(ops[3], r)
                 outs += [mx, av, skip, _after_relu(ops[4], r), _after_relu(ops[5], r),
                          _after_relu(ops[6], r), _after_relu(ops[7], r)]
-            w = weights[offset:offset + len(states), NONE + 1:].reshape(-1)
-            states.append(_weighted_sum(w, outs))
-            offset += len(states) - 1
+                bypass.append(rest)
+            n = len(states)
+            w = weights[offset:offset + n, NONE + 1:]
+            if edge_weights is not None:
+                w = w * edge_weights[offset:offset + n, None]
+            node = _weighted_sum(w.reshape(-1), outs)
+            if self.partial > 1:
+                e = edge_weights[offset:offset + n] if edge_weights is not None else w.new_ones(n)
+                node = channel_shuffle(torch.cat([node, _weighted_sum(e, bypass)], dim=1), self.partial)
+            states.append(node)
+            offset += n
         return torch.cat(states[-self._multiplier:], dim=1)
 
 
+ARCH_NAMES = ("alphas_normal", "alphas_reduce", "betas_normal", "betas_reduce")
+
+
 class Network(nn.Module):
+<<<<<<< HEAD
     """The search supernet: ``forward(x, alphas_normal, alphas_reduce) -> logits``.
 
     ``in_chans``: channels of the input images (timm's name). ``stem``: ``cifar`` (the original's, one 3x3
@@ -179,15 +253,77 @@ class Network(nn.Module):
         C_prev_prev, C_prev, C_curr = C_curr, C_curr, C
         self.cells = nn.ModuleList()
         reduction_prev = stem == "imagenet"
+=======
+    """The search supernet: ``forward(x, alphas_normal, alphas_reduce[, betas_normal, betas_reduce]) -> logits``.
+
+    ``partial_channels`` (K; 1: DARTS) and ``edge_normalization`` (the betas) make it PC-DARTS's;
+    ``stem``: 'cifar' (one conv) or 'imagenet' (three stride-2 convs, the first cell's s0 reduced).
+    ``partial_selection``: 'shuffle' (the authors' code: the first C/K channels, then a channel shuffle) or
+    'random' (their paper's formula: a fresh random C/K channels per edge and forward, the others in place; on a
+    reduction edge all channels max-pooled first, as the code pools its bypass; seeded by ``selection_seed``).
+    ``edge_bn_updates``: how many momentum updates the BatchNorm running statistics inside the edges take per
+    training forward (their ``num_batches_tracked`` still counts one): 2 reproduces the authors'
+    model_search_imagenet.py, whose cell runs every mixed op a second time only to read its output's device.
+    """
+
+    def __init__(self, C: int = 16, num_classes: int = 10, layers: int = 8, steps: int = 4, multiplier: int = 4,
+                 stem_multiplier: int = 3, partial_channels: int = 1, edge_normalization: bool = False,
+                 stem: str = "cifar", edge_bn_updates: int = 1, partial_selection: str = "shuffle",
+                 selection_seed: int = 0):
+        super().__init__()
+        if NONE != 0:  # the fused forward relies on the original's op order
+            raise AssertionError("PRIMITIVES must start with 'none'")
+        if partial_channels < 1 or C % (2 * partial_channels):
+            raise ValueError(f"C={C} must be a multiple of 2 * partial_channels = {2 * partial_channels} (each edge's "
+                             "ops take C / partial_channels channels, an even number for the reduction edges)")
+        if stem not in ("cifar", "imagenet"):
+            raise ValueError(f"stem must be 'cifar' or 'imagenet', not {stem!r}")
+        if partial_selection not in ("shuffle", "random") or (partial_selection == "random" and partial_channels < 2):
+            raise ValueError(f"partial_selection must be 'shuffle', or 'random' with partial_channels > 1, not "
+                             f"{partial_selection!r} with {partial_channels}")
+        self.random_selection, self.selection_seed = partial_selection == "random", selection_seed
+        if self.random_selection:  # counts the training forwards: the channels drawn depend on it (resumable)
+            self.register_buffer("selection_step", torch.zeros((), dtype=torch.long))
+        self._C, self._num_classes, self._layers = C, num_classes, layers
+        self._steps, self._multiplier = steps, multiplier
+        self.partial_channels, self.edge_normalization = partial_channels, edge_normalization
+        C_curr = stem_multiplier * C
+        reduction_prev = stem == "imagenet"
+        if reduction_prev:
+            self.stem0, self.stem1 = imagenet_stems(3, C_curr)
+        else:
+            self.stem = nn.Sequential(nn.Conv2d(3, C_curr, 3, padding=1, bias=False), nn.BatchNorm2d(C_curr))
+        C_prev_prev, C_prev, C_curr = C_curr, C_curr, C
+        self.cells = nn.ModuleList()
+>>>>>>> main
         for i in range(layers):
             reduction = i in (layers // 3, 2 * layers // 3)
             if reduction:
                 C_curr *= 2
-            self.cells.append(Cell(steps, multiplier, C_prev_prev, C_prev, C_curr, reduction, reduction_prev))
+            self.cells.append(Cell(steps, multiplier, C_prev_prev, C_prev, C_curr, reduction, reduction_prev,
+                                   partial_channels))
             reduction_prev = reduction
             C_prev_prev, C_prev = C_prev, multiplier * C_curr
         self.global_pooling = nn.AdaptiveAvgPool2d(1)
         self.classifier = nn.Linear(C_prev, num_classes)
+        if edge_bn_updates != 1:  # n momentum updates with the same batch statistics are one with this momentum
+            for cell in self.cells:
+                for bn in cell._ops.modules():
+                    if isinstance(bn, nn.BatchNorm2d):
+                        bn.momentum = 1 - (1 - bn.momentum) ** edge_bn_updates
+
+    def _sampled_channels(self, device) -> List[List[torch.Tensor]]:
+        """``partial_selection='random'`` (the paper's formula): for every cell and edge a fresh sorted random
+        subset of C/K input channels, drawn from (selection_seed, number of training forwards so far)."""
+        g = torch.Generator().manual_seed(self.selection_seed * 1_000_003 + int(self.selection_step))
+        if self.training:
+            self.selection_step += 1
+        out = []
+        for cell in self.cells:
+            C = cell.preprocess1.op[1].out_channels
+            out.append([torch.randperm(C, generator=g)[:C // self.partial_channels].sort().values.to(device)
+                        for _ in cell._ops])
+        return out
 
     def state_dict(self, *args, **kwargs):
         """The module's state dict, with the shared pool BN statistics on every edge (as the original's)."""
@@ -199,27 +335,55 @@ class Network(nn.Module):
     def alpha_shape(self) -> Tuple[int, int]:
         return num_edges(self._steps), len(PRIMITIVES)
 
-    def new_alphas(self, device=None, dtype=None) -> List[torch.Tensor]:
-        """Architecture logits [normal, reduce], each ``1e-3 * N(0, 1)``, as leaves that require grad."""
-        k, n = self.alpha_shape
-        return [(1e-3 * torch.randn(k, n)).to(device=device, dtype=dtype).requires_grad_(True) for _ in range(2)]
+    @property
+    def arch_names(self) -> Tuple[str, ...]:
+        return ARCH_NAMES if self.edge_normalization else ARCH_NAMES[:2]
 
-    def forward(self, x, alphas_normal, alphas_reduce, reference: bool = False):
+    def new_alphas(self, device=None, dtype=None) -> List[torch.Tensor]:
+        """Architecture logits [normal, reduce] (and, with edge normalisation, the betas [normal, reduce]), each
+        ``1e-3 * N(0, 1)``, drawn in this order, as leaves that require grad."""
+        k, n = self.alpha_shape
+        shapes = [(k, n), (k, n)] + ([(k,), (k,)] if self.edge_normalization else [])
+        return [(1e-3 * torch.randn(shape)).to(device=device, dtype=dtype).requires_grad_(True) for shape in shapes]
+
+    def forward(self, x, alphas_normal, alphas_reduce, betas_normal=None, betas_reduce=None, reference: bool = False):
+        if (betas_normal is not None) != self.edge_normalization:
+            raise ValueError("the betas go with edge_normalization=True, and only with it")
         weights_normal = F.softmax(alphas_normal, dim=-1)
         weights_reduce = F.softmax(alphas_reduce, dim=-1)
+<<<<<<< HEAD
+=======
+        edges_normal = edges_reduce = None
+        if self.edge_normalization:
+            edges_normal = node_softmax(betas_normal, self._steps)
+            edges_reduce = node_softmax(betas_reduce, self._steps)
+>>>>>>> main
         if hasattr(self, "stem"):
             s0 = s1 = self.stem(x)
         else:
             s0 = self.stem0(x)
             s1 = self.stem1(s0)
+<<<<<<< HEAD
         for cell in self.cells:
             weights = weights_reduce if cell.reduction else weights_normal
             s0, s1 = s1, cell(s0, s1, weights, reference=reference)
+=======
+        channels = self._sampled_channels(x.device) if self.random_selection else [None] * len(self.cells)
+        for cell, sampled in zip(self.cells, channels):
+            if cell.reduction:
+                weights, edges = weights_reduce, edges_reduce
+            else:
+                weights, edges = weights_normal, edges_normal
+            s0, s1 = s1, cell(s0, s1, weights, edges, reference=reference, channels=sampled)
+>>>>>>> main
         out = self.global_pooling(s1)
         return self.classifier(out.flatten(1))
 
 
-def genotype(alphas: Sequence[torch.Tensor], steps: int = 4, multiplier: int = 4):
+def genotype(alphas: Sequence[torch.Tensor], steps: int = 4, multiplier: int = 4, max_skip=None):
+    """The genotype of [alphas_normal, alphas_reduce] or, with PC-DARTS's betas, of all four (``max_skip``:
+    P-DARTS's cap, :func:`genotypes.derive.cnn`)."""
     import genotypes
 
-    return genotypes.derive.cnn(alphas[0], alphas[1], steps=steps, multiplier=multiplier)
+    betas = dict(zip(ARCH_NAMES[2:], alphas[2:]))
+    return genotypes.derive.cnn(alphas[0], alphas[1], steps=steps, multiplier=multiplier, max_skip=max_skip, **betas)

@@ -1,8 +1,13 @@
-"""Search configs: the paper's values (original cnn/train_search.py and rnn/train_search.py) as defaults."""
+"""Search configs: the paper's values (original cnn/train_search.py and rnn/train_search.py) as defaults.
+
+The conv search's ``method`` names a recipe: 'darts' (the defaults below) or 'pcdarts' (PC-DARTS, Xu et al.
+ICLR 2020: :data:`METHOD_RECIPES`, the defaults of the authors' train_search.py). ``reproduce.config.build``
+applies a method's recipe under the fields given with it, so ``--method pcdarts`` alone is the authors' recipe.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Any, ClassVar, Dict, Optional
 
 from .. import image_size, loggers
 from ..config import require
@@ -37,9 +42,35 @@ def early_stop_skips(rule: str) -> Optional[int]:
 class CIFAR10SearchConfig:
     """Conv-cell search on CIFAR-10 (paper section 2, appendix A.1.1)."""
 
+    # PC-DARTS's CIFAR-10 recipe: the defaults of the authors' train_search.py (github.com/yuhuixu1993/PC-DARTS,
+    # commit b74702f), first order as their README runs it; every other field equals DARTS's.
+    stem: ClassVar[str] = "cifar"  # the supernet's stem (cnn_supernet.Network)
+    method_recipes: ClassVar[Dict[str, Dict[str, Any]]] = {
+        "darts": {},
+        "pcdarts": dict(order=1, batch_size=256, learning_rate=0.1, learning_rate_min=0.0, arch_learning_rate=6e-4,
+                        partial_channels=4, edge_normalization=True, arch_start_epoch=15),
+    }
+
     seed: int = _f(2, "random seed (the original's default)")
     order: int = _f(2, "1: first-order DARTS (grad of the validation loss at the current weights); "
                        "2: second-order, the one-step unrolled approximation", choices=[1, 2])
+    method: str = _f("darts", "search method and its recipe: 'darts' (these defaults) or 'pcdarts' (PC-DARTS, Xu et "
+                              "al. 2020, the authors' train_search.py: order 1, batch 256, lr 0.1 to 0, arch lr 6e-4, "
+                              "partial channels 4, edge normalisation, architecture updates from epoch 15; fields "
+                              "given with it override the recipe; docs/pcdarts.md)", choices=["darts", "pcdarts"])
+    partial_channels: int = _f(1, "PC-DARTS: each edge's ops see 1/K of the channels (K; 1: all, as DARTS)")
+    edge_normalization: bool = _f(False, "PC-DARTS: each node weights its incoming edges by a softmax of "
+                                         "per-edge logits (betas), trained with the alphas and used in the derivation")
+    partial_selection: str = _f("shuffle", "PC-DARTS: which channels an edge's ops see: 'shuffle' (the authors' code: "
+                                           "the first C/K, then a channel shuffle) or 'random' (their paper's "
+                                           "formula: a fresh random C/K per edge and step, the rest in place)",
+                                choices=["shuffle", "random"])
+    arch_start_epoch: int = _f(0, "first epoch with architecture updates (PC-DARTS: 15, weights only before)")
+    lr_warmup_epochs: int = _f(0, "epochs of linear lr warm-up, lr * (epoch + 1) / N, before the cosine (0: none)")
+    arch_grad_clip: float = _f(0.0, "clip of the architecture gradient's norm before Adam (0: none, as DARTS)")
+    edge_bn_updates: int = _f(1, "momentum updates of the edges' BatchNorm running statistics per training forward "
+                                 "(PC-DARTS on ImageNet: 2, as the authors' model_search_imagenet.py, which runs "
+                                 "each mixed op twice; only eval-mode figures change)")
     epochs: int = _f(50, "search epochs")
     data: str = _f("data/cifar10", "CIFAR-10 root (torchvision layout; downloaded when missing and online)")
     device: str = _f("auto", "cpu, cuda, cuda:1, ... ('auto': cuda when available, else cpu)")
@@ -79,6 +110,9 @@ class CIFAR10SearchConfig:
     early_stop: str = _f("", EARLY_STOP_HELP)
     logger: str = _f("", LOGGER_HELP)
 
+    def validate_image_size(self) -> None:
+        require(self.image_size in image_size.SIZES, f"image_size must be 8, 16 or 32, not {self.image_size}")
+
     def validate(self) -> None:
         require(self.order in (1, 2), f"order must be 1 or 2, not {self.order}")
         require(self.epochs >= 1, f"epochs must be >= 1, not {self.epochs}")
@@ -88,7 +122,12 @@ class CIFAR10SearchConfig:
         require(self.C >= 2 and self.C % 2 == 0, f"C must be a positive even number, not {self.C}")
         require(self.layers >= 1, f"layers must be >= 1, not {self.layers}")
         require(1 <= self.multiplier <= self.steps, f"multiplier must be in 1..steps, not {self.multiplier}")
+<<<<<<< HEAD
         self._check_data()
+=======
+        self.validate_image_size()
+        validate_method(self)
+>>>>>>> main
         require(self.train_examples >= 0, f"train_examples must be >= 0, not {self.train_examples}")
         require(self.learning_rate > 0 and self.arch_learning_rate > 0, "learning rates must be > 0")
         require(self.unrolled_eps > 0, f"unrolled_eps must be > 0, not {self.unrolled_eps}")
@@ -114,6 +153,66 @@ class ImageSearchConfig(OwnImageOptions, CIFAR10SearchConfig):
 
     def _check_data(self) -> None:
         self.check_own_images()
+
+
+def validate_method(config) -> None:
+    """The method's fields: DARTS has neither partial channels nor betas; PC-DARTS's partial channels split C."""
+    require(config.method in config.method_recipes,
+            f"method must be one of {', '.join(config.method_recipes)}, not {config.method!r}")
+    require(config.partial_channels >= 1, f"partial_channels must be >= 1, not {config.partial_channels}")
+    require(config.edge_bn_updates >= 1, f"edge_bn_updates must be >= 1, not {config.edge_bn_updates}")
+    require(config.partial_selection in ("shuffle", "random") and (
+        config.partial_selection == "shuffle" or config.partial_channels > 1),
+        f"partial_selection must be shuffle, or random with partial_channels > 1, not {config.partial_selection!r}")
+    if config.method == "darts":
+        require(config.partial_channels == 1 and not config.edge_normalization,
+                "partial_channels and edge_normalization are PC-DARTS's: use --method pcdarts")
+    else:
+        require(config.partial_channels > 1 or config.edge_normalization,
+                f"method {config.method} without partial channels or edge normalisation is DARTS: build the config "
+                f"with reproduce.config.build (or --method {config.method}), which applies the method's recipe")
+    require(config.C % (2 * config.partial_channels) == 0,
+            f"C={config.C} must be a multiple of 2 * partial_channels = {2 * config.partial_channels} (each edge's "
+            "ops take C / partial_channels channels, an even number for the reduction edges)")
+
+
+def _default(name: str, value):
+    """A field of :class:`CIFAR10SearchConfig` with another default (its help and choices kept)."""
+    return field(default=value, metadata=CIFAR10SearchConfig.__dataclass_fields__[name].metadata)
+
+
+@dataclass
+class ImageNetSearchConfig(CIFAR10SearchConfig):
+    """PC-DARTS's search on ImageNet: the defaults of the authors' train_search_imagenet.py (commit b74702f)."""
+
+    stem: ClassVar[str] = "imagenet"
+    method_recipes: ClassVar[Dict[str, Dict[str, Any]]] = {"pcdarts": {}}  # the defaults: PC-DARTS's ImageNet recipe
+
+    method: str = _f("pcdarts", "search method (the ImageNet search is PC-DARTS's)", choices=["pcdarts"])
+    order: int = _f(1, "1: first order, as the authors' script (it has no unrolled step)", choices=[1, 2])
+    partial_channels: int = _default("partial_channels", 2)
+    edge_normalization: bool = _default("edge_normalization", True)
+    arch_start_epoch: int = _default("arch_start_epoch", 35)  # their --begin
+    data: str = _f("data/imagenet", "ImageFolder root with train/<class>/<image> (ImageNet's training set)")
+    batch_size: int = _default("batch_size", 1024)
+    learning_rate: float = _default("learning_rate", 0.5)
+    learning_rate_min: float = _default("learning_rate_min", 0.0)
+    arch_learning_rate: float = _default("arch_learning_rate", 6e-3)
+    image_size: int = _f(224, "side of the random crops (RandomResizedCrop) the supernet sees")
+    lr_warmup_epochs: int = _default("lr_warmup_epochs", 5)  # their script: when the batch is above 256
+    arch_grad_clip: float = _default("arch_grad_clip", 5.0)  # their --grad_clip, the weights' clip too
+    edge_bn_updates: int = _default("edge_bn_updates", 2)
+    train_fraction: float = _f(0.1, "share of each class's training images that trains the weights")
+    arch_fraction: float = _f(0.025, "share of each class's training images that trains the architecture")
+    subset_seed: int = _f(0, "seed of the per-class draw of the two subsets (recorded in the run's subsets.json)")
+    workers: int = _f(4, "DataLoader worker processes (their --workers)")
+
+    def validate_image_size(self) -> None:
+        require(self.image_size >= 16 and self.image_size % 16 == 0,
+                f"image_size must be a multiple of 16 (the stems divide by 8, the reductions by 2 more), "
+                f"not {self.image_size}")
+        require(0 < self.train_fraction and 0 < self.arch_fraction and self.train_fraction + self.arch_fraction <= 1,
+                "train_fraction and arch_fraction must be > 0 and add up to at most 1")
 
 
 @dataclass

@@ -20,11 +20,16 @@ from zoo import datasets as zds
 
 from .. import image_size
 from ..corpora import load_corpus
+<<<<<<< HEAD
 from ..data import own
 from ..data.augment import augment
 from ..data.images import load_cifar10, load_images
 from ..data.split import digest as split_digest
 from ..data.split import stratified_split
+=======
+from .config import ImageNetSearchConfig
+from .imagenet import ImageNetSearchData
+>>>>>>> main
 
 
 class CifarHalves:
@@ -111,6 +116,13 @@ class CifarHalves:
         self.generator.set_state(state["generator"])
         self._valid_perm = state["valid_perm"].clone()
         self._valid_pos = int(state["valid_pos"])
+
+
+def load_search_data(config, device):
+    """The conv search's data: the ImageNet search's per-class subsets, or CIFAR-10's two halves."""
+    if isinstance(config, ImageNetSearchConfig):
+        return ImageNetSearchData(config, device)
+    return load_cifar_halves(config, device)
 
 
 def load_cifar_halves(config, device) -> CifarHalves:

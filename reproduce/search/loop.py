@@ -33,15 +33,26 @@ from ..jsonfile import read_json_lines
 from ..optim import make_sgd
 from ..rundir import RunDir, check_finite
 from . import architect
+<<<<<<< HEAD
 from .cnn_supernet import Network
 from .config import CIFAR10SearchConfig, ImageSearchConfig, PTBSearchConfig, TextSearchConfig, early_stop_skips
 from .data import PTBData, load_cifar_halves, load_image_halves
+=======
+from .cnn_supernet import Network, arch_softmax
+from .cnn_supernet import genotype as cnn_genotype
+from .config import CIFAR10SearchConfig, ImageNetSearchConfig, PTBSearchConfig, early_stop_skips
+from .data import PTBData, load_search_data
+>>>>>>> main
 from .rnn_supernet import RNNModelSearch
 
 log = logging.getLogger(__name__)
 
+<<<<<<< HEAD
 SEARCH_CONFIGS = {"cifar10": CIFAR10SearchConfig, "ptb": PTBSearchConfig, "images": ImageSearchConfig,
                   "text": TextSearchConfig}
+=======
+SEARCH_CONFIGS = {"cifar10": CIFAR10SearchConfig, "ptb": PTBSearchConfig, "images": ImageNetSearchConfig}
+>>>>>>> main
 GENOTYPES, ALPHAS = "genotypes.jsonl", "alphas.jsonl"
 
 StepCallback = Callable[[int, int], None]
@@ -65,7 +76,7 @@ class _Base:
         return {name: a.detach().cpu().tolist() for name, a in zip(self.alpha_names, self.alphas)}
 
     def softmax_dict(self) -> Dict[str, list]:
-        return {name: F.softmax(a.detach().float().cpu(), dim=-1).tolist()
+        return {name: arch_softmax(name, a.detach().float().cpu(), getattr(self.config, "steps", None)).tolist()
                 for name, a in zip(self.alpha_names, self.alphas)}
 
     def state_dict(self) -> dict:
@@ -82,8 +93,9 @@ class _Base:
 
 
 class CNNSearch(_Base):
-    """Conv-cell search on CIFAR-10 (original cnn/train_search.py)."""
+    """Conv-cell search on CIFAR-10 (original cnn/train_search.py), or PC-DARTS's (docs/pcdarts.md)."""
 
+<<<<<<< HEAD
     alpha_names = ("alphas_normal", "alphas_reduce")
 
     def __init__(self, config: CIFAR10SearchConfig, device: torch.device, load_data: bool = True, data=None):
@@ -98,6 +110,16 @@ class CNNSearch(_Base):
             self.data = load_cifar_halves(config, device)
         self.model = Network(config.C, num_classes, config.layers, config.steps, config.multiplier,
                              config.stem_multiplier, in_chans=in_chans, stem=stem).to(device)
+=======
+    def __init__(self, config: CIFAR10SearchConfig, device: torch.device, load_data: bool = True,
+                 num_classes: int = 10):
+        self.config, self.device = config, device
+        self.data = load_search_data(config, device) if load_data else None
+        c, classes = config, getattr(self.data, "num_classes", num_classes)
+        self.model = Network(c.C, classes, c.layers, c.steps, c.multiplier, c.stem_multiplier, c.partial_channels,
+                             c.edge_normalization, c.stem, c.edge_bn_updates, c.partial_selection, c.seed).to(device)
+        self.alpha_names = self.model.arch_names
+>>>>>>> main
         self.channels_last = search_channels_last(device, config.channels_last)
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
@@ -111,6 +133,8 @@ class CNNSearch(_Base):
 
     def lr_at(self, epoch: int) -> float:
         c = self.config
+        if epoch < c.lr_warmup_epochs:  # PC-DARTS on ImageNet: linear warm-up, the cosine's value overridden
+            return c.learning_rate * (epoch + 1) / c.lr_warmup_epochs
         cosine = (1 + math.cos(math.pi * epoch / c.epochs)) / 2
         return c.learning_rate_min + (c.learning_rate - c.learning_rate_min) * cosine
 
@@ -118,7 +142,8 @@ class CNNSearch(_Base):
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         with autocast(self.device, self.config.amp):
-            return self.forward_model(x, *alphas).float()
+            out = self.forward_model(x, *alphas)
+        return out.float() if out.dtype in (torch.bfloat16, torch.float16) else out  # float64 stays (the tests')
 
     def loss_fn(self, x, y):
         return lambda: (F.cross_entropy(self.logits(x, self.alphas), y), None)
@@ -135,6 +160,8 @@ class CNNSearch(_Base):
             grads, _ = architect.second_order(
                 self.model, self.alphas, self.loss_fn(x, y), valid_loss, lr, momentum=c.momentum,
                 weight_decay=c.weight_decay, buffers=architect.momentum_buffers(self.w_opt, params), r=c.unrolled_eps)
+        if c.arch_grad_clip:  # PC-DARTS on ImageNet: torch's clip_grad_norm_ over alphas and betas together
+            architect.clip_(grads, c.arch_grad_clip)
         self.arch_update(grads)
         return seen["loss"]
 
@@ -159,7 +186,7 @@ class CNNSearch(_Base):
         batches = progress_bar(self.data.train_batches(), self.data.train_steps, f"search epoch {epoch}", progress)
         for step, (x, y) in enumerate(batches):
             xv, yv = self.data.next_valid()
-            arch_loss = self.arch_step(x, y, xv, yv, lr)
+            arch_loss = self.arch_step(x, y, xv, yv, lr) if epoch >= self.config.arch_start_epoch else None
             loss, logits, grad_norm = self.weight_step(x, y)
             hits = (logits.argmax(1) == y).sum()
             loss_sum += loss.double() * y.numel()
@@ -182,10 +209,9 @@ class CNNSearch(_Base):
         return {"valid_loss": loss_sum / n, "valid_acc": 100.0 * correct / n}
 
     def genotype(self, capped: bool = True):
-        """The derived genotype; with the config's ``max_skip`` cap unless ``capped`` is false."""
-        return genotypes.derive.cnn(self.alphas[0], self.alphas[1], steps=self.config.steps,
-                                    multiplier=self.config.multiplier,
-                                    max_skip=self.config.max_skip if capped else None)
+        """The derived genotype (PC-DARTS's: with betas); with the config's ``max_skip`` cap unless ``capped``."""
+        return cnn_genotype(self.alphas, steps=self.config.steps, multiplier=self.config.multiplier,
+                            max_skip=self.config.max_skip if capped else None)
 
     def state_dict(self) -> dict:
         state = super().state_dict()
@@ -319,7 +345,11 @@ class RNNSearch(_Base):
         return {k: row[k] for k in ("train_loss", "train_ppl", "valid_loss", "valid_ppl")}
 
 
+<<<<<<< HEAD
 _SEARCHERS = {"cifar10": CNNSearch, "ptb": RNNSearch, "images": CNNSearch, "text": RNNSearch}
+=======
+_SEARCHERS = {"cifar10": CNNSearch, "ptb": RNNSearch, "images": CNNSearch}
+>>>>>>> main
 
 
 def _resolve_config(dataset: str, config):
@@ -375,6 +405,8 @@ class SearchTask:
             _trim_jsonl(self.rundir.path / name, start_epoch if start_epoch > 0 else -1)
         if start_epoch == 0:
             self._log_architecture(-1)
+        if hasattr(self.searcher.data, "subsets_json"):  # the ImageNet search's draw of its two subsets
+            atomic_write_text(self.rundir.path / "subsets.json", self.searcher.data.subsets_json())
 
     def run_epoch(self, epoch: int) -> dict:
         searcher = self.searcher
@@ -426,8 +458,9 @@ class SearchTask:
         return self.searcher.final_metrics(curve[-1])
 
     def record_fields(self, curve: list) -> dict:
-        fields = {"experiment": f"search-{self.dataset}-order{self.config.order}", "genotype": curve[-1]["genotype"],
-                  "order": self.config.order, "alphas": self.searcher.alphas_dict()}
+        method = "" if getattr(self.config, "method", "darts") == "darts" else f"-{self.config.method}"
+        fields = {"experiment": f"search-{self.dataset}{method}-order{self.config.order}", "order": self.config.order,
+                  "genotype": curve[-1]["genotype"], "alphas": self.searcher.alphas_dict()}
         if hasattr(self.searcher, "channels_last"):  # the memory format the device's default chose
             fields["channels_last"] = self.searcher.channels_last
         if getattr(self.searcher, "data_record", None):  # one's own data: what it was and how it was split

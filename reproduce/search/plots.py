@@ -60,12 +60,15 @@ def plot_alphas(rows: List[dict], out: Path, fmt: str = "png") -> List[Path]:
     paths = []
     for name in rows[0]["softmax"]:
         probs = np.array([r["softmax"][name] for r in rows])  # [E, edges, ops]
+        if probs.ndim == 2:  # PC-DARTS's betas: one weight per edge (softmax over the node's incoming edges)
+            probs = probs[:, :, None]
         n_edges, n_ops = probs.shape[1:]
         cols = 6 if n_edges > 16 else 4
         nrows = -(-n_edges // cols)
         fig, axes = plt.subplots(nrows, cols, figsize=(3.2 * cols, 2.3 * nrows), sharex=True, squeeze=False)
         labels = _edge_labels(name, n_edges)
-        primitives = _PRIMITIVES.get(name, [f"op{k}" for k in range(n_ops)])
+        primitives = ["edge weight"] if name.startswith("betas") else _PRIMITIVES.get(
+            name, [f"op{k}" for k in range(n_ops)])
         for e in range(nrows * cols):
             ax = axes[e // cols][e % cols]
             if e >= n_edges:
@@ -79,7 +82,7 @@ def plot_alphas(rows: List[dict], out: Path, fmt: str = "png") -> List[Path]:
         handles, names = axes[0][0].get_legend_handles_labels()
         fig.legend(handles, names, loc="upper center", ncol=len(names), fontsize=8, bbox_to_anchor=(0.5, 1.02))
         fig.suptitle(f"softmax({name}) over epochs (epoch -1: initialisation)", y=1.05)
-        stem = name if name.startswith("alphas") else f"alphas_{name}"
+        stem = name if name.startswith(("alphas", "betas")) else f"alphas_{name}"
         paths.append(_savefig(fig, out / f"{stem}.{fmt}"))
     return paths
 

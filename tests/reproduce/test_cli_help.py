@@ -41,3 +41,32 @@ def test_experiment_help_groups_its_options_and_puts_the_search_fields_under_wit
     elsewhere = [o for title, opts in groups.items() if title != search_title for o in opts]
     assert [o for o in elsewhere if o.startswith("--search-")] == ["--search-seeds"]  # a pipeline option
     assert {"--partition", "--time", "--gpus-per-job"} <= set(groups["with --launcher slurm"])
+
+
+# Flags of other programs that the harness's text names (git, torchrun, srun, its internal worker), and
+# placeholders of its own docstrings ("--field-name", "--search-<field>").
+OTHER_PROGRAMS = {"--porcelain", "--untracked-files", "--nproc", "--nnodes", "--rdzv-endpoint", "--gpus-per-node",
+                  "--kill-on-bad-exit", "--job", "--field", "--field-name", "--name", "--no-name", "--search-"}
+
+
+def test_every_flag_a_message_names_is_one_the_parser_accepts():
+    """"use --auxiliary false" named a form the parser rejects (the flag is --no-auxiliary): every --flag written
+    in the harness's code must be an option of its command line, with a valid value where one is written."""
+    import re
+    from pathlib import Path
+
+    import reproduce
+
+    parsers = [build_parser()] + [sub for _, sub in _subcommands(build_parser())]
+    options = {o for sub in parsers for a in sub._actions for o in a.option_strings}
+    booleans = {o for sub in parsers for a in sub._actions for o in a.option_strings
+                if isinstance(a, argparse.BooleanOptionalAction) or a.nargs == 0}
+    unknown, valued = [], []
+    for path in Path(reproduce.__file__).parent.rglob("*.py"):
+        text = path.read_text()
+        for m in re.finditer(r"(--[a-z][a-z0-9-]*)([ =](?:true|false|yes|no)\b)?", text):
+            if m.group(1) not in options and m.group(1) not in OTHER_PROGRAMS:
+                unknown.append(f"{path.name}: {m.group(1)}")
+            if m.group(2) and m.group(1) in booleans:
+                valued.append(f"{path.name}: {m.group(0)}")
+    assert not unknown and not valued, (unknown, valued)

@@ -369,6 +369,35 @@ def test_dry_run_of_the_search_pipeline_estimates_searches_selection_and_final_r
     assert "2 x train cifar10 (2 epochs)" in time_line
 
 
+def test_pcdarts_search_pipeline_uses_the_methods_recipe_first_order_and_its_target(tmp_path, tiny_cifar):
+    """The real search and training on tiny data: 2 PC-DARTS searches, their selection, 1 final run, 1 random cell."""
+    from reproduce.commands.experiments import _order
+
+    assert _order(types.SimpleNamespace(order=None, method="pcdarts")) == 1
+    assert _order(types.SimpleNamespace(order=None, method="darts")) == 2
+    search = dict(epochs=1, C=8, layers=3, batch_size=8, train_examples=16, arch_start_epoch=0, num_threads=1)
+    result = run_experiment(_options(tmp_path, tiny_cifar, search=True, order=1, method="pcdarts", search_seeds=[0, 1],
+                                     runs=1, selection_epochs=1, search_overrides=search, baseline="random:1",
+                                     selection_overrides={"valid_split": 8},
+                                     train_overrides=dict(TINY, epochs=1)))
+    exp_dir = tmp_path / "results" / "exp"
+    meta = json.loads((exp_dir / "experiment.json").read_text())
+    assert meta["target"] == "cifar10-pcdarts" and meta["method"] == "pcdarts"
+    assert meta["search"]["method"] == "pcdarts" and meta["order"] == 1
+    search_record = json.loads((exp_dir / "search" / "seed-0" / "record.json").read_text())
+    cfg = search_record["config"]
+    assert (cfg["method"], cfg["partial_channels"], cfg["edge_normalization"], cfg["learning_rate"]) == (
+        "pcdarts", 4, True, 0.1)
+    assert search_record["experiment"] == "search-cifar10-pcdarts-order1"
+    sel = json.loads((exp_dir / "selection.json").read_text())
+    assert [c["search_seed"] for c in sel["candidates"]] == [0, 1] and sel["chosen"] in (0, 1)
+    assert len(result.records) == 1 and result.baseline["n"] == 1
+    assert experiments.default_out(experiments.EXPERIMENTS["cifar10"], None, None, True, 1, "paper",
+                                   method="pcdarts") == Path("results/cifar10-search-pcdarts-order1")
+    report = result.report.read_text()
+    assert "search method pcdarts" in report and "cifar10-pcdarts" in report
+
+
 def test_a_baseline_counts_against_the_run_cap_and_in_the_dry_run_estimate(tmp_path, tiny_cifar, capsys):
     from reproduce.__main__ import main
 

@@ -108,3 +108,24 @@ def test_a_compressed_bomb_as_a_runs_checkpoint_is_refused_before_inflating(tmp_
     refused_within_bounds(["export", run, "--out", tmp_path / "m"], str(run / "checkpoint.pt"),
                           "its zip entries declare 3145", "bytes uncompressed", rss_mb=1200)
     assert not (tmp_path / "m").exists()
+
+
+def test_running_out_of_memory_never_blames_the_data(capsys, tmp_path, cifar, monkeypatch):
+    """Before: "data_batch_1 is not a readable CIFAR-10 batch (MemoryError) ... delete ... and download again"."""
+    import zoo.datasets
+
+    def no_memory(raw):
+        raise MemoryError
+
+    monkeypatch.setattr(zoo.datasets, "safe_unpickle_numpy", no_memory)
+    err = refused_in_one_line(capsys, ["train", "cifar10", "--data", str(cifar), "--out", str(tmp_path / "run"),
+                                       "--device", "cpu"], "error: out of memory", "which is not at fault")
+    assert "delete" not in err and "download" not in err
+
+
+def test_the_auxiliary_advice_names_a_flag_that_works(capsys, tmp_path):
+    refused_in_one_line(capsys, ["train", "cifar10", "--image-size", "16", "--out", str(tmp_path / "run")],
+                        "use --no-auxiliary with smaller images")
+    args = build_parser().parse_args(["train", "cifar10", "--image-size", "16", "--no-auxiliary", "--out",
+                                      str(tmp_path / "run")])
+    assert overrides_from_args(args)["auxiliary"] is False

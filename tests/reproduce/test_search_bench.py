@@ -92,3 +92,11 @@ def test_bench_search_original_needs_a_checkout(tmp_path, capsys):
     assert "--original-src" in capsys.readouterr().err
     assert main(["bench", "search", "--impl", "original", "--original-src", str(tmp_path)] + TINY) == 2
     assert "quark0/darts" in capsys.readouterr().err
+
+
+def test_bench_search_times_the_pcdarts_supernet_first_order_by_default(capsys):
+    tiny = ["--C", "8", "--layers", "3", "--batch", "2", "--steps", "1", "--warmup", "0", "--device", "cpu", "--json"]
+    assert main(["bench", "search", "--method", "pcdarts"] + tiny) == 0
+    result = _last_json(capsys)
+    assert result["method"] == "pcdarts" and result["order"] == 1 and result["peak_memory_mb"] > 0
+    assert main(["bench", "search", "--method", "pcdarts", "--impl", "both"] + tiny) == 2  # ours only

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from file_server import FileServer
 
 _REPO = Path(__file__).resolve().parents[2]
 
@@ -39,6 +40,21 @@ def _isolated_zoo_home(tmp_path_factory, monkeypatch):
     """Never touch the user's cache or the network from the zoo's own lookups."""
     monkeypatch.setenv("DARTS_ZOO_HOME", str(tmp_path_factory.mktemp("zoo_home")))
     monkeypatch.setenv("DARTS_ZOO_OFFLINE", "1")
+
+
+@pytest.fixture
+def server():
+    """An HTTP file server on 127.0.0.1 with misbehaving routes (tests/zoo/file_server.py)."""
+    s = FileServer(stall_s=3.0, trickle_s=0.3).start()
+    yield s
+    s.stop()
+
+
+@pytest.fixture
+def online(monkeypatch):
+    """The network allowed (the tests' servers are on 127.0.0.1) and no site mirror."""
+    for k in ("DARTS_ZOO_OFFLINE", "HF_HUB_OFFLINE", "DARTS_ZOO_URL_PREFIX"):
+        monkeypatch.delenv(k, raising=False)
 
 
 @pytest.fixture

@@ -1,12 +1,11 @@
 """Small files that claim huge networks, nest without end or shadow methods: refused in one line, nothing allocated."""
-import io
 import json
-import pickle
 from collections import OrderedDict
 
 import pytest
 import torch
-from zoo_testutil import MAGIC, PROTOCOL, SYS_INFO, legacy_rnn_model, write_legacy
+from hostile import legacy_file
+from zoo_testutil import legacy_rnn_model, write_legacy
 
 import genotypes
 import zoo
@@ -15,12 +14,7 @@ from zoo.convert import model_from_original
 
 
 def _legacy_with_object_pickle(object_pickle: bytes, path):
-    f = io.BytesIO()
-    for head in (MAGIC, PROTOCOL, SYS_INFO):
-        pickle.dump(head, f, protocol=2)
-    f.write(object_pickle)
-    pickle.dump([], f, protocol=2)
-    path.write_bytes(f.getvalue())
+    path.write_bytes(legacy_file(object_pickle))
     return path
 
 

@@ -12,7 +12,6 @@ from collections import OrderedDict
 
 import pytest
 import torch
-from file_server import FileServer
 
 import zoo
 from zoo import registry
@@ -73,20 +72,6 @@ def nni_copy(reference_dir):
     blob = _saved(_nni_walk(released, reference_dir))
     prefix = hashlib.sha256(blob).hexdigest()[:8]
     return {"released": released, "blob": blob, "prefix": prefix, "filename": f"darts-v2-{prefix}.pth"}
-
-
-@pytest.fixture
-def server():
-    s = FileServer(stall_s=3.0).start()
-    yield s
-    s.stop()
-
-
-@pytest.fixture
-def online(monkeypatch):
-    monkeypatch.delenv("DARTS_ZOO_OFFLINE", raising=False)
-    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-    monkeypatch.delenv("DARTS_ZOO_URL_PREFIX", raising=False)
 
 
 def _set_sources(monkeypatch, name, *sources, **args):
@@ -294,7 +279,9 @@ def test_darmos_copies_load_with_module_prefixes_and_their_auxiliary_head(monkey
     assert all(torch.equal(sd[k], v) for k, v in released.items())
     assert model.config["auxiliary"] is with_aux
     assert ("auxiliary_head.features.6.running_var" in sd) is (aux_bn and with_aux)
-    assert model.zoo_config["metrics"] == darmo.metrics and "darmo README" in model.zoo_config["metrics_source"]
+    src = model.zoo_config["source"]  # darmo publishes no digest: its figures are darmo's, for darmo's file
+    assert model.zoo_config["metrics"] == {} and src["verification"] == "not verified against a published digest"
+    assert src["publisher_metrics"] == darmo.metrics and "darmo README" in src["publisher_metrics_source"]
     assert model.zoo_config["reference_metrics"] == registry.get_entry(name).metrics  # the paper's, kept beside
 
 
