@@ -25,14 +25,10 @@ OWN_DATA_REASON = "own data: no paper target"
 SPEED_FIELDS_OF = {"cifar10": ("eval_batch_size",), "imagenet": ("eval_batch_size",)}
 
 
-<<<<<<< HEAD
-def _paper_config(kind: Optional[str], dataset: Optional[str]) -> Optional[Dict[str, Any]]:
-    if dataset in OWN_DATA:
-        return None
-=======
 def _paper_config(kind: Optional[str], dataset: Optional[str], method: Optional[str]) -> Optional[Dict[str, Any]]:
     """The paper's config of a (kind, dataset), of the search ``method``'s recipe when the config names one."""
->>>>>>> main
+    if dataset in OWN_DATA:
+        return None
     if kind == "search":
         from .search import SEARCH_CONFIGS as table
     elif kind == "train":

@@ -1,6 +1,7 @@
 """DARTS architecture search: conv cells on CIFAR-10, recurrent cells on PTB, first and second order; and
 PC-DARTS's (``method='pcdarts'``: partial channels and edge normalisation, docs/pcdarts.md), on CIFAR-10
-and directly on ImageNet (``search("images", ...)`` with an ImageFolder tree).
+and directly on ImageNet (``search("imagenet", ...)`` with an ImageFolder tree); DARTS on one's own images
+(``search("images", ...)``) and text (``search("text", ...)``), docs/own-data.md.
 
 >>> from reproduce.search import search, SEARCH_CONFIGS
 >>> cfg = SEARCH_CONFIGS["cifar10"](order=2, seed=2)  # the paper's values otherwise
@@ -8,11 +9,7 @@ and directly on ImageNet (``search("images", ...)`` with an ImageFolder tree).
 >>> record["genotype"]  # doctest: +SKIP
 "Genotype(normal=[('sep_conv_3x3', 0), ...], normal_concat=range(2, 6), ...)"
 
-<<<<<<< HEAD
-Command line: ``python -m reproduce search {cifar10,ptb,images,text} --order {1,2} --seed S --out DIR --data DIR``
-=======
-Command line: ``python -m reproduce search {cifar10,ptb,images} --order {1,2} --seed S --out DIR --data DIR``
->>>>>>> main
+Command line: ``python -m reproduce search {cifar10,ptb,imagenet,images,text} --order {1,2} --out DIR --data DIR``
 and ``python -m reproduce plot-search DIR``; speed: ``python -m reproduce bench search``.
 
 The run directory holds ``config.json``, ``metrics.jsonl`` (per epoch: ``lr``, ``train_loss``,

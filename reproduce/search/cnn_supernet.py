@@ -227,37 +227,11 @@ ARCH_NAMES = ("alphas_normal", "alphas_reduce", "betas_normal", "betas_reduce")
 
 
 class Network(nn.Module):
-<<<<<<< HEAD
-    """The search supernet: ``forward(x, alphas_normal, alphas_reduce) -> logits``.
-
-    ``in_chans``: channels of the input images (timm's name). ``stem``: ``cifar`` (the original's, one 3x3
-    conv to ``stem_multiplier * C`` channels at full resolution) or ``imagenet`` (three stride-2 convs to ``C``
-    channels, as the evaluation network for large images; the first cell's input is then a reduced one).
-    """
-
-    def __init__(self, C: int = 16, num_classes: int = 10, layers: int = 8, steps: int = 4, multiplier: int = 4,
-                 stem_multiplier: int = 3, in_chans: int = 3, stem: str = "cifar"):
-        super().__init__()
-        if NONE != 0:  # the fused forward relies on the original's op order
-            raise AssertionError("PRIMITIVES must start with 'none'")
-        if stem not in ("cifar", "imagenet"):
-            raise ValueError(f"stem must be cifar or imagenet, got {stem!r}")
-        self._C, self._num_classes, self._layers = C, num_classes, layers
-        self._steps, self._multiplier = steps, multiplier
-        if stem == "cifar":
-            C_curr = stem_multiplier * C
-            self.stem = nn.Sequential(nn.Conv2d(in_chans, C_curr, 3, padding=1, bias=False), nn.BatchNorm2d(C_curr))
-        else:
-            C_curr = C
-            self.stem0, self.stem1 = imagenet_stems(in_chans, C)
-        C_prev_prev, C_prev, C_curr = C_curr, C_curr, C
-        self.cells = nn.ModuleList()
-        reduction_prev = stem == "imagenet"
-=======
     """The search supernet: ``forward(x, alphas_normal, alphas_reduce[, betas_normal, betas_reduce]) -> logits``.
 
     ``partial_channels`` (K; 1: DARTS) and ``edge_normalization`` (the betas) make it PC-DARTS's;
-    ``stem``: 'cifar' (one conv) or 'imagenet' (three stride-2 convs, the first cell's s0 reduced).
+    ``stem``: 'cifar' (one conv) or 'imagenet' (three stride-2 convs, the first cell's s0 reduced);
+    ``in_chans``: channels of the input images (timm's name).
     ``partial_selection``: 'shuffle' (the authors' code: the first C/K channels, then a channel shuffle) or
     'random' (their paper's formula: a fresh random C/K channels per edge and forward, the others in place; on a
     reduction edge all channels max-pooled first, as the code pools its bypass; seeded by ``selection_seed``).
@@ -269,7 +243,7 @@ class Network(nn.Module):
     def __init__(self, C: int = 16, num_classes: int = 10, layers: int = 8, steps: int = 4, multiplier: int = 4,
                  stem_multiplier: int = 3, partial_channels: int = 1, edge_normalization: bool = False,
                  stem: str = "cifar", edge_bn_updates: int = 1, partial_selection: str = "shuffle",
-                 selection_seed: int = 0):
+                 selection_seed: int = 0, in_chans: int = 3):
         super().__init__()
         if NONE != 0:  # the fused forward relies on the original's op order
             raise AssertionError("PRIMITIVES must start with 'none'")
@@ -290,12 +264,11 @@ class Network(nn.Module):
         C_curr = stem_multiplier * C
         reduction_prev = stem == "imagenet"
         if reduction_prev:
-            self.stem0, self.stem1 = imagenet_stems(3, C_curr)
+            self.stem0, self.stem1 = imagenet_stems(in_chans, C_curr)
         else:
-            self.stem = nn.Sequential(nn.Conv2d(3, C_curr, 3, padding=1, bias=False), nn.BatchNorm2d(C_curr))
+            self.stem = nn.Sequential(nn.Conv2d(in_chans, C_curr, 3, padding=1, bias=False), nn.BatchNorm2d(C_curr))
         C_prev_prev, C_prev, C_curr = C_curr, C_curr, C
         self.cells = nn.ModuleList()
->>>>>>> main
         for i in range(layers):
             reduction = i in (layers // 3, 2 * layers // 3)
             if reduction:
@@ -351,23 +324,15 @@ class Network(nn.Module):
             raise ValueError("the betas go with edge_normalization=True, and only with it")
         weights_normal = F.softmax(alphas_normal, dim=-1)
         weights_reduce = F.softmax(alphas_reduce, dim=-1)
-<<<<<<< HEAD
-=======
         edges_normal = edges_reduce = None
         if self.edge_normalization:
             edges_normal = node_softmax(betas_normal, self._steps)
             edges_reduce = node_softmax(betas_reduce, self._steps)
->>>>>>> main
         if hasattr(self, "stem"):
             s0 = s1 = self.stem(x)
         else:
             s0 = self.stem0(x)
             s1 = self.stem1(s0)
-<<<<<<< HEAD
-        for cell in self.cells:
-            weights = weights_reduce if cell.reduction else weights_normal
-            s0, s1 = s1, cell(s0, s1, weights, reference=reference)
-=======
         channels = self._sampled_channels(x.device) if self.random_selection else [None] * len(self.cells)
         for cell, sampled in zip(self.cells, channels):
             if cell.reduction:
@@ -375,7 +340,6 @@ class Network(nn.Module):
             else:
                 weights, edges = weights_normal, edges_normal
             s0, s1 = s1, cell(s0, s1, weights, edges, reference=reference, channels=sampled)
->>>>>>> main
         out = self.global_pooling(s1)
         return self.classifier(out.flatten(1))
 

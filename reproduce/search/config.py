@@ -122,12 +122,8 @@ class CIFAR10SearchConfig:
         require(self.C >= 2 and self.C % 2 == 0, f"C must be a positive even number, not {self.C}")
         require(self.layers >= 1, f"layers must be >= 1, not {self.layers}")
         require(1 <= self.multiplier <= self.steps, f"multiplier must be in 1..steps, not {self.multiplier}")
-<<<<<<< HEAD
-        self._check_data()
-=======
         self.validate_image_size()
         validate_method(self)
->>>>>>> main
         require(self.train_examples >= 0, f"train_examples must be >= 0, not {self.train_examples}")
         require(self.learning_rate > 0 and self.arch_learning_rate > 0, "learning rates must be > 0")
         require(self.unrolled_eps > 0, f"unrolled_eps must be > 0, not {self.unrolled_eps}")
@@ -140,10 +136,6 @@ class CIFAR10SearchConfig:
         early_stop_skips(self.early_stop)
         loggers.parse(self.logger)
 
-    def _check_data(self) -> None:
-        require(self.image_size in image_size.SIZES, f"image_size must be 8, 16 or 32, not {self.image_size}")
-
-
 @dataclass
 class ImageSearchConfig(OwnImageOptions, CIFAR10SearchConfig):
     """Conv-cell search on one's own images (any classes, 1 or 3 channels, any size): the CIFAR-10 search's
@@ -151,7 +143,7 @@ class ImageSearchConfig(OwnImageOptions, CIFAR10SearchConfig):
 
     train_examples: int = _f(0, "use only a stratified N of the training images (0: all); for demos and tests")
 
-    def _check_data(self) -> None:
+    def validate_image_size(self) -> None:
         self.check_own_images()
 
 

@@ -20,16 +20,13 @@ from zoo import datasets as zds
 
 from .. import image_size
 from ..corpora import load_corpus
-<<<<<<< HEAD
 from ..data import own
 from ..data.augment import augment
 from ..data.images import load_cifar10, load_images
 from ..data.split import digest as split_digest
 from ..data.split import stratified_split
-=======
-from .config import ImageNetSearchConfig
+from .config import ImageNetSearchConfig, ImageSearchConfig
 from .imagenet import ImageNetSearchData
->>>>>>> main
 
 
 class CifarHalves:
@@ -118,8 +115,11 @@ class CifarHalves:
         self._valid_pos = int(state["valid_pos"])
 
 
-def load_search_data(config, device):
-    """The conv search's data: the ImageNet search's per-class subsets, or CIFAR-10's two halves."""
+def load_search_data(config, device, data=None):
+    """The conv search's data: one's own images' stratified halves (``data``: images given from Python), the
+    ImageNet search's per-class subsets, or CIFAR-10's two halves."""
+    if isinstance(config, ImageSearchConfig):
+        return load_image_halves(config, device, data)
     if isinstance(config, ImageNetSearchConfig):
         return ImageNetSearchData(config, device)
     return load_cifar_halves(config, device)
@@ -155,9 +155,10 @@ class PTBData:
                                  f"({data.size(0)} rows); use a smaller batch size or a larger corpus")
 
 
-def load_image_halves(config, device, data=None) -> Tuple[CifarHalves, dict]:
+def load_image_halves(config, device, data=None) -> CifarHalves:
     """One's own images (``data``, or the source ``config.data`` names) split into stratified halves, normalised
-    with the mean and std of the half that trains the weights; and the record's description of the data."""
+    with the mean and std of the half that trains the weights. The halves also say what the supernet needs
+    (``num_classes``, ``in_chans``, ``stem``) and the record's description of the data (``record``)."""
     images = load_images(config.data if data is None else data, config.image_size)
     stem = own.resolve_stem(config.stem, images.size)
     own.check_image_size(images.size, stem)
@@ -170,4 +171,6 @@ def load_image_halves(config, device, data=None) -> Tuple[CifarHalves, dict]:
     searched = CifarHalves(x, y, config.train_portion, config.batch_size, device, config.seed,
                            eval_batch_size=config.eval_batch_size, mean=mean, std=std, halves=halves)
     split = own.split_record("stratified", halves, y, x, seed=config.split_seed, train_portion=config.train_portion)
-    return searched, own.describe(images.describe(), mean, std, stem, split=split)
+    searched.record = own.describe(images.describe(), mean, std, stem, split=split)
+    searched.num_classes, searched.in_chans, searched.stem = len(images.classes), images.channels, stem
+    return searched

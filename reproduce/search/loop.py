@@ -33,26 +33,23 @@ from ..jsonfile import read_json_lines
 from ..optim import make_sgd
 from ..rundir import RunDir, check_finite
 from . import architect
-<<<<<<< HEAD
-from .cnn_supernet import Network
-from .config import CIFAR10SearchConfig, ImageSearchConfig, PTBSearchConfig, TextSearchConfig, early_stop_skips
-from .data import PTBData, load_cifar_halves, load_image_halves
-=======
 from .cnn_supernet import Network, arch_softmax
 from .cnn_supernet import genotype as cnn_genotype
-from .config import CIFAR10SearchConfig, ImageNetSearchConfig, PTBSearchConfig, early_stop_skips
+from .config import (
+    CIFAR10SearchConfig,
+    ImageNetSearchConfig,
+    ImageSearchConfig,
+    PTBSearchConfig,
+    TextSearchConfig,
+    early_stop_skips,
+)
 from .data import PTBData, load_search_data
->>>>>>> main
 from .rnn_supernet import RNNModelSearch
 
 log = logging.getLogger(__name__)
 
-<<<<<<< HEAD
-SEARCH_CONFIGS = {"cifar10": CIFAR10SearchConfig, "ptb": PTBSearchConfig, "images": ImageSearchConfig,
-                  "text": TextSearchConfig}
-=======
-SEARCH_CONFIGS = {"cifar10": CIFAR10SearchConfig, "ptb": PTBSearchConfig, "images": ImageNetSearchConfig}
->>>>>>> main
+SEARCH_CONFIGS = {"cifar10": CIFAR10SearchConfig, "ptb": PTBSearchConfig, "imagenet": ImageNetSearchConfig,
+                  "images": ImageSearchConfig, "text": TextSearchConfig}
 GENOTYPES, ALPHAS = "genotypes.jsonl", "alphas.jsonl"
 
 StepCallback = Callable[[int, int], None]
@@ -95,31 +92,17 @@ class _Base:
 class CNNSearch(_Base):
     """Conv-cell search on CIFAR-10 (original cnn/train_search.py), or PC-DARTS's (docs/pcdarts.md)."""
 
-<<<<<<< HEAD
-    alpha_names = ("alphas_normal", "alphas_reduce")
-
-    def __init__(self, config: CIFAR10SearchConfig, device: torch.device, load_data: bool = True, data=None):
-        self.config, self.device = config, device
-        self.data, self.data_record = None, None
-        num_classes, in_chans, stem = 10, 3, "cifar"
-        if isinstance(config, ImageSearchConfig):  # one's own images: their classes, channels, size and stem
-            self.data, self.data_record = load_image_halves(config, device, data)
-            num_classes, in_chans = self.data_record["num_classes"], self.data_record["in_chans"]
-            stem = self.data_record["stem"]
-        elif load_data:
-            self.data = load_cifar_halves(config, device)
-        self.model = Network(config.C, num_classes, config.layers, config.steps, config.multiplier,
-                             config.stem_multiplier, in_chans=in_chans, stem=stem).to(device)
-=======
     def __init__(self, config: CIFAR10SearchConfig, device: torch.device, load_data: bool = True,
-                 num_classes: int = 10):
+                 num_classes: int = 10, data=None):
         self.config, self.device = config, device
-        self.data = load_search_data(config, device) if load_data else None
+        self.data = load_search_data(config, device, data) if load_data else None
+        # one's own images: their classes, channels and stem (the data says them; reproduce.data.own)
+        self.data_record = getattr(self.data, "record", None)
         c, classes = config, getattr(self.data, "num_classes", num_classes)
         self.model = Network(c.C, classes, c.layers, c.steps, c.multiplier, c.stem_multiplier, c.partial_channels,
-                             c.edge_normalization, c.stem, c.edge_bn_updates, c.partial_selection, c.seed).to(device)
+                             c.edge_normalization, getattr(self.data, "stem", c.stem), c.edge_bn_updates,
+                             c.partial_selection, c.seed, in_chans=getattr(self.data, "in_chans", 3)).to(device)
         self.alpha_names = self.model.arch_names
->>>>>>> main
         self.channels_last = search_channels_last(device, config.channels_last)
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
@@ -345,11 +328,8 @@ class RNNSearch(_Base):
         return {k: row[k] for k in ("train_loss", "train_ppl", "valid_loss", "valid_ppl")}
 
 
-<<<<<<< HEAD
-_SEARCHERS = {"cifar10": CNNSearch, "ptb": RNNSearch, "images": CNNSearch, "text": RNNSearch}
-=======
-_SEARCHERS = {"cifar10": CNNSearch, "ptb": RNNSearch, "images": CNNSearch}
->>>>>>> main
+_SEARCHERS = {"cifar10": CNNSearch, "ptb": RNNSearch, "imagenet": CNNSearch, "images": CNNSearch,
+              "text": RNNSearch}
 
 
 def _resolve_config(dataset: str, config):

@@ -126,14 +126,7 @@ class CIFAR10Config(_Common):
 
     def validate(self) -> None:
         _check_common(self, "cnn")
-<<<<<<< HEAD
         self._check_data()
-=======
-        require(self.image_size in image_size.SIZES, f"image_size must be 8, 16 or 32, got {self.image_size}")
-        require(not (self.auxiliary and self.image_size != 32),
-                f"the auxiliary head needs 32x32 images (it pools an 8x8 map), got image_size {self.image_size}: "
-                "use --no-auxiliary with smaller images")
->>>>>>> main
         require(self.C >= 1 and self.layers >= 3, f"need C >= 1 and layers >= 3, got C={self.C}, layers={self.layers}")
         require(0 <= self.drop_path_prob < 1, f"drop_path_prob must be in [0, 1), got {self.drop_path_prob}")
         require(self.cutout_length >= 0, f"cutout_length must be >= 0, got {self.cutout_length}")
@@ -144,7 +137,7 @@ class CIFAR10Config(_Common):
         require(self.image_size in image_size.SIZES, f"image_size must be 8, 16 or 32, got {self.image_size}")
         require(not (self.auxiliary and self.image_size != 32),
                 f"the auxiliary head needs 32x32 images (it pools an 8x8 map), got image_size {self.image_size}: "
-                "use --auxiliary false with smaller images")
+                "use --no-auxiliary with smaller images")
 
 
 @dataclass

@@ -277,12 +277,12 @@ def test_cli_imagenet_search_runs_on_a_generated_image_folder_with_the_recipe(tm
 
     folder = make_imagefolder(tmp_path / "imagenet", classes=3, per_class=20)
     out = tmp_path / "run"
-    assert main(["search", "images", "--method", "pcdarts", "--data", str(folder), "--out", str(out), "--C", "8",
+    assert main(["search", "imagenet", "--method", "pcdarts", "--data", str(folder), "--out", str(out), "--C", "8",
                  "--layers", "3", "--batch-size", "4", "--image-size", "32", "--epochs", "2", "--arch-start-epoch", "1",
                  "--workers", "0", "--device", "cpu", "--no-progress"]) == 0
     record = json.loads((out / "record.json").read_text())
     c = record["config"]
-    assert record["experiment"] == "search-images-pcdarts-order1"
+    assert record["experiment"] == "search-imagenet-pcdarts-order1"
     assert (c["partial_channels"], c["learning_rate"], c["arch_learning_rate"], c["lr_warmup_epochs"]) == (
         2, 0.5, 6e-3, 5)
     assert [row["lr"] for row in read_jsonl(out / "metrics.jsonl")] == pytest.approx([0.1, 0.2])  # warm-up
