@@ -10,7 +10,9 @@ from __future__ import annotations
 import difflib
 from typing import Union
 
-from . import cnn, derive, rnn, sample
+# The drawing code lives in genotypes.draw: a submodule named 'plot' would replace the function plot below
+# as the package attribute the first time it was imported.
+from . import cnn, derive, draw, rnn, sample
 from .quoting import quote
 from .text import format, parse
 from .types import Genotype, RNNGenotype, make_cnn, make_rnn, validate_cnn, validate_rnn
@@ -101,8 +103,4 @@ def validate(genotype) -> None:
 
 def plot(genotype, path, format: str = "pdf", title: str = ""):  # noqa: A002
     """Draw the cells of a genotype with graphviz (see :func:`genotypes.draw.plot`)."""
-    # The drawing code lives in genotypes.draw: a submodule named 'plot' would replace this
-    # function as the package attribute the first time it was imported.
-    from .draw import plot as _plot
-
-    return _plot(genotype, path, format=format, title=title)
+    return draw.plot(genotype, path, format=format, title=title)

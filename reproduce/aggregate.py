@@ -23,18 +23,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
-from . import comparable as _comparable
-from . import stats
-from .config import comparable_form
+from . import comparable, stats
+from .config import canonical
 from .jsonfile import read_json
-from .records import BOOKKEEPING, is_finished, metric_problems, read_record
-from .rundir import RECORD, RUNTIME_FIELDS
+from .layout import EXPERIMENT_FILE, RUNS, SEARCH, SELECTION, SELECTION_FILE
+from .records import BOOKKEEPING, Record, load_records, metrics_of
+from .rundir import RUNTIME_FIELDS
+from .targets import target_key
 
 log = logging.getLogger(__name__)
-
-EXPERIMENT_FILE = "experiment.json"
-SELECTION_FILE = "selection.json"
-PAPER_FILE = "paper.json"
 
 # Fields a record may differ in without changing what it measures.
 SEED_FIELDS = ("seed",)
@@ -42,15 +39,6 @@ IGNORED_FIELDS = SEED_FIELDS + tuple(RUNTIME_FIELDS) + ("data_dir", "data_path",
                                                          "report_freq", "log_interval", "launcher")
 # Top-level record fields that must agree (the config is compared field by field).
 IDENTITY_FIELDS = ("experiment", "kind", "dataset", "genotype")
-PROFILES_NOT_COMPARABLE = ("quick", "demo")
-
-# The primary metric of each dataset, lower is better; others are reported beside it.
-PRIMARY_METRICS = {
-    "cifar10": ("test_error",),
-    "imagenet": ("top1_error", "top5_error"),
-    "ptb": ("test_ppl", "valid_ppl"),
-    "wt2": ("test_ppl", "valid_ppl"),
-}
 
 
 class MixedConfigError(ValueError):
@@ -129,7 +117,7 @@ def check_consistent(records: Sequence[Mapping[str, Any]], ignore: Sequence[str]
     rows = []
     for r in records:
         flat = {k: r.get(k) for k in identity}
-        config = comparable_form(r.get("config") or {})  # the original's field names are ours; fields added later
+        config = canonical(r.get("config") or {})  # a config saved with the original's field names is ours
         flat.update({f"config.{k}": v for k, v in _flatten(config).items() if not _ignored(k, ignore)})
         rows.append(flat)
     keys = sorted(set().union(*rows))
@@ -159,46 +147,18 @@ def _read_json(path: Path) -> Any:
     return read_json(path, fix="delete it or restore it from the run")
 
 
-def read_records(root: Path, required: Sequence[str] = ()) -> Tuple[List[dict], List[str]]:
-    """Finished records of the run directories directly under ``root`` (sorted by seed), and the
-    names of the run directories there without a finished record.
-
-    Every record is checked by :func:`reproduce.records.read_record` (a damaged one is refused,
-    naming it). A finished record whose final metrics lie outside their domain, or lack one of
-    ``required``, stays in the list with ``_excluded`` set to the reasons: it counts as finished
-    but enters no statistic, and the report lists it.
-    """
-    finished, unfinished = [], []
-    if not root.is_dir():
-        return finished, unfinished
-    for run in sorted(p for p in root.iterdir() if p.is_dir()):
-        record = read_record(run / RECORD)
-        if is_finished(record):
-            record = dict(record)
-            record["_dir"] = str(run)
-            problems = metric_problems(record, required)
-            if problems:
-                record["_excluded"] = problems
-                log.warning("%s is excluded from the statistics: %s", run / RECORD, "; ".join(problems))
-            finished.append(record)
-        else:
-            unfinished.append(run.name)
-    finished.sort(key=lambda r: (r.get("seed") is None, r.get("seed") if isinstance(r.get("seed"), int) else 0,
-                                 r["_dir"]))
-    return finished, unfinished
-
-
 @dataclass
 class Experiment:
     """One experiment directory: its experiment.json, finished records and --search parts."""
 
     path: Path
     meta: Dict[str, Any]
-    records: List[dict]
+    records: List[Record]
     unfinished: List[str] = field(default_factory=list)
-    search_records: List[dict] = field(default_factory=list)
-    selection_records: List[dict] = field(default_factory=list)
+    search_records: List[Record] = field(default_factory=list)
+    selection_records: List[Record] = field(default_factory=list)
     selection: Optional[Dict[str, Any]] = None
+    rejected: List[Record] = field(default_factory=list)  # files in its run directories that are not records
 
     @property
     def name(self) -> str:
@@ -217,14 +177,13 @@ class Experiment:
         profile = self.meta.get("profile")
         if profile is None and self.records:
             profile = record_profile(self.records[0])
-        return profile or "paper"
+        return profile or comparable.PAPER_PROFILE
 
     @property
     def comparable(self) -> bool:
         """Whether the runs used the paper's recipe (profile 'paper', no recipe field changed), so a
         comparison with the paper means something."""
-        return (self.profile not in PROFILES_NOT_COMPARABLE and self.meta.get("comparable", True) is not False
-                and self.dataset not in _comparable.OWN_DATA and not self.recipe_differences())
+        return self.not_comparable_reason() is None
 
     def recipe_differences(self) -> Dict[str, Tuple[Any, Any]]:
         """The config fields in which the runs differ from the paper's recipe (:mod:`reproduce.comparable`);
@@ -234,23 +193,18 @@ class Experiment:
         for prefix, records in (("", self.records), ("search.", self.search_records)):
             if records:
                 r = records[0]
-                found = _comparable.recipe_differences(r.get("kind"), r.get("dataset"), r.get("config"))
+                found = comparable.recipe_differences(r.get("kind"), r.get("dataset"), r.get("config"))
                 out.update({prefix + k: v for k, v in found.items()})
         return out
 
     def not_comparable_reason(self) -> Optional[str]:
-        """Why the runs are not tested against the paper (None when they are)."""
-        if self.profile in PROFILES_NOT_COMPARABLE:
-            return f"profile {self.profile!r} is not the paper's recipe"
-        if self.dataset in _comparable.OWN_DATA:
-            return _comparable.OWN_DATA_REASON
-        differences = self.recipe_differences()
-        if differences:
-            return f"not the paper's recipe: {_comparable.describe(differences)}"
-        if self.meta.get("comparable", True) is False:
-            return f"{EXPERIMENT_FILE} marks it not comparable" + (
+        """Why the runs are not tested against the paper (None when they are): :func:`comparable.not_comparable_reason`
+        of the records, or experiment.json's own mark (the plan's decision, e.g. for a changed selection)."""
+        reason = comparable.not_comparable_reason(self.profile, self.recipe_differences(), self.dataset)
+        if reason is None and self.meta.get("comparable", True) is False:
+            reason = f"{EXPERIMENT_FILE} marks it not comparable" + (
                 f": {self.meta['recipe_differences']}" if self.meta.get("recipe_differences") else "")
-        return None
+        return reason
 
     @property
     def genotype(self) -> Optional[str]:
@@ -258,61 +212,64 @@ class Experiment:
 
     @property
     def seeds(self) -> List[Any]:
-        return [r.get("seed") for r in self.records]
+        return [r.seed for r in self.records]
 
     @property
-    def usable(self) -> List[dict]:
+    def usable(self) -> List[Record]:
         """The finished records that enter the statistics (all but the excluded ones)."""
-        return [r for r in self.records if not r.get("_excluded")]
+        return [r for r in self.records if r.usable]
 
-    def excluded(self) -> List[Tuple[Any, str, List[str]]]:
-        """(seed, run directory, reasons) of every finished record left out of the statistics, with
-        the search and selection runs' (whose statistics are their own tables and figures)."""
-        return [(r.get("seed"), r["_dir"], r["_excluded"])
-                for r in self.records + self.search_records + self.selection_records if r.get("_excluded")]
+    def excluded(self) -> List[Tuple[Any, Path, List[str]]]:
+        """(seed, run directory, reasons) of every record left out of the statistics: finished ones with a
+        number outside its domain (the search and selection runs' too, whose statistics are their own tables
+        and figures), and files that are not records at all."""
+        return [(r.seed, r.dir, r.problems)
+                for r in self.records + self.search_records + self.selection_records + self.rejected if r.problems]
 
     def metrics(self) -> List[str]:
         """Final metrics present in the records, the dataset's primary ones first."""
         present: List[str] = []
         for r in self.usable:
-            for k, v in (r.get("final") or {}).items():
-                if k not in present and k not in BOOKKEEPING and isinstance(v, (int, float)) \
-                        and not isinstance(v, bool):
+            for k in r.get("final") or {}:
+                if k not in present and k not in BOOKKEEPING and r.value(k) is not None:
                     present.append(k)
-        primary = [m for m in PRIMARY_METRICS.get(self.dataset or "", ()) if m in present]
+        primary = [m for m in metrics_of(self.dataset) if m in present]
         return primary + sorted(m for m in present if m not in primary)
 
     def primary_metrics(self) -> List[str]:
         """The metrics the paper reports for this dataset that the records have (all, if none is known)."""
         present = self.metrics()
-        primary = [m for m in PRIMARY_METRICS.get(self.dataset or "", ()) if m in present]
+        primary = [m for m in metrics_of(self.dataset) if m in present]
         return primary or [m for m in present if m.endswith(("_error", "_ppl"))] or present
 
     def values(self, metric: str) -> List[Tuple[Any, float]]:
         """(seed, value) of a final metric, for the records that have it (excluded ones left out)."""
-        out = []
-        for r in self.usable:
-            v = (r.get("final") or {}).get(metric)
-            if isinstance(v, (int, float)) and not isinstance(v, bool):
-                out.append((r.get("seed"), float(v)))
-        return out
+        return [(r.seed, r.value(metric)) for r in self.usable if r.value(metric) is not None]
 
     def summary(self, metric: str) -> Optional[Dict[str, Any]]:
         values = [v for _, v in self.values(metric)]
         return stats.summarize(values) if values else None
 
     def target_key(self, targets: Mapping[str, Any]) -> Optional[str]:
-        return target_for(self.meta, targets)
+        return target_key(self.meta, targets)
 
 
-def _check_unique_seeds(records: Sequence[Mapping[str, Any]], where: Path) -> None:
-    seen: Dict[Any, str] = {}
+def _check_unique_seeds(records: Sequence[Record], where: Path) -> None:
+    seen: Dict[Any, Record] = {}
     for r in records:
-        seed = r.get("seed")
-        if seed in seen:
-            raise ValueError(f"seed {seed} was run twice under {where} ({Path(seen[seed]).name} and "
-                             f"{Path(r['_dir']).name}); a seed counts once: remove one of them")
-        seen[seed] = r["_dir"]
+        if r.seed in seen:
+            raise ValueError(f"seed {r.seed} was run twice under {where} ({seen[r.seed].dir.name} and "
+                             f"{r.dir.name}); a seed counts once: remove one of them")
+        seen[r.seed] = r
+
+
+def _read_part(path: Path, required: Sequence[str] = ()) -> Tuple[List[Record], List[str], List[Record]]:
+    """(records, unfinished run directories, rejected files) of one part of an experiment directory."""
+    found, unfinished = load_records(path, required)
+    for r in found:
+        if r.problems:
+            log.warning("%s is excluded from the statistics: %s", r.path, "; ".join(r.problems))
+    return [r for r in found if not r.rejected], unfinished, [r for r in found if r.rejected]
 
 
 def load_experiment(exp_dir) -> Experiment:
@@ -329,24 +286,21 @@ def load_experiment(exp_dir) -> Experiment:
             f"{path} is not an experiment directory (no {EXPERIMENT_FILE}); pass the directory that "
             "`python -m reproduce cifar10|ptb|imagenet|wt2 --out DIR` wrote")
     meta = _read_json(meta_path)
-    records, unfinished = read_records(path / "runs", required=_required_metrics(meta))
-    _check_unique_seeds(records, path / "runs")
+    # every training record must have the metrics the paper reports for its dataset (a run without one, e.g.
+    # a diverged LM run whose perplexity overflowed, is excluded)
+    records, unfinished, rejected = _read_part(path / RUNS, metrics_of(meta.get("dataset")))
+    _check_unique_seeds(records, path / RUNS)
     check_consistent(records, profile=meta.get("profile"))
-    search_records, _ = read_records(path / "search")
-    selection_records, _ = read_records(path / "selection")
+    search_records, _, rejected_search = _read_part(path / SEARCH)
+    selection_records, _, rejected_selection = _read_part(path / SELECTION)
     check_consistent(search_records, profile=meta.get("profile"),
                      identity=tuple(f for f in IDENTITY_FIELDS if f != "genotype"))
     selection = _read_json(path / SELECTION_FILE) if (path / SELECTION_FILE).exists() else None
     if meta.get("seeds") is not None and not isinstance(meta["seeds"], list):
         raise ValueError(f"{meta_path}: seeds is {meta['seeds']!r}, not a list; restore it or delete it")
     return Experiment(path=path, meta=meta, records=records, unfinished=unfinished,
-                      search_records=search_records, selection_records=selection_records, selection=selection)
-
-
-def _required_metrics(meta: Mapping[str, Any]) -> Tuple[str, ...]:
-    """The final metrics every training record of an experiment must have: those the paper reports
-    for its dataset (a run without one, e.g. a diverged LM run whose perplexity overflowed, is excluded)."""
-    return PRIMARY_METRICS.get(str(meta.get("dataset")), ())
+                      search_records=search_records, selection_records=selection_records, selection=selection,
+                      rejected=rejected + rejected_search + rejected_selection)
 
 
 def find_experiments(results_dir) -> List[Path]:
@@ -355,85 +309,7 @@ def find_experiments(results_dir) -> List[Path]:
     if not root.is_dir():
         raise FileNotFoundError(f"results directory {root} does not exist; run an experiment first "
                                 "(e.g. `python -m reproduce demo`) or pass the directory holding them")
-    found = sorted(p.parent for p in root.rglob(EXPERIMENT_FILE))
-    return found
-
-
-# --------------------------------------------------------------------------------------------------
-# paper targets
-
-
-def project_paper_path(checkout_root=None) -> Path:
-    """The project's results/paper.json in a checkout; in a regular install, the copy inside the package."""
-    root = Path(__file__).resolve().parent.parent if checkout_root is None else Path(checkout_root)
-    checkout = root / "results" / PAPER_FILE
-    return checkout if checkout.exists() else Path(__file__).resolve().parent / PAPER_FILE
-
-
-def default_paper_path(results_dir=None) -> Path:
-    """results_dir/paper.json when there is one, else the project's (:func:`project_paper_path`)."""
-    if results_dir is not None and (Path(results_dir) / PAPER_FILE).exists():
-        return Path(results_dir) / PAPER_FILE
-    return project_paper_path()
-
-
-def load_targets(path=None) -> Dict[str, Any]:
-    """paper.json as a dict with ``sources`` and ``targets``."""
-    path = Path(path) if path is not None else default_paper_path()
-    if not path.exists():
-        raise FileNotFoundError(f"paper targets {path} not found; pass --paper PATH to a paper.json")
-    data = _read_json(path)
-    if not isinstance(data, dict) or not isinstance(data.get("targets"), dict):
-        raise ValueError(f"{path} has no 'targets' object; see results/paper.json for the format")
-    for key, target in data["targets"].items():
-        for metric, spec in (target.get("metrics") or {}).items():
-            if not isinstance(spec, Mapping) or "mean" not in spec:
-                raise ValueError(f"{path}: target {key!r} metric {metric!r} needs a 'mean'")
-    data.setdefault("sources", {})
-    return data
-
-
-def merge_nested_targets(targets: Dict[str, Any], results_dir, skip=None) -> Dict[str, Any]:
-    """Add the targets of every paper.json below ``results_dir`` (e.g. the demo's own
-    ``results/demo/paper.json``) so a report over the whole tree knows each experiment's target.
-    A key defined twice with different contents is refused rather than silently shadowed."""
-    merged = {"sources": dict(targets.get("sources", {})), "targets": dict(targets["targets"])}
-    skip = Path(skip).resolve() if skip is not None else None
-    for path in sorted(Path(results_dir).rglob(PAPER_FILE)):
-        if skip is not None and path.resolve() == skip:
-            continue
-        nested = load_targets(path)
-        for section in ("targets", "sources"):
-            for key, value in nested.get(section, {}).items():
-                if key in merged[section] and merged[section][key] != value:
-                    raise ValueError(f"{path}: {section[:-1]} {key!r} differs from the one already loaded; "
-                                     "rename it or pass --paper PATH")
-                merged[section][key] = value
-    return merged
-
-
-def target_for(meta: Mapping[str, Any], targets: Mapping[str, Any]) -> Optional[str]:
-    """The paper target an experiment is compared with: experiment.json's "target" when set,
-    else the one whose experiment, order and search method (or arch) match; None when none applies."""
-    table = targets.get("targets", targets)
-    key = meta.get("target")
-    if key:
-        if key not in table:
-            raise ValueError(f"experiment.json names target {key!r}, which paper.json lacks; "
-                             f"known: {', '.join(table)}")
-        return key
-    if "target" in meta:  # explicitly null: no paper figure applies (e.g. the demo)
-        return None
-    experiment = meta.get("experiment")
-    candidates = [k for k, t in table.items() if t.get("experiment") == experiment and "released" not in k]
-    if meta.get("order") is not None:  # a searched cell: the figure of its search order and method
-        method = meta.get("method") or "darts"
-        candidates = [k for k in candidates if table[k].get("order") == meta["order"]
-                      and table[k].get("method", "darts") == method] or candidates
-    elif meta.get("arch"):
-        by_arch = [k for k in candidates if str(table[k].get("arch", "")).lower() == str(meta["arch"]).lower()]
-        candidates = by_arch or candidates
-    return candidates[0] if candidates else None
+    return sorted(p.parent for p in root.rglob(EXPERIMENT_FILE))
 
 
 @dataclass
@@ -447,11 +323,11 @@ class Comparison:
     paper: Dict[str, Any]  # {"mean", "std"?, "n"?, "unit"?}
     ours: Optional[Dict[str, Any]]
     result: Dict[str, Any]
-    kind: str = "paper"    # "paper", "related", "reproduction", "reference"
+    role: str = "paper"    # "paper", "related", "reproduction", "reference"
     verified: Optional[bool] = None
 
 
-def _rows_for(exp: Optional[Experiment], key: str, spec: Mapping[str, Any], kind: str,
+def _rows_for(exp: Optional[Experiment], key: str, spec: Mapping[str, Any], role: str,
               title: str, source: str, verified, only_metrics=None) -> List[Comparison]:
     rows = []
     for metric, paper in (spec.get("metrics") or {}).items():
@@ -463,7 +339,7 @@ def _rows_for(exp: Optional[Experiment], key: str, spec: Mapping[str, Any], kind
                       "verdict": "not comparable", "reason": exp.not_comparable_reason()}
         else:
             result = stats.compare(ours, paper)
-        rows.append(Comparison(key, title, source, metric, dict(paper), ours, result, kind, verified))
+        rows.append(Comparison(key, title, source, metric, dict(paper), ours, result, role, verified))
     return rows
 
 

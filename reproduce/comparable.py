@@ -14,8 +14,12 @@ from typing import Any, Dict, Mapping, Optional, Tuple
 
 from .config import ConfigError, build, canonical, to_dict
 from .rundir import RUNTIME_FIELDS
+from .tasks import TASKS
 
-WHAT_IS_RUN = ("seed", "experiment", "profile", "arch", "genotype", "order")
+# The one profile whose runs are the paper's recipes; the others (quick, demo) shorten them.
+PAPER_PROFILE = "paper"
+# subset_seed: which images the ImageNet search draws (the authors' draw is not known; any seed is their recipe)
+WHAT_IS_RUN = ("seed", "experiment", "profile", "arch", "genotype", "order", "subset_seed")
 SPEED_FIELDS = ("deterministic", "channels_last", "compile", "cuda_graphs")
 # One's own data (``images``, ``text``): the paper has no figure for it, so no run on it is ever comparable, and its
 # recipe's defaults (the CIFAR-10 and PTB recipes') are not "the paper's recipe" for it.
@@ -29,15 +33,10 @@ def _paper_config(kind: Optional[str], dataset: Optional[str], method: Optional[
     """The paper's config of a (kind, dataset), of the search ``method``'s recipe when the config names one."""
     if dataset in OWN_DATA:
         return None
-    if kind == "search":
-        from .search import SEARCH_CONFIGS as table
-    elif kind == "train":
-        from .train import RECIPES as table
-    else:
+    entry = TASKS.get((kind, dataset))
+    if entry is None:
         return None
-    cls = table.get(dataset)
-    if cls is None:
-        return None
+    cls = entry[0]
     recipes = getattr(cls, "method_recipes", {})
     return to_dict(build(cls, {"method": method}) if method in recipes else cls())
 
@@ -59,6 +58,20 @@ def recipe_differences(kind: Optional[str], dataset: Optional[str],
         pass
     skip = set(WHAT_IS_RUN) | set(RUNTIME_FIELDS) | set(SPEED_FIELDS) | set(SPEED_FIELDS_OF.get(dataset, ()))
     return {k: (paper[k], v) for k, v in sorted(config.items()) if k in paper and k not in skip and v != paper[k]}
+
+
+def not_comparable_reason(profile: Optional[str], differences: Mapping[str, Tuple[Any, Any]],
+                          dataset: Optional[str] = None) -> Optional[str]:
+    """Why runs are not tested against the paper's figures, or None when they are: the one decision, made
+    for the plan (experiment.json), the terminal summary and the report alike. ``differences``: the
+    :func:`recipe_differences` of the runs' configs; ``dataset``: theirs (one's own data is never compared)."""
+    if dataset in OWN_DATA:
+        return OWN_DATA_REASON
+    if (profile or PAPER_PROFILE) != PAPER_PROFILE:
+        return f"profile {profile!r} is not the paper's recipe"
+    if differences:
+        return f"not the paper's recipe: {describe(differences)}"
+    return None
 
 
 def describe(differences: Mapping[str, Tuple[Any, Any]]) -> str:

@@ -45,31 +45,6 @@ def canonical(data: Dict[str, Any]) -> Dict[str, Any]:
     return out
 
 
-# Fields added after runs were already saved, with the value that does what runs did before the field existed
-# (a new field's default must be that value). A saved config without such a field is the same config as one
-# with it at this value: comparisons, checkpoint digests and aggregation leave the field out at this value.
-ADDED_FIELDS: Dict[str, Any] = {
-    "eval_batch_size": 0,  # conv search: the validation pass in batches of batch_size (PTB's is always >= 1)
-    "valid_bn": "running",  # recurrent search: eval-mode BatchNorm statistics
-    "method": "darts",  # conv search: DARTS (the PC-DARTS fields below at DARTS's values)
-    "partial_channels": 1,
-    "edge_normalization": False,
-    "arch_start_epoch": 0,
-    "lr_warmup_epochs": 0,
-    "arch_grad_clip": 0.0,
-    "edge_bn_updates": 1,
-    "partial_selection": "shuffle",
-    "max_skip": None,  # conv search: no cap on the normal cell's skip connections
-    "early_stop": "",  # conv search: every epoch runs
-}
-
-
-def comparable_form(data: Dict[str, Any]) -> Dict[str, Any]:
-    """:func:`canonical`, less the :data:`ADDED_FIELDS` at their old-behaviour values: what two configs must
-    share to be the same config."""
-    return {k: v for k, v in canonical(data).items() if not (k in ADDED_FIELDS and v == ADDED_FIELDS[k])}
-
-
 @functools.lru_cache(maxsize=None)
 def _type_hints(cls) -> Dict[str, Any]:
     """The resolved annotations of a config class (resolving them is slow; configs are checked often)."""
@@ -272,14 +247,9 @@ def to_dict(config) -> Dict[str, Any]:
     return dataclasses.asdict(config)
 
 
-def from_dict(cls: Type[T], data: Dict[str, Any]) -> T:
-    names = {f.name for f in dataclasses.fields(cls)}
-    return cls(**{k: v for k, v in canonical(data).items() if k in names})
-
-
 def diff(a: Dict[str, Any], b: Dict[str, Any], ignore=()) -> Dict[str, tuple]:
     """Fields whose values differ between two config dicts: ``{field: (a_value, b_value)}``."""
-    a, b = comparable_form(a), comparable_form(b)  # saved with the original's names, or before a field was added
+    a, b = canonical(a), canonical(b)  # a config saved with the original's field names is ours
     keys = (set(a) | set(b)) - set(ignore)
     return {k: (a.get(k), b.get(k)) for k in sorted(keys) if a.get(k) != b.get(k)}
 

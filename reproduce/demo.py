@@ -31,6 +31,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Dict, List, Optional
 
@@ -41,6 +42,9 @@ from .device import max_threads, pick_device, usable_cores
 from .experiments import ExperimentOptions, ExperimentResult, run_experiment
 from .records import is_finished, read_record
 from .report import check_ours, report_path, write_report
+from .report.formatters import fmt_ours
+from .run_pool import RunPool
+from .scheduler import results as future_results
 
 log = logging.getLogger(__name__)
 
@@ -287,18 +291,13 @@ def _run_side_by_side(plans, jobs: int, progress: bool, run=None) -> Dict[str, E
     """Every experiment's pipeline in a thread of this process, all their runs in one pool of ``jobs`` worker
     processes (an experiment waits for its search while the others' runs keep the cores busy). ``run``: what
     a worker does with a run (tests)."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    from .run_pool import RunPool
-    from .scheduler import results
-
     pool = RunPool(jobs, progress=progress, desc="demo runs", run=run)
     threads = ThreadPoolExecutor(max_workers=len(plans))
     try:
         futures = {name: threads.submit(run_experiment, dataclasses.replace(options, pool=pool, progress=False))
                    for name, options in plans}
         # an experiment that fails stops the demo at once
-        return dict(zip(futures, results(futures.values())))
+        return dict(zip(futures, future_results(futures.values())))
     except BaseException:
         pool.close(cancel=True)  # the first error stops the demo: queued runs are dropped, running ones end
         raise
@@ -309,12 +308,10 @@ def _run_side_by_side(plans, jobs: int, progress: bool, run=None) -> Dict[str, E
 
 def search_rows(result: DemoResult) -> List[list]:
     """One row per search: its supernet's last validation figure (accuracy for digits, perplexity for text)."""
-    from .aggregate import read_records
-
     rows = []
     best = result.sources["text"]["best_perplexity"]
     for name, res in result.results.items():
-        for rec in read_records(res.out / "search")[0]:
+        for rec in res.measured.search_records:
             final = rec.get("final") or {}
             if "valid_acc" in final:
                 rows.append([name, rec.get("seed"), f"valid_acc {final['valid_acc']:.1f} %", "threshold >= 80 %"])
@@ -333,7 +330,7 @@ def summary_rows(result: DemoResult) -> List[list]:
         sel = res.selection or {}
         chosen = next((c for c in sel.get("candidates", []) if c["search_seed"] == sel.get("chosen")), None)
         for metric, s in res.summary.items():
-            ours = f"{s['mean']:.3f}" + (f" +/- {s['std']:.3f}" if s.get("std") is not None else "") + f" (n={s['n']})"
+            ours = fmt_ours(s)  # as the report writes it
             reference = f"reference bound exp(H) = {best:.3f}" if metric.endswith("_ppl") else "-"
             rows.append([name, f"search seed {sel.get('chosen')} ({sel.get('metric')} "
                                f"{chosen['valid_metric']:.3g})" if chosen else "-", metric, ours, reference])

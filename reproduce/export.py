@@ -86,11 +86,11 @@ def _check_record(rundir: RunDir, record: Any) -> Dict[str, Any]:
         raise ValueError(f"{where} says status {quote(record.get('status'))}: only a finished run is exported")
     if record.get("kind") != "train":
         raise ValueError(f"{rundir.path} is a {quote(record.get('kind'))} run; export the training run of its genotype")
-    if record.get("dataset") not in _REPORTED:
+    if not records.metrics_of(record.get("dataset")):
         raise ValueError(f"{rundir.path}: unknown dataset {quote(record.get('dataset'))} in record.json")
     if not isinstance(record.get("config"), dict) or not isinstance(record.get("genotype"), str):
         raise ValueError(f"{where} lacks its config or genotype; {records.FIX}")
-    problems = records.metric_problems(record, _REPORTED[record["dataset"]][:1])
+    problems = records.metric_problems(record, records.metrics_of(record["dataset"])[:1])
     if problems:
         raise ValueError(f"{where}: {problems[0]}; {records.FIX}")
     if record.get("seed") != record["config"].get("seed"):
@@ -120,14 +120,12 @@ def _build(record: Dict[str, Any], weights: Dict[str, Any]):
 
 
 # The final metrics the card shows, by dataset (the first is required), under the card's names.
-_REPORTED = {"cifar10": ("test_error",), "imagenet": ("top1_error", "top5_error"), "ptb": ("test_ppl", "valid_ppl"),
-             "wt2": ("test_ppl", "valid_ppl"), "images": ("test_error",), "text": ("test_ppl", "valid_ppl")}
 _CARD_NAME = {"test_error": "top1_error"}
 
 
 def _metrics(record: Dict[str, Any], data: TrainedOn) -> Tuple[Dict[str, float], str]:
     final, dataset = record.get("final") or {}, record["dataset"]
-    metrics = {_CARD_NAME.get(k, k): final[k] for k in _REPORTED[dataset] if k in final}
+    metrics = {_CARD_NAME.get(k, k): final[k] for k in records.metrics_of(dataset) if k in final}
     if dataset == "images":
         split = f"{record['data']['split']['test']['rule']} of {record['data']['source']}"
     elif dataset == "cifar10":

@@ -20,6 +20,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
+import genotypes  # noqa: E402
 from zoo.fileio import atomic_write_bytes  # noqa: E402
 
 log = logging.getLogger(__name__)
@@ -211,8 +212,6 @@ def cells(genotype_text: str, stem: Path, title: str = "") -> List[Path]:
     Returns [] (with a warning) when graphviz's ``dot`` is missing or the text is not a genotype,
     so a report can still be written.
     """
-    import genotypes
-
     try:
         genotype = genotypes.parse(genotype_text)
     except (ValueError, TypeError) as e:

@@ -30,6 +30,7 @@ from scipy import stats as _st
 
 from . import stats
 from .jsonfile import read_json
+from .records import load_records
 
 DIR, FILE = "baseline", "baseline.json"
 KINDS = ("random",)
@@ -157,17 +158,18 @@ def read_meta(root) -> Optional[dict]:
     return read_json(path, fix="delete the baseline directory to draw and train its cells afresh")
 
 
-def load(root, read_records) -> Optional[Baseline]:
-    """The baseline in the directory ``root`` (:func:`root_of`), or None without one. ``read_records(dir)``
-    returns (finished records, unfinished names) of the run directories under ``dir`` (the aggregator's)."""
+def load(root) -> Optional[Baseline]:
+    """The baseline in the directory ``root`` (:func:`root_of`), or None without one. Its cells' records are
+    read as every record is (:func:`reproduce.records.load_records`); those excluded from the statistics
+    count for no cell."""
     meta = read_meta(root)
     if meta is None:
         return None
     spec = BaselineSpec(meta["kind"], int(meta["n"]), int(meta["draw_seed"]))
     cells = []
     for cell in meta["cells"]:
-        records, _ = read_records(cell_dir(root, cell["index"]))
-        records = [r for r in records if r.get("genotype") == cell["genotype"]]
+        records, _ = load_records(cell_dir(root, cell["index"]))
+        records = [r for r in records if r.usable and r.get("genotype") == cell["genotype"]]
         cells.append(RandomCell(int(cell["index"]), cell["genotype"], records))
     return Baseline(spec, [int(s) for s in meta["seeds"]], cells)
 

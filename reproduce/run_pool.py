@@ -32,7 +32,7 @@ from tqdm.auto import tqdm
 
 from .config import diff as config_diff
 from .rundir import RUNTIME_FIELDS
-from .scheduler import run_job
+from .tasks import run_task
 
 log = logging.getLogger(__name__)
 
@@ -70,12 +70,12 @@ class RunPool:
 
     def __init__(self, workers: int, progress: bool = True, desc: str = "runs", run: Optional[Callable] = None):
         """``run(kind, dataset, config, out, progress)`` does one run in a worker (default
-        :func:`reproduce.scheduler.run_job`; a module-level function, as workers import it by name)."""
+        :func:`reproduce.tasks.run_task`; a module-level function, as workers import it by name)."""
         if int(workers) < 1:
             raise ValueError(f"the pool needs at least one worker, got {workers}")
         # Windows' process pools wait on at most 61 workers (ProcessPoolExecutor refuses more there)
         self.workers = min(int(workers), WINDOWS_MAX_WORKERS) if sys.platform == "win32" else int(workers)
-        self._run = run or run_job
+        self._run = run or run_task
         self._executor = ProcessPoolExecutor(max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"),
                                              initializer=_start_worker,
                                              initargs=(logging.getLogger().level, os.getpid()))

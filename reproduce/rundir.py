@@ -1,4 +1,4 @@
-"""A run directory: config.json, metrics.jsonl, checkpoint.pt, record.json (see DESIGN.md).
+"""A run directory: config.json, metrics.jsonl, checkpoint.pt, record.json (see docs/design.md).
 
 The life of a run:
 
@@ -8,8 +8,9 @@ The life of a run:
 3. At the end: ``write_record(record)``, atomically and last. A directory with a finished
    record is never run again (``is_finished``) and never overwritten.
 
-On resume, ``load_checkpoint`` gives the last finished epoch's state, and ``start`` trims
-metrics.jsonl to the epochs that checkpoint covers, so a kill mid-epoch loses at most that epoch.
+On resume, ``load_checkpoint`` gives the last finished epoch's state, and the runner trims
+metrics.jsonl to the epochs that checkpoint covers (``trim_metrics``), so a kill mid-epoch loses at
+most that epoch.
 
 While a process runs in a directory it holds ``with rundir.lock():``, an exclusive lock on
 ``.lock``: the same command started twice (two terminals, a Slurm job submitted twice) fails at
@@ -342,7 +343,7 @@ def load_checked(path, map_location="cpu") -> Dict[str, Any]:
 def make_record(*, experiment: str, kind: str, dataset: str, genotype: str, seed: int, config: dict,
                 final: dict, curve: list, parameters: int, wall_time_s: float, device,
                 status: str = "finished", **extra) -> dict:
-    """A run record as DESIGN.md specifies it. ``json.dumps(allow_nan=False)`` later refuses any NaN."""
+    """A run record as docs/design.md describes it. ``json.dumps(allow_nan=False)`` later refuses any NaN."""
     record = {
         "experiment": experiment,
         "kind": kind,

@@ -1,4 +1,4 @@
-"""The one runner: config, lock, resume, per-epoch metrics and checkpoint, record (see DESIGN.md).
+"""The one runner: config, lock, resume, per-epoch metrics and checkpoint, record (see docs/design.md).
 
 Training (each recipe) and search are *tasks* that plug into :func:`run`. A task says what one
 epoch does and what its final metrics are, nothing about files:
@@ -19,7 +19,9 @@ epoch does and what its final metrics are, nothing about files:
 - optionally ``stop_reason() -> str or None``: a reason to stop before ``config.epochs`` (an early
   stop), asked after every epoch and, when resuming, before the first; the run then ends there.
 
-The task is built by ``make_task(dist, rundir, progress)`` after the seed is set and before
+Task classes are listed in one table, :data:`reproduce.tasks.TASKS`, which also builds and validates
+their config (once per run) before handing it here. The task is built by ``make_task(dist, rundir,
+progress)`` after the seed is set and before
 anything is written, so a task that cannot start (missing data, impossible sizes) leaves no
 directory behind.
 
@@ -104,8 +106,7 @@ def config_digest(config_dict: Dict[str, Any]) -> str:
 
 
 def _what_counts(config_dict: Dict[str, Any]) -> Dict[str, Any]:
-    # fields added later count only away from their old behaviour, so checkpoints written before them resume
-    return {k: v for k, v in run_config.comparable_form(config_dict).items() if k not in RUNTIME_FIELDS}
+    return {k: v for k, v in run_config.canonical(config_dict).items() if k not in RUNTIME_FIELDS}
 
 
 def save_run_checkpoint(rundir: RunDir, task, epochs_done: int, wall_time_s: float,
@@ -168,9 +169,6 @@ def read_run_checkpoint(rundir: RunDir, kind: str, dataset: str, config_dict: Op
         return DamagedCheckpointError(f"{path} {problem}; delete it to restart the run from its first epoch, or use "
                                       "another --out directory")
 
-    if "search" in state and "task" not in state and "version" not in state:  # the former search loop's layout
-        state = {"version": CHECKPOINT_VERSION, "kind": "search", "dataset": dataset, **state,
-                 "task": state["search"]}
     if (state.get("version") != CHECKPOINT_VERSION or state.get("dataset") != dataset
             or state.get("kind", "train") != kind):
         raise refuse(f"is not a {dataset} {kind} checkpoint of this version")
@@ -230,11 +228,10 @@ def run(out, config, make_task: Callable[[Dist, RunDir, bool], Any], dist: Calla
         progress: bool = True) -> dict:
     """Run (or resume, or return the finished record of) a task in run directory ``out``.
 
-    ``config``: the task's validated config dataclass (saved as config.json); ``dist()`` sets up
-    the processes and the device (called only when there is work to do); ``make_task`` builds the
-    task. Returns the record.
+    ``config``: the task's config dataclass, validated by the caller (:func:`reproduce.tasks.run_task`);
+    it is saved as config.json. ``dist()`` sets up the processes and the device (called only when there
+    is work to do); ``make_task`` builds the task. Returns the record.
     """
-    run_config.validate(config)  # the one value check, whoever built the config
     rundir = RunDir(out)
     config_dict = run_config.to_dict(config)
     rundir.check_config(config_dict)  # a directory holding a run with another config is refused, finished or not

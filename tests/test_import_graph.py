@@ -91,3 +91,28 @@ def test_no_private_name_is_imported_from_another_module():
                 found += [f"{name}: from {'.' * node.level}{node.module or ''} import {a.name}"
                           for a in node.names if a.name.startswith("_") and a.name != "__future__"]
     assert not found, found
+
+
+MAX_LOCAL_IMPORTS = 10
+
+
+def test_imports_of_the_projects_modules_are_at_the_top_but_for_a_few_that_say_why():
+    """A function-local import of genotypes, zoo or reproduce is allowed only to break an import cycle, at most
+    MAX_LOCAL_IMPORTS of them in all, each with a comment on the line above saying why."""
+    found, unexplained = [], []
+    for name, path in _modules().items():
+        lines = path.read_text().splitlines()
+        for fn in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                continue
+            for node in ast.walk(fn):
+                ours = (isinstance(node, ast.ImportFrom) and (node.level or (node.module or "").split(".")[0]
+                                                              in PACKAGES)) or \
+                    (isinstance(node, ast.Import) and any(a.name.split(".")[0] in PACKAGES for a in node.names))
+                if ours:
+                    where = f"{name}:{node.lineno}"
+                    found.append(where)
+                    if not lines[node.lineno - 2].strip().startswith("#"):
+                        unexplained.append(where)
+    assert len(found) <= MAX_LOCAL_IMPORTS, found
+    assert not unexplained, f"function-local imports without a comment saying why: {unexplained}"

@@ -11,10 +11,17 @@ import sys
 from pathlib import Path
 from typing import List, Optional
 
+from .convert import convert
+from .errors import WeightsNotFoundError
+from .evaluate import evaluate, format_report
+from .fileio import atomic_write_json
+from .hub import push_to_hub
+from .loader import download
+from .registry import info, list_models
+from .saved import load_pretrained
+
 
 def _cmd_list(args) -> int:
-    from .registry import info, list_models
-
     names = list_models(args.pattern, pretrained=args.pretrained)
     if args.json:
         print(json.dumps(names))
@@ -33,8 +40,6 @@ def _cmd_list(args) -> int:
 
 
 def _cmd_info(args) -> int:
-    from .registry import info
-
     d = info(args.name)
     if args.json:
         print(json.dumps(d, indent=2))
@@ -72,9 +77,6 @@ def _cmd_info(args) -> int:
 
 
 def _cmd_download(args) -> int:
-    from .loader import download
-    from .registry import list_models
-
     if bool(args.all) == bool(args.name):
         raise ValueError("give a model name or --all")
     names = list_models(pretrained=True) if args.all else [args.name]
@@ -92,9 +94,6 @@ def _cmd_download(args) -> int:
 
 
 def _cmd_eval(args) -> int:
-    from .evaluate import evaluate, format_report
-    from .fileio import atomic_write_json
-
     if args.batch_size is not None and args.batch_size < 1:
         raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
     report = evaluate(args.source, args.data, dataset=args.dataset, batch_size=args.batch_size, device=args.device,
@@ -107,8 +106,6 @@ def _cmd_eval(args) -> int:
 
 
 def _cmd_convert(args) -> int:
-    from .convert import convert
-
     out = Path(args.out)
     if (out / "config.json").exists() and not args.force:
         raise FileExistsError(f"{out} already holds a saved model; pass --force to replace it")
@@ -116,7 +113,6 @@ def _cmd_convert(args) -> int:
     if args.genotype:
         kw["genotype"] = args.genotype
     path = convert(args.file, args.kind, out, name=args.name, layout=args.layout, **kw)
-    from .saved import load_pretrained
 
     model = load_pretrained(path)
     cfg = model.zoo_config
@@ -126,8 +122,6 @@ def _cmd_convert(args) -> int:
 
 
 def _cmd_push(args) -> int:
-    from .hub import push_to_hub
-
     url = push_to_hub(args.dir, args.repo_id, token=args.token, private=args.private, revision=args.revision,
                       commit_message=args.message)
     print(f"pushed {args.dir} to {args.repo_id}: {url}; load it with zoo.load('hf-hub:{args.repo_id}')")
@@ -218,8 +212,6 @@ def _one_line(e: BaseException) -> str:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    from .errors import WeightsNotFoundError
-
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
     try:

@@ -44,7 +44,8 @@ from .datasets import (
 )
 from .device import autocast, pick_device, progress_bar
 from .folder_eval import evaluate_folder, is_image_folder
-from .registry import DATASET_OF_ARCH
+from .loader import load
+from .registry import DATASET_OF_ARCH, get_entry, is_registered
 from .topk import TopK
 
 log = logging.getLogger(__name__)
@@ -103,6 +104,27 @@ def evaluate_imagenet(model, data_dir: PathLike, batch_size: int = 128, device="
 
 
 @torch.no_grad()
+def lm_loss(forward, data: torch.Tensor, hidden, bptt: int, amp: Optional[str] = None, progress: bool = False,
+            desc: str = "") -> float:
+    """The mean loss of a language model over ``data`` (batchified: one column per sequence) as the original's
+    evaluations compute it (rnn/test.py, rnn/train.py, rnn/train_search.py): chunks of ``bptt`` rows, the hidden
+    state carried over, each chunk's mean NLL weighted by its length and the sum divided by ``len(data)``, all
+    the rows, one more than the rows predicted (so perplexities are very slightly optimistic).
+
+    ``forward(x, hidden) -> (log_prob, hidden)`` is the model (the search passes its architecture weights too);
+    the sum is kept in float64 on the device, so nothing waits for it before the end.
+    """
+    total = torch.zeros((), device=data.device, dtype=torch.float64)
+    starts = range(0, data.size(0) - 1, bptt)
+    for i in progress_bar(starts, len(starts), desc, progress, unit="chunk"):
+        x, targets = get_batch(data, i, bptt)
+        with autocast(data.device, amp):
+            log_prob, hidden = forward(x, hidden)
+        total += F.nll_loss(log_prob.float().reshape(-1, log_prob.size(2)), targets).double() * len(x)
+    return float(total.item()) / len(data)
+
+
+@torch.no_grad()
 def evaluate_ptb(model, data_dir: PathLike, batch_size: int = 1, bptt: int = 35, device="cpu",
                  amp: Optional[str] = None, progress: Optional[bool] = None, split: str = "test") -> Dict[str, float]:
     """Test perplexity as rnn/test.py computes it (batch size 1, bptt 35, hidden carried over)."""
@@ -115,21 +137,11 @@ def evaluate_ptb(model, data_dir: PathLike, batch_size: int = 1, bptt: int = 35,
             f"and test as the original does): evaluate on the corpus the model was trained on")
     data = batchify(getattr(corpus, split), batch_size, dev)
     model.eval()
-    hidden = model.init_hidden(batch_size)
-    total = 0.0
-    n_pred = 0
-    steps = range(0, data.size(0) - 1, bptt)
-    for i in progress_bar(steps, len(steps), f"ptb {split}", progress is not False, unit="chunk"):
-        x, targets = get_batch(data, i, bptt)
-        with autocast(dev, amp):
-            log_prob, hidden = model(x, hidden)
-        loss = F.nll_loss(log_prob.float().reshape(-1, log_prob.size(2)), targets)
-        total += float(loss) * len(x)
-        n_pred += targets.numel()
-        hidden = [h.detach() for h in hidden]
+    n_pred = (data.size(0) - 1) * data.size(1)
     if not n_pred:
         raise ValueError(f"{split}.txt of {data_dir} is too short to evaluate")
-    loss = total / len(data)
+    loss = lm_loss(model, data, model.init_hidden(batch_size), bptt, amp=amp, progress=progress is not False,
+                   desc=f"ptb {split}")
     return {"test_ppl" if split == "test" else f"{split}_ppl": math.exp(loss), "loss": loss, "n": int(data.numel()),
             "predictions": n_pred}
 
@@ -148,8 +160,6 @@ def evaluate(model_or_source, data_dir: PathLike, dataset: Optional[str] = None,
              device="cpu", amp: Optional[str] = None, progress: Optional[bool] = None, workers: int = 4,
              download: bool = True, checkpoint: Optional[PathLike] = None) -> Dict[str, Any]:
     """Evaluate a model (or anything ``zoo.load`` accepts) on its dataset; returns a JSON-able report."""
-    from .loader import load
-
     dev = pick_device(device)
     source = None
     if isinstance(model_or_source, torch.nn.Module):
@@ -211,8 +221,6 @@ def _dataset_of_data(model, data_dir: PathLike) -> str:
 
 
 def _expected_params(cfg) -> Optional[int]:
-    from .registry import get_entry, is_registered
-
     name = cfg.get("name")
     if name and is_registered(name):
         return get_entry(name).params

@@ -26,6 +26,7 @@ import torch
 import genotypes as _genotypes
 from genotypes.quoting import quote
 
+from .cnn import NetworkCIFAR
 from .fileio import sha256_file
 from .legacy import CheckpointError, StandinModule, StandinParameter, load_original
 
@@ -46,8 +47,6 @@ def is_nni_layout(sd: Dict[str, torch.Tensor]) -> bool:
 
 def _original_keys_of_nni_network() -> List[Tuple[str, Tuple[int, ...]]]:
     """The original's keys and shapes (its order) of the network NNI's copy holds, built without allocating."""
-    from .cnn import NetworkCIFAR
-
     with torch.device("meta"):
         net = NetworkCIFAR(36, 10, 20, False, "DARTS_V2")
     return [(k, tuple(t.shape)) for k, t in net.state_dict().items() if not k.endswith("num_batches_tracked")]

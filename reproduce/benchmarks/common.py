@@ -4,10 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 import resource
-import statistics
 import sys
-import time
-from typing import Callable, Dict
 
 import torch
 
@@ -48,28 +45,6 @@ def peak_memory_mb(device: torch.device) -> float:
     # Peak resident set size of the whole process (kilobytes on Linux).
     rss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return rss_kb / 1024 if sys.platform != "darwin" else rss_kb / 2**20
-
-
-def time_steps(step: Callable[[], None], steps: int, warmup: int, device: torch.device) -> Dict[str, float]:
-    """Run ``warmup`` then ``steps`` calls of ``step``; return mean/median seconds and peak memory."""
-    for _ in range(warmup):
-        step()
-    sync(device)
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
-    times = []
-    for _ in range(steps):
-        start = time.perf_counter()
-        step()
-        sync(device)
-        times.append(time.perf_counter() - start)
-    return {
-        "sec_per_step": statistics.mean(times),
-        "median_sec_per_step": statistics.median(times),
-        "min_sec_per_step": min(times),
-        "steps": steps,
-        "peak_memory_mb": peak_memory_mb(device),
-    }
 
 
 def report(result: dict, quiet: bool) -> int:

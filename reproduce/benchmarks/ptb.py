@@ -19,7 +19,14 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+import genotypes
+import zoo
+
+from ..optim import make_sgd
+from ..train.common import maybe_compile
+from ..train.lm import lm_train_step
 from .common import add_common_arguments, report, setup
+from .original import load_rnn, quiet
 from .train import add_impl_arguments, check_impl, combine, time_impls
 
 DROPOUTS = dict(dropout=0.75, dropouth=0.25, dropoutx=0.75, dropouti=0.2, dropoute=0.1)
@@ -39,12 +46,6 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    import genotypes
-    import zoo
-    from reproduce.optim import make_sgd
-    from reproduce.train.common import maybe_compile
-    from reproduce.train.lm import lm_train_step
-
     check_impl(args)
     if min(args.ntokens, args.emsize, args.batch, args.bptt) < 1:
         raise ValueError("--ntokens, --emsize, --batch and --bptt must be >= 1")
@@ -70,8 +71,6 @@ def run(args) -> int:
 
         steps["ours"] = ours
     if args.impl in ("original", "both"):
-        from .original import load_rnn, quiet
-
         orig = load_rnn(args.original_src, device)
         genotype = orig.genotypes.DARTS if args.arch == "DARTS_V2" else getattr(orig.genotypes, args.arch)
         with quiet():

@@ -23,8 +23,13 @@ import time
 import torch
 import torch.nn as nn
 
+from zoo.datasets import CIFAR_MEAN, CIFAR_STD
+
 from ..config import build
 from ..device import search_channels_last
+from ..search.config import CIFAR10SearchConfig
+from ..search.data import CifarHalves
+from ..search.loop import CNNSearch
 from .common import add_common_arguments, peak_memory_mb, report, setup, sync
 from .original import load_cnn_search
 
@@ -66,9 +71,6 @@ def _batches(args, device):
 
 
 def ours_step(args, device):
-    from ..search.config import CIFAR10SearchConfig
-    from ..search.loop import CNNSearch
-
     # time only what the search would run (it refuses bf16 with order 2); the method's recipe under these fields
     config = build(CIFAR10SearchConfig, dict(method=args.method, order=args.order, C=args.C, layers=args.layers,
                                              batch_size=args.batch, device=str(device), amp=args.amp,
@@ -80,8 +82,6 @@ def ours_step(args, device):
     x, y, xv, yv = _batches(args, device)
     lr = config.learning_rate
     if args.with_data:
-        from ..search.data import CifarHalves
-
         images, labels = _random_cifar(args)
         data = CifarHalves(images, labels, 0.5, args.batch, device, args.seed)
         state = {"it": data.train_batches()}
@@ -134,8 +134,6 @@ class _OriginalCIFAR(torch.utils.data.Dataset):
 def _original_queues(args, device):
     """The original's loaders (cnn/train_search.py, utils._data_transforms_cifar10) over random images."""
     import torchvision.transforms as transforms
-
-    from zoo.datasets import CIFAR_MEAN, CIFAR_STD
 
     transform = transforms.Compose([transforms.RandomCrop(32, padding=4), transforms.RandomHorizontalFlip(),
                                     transforms.ToTensor(), transforms.Normalize(CIFAR_MEAN, CIFAR_STD)])

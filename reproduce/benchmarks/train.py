@@ -20,7 +20,13 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+import genotypes
+import zoo
+
+from ..optim import make_sgd
+from ..train.common import GraphedCNNStep, cnn_train_step, maybe_compile, set_drop_path
 from .common import add_common_arguments, peak_memory_mb, report, setup, sync
+from .original import load_cnn, quiet
 
 
 def register(sub) -> None:
@@ -91,11 +97,6 @@ def check_impl(args) -> None:
 
 
 def run(args) -> int:
-    import genotypes
-    import zoo
-    from reproduce.optim import make_sgd
-    from reproduce.train.common import cnn_train_step, maybe_compile, set_drop_path
-
     check_impl(args)
     if args.C < 1 or args.layers < 3 or args.batch < 1:
         raise ValueError("need --C >= 1, --layers >= 3, --batch >= 1")
@@ -123,8 +124,6 @@ def run(args) -> int:
         if args.cuda_graphs:
             if device.type != "cuda" or args.compile:
                 raise ValueError("--cuda-graphs needs a CUDA device and no --compile")
-            from reproduce.train.common import GraphedCNNStep
-
             graphed = GraphedCNNStep(model, opt, params, device, auxiliary_weight=0.4, grad_clip=5.0, amp=args.amp)
             for _ in range(graphed.warmup + 1):  # eager warm-up steps, then the capture
                 graphed(xo, y)
@@ -134,8 +133,6 @@ def run(args) -> int:
 
         steps["ours"] = ours
     if args.impl in ("original", "both"):
-        from .original import load_cnn, quiet
-
         orig = load_cnn(args.original_src, device)
         with quiet():
             omodel = orig.model.NetworkCIFAR(args.C, 10, args.layers, True, getattr(orig.genotypes, args.arch))

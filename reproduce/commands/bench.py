@@ -4,10 +4,10 @@ from __future__ import annotations
 import importlib
 import pkgutil
 
+from .. import benchmarks
+
 
 def register(sub) -> None:
-    from .. import benchmarks
-
     parser = sub.add_parser("bench", help="benchmarks of search and training steps",
                             description="Time steps of the search or of training on random data. "
                                         "Prints one JSON line last: sec_per_step, peak_memory_mb, ...")

@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import sys
 
+from tabulate import tabulate
+
+from ..demo import run_demo, search_rows, summary_rows
+from ..random_baseline import format_table
+
 
 def register(sub) -> None:
     parser = sub.add_parser(
@@ -35,11 +40,6 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from tabulate import tabulate
-
-    from ..demo import run_demo, search_rows, summary_rows
-    from ..random_baseline import format_table
-
     for name in ("jobs", "threads"):
         value = getattr(args, name)
         if value is not None and value < 1:

@@ -6,7 +6,13 @@ import sys
 from pathlib import Path
 
 from .. import config as run_config
-from ..comparable import OWN_DATA, OWN_DATA_REASON
+from .. import tasks
+from ..experiments import EXPERIMENTS, PROFILES, ExperimentOptions, execute, parse_seeds, plan_experiment
+from ..random_baseline import format_table
+from ..report import summary_text
+from ..scheduler import RunsFailedError, parse_gpus
+from ..slurm import SlurmOptions
+from ..targets import default_paper_path, load_targets
 
 # Fields the experiment sets itself (per seed, from --arch/--genotype, --data, --device).
 TRAIN_SKIP = ("arch", "genotype", "seed", "data", "device", "experiment", "profile")
@@ -25,26 +31,8 @@ config take a --search- prefix (e.g. --search-epochs 25).
 """
 
 
-def _recipes():
-    try:
-        from ..train import RECIPES
-    except ImportError:  # pragma: no cover - training not installed in this tree
-        return {}
-    return RECIPES
-
-
-def _search_configs():
-    try:
-        from ..search import SEARCH_CONFIGS
-    except ImportError:  # pragma: no cover - search not installed in this tree
-        return {}
-    return SEARCH_CONFIGS
-
-
 def register(sub) -> None:
-    from ..experiments import EXPERIMENTS, PROFILES
-
-    recipes, search_configs = _recipes(), _search_configs()
+    recipes, search_configs = tasks.datasets("train"), tasks.datasets("search")
     for name, spec in EXPERIMENTS.items():
         parser = sub.add_parser(
             # argparse %-formats help strings: escape the "%" of "test error (%)".
@@ -138,9 +126,6 @@ def _order(args) -> int:
 
 
 def options_from_args(args):
-    from ..experiments import ExperimentOptions, parse_seeds
-    from ..scheduler import SlurmOptions, parse_gpus
-
     search_overrides = run_config.overrides_from_args(args, prefix="search")
     return ExperimentOptions(
         experiment=args.experiment, runs=args.runs, seeds=parse_seeds(args.seeds), arch=args.arch,
@@ -158,25 +143,19 @@ def options_from_args(args):
 
 
 def print_result(result) -> None:
-    from ..experiments import summary_table
-
+    """The end of an experiment's run on the terminal: the selection, then the numbers REPORT.md shows for it (the
+    same rows, from the same records), the random baseline and where the report is."""
     exp = result.experiment
     print(f"\n{exp['experiment']} ({exp.get('arch') or 'searched/custom cell'}, profile {exp['profile']}): "
           f"{len(result.records)} runs in {result.out}")
-    if not exp.get("comparable", True):
-        why = (OWN_DATA_REASON if exp.get("dataset") in OWN_DATA else
-               f"not the paper's recipe ({exp['recipe_differences']})" if exp.get("recipe_differences")
-               else f"profile {exp['profile']!r}: shortened recipe")
-        print(f"{why}: NOT comparable with the paper's figures")
     if result.selection:
         sel = result.selection
         print(f"selection by {sel['metric']} after {sel['selection_epochs']} epochs: " + ", ".join(
             f"search seed {c['search_seed']}: {c['valid_metric']:.4g}" for c in sel["candidates"])
             + f" -> chose search seed {sel['chosen']}")
-    print(summary_table(result))
+    results_dir = result.report.parent if result.report else result.out.parent
+    print(summary_text(result.measured, load_targets(default_paper_path(results_dir))))
     if result.baseline_comparison:
-        from ..random_baseline import format_table
-
         print(f"\nagainst {result.baseline['n']} random cells (draw seed {result.baseline['draw_seed']}):")
         print(format_table(result.baseline_comparison))
     if result.report:
@@ -184,16 +163,12 @@ def print_result(result) -> None:
 
 
 def run(args) -> int:
-    from ..experiments import run_experiment
-    from ..scheduler import RunsFailedError
-
+    plan = plan_experiment(options_from_args(args))
     if args.dry_run:
-        from ..experiments import describe_plan
-
-        print("\n".join(describe_plan(options_from_args(args))))
+        print("\n".join(plan.describe()))
         return 0
     try:
-        result = run_experiment(options_from_args(args))
+        result = execute(plan)
     except RunsFailedError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

@@ -1,6 +1,8 @@
 """``python -m reproduce export RUN_DIR --out DIR [--push ORG/REPO]``: a finished training run as a saved model."""
 from __future__ import annotations
 
+from ..export import export_run
+
 
 def register(sub) -> None:
     parser = sub.add_parser(
@@ -16,8 +18,6 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from ..export import export_run
-
     out = export_run(args.run_dir, args.out, push=args.push, token=args.token)
     print(f"wrote {out}; load it with zoo.load({str(out)!r})" + (f"; pushed to hf-hub:{args.push}" if args.push
                                                                   else ""))

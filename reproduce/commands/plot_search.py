@@ -1,6 +1,8 @@
 """``python -m reproduce plot-search RUN_DIR``: pictures of a search run."""
 from __future__ import annotations
 
+from ..search.plots import plot_run
+
 
 def register(sub) -> None:
     p = sub.add_parser(
@@ -17,8 +19,6 @@ def register(sub) -> None:
 
 
 def _run(args) -> int:
-    from ..search.plots import plot_run
-
     paths = plot_run(args.run_dir, args.out, fmt=args.format, cells=not args.no_cells)
     print(f"wrote {len(paths)} files to {paths[0].parent if paths else args.out}")
     return 0

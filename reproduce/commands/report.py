@@ -1,6 +1,8 @@
 """``python -m reproduce report [RESULTS_DIR] [--format latex] [--out PATH]``: regenerate the report."""
 from __future__ import annotations
 
+from ..report import write_report
+
 
 def register(sub) -> None:
     parser = sub.add_parser(
@@ -20,8 +22,6 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from ..report import write_report
-
     path = write_report(args.results_dir, out=args.out, fmt=args.fmt, paper=args.paper,
                         with_figures=not args.no_figures)
     print(path)

@@ -2,7 +2,8 @@
 (``cifar10 --method pcdarts``: PC-DARTS's recipe; ``imagenet --method pcdarts``: PC-DARTS's ImageNet search)."""
 from __future__ import annotations
 
-from ..config import ConfigError, add_config_arguments, build, overrides_from_args
+from ..config import ConfigError, add_config_arguments, overrides_from_args
+from ..tasks import datasets, search
 
 _DESCRIPTIONS = {
     "cifar10": "Conv-cell search on CIFAR-10 (paper section 2, appendix A.1.1; original cnn/train_search.py): "
@@ -24,35 +25,31 @@ _DESCRIPTIONS = {
 
 
 def register(sub) -> None:
-    from ..search import SEARCH_CONFIGS
-
     parser = sub.add_parser(
         "search", help="DARTS architecture search (conv cells on CIFAR-10, recurrent cells on PTB)",
         description="Run the DARTS search. Each epoch saves the derived genotype, the architecture logits, "
                     "metrics and a checkpoint into --out; rerunning the same command resumes, and a "
                     "finished run is not run again. Example: python -m reproduce search cifar10 --order 2 "
                     "--seed 2 --out runs/search-c10-s2 --data data/cifar10")
-    datasets = parser.add_subparsers(dest="dataset", required=True, metavar="DATASET")
-    for name, cls in SEARCH_CONFIGS.items():
-        p = datasets.add_parser(name, help=_DESCRIPTIONS[name].split(":")[0], description=_DESCRIPTIONS[name])
+    by_dataset = parser.add_subparsers(dest="dataset", required=True, metavar="DATASET")
+    for name, cls in datasets("search").items():
+        p = by_dataset.add_parser(name, help=_DESCRIPTIONS[name].split(":")[0], description=_DESCRIPTIONS[name])
         p.add_argument("--out", required=True, help="run directory (created; resumed when it holds a run)")
         p.add_argument("--unrolled", action="store_true", help="alias of --order 2 (the original's flag)")
         p.add_argument("--no-progress", action="store_true", help="no progress bars")
         add_config_arguments(p, cls)
-        p.set_defaults(func=_run, search_config=cls)
+        p.set_defaults(func=_run)
 
 
 def _run(args) -> int:
-    from ..search import search
-
     overrides = overrides_from_args(args)
     if args.unrolled:
         if overrides.get("order", 2) != 2:
             raise ConfigError("--unrolled means --order 2; drop one of them")
         overrides["order"] = 2
-    config = build(args.search_config, overrides)
-    record = search(args.dataset, config, args.out, progress=not args.no_progress)
-    print(f"search {args.dataset} (order {config.order}, seed {config.seed}) finished in {args.out}")
+    record = search(args.dataset, overrides, args.out, progress=not args.no_progress)  # the config is built there
+    config = record["config"]
+    print(f"search {args.dataset} (order {config['order']}, seed {config['seed']}) finished in {args.out}")
     print(f"final: {record['final']}")
     print(f"genotype = {record['genotype']}")
     return 0

@@ -6,8 +6,9 @@ import logging
 import os
 from pathlib import Path
 
-from ..config import ConfigError, add_config_arguments, build, overrides_from_args
+from ..config import ConfigError, add_config_arguments, overrides_from_args
 from ..jsonfile import read_json
+from ..tasks import datasets, train
 
 log = logging.getLogger(__name__)
 
@@ -32,13 +33,11 @@ def genotype_from_run(path) -> str:
 
 
 def register(sub) -> None:
-    from ..train.recipes import RECIPES
-
     parser = sub.add_parser("train", help="train a network from scratch with the paper's recipe",
                             description="Train an evaluation network from scratch with the paper's recipe "
                                         "(CIFAR-10, ImageNet, PTB, WikiText-2) and write a run record.")
     recipe_sub = parser.add_subparsers(dest="dataset", required=True, metavar="DATASET")
-    for name, cls in RECIPES.items():
+    for name, cls in datasets("train").items():
         p = recipe_sub.add_parser(name, help=(cls.__doc__ or "").strip().splitlines()[0], epilog=EPILOG,
                                   formatter_class=_Formatter)
         p.add_argument("--out", required=True, help="run directory (created; resumed when it holds a run)")
@@ -55,15 +54,12 @@ class _Formatter(__import__("argparse").RawDescriptionHelpFormatter):
 
 
 def _run(args) -> int:
-    from ..train import RECIPES, train
-
     overrides = overrides_from_args(args)
     if args.genotype_from:
         if overrides.get("genotype"):
             raise ConfigError("give either --genotype or --genotype-from, not both")
         overrides["genotype"] = genotype_from_run(args.genotype_from)
-    config = build(RECIPES[args.dataset], overrides)
-    record = train(args.dataset, config, args.out, progress=not args.no_progress)
+    record = train(args.dataset, overrides, args.out, progress=not args.no_progress)  # the config is built there
     if int(os.environ.get("RANK", "0")) != 0:  # under torchrun only the first process reports
         return 0
     if args.json:

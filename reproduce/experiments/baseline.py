@@ -12,9 +12,10 @@ import genotypes
 from zoo.fileio import atomic_write_json
 
 from .. import random_baseline
+from ..config import to_dict
 from ..scheduler import Job
-from .plan import build_config, check_existing_run
-from .spec import ExperimentMismatchError, ExperimentOptions, ExperimentSpec
+from ..tasks import make_config
+from .spec import ExperimentMismatchError, ExperimentSpec, check_existing_run
 
 log = logging.getLogger(__name__)
 
@@ -32,15 +33,13 @@ def plan_jobs(exp: ExperimentSpec, baseline: random_baseline.BaselineSpec, base:
               root: Path) -> List[Job]:
     """One training job per (random cell, seed) in the baseline directory ``root``, configs built and checked
     against runs on disk now."""
-    from ..train import RECIPES
-
     _check_saved_draw(root, baseline, seeds)
     jobs = []
-    for index, cell in enumerate(genotypes.sample.draw(exp.kind, baseline.n, baseline.seed)):
+    for index, cell in enumerate(genotypes.sample.draw(exp.cell, baseline.n, baseline.seed)):
         text = genotypes.format(cell)
         for seed in seeds:
             overrides = dict(base, seed=seed, genotype=text, experiment=f"{exp.name}-random")
-            cfg = build_config(RECIPES, exp.dataset, overrides, "training recipe")
+            cfg = to_dict(make_config("train", exp.dataset, overrides))
             run_dir = random_baseline.cell_dir(root, index) / f"seed-{seed}"
             check_existing_run(run_dir, cfg)
             jobs.append(Job("train", exp.dataset, cfg, str(run_dir),
@@ -60,12 +59,12 @@ def _check_saved_draw(root: Path, baseline: random_baseline.BaselineSpec, seeds:
             f"{saved.get('draw_seed')})")
 
 
-def run(exp: ExperimentSpec, options: ExperimentOptions, baseline: random_baseline.BaselineSpec,
-        jobs: List[Job], seeds: Sequence[int], root: Path) -> dict:
+def run(exp: ExperimentSpec, baseline: random_baseline.BaselineSpec, jobs: Sequence[Job], seeds: Sequence[int],
+        root: Path, launch) -> dict:
     """Train the random cells and write ``baseline.json`` in the baseline directory ``root``; returns what it
     holds."""
     cells = []
-    for index, cell in enumerate(genotypes.sample.draw(exp.kind, baseline.n, baseline.seed)):
+    for index, cell in enumerate(genotypes.sample.draw(exp.cell, baseline.n, baseline.seed)):
         cells.append({"index": index, "genotype": genotypes.format(cell)})
     meta = dict(kind=baseline.kind, n=baseline.n, draw_seed=baseline.seed, seeds=[int(s) for s in seeds], cells=cells,
                 about="cells drawn uniformly from the DARTS space by genotypes.sample.draw(kind, n, draw_seed), "
@@ -73,7 +72,7 @@ def run(exp: ExperimentSpec, options: ExperimentOptions, baseline: random_baseli
     log.info("%s: random baseline, %d cells x %d seeds (draw seed %d)", exp.name, baseline.n, len(seeds),
              baseline.seed)
     atomic_write_json(Path(root) / random_baseline.FILE, meta)
-    records = options.launch(jobs, "random cells")
+    records = launch(jobs, "random cells")
     per_cell = len(seeds)
     for i, cell in enumerate(cells):
         mine = records[i * per_cell:(i + 1) * per_cell]

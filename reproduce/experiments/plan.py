@@ -1,28 +1,41 @@
-"""Resolving what an experiment runs: seeds, genotype, output directory, paper target and every
-config, all checked (and compared with runs already on disk) before anything runs; ``--dry-run``'s plan."""
+"""Planning an experiment: ``plan_experiment(options)`` resolves what it runs (seeds, cell, output directory,
+paper target, comparability, and the jobs of every stage), checks every config and compares it with the
+runs already on disk, before anything runs. The :class:`Plan` it returns is frozen: ``plan.describe()``
+is ``--dry-run``, and :func:`reproduce.experiments.pipeline.execute` runs it.
+
+The stages: with ``--search``, the searches, then a short training of each searched cell (the selection),
+then the final trainings of the chosen cell; without, the final trainings of the given cell. Beside them
+(``--baseline``), the random cells. The searched cell is not known before the searches, so a plan with
+``--search`` makes the selection's and the final trainings' jobs when it has the cells
+(:meth:`Plan.selection_jobs`, :meth:`Plan.final_jobs`), from the fields it checked at planning time.
+"""
 from __future__ import annotations
 
+import dataclasses
 import hashlib
-import json
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import genotypes
 
-from .. import comparable, random_baseline
+from .. import comparable, random_baseline, targets
 from .. import config as run_config
-from ..data.images import plan as image_plan
 from ..jsonfile import read_json
-from ..rundir import RUNTIME_FIELDS, RunConfigMismatchError, RunDir
-from ..scheduler import Job, SlurmOptions
+from ..layout import EXPERIMENT_FILE, RUNS, SEARCH, SELECTION, run_dir
+from ..report import check_ours, report_path
+from ..rundir import RUNTIME_FIELDS
+from ..scheduler import Job, read_result
+from ..slurm import SlurmOptions
+from ..tasks import make_config
 from ..train.recipes import resolve_genotype
+from . import baseline, estimate
 from .spec import (
     DEFAULT_SEARCH_SEEDS,
-    EXPERIMENT_FILE,
     PROFILES,
     ExperimentMismatchError,
     ExperimentOptions,
     ExperimentSpec,
+    check_existing_run,
     get_spec,
 )
 
@@ -91,9 +104,10 @@ def parse_seeds(text: Optional[str], option: str = "--seeds") -> Optional[List[i
     return [seed for span in spans for seed in span]
 
 
-def canonical_genotype(spec: str, kind: str, option: str = "--genotype") -> str:
-    """A genotype (its text or a name) resolved, checked to be a ``kind`` cell, and formatted canonically."""
-    return genotypes.format(resolve_genotype("", spec, kind, option))
+def canonical_genotype(text: str, cell: str, option: str = "--genotype") -> str:
+    """A genotype (its text or a name) resolved, checked to be a ``cell`` ("cnn" or "rnn") cell, and formatted
+    canonically."""
+    return genotypes.format(resolve_genotype("", text, cell, option))
 
 
 def default_out(spec: ExperimentSpec, arch: Optional[str], genotype_text: Optional[str], search: bool,
@@ -109,15 +123,12 @@ def default_out(spec: ExperimentSpec, arch: Optional[str], genotype_text: Option
     return Path(root) / stem
 
 
-def target_for(spec: ExperimentSpec, arch: Optional[str], search: bool, order: int,
-               method: str = "darts") -> Optional[str]:
-    if search:
-        return spec.targets.get(order) if method == "darts" else spec.targets.get(method)
-    return spec.targets.get(arch) if arch else None
 
-
-def profile_overrides(spec: ExperimentSpec, profile: str) -> dict:
-    return dict(spec.quick) if profile == "quick" else {}
+# The search order of the named cells (DARTS is DARTS_V2): the order of the paper's target they are compared with.
+ORDER_OF_ARCH = {"DARTS_V2": 2, "DARTS": 2, "DARTS_V1": 1}
+# experiment.json's fields, in the order they are written
+EXPERIMENT_FIELDS = ("experiment", "dataset", "arch", "genotype", "profile", "order", "method", "target", "seeds",
+                     "search", "comparable", "recipe_differences", "note", "baseline", "references")
 
 
 def runtime_overrides(options: ExperimentOptions) -> dict:
@@ -133,18 +144,282 @@ def runtime_overrides(options: ExperimentOptions) -> dict:
     return out
 
 
-def build_config(table: dict, dataset: str, overrides: dict, what: str) -> dict:
-    """A full config dict of ``table[dataset]`` with ``overrides`` (validated now: errors before any work)."""
-    if dataset not in table:
-        raise ValueError(f"no {what} for {dataset!r}; known: {', '.join(sorted(table))}")
-    return run_config.to_dict(run_config.build(table[dataset], overrides))
+def _config(kind: str, dataset: str, overrides: dict) -> dict:
+    """A full, validated config of the ``kind`` task of ``dataset`` as the dict a job carries."""
+    return run_config.to_dict(make_config(kind, dataset, overrides))
 
 
-def check_existing_run(run_dir: Path, config: dict) -> None:
-    try:
-        RunDir(run_dir).check_config(config)
-    except RunConfigMismatchError as e:
-        raise ExperimentMismatchError(str(e)) from None
+def _final_jobs(spec: ExperimentSpec, base: dict, arch: Optional[str], genotype: str, seeds: Sequence[int],
+                out: Path) -> List[Job]:
+    """The final trainings, one per seed, each config checked against the run already in its directory and
+    against the other seeds' runs there."""
+    jobs = []
+    for seed in seeds:
+        cfg = _config("train", spec.dataset, dict(base, seed=seed) if arch else dict(base, seed=seed,
+                                                                                     genotype=genotype))
+        where = run_dir(out, RUNS, seed)
+        check_existing_run(where, cfg)
+        jobs.append(Job("train", spec.dataset, cfg, str(where), name=f"{spec.name} seed {seed}"))
+    if jobs:
+        _check_other_seeds(out, jobs[0].config, seeds)
+    return jobs
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    """What an experiment runs, resolved and checked: made by :func:`plan_experiment`, never changed after."""
+
+    spec: ExperimentSpec
+    options: ExperimentOptions
+    out: Path
+    seeds: Tuple[int, ...]
+    arch: Optional[str]
+    genotype: Optional[str]  # the cell's text; None with --search (the selection chooses it)
+    meta: Dict[str, Any]  # experiment.json, less "seeds" (every seed the directory holds, known when it runs)
+    saved_seeds: Tuple[int, ...]  # the seeds of the experiment.json already in ``out``
+    differences: Dict[str, Tuple[Any, Any]]  # where the configs differ from the paper's recipe
+    train_base: Dict[str, Any]  # the final trainings' fields, less the seed and the cell
+    finals: Tuple[Job, ...]  # the final trainings; empty with --search until the cell is chosen
+    search_seeds: Tuple[int, ...] = ()
+    searches: Tuple[Job, ...] = ()
+    selection_epochs: Optional[int] = None
+    selection_base: Dict[str, Any] = dataclasses.field(default_factory=dict)
+    baseline: Optional[random_baseline.BaselineSpec] = None
+    baseline_root: Optional[Path] = None
+    baseline_jobs: Tuple[Job, ...] = ()
+    report_dir: Optional[Path] = None  # the report goes there, over the experiments found under it
+    # (count, kind, config) of the runs still to do, one stand-in config each, for the time estimate
+    work: Tuple[Tuple[int, str, Dict[str, Any]], ...] = ()
+
+    @property
+    def target(self) -> Optional[str]:
+        return self.meta["target"]
+
+    @property
+    def comparable(self) -> bool:
+        return self.meta["comparable"]
+
+    def selection_jobs(self, candidates: Sequence[Dict[str, Any]]) -> List[Job]:
+        """The short training of each searched cell (``candidates``: search seed and genotype text)."""
+        jobs = []
+        for cand in candidates:
+            cfg = _config("train", self.spec.dataset, dict(self.selection_base, seed=cand["search_seed"],
+                                                           genotype=cand["genotype"]))
+            where = run_dir(self.out, SELECTION, cand["search_seed"])
+            check_existing_run(where, cfg)
+            jobs.append(Job("train", self.spec.dataset, cfg, str(where),
+                            name=f"{self.spec.name} selection training of search seed {cand['search_seed']}"))
+        return jobs
+
+    def final_jobs(self, genotype: Optional[str] = None) -> List[Job]:
+        """The final trainings: the planned ones, or (with --search) those of the chosen ``genotype``."""
+        if genotype is None or genotype == self.genotype:
+            return list(self.finals)
+        return _final_jobs(self.spec, self.train_base, None, genotype, self.seeds, self.out)
+
+    def describe(self) -> List[str]:
+        """What :func:`execute` would run, as lines of text (``--dry-run``); runs nothing, writes nothing. It
+        checks the data and measures a short probe of each recipe for the time estimate (a log line says so)."""
+        spec, options, out, seeds = self.spec, self.options, self.out, list(self.seeds)
+        lines = [f"experiment {spec.name} (profile {options.profile}) -> {out}"]
+        gpus = list(options.gpus)
+        where = (f"Slurm ({(options.slurm or SlurmOptions()).cluster})" if options.launcher == "slurm" else
+                 f"GPUs {','.join(gpus)}, one run per GPU at a time" if gpus else "this process, one run after another")
+        lines.append(f"runs on: {where}")
+        if self.searches:
+            lines.append(f"1. {len(self.searches)} {options.method} searches on {spec.search_dataset} (order "
+                         f"{options.order}), seeds {list(self.search_seeds)} -> {out / SEARCH}")
+            lines.append(f"2. a {self.selection_epochs}-epoch training of each searched cell -> "
+                         f"{out / SELECTION}; the best {spec.selection_metric} is chosen")
+            lines.append(f"3. {len(seeds)} trainings of the chosen cell, seeds {seeds} -> {out / RUNS}")
+        else:
+            done = [s for s, job in zip(seeds, self.finals) if read_result(job) is not None]
+            todo = [s for s in seeds if s not in done]
+            lines.append(f"cell: {self.arch or 'custom genotype'}; {len(seeds)} trainings, seeds {seeds} "
+                         f"({len(done)} finished, skipped: {done or '-'})")
+            if gpus and options.launcher == "local" and todo:
+                for gpu, idx in zip(gpus, plan_gpu_queue(len(todo), gpus)):
+                    if idx:
+                        lines.append(f"  GPU {gpu}: seeds {[todo[i] for i in idx]} if all runs take as long (the "
+                                     "queue gives each next seed to the first GPU that is free)")
+        if self.baseline is not None:
+            b = self.baseline
+            lines.append(f"baseline: {b.n} random cells of the DARTS space (draw seed {b.seed}), each trained with "
+                         f"the same recipe and seeds {seeds} -> {self.baseline_root}")
+        target = self.target or "no published figure"
+        if spec.dataset in comparable.OWN_DATA:
+            lines.append(f"compared with: the random cells when --baseline is given ({comparable.OWN_DATA_REASON})")
+        elif self.differences:
+            lines.append(f"compared with: {target}, but NOT tested against it: not the paper's recipe "
+                         f"({comparable.describe(self.differences)})")
+        else:
+            lines.append(f"compared with: {target}")
+        return lines + estimate.data_and_time(spec, options, list(self.work))
+
+
+def plan_gpu_queue(n_jobs: int, gpus: Sequence[str]) -> List[List[int]]:
+    """Which jobs each GPU starts first when all jobs take the same time: job i on GPU i mod len(gpus).
+
+    (The real queue hands each next job to whichever GPU frees first.)
+    """
+    return [list(range(i, n_jobs, len(gpus))) for i in range(len(gpus))]
+
+
+def report_dir(options: ExperimentOptions, out: Path) -> Path:
+    """Where the report goes, over the experiments found under it: ``results_dir`` when given, else the default
+    results/ tree for a default --out (results/<experiment>-...), else the directory the user named, never its
+    parent (with --out ~/x that would be all of $HOME, scanned, and a REPORT.md of the user's written over)."""
+    if options.results_dir:
+        return Path(options.results_dir)
+    return out.parent if options.out is None else out
+
+
+def _check_options(spec: ExperimentSpec, options: ExperimentOptions) -> None:
+    if options.profile not in PROFILES:
+        raise ValueError(f"unknown profile {options.profile!r}; expected one of {', '.join(PROFILES)}")
+    given = [name for name, value in (("--arch", options.arch), ("--genotype", options.genotype),
+                                      ("--search", options.search)) if value]
+    if len(given) > 1:
+        raise ValueError(f"give at most one of --arch, --genotype and --search (got {', '.join(given)})")
+    if options.gpus and options.launcher == "slurm":
+        raise ValueError("--gpus picks GPUs of this machine; with --launcher slurm each job gets its GPUs from "
+                         "Slurm: drop --gpus (use --gpus-per-job for GPUs per run)")
+    if options.search and spec.search_dataset is None:
+        raise ValueError(f"--search is not available for {spec.name}: the paper searched on CIFAR-10 and PTB and "
+                         f"transferred the cells. Run `python -m reproduce {'cifar10' if spec.cell == 'cnn' else 'ptb'}"
+                         " --search`, then pass the chosen genotype (from its selection.json) with --genotype")
+    if options.search and options.order not in (1, 2):
+        raise ValueError(f"--order must be 1 or 2, got {options.order}")
+
+
+def _selection_epochs(spec: ExperimentSpec, options: ExperimentOptions) -> int:
+    if options.selection_epochs is not None:
+        short = int(options.selection_epochs)
+    else:
+        short = spec.quick_selection_epochs if options.profile == "quick" else spec.selection_epochs
+    if short < 1:
+        raise ValueError(f"--selection-epochs must be >= 1, got {short}")
+    return short
+
+
+def _note(spec: ExperimentSpec, options: ExperimentOptions, reason: Optional[str]) -> str:
+    if options.note:
+        return options.note
+    if reason is None:
+        return spec.note
+    if spec.dataset in comparable.OWN_DATA:
+        return f"{spec.note}; {reason}"
+    if options.profile != comparable.PAPER_PROFILE:
+        return f"{spec.note}; profile {options.profile!r}: shortened recipes, NOT comparable with the paper's figures"
+    return f"{spec.note}; NOT comparable with the paper's figures: {reason}"
+
+
+def plan_experiment(options: ExperimentOptions) -> Plan:
+    """Check the options, resolve what the experiment runs and build (and check) every config it can know now."""
+    spec = get_spec(options.experiment)
+    _check_options(spec, options)
+    seeds = resolve_seeds(options.runs, options.seeds, spec.default_runs)
+    baseline_spec = resolve_baseline(options.baseline, seeds)
+    arch, genotype = None, None
+    if options.genotype:
+        genotype = canonical_genotype(options.genotype, spec.cell)
+    elif not options.search:
+        arch = options.arch or "DARTS_V2"
+        genotype = canonical_genotype(arch, spec.cell, "--arch")
+    out = Path(options.out) if options.out else default_out(spec, arch, genotype, options.search, options.order,
+                                                            options.profile, method=options.method)
+    runtime = runtime_overrides(options)
+    quick = options.profile == "quick"
+    train_base = {**(spec.quick if quick else {}), **options.train_overrides, **runtime, "experiment": spec.name,
+                  "profile": options.profile}
+    if arch:
+        train_base.update(arch=arch, genotype="")
+    # every final config is checked (and compared with runs already there) before anything runs; with --search
+    # the cell comes later, and DARTS_V2 stands in for it in the checks and the time estimate
+    finals = _final_jobs(spec, train_base, arch, genotype, seeds, out) if genotype is not None else []
+    final_config = finals[0].config if finals else _config("train", spec.dataset, dict(train_base, seed=seeds[0]))
+    differences = dict(comparable.recipe_differences("train", spec.dataset, final_config))
+    stages: Dict[str, Any] = {}
+    if options.search:
+        stages = _search_stages(spec, options, out, train_base, runtime)
+        differences.update(stages.pop("differences"))
+    reason = comparable.not_comparable_reason(options.profile, differences, spec.dataset)
+    order = options.order if options.search else ORDER_OF_ARCH.get(arch)
+    meta = {"experiment": spec.name, "dataset": spec.dataset, "arch": arch, "profile": options.profile,
+            "order": order, "search": None, "comparable": reason is None,
+            "recipe_differences": comparable.describe(differences) if differences else None,
+            "note": _note(spec, options, reason)}
+    if options.search:
+        meta["search"] = {"order": options.order, "seeds": list(stages["search_seeds"]),
+                          "short_epochs": stages["selection_epochs"]}
+        if options.method != "darts":  # DARTS's experiment.json stays as it was
+            meta["method"] = meta["search"]["method"] = options.method
+    if genotype is not None:
+        meta["genotype"] = genotype
+    meta["target"] = (targets.target_key(meta, targets.load_targets(targets.project_paper_path()))
+                      if options.target == "auto" else options.target)
+    baseline_root = Path(options.baseline_dir) if options.baseline_dir else out / random_baseline.DIR
+    baseline_jobs: List[Job] = []
+    if baseline_spec is not None:
+        meta["baseline"] = baseline.describe(baseline_spec, baseline_root, out)
+        baseline_jobs = baseline.plan_jobs(spec, baseline_spec, train_base, seeds, baseline_root)
+    if options.references:
+        meta["references"] = list(options.references)
+    saved = check_experiment_file(out, meta)
+    where = report_dir(options, out)
+    if options.report:  # a report of the user's in the way is refused now, not after the training
+        check_ours(report_path(where, options.report_format), where / "figures")
+    work = _work(finals, final_config, len(seeds), stages.pop("selection_config", None), stages, baseline_jobs)
+    return Plan(spec=spec, options=options, out=out, seeds=tuple(seeds), arch=arch, genotype=genotype, meta=meta,
+                saved_seeds=tuple((saved or {}).get("seeds") or ()), differences=differences, train_base=train_base,
+                finals=tuple(finals), baseline=baseline_spec, baseline_root=baseline_root,
+                baseline_jobs=tuple(baseline_jobs), report_dir=where, work=tuple(work), **stages)
+
+
+def _search_stages(spec: ExperimentSpec, options: ExperimentOptions, out: Path, train_base: dict,
+                   runtime: dict) -> Dict[str, Any]:
+    """The searches' jobs and the selection's fields (checked now: a bad override fails before any search)."""
+    seeds = list(options.search_seeds) if options.search_seeds is not None else list(DEFAULT_SEARCH_SEEDS)
+    seeds = resolve_seeds(None, seeds, len(seeds))
+    search_profile = dict(spec.quick_search) if options.profile == "quick" else {}
+    searches = []
+    for seed in seeds:
+        cfg = _config("search", spec.search_dataset, {**search_profile, **options.search_overrides, **runtime,
+                                                      "seed": seed, "order": options.order})
+        where = run_dir(out, SEARCH, seed)
+        check_existing_run(where, cfg)
+        searches.append(Job("search", spec.search_dataset, cfg, str(where),
+                            name=f"{spec.name} {options.method} search (order {options.order}) seed {seed}"))
+    short = _selection_epochs(spec, options)
+    selection_base = {**{k: v for k, v in train_base.items() if k not in ("arch", "genotype")},
+                      **spec.selection_overrides, **options.selection_overrides, "epochs": short,
+                      "experiment": f"{spec.name}-selection"}
+    selection_config = _config("train", spec.dataset, dict(selection_base, seed=seeds[0]))
+    differences = {f"search.{k}": v for k, v in
+                   comparable.recipe_differences("search", spec.search_dataset, searches[0].config).items()}
+    if short != spec.selection_epochs:
+        differences["selection.epochs"] = (spec.selection_epochs, short)
+    paper_train = run_config.to_dict(make_config("train", spec.dataset))
+    for k, v in options.selection_overrides.items():
+        paper = spec.selection_overrides.get(k, paper_train.get(k))
+        if v != paper:
+            differences[f"selection.{k}"] = (paper, v)
+    return {"search_seeds": tuple(seeds), "searches": tuple(searches), "selection_epochs": short,
+            "selection_base": selection_base, "differences": differences, "selection_config": selection_config}
+
+
+def _work(finals, final_config, n_seeds, selection_config, stages, baseline_jobs):
+    """(count, kind, stand-in config) of the runs still to do, for the time estimate."""
+    if stages:
+        work = [(len(stages["searches"]), "search", stages["searches"][0].config),
+                (len(stages["searches"]), "train", selection_config), (n_seeds, "train", final_config)]
+    else:
+        todo = [job for job in finals if read_result(job) is None]
+        work = [(len(todo), "train", final_config)] if todo else []
+    pending = [job for job in baseline_jobs if read_result(job) is None]
+    if pending:  # the random cells train with the final runs' recipe: its config stands in for theirs
+        work.append((len(pending), "train", final_config))
+    return work
 
 
 def check_experiment_file(out: Path, meta: dict) -> Optional[dict]:
@@ -161,226 +436,6 @@ def check_experiment_file(out: Path, meta: dict) -> Optional[dict]:
             f"{out} holds another experiment: {fields}. Profiles and configs are never mixed: "
             "use another --out directory, or rerun with the saved values.")
     return saved
-
-
-def recipe_differences(spec: ExperimentSpec, options: ExperimentOptions) -> Dict[str, Tuple[Any, Any]]:
-    """Where the experiment's configs differ from the paper's recipe (:mod:`reproduce.comparable`):
-    the training's fields by name, the search's as ``search.<field>``, the selection's as
-    ``selection.<field>``. The quick profile's shorter epochs count too. Empty: the paper's recipe, or one's
-    own data (no recipe of the paper to differ from: :data:`reproduce.comparable.OWN_DATA`)."""
-    from ..search import SEARCH_CONFIGS
-    from ..train import RECIPES
-
-    if spec.dataset in comparable.OWN_DATA:
-        return {}
-
-    runtime = runtime_overrides(options)
-    train = build_config(RECIPES, spec.dataset, {**profile_overrides(spec, options.profile),
-                                                 **options.train_overrides, **runtime}, "training recipe")
-    out = dict(comparable.recipe_differences("train", spec.dataset, train))
-    if options.search:
-        profile_search = dict(spec.quick_search) if options.profile == "quick" else {}
-        search = build_config(SEARCH_CONFIGS, spec.search_dataset,
-                              {**profile_search, **options.search_overrides, **runtime}, "search config")
-        out.update({f"search.{k}": v for k, v in
-                    comparable.recipe_differences("search", spec.search_dataset, search).items()})
-        epochs = resolve_selection_epochs(spec, options)
-        if epochs != spec.selection_epochs:
-            out["selection.epochs"] = (spec.selection_epochs, epochs)
-        for k, v in options.selection_overrides.items():
-            paper = spec.selection_overrides.get(k, train.get(k))
-            if v != paper:
-                out[f"selection.{k}"] = (paper, v)
-    return out
-
-
-def _check_search(spec: ExperimentSpec, options: ExperimentOptions) -> None:
-    if spec.search_dataset is None:
-        raise ValueError(f"--search is not available for {spec.name}: the paper searched on CIFAR-10 and PTB and "
-                         f"transferred the cells. Run `python -m reproduce {'cifar10' if spec.kind == 'cnn' else 'ptb'}"
-                         " --search`, then pass the chosen genotype (from its selection.json) with --genotype")
-    if options.order not in (1, 2):
-        raise ValueError(f"--order must be 1 or 2, got {options.order}")
-
-
-def resolve_search_seeds(options: ExperimentOptions) -> List[int]:
-    seeds = list(options.search_seeds) if options.search_seeds is not None else list(DEFAULT_SEARCH_SEEDS)
-    return resolve_seeds(None, seeds, len(seeds))
-
-
-def resolve_selection_epochs(spec: ExperimentSpec, options: ExperimentOptions) -> int:
-    if options.selection_epochs is not None:
-        short = int(options.selection_epochs)
-    else:
-        short = spec.quick_selection_epochs if options.profile == "quick" else spec.selection_epochs
-    if short < 1:
-        raise ValueError(f"--selection-epochs must be >= 1, got {short}")
-    return short
-
-
-def plan_experiment(options: ExperimentOptions):
-    """Check the options and resolve what will run: (spec, seeds, arch, genotype text or None, out dir)."""
-    spec = get_spec(options.experiment)
-    if options.profile not in PROFILES:
-        raise ValueError(f"unknown profile {options.profile!r}; expected one of {', '.join(PROFILES)}")
-    given = [name for name, value in (("--arch", options.arch), ("--genotype", options.genotype),
-                                      ("--search", options.search)) if value]
-    if len(given) > 1:
-        raise ValueError(f"give at most one of --arch, --genotype and --search (got {', '.join(given)})")
-    if options.gpus and options.launcher == "slurm":
-        raise ValueError("--gpus picks GPUs of this machine; with --launcher slurm each job gets its GPUs from "
-                         "Slurm: drop --gpus (use --gpus-per-job for GPUs per run)")
-    if options.search:
-        _check_search(spec, options)
-    seeds = resolve_seeds(options.runs, options.seeds, spec.default_runs)
-    resolve_baseline(options.baseline, seeds)
-    arch, genotype_text = None, None
-    if options.genotype:
-        genotype_text = canonical_genotype(options.genotype, spec.kind)
-    elif not options.search:
-        arch = options.arch or "DARTS_V2"
-        genotype_text = canonical_genotype(arch, spec.kind, "--arch")
-    out = Path(options.out) if options.out else default_out(spec, arch, genotype_text, options.search, options.order,
-                                                            options.profile, method=options.method)
-    return spec, seeds, arch, genotype_text, out
-
-
-def describe_plan(options: ExperimentOptions) -> List[str]:
-    """What ``run_experiment(options)`` would run, as lines of text (``--dry-run``); runs nothing.
-
-    The configs are built and checked (and compared with runs already in the directory), so a
-    dry run also catches bad overrides and mismatched directories.
-    """
-    from ..scheduler import plan_gpu_queue, read_result
-    from ..train import RECIPES
-
-    spec, seeds, arch, genotype_text, out = plan_experiment(options)
-    runtime = runtime_overrides(options)
-    lines = [f"experiment {spec.name} (profile {options.profile}) -> {out}"]
-    gpus = list(options.gpus)
-    where = (f"Slurm ({(options.slurm or SlurmOptions()).cluster})" if options.launcher == "slurm" else
-             f"GPUs {','.join(gpus)}, one run per GPU at a time" if gpus else "this process, one run after another")
-    lines.append(f"runs on: {where}")
-    train_base = {**profile_overrides(spec, options.profile), **options.train_overrides, **runtime,
-                  "experiment": spec.name, "profile": options.profile}
-    if options.search:
-        from ..search import SEARCH_CONFIGS
-
-        _check_search(spec, options)
-        search_seeds = resolve_search_seeds(options)
-        short = resolve_selection_epochs(spec, options)
-        profile_search = dict(spec.quick_search) if options.profile == "quick" else {}
-        search_cfg = build_config(SEARCH_CONFIGS, spec.search_dataset,
-                                  {**profile_search, **options.search_overrides, **runtime, "seed": search_seeds[0],
-                                   "order": options.order}, "search config")
-        # the cell is not known before the search: DARTS_V2 stands in for it in the time estimate
-        final_cfg = build_config(RECIPES, spec.dataset, {**train_base, "seed": seeds[0]}, "training recipe")
-        selection_cfg = build_config(RECIPES, spec.dataset, {**train_base, **spec.selection_overrides,
-                                                             **options.selection_overrides, "seed": search_seeds[0],
-                                                             "epochs": short}, "training recipe")
-        work = [(len(search_seeds), "search", search_cfg), (len(search_seeds), "train", selection_cfg),
-                (len(seeds), "train", final_cfg)]
-        lines.append(f"1. {len(search_seeds)} {options.method} searches on {spec.search_dataset} "
-                     f"(order {options.order}), seeds {search_seeds} -> {out / 'search'}")
-        lines.append(f"2. a {short}-epoch training of each searched cell -> "
-                     f"{out / 'selection'}; the best {spec.selection_metric} is chosen")
-        lines.append(f"3. {len(seeds)} trainings of the chosen cell, seeds {seeds} -> {out / 'runs'}")
-    else:
-        base = dict(train_base)
-        if arch:
-            base.update(arch=arch, genotype="")
-        configs = build_final_configs(spec, RECIPES, base, arch, genotype_text, seeds, out)
-        done = [s for s in seeds if read_result(Job("train", spec.dataset, {"seed": s},
-                                                      str(out / "runs" / f"seed-{s}"))) is not None]
-        todo = [s for s in seeds if s not in done]
-        work = [(len(todo), "train", configs[0])] if todo else []
-        lines.append(f"cell: {arch or 'custom genotype'}; {len(seeds)} trainings, seeds {seeds} "
-                     f"({len(done)} finished, skipped: {done or '-'})")
-        if gpus and options.launcher == "local" and todo:
-            for gpu, idx in zip(gpus, plan_gpu_queue(len(todo), gpus)):
-                if idx:
-                    lines.append(f"  GPU {gpu}: seeds {[todo[i] for i in idx]} if all runs take as long (the queue "
-                                 "gives each next seed to the first GPU that is free)")
-    b = resolve_baseline(options.baseline, seeds)
-    if b is not None:
-        # the random cells train with the final runs' recipe: DARTS_V2's config stands in for them in the estimate
-        base = {**train_base, "seed": seeds[0], "arch": "DARTS_V2", "genotype": ""}
-        work.append((b.n * len(seeds), "train", build_config(RECIPES, spec.dataset, base, "training recipe")))
-        lines.append(f"baseline: {b.n} random cells of the DARTS space (draw seed {b.seed}), each trained with the "
-                     f"same recipe and seeds {seeds} -> {options.baseline_dir or out / random_baseline.DIR}")
-    target = (target_for(spec, arch, options.search, options.order, options.method) if options.target == "auto"
-              else options.target)
-    differences = recipe_differences(spec, options)
-    if spec.dataset in comparable.OWN_DATA:
-        lines.append(f"compared with: the random cells when --baseline is given ({comparable.OWN_DATA_REASON})")
-    elif differences:
-        lines.append(f"compared with: {target or 'no published figure'}, but NOT tested against it: not the paper's "
-                     f"recipe ({comparable.describe(differences)})")
-    else:
-        lines.append(f"compared with: {target or 'no published figure'}")
-    lines.extend(_data_and_time(spec, options, work))
-    return lines
-
-
-def _data_and_time(spec: ExperimentSpec, options: ExperimentOptions, work) -> List[str]:
-    """The data check (an error when missing) and the time estimate of ``work``: (count, kind, config)."""
-    from ..device import pick_device
-    from .estimate import PROBE_STEPS, check_data, format_duration, search_seconds, training_seconds
-
-    lines = []
-    for _, kind, cfg in work:
-        dataset = spec.search_dataset if kind == "search" else spec.dataset
-        try:
-            check_data(dataset, cfg["data"])
-        except FileNotFoundError:
-            if not (kind == "search" and dataset == "cifar10"):
-                raise
-            lines.append(f"data: CIFAR-10 is not in {cfg['data']}; the search downloads it")
-    if work and spec.dataset == "images":
-        final = work[-1][2]
-        lines.append(image_plan(final["data"], final.get("image_size", 0), final.get("in_memory_mb")))
-    elif work:
-        lines.append("data: " + ", ".join(sorted({cfg["data"] for _, _, cfg in work})) + " (found)")
-    if not work:
-        return lines + ["time: nothing left to run"]
-    if options.launcher == "slurm":
-        return lines + ["time: not measured here (the runs go to Slurm nodes)"]
-    try:
-        device = pick_device(work[0][2].get("device", "auto"))
-    except ValueError as e:
-        return lines + [f"time: not measured ({e})"]
-    total, parts, measured = 0.0, [], {}
-    for count, kind, cfg in work:
-        dataset = spec.search_dataset if kind == "search" else spec.dataset
-        key = (kind, json.dumps(cfg, sort_keys=True, default=str))  # e.g. the baseline's runs: the final recipe's
-        if key not in measured:
-            measured[key] = search_seconds(dataset, cfg) if kind == "search" else training_seconds(dataset, cfg)
-        seconds = measured[key]
-        if seconds is None:
-            parts.append(f"{count} x {kind} {dataset}: not estimated")
-            continue
-        total += count * seconds
-        parts.append(f"{count} x {kind} {dataset} ({cfg['epochs']} epochs): {format_duration(seconds)} each")
-    parallel = max(1, len(options.gpus))
-    lines.append(f"time on {device}: about {format_duration(total / parallel)} in all"
-                 + (f" over {parallel} GPUs" if parallel > 1 else "") + "; " + "; ".join(parts))
-    lines.append(f"  (from a measured {PROBE_STEPS}-step epoch of each recipe; training steps only, the evaluations "
-                 "add to it)")
-    return lines
-
-
-def build_final_configs(spec, recipes, base, arch, genotype_text, seeds, out) -> List[dict]:
-    configs = []
-    for seed in seeds:
-        overrides = dict(base, seed=seed)
-        if not arch:
-            overrides["genotype"] = genotype_text
-        cfg = build_config(recipes, spec.dataset, overrides, "training recipe")
-        check_existing_run(out / "runs" / f"seed-{seed}", cfg)
-        configs.append(cfg)
-    if configs:
-        _check_other_seeds(out, configs[0], seeds)
-    return configs
 
 
 def _check_other_seeds(out: Path, config: dict, seeds) -> None:

@@ -6,10 +6,13 @@ import dataclasses
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
-from ..scheduler import SlurmOptions, run_jobs
+from ..aggregate import Experiment
+from ..records import metrics_of
+from ..rundir import RunConfigMismatchError, RunDir
+from ..scheduler import run_jobs
+from ..slurm import SlurmOptions
 
 PROFILES = ("paper", "quick", "demo")
-EXPERIMENT_FILE, SELECTION_FILE = "experiment.json", "selection.json"
 DEFAULT_SEARCH_SEEDS = (0, 1, 2, 3)
 
 
@@ -22,13 +25,10 @@ class ExperimentSpec:
     """What is fixed about one of the paper's experiments."""
 
     name: str
-    dataset: str  # key of reproduce.train.RECIPES
-    kind: str  # "cnn" or "rnn"
+    dataset: str  # the dataset of its training runs (reproduce.tasks.TASKS["train", dataset])
+    cell: str  # the kind of cell it trains: "cnn" or "rnn"
     default_runs: int
-    metrics: tuple  # final metrics compared with the paper, lower is better
-    # arch name, search order (DARTS) or search method (other than DARTS) -> key of results/paper.json "targets"
-    targets: dict
-    search_dataset: Optional[str] = None  # key of reproduce.search.SEARCH_CONFIGS, None: no search
+    search_dataset: Optional[str] = None  # the dataset of its searches (TASKS["search", ...]); None: no search
     selection_epochs: int = 0
     selection_metric: str = ""
     selection_overrides: dict = dataclasses.field(default_factory=dict)
@@ -37,38 +37,37 @@ class ExperimentSpec:
     quick_selection_epochs: int = 0
     note: str = ""
 
+    @property
+    def metrics(self) -> tuple:
+        """The final metrics compared with the paper, lower is better (:data:`reproduce.records.METRICS`)."""
+        return metrics_of(self.dataset)
+
 
 EXPERIMENTS: Dict[str, ExperimentSpec] = {
     "cifar10": ExperimentSpec(
-        name="cifar10", dataset="cifar10", kind="cnn", default_runs=10, metrics=("test_error",),
-        targets={"DARTS_V2": "cifar10", "DARTS": "cifar10", "DARTS_V1": "cifar10-first-order",
-                 2: "cifar10", 1: "cifar10-first-order", "PC_DARTS_cifar": "cifar10-pcdarts",
-                 "pcdarts": "cifar10-pcdarts"},
+        name="cifar10", dataset="cifar10", cell="cnn", default_runs=10,
         search_dataset="cifar10", selection_epochs=100, selection_metric="valid_error",
         selection_overrides={"valid_split": 5000},
         quick={"epochs": 30}, quick_search={"epochs": 10}, quick_selection_epochs=10,
         note="CIFAR-10 test error (%) of the cell trained from scratch, paper recipe (600 epochs, cutout, auxiliary)"),
     "ptb": ExperimentSpec(
-        name="ptb", dataset="ptb", kind="rnn", default_runs=3, metrics=("valid_ppl", "test_ppl"),
-        targets={"DARTS_V2": "ptb", "DARTS": "ptb", "DARTS_V1": "ptb-first-order", 2: "ptb", 1: "ptb-first-order"},
+        name="ptb", dataset="ptb", cell="rnn", default_runs=3,
         search_dataset="ptb", selection_epochs=300, selection_metric="valid_ppl",
         quick={"epochs": 50}, quick_search={"epochs": 10}, quick_selection_epochs=20,
         note="Penn Treebank perplexity of the recurrent cell trained from scratch"),
     "imagenet": ExperimentSpec(
-        name="imagenet", dataset="imagenet", kind="cnn", default_runs=1, metrics=("top1_error", "top5_error"),
-        # PC_DARTS_image's 24.2 % (imagenet-pcdarts) came from the authors' own training recipe (batch 1024, lr 0.5
-        # decayed linearly, label smoothing, weight decay 3e-5), not DARTS's: no target for it here
-        targets={"DARTS_V2": "imagenet", "DARTS": "imagenet"}, quick={"epochs": 10},
+        name="imagenet", dataset="imagenet", cell="cnn", default_runs=1,
+        quick={"epochs": 10},
         note="ImageNet (mobile setting) error of the cell searched on CIFAR-10"),
     "wt2": ExperimentSpec(
-        name="wt2", dataset="wt2", kind="rnn", default_runs=3, metrics=("valid_ppl", "test_ppl"),
-        targets={"DARTS_V2": "wt2", "DARTS": "wt2"}, quick={"epochs": 50},
+        name="wt2", dataset="wt2", cell="rnn", default_runs=3,
+        quick={"epochs": 50},
         note="WikiText-2 perplexity of the recurrent cell searched on PTB"),
     # One's own images (--data DIR): the CIFAR-10 recipe and search, the selection on a stratified validation
-    # share of the training images; no target (targets={}), so never compared with the paper.
+    # share of the training images; no target in reproduce.targets, so never compared with the paper.
     "images": ExperimentSpec(
-        name="images", dataset="images", kind="cnn", default_runs=3, metrics=("test_error",), targets={},
-        search_dataset="images", selection_epochs=100, selection_metric="valid_error",
+        name="images", dataset="images", cell="cnn", default_runs=3, search_dataset="images", selection_epochs=100,
+        selection_metric="valid_error",
         selection_overrides={"valid_portion": 0.2},
         quick={"epochs": 30}, quick_search={"epochs": 10}, quick_selection_epochs=10,
         note="your own images (--data): test error (%) of the cell trained from scratch"),
@@ -127,10 +126,19 @@ class ExperimentResult:
     experiment: dict
     records: List[dict]
     selection: Optional[dict]
-    summary: Dict[str, dict]  # metric -> reproduce.stats.summarize(...) of the final runs
+    summary: Dict[str, dict]  # metric -> reproduce.stats.summarize(...) of the usable final runs
     report: Optional[Path]
+    measured: Optional[Experiment] = None  # the experiment directory as the report reads it (reproduce.aggregate)
     baseline: Optional[dict] = None  # baseline/baseline.json of --baseline: the draw and its cells
     baseline_comparison: List[dict] = dataclasses.field(default_factory=list)  # random_baseline.comparison_rows
+
+
+def check_existing_run(run_dir: Path, config: dict) -> None:
+    """ExperimentMismatchError when ``run_dir`` holds a run (finished or not) with another config."""
+    try:
+        RunDir(run_dir).check_config(config)
+    except RunConfigMismatchError as e:
+        raise ExperimentMismatchError(str(e)) from None
 
 
 def get_spec(name: str) -> ExperimentSpec:

@@ -22,10 +22,19 @@ Modules: :mod:`.config` (configs, the paper's defaults; PC-DARTS's recipes), :mo
 supernet, DARTS's and PC-DARTS's) and :mod:`.rnn_supernet`, :mod:`.imagenet` (the ImageNet search's per-class
 subsets), :mod:`.architect` (first- and second-order architecture
 gradients), :mod:`.data` (data on the device), :mod:`.loop` (the searchers and the search task of the runner),
-:mod:`.plots` (pictures of a run).
+:mod:`.plots` (pictures of a run). ``search`` and ``SEARCH_CONFIGS`` (dataset -> config class) come from the
+table of tasks, :mod:`reproduce.tasks`.
 """
 from .config import CIFAR10SearchConfig, ImageSearchConfig, PTBSearchConfig, TextSearchConfig
-from .loop import SEARCH_CONFIGS, search
 
 __all__ = ["search", "SEARCH_CONFIGS", "CIFAR10SearchConfig", "PTBSearchConfig", "ImageSearchConfig",
            "TextSearchConfig"]
+
+
+def __getattr__(name: str):
+    if name in ("search", "SEARCH_CONFIGS"):
+        # reproduce.tasks (the table of tasks) imports this package's modules: imported at the top it would be a cycle
+        from .. import tasks
+
+        return tasks.search if name == "search" else tasks.datasets("search")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

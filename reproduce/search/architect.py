@@ -159,7 +159,3 @@ def second_order(model: nn.Module, alphas: Sequence[torch.Tensor], train_loss: L
 def set_grads_(alphas: Sequence[torch.Tensor], grads: Sequence[torch.Tensor]) -> None:
     for a, g in zip(alphas, grads):
         a.grad = g.detach().to(a.dtype)
-
-
-def state_dict_of(tensors: Sequence[torch.Tensor]) -> Dict[str, torch.Tensor]:
-    return {str(i): t.detach().cpu().clone() for i, t in enumerate(tensors)}

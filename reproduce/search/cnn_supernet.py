@@ -41,6 +41,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+import genotypes
 from genotypes.cnn import PRIMITIVES
 from zoo.cnn import imagenet_stems
 from zoo.ops import OPS, FactorizedReduce, Identity, ReLUConvBN
@@ -97,7 +98,8 @@ class MixedOp(nn.Module):
             return sum(w * op(x) for w, op in zip(weights, self._ops))
         if channels is not None:  # the paper's formula: ops on the sampled channels, the others in their place
             out = sum(w * op(x[:, channels]) for w, op in zip(weights, self._ops))
-            return (x if out.shape[2] == x.shape[2] else self.mp(x)).index_copy(1, channels, out)
+            base = x if out.shape[2] == x.shape[2] else self.mp(x)
+            return base.index_copy(1, channels, out.to(base.dtype))  # autocast: the ops may give bf16
         k = x.shape[1] // self.partial
         out = sum(w * op(x[:, :k]) for w, op in zip(weights, self._ops))
         rest = x[:, k:]
@@ -347,7 +349,5 @@ class Network(nn.Module):
 def genotype(alphas: Sequence[torch.Tensor], steps: int = 4, multiplier: int = 4, max_skip=None):
     """The genotype of [alphas_normal, alphas_reduce] or, with PC-DARTS's betas, of all four (``max_skip``:
     P-DARTS's cap, :func:`genotypes.derive.cnn`)."""
-    import genotypes
-
     betas = dict(zip(ARCH_NAMES[2:], alphas[2:]))
     return genotypes.derive.cnn(alphas[0], alphas[1], steps=steps, multiplier=multiplier, max_skip=max_skip, **betas)

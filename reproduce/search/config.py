@@ -184,7 +184,7 @@ class ImageNetSearchConfig(CIFAR10SearchConfig):
     order: int = _f(1, "1: first order, as the authors' script (it has no unrolled step)", choices=[1, 2])
     partial_channels: int = _default("partial_channels", 2)
     edge_normalization: bool = _default("edge_normalization", True)
-    arch_start_epoch: int = _default("arch_start_epoch", 35)  # their --begin
+    arch_start_epoch: int = _default("arch_start_epoch", 35)  # their "begin" argument
     data: str = _f("data/imagenet", "ImageFolder root with train/<class>/<image> (ImageNet's training set)")
     batch_size: int = _default("batch_size", 1024)
     learning_rate: float = _default("learning_rate", 0.5)
@@ -192,12 +192,12 @@ class ImageNetSearchConfig(CIFAR10SearchConfig):
     arch_learning_rate: float = _default("arch_learning_rate", 6e-3)
     image_size: int = _f(224, "side of the random crops (RandomResizedCrop) the supernet sees")
     lr_warmup_epochs: int = _default("lr_warmup_epochs", 5)  # their script: when the batch is above 256
-    arch_grad_clip: float = _default("arch_grad_clip", 5.0)  # their --grad_clip, the weights' clip too
+    arch_grad_clip: float = _default("arch_grad_clip", 5.0)  # their "grad_clip", the weights' clip too
     edge_bn_updates: int = _default("edge_bn_updates", 2)
     train_fraction: float = _f(0.1, "share of each class's training images that trains the weights")
     arch_fraction: float = _f(0.025, "share of each class's training images that trains the architecture")
     subset_seed: int = _f(0, "seed of the per-class draw of the two subsets (recorded in the run's subsets.json)")
-    workers: int = _f(4, "DataLoader worker processes (their --workers)")
+    workers: int = _f(4, "DataLoader worker processes (4, as their script)")
 
     def validate_image_size(self) -> None:
         require(self.image_size >= 16 and self.image_size % 16 == 0,

@@ -1,7 +1,8 @@
 """The search: epochs of (architecture step, weight step), as a task of the one runner (:mod:`reproduce.runner`,
-which owns the run directory, the lock, resume, the per-epoch metrics and checkpoint, and the record).
+which owns the run directory, the lock, resume, the per-epoch metrics and checkpoint, and the record);
+:func:`reproduce.tasks.search` runs it.
 
-Run directory (see DESIGN.md): ``config.json``, ``metrics.jsonl`` (one line per epoch, with the
+Run directory (see docs/design.md): ``config.json``, ``metrics.jsonl`` (one line per epoch, with the
 genotype), ``genotypes.jsonl`` (the derived genotype after every epoch; epoch -1 is the
 initialisation), ``alphas.jsonl`` (the architecture logits and their softmax, same epochs),
 ``checkpoint.pt`` (after every epoch) and, when finished, ``record.json``. Rerunning with the
@@ -9,6 +10,7 @@ same config resumes from the last finished epoch; a finished run is returned as 
 """
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
@@ -22,34 +24,25 @@ import torch.nn.functional as F
 
 import genotypes
 from zoo import datasets as zds
+from zoo.evaluate import lm_loss
 from zoo.fileio import append_jsonl, atomic_write_text
 
-from .. import config as run_config
-from .. import runner
 from ..data.text import TextCorpus, corpus_for
-from ..device import autocast, pick_device, progress_bar, search_channels_last
+from ..device import autocast, progress_bar, search_channels_last
 from ..distributed import Dist
 from ..jsonfile import read_json_lines
 from ..optim import make_sgd
 from ..rundir import RunDir, check_finite
+from ..train.lm import lm_train_step
 from . import architect
 from .cnn_supernet import Network, arch_softmax
 from .cnn_supernet import genotype as cnn_genotype
-from .config import (
-    CIFAR10SearchConfig,
-    ImageNetSearchConfig,
-    ImageSearchConfig,
-    PTBSearchConfig,
-    TextSearchConfig,
-    early_stop_skips,
-)
+from .config import CIFAR10SearchConfig, PTBSearchConfig, TextSearchConfig, early_stop_skips
 from .data import PTBData, load_search_data
 from .rnn_supernet import RNNModelSearch
 
 log = logging.getLogger(__name__)
 
-SEARCH_CONFIGS = {"cifar10": CIFAR10SearchConfig, "ptb": PTBSearchConfig, "imagenet": ImageNetSearchConfig,
-                  "images": ImageSearchConfig, "text": TextSearchConfig}
 GENOTYPES, ALPHAS = "genotypes.jsonl", "alphas.jsonl"
 
 StepCallback = Callable[[int, int], None]
@@ -281,18 +274,13 @@ class RNNSearch(_Base):
                     weight_decay=c.weight_decay, clip=c.grad_clip, r=c.unrolled_eps, hold=self.held_in_virtual_step())
             self.arch_update(grads)
 
-            self.w_opt.zero_grad(set_to_none=True)
-            log_prob, hidden, rnn_hs, dropped_rnn_hs = self.model(data, hidden, self.alphas[0].detach(), return_h=True)
-            raw_loss = F.nll_loss(log_prob.view(-1, log_prob.size(2)), targets)
-            loss = raw_loss
-            if c.alpha > 0:
-                loss = loss + c.alpha * dropped_rnn_hs[-1].pow(2).mean()
-            loss = loss + c.beta * (rnn_hs[-1][1:] - rnn_hs[-1][:-1]).pow(2).mean()
-            loss.backward()
-            grad_norm = nn.utils.clip_grad_norm_(params, c.grad_clip)
-            self.w_opt.step()
-            lr_step = self.w_opt.param_groups[0]["lr"]
-            self.w_opt.param_groups[0]["lr"] = lr2
+            self.w_opt.param_groups[0]["lr"] = lr2  # the weight step scales it itself
+            stats: dict = {}
+            raw_loss, hidden = lm_train_step(
+                functools.partial(self.model, weights=self.alphas[0].detach()), self.w_opt, params, data, targets,
+                hidden, seq_len=seq_len, bptt=c.bptt, clip=c.grad_clip, alpha=c.alpha, beta=c.beta, device=self.device,
+                stats=stats)
+            lr_step, grad_norm = stats["lr"], stats["grad_norm"]
             loss_sum += raw_loss.item()
             batches += 1
             i += seq_len
@@ -308,17 +296,12 @@ class RNNSearch(_Base):
         return {"lr": self.w_opt.param_groups[0]["lr"], "train_loss": train_loss,
                 "train_ppl": math.exp(min(train_loss, 700))}
 
-    @torch.no_grad()
     def evaluate(self) -> dict:
         c, source = self.config, self.data.valid
         self.model.eval()
-        total = 0.0
-        hidden = self.model.init_hidden(c.eval_batch_size)
-        for i in range(0, source.size(0) - 1, c.bptt):
-            data, targets = zds.get_batch(source, i, c.bptt)
-            log_prob, hidden = self.model(data, hidden, self.alphas[0])
-            total += F.nll_loss(log_prob.view(-1, log_prob.size(2)), targets).item() * len(data)
-        loss = total / len(source)
+        weights = self.alphas[0]
+        loss = lm_loss(lambda x, hidden: self.model(x, hidden, weights), source,
+                       self.model.init_hidden(c.eval_batch_size), c.bptt)
         return {"valid_loss": loss, "valid_ppl": math.exp(min(loss, 700))}
 
     def genotype(self):
@@ -330,20 +313,6 @@ class RNNSearch(_Base):
 
 _SEARCHERS = {"cifar10": CNNSearch, "ptb": RNNSearch, "imagenet": CNNSearch, "images": CNNSearch,
               "text": RNNSearch}
-
-
-def _resolve_config(dataset: str, config):
-    if dataset not in SEARCH_CONFIGS:
-        raise ValueError(f"unknown search dataset {dataset!r}; choose one of {', '.join(SEARCH_CONFIGS)}")
-    cls = SEARCH_CONFIGS[dataset]
-    if config is None:
-        return run_config.build(cls, {})
-    if isinstance(config, dict):
-        return run_config.build(cls, config)
-    if not isinstance(config, cls):
-        raise TypeError(f"search {dataset!r} takes a {cls.__name__}, not {type(config).__name__}")
-    run_config.validate(config)
-    return config
 
 
 def _trim_jsonl(path: Path, epochs_done: int) -> None:
@@ -360,11 +329,12 @@ class SearchTask:
     kind = "search"
     on_step: Optional[StepHook] = None  # set by the runner (the live logs)
 
-    def __init__(self, dataset: str, config, device, rundir: RunDir, progress: bool,
-                 callback: Optional[StepCallback], data=None):
+    def __init__(self, dataset: str, config, d: Dist, rundir: RunDir, progress: bool,
+                 callback: Optional[StepCallback] = None, data=None):
         self.dataset, self.config, self.rundir = dataset, config, rundir
         self.progress, self.callback = progress, callback
         self.stop_at_skips = early_stop_skips(getattr(config, "early_stop", ""))
+        device = d.device
         given = {} if data is None else {"data": data}  # images given from Python (search("images", ..., data=))
         self.searcher = _SEARCHERS[dataset](config, device, **given)  # loads the data: missing data fails here
         self.parameters = sum(p.numel() for p in self.searcher.model.parameters())
@@ -408,13 +378,17 @@ class SearchTask:
 
     def watch(self) -> dict:
         """What the live logs show after an epoch: the softmax of the architecture logits, the
-        derived genotype and (conv cells) the skip connections of its normal cell."""
+        derived genotype and (conv cells) the skip connections of its normal cell (with ``max_skip``, also
+        before the cap: the count the early stop reads)."""
         searcher = self.searcher
         genotype = searcher.genotype()
         view = {"texts": {"genotype": genotypes.format(genotype)},
                 "arrays": {name: np.asarray(m) for name, m in searcher.softmax_dict().items()}, "scalars": {}}
         if isinstance(genotype, genotypes.Genotype):
             view["scalars"]["normal_skips"] = genotypes.derive.normal_skips(genotype)
+            if getattr(self.config, "max_skip", None) is not None:  # the cap hides the collapse the uncapped shows
+                view["scalars"]["normal_skips_uncapped"] = genotypes.derive.normal_skips(
+                    searcher.genotype(capped=False))
         return view
 
     def stop_reason(self) -> Optional[str]:
@@ -450,22 +424,3 @@ class SearchTask:
             fields["early_stop"] = {"epoch": curve[-1]["epoch"], "epochs_run": len(curve), "reason": reason}
         return fields
 
-
-def search(dataset: str, config=None, out="runs/search", progress: bool = True,
-           callback: Optional[StepCallback] = None, data=None) -> dict:
-    """Run (or resume, or return the finished record of) an architecture search.
-
-    ``dataset``: 'cifar10', 'ptb', 'images' (one's own images: ``config.data`` names them, or ``data`` gives
-    them from Python as a Dataset, (images, labels) tensors or a ``reproduce.data.images.ImageData``) or
-    'text'; ``config``: a :data:`SEARCH_CONFIGS` dataclass (or a dict of
-    overrides); ``out``: the run directory. ``callback(epoch, step)`` is called after every step.
-    Returns the record (``kind`` 'search', ``genotype`` the final genotype text, ``final`` metrics).
-    The runner (:mod:`reproduce.runner`) owns the directory, the lock, resume and the record; a
-    search is one process (no DDP).
-    """
-    if data is not None and dataset != "images":
-        raise ValueError(f"data= gives images from Python to the 'images' search, not to {dataset!r}")
-    config = _resolve_config(dataset, config)
-    return runner.run(out, config,
-                      lambda d, rundir, show: SearchTask(dataset, config, d.device, rundir, show, callback, data),
-                      dist=lambda: Dist(device=pick_device(config.device)), progress=progress)

@@ -17,6 +17,7 @@ import genotypes
 from genotypes import RNNGenotype, derive
 from zoo.fileio import atomic_write_bytes
 
+from ..figures import integer_epochs, plt  # matplotlib set up once, for files (Agg)
 from ..jsonfile import read_json_lines
 from .loop import ALPHAS, GENOTYPES
 
@@ -54,8 +55,6 @@ def _edge_labels(name: str, n_edges: int) -> List[str]:
 
 def plot_alphas(rows: List[dict], out: Path, fmt: str = "png") -> List[Path]:
     """One figure per logits tensor: a panel per edge, the softmax weight of each op over epochs."""
-    from ..figures import integer_epochs, plt  # matplotlib set up once, for files (Agg)
-
     epochs = [r["epoch"] for r in rows]
     paths = []
     for name in rows[0]["softmax"]:
@@ -95,8 +94,6 @@ def skip_counts(genotype) -> Dict[str, int]:
 
 
 def plot_skips(geno_rows: List[dict], out: Path, fmt: str = "png") -> Path:
-    from ..figures import integer_epochs, plt  # matplotlib set up once, for files (Agg)
-
     epochs = [r["epoch"] for r in geno_rows]
     counts = [skip_counts(genotypes.parse(r["genotype"])) for r in geno_rows]
     fig, ax = plt.subplots(figsize=(6, 3.2))
@@ -111,8 +108,6 @@ def plot_skips(geno_rows: List[dict], out: Path, fmt: str = "png") -> Path:
 
 
 def plot_curves(metrics: List[dict], out: Path, fmt: str = "png") -> Path:
-    from ..figures import integer_epochs, plt  # matplotlib set up once, for files (Agg)
-
     epochs = [m["epoch"] for m in metrics]
     second = "acc" if "train_acc" in metrics[0] else "ppl"
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.4))

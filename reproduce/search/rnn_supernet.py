@@ -17,6 +17,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+import genotypes
 from genotypes.rnn import CONCAT, PRIMITIVES, STEPS
 from zoo.rnn import ACTIVATIONS, DARTSCell, RNNModel
 
@@ -115,6 +116,4 @@ class RNNModelSearch(RNNModel):
 
 
 def genotype(alphas, steps: int = STEPS, concat: int = CONCAT):
-    import genotypes
-
     return genotypes.derive.rnn(alphas[0], steps=steps, concat=concat)

@@ -8,11 +8,10 @@ and text (``images``: the CIFAR-10 recipe; ``text``: the PTB recipe).
 
 ``train`` returns the finished record (``kind`` "train", ``final`` metrics, per-epoch ``curve``);
 a finished run directory is skipped, an interrupted one resumes from its last checkpoint.
+``train`` and ``RECIPES`` (dataset -> config class) come from the table of tasks, :mod:`reproduce.tasks`.
 """
 from ..runner import Rollback
-from .loop import train
 from .recipes import (
-    RECIPES,
     CIFAR10Config,
     ImageNetConfig,
     ImagesConfig,
@@ -25,3 +24,12 @@ from .recipes import (
 __all__ = ["train", "RECIPES", "CIFAR10Config", "ImageNetConfig", "ImagesConfig", "PTBConfig", "TextConfig",
            "WT2Config", "resolve_genotype",
            "Rollback"]
+
+
+def __getattr__(name: str):
+    if name in ("train", "RECIPES"):
+        # reproduce.tasks (the table of tasks) imports this package's modules: imported at the top it would be a cycle
+        from .. import tasks
+
+        return tasks.train if name == "train" else tasks.datasets("train")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

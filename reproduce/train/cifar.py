@@ -43,8 +43,10 @@ from ..data.stream import StreamedImages
 from ..device import autocast, progress_bar
 from ..distributed import shard_range
 from ..optim import make_sgd
+from ..rundir import RunDir
 from .common import (
     GraphedCNNStep,
+    RecipeTask,
     cnn_train_step,
     maybe_compile,
     seed_epoch,
@@ -106,15 +108,14 @@ def _cifar10(config):
     return (train_x, train_y), (eval_x, eval_y), eval_name
 
 
-class CIFARTask:
+class CIFARTask(RecipeTask):
     """The CIFAR-10 recipe, on CIFAR-10 (:class:`CIFAR10Config`) or on one's own images (:class:`ImagesConfig`:
-    their classes, channels, size, normalisation and hold-outs from :func:`reproduce.data.own.training_images`)."""
+    their classes, channels, size, normalisation and hold-outs from :func:`reproduce.data.own.training_images`;
+    ``data``: images given from Python)."""
 
-    on_step = None  # set by the runner (the live logs): called after every step
-
-    def __init__(self, config, genotype, d: distributed.Dist, progress: bool, data=None):
-        self.config, self.d, self.progress = config, d, progress
-        dev = self.device = d.device
+    def __init__(self, dataset: str, config, d: distributed.Dist, rundir: RunDir, progress: bool, data=None):
+        super().__init__(dataset, config, d, rundir, progress)
+        dev = self.device
         self.local_batch = d.local_batch(config.batch_size)
         self.data_record, self.test_split = None, None
         if isinstance(config, ImagesConfig):
@@ -135,7 +136,7 @@ class CIFARTask:
         self.train_x, self.train_y = train_x.to(dev), train_y.to(dev)
         self.memory_format = mf = torch.channels_last if config.channels_last else torch.contiguous_format
         self.eval_x, self.eval_y = self._normalized(eval_x), eval_y.to(dev)
-        setup_cnn(self, network(config, genotype, self.data_record), config, d, dev, mf)
+        setup_cnn(self, network(config, self.genotype, self.data_record), config, d, dev, mf)
         self.graphed = None
         if config.cuda_graphs:
             if dev.type != "cuda" or d.enabled or config.compile:

@@ -1,4 +1,4 @@
-"""Bits shared by the recipes: per-epoch seeding, the optimizer, drop-path, compile, the CNN training step."""
+"""Bits shared by the recipes: the task base class, per-epoch seeding, drop-path, compile, the CNN training step."""
 from __future__ import annotations
 
 import logging
@@ -10,14 +10,42 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+import genotypes
 from zoo.topk import topk_correct
 
 from ..device import autocast
+from ..distributed import Dist
+from ..rundir import RunDir
+from .recipes import genotype_of
 
 log = logging.getLogger(__name__)
 
-__all__ = ["seed_epoch", "set_lr", "set_drop_path", "maybe_compile", "cnn_train_step", "topk_correct",
+__all__ = ["RecipeTask", "seed_epoch", "set_lr", "set_drop_path", "maybe_compile", "cnn_train_step", "topk_correct",
            "GraphedCNNStep"]
+
+
+class RecipeTask:
+    """What every training recipe's task shares. A recipe's task implements the runner's task protocol
+    (:mod:`reproduce.runner`) itself: ``run_epoch``, ``state_dict``/``load_state_dict`` and ``final`` are its
+    own; the kind, the genotype the config names and the record fields of a training are here."""
+
+    kind = "train"
+    on_step = None  # set by the runner (the live logs): called after every step
+
+    data_record = None  # one's own data: what it was (classes, channels, size, mean/std, splits), for the record
+
+    def __init__(self, dataset: str, config, d: Dist, rundir: RunDir, progress: bool):
+        self.dataset, self.config, self.d, self.rundir, self.progress = dataset, config, d, rundir, progress
+        self.device = d.device
+        self.genotype = genotype_of(config)
+
+    def record_fields(self, curve: list) -> dict:
+        fields = {"experiment": self.config.experiment or f"train-{self.dataset}",
+                  "genotype": genotypes.format(self.genotype), "world_size": self.d.world,
+                  "epochs": self.config.epochs}
+        if self.data_record:
+            fields["data"] = self.data_record
+        return fields
 
 
 def seed_epoch(seed: int, epoch: int, rank: int = 0, salt: int = 0) -> int:

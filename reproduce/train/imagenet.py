@@ -27,8 +27,9 @@ from .. import distributed
 from ..config import ConfigError
 from ..device import autocast, progress_bar
 from ..distributed import shard_range
+from ..rundir import RunDir
 from .cifar import begin_cnn_epoch, setup_cnn
-from .common import cnn_train_step, topk_correct
+from .common import RecipeTask, cnn_train_step, topk_correct
 
 log = logging.getLogger(__name__)
 
@@ -53,11 +54,10 @@ def _limit(dataset, n: int):
     return Subset(dataset, [int(i * step) for i in range(n)])
 
 
-class ImageNetTask:
-    on_step = None  # set by the runner (the live logs): called after every step
-    def __init__(self, config, genotype, d: distributed.Dist, progress: bool):
-        self.config, self.d, self.progress = config, d, progress
-        self.device = dev = d.device
+class ImageNetTask(RecipeTask):
+    def __init__(self, dataset: str, config, d: distributed.Dist, rundir: RunDir, progress: bool):
+        super().__init__(dataset, config, d, rundir, progress)
+        dev = self.device
         self.local_batch = d.local_batch(config.batch_size)
         train_set = imagenet_folder(config.data, "train", transform=train_transform())
         val_set = imagenet_folder(config.data, "val", transform=imagenet_eval_transform())
@@ -72,7 +72,7 @@ class ImageNetTask:
         self.pin = dev.type == "cuda"
         mf = torch.channels_last if config.channels_last else torch.contiguous_format
         self.memory_format = mf
-        setup_cnn(self, zoo.NetworkImageNet(config.C, self.num_classes, config.layers, config.auxiliary, genotype),
+        setup_cnn(self, zoo.NetworkImageNet(config.C, self.num_classes, config.layers, config.auxiliary, self.genotype),
                   config, d, dev, mf)
         self.best_top1_error = None
 

@@ -38,6 +38,7 @@ import torch.nn.functional as F
 
 import zoo
 from zoo.datasets import batchify, get_batch
+from zoo.evaluate import lm_loss
 
 from .. import config as run_config
 from .. import distributed
@@ -45,10 +46,9 @@ from ..config import ConfigError
 from ..data.text import corpus_for
 from ..device import autocast, progress_bar
 from ..optim import make_sgd
-from ..rundir import NonFiniteError
+from ..rundir import NonFiniteError, RunDir
 from ..runner import Rollback, config_digest
-from .common import maybe_compile, seed_epoch
-from .recipes import TextConfig, WT2Config
+from .common import RecipeTask, maybe_compile, seed_epoch
 
 log = logging.getLogger(__name__)
 
@@ -58,11 +58,13 @@ NAN_CHECK_EVERY = 50  # steps between checks for a non-finite loss (each check w
 
 def lm_train_step(model, optimizer, params, x, targets, hidden, *, seq_len: int, bptt: int, clip: float,
                   alpha: float, beta: float, device: torch.device, amp: str = "none", stats: Optional[dict] = None):
-    """One step of the original rnn/train.py; returns (raw NLL as a device tensor, new hidden state);
+    """One weight step of the original rnn/train.py (and of rnn/train_search.py, whose supernet ``model`` is
+    called with its architecture weights bound); returns (raw NLL as a device tensor, new hidden state);
     ``stats`` (a dict, for the live logs) gets the step's learning rate and gradients' norm before clipping.
 
-    The learning rate is scaled by seq_len / bptt for this step only; the hidden state is
-    detached from the previous step; the loss adds AR (alpha) and TAR (beta) on the cell outputs.
+    ``model(x, hidden, return_h=True)`` gives (log_prob, hidden, outputs, dropped outputs). The learning rate
+    is scaled by seq_len / bptt for this step only; the hidden state is detached from the previous step; the
+    loss adds AR (alpha) and TAR (beta) on the cell outputs.
     """
     lr2 = optimizer.param_groups[0]["lr"]
     optimizer.param_groups[0]["lr"] = lr2 * seq_len / bptt
@@ -84,15 +86,14 @@ def lm_train_step(model, optimizer, params, x, targets, hidden, *, seq_len: int,
     return raw_loss.detach(), hidden
 
 
-class LMTask:
-    on_step = None  # set by the runner (the live logs): called after every step
-    def __init__(self, config, genotype, d: distributed.Dist, progress: bool):
-        self.config, self.d, self.progress = config, d, progress
-        self.device = dev = d.device
+class LMTask(RecipeTask):
+    def __init__(self, dataset: str, config, d: distributed.Dist, rundir: RunDir, progress: bool):
+        super().__init__(dataset, config, d, rundir, progress)
+        dev = self.device
         self.local_batch = d.local_batch(config.batch_size)
-        dataset = "text" if isinstance(config, TextConfig) else "wt2" if isinstance(config, WT2Config) else "ptb"
         corpus = corpus_for(config, dataset)
-        self.data_record = corpus.describe() if dataset == "text" else None
+        if dataset == "text":  # one's own text: its vocabulary and unknown words go to the record
+            self.data_record = corpus.describe()
         self.ntokens = len(corpus.dictionary)
         train, valid, test = corpus.train, corpus.valid, corpus.test
         if config.limit:
@@ -113,7 +114,7 @@ class LMTask:
                 raise ConfigError(f"{config.data}: the {name} split is too small for batch size {bs}")
         self.model = zoo.RNNModel(self.ntokens, config.emsize, config.nhid, config.nhidlast, config.dropout,
                                   config.dropouth, config.dropoutx, config.dropouti, config.dropoute,
-                                  genotype=genotype).to(dev)
+                                  genotype=self.genotype).to(dev)
         self.parameters = zoo.count_parameters(self.model, exclude_auxiliary=False)
         self.params = list(self.model.parameters())
         self.train_model = maybe_compile(distributed.wrap(self.model, d), config.compile, config.epochs)
@@ -123,7 +124,6 @@ class LMTask:
         self.stored_loss = 1e8  # best validation loss so far
         self.best_epoch = -1
         self.rollbacks = 0
-        self.rundir = None  # set by the loop
 
     def _optimizer(self, asgd: bool) -> torch.optim.Optimizer:
         cfg = self.config
@@ -147,21 +147,16 @@ class LMTask:
         self.best_epoch = int(state["best_epoch"])
         self.rollbacks = int(state["rollbacks"])
 
-    def _rundir(self):
-        if self.rundir is None:
-            raise RuntimeError("LMTask.rundir is not set")
-        return self.rundir
-
     def _save_best(self, epoch: int) -> None:
         self.best_epoch = epoch
         if self.d.is_main:
             # tied to the config as the run's checkpoint is, so that export can tell it is this run's
             state = {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(), "asgd": self.asgd,
                      "epoch": epoch + 1, "config_digest": config_digest(run_config.to_dict(self.config))}
-            self._rundir().save_checkpoint(state, name=BEST)  # checksummed, as the run's checkpoint
+            self.rundir.save_checkpoint(state, name=BEST)  # checksummed, as the run's checkpoint
 
     def _load_best(self) -> dict:
-        return self._rundir().load_checkpoint(map_location="cpu", name=BEST)  # checksum verified
+        return self.rundir.load_checkpoint(map_location="cpu", name=BEST)  # checksum verified
 
     # -- one epoch -----------------------------------------------------------------------------
     def _train(self, epoch: int):
@@ -248,20 +243,10 @@ class LMTask:
                 "train_loss": train_loss, "train_ppl": _ppl(train_loss), "valid_loss": val_loss,
                 "valid_ppl": _ppl(val_loss), "best_valid_ppl": _ppl(self.stored_loss), "switched_to_asgd": switched}
 
-    @torch.no_grad()
     def evaluate(self, data_source: torch.Tensor, batch_size: int) -> float:
-        cfg = self.config
-        model = self.model
-        model.eval()
-        total = torch.zeros((), device=self.device, dtype=torch.float64)
-        hidden = model.init_hidden(batch_size)
-        for i in range(0, data_source.size(0) - 1, cfg.bptt):
-            x, targets = get_batch(data_source, i, cfg.bptt)
-            with autocast(self.device, cfg.amp):
-                log_prob, hidden = model(x, hidden)
-            total += F.nll_loss(log_prob.view(-1, log_prob.size(2)).float(), targets).double() * len(x)
-        # quirk of the original: divided by all rows, including the last one that has no target
-        return float(total.item()) / len(data_source)
+        self.model.eval()
+        hidden = self.model.init_hidden(batch_size)
+        return lm_loss(self.model, data_source, hidden, self.config.bptt, amp=self.config.amp)
 
     def final(self, curve: list) -> dict:
         best = self._load_best()

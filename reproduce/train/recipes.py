@@ -17,8 +17,8 @@ the processes is refused before any work starts.
 """
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import torch
 
@@ -36,28 +36,28 @@ def _f(default, help_text, **meta):
     return field(default=default, metadata={"help": help_text, **meta})
 
 
-def resolve_genotype(arch: str, genotype_text: str, kind: str, option: str = ""):
+def resolve_genotype(arch: str, genotype_text: str, cell: str, option: str = ""):
     """The genotype a config names: its ``genotype`` (text or a name) when set, else the named ``arch``.
 
     :func:`genotypes.resolve` does the work; this turns its errors into a ConfigError naming the
     option and the fix (unknown name, unparsable text, wrong kind of cell, invalid cell).
     """
-    spec = genotype_text or arch
+    text = genotype_text or arch
     option = option or ("--genotype" if genotype_text else "--arch")
-    cell = "convolutional" if kind == "cnn" else "recurrent"
+    which = "convolutional" if cell == "cnn" else "recurrent"
     try:
-        return genotypes.resolve(spec, kind)
+        return genotypes.resolve(text, cell)
     except TypeError as e:
-        raise ConfigError(f"{option}: {e}; this trains a {cell} cell") from None
+        raise ConfigError(f"{option}: {e}; this trains a {which} cell") from None
     except genotypes.UnknownGenotypeError as e:
         raise ConfigError(f"{option}: {e}") from None
     except ValueError as e:
-        raise ConfigError(f"malformed genotype {option} {str(spec)[:80]!r}: {e}. Give a name (e.g. DARTS_V2) or "
-                          f"the text the search printed, e.g. {genotypes.format(genotypes.get('DARTS_V2', kind))!r}"
+        raise ConfigError(f"malformed genotype {option} {str(text)[:80]!r}: {e}. Give a name (e.g. DARTS_V2) or "
+                          f"the text the search printed, e.g. {genotypes.format(genotypes.get('DARTS_V2', cell))!r}"
                           ) from None
 
 
-def _check_common(cfg, kind: str) -> None:
+def _check_common(cfg) -> None:
     require(cfg.epochs >= 1, f"epochs must be >= 1, got {cfg.epochs}")
     require(cfg.batch_size >= 1, f"batch_size must be >= 1, got {cfg.batch_size}")
     require(cfg.eval_batch_size >= 1, f"eval_batch_size must be >= 1, got {cfg.eval_batch_size}")
@@ -70,10 +70,10 @@ def _check_common(cfg, kind: str) -> None:
             dev = torch.device(cfg.device)
         except (RuntimeError, ValueError):
             raise ConfigError(f"device must be auto, cpu, cuda or cuda:N, got {cfg.device!r}") from None
-        # Whether the device exists is checked where the run starts (train.distributed.pick_device), not
+        # Whether the device exists is checked where the run starts (reproduce.device.pick_device), not
         # here: a config built on a login node for a GPU job (--gpus, --launcher slurm) is valid.
         require(dev.type in ("cpu", "cuda", "mps", "xpu"), f"unsupported device {cfg.device!r}")
-    resolve_genotype(cfg.arch, cfg.genotype, kind)
+    genotype_of(cfg)
     loggers.parse(cfg.logger)
 
 
@@ -100,6 +100,8 @@ class _Common:
 class CIFAR10Config(_Common):
     """cnn/train.py --auxiliary --cutout: NetworkCIFAR C=36, 20 cells, 600 epochs of cosine SGD."""
 
+    cell: ClassVar[str] = "cnn"  # the kind of cell the recipe trains (genotypes.resolve's kind)
+
     seed: int = _f(0, "random seed")
     data: str = _f("data/cifar10", "directory with cifar-10-batches-py")
     download: bool = _f(False, "download CIFAR-10 into data when it is missing")
@@ -125,7 +127,7 @@ class CIFAR10Config(_Common):
                              "averaged down, crop padding in proportion; for small machines)", choices=[8, 16, 32])
 
     def validate(self) -> None:
-        _check_common(self, "cnn")
+        _check_common(self)
         self._check_data()
         require(self.C >= 1 and self.layers >= 3, f"need C >= 1 and layers >= 3, got C={self.C}, layers={self.layers}")
         require(0 <= self.drop_path_prob < 1, f"drop_path_prob must be in [0, 1), got {self.drop_path_prob}")
@@ -167,6 +169,8 @@ class ImagesConfig(OwnImageOptions, CIFAR10Config):
 class ImageNetConfig(_Common):
     """cnn/train_imagenet.py --auxiliary: NetworkImageNet C=48, 14 cells, 250 epochs, lr x0.97 per epoch."""
 
+    cell: ClassVar[str] = "cnn"
+
     seed: int = _f(0, "random seed")
     data: str = _f("data/imagenet", "ImageFolder root with train/ and val/")
     epochs: int = _f(250, "training epochs")
@@ -187,7 +191,7 @@ class ImageNetConfig(_Common):
     workers: int = _f(8, "data-loading worker processes per training process (the original used 4)")
 
     def validate(self) -> None:
-        _check_common(self, "cnn")
+        _check_common(self)
         require(self.C >= 2 and self.C % 2 == 0, f"C must be even and >= 2 (the stem halves it), got {self.C}")
         require(self.layers >= 3, f"layers must be >= 3, got {self.layers}")
         require(0 <= self.drop_path_prob < 1, f"drop_path_prob must be in [0, 1), got {self.drop_path_prob}")
@@ -200,6 +204,8 @@ class ImageNetConfig(_Common):
 @dataclass
 class PTBConfig(_Common):
     """rnn/train.py: DARTS recurrent cell, 850 units, SGD lr 20 then ASGD (awd-lstm-lm style)."""
+
+    cell: ClassVar[str] = "rnn"
 
     seed: int = _f(1267, "random seed (the original rnn/train.py default)")
     data: str = _f("data/penn", "directory with train.txt, valid.txt, test.txt (awd-lstm-lm layout)")
@@ -228,7 +234,7 @@ class PTBConfig(_Common):
                             "this many times; 0 = stop with an error")
 
     def validate(self) -> None:
-        _check_common(self, "rnn")
+        _check_common(self)
         require(self.emsize == self.nhid == self.nhidlast,
                 f"the DARTS recurrent model ties emsize == nhid == nhidlast, got {self.emsize}, {self.nhid}, "
                 f"{self.nhidlast}")
@@ -266,14 +272,6 @@ class TextConfig(OwnTextOptions, PTBConfig):
         self.check_own_text()
 
 
-RECIPES = {"cifar10": CIFAR10Config, "imagenet": ImageNetConfig, "ptb": PTBConfig, "wt2": WT2Config,
-           "images": ImagesConfig, "text": TextConfig}
-KINDS = {"cifar10": "cnn", "imagenet": "cnn", "ptb": "rnn", "wt2": "rnn", "images": "cnn", "text": "rnn"}
-
-
-def genotype_of(config, dataset: str):
-    return resolve_genotype(config.arch, config.genotype, KINDS[dataset])
-
-
-def fields(config) -> dict:
-    return dataclasses.asdict(config)
+def genotype_of(config):
+    """The cell a recipe's config trains (its ``genotype``, else its ``arch``), of the recipe's kind of cell."""
+    return resolve_genotype(config.arch, config.genotype, config.cell)

@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 
 from reproduce import aggregate
+from reproduce import targets as targets_mod
 from reproduce.aggregate import MixedConfigError, check_consistent, load_experiment
 
 GENOTYPE = ("Genotype(normal=[('sep_conv_3x3', 0), ('sep_conv_3x3', 1), ('sep_conv_3x3', 0), ('sep_conv_3x3', 1), "
@@ -117,7 +118,7 @@ def test_quick_profile_experiment_is_not_comparable_and_is_not_tested(tmp_path):
     exp_dir = write_experiment(tmp_path / "q", [record(0, 2.7), record(1, 2.8)], meta={"profile": "quick"})
     exp = load_experiment(exp_dir)
     assert not exp.comparable
-    rows = aggregate.compare_experiment(exp, aggregate.load_targets())
+    rows = aggregate.compare_experiment(exp, targets_mod.load_targets())
     assert rows and all(r.result["verdict"] == "not comparable" and r.result["p"] is None for r in rows)
 
 
@@ -129,21 +130,21 @@ def test_find_experiments_at_any_depth(tmp_path):
 
 
 def test_target_is_read_from_experiment_json_or_inferred_from_experiment_and_order():
-    targets = aggregate.load_targets()
-    assert aggregate.target_for({"target": "ptb-released"}, targets) == "ptb-released"
-    assert aggregate.target_for({"experiment": "cifar10", "order": 1}, targets) == "cifar10-first-order"
-    assert aggregate.target_for({"experiment": "cifar10", "order": 2}, targets) == "cifar10"
-    assert aggregate.target_for({"experiment": "ptb", "arch": "DARTS_V1"}, targets) == "ptb-first-order"
-    assert aggregate.target_for({"experiment": "wt2"}, targets) == "wt2"
-    assert aggregate.target_for({"experiment": "demo-cnn", "target": None}, targets) is None
+    targets = targets_mod.load_targets()
+    assert targets_mod.target_key({"target": "ptb-released"}, targets) == "ptb-released"
+    assert targets_mod.target_key({"experiment": "cifar10", "order": 1}, targets) == "cifar10-first-order"
+    assert targets_mod.target_key({"experiment": "cifar10", "order": 2}, targets) == "cifar10"
+    assert targets_mod.target_key({"experiment": "ptb", "arch": "DARTS_V1"}, targets) == "ptb-first-order"
+    assert targets_mod.target_key({"experiment": "wt2"}, targets) == "wt2"
+    assert targets_mod.target_key({"experiment": "demo-cnn", "target": None}, targets) is None
     with pytest.raises(ValueError, match="known"):
-        aggregate.target_for({"target": "cifar100"}, targets)
+        targets_mod.target_key({"target": "cifar100"}, targets)
 
 
 def test_comparison_rows_cover_paper_released_model_and_reproduction(tmp_path):
     exp = load_experiment(write_experiment(tmp_path / "c", [record(0, 2.7), record(1, 2.8), record(2, 2.9)]))
-    rows = aggregate.compare_experiment(exp, aggregate.load_targets())
-    kinds = [(r.kind, r.target, r.metric) for r in rows]
+    rows = aggregate.compare_experiment(exp, targets_mod.load_targets())
+    kinds = [(r.role, r.target, r.metric) for r in rows]
     assert kinds == [("paper", "cifar10", "test_error"), ("related", "cifar10-released", "test_error"),
                      ("reproduction", "cifar10/reproduction-0", "test_error")]
     paper, released, li = rows
@@ -153,7 +154,7 @@ def test_comparison_rows_cover_paper_released_model_and_reproduction(tmp_path):
 
 
 def test_paper_json_holds_every_target_the_issue_names():
-    t = aggregate.load_targets()["targets"]
+    t = targets_mod.load_targets()["targets"]
     assert t["cifar10"]["metrics"]["test_error"] == {"mean": 2.76, "std": 0.09, "n": 10, "unit": "%"}
     assert t["cifar10-first-order"]["metrics"]["test_error"]["mean"] == 3.00
     assert t["cifar10-first-order"]["metrics"]["test_error"]["std"] == 0.14
@@ -167,7 +168,7 @@ def test_paper_json_holds_every_target_the_issue_names():
     li_cifar = t["cifar10"]["reproductions"][0]["metrics"]["test_error"]
     assert (li_cifar["mean"], li_cifar["std"], li_cifar["n"]) == (2.78, 0.12, 10)
     assert t["ptb"]["reproductions"][0]["metrics"]["test_ppl"]["mean"] == 55.9
-    sources = aggregate.load_targets()["sources"]
+    sources = targets_mod.load_targets()["sources"]
     for key, spec in t.items():
         assert spec["source"] in sources and "where" in spec and "verified" in spec, key
 
@@ -176,9 +177,9 @@ def test_malformed_paper_json_is_refused(tmp_path):
     bad = tmp_path / "paper.json"
     bad.write_text(json.dumps({"targets": {"x": {"metrics": {"test_error": {"std": 1}}}}}))
     with pytest.raises(ValueError, match="mean"):
-        aggregate.load_targets(bad)
+        targets_mod.load_targets(bad)
     with pytest.raises(FileNotFoundError, match="--paper"):
-        aggregate.load_targets(tmp_path / "missing.json")
+        targets_mod.load_targets(tmp_path / "missing.json")
 
 
 def test_a_seed_run_twice_is_refused(tmp_path):
@@ -200,7 +201,7 @@ def test_experiment_json_marked_not_comparable_is_not_tested_and_bookkeeping_is_
 
 def test_the_paper_targets_travel_with_the_package_for_regular_installs(tmp_path):
     import reproduce
-    from reproduce.aggregate import load_targets, project_paper_path
+    from reproduce.targets import load_targets, project_paper_path
 
     checkout = project_paper_path()
     assert checkout.parent.name == "results"

@@ -63,5 +63,5 @@ def test_the_driver_marks_an_overridden_paper_profile_not_comparable(tmp_path, t
     assert meta["profile"] == "paper" and meta["comparable"] is False
     assert "auxiliary (paper True, this run False)" in meta["recipe_differences"]
     assert "not the paper's recipe" in meta["note"]
-    report = (tmp_path / "results" / "REPORT.md").read_text()
+    report = (out / "REPORT.md").read_text()  # with --out given, the report goes into that directory
     assert "**Not comparable with the paper**: not the paper's recipe: C (paper 36, this run 4)" in report

@@ -112,12 +112,12 @@ def test_fast_demo_runs_the_whole_pipeline_and_writes_records_and_report(tmp_pat
     assert list((out / "figures").rglob("*.png")), "the report has figures"
 
     # a run of the pool's worker processes gives exactly what the same run gives in this process
-    from reproduce.scheduler import run_job
+    from reproduce.tasks import run_task
 
     for kind, dataset, run_dir in (("search", "cifar10", out / "digits-order2" / "search" / "seed-0"),
                                    ("train", "ptb", out / "markov-order1" / "runs" / "seed-1")):
         pooled = json.loads((run_dir / "record.json").read_text())
-        here = run_job(kind, dataset, pooled["config"], str(tmp_path / "again" / kind), progress=False)
+        here = run_task(kind, dataset, pooled["config"], str(tmp_path / "again" / kind), progress=False)
         assert here["final"] == pooled["final"]
 
 

@@ -2,14 +2,13 @@
 from __future__ import annotations
 
 import json
-import sys
 import types
 from pathlib import Path
 
 import pytest
 import torch
 
-from reproduce import experiments, scheduler
+from reproduce import experiments, scheduler, tasks
 from reproduce.experiments import ExperimentMismatchError, ExperimentOptions, run_experiment
 
 TINY = dict(epochs=2, C=4, layers=3, batch_size=16, eval_batch_size=32, limit=32, limit_eval=32, auxiliary=False,
@@ -45,18 +44,22 @@ def test_default_runs_are_practical_for_each_experiment():
     assert all(experiments.EXPERIMENTS[e].default_runs < 10 for e in ("ptb", "imagenet", "wt2"))
 
 
-def test_default_directory_and_target_follow_the_arch_search_and_profile():
+def test_default_directory_and_target_follow_the_arch_search_and_profile(tmp_path):
     spec = experiments.EXPERIMENTS["cifar10"]
     assert experiments.default_out(spec, "DARTS_V2", "g", False, 2, "paper") == Path("results/cifar10-darts_v2")
     assert experiments.default_out(spec, None, None, True, 1, "quick") == Path("results/cifar10-search-order1-quick")
-    assert experiments.target_for(spec, "DARTS_V1", False, 2) == "cifar10-first-order"
-    assert experiments.target_for(spec, None, True, 2) == "cifar10"
-    assert experiments.target_for(spec, "NASNet", False, 2) is None
+
+    def target(**kw):
+        return experiments.plan_experiment(ExperimentOptions("cifar10", runs=1, out=str(tmp_path / "x"), **kw)).target
+
+    assert target(arch="DARTS_V1") == "cifar10-first-order"
+    assert target(search=True, order=2) == "cifar10"
+    assert target(arch="NASNet") is None
+    assert target(genotype="DARTS_V2") is None  # a custom cell: no published figure measured it
     targets = json.loads((Path(experiments.__file__).parents[2] / "results" / "paper.json").read_text())["targets"]
-    for spec in experiments.EXPERIMENTS.values():
-        for key in spec.targets.values():
-            assert key in targets, f"{spec.name} names target {key!r}, which results/paper.json lacks"
-            assert set(targets[key]["metrics"]) <= set(spec.metrics)
+    for key, t in targets.items():
+        if t.get("experiment") in experiments.EXPERIMENTS:
+            assert set(t["metrics"]) <= set(experiments.EXPERIMENTS[t["experiment"]].metrics), key
 
 
 def test_impossible_requests_are_refused_before_any_work(tmp_path, tiny_cifar):
@@ -137,9 +140,9 @@ def test_rerun_skips_finished_seeds_resumes_the_interrupted_one_and_adds_new_one
     assert not (runs / "seed-2").exists()
 
     trained = []
-    real_run_job = scheduler.run_job
-    monkeypatch.setattr(scheduler, "run_job", lambda kind, dataset, config, out, progress=False: (
-        trained.append(Path(out).name), real_run_job(kind, dataset, config, out, progress))[1])
+    real_run_task = scheduler.run_task
+    monkeypatch.setattr(scheduler, "run_task", lambda kind, dataset, config, out, progress=False: (
+        trained.append(Path(out).name), real_run_task(kind, dataset, config, out, progress))[1])
     result = run_experiment(_options(tmp_path, tiny_cifar, seeds=[0, 1, 2], runs=None, report=False))
     assert trained == ["seed-1", "seed-2"]  # seed 0 was finished: not run again
     assert (runs / "seed-0" / "record.json").read_text() == finished_before
@@ -169,7 +172,8 @@ def test_gpu_and_slurm_plans_can_be_made_on_a_machine_without_gpus(tmp_path, tin
     # A login node has no GPU: the configs say device 'cuda' for the jobs, and only the jobs check it.
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     options = _options(tmp_path, tiny_cifar, device=None, gpus=["0", "1"])
-    assert any("GPU 0" in line for line in experiments.describe_plan(options))  # built and checked, no error
+    lines = experiments.plan_experiment(options).describe()  # built and checked, no error
+    assert any("GPU 0" in line for line in lines)
     from reproduce.train import train
 
     with pytest.raises(ValueError, match="no CUDA device is available"):
@@ -217,11 +221,11 @@ def fake_runs(monkeypatch):
         data: str = "data/cifar10"
         device: str = "auto"
 
-    monkeypatch.setitem(sys.modules, "reproduce.search", types.SimpleNamespace(
-        SEARCH_CONFIGS={"cifar10": FakeSearchConfig, "ptb": FakeSearchConfig}))
+    monkeypatch.setitem(tasks.TASKS, ("search", "cifar10"), (FakeSearchConfig, None))
+    monkeypatch.setitem(tasks.TASKS, ("search", "ptb"), (FakeSearchConfig, None))
     calls = []
 
-    def run_job(kind, dataset, config, out, progress=False):
+    def run_task(kind, dataset, config, out, progress=False):
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
         calls.append((kind, out.parent.name, config["seed"]))
@@ -239,7 +243,7 @@ def fake_runs(monkeypatch):
         (out / "record.json").write_text(json.dumps(record))
         return record
 
-    monkeypatch.setattr(scheduler, "run_job", run_job)
+    monkeypatch.setattr(scheduler, "run_task", run_task)
     return calls
 
 
@@ -347,23 +351,26 @@ def test_gpus_with_the_slurm_launcher_is_an_error_not_ignored(tmp_path, tiny_cif
     assert not (tmp_path / "results").exists()
 
 
-def test_dry_run_checks_the_data_and_says_how_long_the_plan_takes_here(tmp_path, tiny_cifar):
+def test_dry_run_checks_the_data_and_says_how_long_the_plan_takes_here(tmp_path, tiny_cifar, caplog):
     from zoo.datasets import DatasetNotFoundError
 
-    lines = experiments.describe_plan(_options(tmp_path, tiny_cifar, runs=3))
+    caplog.set_level("INFO")
+    lines = experiments.plan_experiment(_options(tmp_path, tiny_cifar, runs=3)).describe()
+    said = [r.getMessage() for r in caplog.records if "probe" in r.getMessage()]
+    assert len(said) == 1 and "measuring a 2-step probe" in said[0]  # said before it trains the probe
     assert any(line.startswith("data: ") and "(found)" in line for line in lines)
     time_line = next(line for line in lines if line.startswith("time on cpu: about"))
     assert "3 x train cifar10 (2 epochs)" in time_line  # three runs of the recipe, from a measured epoch
     assert not (tmp_path / "results").exists()  # a dry run writes nothing
     with pytest.raises(DatasetNotFoundError, match="CIFAR-10"):
-        experiments.describe_plan(_options(tmp_path, tmp_path / "no-data"))
+        experiments.plan_experiment(_options(tmp_path, tmp_path / "no-data")).describe()
 
 
 def test_dry_run_of_the_search_pipeline_estimates_searches_selection_and_final_runs(tmp_path, tiny_cifar):
     options = _options(tmp_path, tiny_cifar, search=True, search_seeds=[0, 1], selection_epochs=1, order=1,
                        selection_overrides=dict(valid_split=16),
                        search_overrides=dict(epochs=1, C=4, layers=3, batch_size=8, train_examples=64, num_threads=1))
-    lines = experiments.describe_plan(options)
+    lines = experiments.plan_experiment(options).describe()
     time_line = next(line for line in lines if line.startswith("time on cpu: about"))
     assert "2 x search cifar10" in time_line and "2 x train cifar10 (1 epochs)" in time_line
     assert "2 x train cifar10 (2 epochs)" in time_line
@@ -406,8 +413,8 @@ def test_a_baseline_counts_against_the_run_cap_and_in_the_dry_run_estimate(tmp_p
         err = capsys.readouterr().err.strip()
         assert err.startswith("error: --baseline") and "at most 1000" in err and "\n" not in err, err
     with pytest.raises(ValueError, match="asks for 1010 runs"):  # 101 cells x 10 seeds
-        experiments.describe_plan(_options(tmp_path, tiny_cifar, runs=10, baseline="random:101"))
-    lines = experiments.describe_plan(_options(tmp_path, tiny_cifar, runs=2, baseline="random:3"))
+        experiments.plan_experiment(_options(tmp_path, tiny_cifar, runs=10, baseline="random:101")).describe()
+    lines = experiments.plan_experiment(_options(tmp_path, tiny_cifar, runs=2, baseline="random:3")).describe()
     time_line = next(line for line in lines if line.startswith("time on cpu: about"))
     assert "2 x train cifar10" in time_line and "6 x train cifar10" in time_line  # the 3 cells x 2 seeds count
     assert not (tmp_path / "results").exists()

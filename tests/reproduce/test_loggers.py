@@ -155,6 +155,20 @@ def test_wandb_offline_logs_inside_the_run_directory_only(cifar_root, tmp_path, 
     assert "WANDB_CACHE_DIR" not in os.environ  # its homes were pointed into the run only while it started
 
 
+def test_a_wandb_run_that_cannot_start_is_one_line_naming_the_fix(cifar_root, tmp_path, capsys, monkeypatch):
+    wandb = pytest.importorskip("wandb")
+
+    def no_account(**kwargs):  # what wandb.init raises online without `wandb login`
+        raise wandb.errors.UsageError("No API key configured. Use `wandb login` to log in.")
+    monkeypatch.setattr(wandb, "init", no_account)
+    assert main(["search", "cifar10", "--out", str(tmp_path / "run"), "--data", str(cifar_root), "--epochs", "1",
+                 "--logger", "wandb", "--no-progress", "--device", "cpu"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == ("error: the wandb logger could not start a W&B run (UsageError: No API key configured. Use "
+                   "`wandb login` to log in.): run `wandb login`, or set WANDB_MODE=offline to log without an account "
+                   "or network")
+
+
 @pytest.mark.parametrize("name,package", [("wandb", "wandb"), ("tensorboard", "tensorboard")])
 def test_a_missing_extra_is_one_line_naming_the_install_command(cifar_root, tmp_path, capsys, monkeypatch,
                                                                  name, package):

@@ -8,7 +8,6 @@ from scipy import stats as st
 
 import genotypes
 from reproduce import random_baseline as rb
-from reproduce.aggregate import read_records
 
 
 def test_baseline_option_parses_n_and_an_optional_draw_seed():
@@ -69,7 +68,7 @@ def test_each_random_cell_counts_once_as_the_mean_of_its_seeds(tmp_path):
         if b is not None:
             _write(tmp_path / "baseline" / f"cell-{i}" / "seed-1", _record(1, cells[i], b, 100 + i))
     assert rb.root_of(tmp_path, {}) == rb.root_of(tmp_path, {"baseline": {"dir": "baseline"}}) == tmp_path / "baseline"
-    baseline = rb.load(rb.root_of(tmp_path, {}), read_records)
+    baseline = rb.load(rb.root_of(tmp_path, {}))
     assert baseline.spec == rb.BaselineSpec("random", 3, 0) and baseline.seeds == [0, 1]
     assert [c.index for c in baseline.complete_cells()] == [0, 1]
     assert baseline.cell_means("test_error") == [21.0, 32.0]
@@ -83,7 +82,7 @@ def test_each_random_cell_counts_once_as_the_mean_of_its_seeds(tmp_path):
 
 
 def test_no_baseline_directory_means_no_baseline(tmp_path):
-    assert rb.load(tmp_path, read_records) is None
+    assert rb.load(tmp_path) is None
 
 
 def test_a_bad_baseline_option_is_a_one_line_error_with_exit_code_2(capsys, tmp_path):

@@ -146,12 +146,53 @@ def test_a_record_without_a_metric_its_experiment_reports_is_listed_as_excluded(
     assert (3, ["it has no test_ppl"]) in [(s, r) for s, _, r in exp.excluded()]
 
 
-def test_the_report_cli_refuses_a_record_that_is_a_list_in_one_line(tmp_path, capsys):
+@pytest.mark.parametrize("content,reason", [
+    ("[1, 2]", "holds list, not a record"),
+    (json.dumps(dict(record(1, {"test_error": 2.8}), seed="x")), "has seed 'x', not an integer"),
+])
+def test_a_file_that_is_not_a_record_is_listed_and_the_report_goes_on(tmp_path, capsys, content, reason):
+    exp_dir = cifar(tmp_path / "cifar10-darts_v2")  # seeds 0, 1, 2
+    ptb = experiment(tmp_path / "ptb-darts_v2", [record(s, {"test_ppl": 58.0 + s, "valid_ppl": 60.0 + s},
+                                                        experiment="ptb", dataset="ptb", curve_metric="test_ppl")
+                                                 for s in (0, 1)],
+                     experiment="ptb", dataset="ptb", target="ptb")
+    (exp_dir / "runs" / "seed-1" / "record.json").write_text(content)
+    assert main(["report", str(tmp_path), "--no-figures"]) == 0
+    text = (tmp_path / "REPORT.md").read_text()
+    assert "finished seeds: 0, 2" in text and "2.80 ± 0.14 (n=2)" in text  # the other two counted
+    assert "`cifar10-darts_v2/runs/seed-1` (seed None): " in text and reason in text  # listed with why
+    assert "`ptb-darts_v2`" in text and "(n=2)" in text  # the other experiment is reported as usual
+    assert [r.seed for r in load_experiment(ptb).records] == [0, 1]
+
+
+def test_a_wall_time_or_huge_metric_a_record_can_hold_never_stops_the_report(tmp_path):
     exp_dir = cifar(tmp_path / "cifar10-darts_v2")
-    (exp_dir / "runs" / "seed-1" / "record.json").write_text("[1, 2]")
-    assert main(["report", str(tmp_path), "--no-figures"]) == 2
-    err = capsys.readouterr().err.strip()
-    assert err.count("\n") == 0 and "seed-1/record.json: holds list, not a record" in err
+    for seed, wall in ((0, "NaN"), (1, "Infinity"), (2, "-Infinity")):
+        path = exp_dir / "runs" / f"seed-{seed}" / "record.json"
+        path.write_text(path.read_text().replace('"wall_time_s": 3725.0', f'"wall_time_s": {wall}'))
+    experiment(tmp_path / "ptb-darts_v2", [record(s, {"test_ppl": 1e308, "valid_ppl": 1e308}, experiment="ptb",
+                                                  dataset="ptb", curve_metric="test_ppl") for s in (0, 1, 2)],
+               experiment="ptb", dataset="ptb", target="ptb")
+    text = write_report(tmp_path, with_figures=True).read_text()
+    assert "2.80 ± 0.10 (n=3)" in text  # wall times shown as unknown, the numbers as usual
+    assert "1.000e+308 ± 0.00 (n=3)" in text and "0" * 300 not in text  # a huge perplexity in a few characters
+    assert not _non_finite(text)
+
+
+def test_a_curve_value_outside_its_domain_excludes_the_record(tmp_path):
+    exp_dir = cifar(tmp_path / "cifar10-darts_v2")
+    path = exp_dir / "runs" / "seed-2" / "record.json"
+    bad = json.loads(path.read_text())
+    bad["curve"][1]["test_error"] = -5000.0
+    path.write_text(json.dumps(bad))
+    exp = load_experiment(exp_dir)
+    assert [(seed, reasons) for seed, _, reasons in exp.excluded()] == [
+        (2, ["curve epoch 1: test_error -5000 is outside its domain [0, 100]"])]
+    assert [v for _, v in exp.values("test_error")] == [2.7, 2.8]
+    curve_none = json.loads(path.read_text())
+    curve_none["curve"][1]["test_error"] = None  # a perplexity that overflowed a float in one epoch is None
+    path.write_text(json.dumps(curve_none))
+    assert load_experiment(exp_dir).excluded() == []
 
 
 def test_the_report_cli_refuses_deeply_nested_experiment_json_in_one_line(tmp_path, capsys):

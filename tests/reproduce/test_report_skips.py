@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import genotypes
-from reproduce import report
+from reproduce.report import Doc
+from reproduce.report.search import skip_connections, skip_counts
 
 V1 = genotypes.format(genotypes.get("DARTS_V1", "cnn"))  # 3 skip connections in the normal cell
 V2 = genotypes.format(genotypes.get("DARTS_V2", "cnn"))  # 2
@@ -14,15 +15,15 @@ def _search(seed, texts, **extra):
 
 
 def test_skip_counts_read_each_epochs_genotype():
-    assert report.skip_counts([{"genotype": V2}, {"genotype": V1}, {"genotype": "not a genotype"}, {}]) == [
+    assert skip_counts([{"genotype": V2}, {"genotype": V1}, {"genotype": "not a genotype"}, {}]) == [
         2, 3, None, None]
     rnn = genotypes.format(genotypes.get("DARTS_V2", "rnn"))
-    assert report.skip_counts([{"genotype": rnn}]) == [None]
+    assert skip_counts([{"genotype": rnn}]) == [None]
 
 
 def test_the_section_lists_the_counts_as_runs_of_epochs_and_the_guards_used():
-    doc = report.Doc()
-    report._skip_connections(doc, [
+    doc = Doc()
+    skip_connections(doc, [
         _search(0, [V2, V2, V1]),
         _search(1, [V2, V1], config={"max_skip": 2, "early_stop": "skip:3"}, early_stop={"epoch": 1}),
         {"seed": 2, "kind": "search", "curve": [{"epoch": 0, "genotype": genotypes.format(
@@ -35,6 +36,6 @@ def test_the_section_lists_the_counts_as_runs_of_epochs_and_the_guards_used():
 
 
 def test_no_conv_search_no_section():
-    doc = report.Doc()
-    report._skip_connections(doc, [])
+    doc = Doc()
+    skip_connections(doc, [])
     assert doc.blocks == []

@@ -10,7 +10,6 @@ import torch
 from reproduce import runner
 from reproduce.distributed import Dist
 from reproduce.rundir import RunDir
-from reproduce.seeding import rng_state
 
 
 @dataclasses.dataclass
@@ -82,11 +81,3 @@ def test_checkpoints_are_written_and_read_by_one_function_pair(tmp_path):
     wrong.kind = "train"
     with pytest.raises(ValueError, match="not a toy train checkpoint"):
         runner.load_run_checkpoint(rundir, wrong)
-
-
-def test_a_search_checkpoint_written_before_the_runner_still_resumes(tmp_path):
-    rundir = RunDir(tmp_path)
-    rundir.save_checkpoint({"epoch": 3, "wall_time_s": 2.0, "search": {"total": 7.0}, "rng": rng_state()})
-    task = ToyTask()
-    assert runner.load_run_checkpoint(rundir, task) == {"epoch": 3, "wall_time_s": 2.0}
-    assert task.total == 7.0

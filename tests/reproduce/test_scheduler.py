@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from reproduce import scheduler
+from reproduce import scheduler, slurm
 from reproduce.scheduler import Job, RunsFailedError, SlurmOptions, parse_gpus, run_jobs
 
 # A stand-in for one run: records which "GPU" it saw and when it ran, then writes a finished record.
@@ -121,7 +121,7 @@ def test_unknown_launcher_and_kind_are_refused(tmp_path):
 
 
 def test_slurm_parameters_carry_partition_time_and_gpus():
-    params = scheduler.executor_parameters(SlurmOptions(partition="gpu", time_min=90, gpus_per_job=1, cpus_per_job=4,
+    params = slurm.executor_parameters(SlurmOptions(partition="gpu", time_min=90, gpus_per_job=1, cpus_per_job=4,
                                                         mem_gb=32))
     assert params["slurm_partition"] == "gpu" and params["timeout_min"] == 90
     assert params["gpus_per_node"] == 1 and params["cpus_per_task"] == 4 and params["mem_gb"] == 32
@@ -130,7 +130,7 @@ def test_slurm_parameters_carry_partition_time_and_gpus():
 def test_slurm_job_pickles_and_requeues_itself_at_the_time_limit(tmp_path):
     import submitit
 
-    job = scheduler._RequeueingJob("train", "cifar10", {"seed": 3}, str(tmp_path))
+    job = slurm._RequeueingJob("train", "cifar10", {"seed": 3}, str(tmp_path))
     again = pickle.loads(pickle.dumps(job))
     assert (again.kind, again.dataset, again.config, again.out) == ("train", "cifar10", {"seed": 3}, str(tmp_path))
     resubmission = job.checkpoint()
@@ -140,7 +140,7 @@ def test_slurm_job_pickles_and_requeues_itself_at_the_time_limit(tmp_path):
 
 def test_worker_entry_point_round_trips_a_job(tmp_path, monkeypatch):
     seen = {}
-    monkeypatch.setattr(scheduler, "run_job", lambda kind, dataset, config, out, progress=False: seen.update(
+    monkeypatch.setattr(scheduler, "run_task", lambda kind, dataset, config, out, progress=False: seen.update(
         kind=kind, dataset=dataset, config=config, out=out))
     job = Job("search", "ptb", {"seed": 2, "order": 1}, str(tmp_path / "s"))
     assert scheduler.main(scheduler.worker_command(job)[-2:]) == 0
@@ -163,7 +163,7 @@ def test_slurm_path_runs_real_trainings_through_submitits_local_executor(tmp_pat
     assert [r["seed"] for r in records] == [0]
     assert all(r["status"] == "finished" and "test_error" in r["final"] for r in records)
     assert list((tmp_path / "slurm").iterdir()), "submitit's job folders are kept beside the run directories"
-    submitted = json.loads((Path(jobs[0].out) / scheduler.SLURM_JOB).read_text())
+    submitted = json.loads((Path(jobs[0].out) / slurm.SLURM_JOB).read_text())
     assert submitted["cluster"] == "local" and submitted["job_id"] and submitted["folder"].endswith("%j")
     # a second call finds the runs finished and submits nothing
     run_jobs(jobs, launcher="slurm", slurm=SlurmOptions(cluster="local"), progress=False)
@@ -171,10 +171,10 @@ def test_slurm_path_runs_real_trainings_through_submitits_local_executor(tmp_pat
 
 
 def test_a_slurm_job_with_several_gpus_runs_one_process_per_gpu():
-    params = scheduler.executor_parameters(SlurmOptions(gpus_per_job=4, cpus_per_job=32))
+    params = slurm.executor_parameters(SlurmOptions(gpus_per_job=4, cpus_per_job=32))
     assert (params["gpus_per_node"], params["tasks_per_node"], params["cpus_per_task"]) == (4, 4, 8)
     assert params["slurm_srun_args"] == ["--kill-on-bad-exit=1"]
-    params = scheduler.executor_parameters(SlurmOptions(gpus_per_job=0, cpus_per_job=8))
+    params = slurm.executor_parameters(SlurmOptions(gpus_per_job=0, cpus_per_job=8))
     assert (params["gpus_per_node"], params["tasks_per_node"], params["cpus_per_task"]) == (0, 1, 8)
     with pytest.raises(ValueError, match="gpus-per-job must be >= 0"):
         SlurmOptions(gpus_per_job=-1)
@@ -219,7 +219,7 @@ def _fake_slurm(out, sacct=(), squeue=()):
         if not queue:
             raise OSError(f"no {tool} here")
         text = queue.pop(0) if len(queue) > 1 else queue[0]
-        ended = text.split()[0] not in scheduler.ACTIVE_SLURM_STATES if text else tool == "squeue"  # left the queue
+        ended = text.split()[0] not in slurm.ACTIVE_SLURM_STATES if text else tool == "squeue"  # left the queue
         if ended:
             Path(out, "record.json").write_text(json.dumps({"status": "finished", "seed": 0, "by": "77"}))
         return type("Done", (), {"stdout": text + "\n" if text else ""})()
@@ -250,31 +250,31 @@ def test_a_rerun_waits_for_jobs_still_queued_or_running_instead_of_submitting_th
                                                                                         squeue, resubmitted):
     out = tmp_path / "runs" / "seed-0"
     out.mkdir(parents=True)
-    (out / scheduler.SLURM_JOB).write_text(json.dumps({"job_id": "77", "cluster": "slurm", "folder": str(out)}))
+    (out / slurm.SLURM_JOB).write_text(json.dumps({"job_id": "77", "cluster": "slurm", "folder": str(out)}))
     executor = _FakeExecutor()
-    monkeypatch.setattr(scheduler, "make_executor", lambda options, folder: executor)
-    monkeypatch.setattr(scheduler, "_job_class", lambda cluster: _FakeSlurmJob)
+    monkeypatch.setattr(slurm, "make_executor", lambda options, folder: executor)
+    monkeypatch.setattr(slurm, "job_class", lambda cluster: _FakeSlurmJob)
     monkeypatch.setattr(_FakeSlurmJob, "attached", [])
-    monkeypatch.setattr(scheduler, "ATTACHED_POLL_S", 0.01)
-    monkeypatch.setattr(scheduler.subprocess, "run", _fake_slurm(out, sacct, squeue))
+    monkeypatch.setattr(slurm, "ATTACHED_POLL_S", 0.01)
+    monkeypatch.setattr(slurm.subprocess, "run", _fake_slurm(out, sacct, squeue))
     records = run_jobs([Job("train", "cifar10", {"seed": 0}, str(out))], launcher="slurm", slurm=SlurmOptions(),
                        progress=False)
     assert _FakeSlurmJob.attached == ["77"]
     assert len(executor.submitted) == int(resubmitted)
     assert records[0]["by"] == ("new" if resubmitted else "77")
     if resubmitted:  # the new job is the one a later rerun will look for
-        assert json.loads((out / scheduler.SLURM_JOB).read_text())["job_id"] == "new-1"
+        assert json.loads((out / slurm.SLURM_JOB).read_text())["job_id"] == "new-1"
 
 
 def test_a_job_note_of_another_cluster_or_unreadable_means_submit_again(tmp_path, monkeypatch):
     executor = _FakeExecutor()
-    monkeypatch.setattr(scheduler, "make_executor", lambda options, folder: executor)
-    monkeypatch.setattr(scheduler, "_job_class", lambda cluster: _FakeSlurmJob)
+    monkeypatch.setattr(slurm, "make_executor", lambda options, folder: executor)
+    monkeypatch.setattr(slurm, "job_class", lambda cluster: _FakeSlurmJob)
     jobs = []
     for i, note in enumerate([{"job_id": "1", "cluster": "local", "folder": "x"}, "not json"]):
         out = tmp_path / f"run-{i}"
         out.mkdir()
-        (out / scheduler.SLURM_JOB).write_text(note if isinstance(note, str) else json.dumps(note))
+        (out / slurm.SLURM_JOB).write_text(note if isinstance(note, str) else json.dumps(note))
         jobs.append(Job("train", "cifar10", {"seed": i}, str(out)))
     run_jobs(jobs, launcher="slurm", slurm=SlurmOptions(), progress=False)
     assert len(executor.submitted) == 2
@@ -287,7 +287,7 @@ def test_a_search_job_runs_one_process_even_when_trainings_take_several_gpus(tmp
         made[options.processes_per_job] = executor = _FakeExecutor()
         return executor
 
-    monkeypatch.setattr(scheduler, "make_executor", make_executor)
+    monkeypatch.setattr(slurm, "make_executor", make_executor)
     jobs = [Job("search", "cifar10", {"seed": 0}, str(tmp_path / "search")),
             Job("train", "cifar10", {"seed": 0}, str(tmp_path / "train"))]
     for job in jobs:
@@ -298,7 +298,7 @@ def test_a_search_job_runs_one_process_even_when_trainings_take_several_gpus(tmp
 
 
 def test_a_global_batch_that_does_not_split_across_the_jobs_gpus_is_refused_before_submitting(tmp_path, monkeypatch):
-    monkeypatch.setattr(scheduler, "make_executor", lambda options, folder: pytest.fail("nothing may be submitted"))
+    monkeypatch.setattr(slurm, "make_executor", lambda options, folder: pytest.fail("nothing may be submitted"))
     jobs = [Job("train", "cifar10", {"seed": 0, "batch_size": 96}, str(tmp_path / "run"))]
     with pytest.raises(ValueError, match="batch_size 96 .* does not divide across --gpus-per-job 5"):
         run_jobs(jobs, launcher="slurm", slurm=SlurmOptions(gpus_per_job=5), progress=False)

@@ -5,6 +5,7 @@ import pytest
 import torch
 from train_helpers import make_imagefolder, tiny_imagenet
 
+from reproduce.rundir import RunDir
 from reproduce.train import train
 from reproduce.train.common import topk_correct
 from reproduce.train.imagenet import ImageNetTask
@@ -26,7 +27,7 @@ def test_imagenet_run_reports_top1_and_top5_error_and_decays_lr_per_epoch(folder
 
 
 def test_imagenet_loader_yields_224_crops_from_small_images_with_workers(folder, tmp_path):
-    task = ImageNetTask(tiny_imagenet(folder, workers=2), _genotype(), _dist(), progress=False)
+    task = ImageNetTask("imagenet", tiny_imagenet(folder, workers=2), _dist(), RunDir(tmp_path / "run"), progress=False)
     loader = task._loader(task.train_set, [[0, 1, 2]], torch.Generator().manual_seed(0))
     x, y = next(iter(loader))
     assert x.shape == (3, 3, 224, 224) and y.tolist() == [0, 0, 0]
@@ -51,12 +52,6 @@ def test_topk_correct_caps_k_at_the_number_of_classes():
     logits = torch.tensor([[0.1, 0.9], [0.8, 0.2]])
     c1, c5 = topk_correct(logits, torch.tensor([1, 1]))
     assert int(c1) == 1 and int(c5) == 2
-
-
-def _genotype():
-    import genotypes
-
-    return genotypes.get("DARTS_V2")
 
 
 def _dist():

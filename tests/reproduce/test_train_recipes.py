@@ -78,7 +78,7 @@ def test_genotype_text_overrides_arch():
     text = genotypes.format(genotypes.get("DARTS_V1"))
     from reproduce.train.recipes import genotype_of
 
-    assert genotype_of(CIFAR10Config(genotype=text), "cifar10") == genotypes.get("DARTS_V1")
+    assert genotype_of(CIFAR10Config(genotype=text)) == genotypes.get("DARTS_V1")
 
 
 @pytest.fixture(scope="module")
