@@ -26,7 +26,7 @@ from ..report import check_ours, report_path
 from ..rundir import RUNTIME_FIELDS
 from ..scheduler import Job, read_result
 from ..slurm import SlurmOptions
-from ..tasks import make_config
+from ..tasks import config_class, make_config
 from ..train.recipes import resolve_genotype
 from . import baseline, estimate
 from .spec import (
@@ -399,7 +399,8 @@ def _search_stages(spec: ExperimentSpec, options: ExperimentOptions, out: Path, 
                    comparable.recipe_differences("search", spec.search_dataset, searches[0].config).items()}
     if short != spec.selection_epochs:
         differences["selection.epochs"] = (spec.selection_epochs, short)
-    paper_train = run_config.to_dict(make_config("train", spec.dataset))
+    # the recipe's defaults, not validated (one's own data has no default --data)
+    paper_train = run_config.to_dict(config_class("train", spec.dataset)())
     for k, v in options.selection_overrides.items():
         paper = spec.selection_overrides.get(k, paper_train.get(k))
         if v != paper:
