@@ -62,8 +62,8 @@ def parse(text: str) -> AnyGenotype:
     if not isinstance(text, str):
         raise TypeError(f"parse() takes the genotype's text, not {type(text).__name__}")
     if len(text) > MAX_TEXT:  # parsed before it is checked: its size bounds the parser's time and memory
-        raise ValueError(f"genotype text of {len(text)} characters; a genotype's is under {MAX_TEXT}: "
-                         f"{quote(text.strip(), 80)}")
+        raise ValueError(f"genotype text of {len(text)} characters, longer than any genotype of at most {MAX_NODES} "
+                         f"intermediate nodes (under {MAX_TEXT}): {quote(text.strip(), 80)}")
     stripped = text.strip()
     try:
         tree = ast.parse(stripped, mode="eval")

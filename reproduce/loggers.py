@@ -13,8 +13,9 @@ Every value is logged against the run's global step (steps done since the run's 
 epoch summaries at the step that ends the epoch, the initial architecture at step 0). A resumed
 run (or one that rolled back) calls :meth:`Loggers.start` with the steps its checkpoint stands
 at: the CSV files drop the rows after it and TensorBoard purges the events after it, so no step
-appears twice. W&B cannot delete what it has: it ignores steps it already holds (see
-docs/watching.md). The optional packages are imported only when their logger is asked for.
+appears twice. W&B cannot delete what it has: online it ignores steps it already holds; offline each
+process writes its own folder, so a killed and resumed offline run may miss or repeat the steps around its
+checkpoint (see docs/watching.md). The optional packages are imported only when their logger is asked for.
 """
 from __future__ import annotations
 
@@ -34,6 +35,7 @@ from zoo import extras
 from zoo.fileio import atomic_write_text
 
 from .config import ConfigError
+from .rundir import first_line
 
 log = logging.getLogger(__name__)
 
@@ -110,10 +112,16 @@ class _CsvFile:
         self.handle.flush()  # a watcher (or a kill) sees every finished step
 
     def _rows(self) -> List[Dict[str, str]]:
-        with open(self.path, newline="", encoding="utf-8") as f:
-            reader = csv.DictReader(f)
-            self.columns = list(reader.fieldnames or [])
-            return [{k: v for k, v in row.items() if k is not None} for row in reader]  # extra cells: dropped
+        # utf-8-sig: a file saved again by a spreadsheet starts with a byte-order mark, which would hide the
+        # 'step' column and so drop every row
+        try:
+            with open(self.path, newline="", encoding="utf-8-sig") as f:
+                reader = csv.DictReader(f)
+                self.columns = list(reader.fieldnames or [])
+                return [{k: v for k, v in row.items() if k is not None} for row in reader]  # extra cells: dropped
+        except (UnicodeDecodeError, csv.Error) as e:
+            raise ConfigError(f"{self.path} is not a CSV file of these logs ({first_line(e)}); move it away to "
+                              "start its log afresh") from None
 
     def _rewrite(self, rows, columns) -> None:
         out = io.StringIO()
@@ -212,9 +220,13 @@ class WandbLogger:
             return  # a rollback: W&B keeps the steps it has and ignores them when they come again
         self.dir.mkdir(parents=True, exist_ok=True)
         with _environ({k: str(self.dir / k.lower()[len("wandb_"):]) for k in _WANDB_HOMES if k not in os.environ}):
-            self.run = self.wandb.init(project=os.environ.get("WANDB_PROJECT", "darts"), dir=str(self.dir),
-                                       id=self._run_id(), name=self.name, resume="allow", config=self.config,
-                                       settings=self.wandb.Settings(silent=True))
+            try:
+                self.run = self.wandb.init(project=os.environ.get("WANDB_PROJECT", "darts"), dir=str(self.dir),
+                                           id=self._run_id(), name=self.name, resume="allow", config=self.config,
+                                           settings=self.wandb.Settings(silent=True))
+            except self.wandb.errors.Error as e:  # no account (online without `wandb login`), no network, ...
+                raise ConfigError(f"the wandb logger could not start a W&B run ({first_line(e)}): run `wandb login`, "
+                                  "or set WANDB_MODE=offline to log without an account or network") from None
 
     def step(self, step: int, epoch: int, values: Dict[str, float]) -> None:
         self.run.log({f"step/{k}": v for k, v in values.items()}, step=step)

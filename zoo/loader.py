@@ -104,7 +104,7 @@ def _verified(source: Source) -> bool:
     return bool(source.sha256 or source.sha256_prefix)
 
 
-def provenance_of(entry: ModelEntry, source: Source, url: str, digest: str) -> Dict:
+def _provenance_of(entry: ModelEntry, source: Source, url: str, digest: str) -> Dict:
     """The ``source`` record of weights taken from a file of ``source``: where they come from, whether they were
     verified, and (unverified) the publisher's figures as theirs, for their file."""
     out = {"entry": entry.name, "provenance": source.provenance, "url": url, "file": source.filename,
@@ -119,7 +119,7 @@ def provenance_of(entry: ModelEntry, source: Source, url: str, digest: str) -> D
 
 def _convert_into_cache(entry: ModelEntry, source: Source, path: Path, digest: str, url: str):
     """Read a checked file of ``source``, check it holds the entry's network, keep it converted in the cache."""
-    provenance = provenance_of(entry, source, url, digest)
+    provenance = _provenance_of(entry, source, url, digest)
     model, finfo = model_from_original(path, entry.dataset, entry=entry.name, layout=source.layout,
                                        source=provenance, sha256=digest)
     if not finfo["matches_entry"]:

@@ -155,6 +155,20 @@ def test_wandb_offline_logs_inside_the_run_directory_only(cifar_root, tmp_path, 
     assert "WANDB_CACHE_DIR" not in os.environ  # its homes were pointed into the run only while it started
 
 
+def test_a_wandb_run_that_cannot_start_is_one_line_naming_the_fix(cifar_root, tmp_path, capsys, monkeypatch):
+    wandb = pytest.importorskip("wandb")
+
+    def no_account(**kwargs):  # what wandb.init raises online without `wandb login`
+        raise wandb.errors.UsageError("No API key configured. Use `wandb login` to log in.")
+    monkeypatch.setattr(wandb, "init", no_account)
+    assert main(["search", "cifar10", "--out", str(tmp_path / "run"), "--data", str(cifar_root), "--epochs", "1",
+                 "--logger", "wandb", "--no-progress", "--device", "cpu"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == ("error: the wandb logger could not start a W&B run (UsageError: No API key configured. Use "
+                   "`wandb login` to log in.): run `wandb login`, or set WANDB_MODE=offline to log without an account "
+                   "or network")
+
+
 @pytest.mark.parametrize("name,package", [("wandb", "wandb"), ("tensorboard", "tensorboard")])
 def test_a_missing_extra_is_one_line_naming_the_install_command(cifar_root, tmp_path, capsys, monkeypatch,
                                                                  name, package):
@@ -191,6 +205,19 @@ def test_the_csv_keeps_the_rows_up_to_where_a_run_continues_and_grows_columns(tm
     assert [(r["step"], r["loss"]) for r in _csv(tmp_path / loggers.STEPS_CSV)] == [
         ("1", "1.0"), ("2", "2.0"), ("3", "1.0"), ("4", "2.0"), ("5", "9.0")]
     assert [r["step"] for r in _csv(tmp_path / loggers.EPOCHS_CSV)] == ["2", "4"]
+
+
+def test_a_csv_saved_again_by_a_spreadsheet_keeps_its_rows_and_an_unreadable_one_is_one_line(tmp_path):
+    steps = tmp_path / loggers.STEPS_CSV
+    steps.write_bytes(b"\xef\xbb\xbfstep,epoch,loss\r\n1,0,2.0\r\n2,0,1.0\r\n")  # with a byte-order mark
+    logs = loggers.Loggers("csv", tmp_path, {})
+    logs.start(2)
+    logs.on_step(1, 0, {"loss": 3.0})
+    logs.close()
+    assert [(r["step"], r["loss"]) for r in _csv(steps)] == [("1", "2.0"), ("2", "1.0"), ("3", "3.0")]
+    steps.write_bytes(b"\xff\xfe\x00 not text")
+    with pytest.raises(ConfigError, match=f"{loggers.STEPS_CSV} is not a CSV file of these logs .*move it away"):
+        loggers.Loggers("csv", tmp_path, {}).start(2)
 
 
 def test_the_heatmap_is_an_rgb_image_darkest_at_the_largest_probability():

@@ -6,6 +6,8 @@ assertion depends on when float rounding makes a search cross a threshold.
 """
 from __future__ import annotations
 
+import csv
+
 import numpy as np
 import pytest
 import torch
@@ -13,7 +15,7 @@ from search_helpers import cifar_config, one_thread, tiny_cifar
 
 import genotypes
 from genotypes import derive
-from reproduce import comparable
+from reproduce import comparable, loggers
 from reproduce.__main__ import build_parser
 from reproduce.config import ConfigError, to_dict
 from reproduce.rundir import RunDir
@@ -62,7 +64,7 @@ def test_the_search_derives_every_epochs_cell_under_the_cap(cifar_root, tmp_path
         return [_skip_heavy_logits().to(device).requires_grad_(), torch.zeros(14, len(PRIMS), device=device,
                                                                               requires_grad=True)]
     monkeypatch.setattr(Network, "new_alphas", scripted_alphas)
-    capped = search("cifar10", _config(cifar_root, max_skip=1), tmp_path / "capped", progress=False)
+    capped = search("cifar10", _config(cifar_root, max_skip=1, logger="csv"), tmp_path / "capped", progress=False)
     free = search("cifar10", _config(cifar_root), tmp_path / "free", progress=False)
     assert derive.normal_skips(genotypes.parse(free["genotype"])) == 3
     assert derive.normal_skips(genotypes.parse(capped["genotype"])) == 1
@@ -73,6 +75,8 @@ def test_the_search_derives_every_epochs_cell_under_the_cap(cifar_root, tmp_path
         a = row["logits"]
         assert cell["genotype"] == genotypes.format(derive.cnn(a["alphas_normal"], a["alphas_reduce"], max_skip=1))
     assert capped["config"]["max_skip"] == 1
+    with open(tmp_path / "capped" / loggers.EPOCHS_CSV, newline="") as f:  # the live logs show both counts
+        assert [(r["normal_skips"], r["normal_skips_uncapped"]) for r in csv.DictReader(f)] == [("1", "3")] * 3
     assert "max_skip" in comparable.recipe_differences("search", "cifar10", capped["config"])
 
 
