@@ -18,8 +18,9 @@ from .tasks import TASKS
 
 # The one profile whose runs are the paper's recipes; the others (quick, demo) shorten them.
 PAPER_PROFILE = "paper"
-WHAT_IS_RUN = ("seed", "experiment", "profile", "arch", "genotype", "order")
-SPEED_FIELDS = ("deterministic", "channels_last", "compile", "cuda_graphs")
+# subset_seed: which images the ImageNet search draws (the authors' draw is not known; any seed is their recipe)
+WHAT_IS_RUN = ("seed", "experiment", "profile", "arch", "genotype", "order", "subset_seed")
+SPEED_FIELDS = ("deterministic", "channels_last", "compile", "cuda_graphs", "sync_bn")
 # The evaluation batch changes nothing for the CNNs; for the language models it changes how the text is cut.
 SPEED_FIELDS_OF = {"cifar10": ("eval_batch_size",), "imagenet": ("eval_batch_size",)}
 

@@ -52,7 +52,7 @@ CONFIG, METRICS, CHECKPOINT, RECORD = "config.json", "metrics.jsonl", "checkpoin
 LOCK = ".lock"
 
 # Fields that may change between a run and its resumption without changing its results.
-RUNTIME_FIELDS = ("device", "progress", "workers", "data", "num_threads", "download", "logger")
+RUNTIME_FIELDS = ("device", "progress", "workers", "data", "num_threads", "download", "logger", "processes")
 
 
 class RunConfigMismatchError(ValueError):

@@ -98,7 +98,8 @@ class MixedOp(nn.Module):
             return sum(w * op(x) for w, op in zip(weights, self._ops))
         if channels is not None:  # the paper's formula: ops on the sampled channels, the others in their place
             out = sum(w * op(x[:, channels]) for w, op in zip(weights, self._ops))
-            return (x if out.shape[2] == x.shape[2] else self.mp(x)).index_copy(1, channels, out)
+            base = x if out.shape[2] == x.shape[2] else self.mp(x)
+            return base.index_copy(1, channels, out.to(base.dtype))  # autocast: the ops may give bf16
         k = x.shape[1] // self.partial
         out = sum(w * op(x[:, :k]) for w, op in zip(weights, self._ops))
         rest = x[:, k:]
@@ -116,7 +117,7 @@ def _after_relu(module: nn.Module, r: torch.Tensor) -> torch.Tensor:
 
 
 def _factorized_reduce_after_relu(fr: FactorizedReduce, r: torch.Tensor) -> torch.Tensor:
-    return fr.bn(torch.cat([fr.conv_1(r), fr.conv_2(r[:, :, 1:, 1:])], dim=1))
+    return fr.reduce(r)
 
 
 def _weighted_sum(w: torch.Tensor, outs: List[torch.Tensor]) -> torch.Tensor:

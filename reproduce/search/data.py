@@ -8,6 +8,10 @@ device as uint8; augmentation is one gather per batch. Batches of the weight hal
 random permutation per epoch; architecture batches come from a persistent iterator over the
 other half that reshuffles when it runs out (the original starts a fresh loader per step).
 All randomness comes from one CPU generator whose state is saved with the checkpoint.
+
+Under N processes (``share=(rank, world)``) every process draws the indices and the augmentation of
+the global batch from that generator, so the streams do not depend on the number of processes, and
+keeps its contiguous slice (:func:`reproduce.distributed.shard_range`).
 """
 from __future__ import annotations
 
@@ -21,13 +25,14 @@ from zoo import datasets as zds
 
 from .. import image_size
 from ..corpora import load_corpus
+from ..distributed import shard_range
 from .config import ImageNetSearchConfig
 from .imagenet import ImageNetSearchData
 
 
 class CifarHalves:
     def __init__(self, images: torch.Tensor, labels: torch.Tensor, train_portion: float, batch_size: int,
-                 device, seed: int, eval_batch_size: int = 0):
+                 device, seed: int, eval_batch_size: int = 0, share: Tuple[int, int] = (0, 1)):
         n = int(images.shape[0])
         split = int(math.floor(train_portion * n))
         if split < 1 or split >= n:
@@ -37,6 +42,7 @@ class CifarHalves:
         self.images = images.to(self.device)
         self.labels = labels.to(self.device)
         self.split, self.n = split, n
+        self.share = share
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size or batch_size
         self.mean = torch.tensor(zds.CIFAR_MEAN, device=self.device).view(1, 3, 1, 1)
@@ -53,11 +59,16 @@ class CifarHalves:
         return math.ceil(self.split / self.batch_size)
 
     def augment(self, index: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-        """Padded random crop + horizontal flip + normalisation of the images at ``index`` (CPU long)."""
+        """Padded random crop + horizontal flip + normalisation of the images at ``index`` (CPU long): the
+        randomness of the whole (global) batch is drawn, this process's slice of it is made."""
         b = index.numel()
         oy = torch.randint(0, 2 * self.pad + 1, (b,), generator=self.generator)
         ox = torch.randint(0, 2 * self.pad + 1, (b,), generator=self.generator)
         flip = torch.rand(b, generator=self.generator) < 0.5
+        if self.share[1] > 1:
+            lo, hi = shard_range(0, b, *self.share)
+            index, oy, ox, flip = index[lo:hi], oy[lo:hi], ox[lo:hi], flip[lo:hi]
+            b = hi - lo
         a = self._arange
         rows = oy[:, None] + a
         cols = ox[:, None] + torch.where(flip[:, None], self.size - 1 - a, a)
@@ -102,20 +113,23 @@ class CifarHalves:
         self._valid_pos = int(state["valid_pos"])
 
 
-def load_search_data(config, device):
-    """The conv search's data: the ImageNet search's per-class subsets, or CIFAR-10's two halves."""
+def load_search_data(config, device, share: Tuple[int, int] = (0, 1)):
+    """The conv search's data: the ImageNet search's per-class subsets, or CIFAR-10's two halves; under N
+    processes (``share``) CIFAR-10's (the ImageNet search's data runs in one process only)."""
     if isinstance(config, ImageNetSearchConfig):
+        if share[1] > 1:
+            raise ValueError("the ImageNet search runs in one process; torchrun searches cifar10 and ptb")
         return ImageNetSearchData(config, device)
-    return load_cifar_halves(config, device)
+    return load_cifar_halves(config, device, share)
 
 
-def load_cifar_halves(config, device) -> CifarHalves:
+def load_cifar_halves(config, device, share: Tuple[int, int] = (0, 1)) -> CifarHalves:
     images, labels = zds.load_cifar10(config.data, train=True, download=True)
     if config.train_examples:
         images, labels = images[:config.train_examples], labels[:config.train_examples]
     images = image_size.downscale(images, config.image_size)
     return CifarHalves(images, labels, config.train_portion, config.batch_size, device, config.seed,
-                       eval_batch_size=config.eval_batch_size)
+                       eval_batch_size=config.eval_batch_size, share=share)
 
 
 class PTBData:
@@ -123,14 +137,17 @@ class PTBData:
 
     ``train``: the training split in ``batch_size`` columns; ``search``: the validation split in
     ``batch_size`` columns (architecture batches); ``valid``: the validation split in
-    ``eval_batch_size`` columns (the epoch's validation perplexity).
+    ``eval_batch_size`` columns (the epoch's validation perplexity). Under N processes
+    (``share=(rank, world)``) ``train`` and ``search`` hold this process's contiguous columns of the
+    global batch; ``valid`` is whole on every process.
     """
 
-    def __init__(self, path, batch_size: int, eval_batch_size: int, device):
+    def __init__(self, path, batch_size: int, eval_batch_size: int, device, share: Tuple[int, int] = (0, 1)):
         corpus = load_corpus(path, "ptb")
         self.ntokens = len(corpus.dictionary)
-        self.train = zds.batchify(corpus.train, batch_size, device)
-        self.search = zds.batchify(corpus.valid, batch_size, device)
+        lo, hi = shard_range(0, batch_size, *share)
+        self.train = zds.batchify(corpus.train, batch_size)[:, lo:hi].contiguous().to(device)
+        self.search = zds.batchify(corpus.valid, batch_size)[:, lo:hi].contiguous().to(device)
         self.valid = zds.batchify(corpus.valid, eval_batch_size, device)
         for name, data, bs in (("train", self.train, batch_size), ("valid", self.search, batch_size),
                                ("valid", self.valid, eval_batch_size)):

@@ -328,3 +328,59 @@ def test_the_papers_random_channel_sampling_keeps_the_other_channels_in_place_an
     with pytest.raises(run_config.ConfigError, match="partial_selection must be"):
         run_config.build(CIFAR10SearchConfig, {"method": "pcdarts", "partial_channels": 1,
                                                "partial_selection": "random"})
+
+
+def test_the_recipes_are_the_authors_script_defaults():
+    """Their train_search.py and train_search_imagenet.py argparse defaults (commit b74702f), with the
+    Architect's Adam betas (0.5, 0.999), the model's C/layers/steps and the unrolled radius 0.01."""
+    from reproduce.search.config import ImageNetSearchConfig
+
+    common = dict(epochs=50, C=16, layers=8, steps=4, multiplier=4, stem_multiplier=3, seed=2, momentum=0.9,
+                  weight_decay=3e-4, grad_clip=5.0, arch_weight_decay=1e-3, arch_beta1=0.5, arch_beta2=0.999,
+                  learning_rate_min=0.0, unrolled_eps=0.01, order=1, edge_normalization=True,
+                  partial_selection="shuffle")
+    cifar = dict(common, batch_size=256, learning_rate=0.1, arch_learning_rate=6e-4, partial_channels=4,
+                 arch_start_epoch=15, train_portion=0.5, lr_warmup_epochs=0, arch_grad_clip=0.0, edge_bn_updates=1)
+    imagenet = dict(common, batch_size=1024, learning_rate=0.5, arch_learning_rate=6e-3, partial_channels=2,
+                    arch_start_epoch=35, lr_warmup_epochs=5, arch_grad_clip=5.0, edge_bn_updates=2,
+                    train_fraction=0.1, arch_fraction=0.025, workers=4, image_size=224)
+    for config, expected in ((run_config.build(CIFAR10SearchConfig, {"method": "pcdarts"}), cifar),
+                             (run_config.build(ImageNetSearchConfig, {}), imagenet)):
+        assert {k: getattr(config, k) for k in expected} == expected
+
+
+def test_imagenet_search_resumed_after_a_kill_ends_like_an_uninterrupted_run(tmp_path):
+    """The ImageNet data's shuffles and crops come from the checkpointed generator, so a resumed run is exact."""
+    from train_helpers import make_imagefolder
+
+    from reproduce.search import search
+    from reproduce.search.config import ImageNetSearchConfig
+
+    folder = make_imagefolder(tmp_path / "imagenet", classes=2, per_class=30)
+    config = run_config.build(ImageNetSearchConfig, dict(
+        data=str(folder), C=8, layers=3, batch_size=3, image_size=32, epochs=2, arch_start_epoch=0, workers=0,
+        device="cpu", deterministic=True))  # 6 + 2 images: 2 steps per epoch
+
+    class Kill(Exception):
+        pass
+
+    def kill(epoch, step):
+        if (epoch, step) == (1, 0):
+            raise Kill()
+
+    whole = search("images", config, tmp_path / "whole", progress=False)
+    with pytest.raises(Kill):
+        search("images", config, tmp_path / "killed", progress=False, callback=kill)
+    resumed = search("images", config, tmp_path / "killed", progress=False)
+    assert resumed["alphas"] == whole["alphas"] and resumed["genotype"] == whole["genotype"]
+    assert [m["train_loss"] for m in resumed["curve"]] == [m["train_loss"] for m in whole["curve"]]
+
+
+def test_an_imagenet_search_with_another_subset_seed_is_still_the_recipe():
+    from reproduce.comparable import recipe_differences
+    from reproduce.search.config import ImageNetSearchConfig
+
+    other = run_config.to_dict(run_config.build(ImageNetSearchConfig, {"subset_seed": 5, "workers": 8}))
+    assert recipe_differences("search", "images", other) == {}
+    shorter = run_config.to_dict(run_config.build(ImageNetSearchConfig, {"epochs": 5}))
+    assert set(recipe_differences("search", "images", shorter)) == {"epochs"}
