@@ -20,11 +20,13 @@ if __name__ == "__main__" and missing(HARNESS):  # before the harness's modules 
 
 from . import commands  # noqa: E402
 from .config import ConfigError  # noqa: E402
+from .distributed import RanksDivergedError  # noqa: E402
 from .rundir import RunInUseError  # noqa: E402
 
 # PermissionError: a read-only results or run directory (its message names the path).
 USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, PermissionError, KeyError, ConfigError,
-               FloatingPointError, RunInUseError, MissingExtraError)
+               FloatingPointError, RunInUseError, MissingExtraError,
+               RanksDivergedError)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -20,7 +20,7 @@ from .tasks import TASKS
 PAPER_PROFILE = "paper"
 # subset_seed: which images the ImageNet search draws (the authors' draw is not known; any seed is their recipe)
 WHAT_IS_RUN = ("seed", "experiment", "profile", "arch", "genotype", "order", "subset_seed")
-SPEED_FIELDS = ("deterministic", "channels_last", "compile", "cuda_graphs")
+SPEED_FIELDS = ("deterministic", "channels_last", "compile", "cuda_graphs", "sync_bn")
 # One's own data (``images``, ``text``): the paper has no figure for it, so no run on it is ever comparable, and its
 # recipe's defaults (the CIFAR-10 and PTB recipes') are not "the paper's recipe" for it.
 OWN_DATA = ("images", "text")

@@ -12,9 +12,9 @@ from zoo.device import autocast, pick_device, progress_bar
 
 # The fastest exact settings per device type, measured (results/bench/README-search.md, "Defaults per
 # device"): channels_last for the conv search where it is faster and safe. A device type not measured
-# keeps the plain layout. CPU: measured faster (~1.2x per second-order step), but PyTorch 2.14.1's CPU
-# backward of a strided 1x1 convolution in channels_last (the reduction cells' FactorizedReduce) aborts
-# or segfaults at small sizes (C=2..4, 8-16 px; a double free), so it cannot be the default there.
+# keeps the plain layout. CPU: measured faster (~1.2x per second-order step) before FactorizedReduce
+# avoided the crash of oneDNN's AVX2 strided 1x1 backward-weights in channels_last (results/bench/
+# README-search.md, 2026-12-02); it becomes the CPU default once a benchmark with the fix measures it faster.
 SEARCH_CHANNELS_LAST: dict = {}
 
 

@@ -17,7 +17,7 @@ from typing import Any, Dict, Optional, Tuple
 
 import zoo
 from genotypes.quoting import quote
-from zoo.download import offline
+from zoo.hub import PushError, parse_hub_source, push_token
 from zoo.layouts import infer_cnn_args, strip_module_prefix
 from zoo.registry import build
 
@@ -163,8 +163,11 @@ def _check_target(out: Path) -> None:
 
 def _write_atomically(out: Path, write) -> Path:
     """Call ``write(dir)`` on a new sibling of ``out``, then rename it to ``out``: the whole folder or nothing."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
+    except OSError as e:  # the temporary sibling's name would mislead: name what the user gave
+        raise PermissionError(f"cannot write --out {out} ({e.strerror}); give a directory you can write to") from None
     try:
         write(tmp)
         if out.exists():
@@ -184,9 +187,16 @@ def export_run(run_dir, out, push: Optional[str] = None, token: Optional[str] = 
     record = _check_record(rundir, rundir.read_record())
     out = Path(out).expanduser()
     _check_target(out)
-    if push and offline():  # zoo's own test of the offline switches, which `python -m zoo push` obeys too
-        raise ValueError(f"--push {quote(push)}: offline (DARTS_ZOO_OFFLINE or HF_HUB_OFFLINE is set), so nothing is "
-                         "pushed; unset it to publish, or export without --push")
+    if push:  # offline or without credentials: refused now, in the words of `python -m zoo push`, before writing
+        try:
+            parse_hub_source(push)
+        except ValueError:
+            raise ValueError(f"--push {quote(push)}: expected ORG/REPO (a Hugging Face Hub model repository)") from None
+        try:
+            token = push_token(token)
+        except PushError as e:
+            raise ValueError(f"--push {quote(push)}: {e}; nothing was written (export without --push to save it "
+                             "here only)") from None
     weights = _weights(rundir, record)
     model = _build(record, weights)
     model.load_state_dict(weights)

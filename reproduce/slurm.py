@@ -39,11 +39,14 @@ class SlurmOptions:
     folder: Optional[str] = None  # submitit's logs and pickles; default <results>/slurm
     cluster: str = "slurm"  # "local" runs the same path with submitit's LocalExecutor
     max_requeues: int = 10
+    array_parallelism: int = 0  # at most this many tasks of a job array at once (0: Slurm's and submitit's choice)
 
     def __post_init__(self):
         if int(self.gpus_per_job) < 0 or int(self.cpus_per_job) < 1:
             raise ValueError(f"--gpus-per-job must be >= 0 and --cpus-per-job >= 1, got {self.gpus_per_job} and "
                              f"{self.cpus_per_job}")
+        if int(self.array_parallelism) < 0:
+            raise ValueError(f"--array-parallelism must be >= 0 (0: no cap), got {self.array_parallelism}")
 
     @property
     def processes_per_job(self) -> int:
@@ -84,6 +87,8 @@ def executor_parameters(options: SlurmOptions) -> dict:
         params["mem_gb"] = int(options.mem_gb)
     if options.partition:
         params["slurm_partition"] = options.partition
+    if options.array_parallelism:
+        params["slurm_array_parallelism"] = int(options.array_parallelism)
     if tasks > 1 and options.cluster != "local":
         # one failed process ends the job at once (its traceback is the job's error), instead of
         # leaving the others blocked in a collective until NCCL's watchdog fires
@@ -106,8 +111,12 @@ def _job_folder(options: SlurmOptions, folder: Path) -> str:
 
 
 def _remember_submission(job, handle, options: SlurmOptions, folder: str) -> None:
-    atomic_write_json(Path(job.out) / SLURM_JOB, {"job_id": str(handle.job_id), "cluster": options.cluster,
-                                                  "folder": folder, "submitted": time.strftime("%Y-%m-%d %H:%M:%S")})
+    note = {"job_id": str(handle.job_id), "cluster": options.cluster, "folder": folder,
+            "submitted": time.strftime("%Y-%m-%d %H:%M:%S")}
+    array_id, _, task_id = str(handle.job_id).partition("_")  # a task of a Slurm job array: ARRAY_TASK
+    if task_id:
+        note.update(array_job_id=array_id, array_task_id=task_id)
+    atomic_write_json(Path(job.out) / SLURM_JOB, note)
 
 
 def job_class(cluster: str):
@@ -198,23 +207,26 @@ def run(pending, options: SlurmOptions, progress: bool, desc: str) -> list:
     folder = Path(os.path.commonpath([str(Path(j.out).resolve().parent) for j in pending])).parent / "slurm"
     for job in pending:  # a global batch that does not split across the job's processes fails here, not after queueing
         n = options.processes_per_job
-        if job.kind == "train" and n > 1 and int(job.config.get("batch_size", n)) % n:
+        if n > 1 and int(job.config.get("batch_size", n)) % n:
             raise ValueError(f"{job.name}: batch_size {job.config['batch_size']} (the global batch) does not divide "
                              f"across --gpus-per-job {n} processes; use a GPU count that divides it")
-    submitted, executors = [], {}
+    submitted, to_submit = [], []
     for job in pending:
         handle = attach_active_job(job, options)
         if handle is None:
-            # a search is one process (at most one GPU); a training spans the job's GPUs
-            job_options = options if job.kind == "train" else dataclasses.replace(
-                options, gpus_per_job=min(1, int(options.gpus_per_job)))
-            key = job_options.processes_per_job
-            if key not in executors:
-                executors[key] = make_executor(job_options, folder)
-            handle = executors[key].submit(_RequeueingJob(job.kind, job.dataset, job.config, job.out))
+            to_submit.append(job)
+        else:
+            submitted.append((job, handle))
+    if to_submit:
+        # one resource shape (the options; trainings and searches alike span the job's GPUs), so one job
+        # array: submitit's batch() sends every task in one sbatch --array (each task requeues on its own)
+        executor = make_executor(options, folder)
+        with executor.batch():
+            handles = [executor.submit(_RequeueingJob(job.kind, job.dataset, job.config, job.out)) for job in to_submit]
+        for job, handle in zip(to_submit, handles):  # ids are known once the batch is submitted
             log.info("%s: submitted as job %s", job.name, handle.job_id)
             _remember_submission(job, handle, options, _job_folder(options, folder))
-        submitted.append((job, handle))
+            submitted.append((job, handle))
     failures = []
     bar = tqdm(total=len(submitted), desc=f"{desc} (slurm)", unit="job", disable=not progress)
     for job, handle in submitted:

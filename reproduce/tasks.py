@@ -12,11 +12,10 @@ config instance), sets up the processes and hands the task to the runner; :func:
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, Optional, Tuple, Type
+from typing import Callable, Dict, Optional, Tuple, Type
 
 from . import config as run_config
 from . import distributed, runner
-from .device import pick_device
 from .distributed import Dist
 from .search.config import (
     CIFAR10SearchConfig,
@@ -26,6 +25,7 @@ from .search.config import (
     TextSearchConfig,
 )
 from .search.loop import SearchTask
+from .search.searcher import with_processes
 from .train.cifar import CIFARTask
 from .train.imagenet import ImageNetTask
 from .train.lm import LMTask
@@ -50,11 +50,6 @@ TASKS: Dict[Tuple[str, str], Tuple[Type, Type]] = {
 # The tasks that also take their images from Python (``data=``: a Dataset, (images, labels), an ImageData).
 TAKES_DATA = (("train", "images"), ("search", "images"))
 
-# How the processes of a run are set up: a training joins the processes torchrun started (DDP), a search is one.
-_PROCESSES: Dict[str, Callable[[Any], Dist]] = {
-    "train": lambda config: distributed.setup(config.device),
-    "search": lambda config: Dist(device=pick_device(config.device)),
-}
 
 
 def datasets(kind: str) -> Dict[str, Type]:
@@ -93,6 +88,8 @@ def run_task(kind: str, dataset: str, config, out, progress: bool = True,
     if out is None:
         raise ValueError(f"a {kind} run needs an output run directory (out=...)")
     config = make_config(kind, dataset, config)
+    if kind == "search":  # the processes torchrun started, and the BatchNorm groups they imply, go in its config
+        config = with_processes(config, distributed.world_size())
     task_class = TASKS[kind, dataset][1]
     extra = {"callback": callback} if callback is not None else {}
     if data is not None:
@@ -103,7 +100,8 @@ def run_task(kind: str, dataset: str, config, out, progress: bool = True,
     def make_task(d: Dist, rundir, show: bool):
         return task_class(dataset, config, d, rundir, show, **extra)
 
-    return runner.run(out, config, make_task, dist=lambda: _PROCESSES[kind](config), progress=progress)
+    # a training and a search alike join the processes torchrun started (one process without torchrun)
+    return runner.run(out, config, make_task, dist=lambda: distributed.setup(config.device), progress=progress)
 
 
 def train(dataset: str, config=None, out=None, progress: bool = True, data=None) -> dict:

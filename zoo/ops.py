@@ -83,20 +83,33 @@ class Zero(nn.Module):
 
 
 class FactorizedReduce(nn.Module):
-    """Halve the resolution with two 1x1 stride-2 convs on offset grids, concatenated."""
+    """Halve the resolution with two 1x1 stride-2 convs on offset grids, concatenated.
+
+    The original's ``conv_1(x)`` and ``conv_2(x[:, :, 1:, 1:])``, 1x1 convolutions with stride 2, are
+    computed as the stride-2 subsamples ``x[:, :, ::2, ::2]`` and ``x[:, :, 1::2, 1::2]`` followed by
+    1x1 convolutions with stride 1 (so ``conv_1``/``conv_2`` have stride 1 here; the weights and the
+    state dict are the original's). The products and sums are the same (outputs and input gradients are
+    bit-identical; the weight gradients, sums over batch and pixels, agree to float round-off:
+    tests/zoo/test_ops.py), and the strided backward-weights kernel is avoided: oneDNN's
+    AVX2 code for it corrupts memory on channels_last inputs with few channels (a double free or a
+    segfault; reproduce/benchmarks/channels_last_crash.py).
+    """
 
     def __init__(self, C_in: int, C_out: int, affine: bool = True):
         super().__init__()
         if C_out % 2:
             raise ValueError(f"FactorizedReduce needs an even number of output channels, got {C_out}")
         self.relu = nn.ReLU(inplace=False)
-        self.conv_1 = nn.Conv2d(C_in, C_out // 2, 1, stride=2, padding=0, bias=False)
-        self.conv_2 = nn.Conv2d(C_in, C_out // 2, 1, stride=2, padding=0, bias=False)
+        self.conv_1 = nn.Conv2d(C_in, C_out // 2, 1, stride=1, padding=0, bias=False)
+        self.conv_2 = nn.Conv2d(C_in, C_out // 2, 1, stride=1, padding=0, bias=False)
         self.bn = nn.BatchNorm2d(C_out, affine=affine)
 
+    def reduce(self, x: torch.Tensor) -> torch.Tensor:
+        """Everything but the ReLU (the search's supernet applies it once per state)."""
+        return self.bn(torch.cat([self.conv_1(x[:, :, ::2, ::2]), self.conv_2(x[:, :, 1::2, 1::2])], dim=1))
+
     def forward(self, x):
-        x = self.relu(x)
-        return self.bn(torch.cat([self.conv_1(x), self.conv_2(x[:, :, 1:, 1:])], dim=1))
+        return self.reduce(self.relu(x))
 
 
 def _conv_7x1_1x7(C, stride, affine):

@@ -6,7 +6,7 @@ masks on x and h inside the cell, shared over time.
 """
 from __future__ import annotations
 
-from typing import List, Optional, Union
+from typing import List, Optional, Tuple, Union
 
 import torch
 import torch.nn as nn
@@ -36,14 +36,24 @@ def dropout_mask(rows: int, cols: int, keep_prob: float, like: torch.Tensor) -> 
     return torch.floor(torch.rand(rows, cols, device=like.device, dtype=like.dtype) + keep_prob) / keep_prob
 
 
+def _keep_share(mask: torch.Tensor, share: Optional[Tuple[int, int, int]], dim: int) -> torch.Tensor:
+    return mask if share is None else mask.narrow(dim, share[0], share[1] - share[0])
+
+
 class LockedDropout(nn.Module):
     """Dropout with one mask per sequence, shared across time steps."""
+
+    # (lo, hi, total): the batch holds columns lo:hi of a global batch of `total`; masks are drawn for
+    # the global batch and sliced, so N processes draw what one process draws (see RNNModel.share_batch)
+    batch_share: Optional[Tuple[int, int, int]] = None
 
     def forward(self, x: torch.Tensor, dropout: float = 0.5) -> torch.Tensor:
         if not self.training or not dropout:
             return x
-        mask = x.new_empty(1, x.size(1), x.size(2)).bernoulli_(1 - dropout).div_(1 - dropout)
-        return x * mask
+        share = self.batch_share
+        rows = share[2] if share is not None else x.size(1)
+        mask = x.new_empty(1, rows, x.size(2)).bernoulli_(1 - dropout).div_(1 - dropout)
+        return x * _keep_share(mask, share, 1)
 
 
 def embedded_dropout(embed: nn.Embedding, words: torch.Tensor, dropout: float) -> torch.Tensor:
@@ -75,11 +85,15 @@ class DARTSCell(nn.Module):
             [nn.Parameter(torch.empty(nhid, 2 * nhid).uniform_(-INITRANGE, INITRANGE)) for _ in range(steps)]
         )
 
+    batch_share: Optional[Tuple[int, int, int]] = None  # as LockedDropout.batch_share
+
     def forward(self, inputs: torch.Tensor, hidden: torch.Tensor):
         T, B, ninp = inputs.shape
         if self.training:
-            x_mask = dropout_mask(B, ninp, 1.0 - self.dropoutx, inputs)
-            h_mask = dropout_mask(B, hidden.size(2), 1.0 - self.dropouth, inputs)
+            share = self.batch_share
+            rows = share[2] if share is not None else B
+            x_mask = _keep_share(dropout_mask(rows, ninp, 1.0 - self.dropoutx, inputs), share, 0)
+            h_mask = _keep_share(dropout_mask(rows, hidden.size(2), 1.0 - self.dropouth, inputs), share, 0)
         else:
             x_mask = h_mask = None
         # The input's share of the first projection does not depend on the state: compute it for
@@ -176,6 +190,14 @@ class RNNModel(HubMixin, PretrainedCfgMixin, StrictLoadMixin, nn.Module):
         if return_h:
             return log_prob, new_hidden, raw_outputs, [output]
         return log_prob, new_hidden
+
+    def share_batch(self, lo: int, hi: int, total: int) -> None:
+        """This model sees columns lo:hi of a global batch of ``total``: every dropout mask that depends on the
+        batch is drawn for the global batch and sliced (one process per slice then draws what one process
+        draws for the whole batch, given the same torch generator state)."""
+        share = (lo, hi, total) if (lo, hi) != (0, total) else None
+        for module in [self.lockdrop, *self.rnns]:
+            module.batch_share = share
 
     def init_hidden(self, batch_size: int) -> List[torch.Tensor]:
         weight = next(self.parameters())

@@ -85,9 +85,12 @@ def register(sub) -> None:
                                 "resumes; default 1440)")
         slurm.add_argument("--gpus-per-job", type=int, default=1,
                            help="Slurm GPUs per job (default 1; 0: CPU). With N > 1 a job runs N processes, one per "
-                                "GPU, under DistributedDataParallel; the batch size stays the recipe's global batch")
+                                "GPU (trainings and searches alike); the batch size stays the recipe's global batch")
         slurm.add_argument("--cpus-per-job", type=int, default=8, help="Slurm CPUs per job (default 8)")
         slurm.add_argument("--mem-gb", type=int, default=None, help="Slurm memory per job in GB")
+        slurm.add_argument("--array-parallelism", type=int, default=0,
+                           help="the runs go to Slurm as one job array; at most this many of its tasks run at once "
+                                "(default 0: no cap of ours)")
         slurm.add_argument("--slurm-folder", default=None, help="submitit's folder (default <out>/slurm)")
         where = parser.add_argument_group("output and checks")
         where.add_argument("--dry-run", action="store_true",
@@ -137,7 +140,8 @@ def options_from_args(args):
         train_overrides=run_config.overrides_from_args(args, skip=TRAIN_SKIP), search_overrides=search_overrides,
         launcher=args.launcher,
         slurm=SlurmOptions(partition=args.partition, time_min=args.time, gpus_per_job=args.gpus_per_job,
-                           cpus_per_job=args.cpus_per_job, mem_gb=args.mem_gb, folder=args.slurm_folder),
+                           cpus_per_job=args.cpus_per_job, mem_gb=args.mem_gb, folder=args.slurm_folder,
+                           array_parallelism=args.array_parallelism),
         progress=not args.no_progress and sys.stderr.isatty(), report=not args.no_report, report_format=args.format,
         baseline=args.baseline)
 

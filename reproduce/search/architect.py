@@ -19,6 +19,13 @@ Second order (paper eq. 7-8, original ``_backward_step_unrolled``):
     eps   = r / ||v||,  w+- = w +- eps * v
     grad  = d_a - lr * coef * (grad_a L_train(w+, a) - grad_a L_train(w-, a)) / (2 eps)
 
+Under N processes (``all_reduce``: ``Dist.all_reduce_sum_``, in place over a list of tensors) each
+loss is the local sum divided by the global count, so summed gradients are those of the global mean
+loss; ``torch.autograd.grad`` bypasses DDP's hooks, so exactly these are summed, each as one flat
+buffer: g of the virtual step (before the recurrent clip, whose coefficient then comes from the
+global norm); ``[d_a, v]`` together (so eps = r / ||v|| is the same on every rank); the two
+Hessian-vector terms. The virtual step and everything after run identically on every rank.
+
 ``coef`` is 1 for the conv search; for the recurrent one it is ``clip / (||g|| + 1e-6)``, used
 unclamped exactly as the original does.
 
@@ -39,6 +46,11 @@ import torch
 import torch.nn as nn
 
 LossFn = Callable[[], Tuple[torch.Tensor, object]]
+AllReduce = Callable[[List[torch.Tensor]], None]
+
+
+def _no_reduce(tensors: List[torch.Tensor]) -> None:
+    """One process: nothing to sum."""
 
 
 def _norm(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
@@ -90,10 +102,13 @@ def _bn_buffers(module: nn.Module) -> List[torch.Tensor]:
             ("running_mean", "running_var", "num_batches_tracked")]
 
 
-def first_order(alphas: Sequence[torch.Tensor], valid_loss: LossFn) -> Tuple[List[torch.Tensor], object]:
+def first_order(alphas: Sequence[torch.Tensor], valid_loss: LossFn,
+                all_reduce: AllReduce = _no_reduce) -> Tuple[List[torch.Tensor], object]:
     """``grad_a L_val(w, a)`` at the current weights; no weight gradient is computed."""
     loss, aux = valid_loss()
-    return list(torch.autograd.grad(loss, list(alphas))), aux
+    grads = list(torch.autograd.grad(loss, list(alphas)))
+    all_reduce(grads)
+    return grads, aux
 
 
 def virtual_step_(params: Sequence[torch.Tensor], grads: Sequence[torch.Tensor], lr: float, momentum: float = 0.0,
@@ -109,8 +124,8 @@ def virtual_step_(params: Sequence[torch.Tensor], grads: Sequence[torch.Tensor],
 
 def second_order(model: nn.Module, alphas: Sequence[torch.Tensor], train_loss: LossFn, valid_loss: LossFn, lr: float,
                  momentum: float = 0.0, weight_decay: float = 0.0, buffers: Optional[Sequence[torch.Tensor]] = None,
-                 clip: Optional[float] = None, r: float = 0.01,
-                 hold: Sequence[torch.Tensor] = ()) -> Tuple[List[torch.Tensor], object]:
+                 clip: Optional[float] = None, r: float = 0.01, hold: Sequence[torch.Tensor] = (),
+                 all_reduce: AllReduce = _no_reduce) -> Tuple[List[torch.Tensor], object]:
     """The unrolled architecture gradient (see the module docstring); returns (grads, aux of valid_loss).
 
     ``train_loss``/``valid_loss`` evaluate the model's current weights (they are moved in place);
@@ -123,6 +138,7 @@ def second_order(model: nn.Module, alphas: Sequence[torch.Tensor], train_loss: L
     alphas = list(alphas)
     loss, _ = train_loss()
     grads = list(torch.autograd.grad(loss, params))
+    all_reduce(grads)
     coef = clip_(grads, clip) if clip is not None else 1.0
     w = _copies(params)
     bn = _bn_buffers(model)
@@ -132,7 +148,8 @@ def second_order(model: nn.Module, alphas: Sequence[torch.Tensor], train_loss: L
         del grads
         copy_tensors_([params[i] for i in held], [w[i] for i in held])
         loss, aux = valid_loss()
-        out = torch.autograd.grad(loss, alphas + params)
+        out = list(torch.autograd.grad(loss, alphas + params))
+        all_reduce(out)
         dalpha, v = list(out[:len(alphas)]), list(out[len(alphas):])
         del out, loss
         copy_tensors_(bn, bn_saved)
@@ -149,6 +166,9 @@ def second_order(model: nn.Module, alphas: Sequence[torch.Tensor], train_loss: L
             torch._foreach_add_(params, v, alpha=-eps.item())
         loss, _ = train_loss()
         grads_n = torch.autograd.grad(loss, alphas)
+        terms = list(grads_p) + list(grads_n)
+        all_reduce(terms)
+        grads_p, grads_n = terms[:len(alphas)], terms[len(alphas):]
     finally:
         with torch.no_grad():
             torch._foreach_copy_(params, w)

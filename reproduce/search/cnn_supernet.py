@@ -117,7 +117,7 @@ def _after_relu(module: nn.Module, r: torch.Tensor) -> torch.Tensor:
 
 
 def _factorized_reduce_after_relu(fr: FactorizedReduce, r: torch.Tensor) -> torch.Tensor:
-    return fr.bn(torch.cat([fr.conv_1(r), fr.conv_2(r[:, :, 1:, 1:])], dim=1))
+    return fr.reduce(r)
 
 
 def _weighted_sum(w: torch.Tensor, outs: List[torch.Tensor]) -> torch.Tensor:

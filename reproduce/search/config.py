@@ -19,6 +19,24 @@ def _f(default, help_text, **meta):
     return field(default=default, metadata=dict(help=help_text, **meta))
 
 
+BN_GROUPS_HELP = ("BatchNorm batch statistics over G fixed, contiguous sub-batches of each batch (1: the whole "
+                  "batch, the paper's). Under N processes 1 means one group per process (N), which is not the "
+                  "paper's recipe and is reported as not comparable; N processes compute exactly what one process "
+                  "computes with the same G when N divides G")
+SYNC_BN_HELP = ("GPUs under torchrun: SyncBatchNorm, statistics over the whole global batch (the paper's); goes "
+                "with bn_groups 1")
+PROCESSES_HELP = "number of processes (set from torchrun's WORLD_SIZE; recorded, not chosen)"
+
+
+def validate_processes(config) -> None:
+    """The searches' bn_groups / processes: positive, and the global batch divides into that many equal parts."""
+    require(config.bn_groups >= 1, f"bn_groups must be >= 1, not {config.bn_groups}")
+    require(config.processes >= 1, f"processes must be >= 1, not {config.processes}")
+    parts = max(config.bn_groups, config.processes)
+    require(config.batch_size % parts == 0, f"batch_size {config.batch_size} (the global batch) must divide into "
+                                            f"{parts} equal parts (BatchNorm groups / processes)")
+
+
 EARLY_STOP_HELP = ("DARTS+ early stopping (Liang et al. 2019, arXiv:1909.06035): 'skip:N' ends the search after the "
                    "first epoch whose normal cell (as DARTS derives it, before any --max-skip cap) has N or more "
                    "skip connections; the record says at which epoch and why. Empty: run every epoch (DARTS). "
@@ -101,11 +119,13 @@ class CIFAR10SearchConfig:
     unrolled_eps: float = _f(0.01, "finite-difference radius r of the Hessian-vector product (eps = r / ||v||)")
     amp: str = _f("none", "autocast dtype for the forward passes ('bf16' changes results slightly; order 1 only)",
                   choices=["none", "bf16"])
+    bn_groups: int = _f(1, BN_GROUPS_HELP)
+    sync_bn: bool = _f(False, SYNC_BN_HELP)
+    processes: int = _f(1, PROCESSES_HELP)
     channels_last: Optional[bool] = _f(
         None, "channels_last memory format: the same float32 arithmetic in another layout (results differ in "
-        "float rounding only). Default: the device's measured fastest safe choice (off on CPU: faster, but "
-        "PyTorch's CPU kernels crash on small sizes; see results/bench/README-search.md); --channels-last / "
-        "--no-channels-last choose it")
+        "float rounding only). Default: the device's measured fastest safe choice (off on CPU until measured "
+        "faster; see results/bench/README-search.md); --channels-last / --no-channels-last choose it")
     max_skip: Optional[int] = _f(None, MAX_SKIP_HELP)
     early_stop: str = _f("", EARLY_STOP_HELP)
     logger: str = _f("", LOGGER_HELP)
@@ -116,6 +136,7 @@ class CIFAR10SearchConfig:
     def validate(self) -> None:
         require(self.order in (1, 2), f"order must be 1 or 2, not {self.order}")
         require(self.epochs >= 1, f"epochs must be >= 1, not {self.epochs}")
+        validate_processes(self)
         require(self.batch_size >= 1, f"batch_size must be >= 1, not {self.batch_size}")
         require(self.eval_batch_size >= 0, f"eval_batch_size must be >= 0 (0: batch_size), not {self.eval_batch_size}")
         require(0.0 < self.train_portion < 1.0, f"train_portion must be in (0, 1), not {self.train_portion}")
@@ -242,6 +263,9 @@ class PTBSearchConfig:
         "at w, as the original's code does (it produced the paper's PTB numbers); 'stepped': moved like every "
         "other weight, the paper's formula (eq. 7). The two give different architecture gradients from the "
         "first step", choices=["held", "stepped"])
+    bn_groups: int = _f(1, BN_GROUPS_HELP)
+    sync_bn: bool = _f(False, SYNC_BN_HELP)
+    processes: int = _f(1, PROCESSES_HELP)
     valid_bn: str = _f(
         "running", "BatchNorm statistics of the supernet's validation perplexity. 'running': eval mode, where "
         "the cell's one BatchNorm normalises the initial state and all 8 steps with the same running statistics, "
@@ -253,6 +277,7 @@ class PTBSearchConfig:
     def validate(self) -> None:
         require(self.order in (1, 2), f"order must be 1 or 2, not {self.order}")
         require(self.epochs >= 1, f"epochs must be >= 1, not {self.epochs}")
+        validate_processes(self)
         require(self.virtual_step_tied_weight in ("held", "stepped"),
                 f"virtual_step_tied_weight must be held or stepped, not {self.virtual_step_tied_weight!r}")
         require(self.valid_bn in ("running", "batch"), f"valid_bn must be running or batch, not {self.valid_bn!r}")

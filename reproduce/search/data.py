@@ -8,6 +8,10 @@ device as uint8; augmentation is one gather per batch. Batches of the weight hal
 random permutation per epoch; architecture batches come from a persistent iterator over the
 other half that reshuffles when it runs out (the original starts a fresh loader per step).
 All randomness comes from one CPU generator whose state is saved with the checkpoint.
+
+Under N processes (``share=(rank, world)``) every process draws the indices and the augmentation of
+the global batch from that generator, so the streams do not depend on the number of processes, and
+keeps its contiguous slice (:func:`reproduce.distributed.shard_range`).
 """
 from __future__ import annotations
 
@@ -25,6 +29,7 @@ from ..data.augment import augment
 from ..data.images import load_cifar10, load_images
 from ..data.split import digest as split_digest
 from ..data.split import stratified_split
+from ..distributed import shard_range
 from .config import ImageNetSearchConfig, ImageSearchConfig
 from .imagenet import ImageNetSearchData
 
@@ -36,7 +41,7 @@ class CifarHalves:
 
     def __init__(self, images: torch.Tensor, labels: torch.Tensor, train_portion: float, batch_size: int,
                  device, seed: int, eval_batch_size: int = 0, mean=zds.CIFAR_MEAN, std=zds.CIFAR_STD,
-                 halves: Optional[Tuple[torch.Tensor, torch.Tensor]] = None):
+                 halves: Optional[Tuple[torch.Tensor, torch.Tensor]] = None, share: Tuple[int, int] = (0, 1)):
         n = int(images.shape[0])
         self.split_digest = None
         if halves is not None:
@@ -52,6 +57,7 @@ class CifarHalves:
         self.images = images.to(self.device)
         self.labels = labels.to(self.device)
         self.split, self.n = split, n
+        self.share = share
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size or batch_size
         channels = int(images.shape[1])
@@ -68,11 +74,15 @@ class CifarHalves:
         return math.ceil(self.split / self.batch_size)
 
     def augment(self, index: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-        """Padded random crop + horizontal flip + normalisation of the images at ``index`` (CPU long)."""
+        """Padded random crop + horizontal flip + normalisation of the images at ``index`` (CPU long): the
+        randomness of the whole (global) batch is drawn, this process's slice of it is made."""
         b = index.numel()
         oy = torch.randint(0, 2 * self.pad + 1, (b,), generator=self.generator)
         ox = torch.randint(0, 2 * self.pad + 1, (b,), generator=self.generator)
         flip = torch.rand(b, generator=self.generator) < 0.5
+        if self.share[1] > 1:
+            lo, hi = shard_range(0, b, *self.share)
+            index, oy, ox, flip = index[lo:hi], oy[lo:hi], ox[lo:hi], flip[lo:hi]
         dev = self.device
         index = index.to(dev)
         x = augment(self.images[index], oy.to(dev), ox.to(dev), flip.to(dev), self.mean, self.std)
@@ -115,23 +125,26 @@ class CifarHalves:
         self._valid_pos = int(state["valid_pos"])
 
 
-def load_search_data(config, device, data=None):
+def load_search_data(config, device, share: Tuple[int, int] = (0, 1), data=None):
     """The conv search's data: one's own images' stratified halves (``data``: images given from Python), the
-    ImageNet search's per-class subsets, or CIFAR-10's two halves."""
+    ImageNet search's per-class subsets, or CIFAR-10's two halves; under N processes (``share``) CIFAR-10's and
+    one's own images' (the ImageNet search's data runs in one process only)."""
     if isinstance(config, ImageSearchConfig):
-        return load_image_halves(config, device, data)
+        return load_image_halves(config, device, data, share)
     if isinstance(config, ImageNetSearchConfig):
+        if share[1] > 1:
+            raise ValueError("the ImageNet search runs in one process; torchrun searches cifar10 and ptb")
         return ImageNetSearchData(config, device)
-    return load_cifar_halves(config, device)
+    return load_cifar_halves(config, device, share)
 
 
-def load_cifar_halves(config, device) -> CifarHalves:
+def load_cifar_halves(config, device, share: Tuple[int, int] = (0, 1)) -> CifarHalves:
     images, labels = load_cifar10(config.data, train=True, download=True)
     if config.train_examples:
         images, labels = images[:config.train_examples], labels[:config.train_examples]
     images = image_size.downscale(images, config.image_size)
     return CifarHalves(images, labels, config.train_portion, config.batch_size, device, config.seed,
-                       eval_batch_size=config.eval_batch_size)
+                       eval_batch_size=config.eval_batch_size, share=share)
 
 
 class PTBData:
@@ -139,14 +152,18 @@ class PTBData:
 
     ``train``: the training split in ``batch_size`` columns; ``search``: the validation split in
     ``batch_size`` columns (architecture batches); ``valid``: the validation split in
-    ``eval_batch_size`` columns (the epoch's validation perplexity).
+    ``eval_batch_size`` columns (the epoch's validation perplexity). Under N processes
+    (``share=(rank, world)``) ``train`` and ``search`` hold this process's contiguous columns of the
+    global batch; ``valid`` is whole on every process.
     """
 
-    def __init__(self, path, batch_size: int, eval_batch_size: int, device, corpus=None):
+    def __init__(self, path, batch_size: int, eval_batch_size: int, device, share: Tuple[int, int] = (0, 1),
+                 corpus=None):
         corpus = load_corpus(path, "ptb") if corpus is None else corpus
         self.ntokens = len(corpus.dictionary)
-        self.train = zds.batchify(corpus.train, batch_size, device)
-        self.search = zds.batchify(corpus.valid, batch_size, device)
+        lo, hi = shard_range(0, batch_size, *share)
+        self.train = zds.batchify(corpus.train, batch_size)[:, lo:hi].contiguous().to(device)
+        self.search = zds.batchify(corpus.valid, batch_size)[:, lo:hi].contiguous().to(device)
         self.valid = zds.batchify(corpus.valid, eval_batch_size, device)
         for name, data, bs in (("train", self.train, batch_size), ("valid", self.search, batch_size),
                                ("valid", self.valid, eval_batch_size)):
@@ -155,7 +172,7 @@ class PTBData:
                                  f"({data.size(0)} rows); use a smaller batch size or a larger corpus")
 
 
-def load_image_halves(config, device, data=None) -> CifarHalves:
+def load_image_halves(config, device, data=None, share: Tuple[int, int] = (0, 1)) -> CifarHalves:
     """One's own images (``data``, or the source ``config.data`` names) split into stratified halves, normalised
     with the mean and std of the half that trains the weights. The halves also say what the supernet needs
     (``num_classes``, ``in_chans``, ``stem``) and the record's description of the data (``record``)."""
@@ -169,7 +186,7 @@ def load_image_halves(config, device, data=None) -> CifarHalves:
     halves = stratified_split(y, config.train_portion, config.split_seed)
     mean, std = own.normalization(config.normalize, x[halves[0]])
     searched = CifarHalves(x, y, config.train_portion, config.batch_size, device, config.seed,
-                           eval_batch_size=config.eval_batch_size, mean=mean, std=std, halves=halves)
+                           eval_batch_size=config.eval_batch_size, mean=mean, std=std, halves=halves, share=share)
     split = own.split_record("stratified", halves, y, x, seed=config.split_seed, train_portion=config.train_portion)
     searched.record = own.describe(images.describe(), mean, std, stem, split=split)
     searched.num_classes, searched.in_chans, searched.stem = len(images.classes), images.channels, stem

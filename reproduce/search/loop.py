@@ -7,15 +7,21 @@ genotype), ``genotypes.jsonl`` (the derived genotype after every epoch; epoch -1
 initialisation), ``alphas.jsonl`` (the architecture logits and their softmax, same epochs),
 ``checkpoint.pt`` (after every epoch) and, when finished, ``record.json``. Rerunning with the
 same config resumes from the last finished epoch; a finished run is returned as it is.
+
+Under ``torchrun`` (N processes, :mod:`reproduce.distributed`) every process draws the global batch and
+keeps its slice; each loss is the local sum over the global count and every gradient the architect or
+the weight step uses is summed over the processes (``Dist``), so weights and architecture logits stay
+identical on every rank and equal one process's to float round-off, BatchNorm aside: its statistics
+follow ``bn_groups`` (:mod:`.bn_groups`). Only rank 0 writes files; after every epoch the ranks
+compare a digest of the architecture logits and stop together, in one line, if they differ.
 """
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import math
 from pathlib import Path
-from typing import Callable, Dict, List, Optional
+from typing import Optional
 
 import numpy as np
 import torch
@@ -23,78 +29,43 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 import genotypes
-from zoo import datasets as zds
-from zoo.evaluate import lm_loss
 from zoo.fileio import append_jsonl, atomic_write_text
 
-from ..data.text import TextCorpus, corpus_for
+from ..config import ConfigError
 from ..device import autocast, progress_bar, search_channels_last
 from ..distributed import Dist
 from ..jsonfile import read_json_lines
 from ..optim import make_sgd
 from ..rundir import RunDir, check_finite
-from ..train.lm import lm_train_step
-from . import architect
-from .cnn_supernet import Network, arch_softmax
+from . import architect, bn_groups
+from .cnn_supernet import Network
 from .cnn_supernet import genotype as cnn_genotype
-from .config import CIFAR10SearchConfig, PTBSearchConfig, TextSearchConfig, early_stop_skips
-from .data import PTBData, load_search_data
-from .rnn_supernet import RNNModelSearch
+from .config import CIFAR10SearchConfig, early_stop_skips
+from .data import CifarHalves, load_search_data
+from .rnn_search import RNNSearch
+from .searcher import Searcher, StepCallback, StepHook, keeping_loss
 
 log = logging.getLogger(__name__)
 
 GENOTYPES, ALPHAS = "genotypes.jsonl", "alphas.jsonl"
 
-StepCallback = Callable[[int, int], None]
-# (epoch, step, the step's numbers): what the searchers call after every step
-StepHook = Callable[[int, int, Dict[str, object]], None]
-
-
-class _Base:
-    model: nn.Module
-    alphas: List[torch.Tensor]
-    w_opt: torch.optim.Optimizer
-    a_opt: torch.optim.Optimizer
-    alpha_names: tuple
-
-    def arch_update(self, grads: List[torch.Tensor]) -> None:
-        self.a_opt.zero_grad(set_to_none=True)
-        architect.set_grads_(self.alphas, grads)
-        self.a_opt.step()
-
-    def alphas_dict(self) -> Dict[str, list]:
-        return {name: a.detach().cpu().tolist() for name, a in zip(self.alpha_names, self.alphas)}
-
-    def softmax_dict(self) -> Dict[str, list]:
-        return {name: arch_softmax(name, a.detach().float().cpu(), getattr(self.config, "steps", None)).tolist()
-                for name, a in zip(self.alpha_names, self.alphas)}
-
-    def state_dict(self) -> dict:
-        return {"model": self.model.state_dict(), "alphas": [a.detach().clone() for a in self.alphas],
-                "w_opt": self.w_opt.state_dict(), "a_opt": self.a_opt.state_dict()}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.model.load_state_dict(state["model"])
-        with torch.no_grad():
-            for a, s in zip(self.alphas, state["alphas"]):
-                a.copy_(s)
-        self.w_opt.load_state_dict(state["w_opt"])
-        self.a_opt.load_state_dict(state["a_opt"])
-
-
-class CNNSearch(_Base):
+class CNNSearch(Searcher):
     """Conv-cell search on CIFAR-10 (original cnn/train_search.py), or PC-DARTS's (docs/pcdarts.md)."""
 
     def __init__(self, config: CIFAR10SearchConfig, device: torch.device, load_data: bool = True,
-                 num_classes: int = 10, data=None):
+                 num_classes: int = 10, dist: Optional[Dist] = None, data=None):
         self.config, self.device = config, device
-        self.data = load_search_data(config, device, data) if load_data else None
+        share = (dist.rank, dist.world) if dist is not None else (0, 1)
+        self.data = load_search_data(config, device, share, data) if load_data else None
         # one's own images: their classes, channels and stem (the data says them; reproduce.data.own)
         self.data_record = getattr(self.data, "record", None)
         c, classes = config, getattr(self.data, "num_classes", num_classes)
         self.model = Network(c.C, classes, c.layers, c.steps, c.multiplier, c.stem_multiplier, c.partial_channels,
                              c.edge_normalization, getattr(self.data, "stem", c.stem), c.edge_bn_updates,
                              c.partial_selection, c.seed, in_chans=getattr(self.data, "in_chans", 3)).to(device)
+        self.use_processes(dist)
+        if isinstance(self.data, CifarHalves):
+            self._check_batches()
         self.alpha_names = self.model.arch_names
         self.channels_last = search_channels_last(device, config.channels_last)
         if self.channels_last:
@@ -106,6 +77,17 @@ class CNNSearch(_Base):
         self.a_opt = torch.optim.Adam(self.alphas, lr=config.arch_learning_rate,
                                       betas=(config.arch_beta1, config.arch_beta2),
                                       weight_decay=config.arch_weight_decay)
+
+    def _check_batches(self) -> None:
+        """Every batch must split into equal parts (BatchNorm groups, processes): the last, shorter ones too."""
+        c = self.config
+        parts = max(bn_groups.resolve_groups(c.bn_groups, self.d.world, c.sync_bn), self.d.world)
+        halves = {"weight half": self.data.split, "architecture half": self.data.n - self.data.split}
+        for name, size in halves.items():
+            if parts > 1 and size % c.batch_size % parts:
+                raise ConfigError(f"the {name} ({size} images) ends in a batch of {size % c.batch_size}, which does "
+                                  f"not split into {parts} equal parts (BatchNorm groups / processes); choose "
+                                  "train_examples, train_portion or batch_size so that it does")
 
     def lr_at(self, epoch: int) -> float:
         c = self.config
@@ -122,20 +104,22 @@ class CNNSearch(_Base):
         return out.float() if out.dtype in (torch.bfloat16, torch.float16) else out  # float64 stays (the tests')
 
     def loss_fn(self, x, y):
-        return lambda: (F.cross_entropy(self.logits(x, self.alphas), y), None)
+        # the local mean over the number of processes: local sum / global count (the slices are equal)
+        return lambda: (F.cross_entropy(self.logits(x, self.alphas), y) / self.d.world, None)
 
     def arch_step(self, x, y, xv, yv, lr: float) -> torch.Tensor:
         """One Adam step of the architecture; returns the validation loss it differentiated (order 2: at the
         virtually stepped weights)."""
         c = self.config
-        valid_loss, seen = _keeping_loss(self.loss_fn(xv, yv))
+        valid_loss, seen = keeping_loss(self.loss_fn(xv, yv))
         if c.order == 1:
-            grads, _ = architect.first_order(self.alphas, valid_loss)
+            grads, _ = architect.first_order(self.alphas, valid_loss, all_reduce=self.d.all_reduce_sum_)
         else:
             params = list(self.model.parameters())
             grads, _ = architect.second_order(
                 self.model, self.alphas, self.loss_fn(x, y), valid_loss, lr, momentum=c.momentum,
-                weight_decay=c.weight_decay, buffers=architect.momentum_buffers(self.w_opt, params), r=c.unrolled_eps)
+                weight_decay=c.weight_decay, buffers=architect.momentum_buffers(self.w_opt, params), r=c.unrolled_eps,
+                all_reduce=self.d.all_reduce_sum_)
         if c.arch_grad_clip:  # PC-DARTS on ImageNet: torch's clip_grad_norm_ over alphas and betas together
             architect.clip_(grads, c.arch_grad_clip)
         self.arch_update(grads)
@@ -146,7 +130,8 @@ class CNNSearch(_Base):
         self.w_opt.zero_grad(set_to_none=True)
         logits = self.logits(x, [a.detach() for a in self.alphas])
         loss = F.cross_entropy(logits, y)
-        loss.backward()
+        (loss / self.d.world).backward()
+        self.d.all_reduce_grads_(list(self.model.parameters()))  # before the clip: the global norm
         grad_norm = nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
         self.w_opt.step()
         return loss.detach(), logits.detach(), grad_norm.detach()
@@ -171,17 +156,30 @@ class CNNSearch(_Base):
             if hook is not None:
                 hook(epoch, step, {"train_loss": loss, "train_acc": 100.0 * hits / y.numel(), "arch_loss": arch_loss,
                                    "lr": lr, "arch_lr": self.a_opt.param_groups[0]["lr"], "grad_norm": grad_norm})
-        return {"lr": lr, "train_loss": loss_sum.item() / n, "train_acc": 100.0 * correct.item() / n}
+        self.end_epoch_statistics()
+        loss_sum, correct, n = self._summed(loss_sum, correct, n)
+        return {"lr": lr, "train_loss": loss_sum / n, "train_acc": 100.0 * correct / n}
+
+    def _summed(self, loss_sum: torch.Tensor, correct: torch.Tensor, n: int):
+        """(loss sum, correct, count) summed over the processes, as Python numbers."""
+        totals = torch.stack([loss_sum.double(), correct.double(), torch.tensor(float(n), dtype=torch.float64,
+                                                                                device=loss_sum.device)])
+        self.d.all_reduce_sum(totals)
+        loss_sum, correct, n = (float(v) for v in totals.cpu())
+        return loss_sum, correct, n
 
     @torch.no_grad()
     def evaluate(self) -> dict:
         self.model.eval()
-        loss_sum, correct, n = 0.0, 0, 0
-        for x, y in self.data.valid_batches():
+        loss_sum = torch.zeros((), device=self.device, dtype=torch.float64)
+        correct = torch.zeros((), device=self.device, dtype=torch.long)
+        n = 0
+        for x, y in self.data.valid_batches():  # each process evaluates its slice of every batch
             logits = self.logits(x, self.alphas)
-            loss_sum += F.cross_entropy(logits, y, reduction="sum").item()
-            correct += (logits.argmax(1) == y).sum().item()
+            loss_sum += F.cross_entropy(logits, y, reduction="sum").double()
+            correct += (logits.argmax(1) == y).sum()
             n += y.numel()
+        loss_sum, correct, n = self._summed(loss_sum, correct, n)
         return {"valid_loss": loss_sum / n, "valid_acc": 100.0 * correct / n}
 
     def genotype(self, capped: bool = True):
@@ -200,115 +198,6 @@ class CNNSearch(_Base):
 
     def final_metrics(self, row: dict) -> dict:
         return {k: row[k] for k in ("train_loss", "train_acc", "valid_loss", "valid_acc")}
-
-
-def _keeping_loss(loss_fn):
-    """``loss_fn`` (returning (loss, aux)) wrapped to keep its last loss, detached, in the returned dict."""
-    seen: Dict[str, torch.Tensor] = {}
-
-    def loss():
-        value, aux = loss_fn()
-        seen["loss"] = value.detach()
-        return value, aux
-    return loss, seen
-
-
-def _detach_hidden(hidden):
-    return [h.detach() for h in hidden]
-
-
-class RNNSearch(_Base):
-    """Recurrent-cell search on PTB (original rnn/train_search.py)."""
-
-    alpha_names = ("weights",)
-
-    def __init__(self, config: PTBSearchConfig, device: torch.device):
-        self.config, self.device = config, device
-        corpus = corpus_for(config, "text" if isinstance(config, TextSearchConfig) else "ptb")
-        self.data = PTBData(config.data, config.batch_size, config.eval_batch_size, device, corpus)
-        self.data_record = corpus.describe() if isinstance(corpus, TextCorpus) else None
-        c = config
-        self.model = RNNModelSearch(self.data.ntokens, c.emsize, c.nhid, c.nhidlast, c.dropout, c.dropouth,
-                                    c.dropoutx, c.dropouti, c.dropoute).to(device)
-        for cell in self.model.rnns:
-            cell.batch_stats_in_eval = c.valid_bn == "batch"
-        self.alphas = self.model.new_alphas(device)
-        self.w_opt = make_sgd(self.model.parameters(), lr=c.learning_rate, weight_decay=c.weight_decay)
-        self.a_opt = torch.optim.Adam(self.alphas, lr=c.arch_learning_rate, weight_decay=c.arch_weight_decay)
-
-    def held_in_virtual_step(self) -> List[torch.Tensor]:
-        """The weights the second-order virtual step leaves at w: the tied embedding/decoder weight with
-        ``virtual_step_tied_weight='held'`` (the original's code), none with 'stepped' (the paper's formula)."""
-        return [self.model.encoder.weight] if self.config.virtual_step_tied_weight == "held" else []
-
-    def loss_fn(self, hidden, data, targets):
-        def loss():
-            log_prob, hidden_next = self.model(data, hidden, self.alphas[0])
-            return F.nll_loss(log_prob.view(-1, log_prob.size(2)), targets), _detach_hidden(hidden_next)
-        return loss
-
-    def train_epoch(self, epoch: int, progress: bool, hook: Optional[StepHook]) -> dict:
-        c, train, search = self.config, self.data.train, self.data.search
-        hidden = self.model.init_hidden(c.batch_size)
-        hidden_valid = self.model.init_hidden(c.batch_size)
-        loss_sum, batches, i, step = 0.0, 0, 0, 0
-        total = max(1, (train.size(0) - 2) // c.bptt + 1)
-        bar = progress_bar(None, total, f"search epoch {epoch}", progress)
-        params = list(self.model.parameters())
-        while i < train.size(0) - 1 - 1:
-            bptt = c.bptt if np.random.random() < 0.95 else c.bptt / 2.0
-            seq_len = int(bptt)
-            lr2 = self.w_opt.param_groups[0]["lr"]
-            self.w_opt.param_groups[0]["lr"] = lr2 * seq_len / c.bptt
-            self.model.train()
-            data_valid, targets_valid = zds.get_batch(search, i % (search.size(0) - 1), c.bptt)
-            data, targets = zds.get_batch(train, i, seq_len)
-            hidden, hidden_valid = _detach_hidden(hidden), _detach_hidden(hidden_valid)
-            valid_loss, seen = _keeping_loss(self.loss_fn(hidden_valid, data_valid, targets_valid))
-            if c.order == 1:
-                grads, hidden_valid = architect.first_order(self.alphas, valid_loss)
-            else:
-                eta = self.w_opt.param_groups[0]["lr"]
-                grads, hidden_valid = architect.second_order(
-                    self.model, self.alphas, self.loss_fn(hidden, data, targets), valid_loss, eta,
-                    weight_decay=c.weight_decay, clip=c.grad_clip, r=c.unrolled_eps, hold=self.held_in_virtual_step())
-            self.arch_update(grads)
-
-            self.w_opt.param_groups[0]["lr"] = lr2  # the weight step scales it itself
-            stats: dict = {}
-            raw_loss, hidden = lm_train_step(
-                functools.partial(self.model, weights=self.alphas[0].detach()), self.w_opt, params, data, targets,
-                hidden, seq_len=seq_len, bptt=c.bptt, clip=c.grad_clip, alpha=c.alpha, beta=c.beta, device=self.device,
-                stats=stats)
-            lr_step, grad_norm = stats["lr"], stats["grad_norm"]
-            loss_sum += raw_loss.item()
-            batches += 1
-            i += seq_len
-            if bar is not None:
-                bar.update(1)
-            if hook is not None:
-                hook(epoch, step, {"train_loss": raw_loss.detach(), "arch_loss": seen["loss"], "lr": lr_step,
-                                   "arch_lr": self.a_opt.param_groups[0]["lr"], "grad_norm": grad_norm.detach()})
-            step += 1
-        if bar is not None:
-            bar.close()
-        train_loss = loss_sum / max(batches, 1)
-        return {"lr": self.w_opt.param_groups[0]["lr"], "train_loss": train_loss,
-                "train_ppl": math.exp(min(train_loss, 700))}
-
-    def evaluate(self) -> dict:
-        c, source = self.config, self.data.valid
-        self.model.eval()
-        weights = self.alphas[0]
-        loss = lm_loss(lambda x, hidden: self.model(x, hidden, weights), source,
-                       self.model.init_hidden(c.eval_batch_size), c.bptt)
-        return {"valid_loss": loss, "valid_ppl": math.exp(min(loss, 700))}
-
-    def genotype(self):
-        return genotypes.derive.rnn(self.alphas[0])
-
-    def final_metrics(self, row: dict) -> dict:
-        return {k: row[k] for k in ("train_loss", "train_ppl", "valid_loss", "valid_ppl")}
 
 
 _SEARCHERS = {"cifar10": CNNSearch, "ptb": RNNSearch, "imagenet": CNNSearch, "images": CNNSearch,
@@ -331,12 +220,12 @@ class SearchTask:
 
     def __init__(self, dataset: str, config, d: Dist, rundir: RunDir, progress: bool,
                  callback: Optional[StepCallback] = None, data=None):
-        self.dataset, self.config, self.rundir = dataset, config, rundir
+        self.dataset, self.config, self.rundir, self.d = dataset, config, rundir, d
         self.progress, self.callback = progress, callback
         self.stop_at_skips = early_stop_skips(getattr(config, "early_stop", ""))
         device = d.device
         given = {} if data is None else {"data": data}  # images given from Python (search("images", ..., data=))
-        self.searcher = _SEARCHERS[dataset](config, device, **given)  # loads the data: missing data fails here
+        self.searcher = _SEARCHERS[dataset](config, device, dist=d, **given)  # missing data fails here
         self.parameters = sum(p.numel() for p in self.searcher.model.parameters())
         log.info("search %s, order %d: %d weight parameters, device %s", dataset, config.order, self.parameters,
                  device)
@@ -344,6 +233,8 @@ class SearchTask:
     def _log_architecture(self, epoch: int) -> str:
         searcher, path = self.searcher, self.rundir.path
         text = genotypes.format(searcher.genotype())
+        if not self.d.is_main:
+            return text
         append_jsonl(path / GENOTYPES, {"epoch": epoch, "genotype": text})
         append_jsonl(path / ALPHAS, {"epoch": epoch, "logits": searcher.alphas_dict(),
                                      "softmax": searcher.softmax_dict()})
@@ -351,11 +242,11 @@ class SearchTask:
 
     def begin(self, start_epoch: int) -> None:
         # Before the first epoch keep nothing: the initial (epoch -1) rows are written again just below.
-        for name in (GENOTYPES, ALPHAS):
+        for name in (GENOTYPES, ALPHAS) if self.d.is_main else ():
             _trim_jsonl(self.rundir.path / name, start_epoch if start_epoch > 0 else -1)
         if start_epoch == 0:
             self._log_architecture(-1)
-        if hasattr(self.searcher.data, "subsets_json"):  # the ImageNet search's draw of its two subsets
+        if self.d.is_main and hasattr(self.searcher.data, "subsets_json"):  # the ImageNet search's draw of subsets
             atomic_write_text(self.rundir.path / "subsets.json", self.searcher.data.subsets_json())
 
     def run_epoch(self, epoch: int) -> dict:
@@ -366,6 +257,7 @@ class SearchTask:
             check_finite(key, metrics[key], epoch)
         for a in searcher.alphas:
             check_finite("architecture logits", float(a.detach().abs().sum()), epoch)
+        self.d.check_same(searcher.alphas, f"architecture logits after epoch {epoch}")
         text = self._log_architecture(epoch)
         log.info("genotype = %s", text)
         return {**metrics, "genotype": text}
@@ -414,7 +306,7 @@ class SearchTask:
     def record_fields(self, curve: list) -> dict:
         method = "" if getattr(self.config, "method", "darts") == "darts" else f"-{self.config.method}"
         fields = {"experiment": f"search-{self.dataset}{method}-order{self.config.order}", "order": self.config.order,
-                  "genotype": curve[-1]["genotype"], "alphas": self.searcher.alphas_dict()}
+                  "genotype": curve[-1]["genotype"], "alphas": self.searcher.alphas_dict(), "world_size": self.d.world}
         if hasattr(self.searcher, "channels_last"):  # the memory format the device's default chose
             fields["channels_last"] = self.searcher.channels_last
         if getattr(self.searcher, "data_record", None):  # one's own data: what it was and how it was split

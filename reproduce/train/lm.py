@@ -57,14 +57,16 @@ NAN_CHECK_EVERY = 50  # steps between checks for a non-finite loss (each check w
 
 
 def lm_train_step(model, optimizer, params, x, targets, hidden, *, seq_len: int, bptt: int, clip: float,
-                  alpha: float, beta: float, device: torch.device, amp: str = "none", stats: Optional[dict] = None):
+                  alpha: float, beta: float, device: torch.device, amp: str = "none", stats: Optional[dict] = None,
+                  dist: Optional[distributed.Dist] = None):
     """One weight step of the original rnn/train.py (and of rnn/train_search.py, whose supernet ``model`` is
     called with its architecture weights bound); returns (raw NLL as a device tensor, new hidden state);
     ``stats`` (a dict, for the live logs) gets the step's learning rate and gradients' norm before clipping.
 
     ``model(x, hidden, return_h=True)`` gives (log_prob, hidden, outputs, dropped outputs). The learning rate
     is scaled by seq_len / bptt for this step only; the hidden state is detached from the previous step; the
-    loss adds AR (alpha) and TAR (beta) on the cell outputs.
+    loss adds AR (alpha) and TAR (beta) on the cell outputs. ``dist``: the search's processes, whose gradients
+    are summed here (a training's are summed by DDP).
     """
     lr2 = optimizer.param_groups[0]["lr"]
     optimizer.param_groups[0]["lr"] = lr2 * seq_len / bptt
@@ -77,7 +79,11 @@ def lm_train_step(model, optimizer, params, x, targets, hidden, *, seq_len: int,
             loss = loss + sum(alpha * h.float().pow(2).mean() for h in dropped_rnn_hs[-1:])
         loss = loss + sum(beta * (h[1:] - h[:-1]).float().pow(2).mean() for h in rnn_hs[-1:])
     optimizer.zero_grad(set_to_none=True)
-    loss.backward()
+    if dist is not None and dist.enabled:  # the search (no DDP): local sum / global count, summed before the clip
+        (loss / dist.world).backward()
+        dist.all_reduce_grads_(params)
+    else:
+        loss.backward()
     grad_norm = torch.nn.utils.clip_grad_norm_(params, clip, foreach=True)
     optimizer.step()
     if stats is not None:

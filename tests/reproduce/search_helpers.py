@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import random
 
 import torch
+import torch.distributed as dist
 
 from reproduce.config import canonical
-from reproduce.search import SEARCH_CONFIGS
+from reproduce.search import SEARCH_CONFIGS, architect, search
 from zoo.datasets import write_cifar10, write_text_corpus
 
 WORDS = "the a cat dog sat on mat and ran far up down big small red".split()
@@ -54,3 +56,29 @@ def ptb_config(data, **kw):
                 epochs=2, device="cpu", deterministic=True)
     base.update(kw)
     return SEARCH_CONFIGS["ptb"](**canonical(base))
+
+
+def search_ddp_worker(rank: int, world: int, port: int, jobs, result_path: str) -> None:
+    """One process of a torchrun-like gloo group running reproduce.search.search for each (dataset, config, out,
+    diverge); saves each record's alphas, config, world size and curve (or what the search raised) to
+    ``result_path.<rank>``. ``diverge``: rank 1 nudges its architecture gradients, so the ranks' logits part."""
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
+                      LOCAL_RANK=str(rank))
+    torch.set_num_threads(1)
+    set_grads = architect.set_grads_
+    dist.init_process_group("gloo", rank=rank, world_size=world)
+    results = []
+    try:
+        for dataset, config, out, diverge in jobs:
+            nudge = 1e-3 if diverge and rank == 1 else 0.0
+            architect.set_grads_ = lambda alphas, grads, nudge=nudge: set_grads(alphas, [g + nudge for g in grads])
+            try:
+                record = search(dataset, config, out, progress=False)
+            except Exception as e:  # what each rank saw, for the test to check
+                results.append({"raised": type(e).__name__, "message": str(e)})
+                continue
+            results.append({"alphas": record["alphas"], "config": record["config"], "world_size": record["world_size"],
+                            "curve": [{k: v for k, v in m.items() if k != "time_s"} for m in record["curve"]]})
+    finally:
+        torch.save(results, f"{result_path}.{rank}")
+        dist.destroy_process_group()

@@ -207,6 +207,19 @@ def test_the_csv_keeps_the_rows_up_to_where_a_run_continues_and_grows_columns(tm
     assert [r["step"] for r in _csv(tmp_path / loggers.EPOCHS_CSV)] == ["2", "4"]
 
 
+def test_a_csv_saved_again_by_a_spreadsheet_keeps_its_rows_and_an_unreadable_one_is_one_line(tmp_path):
+    steps = tmp_path / loggers.STEPS_CSV
+    steps.write_bytes(b"\xef\xbb\xbfstep,epoch,loss\r\n1,0,2.0\r\n2,0,1.0\r\n")  # with a byte-order mark
+    logs = loggers.Loggers("csv", tmp_path, {})
+    logs.start(2)
+    logs.on_step(1, 0, {"loss": 3.0})
+    logs.close()
+    assert [(r["step"], r["loss"]) for r in _csv(steps)] == [("1", "2.0"), ("2", "1.0"), ("3", "3.0")]
+    steps.write_bytes(b"\xff\xfe\x00 not text")
+    with pytest.raises(ConfigError, match=f"{loggers.STEPS_CSV} is not a CSV file of these logs .*move it away"):
+        loggers.Loggers("csv", tmp_path, {}).start(2)
+
+
 def test_the_heatmap_is_an_rgb_image_darkest_at_the_largest_probability():
     img = loggers.heatmap(np.array([[0.0, 0.5], [0.25, 1.0]]), cell=2)
     assert img.shape == (3, 4, 4) and img.dtype == np.uint8

@@ -1,6 +1,7 @@
 """The scheduler: in-process runs, the local GPU queue (with fake GPUs), and Slurm through submitit."""
 from __future__ import annotations
 
+import contextlib
 import json
 import pickle
 import sys
@@ -229,7 +230,13 @@ def _fake_slurm(out, sacct=(), squeue=()):
 
 class _FakeExecutor:
     def __init__(self):
-        self.submitted = []
+        self.submitted, self.batches = [], []
+
+    @contextlib.contextmanager
+    def batch(self):
+        start = len(self.submitted)
+        yield
+        self.batches.append([fn.out for fn in self.submitted[start:]])
 
     def submit(self, fn):
         self.submitted.append(fn)
@@ -280,7 +287,7 @@ def test_a_job_note_of_another_cluster_or_unreadable_means_submit_again(tmp_path
     assert len(executor.submitted) == 2
 
 
-def test_a_search_job_runs_one_process_even_when_trainings_take_several_gpus(tmp_path, monkeypatch):
+def test_a_search_job_spans_the_jobs_gpus_as_a_training_does(tmp_path, monkeypatch):
     made = {}
 
     def make_executor(options, folder):
@@ -293,12 +300,51 @@ def test_a_search_job_runs_one_process_even_when_trainings_take_several_gpus(tmp
     for job in jobs:
         Path(job.out).mkdir()
     run_jobs(jobs, launcher="slurm", slurm=SlurmOptions(gpus_per_job=4), progress=False)
-    assert sorted(made) == [1, 4]
-    assert [fn.kind for fn in made[1].submitted] == ["search"] and [fn.kind for fn in made[4].submitted] == ["train"]
+    assert sorted(made) == [4]  # --gpus-per-job applies to searches too (reproduce.search under torchrun)
+    assert [fn.kind for fn in made[4].submitted] == ["search", "train"]
 
 
 def test_a_global_batch_that_does_not_split_across_the_jobs_gpus_is_refused_before_submitting(tmp_path, monkeypatch):
     monkeypatch.setattr(slurm, "make_executor", lambda options, folder: pytest.fail("nothing may be submitted"))
-    jobs = [Job("train", "cifar10", {"seed": 0, "batch_size": 96}, str(tmp_path / "run"))]
-    with pytest.raises(ValueError, match="batch_size 96 .* does not divide across --gpus-per-job 5"):
-        run_jobs(jobs, launcher="slurm", slurm=SlurmOptions(gpus_per_job=5), progress=False)
+    for kind in ("train", "search"):
+        jobs = [Job(kind, "cifar10", {"seed": 0, "batch_size": 96}, str(tmp_path / kind))]
+        with pytest.raises(ValueError, match="batch_size 96 .* does not divide across --gpus-per-job 5"):
+            run_jobs(jobs, launcher="slurm", slurm=SlurmOptions(gpus_per_job=5), progress=False)
+
+
+def test_an_experiments_runs_go_to_slurm_as_one_job_array(tmp_path, monkeypatch):
+    executor = _FakeExecutor()
+    monkeypatch.setattr(slurm, "make_executor", lambda options, folder: executor)
+    jobs = [Job("search", "cifar10", {"seed": s}, str(tmp_path / f"search-{s}")) for s in range(3)]
+    for job in jobs:
+        Path(job.out).mkdir()
+    run_jobs(jobs, launcher="slurm", slurm=SlurmOptions(gpus_per_job=2, array_parallelism=2), progress=False)
+    assert executor.batches == [[job.out for job in jobs]]  # one batch() call: one sbatch --array
+    assert slurm.executor_parameters(SlurmOptions(array_parallelism=2))["slurm_array_parallelism"] == 2
+    assert "slurm_array_parallelism" not in slurm.executor_parameters(SlurmOptions())
+    with pytest.raises(ValueError, match="--array-parallelism must be >= 0"):
+        SlurmOptions(array_parallelism=-1)
+
+
+def test_slurm_job_json_keeps_the_array_task_id(tmp_path):
+    job = Job("search", "cifar10", {"seed": 0}, str(tmp_path))
+    slurm._remember_submission(job, type("Handle", (), {"job_id": "4242_7"})(), SlurmOptions(), "f")
+    note = json.loads((tmp_path / slurm.SLURM_JOB).read_text())
+    assert note["job_id"] == "4242_7" and note["array_job_id"] == "4242" and note["array_task_id"] == "7"
+
+
+@pytest.mark.slow
+def test_two_searches_run_as_one_array_through_submitits_local_executor(tmp_path):
+    from search_helpers import cifar_config, tiny_cifar
+
+    from reproduce.config import to_dict
+
+    data = tiny_cifar(tmp_path / "c10")
+    jobs = [Job("search", "cifar10", to_dict(cifar_config(data, seed=s, order=1, epochs=1, image_size=8,
+                                                          num_threads=1)), str(tmp_path / "runs" / f"search-{s}"))
+            for s in range(2)]
+    records = run_jobs(jobs, launcher="slurm", slurm=SlurmOptions(cluster="local", gpus_per_job=0, cpus_per_job=1,
+                                                                  time_min=5, array_parallelism=1), progress=False)
+    assert [r["status"] for r in records] == ["finished", "finished"] and [r["seed"] for r in records] == [0, 1]
+    notes = [json.loads((Path(job.out) / slurm.SLURM_JOB).read_text()) for job in jobs]
+    assert all(n["cluster"] == "local" and n["job_id"] for n in notes)

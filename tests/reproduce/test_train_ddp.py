@@ -7,22 +7,14 @@ the batch, so its curve only agrees within a tolerance.
 """
 from __future__ import annotations
 
-import socket
-
 import pytest
 import torch
 import torch.multiprocessing as mp
-from train_helpers import ddp_worker, make_cifar, make_corpus, tiny_cifar, tiny_lm
+from train_helpers import ddp_worker, free_port, make_cifar, make_corpus, tiny_cifar, tiny_lm
 
 from reproduce.config import ConfigError
 from reproduce.distributed import Dist
 from reproduce.train import train
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +27,7 @@ def ddp(tmp_path_factory):
     cnn_cfg = tiny_cifar(cifar, epochs=2, drop_path_prob=0.0)
     jobs = [("ptb", lm_cfg, str(tmp / "ddp_ptb")), ("cifar10", cnn_cfg, str(tmp / "ddp_cifar"))]
     result = tmp / "result"
-    mp.spawn(ddp_worker, args=(2, _free_port(), jobs, str(result)), nprocs=2)
+    mp.spawn(ddp_worker, args=(2, free_port(), jobs, str(result)), nprocs=2)
     ranks = [torch.load(f"{result}.{r}", weights_only=True) for r in range(2)]
     single = {"ptb": train("ptb", lm_cfg, tmp / "single_ptb", progress=False),
               "cifar10": train("cifar10", cnn_cfg, tmp / "single_cifar", progress=False)}
@@ -83,7 +75,7 @@ def test_a_run_directory_in_use_stops_every_rank_together(tmp_path):
     cifar = make_cifar(tmp_path / "cifar")
     out, result = tmp_path / "run", tmp_path / "result"
     with RunDir(out).lock():
-        mp.spawn(ddp_claim_worker, args=(2, _free_port(), "cifar10", tiny_cifar(cifar, epochs=1), str(out),
+        mp.spawn(ddp_claim_worker, args=(2, free_port(), "cifar10", tiny_cifar(cifar, epochs=1), str(out),
                                          str(result)), nprocs=2)
     outcomes = [json.loads(open(f"{result}.{r}").read()) for r in range(2)]
     assert [o["raised"] for o in outcomes] == ["RunInUseError", "RunInUseError"], outcomes

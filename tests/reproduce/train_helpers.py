@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import random
+import socket
 from pathlib import Path
 
 import torch
@@ -67,6 +68,13 @@ def tiny_imagenet(data: Path, **kw):
                 eval_batch_size=4, workers=0, deterministic=True)
     base.update(kw)
     return RECIPES["imagenet"](**canonical(base))
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 now (the rendezvous of a test's gloo process group)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def ddp_worker(rank: int, world: int, port: int, jobs, result_path: str) -> None:

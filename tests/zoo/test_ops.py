@@ -4,6 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 import genotypes
 from zoo.ops import OPS, DilConv, FactorizedReduce, Identity, ReLUConvBN, SepConv, Zero, drop_path
@@ -113,6 +114,38 @@ def test_factorized_reduce_uses_two_offset_grids():
     y = fr(x) * torch.sqrt(torch.tensor(1.0 + fr.bn.eps))  # undo the eval BatchNorm (mean 0, var 1)
     torch.testing.assert_close(y[0, 0], x[0, 0, ::2, ::2])
     torch.testing.assert_close(y[0, 1], x[0, 0, 1::2, 1::2])
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+@pytest.mark.parametrize("c_in, size", [(4, 16), (6, 8), (6, 7), (16, 32)])
+def test_factorized_reduce_computes_the_originals_strided_convolutions(channels_last, c_in, size):
+    # the original: conv_1 and conv_2 as 1x1 convolutions with stride 2 on x and x[:, :, 1:, 1:]
+    torch.manual_seed(0)
+    fr = FactorizedReduce(c_in, 2 * c_in if size % 2 == 0 else c_in + c_in % 2)
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    fr = fr.to(memory_format=fmt)
+    x = torch.randn(3, c_in, size, size).contiguous(memory_format=fmt)
+    if size % 2:  # the two grids differ in size at odd sizes: the original cannot concatenate them either
+        with pytest.raises(RuntimeError):
+            FactorizedReduce(c_in, 2)(x)
+        return
+    grads = []
+    for ours in (True, False):
+        xx = x.clone().requires_grad_()
+        fr.zero_grad()
+        if ours:
+            y = fr(xx)
+        else:
+            r = torch.relu(xx)
+            y = fr.bn(torch.cat([F.conv2d(r, fr.conv_1.weight, stride=2),
+                                 F.conv2d(r[:, :, 1:, 1:], fr.conv_2.weight, stride=2)], dim=1))
+        y.backward(torch.arange(y.numel(), dtype=y.dtype).view(y.shape) % 5)
+        grads.append((y.detach(), xx.grad, fr.conv_1.weight.grad.clone(), fr.conv_2.weight.grad.clone()))
+    (y, gx, gw1, gw2), (y0, gx0, gw10, gw20) = grads
+    assert torch.equal(y, y0) and torch.equal(gx, gx0)  # the same products and sums
+    # the weight gradients sum over batch and pixels, in whatever order each kernel takes: round-off only
+    torch.testing.assert_close(gw1, gw10, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(gw2, gw20, rtol=1e-4, atol=1e-5)
 
 
 def test_factorized_reduce_needs_even_channels():
