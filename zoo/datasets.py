@@ -272,8 +272,7 @@ def write_cifar10(root: PathLike, train_images, train_labels, test_images, test_
     atomic_write_bytes(d / CIFAR10_TEST_FILE, _py2_pickle(batch(test, test_labels, "testing batch 1 of 1", 0)))
     meta = {
         b"num_cases_per_batch": int(len(splits[0])) if batches else 0,
-        b"label_names": [c.encode() for c in CIFAR10_CLASSES],
-        b"num_vis": 3072,
+        b"label_names": [c.encode() for c in CIFAR10_CLASSES], b"num_vis": 3072,
     }
     atomic_write_bytes(d / "batches.meta", _py2_pickle(meta))
     return d

@@ -20,10 +20,8 @@ import genotypes
 
 from .. import comparable, random_baseline, targets
 from .. import config as run_config
-from ..jsonfile import read_json
-from ..layout import EXPERIMENT_FILE, RUNS, SEARCH, SELECTION, run_dir
+from ..layout import RUNS, SEARCH, SELECTION, run_dir
 from ..report import check_ours, report_path
-from ..rundir import RUNTIME_FIELDS
 from ..scheduler import Job, read_result
 from ..slurm import SlurmOptions
 from ..tasks import make_config
@@ -32,10 +30,11 @@ from . import baseline, estimate
 from .spec import (
     DEFAULT_SEARCH_SEEDS,
     PROFILES,
-    ExperimentMismatchError,
     ExperimentOptions,
     ExperimentSpec,
     check_existing_run,
+    check_experiment_file,
+    check_other_seeds,
     get_spec,
 )
 
@@ -161,7 +160,7 @@ def _final_jobs(spec: ExperimentSpec, base: dict, arch: Optional[str], genotype:
         check_existing_run(where, cfg)
         jobs.append(Job("train", spec.dataset, cfg, str(where), name=f"{spec.name} seed {seed}"))
     if jobs:
-        _check_other_seeds(out, jobs[0].config, seeds)
+        check_other_seeds(out, jobs[0].config, seeds)
     return jobs
 
 
@@ -416,35 +415,3 @@ def _work(finals, final_config, n_seeds, selection_config, stages, baseline_jobs
     if pending:  # the random cells train with the final runs' recipe: its config stands in for theirs
         work.append((len(pending), "train", final_config))
     return work
-
-
-def check_experiment_file(out: Path, meta: dict) -> Optional[dict]:
-    path = out / EXPERIMENT_FILE
-    if not path.exists():
-        return None
-    saved = read_json(path, fix="restore it, or use another --out directory")
-    differ = {k: (saved.get(k), meta.get(k)) for k in ("experiment", "dataset", "profile", "order", "arch",
-                                                       "genotype", "search")
-              if meta.get(k, saved.get(k)) != saved.get(k)}
-    if differ:
-        fields = ", ".join(f"{k} (saved {a!r}, now {b!r})" for k, (a, b) in differ.items())
-        raise ExperimentMismatchError(
-            f"{out} holds another experiment: {fields}. Profiles and configs are never mixed: "
-            "use another --out directory, or rerun with the saved values.")
-    return saved
-
-
-def _check_other_seeds(out: Path, config: dict, seeds) -> None:
-    """Refuse new seeds whose config differs (in anything but the seed) from the runs already in ``out``:
-    the aggregation would refuse the mixture anyway, but only after all the training."""
-    for path in sorted((out / "runs").glob("seed-*/config.json")):
-        saved = read_json(path, fix="restore it, or delete that run directory")
-        if saved.get("seed") in seeds:
-            continue  # compared field by field with its own new config above
-        differ = run_config.diff(saved, config, ignore=RUNTIME_FIELDS + ("seed",))
-        if differ:
-            fields = ", ".join(f"{k} (seed {saved.get('seed')}: {a!r}, now {b!r})" for k, (a, b) in differ.items())
-            raise ExperimentMismatchError(
-                f"{out} already holds runs with another config: {fields}. Seeds of one experiment share "
-                "their config: use another --out directory, or rerun with the saved values.")
-        return  # the runs already there agree with each other (checked when they were added)
