@@ -108,10 +108,10 @@ class CNNSearch(Searcher):
         return lambda: (F.cross_entropy(self.logits(x, self.alphas), y) / self.d.world, None)
 
     def arch_step(self, x, y, xv, yv, lr: float) -> torch.Tensor:
-        """One Adam step of the architecture; returns the validation loss it differentiated (order 2: at the
-        virtually stepped weights)."""
+        """One Adam step of the architecture; returns the validation loss it differentiated, this process's mean
+        (order 2: at the virtually stepped weights)."""
         c = self.config
-        valid_loss, seen = keeping_loss(self.loss_fn(xv, yv))
+        valid_loss, seen = keeping_loss(self.loss_fn(xv, yv), self.d.world)
         if c.order == 1:
             grads, _ = architect.first_order(self.alphas, valid_loss, all_reduce=self.d.all_reduce_sum_)
         else:

@@ -90,7 +90,7 @@ class RNNSearch(Searcher):
             data_valid, targets_valid = zds.get_batch(search, i % (search.size(0) - 1), c.bptt)
             data, targets = zds.get_batch(train, i, seq_len)
             hidden, hidden_valid = _detach_hidden(hidden), _detach_hidden(hidden_valid)
-            valid_loss, seen = keeping_loss(self.loss_fn(hidden_valid, data_valid, targets_valid))
+            valid_loss, seen = keeping_loss(self.loss_fn(hidden_valid, data_valid, targets_valid), self.d.world)
             if c.order == 1:
                 grads, hidden_valid = architect.first_order(self.alphas, valid_loss, all_reduce=reduce)
             else:
