@@ -48,7 +48,8 @@ def _holds_images(folder: Path) -> bool:
 def _output_index(folders: List[str], model) -> Tuple[List[int], str]:
     """The model output each folder's images belong to, and how they were matched: by class name when they all are
     names, else by position."""
-    names = class_names(model.pretrained_cfg.get("dataset", "")) or []
+    saved = (getattr(model, "zoo_config", None) or {}).get("class_names")  # a model of one's own data names them
+    names = list(saved or class_names(model.pretrained_cfg.get("dataset", "")) or [])
     num_classes = model.pretrained_cfg["num_classes"]
     if names and len(names) == num_classes:
         named = [f for f in folders if f in names]

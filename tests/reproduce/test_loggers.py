@@ -9,6 +9,8 @@ import sys
 
 import numpy as np
 import pytest
+import torch
+import torch.nn.functional as F
 from search_helpers import cifar_config, one_thread, tiny_cifar
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from train_helpers import make_cifar, make_corpus, tiny_lm
@@ -20,6 +22,7 @@ from reproduce.config import ConfigError
 from reproduce.distributed import Dist
 from reproduce.rundir import RunDir
 from reproduce.search import search
+from reproduce.search.loop import CNNSearch
 from reproduce.train import train
 
 LOGS = "tensorboard,csv"
@@ -129,6 +132,27 @@ def test_training_logs_a_row_per_step(tmp_path):
     rows = _csv(tmp_path / "lm" / loggers.STEPS_CSV)
     assert len(rows) >= 2 and [int(r["step"]) for r in rows] == list(range(1, len(rows) + 1))
     assert all(r[k] != "" for r in rows for k in ("train_loss", "lr", "grad_norm"))
+
+
+class _TwoSameRanks(Dist):
+    """Two processes holding the same data, without a process group: a sum over them doubles."""
+
+    def __init__(self):
+        super().__init__(world=2)
+
+    def all_reduce_sum_(self, tensors):
+        with torch.no_grad():
+            for t in tensors:
+                t.mul_(2)
+
+
+def test_the_architecture_loss_of_a_process_is_its_own_mean_under_several_processes(cifar_root):
+    # the searchers differentiate this process's mean divided by the processes; the logs show the mean itself
+    searcher = CNNSearch(_config(cifar_root), torch.device("cpu"), load_data=False, dist=_TwoSameRanks())
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.rand(4, 3, 8, 8, generator=g), torch.randint(0, 10, (4,), generator=g)
+    expected = F.cross_entropy(searcher.logits(x, searcher.alphas), y).detach()
+    torch.testing.assert_close(searcher.arch_step(x, y, x, y, lr=0.025), expected)
 
 
 def test_no_logger_writes_no_log_file(cifar_root, tmp_path):
