@@ -200,7 +200,7 @@ class Experiment:
     def not_comparable_reason(self) -> Optional[str]:
         """Why the runs are not tested against the paper (None when they are): :func:`comparable.not_comparable_reason`
         of the records, or experiment.json's own mark (the plan's decision, e.g. for a changed selection)."""
-        reason = comparable.not_comparable_reason(self.profile, self.recipe_differences())
+        reason = comparable.not_comparable_reason(self.profile, self.recipe_differences(), self.dataset)
         if reason is None and self.meta.get("comparable", True) is False:
             reason = f"{EXPERIMENT_FILE} marks it not comparable" + (
                 f": {self.meta['recipe_differences']}" if self.meta.get("recipe_differences") else "")

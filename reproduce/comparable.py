@@ -21,12 +21,18 @@ PAPER_PROFILE = "paper"
 # subset_seed: which images the ImageNet search draws (the authors' draw is not known; any seed is their recipe)
 WHAT_IS_RUN = ("seed", "experiment", "profile", "arch", "genotype", "order", "subset_seed")
 SPEED_FIELDS = ("deterministic", "channels_last", "compile", "cuda_graphs", "sync_bn")
+# One's own data (``images``, ``text``): the paper has no figure for it, so no run on it is ever comparable, and its
+# recipe's defaults (the CIFAR-10 and PTB recipes') are not "the paper's recipe" for it.
+OWN_DATA = ("images", "text")
+OWN_DATA_REASON = "own data: no paper target"
 # The evaluation batch changes nothing for the CNNs; for the language models it changes how the text is cut.
 SPEED_FIELDS_OF = {"cifar10": ("eval_batch_size",), "imagenet": ("eval_batch_size",)}
 
 
 def _paper_config(kind: Optional[str], dataset: Optional[str], method: Optional[str]) -> Optional[Dict[str, Any]]:
     """The paper's config of a (kind, dataset), of the search ``method``'s recipe when the config names one."""
+    if dataset in OWN_DATA:
+        return None
     entry = TASKS.get((kind, dataset))
     if entry is None:
         return None
@@ -54,10 +60,13 @@ def recipe_differences(kind: Optional[str], dataset: Optional[str],
     return {k: (paper[k], v) for k, v in sorted(config.items()) if k in paper and k not in skip and v != paper[k]}
 
 
-def not_comparable_reason(profile: Optional[str], differences: Mapping[str, Tuple[Any, Any]]) -> Optional[str]:
+def not_comparable_reason(profile: Optional[str], differences: Mapping[str, Tuple[Any, Any]],
+                          dataset: Optional[str] = None) -> Optional[str]:
     """Why runs are not tested against the paper's figures, or None when they are: the one decision, made
     for the plan (experiment.json), the terminal summary and the report alike. ``differences``: the
-    :func:`recipe_differences` of the runs' configs."""
+    :func:`recipe_differences` of the runs' configs; ``dataset``: theirs (one's own data is never compared)."""
+    if dataset in OWN_DATA:
+        return OWN_DATA_REASON
     if (profile or PAPER_PROFILE) != PAPER_PROFILE:
         return f"profile {profile!r} is not the paper's recipe"
     if differences:

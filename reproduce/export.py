@@ -17,19 +17,19 @@ from typing import Any, Dict, Optional, Tuple
 
 import zoo
 from genotypes.quoting import quote
-from zoo.card import DATASET_NAMES
-from zoo.download import offline
+from zoo.hub import PushError, parse_hub_source, push_token
 from zoo.layouts import infer_cnn_args, strip_module_prefix
 from zoo.registry import build
 
 from . import records
+from .data.trained_on import TrainedOn, trained_on
 from .rundir import CHECKPOINT, DamagedCheckpointError, RunConfigMismatchError, RunDir, first_line
 from .runner import config_digest, read_run_checkpoint
 from .train.lm import BEST
 
 log = logging.getLogger(__name__)
 
-_LM = ("ptb", "wt2")
+_LM = ("ptb", "wt2", "text")
 
 
 def _weights(rundir: RunDir, record: Dict[str, Any]) -> Dict[str, Any]:
@@ -86,7 +86,7 @@ def _check_record(rundir: RunDir, record: Any) -> Dict[str, Any]:
         raise ValueError(f"{where} says status {quote(record.get('status'))}: only a finished run is exported")
     if record.get("kind") != "train":
         raise ValueError(f"{rundir.path} is a {quote(record.get('kind'))} run; export the training run of its genotype")
-    if record.get("dataset") not in DATASET_NAMES:
+    if not records.metrics_of(record.get("dataset")):
         raise ValueError(f"{rundir.path}: unknown dataset {quote(record.get('dataset'))} in record.json")
     if not isinstance(record.get("config"), dict) or not isinstance(record.get("genotype"), str):
         raise ValueError(f"{where} lacks its config or genotype; {records.FIX}")
@@ -111,27 +111,40 @@ def _build(record: Dict[str, Any], weights: Dict[str, Any]):
                 **{k: float(config[k]) for k in ("dropout", "dropouth", "dropoutx", "dropouti", "dropoute")
                    if k in config}}
         return build("RNNModel", args, record["genotype"])
-    arch = "NetworkCIFAR" if dataset == "cifar10" else "NetworkImageNet"
-    return build(arch, infer_cnn_args(weights, dataset), record["genotype"])
+    cifar = dataset == "cifar10" or (dataset == "images" and (record.get("data") or {}).get("stem") == "cifar")
+    args = infer_cnn_args(weights, "cifar10" if cifar else "imagenet")
+    in_chans = int(weights["stem.0.weight" if cifar else "stem0.0.weight"].shape[1])
+    if in_chans != 3:
+        args["in_chans"] = in_chans
+    return build("NetworkCIFAR" if cifar else "NetworkImageNet", args, record["genotype"])
 
 
 # The final metrics the card shows, by dataset (the first is required), under the card's names.
 _CARD_NAME = {"test_error": "top1_error"}
 
 
-def _metrics(record: Dict[str, Any]) -> Tuple[Dict[str, float], str]:
+def _metrics(record: Dict[str, Any], data: TrainedOn) -> Tuple[Dict[str, float], str]:
     final, dataset = record.get("final") or {}, record["dataset"]
     metrics = {_CARD_NAME.get(k, k): final[k] for k in records.metrics_of(dataset) if k in final}
-    if dataset == "cifar10":
-        split = "CIFAR-10 test set"
+    if dataset == "images":
+        split = f"{record['data']['split']['test']['rule']} of {record['data']['source']}"
+    elif dataset == "cifar10":
+        split = "CIFAR-10 test set" if data.data is None else f"test set of {data.name}"
     elif dataset == "imagenet":
-        split = "ImageNet validation set"
+        split = "ImageNet validation set" if data.data is None else f"val/ of {data.name}"
     else:
-        split = f"{DATASET_NAMES[dataset]} validation and test sets, best validation epoch"
-    cfg = record.get("config") or {}
-    source = (f"measured by python -m reproduce at the end of the run ({split}; recipe {record.get('experiment')}, "
-              f"profile {cfg.get('profile', '?')}, seed {record.get('seed')}, {cfg.get('epochs', '?')} epochs)")
+        split = f"{data.name}: validation and test sets, best validation epoch"
+    source = f"measured by python -m reproduce at the end of the run ({split}; {_run_words(record, data)})"
     return {k: float(v) for k, v in metrics.items()}, source
+
+
+def _run_words(record: Dict[str, Any], data: TrainedOn) -> str:
+    """The recipe, seed and epochs of a run, and whether its figures are comparable with the paper's."""
+    cfg = record.get("config") or {}
+    verdict = ("the paper's recipe, comparable with the paper" if data.comparable else
+               f"NOT comparable with the paper: {data.why_not}")
+    return (f"{record.get('experiment')} recipe, seed {record.get('seed')}, {cfg.get('epochs', '?')} epochs; "
+            f"{verdict}")
 
 
 def _check_target(out: Path) -> None:
@@ -150,8 +163,11 @@ def _check_target(out: Path) -> None:
 
 def _write_atomically(out: Path, write) -> Path:
     """Call ``write(dir)`` on a new sibling of ``out``, then rename it to ``out``: the whole folder or nothing."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
+    except OSError as e:  # the temporary sibling's name would mislead: name what the user gave
+        raise PermissionError(f"cannot write --out {out} ({e.strerror}); give a directory you can write to") from None
     try:
         write(tmp)
         if out.exists():
@@ -171,24 +187,33 @@ def export_run(run_dir, out, push: Optional[str] = None, token: Optional[str] = 
     record = _check_record(rundir, rundir.read_record())
     out = Path(out).expanduser()
     _check_target(out)
-    if push and offline():  # zoo's own test of the offline switches, which `python -m zoo push` obeys too
-        raise ValueError(f"--push {quote(push)}: offline (DARTS_ZOO_OFFLINE or HF_HUB_OFFLINE is set), so nothing is "
-                         "pushed; unset it to publish, or export without --push")
+    if push:  # offline or without credentials: refused now, in the words of `python -m zoo push`, before writing
+        try:
+            parse_hub_source(push)
+        except ValueError:
+            raise ValueError(f"--push {quote(push)}: expected ORG/REPO (a Hugging Face Hub model repository)") from None
+        try:
+            token = push_token(token)
+        except PushError as e:
+            raise ValueError(f"--push {quote(push)}: {e}; nothing was written (export without --push to save it "
+                             "here only)") from None
     weights = _weights(rundir, record)
     model = _build(record, weights)
     model.load_state_dict(weights)
-    metrics, metrics_source = _metrics(record)
+    data = trained_on(record)
+    metrics, metrics_source = _metrics(record, data)
     cfg = record["config"]
-    provenance = (f"trained from scratch by `python -m reproduce` ({record.get('experiment')} recipe, profile "
-                  f"{cfg.get('profile', '?')}, seed {record.get('seed')}, {cfg.get('epochs', '?')} epochs, "
+    provenance = (f"trained from scratch by `python -m reproduce` on {data.name} ({_run_words(record, data)}; "
                   f"{record.get('device', '?')}, torch {record.get('torch', '?')})")
     source = {"provenance": provenance, "run": str(run_dir), "seed": record.get("seed"),
-              "commit": record.get("git_commit"), "experiment": record.get("experiment"), "config": cfg}
+              "commit": record.get("git_commit"), "experiment": record.get("experiment"), "config": cfg,
+              "comparable": data.comparable}
     description = (f"{type(model).__name__} with the cell {record['genotype']}, trained from scratch on "
-                   f"{DATASET_NAMES[record['dataset']]} by python -m reproduce.")
+                   f"{data.name} by python -m reproduce.")
+    card_data = None if data.data is None else {**data.data, "name": data.name}
     saved = _write_atomically(out, lambda where: zoo.save_pretrained(
         model, where, metrics=metrics, metrics_source=metrics_source, source=source, description=description,
-        dataset=record["dataset"]))
+        dataset=record["dataset"], data=card_data))
     if push:
         try:
             url = zoo.push_to_hub(saved, push, token=token)

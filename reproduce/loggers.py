@@ -112,10 +112,16 @@ class _CsvFile:
         self.handle.flush()  # a watcher (or a kill) sees every finished step
 
     def _rows(self) -> List[Dict[str, str]]:
-        with open(self.path, newline="", encoding="utf-8") as f:
-            reader = csv.DictReader(f)
-            self.columns = list(reader.fieldnames or [])
-            return [{k: v for k, v in row.items() if k is not None} for row in reader]  # extra cells: dropped
+        # utf-8-sig: a file saved again by a spreadsheet starts with a byte-order mark, which would hide the
+        # 'step' column and so drop every row
+        try:
+            with open(self.path, newline="", encoding="utf-8-sig") as f:
+                reader = csv.DictReader(f)
+                self.columns = list(reader.fieldnames or [])
+                return [{k: v for k, v in row.items() if k is not None} for row in reader]  # extra cells: dropped
+        except (UnicodeDecodeError, csv.Error) as e:
+            raise ConfigError(f"{self.path} is not a CSV file of these logs ({first_line(e)}); move it away to "
+                              "start its log afresh") from None
 
     def _rewrite(self, rows, columns) -> None:
         out = io.StringIO()

@@ -38,6 +38,8 @@ METRICS = {
     "imagenet": ("top1_error", "top5_error"),
     "ptb": ("test_ppl", "valid_ppl"),
     "wt2": ("test_ppl", "valid_ppl"),
+    "images": ("test_error",),  # one's own images and text (docs/own-data.md)
+    "text": ("test_ppl", "valid_ppl"),
 }
 
 FIX = "it was damaged or edited: restore it, or delete its run directory and rerun to redo that run"

@@ -117,11 +117,14 @@ class RunDir:
         """
         created = not self.path.exists()
         path = self.path / LOCK
+        if self.path.exists() and not self.path.is_dir():
+            raise RunDirNotWritableError(f"{self.path} is a file, not a run directory: use a directory (--out)")
         try:
             self.path.mkdir(parents=True, exist_ok=True)
             held = self._acquire(path)
         except OSError as e:
-            if e.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
+            if not isinstance(e, (PermissionError, FileNotFoundError, NotADirectoryError, FileExistsError)) and \
+                    e.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
                 raise
             raise RunDirNotWritableError(
                 f"{self.path} is not writable ({e.strerror}: {e.filename}); a run writes its config, metrics, "
@@ -179,6 +182,8 @@ class RunDir:
                 return lock, os.stat(path).st_ino
             except FileNotFoundError:  # the holder before us removed the file as we locked it: again
                 lock.release()
+        if not path.exists():  # the lock file cannot be made there at all (e.g. /proc)
+            raise FileNotFoundError(errno.ENOENT, "its lock file cannot be created", str(path))
         raise RunInUseError(f"{self.path}: could not take its lock after {attempts} attempts (other processes keep "
                             "starting and ending in it); rerun to resume")
 

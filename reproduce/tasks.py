@@ -17,13 +17,19 @@ from typing import Callable, Dict, Optional, Tuple, Type
 from . import config as run_config
 from . import distributed, runner
 from .distributed import Dist
-from .search.config import CIFAR10SearchConfig, ImageNetSearchConfig, PTBSearchConfig
+from .search.config import (
+    CIFAR10SearchConfig,
+    ImageNetSearchConfig,
+    ImageSearchConfig,
+    PTBSearchConfig,
+    TextSearchConfig,
+)
 from .search.loop import SearchTask
 from .search.searcher import with_processes
 from .train.cifar import CIFARTask
 from .train.imagenet import ImageNetTask
 from .train.lm import LMTask
-from .train.recipes import CIFAR10Config, ImageNetConfig, PTBConfig, WT2Config
+from .train.recipes import CIFAR10Config, ImageNetConfig, ImagesConfig, PTBConfig, TextConfig, WT2Config
 
 KINDS = ("train", "search")
 
@@ -34,8 +40,15 @@ TASKS: Dict[Tuple[str, str], Tuple[Type, Type]] = {
     ("train", "wt2"): (WT2Config, LMTask),
     ("search", "cifar10"): (CIFAR10SearchConfig, SearchTask),
     ("search", "ptb"): (PTBSearchConfig, SearchTask),
-    ("search", "images"): (ImageNetSearchConfig, SearchTask),  # PC-DARTS's search on an ImageFolder tree
+    ("search", "imagenet"): (ImageNetSearchConfig, SearchTask),  # PC-DARTS's search on an ImageFolder tree
+    # one's own data (docs/own-data.md): the CIFAR-10 and PTB recipes and searches on any image folder or text
+    ("train", "images"): (ImagesConfig, CIFARTask),
+    ("train", "text"): (TextConfig, LMTask),
+    ("search", "images"): (ImageSearchConfig, SearchTask),
+    ("search", "text"): (TextSearchConfig, SearchTask),
 }
+# The tasks that also take their images from Python (``data=``: a Dataset, (images, labels), an ImageData).
+TAKES_DATA = (("train", "images"), ("search", "images"))
 
 
 
@@ -66,7 +79,7 @@ def make_config(kind: str, dataset: str, config=None):
 
 
 def run_task(kind: str, dataset: str, config, out, progress: bool = True,
-             callback: Optional[Callable[[int, int], None]] = None) -> dict:
+             callback: Optional[Callable[[int, int], None]] = None, data=None) -> dict:
     """Run (or resume, or return the finished record of) the ``kind`` task of ``dataset`` in run directory ``out``.
 
     The config is validated here, once for the run. ``callback(epoch, step)`` is called after every step of a
@@ -79,6 +92,10 @@ def run_task(kind: str, dataset: str, config, out, progress: bool = True,
         config = with_processes(config, distributed.world_size())
     task_class = TASKS[kind, dataset][1]
     extra = {"callback": callback} if callback is not None else {}
+    if data is not None:
+        if (kind, dataset) not in TAKES_DATA:
+            raise ValueError(f"data= gives images from Python to the 'images' {kind}, not to {dataset!r}")
+        extra["data"] = data
 
     def make_task(d: Dist, rundir, show: bool):
         return task_class(dataset, config, d, rundir, show, **extra)
@@ -87,15 +104,17 @@ def run_task(kind: str, dataset: str, config, out, progress: bool = True,
     return runner.run(out, config, make_task, dist=lambda: distributed.setup(config.device), progress=progress)
 
 
-def train(dataset: str, config=None, out=None, progress: bool = True) -> dict:
+def train(dataset: str, config=None, out=None, progress: bool = True, data=None) -> dict:
     """Train ``dataset``'s recipe (``config``: its config dataclass, a dict of fields, or None for the paper's
     defaults) in run directory ``out``; return the finished record. An interrupted run resumes. Under
-    ``torchrun`` every process runs it (DDP, :mod:`reproduce.distributed`); only rank 0 writes files."""
-    return run_task("train", dataset, config, out, progress)
+    ``torchrun`` every process runs it (DDP, :mod:`reproduce.distributed`); only rank 0 writes files.
+    ``images``: ``data`` may give the images from Python (a Dataset, (images, labels) tensors, an ImageData)."""
+    return run_task("train", dataset, config, out, progress, data=data)
 
 
 def search(dataset: str, config=None, out="runs/search", progress: bool = True,
-           callback: Optional[Callable[[int, int], None]] = None) -> dict:
-    """Run (or resume, or return the finished record of) an architecture search of ``dataset`` ('cifar10' or
-    'ptb'). Returns the record (``kind`` 'search', ``genotype`` the final genotype text, ``final`` metrics)."""
-    return run_task("search", dataset, config, out, progress, callback)
+           callback: Optional[Callable[[int, int], None]] = None, data=None) -> dict:
+    """Run (or resume, or return the finished record of) an architecture search of ``dataset`` ('cifar10', 'ptb',
+    'imagenet', or one's own 'images' / 'text'; ``data``: images given from Python, as for :func:`train`).
+    Returns the record (``kind`` 'search', ``genotype`` the final genotype text, ``final`` metrics)."""
+    return run_task("search", dataset, config, out, progress, callback, data)

@@ -20,8 +20,8 @@ from .cnn import NetworkCIFAR, NetworkImageNet
 from .counting import count_macs, count_parameters
 from .errors import ModelLoadError, WeightsNotFoundError
 from .hub import push_to_hub
-from .loader import create_model, load, pretrained_cfg, transforms
-from .registry import UnknownModelError, info, list_models
+from .loader import create_model, info, load, pretrained_cfg, transforms
+from .registry import UnknownModelError, list_models
 from .rnn import RNNModel
 from .saved import load_pretrained, save_pretrained
 from .state import StateDictMismatchError, check_state_dict

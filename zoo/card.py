@@ -52,16 +52,24 @@ def card_data(config: Dict[str, Any]):
     dataset = config.get("dataset", "")
     name = config.get("name") or config.get("arch", "model")
     task = "text-generation" if dataset in ("ptb", "wt2") else "image-classification"
+    own = bool(config.get("data"))  # not the registry dataset: no Hub dataset id is claimed
     results = [
-        EvalResult(task_type=task, dataset_type=_HF_DATASETS.get(dataset, dataset),
-                   dataset_name=DATASET_NAMES.get(dataset, dataset), dataset_split=_SPLITS.get(dataset),
+        EvalResult(task_type=task, dataset_type="own" if own else _HF_DATASETS.get(dataset, dataset),
+                   dataset_name=data_name(config), dataset_split="test" if own else _SPLITS.get(dataset),
                    metric_type=key, metric_name=METRIC_LABELS.get(key, key), metric_value=value)
         for key, value in (config.get("metrics") or {}).items()
     ]
     tags = ["darts", "neural-architecture-search", "pytorch", task]
     return ModelCardData(license=config.get("license", "apache-2.0"), library_name="darts-zoo", tags=tags,
-                         datasets=[_HF_DATASETS[dataset]] if dataset in _HF_DATASETS else None,
+                         datasets=[_HF_DATASETS[dataset]] if dataset in _HF_DATASETS and not own else None,
                          model_name=str(name) if results else None, eval_results=results or None)
+
+
+def data_name(config: Dict[str, Any]) -> str:
+    """The data the weights were trained on: a registry dataset's name, or the ``data`` the config describes."""
+    data = config.get("data") or {}
+    dataset = config.get("dataset", "")
+    return str(data.get("name") or data.get("source") or DATASET_NAMES.get(dataset, dataset))
 
 
 def _provenance_lines(config: Dict[str, Any]) -> List[str]:
@@ -96,13 +104,14 @@ def render_card(config: Dict[str, Any], images: Sequence[str] = ()) -> str:
     from huggingface_hub import ModelCard
 
     name = config.get("name") or config.get("arch", "model")
-    dataset = config.get("dataset", "")
     metrics = config.get("metrics") or {}
     reference = config.get("reference_metrics") or {}  # the registry entry's published figures
     lines = [f"# {name}", "", config.get("description", ""), ""]
     lines += [
         f"- architecture: `{config.get('arch')}` with arguments `{config.get('args')}`",
-        f"- dataset: {DATASET_NAMES.get(dataset, dataset)}",
+        f"- dataset: {data_name(config)}",
+        *([f"- classes (output order): {', '.join(map(str, config['class_names']))}"] if config.get("class_names")
+          else []),
         f"- parameters: {config.get('params', 0):,} (auxiliary head excluded, tied weights counted once)",
         "", "## The weights", "",
     ]

@@ -12,6 +12,7 @@ from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 import genotypes as _genotypes
 from genotypes import Genotype
@@ -63,13 +64,22 @@ class Cell(nn.Module):
         return torch.cat([states[i] for i in self._concat], dim=1)
 
 
+def at_size(x: torch.Tensor, size: int) -> torch.Tensor:
+    """A feature map at the ``size`` x ``size`` a head was made for: unchanged at that size (the original's
+    arithmetic), average-pooled from a larger one, repeated from a smaller one (images of another size)."""
+    return x if tuple(x.shape[-2:]) == (size, size) else F.adaptive_avg_pool2d(x, size)
+
+
 def classifier_layer(in_features: int, num_classes: int) -> nn.Module:
     """A linear classifier, or for ``num_classes=0`` (timm's convention) none: the pooled features pass through."""
     return nn.Linear(in_features, num_classes) if num_classes else nn.Identity()
 
 
 class AuxiliaryHeadCIFAR(nn.Module):
-    """Auxiliary classifier on the 8x8 feature map after the second reduction."""
+    """Auxiliary classifier on the 8x8 feature map after the second reduction (32x32 images; other
+    sizes' maps are brought to 8x8 first, :func:`at_size`)."""
+
+    map_size = 8
 
     def __init__(self, C: int, num_classes: int):
         super().__init__()
@@ -86,13 +96,16 @@ class AuxiliaryHeadCIFAR(nn.Module):
         self.classifier = classifier_layer(768, num_classes)
 
     def forward(self, x):
-        return self.classifier(self.features(x).flatten(1))
+        return self.classifier(self.features(at_size(x, self.map_size)).flatten(1))
 
 
 class AuxiliaryHeadImageNet(nn.Module):
-    """Auxiliary classifier on the 14x14 map. Like the original, without a BatchNorm after the
+    """Auxiliary classifier on the 7x7 map after the second reduction (224x224 images; other sizes' maps
+    are brought to 7x7 first, :func:`at_size`). Like the original, without a BatchNorm after the
     768-channel conv (omitted there by a typo, kept out for equality with the paper's model).
     ``bn_after_conv2=True`` adds it, as P-DARTS's ImageNet network has it (``features.6``)."""
+
+    map_size = 7
 
     def __init__(self, C: int, num_classes: int, bn_after_conv2: bool = False):
         super().__init__()
@@ -110,7 +123,7 @@ class AuxiliaryHeadImageNet(nn.Module):
         self.classifier = classifier_layer(768, num_classes)
 
     def forward(self, x):
-        return self.classifier(self.features(x).flatten(1))
+        return self.classifier(self.features(at_size(x, self.map_size)).flatten(1))
 
 
 def _parameter_bound(C: int, num_classes: int, layers: int) -> int:
@@ -213,8 +226,11 @@ class _Network(HubMixin, PretrainedCfgMixin, StrictLoadMixin, nn.Module):
         self.config["num_classes"] = num_classes
 
     def forward_head(self, features: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        pooled = self.global_pooling(features).flatten(1)
+        pooled = self._global_pool(features).flatten(1)
         return pooled if pre_logits else self.classifier(pooled)
+
+    def _global_pool(self, features: torch.Tensor) -> torch.Tensor:
+        return self.global_pooling(features)
 
     def forward(self, x):
         keep = self._feature_modules or ()
@@ -377,6 +393,11 @@ class NetworkImageNet(_Network):
         # A fixed 7x7 average, as in the original: the network expects 224x224 inputs.
         self.global_pooling = nn.AvgPool2d(7)
         self.classifier = classifier_layer(C_prev, num_classes)
+
+    def _global_pool(self, features: torch.Tensor) -> torch.Tensor:
+        # the original's fixed 7x7 average at 224x224 inputs; the mean over the whole map at other sizes
+        square7 = tuple(features.shape[-2:]) == (7, 7)
+        return self.global_pooling(features) if square7 else F.adaptive_avg_pool2d(features, 1)
 
     def _stem_conv_owner(self) -> nn.Sequential:
         return self.stem0

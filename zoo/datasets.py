@@ -272,8 +272,7 @@ def write_cifar10(root: PathLike, train_images, train_labels, test_images, test_
     atomic_write_bytes(d / CIFAR10_TEST_FILE, _py2_pickle(batch(test, test_labels, "testing batch 1 of 1", 0)))
     meta = {
         b"num_cases_per_batch": int(len(splits[0])) if batches else 0,
-        b"label_names": [c.encode() for c in CIFAR10_CLASSES],
-        b"num_vis": 3072,
+        b"label_names": [c.encode() for c in CIFAR10_CLASSES], b"num_vis": 3072,
     }
     atomic_write_bytes(d / "batches.meta", _py2_pickle(meta))
     return d
@@ -406,7 +405,7 @@ def eval_transforms(preprocessing: dict):
 
     if "mean" not in preprocessing:
         raise ValueError("this model reads text, not images: it has no image transforms (see its 'preprocessing')")
-    steps = []
+    steps = [transforms.Grayscale(1)] if list(preprocessing.get("input_size") or [3])[0] == 1 else []  # 1 channel
     if preprocessing.get("resize"):
         steps.append(transforms.Resize(int(preprocessing["resize"])))
     if preprocessing.get("crop") and preprocessing.get("resize"):

@@ -148,6 +148,8 @@ def evaluate_ptb(model, data_dir: PathLike, batch_size: int = 1, bptt: int = 35,
 
 def dataset_of(model) -> str:
     cfg = getattr(model, "zoo_config", None) or {}
+    if "image_size" in (cfg.get("data") or {}):  # trained on one's own images: evaluated on an image folder
+        return "folder"
     ds = cfg.get("dataset") or DATASET_OF_ARCH.get(type(model).__name__)
     if ds not in ("cifar10", "imagenet", "ptb"):
         raise ValueError(f"cannot tell which dataset evaluates a {type(model).__name__}; pass dataset=")

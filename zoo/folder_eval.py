@@ -35,7 +35,8 @@ def is_image_folder(root: PathLike) -> bool:
 
 def _output_index(folders: List[str], model) -> List[int]:
     """The model output each folder's images belong to (by class name when they all are names, else by position)."""
-    names = class_names(model.pretrained_cfg.get("dataset", "")) or []
+    saved = (getattr(model, "zoo_config", None) or {}).get("class_names")  # a model of one's own data names them
+    names = list(saved or class_names(model.pretrained_cfg.get("dataset", "")) or [])
     num_classes = model.pretrained_cfg["num_classes"]
     if names and len(names) == num_classes and all(f in names for f in folders):
         return [names.index(f) for f in folders]

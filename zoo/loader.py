@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Union
+from typing import Any, Dict, List, Optional, Sequence, Union
 
 import torch
 
@@ -35,7 +35,8 @@ from .hub_mixin import load_saved
 from .layouts import is_nni_layout
 from .legacy import StandinModule, load_original
 from .pretrained_cfg import eval_transforms_of, make_pretrained_cfg
-from .registry import ModelEntry, Source, build_entry, get_entry, is_registered
+from .registry import ModelEntry, Source, build_entry, class_names, get_entry, is_registered
+from .registry import info as registry_info
 from .saved import CONFIG_NAME, adapt_loaded, as_backbone, load_pretrained, read_config, save_pretrained
 
 log = logging.getLogger(__name__)
@@ -383,5 +384,17 @@ def transforms(source):
     return eval_transforms_of(pretrained_cfg(source))
 
 
-__all__ = ["load", "create_model", "download", "transforms", "pretrained_cfg", "guess_kind",
+def info(name_or_dir: str) -> Dict[str, Any]:
+    """What is known about a model: a registry name's entry, or a saved-model directory's config (with its
+    ``class_names``: the folder names of one's own data, CIFAR-10's or ImageNet's for those)."""
+    path = Path(str(name_or_dir)).expanduser()
+    if not _is_saved_dir(path, str(name_or_dir)):
+        return registry_info(name_or_dir)
+    config = read_config(path)
+    if "class_names" not in config and config.get("dataset") in ("cifar10", "imagenet"):
+        config["class_names"] = class_names(config["dataset"])
+    return config
+
+
+__all__ = ["load", "create_model", "download", "transforms", "pretrained_cfg", "info", "guess_kind",
            "WeightsNotFoundError"]

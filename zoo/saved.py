@@ -23,6 +23,7 @@ from .card import write_card
 from .counting import count_parameters
 from .errors import ModelLoadError
 from .fileio import atomic_write_bytes, atomic_write_json
+from .image_folder import image_preprocessing
 from .limits import MAX_CHECKPOINT_BYTES
 from .registry import ARCHS, CITATION, DATASET_OF_ARCH, LICENSE, PREPROCESSING, build, get_entry
 from .state import StateDictMismatchError, check_finite, check_state_dict
@@ -45,8 +46,13 @@ MAX_CONFIG_BYTES = 1 << 20  # a config.json is a few kB; a larger one is read no
 
 def model_config(model, name: Optional[str] = None, metrics: Optional[Dict[str, float]] = None,
                  metrics_source: str = "", source: Optional[Dict[str, Any]] = None,
-                 description: Optional[str] = None, dataset: Optional[str] = None) -> Dict[str, Any]:
+                 description: Optional[str] = None, dataset: Optional[str] = None,
+                 data: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
     """Everything needed to rebuild ``model`` and describe the weights it holds (without their digest).
+
+    ``data`` describes the images the weights were trained on when they are not the registry dataset's
+    (their ``source``, ``classes``, ``in_chans``, ``image_size``, ``mean``, ``std``): it is kept as the
+    config's ``data``, its classes as ``class_names`` and its preprocessing as ``preprocessing``.
 
     ``metrics`` are figures of *these* weights (measured, or reported by whoever published them, as
     ``metrics_source`` says); nothing else is ever recorded as their metrics. ``name`` ties the model to
@@ -69,6 +75,12 @@ def model_config(model, name: Optional[str] = None, metrics: Optional[Dict[str, 
     if description is None:
         description = f"{arch} {args} with the cell {genotype}" + (
             f" (the architecture of the registry entry {entry.name})" if entry else "")
+    preprocessing = dict(entry.preprocessing if entry else PREPROCESSING[DATASET_OF_ARCH[arch]])
+    own = {}
+    if data:
+        preprocessing = image_preprocessing(data) if "image_size" in data else dict(data.get("preprocessing") or {})
+        own = {"data": dict(data), **({"class_names": [str(c) for c in data["classes"]]} if data.get("classes")
+                                      else {})}
     return {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -78,7 +90,7 @@ def model_config(model, name: Optional[str] = None, metrics: Optional[Dict[str, 
         "args": args,
         "genotype": genotype,
         "dataset": dataset,
-        "preprocessing": dict(entry.preprocessing if entry else PREPROCESSING[DATASET_OF_ARCH[arch]]),
+        "preprocessing": preprocessing,
         "metrics": dict(metrics or {}),
         "metrics_source": metrics_source if metrics else "",
         "reference_metrics": dict(entry.metrics) if entry else {},
@@ -88,6 +100,7 @@ def model_config(model, name: Optional[str] = None, metrics: Optional[Dict[str, 
         "license": entry.license if entry else LICENSE,
         "citation": entry.citation if entry else CITATION,
         "source": dict(source or {}),
+        **own,
     }
 
 
@@ -172,7 +185,7 @@ def _tied_groups(state: Dict[str, torch.Tensor]) -> Dict[str, str]:
 def save_pretrained(model, save_directory: PathLike, name: Optional[str] = None,
                     metrics: Optional[Dict[str, float]] = None, metrics_source: str = "",
                     source: Optional[Dict[str, Any]] = None, description: Optional[str] = None,
-                    dataset: Optional[str] = None, card: bool = True) -> Path:
+                    dataset: Optional[str] = None, card: bool = True, data: Optional[Dict[str, Any]] = None) -> Path:
     """Write ``config.json``, ``model.safetensors`` (tied weights once) and a ``README.md`` model card.
 
     The card describes the weights actually saved: ``metrics`` (with ``metrics_source``) are figures
@@ -184,7 +197,7 @@ def save_pretrained(model, save_directory: PathLike, name: Optional[str] = None,
 
     out = Path(save_directory).expanduser()
     config = model_config(model, name=name, metrics=metrics, metrics_source=metrics_source, source=source,
-                          description=description, dataset=dataset)
+                          description=description, dataset=dataset, data=data)
     state = model.state_dict()
     tied = _tied_groups(state)
     tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in state.items() if k not in tied}

@@ -1,10 +1,19 @@
-"""Top-1 / top-5 error and loss accumulated over batches (the image evaluations share it)."""
+"""Top-1 / top-5 error and loss accumulated over batches (the image evaluations and the training recipes share it)."""
 from __future__ import annotations
 
-from typing import Dict
+from typing import Dict, List, Sequence
 
 import torch
 import torch.nn.functional as F
+
+
+def topk_correct(logits: torch.Tensor, y: torch.Tensor, ks: Sequence[int] = (1, 5)) -> List[torch.Tensor]:
+    """Number of examples whose label is within the top-k logits, for each k (k capped at #classes): the one
+    count of the harness's training recipes and of ``zoo eval``."""
+    maxk = min(max(ks), logits.size(1))
+    top = logits.topk(maxk, dim=1).indices
+    hit = top == y.view(-1, 1)
+    return [hit[:, :min(k, maxk)].any(1).sum() for k in ks]
 
 
 class TopK:
@@ -19,12 +28,10 @@ class TopK:
 
     def update(self, logits: torch.Tensor, target: torch.Tensor) -> None:
         logits = logits.float()
-        k = min(5, logits.size(1))
         self.has_top5 = self.has_top5 and logits.size(1) >= 5
-        top = logits.topk(k, dim=1).indices
-        hit = top.eq(target.view(-1, 1))
-        self.correct1 += int(hit[:, 0].sum())
-        self.correct5 += int(hit.any(dim=1).sum())
+        correct1, correct5 = topk_correct(logits, target)
+        self.correct1 += int(correct1)
+        self.correct5 += int(correct5)
         self.loss += float(F.cross_entropy(logits, target, reduction="sum"))
         self.n += target.numel()
 
@@ -38,4 +45,4 @@ class TopK:
         return out
 
 
-__all__ = ["TopK"]
+__all__ = ["TopK", "topk_correct"]

@@ -1,5 +1,5 @@
-"""``python -m reproduce search {cifar10,ptb,images} --order {1,2} --seed S --out DIR --data DIR [--field value ...]``
-(``cifar10 --method pcdarts``: PC-DARTS's recipe; ``images --method pcdarts``: PC-DARTS's ImageNet search)."""
+"""``python -m reproduce search {cifar10,ptb,imagenet,images,text} --order {1,2} --out DIR --data DIR ...``
+(``cifar10 --method pcdarts``: PC-DARTS's recipe; ``imagenet --method pcdarts``: PC-DARTS's ImageNet search)."""
 from __future__ import annotations
 
 from ..config import ConfigError, add_config_arguments, overrides_from_args
@@ -9,7 +9,13 @@ _DESCRIPTIONS = {
     "cifar10": "Conv-cell search on CIFAR-10 (paper section 2, appendix A.1.1; original cnn/train_search.py): "
                "an 8-cell supernet (C=16) trained for 50 epochs on one half of the training set while the "
                "architecture is trained on the other half.",
-    "images": "PC-DARTS's search directly on ImageNet (the authors' train_search_imagenet.py): 10 % and 2.5 % of "
+    "images": "Conv-cell search on your own images: an ImageFolder tree (DIR/train/<class>/*), CIFAR-10 python "
+              "batches or torchvision:NAME:ROOT; any number of classes, 1 or 3 channels, any size. The CIFAR-10 "
+              "search's values; the two halves are a seeded stratified split (recorded with its digest).",
+    "text": "Recurrent-cell search on your own text: a folder of train.txt, valid.txt and test.txt (one sentence a "
+            "line); the vocabulary comes from train.txt (unseen words become <unk>; --vocab-size caps it); the PTB "
+            "search's values.",
+    "imagenet": "PC-DARTS's search directly on ImageNet (the authors' train_search_imagenet.py): 10 % and 2.5 % of "
                 "each class of an ImageFolder train/ tree (drawn once, --subset-seed) train the weights and the "
                 "architecture; three-conv stem, K=2, batch 1024, lr 0.5 with a 5-epoch warm-up, architecture "
                 "updates from epoch 35 (docs/pcdarts.md)",

@@ -15,9 +15,12 @@ import time
 from pathlib import Path
 from typing import Dict, List, Optional
 
+from zoo import image_folder
 from zoo.datasets import DatasetNotFoundError, load_cifar10
 
 from ..corpora import load_corpus
+from ..data.images import plan as image_plan
+from ..data.text import TextCorpus, corpus_for
 from ..device import pick_device
 from ..distributed import Dist
 from ..rundir import RunDir
@@ -38,8 +41,19 @@ def check_data(dataset: str, data: str) -> None:
         if missing:
             raise DatasetNotFoundError(f"ImageNet not found: {data} lacks {', '.join(f'{d}/' for d in missing)} "
                                        "(an ImageFolder tree with train/ and val/); point --data at it")
+    elif dataset == "images":
+        image_plan(data)  # the folder's layout and classes checked, nothing decoded
+    elif dataset == "text":
+        TextCorpus(data)
     else:
         load_corpus(data, dataset)
+
+
+def image_count(data: str) -> int:
+    """The training images of an image source (a folder's train/ counted without decoding)."""
+    if str(data).startswith("torchvision:") or (Path(data).expanduser() / "cifar-10-batches-py").is_dir():
+        return 50000
+    return len(image_folder.scan(data).splits["train"])
 
 
 def _time_epochs(task, epochs: int = 2) -> float:
@@ -67,8 +81,12 @@ def training_seconds(dataset: str, config: dict, probes: Optional[Dict[str, floa
         steps = math.ceil(n / cfg.batch_size)
         # one image to evaluate: the estimate counts training steps, so the probe spends no time elsewhere
         probe = dict(limit=PROBE_STEPS * cfg.batch_size, limit_eval=1, valid_split=0, download=False)
-    elif dataset in ("ptb", "wt2"):
-        tokens = cfg.limit or len(load_corpus(cfg.data, dataset).train)
+    elif dataset == "images":
+        n = cfg.limit or image_count(cfg.data)
+        steps = math.ceil(n / cfg.batch_size)
+        probe = dict(limit=PROBE_STEPS * cfg.batch_size, limit_eval=1, valid_portion=0.0)
+    elif dataset in ("ptb", "wt2", "text"):
+        tokens = cfg.limit or len(corpus_for(cfg, dataset).train)
         steps = max(1, tokens // (cfg.batch_size * cfg.bptt))
         # the smallest evaluation splits the recipe accepts (two rows of each evaluation batch)
         probe = dict(limit=PROBE_STEPS * cfg.batch_size * cfg.bptt + cfg.batch_size,
@@ -88,10 +106,11 @@ def training_seconds(dataset: str, config: dict, probes: Optional[Dict[str, floa
 
 def search_seconds(dataset: str, config: dict) -> Optional[float]:
     """About how long one conv-cell search of ``config`` takes here; None for the recurrent search."""
-    if dataset != "cifar10":
+    if dataset not in ("cifar10", "images"):
         return None
     cfg = make_config("search", dataset, config)
-    n = cfg.train_examples or len(load_cifar10(cfg.data, train=True, download=False)[1])
+    n = cfg.train_examples or (image_count(cfg.data) if dataset == "images" else
+                               len(load_cifar10(cfg.data, train=True, download=False)[1]))
     steps = math.ceil(math.floor(cfg.train_portion * n) / cfg.batch_size)
     probe = dataclasses.replace(cfg, train_examples=math.ceil(PROBE_STEPS * cfg.batch_size / cfg.train_portion) + 1,
                                 epochs=2)
@@ -113,7 +132,10 @@ def data_and_time(spec: ExperimentSpec, options: ExperimentOptions, work) -> Lis
             if not (kind == "search" and dataset == "cifar10"):
                 raise
             lines.append(f"data: CIFAR-10 is not in {cfg['data']}; the search downloads it")
-    if work:
+    if work and spec.dataset == "images":
+        final = work[-1][2]
+        lines.append(image_plan(final["data"], final.get("image_size", 0), final.get("in_memory_mb")))
+    elif work:
         lines.append("data: " + ", ".join(sorted({cfg["data"] for _, _, cfg in work})) + " (found)")
     if not work:
         return lines + ["time: nothing left to run"]

@@ -23,8 +23,8 @@ from ..records import metric_problem
 from ..report import write_report
 from ..scheduler import Job
 from . import baseline
-from .plan import EXPERIMENT_FIELDS, Plan, canonical_genotype, check_experiment_file, plan_experiment
-from .spec import ExperimentOptions, ExperimentResult
+from .plan import EXPERIMENT_FIELDS, Plan, canonical_genotype, plan_experiment
+from .spec import ExperimentOptions, ExperimentResult, check_experiment_file
 
 log = logging.getLogger(__name__)
 

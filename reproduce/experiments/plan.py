@@ -20,22 +20,21 @@ import genotypes
 
 from .. import comparable, random_baseline, targets
 from .. import config as run_config
-from ..jsonfile import read_json
-from ..layout import EXPERIMENT_FILE, RUNS, SEARCH, SELECTION, run_dir
+from ..layout import RUNS, SEARCH, SELECTION, run_dir
 from ..report import check_ours, report_path
-from ..rundir import RUNTIME_FIELDS
 from ..scheduler import Job, read_result
 from ..slurm import SlurmOptions
-from ..tasks import make_config
+from ..tasks import config_class, make_config
 from ..train.recipes import resolve_genotype
 from . import baseline, estimate
 from .spec import (
     DEFAULT_SEARCH_SEEDS,
     PROFILES,
-    ExperimentMismatchError,
     ExperimentOptions,
     ExperimentSpec,
     check_existing_run,
+    check_experiment_file,
+    check_other_seeds,
     get_spec,
 )
 
@@ -161,7 +160,7 @@ def _final_jobs(spec: ExperimentSpec, base: dict, arch: Optional[str], genotype:
         check_existing_run(where, cfg)
         jobs.append(Job("train", spec.dataset, cfg, str(where), name=f"{spec.name} seed {seed}"))
     if jobs:
-        _check_other_seeds(out, jobs[0].config, seeds)
+        check_other_seeds(out, jobs[0].config, seeds)
     return jobs
 
 
@@ -247,7 +246,9 @@ class Plan:
             lines.append(f"baseline: {b.n} random cells of the DARTS space (draw seed {b.seed}), each trained with "
                          f"the same recipe and seeds {seeds} -> {self.baseline_root}")
         target = self.target or "no published figure"
-        if self.differences:
+        if spec.dataset in comparable.OWN_DATA:
+            lines.append(f"compared with: the random cells when --baseline is given ({comparable.OWN_DATA_REASON})")
+        elif self.differences:
             lines.append(f"compared with: {target}, but NOT tested against it: not the paper's recipe "
                          f"({comparable.describe(self.differences)})")
         else:
@@ -305,6 +306,8 @@ def _note(spec: ExperimentSpec, options: ExperimentOptions, reason: Optional[str
         return options.note
     if reason is None:
         return spec.note
+    if spec.dataset in comparable.OWN_DATA:
+        return f"{spec.note}; {reason}"
     if options.profile != comparable.PAPER_PROFILE:
         return f"{spec.note}; profile {options.profile!r}: shortened recipes, NOT comparable with the paper's figures"
     return f"{spec.note}; NOT comparable with the paper's figures: {reason}"
@@ -339,7 +342,7 @@ def plan_experiment(options: ExperimentOptions) -> Plan:
     if options.search:
         stages = _search_stages(spec, options, out, train_base, runtime)
         differences.update(stages.pop("differences"))
-    reason = comparable.not_comparable_reason(options.profile, differences)
+    reason = comparable.not_comparable_reason(options.profile, differences, spec.dataset)
     order = options.order if options.search else ORDER_OF_ARCH.get(arch)
     meta = {"experiment": spec.name, "dataset": spec.dataset, "arch": arch, "profile": options.profile,
             "order": order, "search": None, "comparable": reason is None,
@@ -395,7 +398,8 @@ def _search_stages(spec: ExperimentSpec, options: ExperimentOptions, out: Path, 
                    comparable.recipe_differences("search", spec.search_dataset, searches[0].config).items()}
     if short != spec.selection_epochs:
         differences["selection.epochs"] = (spec.selection_epochs, short)
-    paper_train = run_config.to_dict(make_config("train", spec.dataset))
+    # the recipe's defaults, not validated (one's own data has no default --data)
+    paper_train = run_config.to_dict(config_class("train", spec.dataset)())
     for k, v in options.selection_overrides.items():
         paper = spec.selection_overrides.get(k, paper_train.get(k))
         if v != paper:
@@ -416,35 +420,3 @@ def _work(finals, final_config, n_seeds, selection_config, stages, baseline_jobs
     if pending:  # the random cells train with the final runs' recipe: its config stands in for theirs
         work.append((len(pending), "train", final_config))
     return work
-
-
-def check_experiment_file(out: Path, meta: dict) -> Optional[dict]:
-    path = out / EXPERIMENT_FILE
-    if not path.exists():
-        return None
-    saved = read_json(path, fix="restore it, or use another --out directory")
-    differ = {k: (saved.get(k), meta.get(k)) for k in ("experiment", "dataset", "profile", "order", "arch",
-                                                       "genotype", "search")
-              if meta.get(k, saved.get(k)) != saved.get(k)}
-    if differ:
-        fields = ", ".join(f"{k} (saved {a!r}, now {b!r})" for k, (a, b) in differ.items())
-        raise ExperimentMismatchError(
-            f"{out} holds another experiment: {fields}. Profiles and configs are never mixed: "
-            "use another --out directory, or rerun with the saved values.")
-    return saved
-
-
-def _check_other_seeds(out: Path, config: dict, seeds) -> None:
-    """Refuse new seeds whose config differs (in anything but the seed) from the runs already in ``out``:
-    the aggregation would refuse the mixture anyway, but only after all the training."""
-    for path in sorted((out / "runs").glob("seed-*/config.json")):
-        saved = read_json(path, fix="restore it, or delete that run directory")
-        if saved.get("seed") in seeds:
-            continue  # compared field by field with its own new config above
-        differ = run_config.diff(saved, config, ignore=RUNTIME_FIELDS + ("seed",))
-        if differ:
-            fields = ", ".join(f"{k} (seed {saved.get('seed')}: {a!r}, now {b!r})" for k, (a, b) in differ.items())
-            raise ExperimentMismatchError(
-                f"{out} already holds runs with another config: {fields}. Seeds of one experiment share "
-                "their config: use another --out directory, or rerun with the saved values.")
-        return  # the runs already there agree with each other (checked when they were added)

@@ -1,14 +1,18 @@
-"""What the paper's experiments are: their fixed facts (dataset, metrics, targets, search and
-selection settings, quick-profile overrides), the options of one run of the driver, and its result."""
+"""What the paper's experiments are: their fixed facts (dataset, cell, search and selection settings,
+quick-profile overrides), the options of one run of the driver, its result, and the checks of an experiment
+directory already on disk against a new plan (another config or experiment there is refused)."""
 from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
+from .. import config as run_config
 from ..aggregate import Experiment
+from ..jsonfile import read_json
+from ..layout import EXPERIMENT_FILE, RUNS
 from ..records import metrics_of
-from ..rundir import RunConfigMismatchError, RunDir
+from ..rundir import RUNTIME_FIELDS, RunConfigMismatchError, RunDir
 from ..scheduler import run_jobs
 from ..slurm import SlurmOptions
 
@@ -63,6 +67,14 @@ EXPERIMENTS: Dict[str, ExperimentSpec] = {
         name="wt2", dataset="wt2", cell="rnn", default_runs=3,
         quick={"epochs": 50},
         note="WikiText-2 perplexity of the recurrent cell searched on PTB"),
+    # One's own images (--data DIR): the CIFAR-10 recipe and search, the selection on a stratified validation
+    # share of the training images; no target in reproduce.targets, so never compared with the paper.
+    "images": ExperimentSpec(
+        name="images", dataset="images", cell="cnn", default_runs=3, search_dataset="images", selection_epochs=100,
+        selection_metric="valid_error",
+        selection_overrides={"valid_portion": 0.2},
+        quick={"epochs": 30}, quick_search={"epochs": 10}, quick_selection_epochs=10,
+        note="your own images (--data): test error (%) of the cell trained from scratch"),
 }
 
 
@@ -137,3 +149,35 @@ def get_spec(name: str) -> ExperimentSpec:
     if name not in EXPERIMENTS:
         raise ValueError(f"unknown experiment {name!r}; known: {', '.join(EXPERIMENTS)}")
     return EXPERIMENTS[name]
+
+
+def check_experiment_file(out: Path, meta: dict) -> Optional[dict]:
+    path = out / EXPERIMENT_FILE
+    if not path.exists():
+        return None
+    saved = read_json(path, fix="restore it, or use another --out directory")
+    differ = {k: (saved.get(k), meta.get(k)) for k in ("experiment", "dataset", "profile", "order", "arch",
+                                                       "genotype", "search")
+              if meta.get(k, saved.get(k)) != saved.get(k)}
+    if differ:
+        fields = ", ".join(f"{k} (saved {a!r}, now {b!r})" for k, (a, b) in differ.items())
+        raise ExperimentMismatchError(
+            f"{out} holds another experiment: {fields}. Profiles and configs are never mixed: "
+            "use another --out directory, or rerun with the saved values.")
+    return saved
+
+
+def check_other_seeds(out: Path, config: dict, seeds) -> None:
+    """Refuse new seeds whose config differs (in anything but the seed) from the runs already in ``out``:
+    the aggregation would refuse the mixture anyway, but only after all the training."""
+    for path in sorted((out / RUNS).glob("seed-*/config.json")):
+        saved = read_json(path, fix="restore it, or delete that run directory")
+        if saved.get("seed") in seeds:
+            continue  # compared field by field with its own new config above
+        differ = run_config.diff(saved, config, ignore=RUNTIME_FIELDS + ("seed",))
+        if differ:
+            fields = ", ".join(f"{k} (seed {saved.get('seed')}: {a!r}, now {b!r})" for k, (a, b) in differ.items())
+            raise ExperimentMismatchError(
+                f"{out} already holds runs with another config: {fields}. Seeds of one experiment share "
+                "their config: use another --out directory, or rerun with the saved values.")
+        return  # the runs already there agree with each other (checked when they were added)

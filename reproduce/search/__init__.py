@@ -1,6 +1,7 @@
 """DARTS architecture search: conv cells on CIFAR-10, recurrent cells on PTB, first and second order; and
 PC-DARTS's (``method='pcdarts'``: partial channels and edge normalisation, docs/pcdarts.md), on CIFAR-10
-and directly on ImageNet (``search("images", ...)`` with an ImageFolder tree).
+and directly on ImageNet (``search("imagenet", ...)`` with an ImageFolder tree); DARTS on one's own images
+(``search("images", ...)``) and text (``search("text", ...)``), docs/own-data.md.
 
 >>> from reproduce.search import search, SEARCH_CONFIGS
 >>> cfg = SEARCH_CONFIGS["cifar10"](order=2, seed=2)  # the paper's values otherwise
@@ -8,7 +9,7 @@ and directly on ImageNet (``search("images", ...)`` with an ImageFolder tree).
 >>> record["genotype"]  # doctest: +SKIP
 "Genotype(normal=[('sep_conv_3x3', 0), ...], normal_concat=range(2, 6), ...)"
 
-Command line: ``python -m reproduce search {cifar10,ptb,images} --order {1,2} --seed S --out DIR --data DIR``
+Command line: ``python -m reproduce search {cifar10,ptb,imagenet,images,text} --order {1,2} --out DIR --data DIR``
 and ``python -m reproduce plot-search DIR``; speed: ``python -m reproduce bench search``.
 
 The run directory holds ``config.json``, ``metrics.jsonl`` (per epoch: ``lr``, ``train_loss``,
@@ -24,9 +25,10 @@ gradients), :mod:`.data` (data on the device), :mod:`.loop` (the searchers and t
 :mod:`.plots` (pictures of a run). ``search`` and ``SEARCH_CONFIGS`` (dataset -> config class) come from the
 table of tasks, :mod:`reproduce.tasks`.
 """
-from .config import CIFAR10SearchConfig, PTBSearchConfig
+from .config import CIFAR10SearchConfig, ImageSearchConfig, PTBSearchConfig, TextSearchConfig
 
-__all__ = ["search", "SEARCH_CONFIGS", "CIFAR10SearchConfig", "PTBSearchConfig"]
+__all__ = ["search", "SEARCH_CONFIGS", "CIFAR10SearchConfig", "PTBSearchConfig", "ImageSearchConfig",
+           "TextSearchConfig"]
 
 
 def __getattr__(name: str):

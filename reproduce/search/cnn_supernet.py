@@ -232,7 +232,8 @@ class Network(nn.Module):
     """The search supernet: ``forward(x, alphas_normal, alphas_reduce[, betas_normal, betas_reduce]) -> logits``.
 
     ``partial_channels`` (K; 1: DARTS) and ``edge_normalization`` (the betas) make it PC-DARTS's;
-    ``stem``: 'cifar' (one conv) or 'imagenet' (three stride-2 convs, the first cell's s0 reduced).
+    ``stem``: 'cifar' (one conv) or 'imagenet' (three stride-2 convs, the first cell's s0 reduced);
+    ``in_chans``: channels of the input images (timm's name).
     ``partial_selection``: 'shuffle' (the authors' code: the first C/K channels, then a channel shuffle) or
     'random' (their paper's formula: a fresh random C/K channels per edge and forward, the others in place; on a
     reduction edge all channels max-pooled first, as the code pools its bypass; seeded by ``selection_seed``).
@@ -244,7 +245,7 @@ class Network(nn.Module):
     def __init__(self, C: int = 16, num_classes: int = 10, layers: int = 8, steps: int = 4, multiplier: int = 4,
                  stem_multiplier: int = 3, partial_channels: int = 1, edge_normalization: bool = False,
                  stem: str = "cifar", edge_bn_updates: int = 1, partial_selection: str = "shuffle",
-                 selection_seed: int = 0):
+                 selection_seed: int = 0, in_chans: int = 3):
         super().__init__()
         if NONE != 0:  # the fused forward relies on the original's op order
             raise AssertionError("PRIMITIVES must start with 'none'")
@@ -265,9 +266,9 @@ class Network(nn.Module):
         C_curr = stem_multiplier * C
         reduction_prev = stem == "imagenet"
         if reduction_prev:
-            self.stem0, self.stem1 = imagenet_stems(3, C_curr)
+            self.stem0, self.stem1 = imagenet_stems(in_chans, C_curr)
         else:
-            self.stem = nn.Sequential(nn.Conv2d(3, C_curr, 3, padding=1, bias=False), nn.BatchNorm2d(C_curr))
+            self.stem = nn.Sequential(nn.Conv2d(in_chans, C_curr, 3, padding=1, bias=False), nn.BatchNorm2d(C_curr))
         C_prev_prev, C_prev, C_curr = C_curr, C_curr, C
         self.cells = nn.ModuleList()
         for i in range(layers):

@@ -11,6 +11,7 @@ from typing import Any, ClassVar, Dict, Optional
 
 from .. import image_size, loggers
 from ..config import require
+from ..data.options import OwnImageOptions, OwnTextOptions
 from ..loggers import LOGGER_HELP
 
 
@@ -156,6 +157,16 @@ class CIFAR10SearchConfig:
         early_stop_skips(self.early_stop)
         loggers.parse(self.logger)
 
+@dataclass
+class ImageSearchConfig(OwnImageOptions, CIFAR10SearchConfig):
+    """Conv-cell search on one's own images (any classes, 1 or 3 channels, any size): the CIFAR-10 search's
+    values, the data's own classes, channels and size, and a seeded stratified split into the two halves."""
+
+    train_examples: int = _f(0, "use only a stratified N of the training images (0: all); for demos and tests")
+
+    def validate_image_size(self) -> None:
+        self.check_own_images()
+
 
 def validate_method(config) -> None:
     """The method's fields: DARTS has neither partial channels nor betas; PC-DARTS's partial channels split C."""
@@ -283,3 +294,12 @@ class PTBSearchConfig:
         require(self.learning_rate > 0 and self.arch_learning_rate > 0, "learning rates must be > 0")
         require(self.unrolled_eps > 0, f"unrolled_eps must be > 0, not {self.unrolled_eps}")
         loggers.parse(self.logger)
+
+
+@dataclass
+class TextSearchConfig(OwnTextOptions, PTBSearchConfig):
+    """Recurrent-cell search on one's own text: the PTB search's values, the vocabulary from train.txt."""
+
+    def validate(self) -> None:
+        super().validate()
+        self.check_own_text()

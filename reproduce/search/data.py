@@ -16,25 +16,40 @@ keeps its contiguous slice (:func:`reproduce.distributed.shard_range`).
 from __future__ import annotations
 
 import math
-from typing import Dict, Iterator, Tuple
+from typing import Dict, Iterator, Optional, Tuple
 
 import torch
-import torch.nn.functional as F
 
 from zoo import datasets as zds
 
 from .. import image_size
 from ..corpora import load_corpus
+from ..data import own
+from ..data.augment import augment
+from ..data.images import load_cifar10, load_images
+from ..data.split import digest as split_digest
+from ..data.split import stratified_split
 from ..distributed import shard_range
-from .config import ImageNetSearchConfig
+from .config import ImageNetSearchConfig, ImageSearchConfig
 from .imagenet import ImageNetSearchData
 
 
 class CifarHalves:
+    """The two halves of a labelled image set: the first ``split`` images train the weights, the rest the
+    architecture. ``halves`` (index tensors of a stratified split) reorders the images so that its first
+    part comes first; without it the split is the original's prefix rule at ``train_portion``."""
+
     def __init__(self, images: torch.Tensor, labels: torch.Tensor, train_portion: float, batch_size: int,
-                 device, seed: int, eval_batch_size: int = 0, share: Tuple[int, int] = (0, 1)):
+                 device, seed: int, eval_batch_size: int = 0, mean=zds.CIFAR_MEAN, std=zds.CIFAR_STD,
+                 halves: Optional[Tuple[torch.Tensor, torch.Tensor]] = None, share: Tuple[int, int] = (0, 1)):
         n = int(images.shape[0])
-        split = int(math.floor(train_portion * n))
+        self.split_digest = None
+        if halves is not None:
+            self.split_digest = split_digest(*halves, labels, images)  # as the record's (data.own.split_record)
+            order = torch.cat(halves)
+            images, labels, split = images[order], labels[order], len(halves[0])
+        else:
+            split = int(math.floor(train_portion * n))
         if split < 1 or split >= n:
             raise ValueError(f"train_portion {train_portion} of {n} images leaves an empty half; "
                              "use more images or another train_portion")
@@ -45,14 +60,14 @@ class CifarHalves:
         self.share = share
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size or batch_size
-        self.mean = torch.tensor(zds.CIFAR_MEAN, device=self.device).view(1, 3, 1, 1)
-        self.std = torch.tensor(zds.CIFAR_STD, device=self.device).view(1, 3, 1, 1)
+        channels = int(images.shape[1])
+        self.mean = torch.tensor(mean, device=self.device).view(1, channels, 1, 1)
+        self.std = torch.tensor(std, device=self.device).view(1, channels, 1, 1)
         self.generator = torch.Generator().manual_seed(seed)
         self._valid_perm = torch.randperm(n - split, generator=self.generator)
         self._valid_pos = 0
         self.size = int(images.shape[-1])
         self.pad = image_size.crop_padding(self.size)
-        self._arange = torch.arange(self.size)
 
     @property
     def train_steps(self) -> int:
@@ -68,18 +83,9 @@ class CifarHalves:
         if self.share[1] > 1:
             lo, hi = shard_range(0, b, *self.share)
             index, oy, ox, flip = index[lo:hi], oy[lo:hi], ox[lo:hi], flip[lo:hi]
-            b = hi - lo
-        a = self._arange
-        rows = oy[:, None] + a
-        cols = ox[:, None] + torch.where(flip[:, None], self.size - 1 - a, a)
         dev = self.device
         index = index.to(dev)
-        padded = F.pad(self.images[index], (self.pad,) * 4)
-        rows, cols = rows.to(dev), cols.to(dev)
-        batch = torch.arange(b, device=dev)[:, None, None, None]
-        chan = torch.arange(3, device=dev)[None, :, None, None]
-        crops = padded[batch, chan, rows[:, None, :, None], cols[:, None, None, :]]
-        x = (crops.float().div_(255) - self.mean) / self.std
+        x = augment(self.images[index], oy.to(dev), ox.to(dev), flip.to(dev), self.mean, self.std)
         return x, self.labels[index]
 
     def train_batches(self) -> Iterator[Tuple[torch.Tensor, torch.Tensor]]:
@@ -104,18 +110,27 @@ class CifarHalves:
             yield self.augment(torch.arange(start, min(start + self.eval_batch_size, self.n)))
 
     def state_dict(self) -> Dict[str, object]:
-        return {"generator": self.generator.get_state(), "valid_perm": self._valid_perm.clone(),
-                "valid_pos": self._valid_pos}
+        state = {"generator": self.generator.get_state(), "valid_perm": self._valid_perm.clone(),
+                 "valid_pos": self._valid_pos}
+        if self.split_digest is not None:  # own data: the split it resumes must be this one
+            state["split_digest"] = self.split_digest
+        return state
 
     def load_state_dict(self, state: Dict[str, object]) -> None:
+        if state.get("split_digest") != self.split_digest:
+            raise ValueError(f"the run split other data into its halves (digest {state.get('split_digest')}, now "
+                             f"{self.split_digest}): --data holds other images than when the run started")
         self.generator.set_state(state["generator"])
         self._valid_perm = state["valid_perm"].clone()
         self._valid_pos = int(state["valid_pos"])
 
 
-def load_search_data(config, device, share: Tuple[int, int] = (0, 1)):
-    """The conv search's data: the ImageNet search's per-class subsets, or CIFAR-10's two halves; under N
-    processes (``share``) CIFAR-10's (the ImageNet search's data runs in one process only)."""
+def load_search_data(config, device, share: Tuple[int, int] = (0, 1), data=None):
+    """The conv search's data: one's own images' stratified halves (``data``: images given from Python), the
+    ImageNet search's per-class subsets, or CIFAR-10's two halves; under N processes (``share``) CIFAR-10's and
+    one's own images' (the ImageNet search's data runs in one process only)."""
+    if isinstance(config, ImageSearchConfig):
+        return load_image_halves(config, device, data, share)
     if isinstance(config, ImageNetSearchConfig):
         if share[1] > 1:
             raise ValueError("the ImageNet search runs in one process; torchrun searches cifar10 and ptb")
@@ -124,7 +139,7 @@ def load_search_data(config, device, share: Tuple[int, int] = (0, 1)):
 
 
 def load_cifar_halves(config, device, share: Tuple[int, int] = (0, 1)) -> CifarHalves:
-    images, labels = zds.load_cifar10(config.data, train=True, download=True)
+    images, labels = load_cifar10(config.data, train=True, download=True)
     if config.train_examples:
         images, labels = images[:config.train_examples], labels[:config.train_examples]
     images = image_size.downscale(images, config.image_size)
@@ -142,8 +157,9 @@ class PTBData:
     global batch; ``valid`` is whole on every process.
     """
 
-    def __init__(self, path, batch_size: int, eval_batch_size: int, device, share: Tuple[int, int] = (0, 1)):
-        corpus = load_corpus(path, "ptb")
+    def __init__(self, path, batch_size: int, eval_batch_size: int, device, share: Tuple[int, int] = (0, 1),
+                 corpus=None):
+        corpus = load_corpus(path, "ptb") if corpus is None else corpus
         self.ntokens = len(corpus.dictionary)
         lo, hi = shard_range(0, batch_size, *share)
         self.train = zds.batchify(corpus.train, batch_size)[:, lo:hi].contiguous().to(device)
@@ -154,3 +170,24 @@ class PTBData:
             if data.size(0) < 3:
                 raise ValueError(f"{path}: the {name} split has too few tokens for batch size {bs} "
                                  f"({data.size(0)} rows); use a smaller batch size or a larger corpus")
+
+
+def load_image_halves(config, device, data=None, share: Tuple[int, int] = (0, 1)) -> CifarHalves:
+    """One's own images (``data``, or the source ``config.data`` names) split into stratified halves, normalised
+    with the mean and std of the half that trains the weights. The halves also say what the supernet needs
+    (``num_classes``, ``in_chans``, ``stem``) and the record's description of the data (``record``)."""
+    images = load_images(config.data if data is None else data, config.image_size)
+    stem = own.resolve_stem(config.stem, images.size)
+    own.check_image_size(images.size, stem)
+    x, y = images.train
+    part = own.stratified_part(y, config.train_examples, config.split_seed)
+    if part is not None:
+        x, y = x[part], y[part]
+    halves = stratified_split(y, config.train_portion, config.split_seed)
+    mean, std = own.normalization(config.normalize, x[halves[0]])
+    searched = CifarHalves(x, y, config.train_portion, config.batch_size, device, config.seed,
+                           eval_batch_size=config.eval_batch_size, mean=mean, std=std, halves=halves, share=share)
+    split = own.split_record("stratified", halves, y, x, seed=config.split_seed, train_portion=config.train_portion)
+    searched.record = own.describe(images.describe(), mean, std, stem, split=split)
+    searched.num_classes, searched.in_chans, searched.stem = len(images.classes), images.channels, stem
+    return searched

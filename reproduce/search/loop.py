@@ -53,13 +53,16 @@ class CNNSearch(Searcher):
     """Conv-cell search on CIFAR-10 (original cnn/train_search.py), or PC-DARTS's (docs/pcdarts.md)."""
 
     def __init__(self, config: CIFAR10SearchConfig, device: torch.device, load_data: bool = True,
-                 num_classes: int = 10, dist: Optional[Dist] = None):
+                 num_classes: int = 10, dist: Optional[Dist] = None, data=None):
         self.config, self.device = config, device
         share = (dist.rank, dist.world) if dist is not None else (0, 1)
-        self.data = load_search_data(config, device, share) if load_data else None
+        self.data = load_search_data(config, device, share, data) if load_data else None
+        # one's own images: their classes, channels and stem (the data says them; reproduce.data.own)
+        self.data_record = getattr(self.data, "record", None)
         c, classes = config, getattr(self.data, "num_classes", num_classes)
         self.model = Network(c.C, classes, c.layers, c.steps, c.multiplier, c.stem_multiplier, c.partial_channels,
-                             c.edge_normalization, c.stem, c.edge_bn_updates, c.partial_selection, c.seed).to(device)
+                             c.edge_normalization, getattr(self.data, "stem", c.stem), c.edge_bn_updates,
+                             c.partial_selection, c.seed, in_chans=getattr(self.data, "in_chans", 3)).to(device)
         self.use_processes(dist)
         if isinstance(self.data, CifarHalves):
             self._check_batches()
@@ -105,10 +108,10 @@ class CNNSearch(Searcher):
         return lambda: (F.cross_entropy(self.logits(x, self.alphas), y) / self.d.world, None)
 
     def arch_step(self, x, y, xv, yv, lr: float) -> torch.Tensor:
-        """One Adam step of the architecture; returns the validation loss it differentiated (order 2: at the
-        virtually stepped weights)."""
+        """One Adam step of the architecture; returns the validation loss it differentiated, this process's mean
+        (order 2: at the virtually stepped weights)."""
         c = self.config
-        valid_loss, seen = keeping_loss(self.loss_fn(xv, yv))
+        valid_loss, seen = keeping_loss(self.loss_fn(xv, yv), self.d.world)
         if c.order == 1:
             grads, _ = architect.first_order(self.alphas, valid_loss, all_reduce=self.d.all_reduce_sum_)
         else:
@@ -190,14 +193,15 @@ class CNNSearch(Searcher):
         return state
 
     def load_state_dict(self, state: dict) -> None:
+        self.data.load_state_dict(state["data"])  # first: other data is named as such, not as other shapes
         super().load_state_dict(state)
-        self.data.load_state_dict(state["data"])
 
     def final_metrics(self, row: dict) -> dict:
         return {k: row[k] for k in ("train_loss", "train_acc", "valid_loss", "valid_acc")}
 
 
-_SEARCHERS = {"cifar10": CNNSearch, "ptb": RNNSearch, "images": CNNSearch}
+_SEARCHERS = {"cifar10": CNNSearch, "ptb": RNNSearch, "imagenet": CNNSearch, "images": CNNSearch,
+              "text": RNNSearch}
 
 
 def _trim_jsonl(path: Path, epochs_done: int) -> None:
@@ -215,12 +219,13 @@ class SearchTask:
     on_step: Optional[StepHook] = None  # set by the runner (the live logs)
 
     def __init__(self, dataset: str, config, d: Dist, rundir: RunDir, progress: bool,
-                 callback: Optional[StepCallback] = None):
+                 callback: Optional[StepCallback] = None, data=None):
         self.dataset, self.config, self.rundir, self.d = dataset, config, rundir, d
         self.progress, self.callback = progress, callback
         self.stop_at_skips = early_stop_skips(getattr(config, "early_stop", ""))
         device = d.device
-        self.searcher = _SEARCHERS[dataset](config, device, dist=d)  # loads the data: a missing dataset fails here
+        given = {} if data is None else {"data": data}  # images given from Python (search("images", ..., data=))
+        self.searcher = _SEARCHERS[dataset](config, device, dist=d, **given)  # missing data fails here
         self.parameters = sum(p.numel() for p in self.searcher.model.parameters())
         log.info("search %s, order %d: %d weight parameters, device %s", dataset, config.order, self.parameters,
                  device)
@@ -304,6 +309,8 @@ class SearchTask:
                   "genotype": curve[-1]["genotype"], "alphas": self.searcher.alphas_dict(), "world_size": self.d.world}
         if hasattr(self.searcher, "channels_last"):  # the memory format the device's default chose
             fields["channels_last"] = self.searcher.channels_last
+        if getattr(self.searcher, "data_record", None):  # one's own data: what it was and how it was split
+            fields["data"] = self.searcher.data_record
         reason = self.stop_reason()
         if reason and len(curve) < self.config.epochs:
             fields["early_stop"] = {"epoch": curve[-1]["epoch"], "epochs_run": len(curve), "reason": reason}

@@ -19,12 +19,13 @@ from zoo import datasets as zds
 from zoo.evaluate import lm_loss
 
 from .. import distributed
+from ..data.text import TextCorpus, corpus_for
 from ..device import progress_bar
 from ..distributed import Dist
 from ..optim import make_sgd
 from ..train.lm import lm_train_step
 from . import architect
-from .config import PTBSearchConfig
+from .config import PTBSearchConfig, TextSearchConfig
 from .data import PTBData
 from .rnn_supernet import RNNModelSearch
 from .searcher import Searcher, StepHook, keeping_loss
@@ -42,7 +43,9 @@ class RNNSearch(Searcher):
     def __init__(self, config: PTBSearchConfig, device: torch.device, dist: Optional[Dist] = None):
         self.config, self.device = config, device
         share = (dist.rank, dist.world) if dist is not None else (0, 1)
-        self.data = PTBData(config.data, config.batch_size, config.eval_batch_size, device, share)
+        corpus = corpus_for(config, "text" if isinstance(config, TextSearchConfig) else "ptb")
+        self.data = PTBData(config.data, config.batch_size, config.eval_batch_size, device, share, corpus)
+        self.data_record = corpus.describe() if isinstance(corpus, TextCorpus) else None  # one's own text
         c = config
         self.model = RNNModelSearch(self.data.ntokens, c.emsize, c.nhid, c.nhidlast, c.dropout, c.dropouth,
                                     c.dropoutx, c.dropouti, c.dropoute).to(device)
@@ -87,7 +90,7 @@ class RNNSearch(Searcher):
             data_valid, targets_valid = zds.get_batch(search, i % (search.size(0) - 1), c.bptt)
             data, targets = zds.get_batch(train, i, seq_len)
             hidden, hidden_valid = _detach_hidden(hidden), _detach_hidden(hidden_valid)
-            valid_loss, seen = keeping_loss(self.loss_fn(hidden_valid, data_valid, targets_valid))
+            valid_loss, seen = keeping_loss(self.loss_fn(hidden_valid, data_valid, targets_valid), self.d.world)
             if c.order == 1:
                 grads, hidden_valid = architect.first_order(self.alphas, valid_loss, all_reduce=reduce)
             else:

@@ -75,13 +75,17 @@ class Searcher:
         self.a_opt.load_state_dict(state["a_opt"])
 
 
-def keeping_loss(loss_fn):
-    """``loss_fn`` (returning (loss, aux)) wrapped to keep its last loss, detached, in the returned dict."""
+def keeping_loss(loss_fn, world: int = 1):
+    """``loss_fn`` (returning (loss, aux)) wrapped to keep its last loss, detached, in the returned dict.
+
+    The searchers' losses are this process's mean divided by the ``world`` processes (so that the summed
+    gradients are those of the global mean); the kept loss is multiplied back: this process's mean, as the
+    live logs show every loss of a step."""
     seen: Dict[str, torch.Tensor] = {}
 
     def loss():
         value, aux = loss_fn()
-        seen["loss"] = value.detach()
+        seen["loss"] = value.detach() * world if world != 1 else value.detach()
         return value, aux
     return loss, seen
 

@@ -1,4 +1,5 @@
-"""Training from scratch with the paper's recipes: CIFAR-10, ImageNet, PTB, WikiText-2.
+"""Training from scratch with the paper's recipes: CIFAR-10, ImageNet, PTB, WikiText-2, and one's own images
+and text (``images``: the CIFAR-10 recipe; ``text``: the PTB recipe).
 
 >>> from reproduce.train import train, RECIPES
 >>> cfg = RECIPES["cifar10"](epochs=2, C=8, layers=5, limit=512)   # doctest: +SKIP
@@ -10,9 +11,18 @@ a finished run directory is skipped, an interrupted one resumes from its last ch
 ``train`` and ``RECIPES`` (dataset -> config class) come from the table of tasks, :mod:`reproduce.tasks`.
 """
 from ..runner import Rollback
-from .recipes import CIFAR10Config, ImageNetConfig, PTBConfig, WT2Config, resolve_genotype
+from .recipes import (
+    CIFAR10Config,
+    ImageNetConfig,
+    ImagesConfig,
+    PTBConfig,
+    TextConfig,
+    WT2Config,
+    resolve_genotype,
+)
 
-__all__ = ["train", "RECIPES", "CIFAR10Config", "ImageNetConfig", "PTBConfig", "WT2Config", "resolve_genotype",
+__all__ = ["train", "RECIPES", "CIFAR10Config", "ImageNetConfig", "ImagesConfig", "PTBConfig", "TextConfig",
+           "WT2Config", "resolve_genotype",
            "Rollback"]
 
 

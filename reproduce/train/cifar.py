@@ -16,6 +16,10 @@ batch from a generator seeded per epoch, so they do not depend on the number of 
 Per epoch: lr = 0.5 lr0 (1 + cos(pi epoch / epochs)) (the original stepped CosineAnnealingLR
 once per epoch before training, so epoch 0 runs at lr0), drop-path = p * epoch / epochs. The
 last, partial batch of an epoch is kept (the original's DataLoader kept it).
+
+The same recipe trains on one's own images (``train images``, :class:`~reproduce.train.recipes.ImagesConfig`):
+their classes, channels and size, the mean and std of the images that train the weights, the
+stem by image size (:mod:`reproduce.data.own`).
 """
 from __future__ import annotations
 
@@ -31,6 +35,11 @@ from zoo.datasets import CIFAR_MEAN, CIFAR_STD, DatasetNotFoundError, load_cifar
 
 from .. import distributed, image_size
 from ..config import ConfigError
+from ..data.augment import augment as shared_augment
+from ..data.augment import normalize
+from ..data.images import load_cifar10 as guarded_load_cifar10
+from ..data.own import training_images
+from ..data.stream import StreamedImages
 from ..device import autocast, progress_bar
 from ..distributed import shard_range
 from ..optim import make_sgd
@@ -44,6 +53,7 @@ from .common import (
     set_drop_path,
     set_lr,
 )
+from .recipes import ImagesConfig
 
 log = logging.getLogger(__name__)
 
@@ -51,13 +61,9 @@ PAD = 4
 SIZE = 32
 
 
-def normalize(x_u8: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
-    return (x_u8.float().div_(255.0) - mean) / std
-
-
 def draw_augmentation(n: int, generator: torch.Generator, size: int = SIZE) -> Dict[str, torch.Tensor]:
     """Crop offsets in [0, 2*pad], flips, cutout centres in [0, size) for n images (on the CPU); the padding
-    is PAD = 4 at 32x32 and in proportion for smaller images (reproduce.image_size)."""
+    is PAD = 4 at 32x32 and in proportion at other sizes (reproduce.image_size)."""
     pad = image_size.crop_padding(size)
     return {
         "oy": torch.randint(0, 2 * pad + 1, (n,), generator=generator),
@@ -70,73 +76,67 @@ def draw_augmentation(n: int, generator: torch.Generator, size: int = SIZE) -> D
 
 def augment(x_u8: torch.Tensor, p: Dict[str, torch.Tensor], mean: torch.Tensor, std: torch.Tensor,
             cutout_length: int, channels_last: bool = False) -> torch.Tensor:
-    """Batched crop (zero padding) + flip + normalise + cutout of uint8 images [B,3,S,S] on their device
-    (S = 32, or the smaller image_size; the padding is S / 8 pixels)."""
-    B = x_u8.size(0)
-    dev = x_u8.device
-    size = x_u8.size(-1)
-    pad = image_size.crop_padding(size)
-    padded = F.pad(x_u8, (pad, pad, pad, pad)).permute(0, 2, 3, 1)  # [B, 40, 40, 3] at 32x32
-    ar = torch.arange(size, device=dev)
-    rows = p["oy"][:, None] + ar
-    cols = p["ox"][:, None] + ar
-    cols = torch.where(p["flip"][:, None], cols.flip(1), cols)
-    b = torch.arange(B, device=dev)[:, None, None]
-    crop = padded[b, rows[:, :, None], cols[:, None, :]]  # [B, 32, 32, 3]
-    x = normalize(crop, mean.view(1, 1, 1, 3), std.view(1, 1, 1, 3))
-    if cutout_length > 0:
-        half = cutout_length // 2
-        y1, y2 = (p["cy"] - half).clamp(0, size), (p["cy"] + half).clamp(0, size)
-        x1, x2 = (p["cx"] - half).clamp(0, size), (p["cx"] + half).clamp(0, size)
-        in_r = (ar[None] >= y1[:, None]) & (ar[None] < y2[:, None])
-        in_c = (ar[None] >= x1[:, None]) & (ar[None] < x2[:, None])
-        keep = ~(in_r[:, :, None] & in_c[:, None, :])
-        x = x * keep[..., None]
-    x = x.permute(0, 3, 1, 2)  # NCHW view with channels_last strides
-    return x if channels_last else x.contiguous()
+    """The training augmentation (:func:`reproduce.data.augment.augment`) with the draws of
+    :func:`draw_augmentation` (on the images' device)."""
+    return shared_augment(x_u8, p["oy"], p["ox"], p["flip"], mean, std, cutout_length, p["cy"], p["cx"],
+                          channels_last)
+
+
+def _cifar10(config):
+    """The CIFAR-10 files as the original's recipe reads them: (train, evaluated split, its name)."""
+    try:
+        train_x, train_y = guarded_load_cifar10(config.data, train=True, download=config.download)
+    except DatasetNotFoundError as e:
+        raise DatasetNotFoundError(f"{e}; or rerun with --download") from None
+    if config.valid_split:
+        if config.valid_split >= len(train_x):
+            raise ConfigError(f"valid_split {config.valid_split} leaves no training images "
+                              f"(the training set has {len(train_x)})")
+        # The held-out images are the last valid_split of the training files, in file order.
+        cut = len(train_x) - config.valid_split
+        eval_x, eval_y = train_x[cut:], train_y[cut:]
+        train_x, train_y = train_x[:cut], train_y[:cut]
+        eval_name = "valid"
+    else:
+        eval_x, eval_y = load_cifar10(config.data, train=False, download=config.download)
+        eval_name = "test"
+    if config.limit:
+        train_x, train_y = train_x[:config.limit], train_y[:config.limit]
+    if config.limit_eval:
+        eval_x, eval_y = eval_x[:config.limit_eval], eval_y[:config.limit_eval]
+    train_x, eval_x = (image_size.downscale(x, config.image_size) for x in (train_x, eval_x))
+    return (train_x, train_y), (eval_x, eval_y), eval_name
 
 
 class CIFARTask(RecipeTask):
-    def __init__(self, dataset: str, config, d: distributed.Dist, rundir: RunDir, progress: bool):
+    """The CIFAR-10 recipe, on CIFAR-10 (:class:`CIFAR10Config`) or on one's own images (:class:`ImagesConfig`:
+    their classes, channels, size, normalisation and hold-outs from :func:`reproduce.data.own.training_images`;
+    ``data``: images given from Python)."""
+
+    def __init__(self, dataset: str, config, d: distributed.Dist, rundir: RunDir, progress: bool, data=None):
         super().__init__(dataset, config, d, rundir, progress)
         dev = self.device
         self.local_batch = d.local_batch(config.batch_size)
-        try:
-            train_x, train_y = load_cifar10(config.data, train=True, download=config.download)
-        except DatasetNotFoundError as e:
-            raise DatasetNotFoundError(f"{e}; or rerun with --download") from None
-        if config.valid_split:
-            if config.valid_split >= len(train_x):
-                raise ConfigError(f"valid_split {config.valid_split} leaves no training images "
-                                  f"(the training set has {len(train_x)})")
-            # The held-out images are the last valid_split of the training files, in file order.
-            cut = len(train_x) - config.valid_split
-            eval_x, eval_y = train_x[cut:], train_y[cut:]
-            train_x, train_y = train_x[:cut], train_y[:cut]
-            self.eval_name = "valid"
+        self.data_record, self.test_split = None, None
+        if isinstance(config, ImagesConfig):
+            own = training_images(config, data)
+            (train_x, train_y), (eval_x, eval_y), self.eval_name = own.train, own.evaluate, own.eval_name
+            mean, std, self.data_record, self.test_split = own.mean, own.std, own.record, own.test
         else:
-            eval_x, eval_y = load_cifar10(config.data, train=False, download=config.download)
-            self.eval_name = "test"
-        if config.limit:
-            train_x, train_y = train_x[:config.limit], train_y[:config.limit]
-        if config.limit_eval:
-            eval_x, eval_y = eval_x[:config.limit_eval], eval_y[:config.limit_eval]
-        train_x, eval_x = image_size.downscale(train_x, config.image_size), image_size.downscale(eval_x,
-                                                                                                config.image_size)
+            (train_x, train_y), (eval_x, eval_y), self.eval_name = _cifar10(config)
+            mean, std = CIFAR_MEAN, CIFAR_STD
         if len(train_x) < d.world:
             raise ConfigError(f"{len(train_x)} training images cannot be split across {d.world} processes")
-        self.mean = torch.tensor(CIFAR_MEAN, device=dev)
-        self.std = torch.tensor(CIFAR_STD, device=dev)
+        self.size = int(train_x.shape[-1])
+        self.cutout_length = config.cutout_length
+        if self.data_record is not None and not config.cutout_length:  # own images: 0 is half the side
+            self.cutout_length = self.size // 2
+        self.mean = torch.tensor(mean, device=dev)
+        self.std = torch.tensor(std, device=dev)
         self.train_x, self.train_y = train_x.to(dev), train_y.to(dev)
-        self.eval_x = normalize(eval_x.to(dev), self.mean.view(1, 3, 1, 1), self.std.view(1, 3, 1, 1))
-        self.eval_y = eval_y.to(dev)
-        self._test_loader = None
-        mf = torch.channels_last if config.channels_last else torch.contiguous_format
-        if config.channels_last:
-            self.eval_x = self.eval_x.contiguous(memory_format=mf)
-
-        network = zoo.NetworkCIFAR(config.C, 10, config.layers, config.auxiliary, self.genotype)
-        setup_cnn(self, network, config, d, dev, mf)
+        self.memory_format = mf = torch.channels_last if config.channels_last else torch.contiguous_format
+        self.eval_x, self.eval_y = self._normalized(eval_x), eval_y.to(dev)
+        setup_cnn(self, network(config, self.genotype, self.data_record), config, d, dev, mf)
         self.graphed = None
         if config.cuda_graphs:
             if dev.type != "cuda" or d.enabled or config.compile:
@@ -165,7 +165,7 @@ class CIFARTask(RecipeTask):
             self.graphed.reset()
         n = len(self.train_x)
         perm = torch.randperm(n, generator=gen)
-        aug = draw_augmentation(n, gen, self.config.image_size)
+        aug = draw_augmentation(n, gen, self.size)
         perm, aug = perm.to(dev), {k: v.to(dev) for k, v in aug.items()}
         self.train_model.train()
         loss_sum = torch.zeros((), device=dev, dtype=torch.float64)
@@ -179,7 +179,7 @@ class CIFARTask(RecipeTask):
             lo, hi = shard_range(start, stop, d.rank, d.world)
             idx = perm[lo:hi]
             p = {k: v[lo:hi] for k, v in aug.items()}
-            x = augment(self.train_x[idx], p, self.mean, self.std, cfg.cutout_length if cfg.cutout else 0,
+            x = augment(self.train_x[idx], p, self.mean, self.std, self.cutout_length if cfg.cutout else 0,
                         cfg.channels_last)
             y = self.train_y[idx]
             stats = {} if self.on_step is not None else None
@@ -211,6 +211,8 @@ class CIFARTask(RecipeTask):
         correct = torch.zeros((), device=dev, dtype=torch.long)
         for start in range(lo, hi, cfg.eval_batch_size):
             x, y = xs[start:min(start + cfg.eval_batch_size, hi)], ys[start:min(start + cfg.eval_batch_size, hi)]
+            if x.dtype == torch.uint8:  # a streamed batch, decoded just now
+                x = self._normalized(x)
             with autocast(dev, cfg.amp):
                 logits = self.eval_model(x)
             loss_sum += F.cross_entropy(logits.float(), y, reduction="sum").double()
@@ -225,16 +227,38 @@ class CIFARTask(RecipeTask):
                f"{self.eval_name}_loss": last[f"{self.eval_name}_loss"],
                "train_loss": last["train_loss"], "train_acc": last["train_acc"]}
         if self.eval_name == "valid":  # the selection protocol also gets the test error of the final weights
-            test_x, test_y = load_cifar10(self.config.data, train=False, download=False)
-            if self.config.limit_eval:
-                test_x, test_y = test_x[:self.config.limit_eval], test_y[:self.config.limit_eval]
-            test_x = image_size.downscale(test_x, self.config.image_size)
-            xs = normalize(test_x.to(self.device), self.mean.view(1, 3, 1, 1), self.std.view(1, 3, 1, 1))
-            if self.config.channels_last:
-                xs = xs.contiguous(memory_format=torch.channels_last)
-            ev = self.evaluate(xs, test_y.to(self.device))
+            if self.test_split is not None:
+                test_x, test_y = self.test_split
+            else:
+                test_x, test_y = load_cifar10(self.config.data, train=False, download=False)
+                if self.config.limit_eval:
+                    test_x, test_y = test_x[:self.config.limit_eval], test_y[:self.config.limit_eval]
+                test_x = image_size.downscale(test_x, self.config.image_size)
+            ev = self.evaluate(self._normalized(test_x), test_y.to(self.device))
             out.update(test_error=ev["error"], test_loss=ev["loss"])
+        if self.data_record is not None:  # what always guessing the most frequent class would score
+            counts = torch.bincount(self.eval_y.cpu(), minlength=self.data_record["num_classes"])
+            out[f"{self.eval_name}_majority_error"] = 100.0 - 100.0 * float(counts.max()) / float(counts.sum())
         return out
+
+    def _normalized(self, x_u8: torch.Tensor) -> torch.Tensor:
+        """Evaluation images on the device, normalised, in the run's memory format (streamed images: as they
+        are, each batch normalised when it is decoded)."""
+        if isinstance(x_u8, StreamedImages):
+            return x_u8.to(self.device)
+        c = x_u8.shape[1]
+        x = normalize(x_u8.to(self.device), self.mean.view(1, c, 1, 1), self.std.view(1, c, 1, 1))
+        return x.contiguous(memory_format=self.memory_format)
+
+
+def network(config, genotype, data_record=None):
+    """NetworkCIFAR for CIFAR-10; for one's own images the network of its stem (CIFAR's up to 64 px, ImageNet's
+    above) with the data's classes and channels."""
+    if data_record is None:
+        return zoo.NetworkCIFAR(config.C, 10, config.layers, config.auxiliary, genotype)
+    cls = zoo.NetworkCIFAR if data_record["stem"] == "cifar" else zoo.NetworkImageNet
+    channels = {"in_chans": data_record["in_chans"]} if data_record["in_chans"] != 3 else {}
+    return cls(config.C, data_record["num_classes"], config.layers, config.auxiliary, genotype, **channels)
 
 
 def setup_cnn(recipe, model, config, d, device, memory_format) -> None:

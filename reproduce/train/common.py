@@ -11,6 +11,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 import genotypes
+from zoo.topk import topk_correct
 
 from ..device import autocast
 from ..distributed import Dist
@@ -18,6 +19,9 @@ from ..rundir import RunDir
 from .recipes import genotype_of
 
 log = logging.getLogger(__name__)
+
+__all__ = ["RecipeTask", "seed_epoch", "set_lr", "set_drop_path", "maybe_compile", "cnn_train_step", "topk_correct",
+           "GraphedCNNStep"]
 
 
 class RecipeTask:
@@ -28,14 +32,20 @@ class RecipeTask:
     kind = "train"
     on_step = None  # set by the runner (the live logs): called after every step
 
+    data_record = None  # one's own data: what it was (classes, channels, size, mean/std, splits), for the record
+
     def __init__(self, dataset: str, config, d: Dist, rundir: RunDir, progress: bool):
         self.dataset, self.config, self.d, self.rundir, self.progress = dataset, config, d, rundir, progress
         self.device = d.device
         self.genotype = genotype_of(config)
 
     def record_fields(self, curve: list) -> dict:
-        return {"experiment": self.config.experiment or f"train-{self.dataset}",
-                "genotype": genotypes.format(self.genotype), "world_size": self.d.world, "epochs": self.config.epochs}
+        fields = {"experiment": self.config.experiment or f"train-{self.dataset}",
+                  "genotype": genotypes.format(self.genotype), "world_size": self.d.world,
+                  "epochs": self.config.epochs}
+        if self.data_record:
+            fields["data"] = self.data_record
+        return fields
 
 
 def seed_epoch(seed: int, epoch: int, rank: int = 0, salt: int = 0) -> int:
@@ -119,14 +129,6 @@ def cnn_train_step(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.
         stats["grad_norm"] = grad_norm.detach()
     correct = (logits.detach().argmax(1) == y).sum()
     return loss.detach(), correct
-
-
-def topk_correct(logits: torch.Tensor, y: torch.Tensor, ks=(1, 5)):
-    """Number of examples whose label is within the top-k logits, for each k (k capped at #classes)."""
-    maxk = min(max(ks), logits.size(1))
-    top = logits.topk(maxk, dim=1).indices
-    hit = top == y[:, None]
-    return [hit[:, :min(k, maxk)].any(1).sum() for k in ks]
 
 
 class GraphedCNNStep:

@@ -43,7 +43,7 @@ from zoo.evaluate import lm_loss
 from .. import config as run_config
 from .. import distributed
 from ..config import ConfigError
-from ..corpora import load_corpus
+from ..data.text import corpus_for
 from ..device import autocast, progress_bar
 from ..optim import make_sgd
 from ..rundir import NonFiniteError, RunDir
@@ -97,7 +97,9 @@ class LMTask(RecipeTask):
         super().__init__(dataset, config, d, rundir, progress)
         dev = self.device
         self.local_batch = d.local_batch(config.batch_size)
-        corpus = load_corpus(config.data, dataset)
+        corpus = corpus_for(config, dataset)
+        if dataset == "text":  # one's own text: its vocabulary and unknown words go to the record
+            self.data_record = corpus.describe()
         self.ntokens = len(corpus.dictionary)
         train, valid, test = corpus.train, corpus.valid, corpus.test
         if config.limit:

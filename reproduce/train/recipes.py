@@ -26,6 +26,7 @@ import genotypes
 
 from .. import image_size, loggers
 from ..config import ConfigError, require
+from ..data.options import OwnImageOptions, OwnTextOptions
 from ..loggers import LOGGER_HELP
 
 AMP_CHOICES = ("none", "bf16")
@@ -127,15 +128,41 @@ class CIFAR10Config(_Common):
 
     def validate(self) -> None:
         _check_common(self)
-        require(self.image_size in image_size.SIZES, f"image_size must be 8, 16 or 32, got {self.image_size}")
-        require(not (self.auxiliary and self.image_size != 32),
-                f"the auxiliary head needs 32x32 images (it pools an 8x8 map), got image_size {self.image_size}: "
-                "use --no-auxiliary with smaller images")
+        self._check_data()
         require(self.C >= 1 and self.layers >= 3, f"need C >= 1 and layers >= 3, got C={self.C}, layers={self.layers}")
         require(0 <= self.drop_path_prob < 1, f"drop_path_prob must be in [0, 1), got {self.drop_path_prob}")
         require(self.cutout_length >= 0, f"cutout_length must be >= 0, got {self.cutout_length}")
         require(self.valid_split >= 0, f"valid_split must be >= 0, got {self.valid_split}")
         require(self.grad_clip > 0, f"grad_clip must be > 0, got {self.grad_clip}")
+
+    def _check_data(self) -> None:
+        require(self.image_size in image_size.SIZES, f"image_size must be 8, 16 or 32, got {self.image_size}")
+        require(not (self.auxiliary and self.image_size != 32),
+                f"the auxiliary head needs 32x32 images (it pools an 8x8 map), got image_size {self.image_size}: "
+                "use --no-auxiliary with smaller images")
+
+
+@dataclass
+class ImagesConfig(OwnImageOptions, CIFAR10Config):
+    """One's own images (any classes, 1 or 3 channels, any size): the CIFAR-10 recipe (cutout, auxiliary, cosine)."""
+
+    cutout_length: int = _f(0, "cutout square side (0: half the image side, the paper's 16 at 32 px)")
+    test_portion: float = _f(0.2, "when the data has neither test/ nor val/: the stratified share of train/ held out "
+                                  "as the test split")
+    valid_portion: float = _f(0.0, "hold out this stratified share of the training images and report valid_error "
+                                   "on it every epoch (the test split once at the end); 0: report test_error")
+    in_memory_mb: int = _f(4096, "decode an image folder once into memory up to about this many MiB; a larger one is "
+                                 "streamed from disk, each batch decoded as it is needed (needs --image-size)")
+    workers: int = _f(4, "threads decoding the images of a streamed image folder")
+
+    def _check_data(self) -> None:
+        self.check_own_images()
+        require(0.0 < self.test_portion < 1.0, f"test_portion must be in (0, 1), got {self.test_portion}")
+        require(0.0 <= self.valid_portion < 1.0, f"valid_portion must be in [0, 1), got {self.valid_portion}")
+        require(self.valid_split == 0, "valid_split holds out CIFAR-10's last images; for one's own images use "
+                                       "--valid-portion (a stratified share)")
+        require(not self.download, "download fetches CIFAR-10; one's own images are never downloaded (torchvision:"
+                                   "NAME:ROOT datasets download themselves)")
 
 
 @dataclass
@@ -234,6 +261,15 @@ class WT2Config(PTBConfig):
     nhidlast: int = _f(700, "hidden units of the last layer")
     dropouth: float = _f(0.15, "dropout on the hidden state inside the cell")
     weight_decay: float = _f(5e-7, "weight decay (--wdecay)")
+
+
+@dataclass
+class TextConfig(OwnTextOptions, PTBConfig):
+    """One's own text with the PTB recipe: any folder of train.txt, valid.txt, test.txt; vocabulary from train.txt."""
+
+    def validate(self) -> None:
+        super().validate()
+        self.check_own_text()
 
 
 def genotype_of(config):

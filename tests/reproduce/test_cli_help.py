@@ -53,6 +53,7 @@ def test_every_flag_a_message_names_is_one_the_parser_accepts():
     """"use --auxiliary false" named a form the parser rejects (the flag is --no-auxiliary): every --flag written
     in the harness's code must be an option of its command line, with a valid value where one is written."""
     import re
+    import tokenize
     from pathlib import Path
 
     import reproduce
@@ -61,9 +62,14 @@ def test_every_flag_a_message_names_is_one_the_parser_accepts():
     options = {o for sub in parsers for a in sub._actions for o in a.option_strings}
     booleans = {o for sub in parsers for a in sub._actions for o in a.option_strings
                 if isinstance(a, argparse.BooleanOptionalAction) or a.nargs == 0}
+    sources = {path: path.read_text() for path in Path(reproduce.__file__).parent.rglob("*.py")}
+    for text in sources.values():  # the options of standalone scripts' own parsers (e.g. the benchmarks')
+        for call in re.findall(r"add_argument\(([^)]*)\)", text):
+            options.update(re.findall(r"[\"'](--[a-z0-9-]+)[\"']", call))
     unknown, valued = [], []
-    for path in Path(reproduce.__file__).parent.rglob("*.py"):
-        text = path.read_text()
+    for path in sources:
+        with open(path, "rb") as f:  # string literals only: comments may name the original code's flags
+            text = "\n".join(t.string for t in tokenize.tokenize(f.readline) if t.type == tokenize.STRING)
         for m in re.finditer(r"(--[a-z][a-z0-9-]*)([ =](?:true|false|yes|no)\b)?", text):
             if m.group(1) not in options and m.group(1) not in OTHER_PROGRAMS:
                 unknown.append(f"{path.name}: {m.group(1)}")

@@ -144,6 +144,7 @@ def test_export_never_writes_over_files_it_did_not_write_and_writes_all_or_nothi
     (mine / "README.md").write_text("my notes")
     _refused(capsys, ["export", str(run), "--out", str(mine)], "holds files export did not write (README.md)")
     assert (mine / "README.md").read_text() == "my notes" and len(list(mine.iterdir())) == 1
+    _refused(capsys, ["export", str(run), "--out", str(mine / "README.md" / "m")], f"cannot write --out {mine}")
 
     def half_written(model, where, **kw):  # fails after the weights: e.g. a full disk
         (Path(where) / "model.safetensors").write_bytes(b"x")
@@ -170,8 +171,15 @@ def test_export_of_a_demo_run_without_checkpoints_names_keep_checkpoints(two_run
              "python -m reproduce demo --keep-checkpoints")
 
 
-def test_export_push_is_refused_offline_before_anything_is_written(two_runs, tmp_path, capsys, monkeypatch):
+def test_export_push_is_refused_offline_or_without_credentials_before_anything_is_written(two_runs, tmp_path, capsys,
+                                                                                          monkeypatch):
+    argv = ["export", str(two_runs[0] / "seed-0"), "--out", str(tmp_path / "m"), "--push"]
     monkeypatch.setenv("DARTS_ZOO_OFFLINE", "1")
-    _refused(capsys, ["export", str(two_runs[0] / "seed-0"), "--out", str(tmp_path / "m"), "--push", "org/repo"],
-             "offline", "nothing is pushed")
+    _refused(capsys, [*argv, "org/repo"], "offline", "nothing is pushed", "nothing was written")
+    monkeypatch.delenv("DARTS_ZOO_OFFLINE")
+    for name in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_HUB_OFFLINE", "HF_TOKEN_PATH"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))  # no saved login there
+    _refused(capsys, [*argv, "org/repo"], "no Hugging Face credentials", "nothing was written")
+    _refused(capsys, [*argv, "x" * 500], "expected ORG/REPO")
     assert not (tmp_path / "m").exists()

@@ -9,6 +9,8 @@ import sys
 
 import numpy as np
 import pytest
+import torch
+import torch.nn.functional as F
 from search_helpers import cifar_config, one_thread, tiny_cifar
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from train_helpers import make_cifar, make_corpus, tiny_lm
@@ -20,6 +22,7 @@ from reproduce.config import ConfigError
 from reproduce.distributed import Dist
 from reproduce.rundir import RunDir
 from reproduce.search import search
+from reproduce.search.loop import CNNSearch
 from reproduce.train import train
 
 LOGS = "tensorboard,csv"
@@ -131,6 +134,27 @@ def test_training_logs_a_row_per_step(tmp_path):
     assert all(r[k] != "" for r in rows for k in ("train_loss", "lr", "grad_norm"))
 
 
+class _TwoSameRanks(Dist):
+    """Two processes holding the same data, without a process group: a sum over them doubles."""
+
+    def __init__(self):
+        super().__init__(world=2)
+
+    def all_reduce_sum_(self, tensors):
+        with torch.no_grad():
+            for t in tensors:
+                t.mul_(2)
+
+
+def test_the_architecture_loss_of_a_process_is_its_own_mean_under_several_processes(cifar_root):
+    # the searchers differentiate this process's mean divided by the processes; the logs show the mean itself
+    searcher = CNNSearch(_config(cifar_root), torch.device("cpu"), load_data=False, dist=_TwoSameRanks())
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.rand(4, 3, 8, 8, generator=g), torch.randint(0, 10, (4,), generator=g)
+    expected = F.cross_entropy(searcher.logits(x, searcher.alphas), y).detach()
+    torch.testing.assert_close(searcher.arch_step(x, y, x, y, lr=0.025), expected)
+
+
 def test_no_logger_writes_no_log_file(cifar_root, tmp_path):
     search("cifar10", _config(cifar_root, logger="", epochs=1), tmp_path / "run", progress=False)
     names = set(os.listdir(tmp_path / "run"))
@@ -205,6 +229,19 @@ def test_the_csv_keeps_the_rows_up_to_where_a_run_continues_and_grows_columns(tm
     assert [(r["step"], r["loss"]) for r in _csv(tmp_path / loggers.STEPS_CSV)] == [
         ("1", "1.0"), ("2", "2.0"), ("3", "1.0"), ("4", "2.0"), ("5", "9.0")]
     assert [r["step"] for r in _csv(tmp_path / loggers.EPOCHS_CSV)] == ["2", "4"]
+
+
+def test_a_csv_saved_again_by_a_spreadsheet_keeps_its_rows_and_an_unreadable_one_is_one_line(tmp_path):
+    steps = tmp_path / loggers.STEPS_CSV
+    steps.write_bytes(b"\xef\xbb\xbfstep,epoch,loss\r\n1,0,2.0\r\n2,0,1.0\r\n")  # with a byte-order mark
+    logs = loggers.Loggers("csv", tmp_path, {})
+    logs.start(2)
+    logs.on_step(1, 0, {"loss": 3.0})
+    logs.close()
+    assert [(r["step"], r["loss"]) for r in _csv(steps)] == [("1", "2.0"), ("2", "1.0"), ("3", "3.0")]
+    steps.write_bytes(b"\xff\xfe\x00 not text")
+    with pytest.raises(ConfigError, match=f"{loggers.STEPS_CSV} is not a CSV file of these logs .*move it away"):
+        loggers.Loggers("csv", tmp_path, {}).start(2)
 
 
 def test_the_heatmap_is_an_rgb_image_darkest_at_the_largest_probability():

@@ -181,3 +181,16 @@ def test_cleanup_leaves_another_starters_lock_file_alone(tmp_path):
         os.unlink(run / LOCK)  # ours removed under us, and someone else's appears
         (run / LOCK).write_text("pid 1 on elsewhere since then\n")
     assert (run / LOCK).read_text() == "pid 1 on elsewhere since then\n"
+
+
+def test_a_run_directory_that_cannot_be_one_is_named_in_one_line(tmp_path):
+    from reproduce.rundir import RunDirNotWritableError
+
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(RunDirNotWritableError, match="is a file, not a run directory"):
+        with RunDir(tmp_path / "f").lock():
+            pass
+    with pytest.raises(RunDirNotWritableError, match=r"f/run is not writable \(Not a directory"):
+        with RunDir(tmp_path / "f" / "run").lock():
+            pass
+    assert (tmp_path / "f").read_text() == "x"

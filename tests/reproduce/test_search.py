@@ -173,7 +173,7 @@ def test_missing_dataset_leaves_no_run_directory_behind(tmp_path):
 
 def test_unknown_dataset_and_bad_config_raise_clear_errors(tmp_path, cifar_root):
     with pytest.raises(ValueError, match="unknown search dataset"):
-        search("imagenet", None, tmp_path / "x")
+        search("mnist", None, tmp_path / "x")  # imagenet is a search dataset now (PC-DARTS)
     with pytest.raises(ValueError, match="order must be 1 or 2"):
         search("cifar10", cifar_config(cifar_root, order=3), tmp_path / "y")
     with pytest.raises(FileNotFoundError, match="train.txt"):

@@ -12,8 +12,10 @@ from reproduce.config import ConfigError, build
 from reproduce.train import RECIPES, CIFAR10Config, ImageNetConfig, PTBConfig, WT2Config, train
 
 
-def test_recipes_maps_the_four_datasets_to_their_configs():
-    assert RECIPES == {"cifar10": CIFAR10Config, "imagenet": ImageNetConfig, "ptb": PTBConfig, "wt2": WT2Config}
+def test_recipes_maps_the_four_paper_datasets_and_own_data_to_their_configs():
+    assert {k: v.__name__ for k, v in RECIPES.items()} == {
+        "cifar10": "CIFAR10Config", "imagenet": "ImageNetConfig", "ptb": "PTBConfig", "wt2": "WT2Config",
+        "images": "ImagesConfig", "text": "TextConfig"}
 
 
 def test_cifar10_defaults_are_the_original_train_py_with_auxiliary_and_cutout():
