@@ -219,7 +219,7 @@ def run(pending, options: SlurmOptions, progress: bool, desc: str) -> list:
             submitted.append((job, handle))
     if to_submit:
         # one resource shape (the options; trainings and searches alike span the job's GPUs), so one job
-        # array: submitit's batch() sends every task in one sbatch --array (each task requeues on its own)
+        # array: submitit's batch() sends every task in one sbatch (an array job; each task requeues on its own)
         executor = make_executor(options, folder)
         with executor.batch():
             handles = [executor.submit(_RequeueingJob(job.kind, job.dataset, job.config, job.out)) for job in to_submit]

@@ -14,8 +14,8 @@ The fix (zoo.ops.FactorizedReduce): the stride-2 subsample, then a 1x1 convoluti
 the same products and sums, and no strided backward-weights kernel. This script runs each case in a
 fresh process both ways and prints the exit codes (0: ran; -6 SIGABRT, -11 SIGSEGV: crashed)::
 
-    python -m reproduce.benchmarks.channels_last_crash            # ONEDNN_MAX_CPU_ISA=AVX2
-    python -m reproduce.benchmarks.channels_last_crash --isa ALL  # the CPU's own kernels
+    python -m reproduce.benchmarks.channels_last_crash        # ONEDNN_MAX_CPU_ISA=AVX2
+    python -m reproduce.benchmarks.channels_last_crash ALL    # the CPU's own kernels
 """
 from __future__ import annotations
 
@@ -43,8 +43,8 @@ def one_case(c_in: int, c_out: int, size: int, batch: int, form: str, repeats: i
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--isa", default="AVX2", help="ONEDNN_MAX_CPU_ISA for the child processes (ALL: no limit)")
-    parser.add_argument("--case", nargs=5, metavar=("C_IN", "C_OUT", "SIZE", "BATCH", "FORM"), help=argparse.SUPPRESS)
+    parser.add_argument("isa", nargs="?", default="AVX2", help="ONEDNN_MAX_CPU_ISA for the children (ALL: no limit)")
+    parser.add_argument("case", nargs="*", help=argparse.SUPPRESS)  # a child: C_IN C_OUT SIZE BATCH FORM
     args = parser.parse_args(argv)
     if args.case:  # a child: run one case
         *sizes, form = args.case
@@ -56,7 +56,7 @@ def main(argv=None) -> int:
     for case in CASES:
         codes = []
         for form in ("strided", "subsample"):
-            cmd = [sys.executable, "-m", "reproduce.benchmarks.channels_last_crash", "--case", *map(str, case), form]
+            cmd = [sys.executable, "-m", "reproduce.benchmarks.channels_last_crash", args.isa, *map(str, case), form]
             codes.append(subprocess.run(cmd, env=env, capture_output=True, timeout=300).returncode)
         print(" ".join(f"{v:>4}" for v in case), "|", f"exit {codes[0]:>3}", "|", f"exit {codes[1]:>3}")
     return 0
