@@ -7,6 +7,7 @@ import socket
 from pathlib import Path
 
 import torch
+from child_bounds import run_child, wait_budget
 
 from reproduce.config import canonical
 from reproduce.train import RECIPES
@@ -134,35 +135,17 @@ def refused_in_one_line(capsys, argv, *needles):
 
 def refused_within_bounds(argv, *needles, seconds: float = 30, rss_mb: int = 1200, cwd=None):
     """``python -m reproduce ARGV`` in a fresh process exits 2 with one ``error:`` line holding every needle,
-    within ``seconds`` of CPU time and a peak resident memory of ``rss_mb`` MB (``os.wait4`` gives the child's
-    own). CPU time, not wall time: on a loaded machine starting Python and torch alone can take 20 s of wall
-    time; the process is killed after 4 x ``seconds`` of wall time all the same."""
-    import subprocess
-    import sys
-    import threading
-
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (str(Path(__file__).resolve().parents[2]),
-                                                                  os.environ.get("PYTHONPATH")) if p))
-    proc = subprocess.Popen([sys.executable, "-m", "reproduce", *map(str, argv)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, env=env, cwd=cwd)
-    timer = threading.Timer(4 * seconds, proc.kill)
-    timer.start()
-    try:
-        err = proc.stderr.read().decode("utf-8", "replace").strip()
-        proc.stdout.read()
-        if hasattr(os, "wait4"):
-            _, status, usage = os.wait4(proc.pid, 0)
-            proc.returncode = os.waitstatus_to_exitcode(status)
-        else:  # Windows: no per-child peak memory, the time bound only
-            proc.wait()
-            usage = None
-    finally:
-        timer.cancel()
-    assert proc.returncode == 2, f"exit {proc.returncode} (killed after {seconds} s?): {err[-2000:]}"
+    within ``seconds`` of CPU time and a peak resident memory of ``rss_mb`` MB (the child's own; see
+    tests/child_bounds.py). CPU time, not wall time: on a loaded machine starting Python and torch alone can
+    take 20 s of wall time; the process is killed after a generous wall time all the same."""
+    r = run_child("-m", "reproduce", argv, cwd=cwd, wall_timeout=wait_budget(seconds))
+    err = r.stderr.strip()
+    assert r.returncode == 2, f"exit {r.returncode} (killed after {wait_budget(seconds)} s?): {err[-2000:]}"
     assert err.count("\n") == 0 and err.startswith("error: ") and len(err) < 2000, err[-2000:]
     for needle in needles:
         assert needle in err, err
-    if usage is not None:
-        assert usage.ru_maxrss / 1024 <= rss_mb, f"peak RSS {usage.ru_maxrss / 1024:.0f} MB: {err}"
-        assert usage.ru_utime + usage.ru_stime <= seconds, f"{usage.ru_utime + usage.ru_stime:.0f} s of CPU: {err}"
+    if r.peak_rss_mb is not None:
+        assert r.peak_rss_mb <= rss_mb, f"peak RSS {r.peak_rss_mb:.0f} MB: {err}"
+    if r.cpu_s is not None:
+        assert r.cpu_s <= seconds, f"{r.cpu_s:.0f} s of CPU: {err}"
     return err

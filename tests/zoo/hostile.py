@@ -20,16 +20,13 @@ import os
 import pickle
 import resource
 import struct
-import subprocess
-import sys
-import tempfile
-import time
 import zipfile
 import zlib
 from pathlib import Path
 from typing import Dict, List, Sequence, Tuple
 
 import torch
+from child_bounds import run_child
 from zoo_testutil import MAGIC, PROTOCOL, SYS_INFO
 
 _HERE = Path(__file__).resolve().parent
@@ -174,30 +171,15 @@ def _limit_data() -> None:
 
 
 def run_bounded(cases: Sequence[Tuple[str, str]], timeout: float = 120.0, env: Dict[str, str] = None):
-    """Run each ``(label, code)`` in one child process; returns ({label: result}, peak RSS in MB).
+    """Run each ``(label, code)`` in one child process; returns ({label: result}, peak RSS in MB, the child's
+    own: see tests/child_bounds.py; None where the platform cannot tell).
 
     A child still running after ``timeout`` seconds is killed and the test fails, so a hang cannot stall the suite.
     """
-    child_env = {**os.environ, **(env or {})}
-    child_env["PYTHONPATH"] = os.pathsep.join([str(_HERE), child_env.get("PYTHONPATH", "")])
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        proc = subprocess.Popen([sys.executable, "-c", _CHILD, json.dumps(list(cases))], stdout=out, stderr=err,
-                                env=child_env, preexec_fn=_limit_data)
-        deadline = time.monotonic() + timeout
-        while True:
-            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-            if pid:
-                break
-            if time.monotonic() > deadline:
-                proc.kill()
-                os.wait4(proc.pid, 0)
-                proc.returncode = -9
-                raise AssertionError(f"the hostile inputs were still being read after {timeout} s: killed")
-            time.sleep(0.05)
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        out.seek(0)
-        err.seek(0)
-        lines = out.read().decode().splitlines()
-        results = {r["label"]: r for r in map(json.loads, lines)}
-        assert proc.returncode == 0 and len(results) == len(cases), err.read().decode()[-3000:]
-    return results, usage.ru_maxrss / 1024
+    extra = {**(env or {}), "PYTHONPATH": os.pathsep.join([str(_HERE), (env or os.environ).get("PYTHONPATH", "")])}
+    r = run_child("-c", _CHILD, [json.dumps(list(cases))], env=extra, wall_timeout=timeout, preexec_fn=_limit_data)
+    if r.returncode == -9:
+        raise AssertionError(f"the hostile inputs were still being read after {timeout} s: killed")
+    results = {x["label"]: x for x in map(json.loads, r.stdout.splitlines())}
+    assert r.returncode == 0 and len(results) == len(cases), r.stderr[-3000:]
+    return results, r.peak_rss_mb
