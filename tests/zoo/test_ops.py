@@ -142,10 +142,14 @@ def test_factorized_reduce_computes_the_originals_strided_convolutions(channels_
         y.backward(torch.arange(y.numel(), dtype=y.dtype).view(y.shape) % 5)
         grads.append((y.detach(), xx.grad, fr.conv_1.weight.grad.clone(), fr.conv_2.weight.grad.clone()))
     (y, gx, gw1, gw2), (y0, gx0, gw10, gw20) = grads
-    assert torch.equal(y, y0) and torch.equal(gx, gx0)  # the same products and sums
-    # the weight gradients sum over batch and pixels, in whatever order each kernel takes: round-off only
-    torch.testing.assert_close(gw1, gw10, rtol=1e-4, atol=1e-5)
-    torch.testing.assert_close(gw2, gw20, rtol=1e-4, atol=1e-5)
+    # The same products and sums; which kernel computes them (and in what order it adds) depends on the CPU, the
+    # layout and the thread count, so they agree to float32 round-off, not bit for bit (bit-equal on some
+    # machines, not on others).
+    torch.testing.assert_close(y, y0, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(gx, gx0, rtol=1e-5, atol=1e-6)
+    # the weight gradients sum over batch and pixels: round-off relative to their scale
+    for g, g0 in ((gw1, gw10), (gw2, gw20)):
+        torch.testing.assert_close(g, g0, rtol=1e-4, atol=1e-5 * float(g0.abs().max()))
 
 
 def test_factorized_reduce_needs_even_channels():
