@@ -26,6 +26,7 @@ from .data.trained_on import TrainedOn, trained_on
 from .rundir import CHECKPOINT, DamagedCheckpointError, RunConfigMismatchError, RunDir, first_line
 from .runner import config_digest, read_run_checkpoint
 from .train.lm import BEST
+from .train.recipes import recipe_name
 
 log = logging.getLogger(__name__)
 
@@ -143,8 +144,8 @@ def _run_words(record: Dict[str, Any], data: TrainedOn) -> str:
     cfg = record.get("config") or {}
     verdict = ("the paper's recipe, comparable with the paper" if data.comparable else
                f"NOT comparable with the paper: {data.why_not}")
-    return (f"{record.get('experiment')} recipe, seed {record.get('seed')}, {cfg.get('epochs', '?')} epochs; "
-            f"{verdict}")
+    recipe = f"{record.get('experiment')} recipe" + (f" ({recipe_name(cfg)})" if recipe_name(cfg) else "")
+    return f"{recipe}, seed {record.get('seed')}, {cfg.get('epochs', '?')} epochs; {verdict}"
 
 
 def _check_target(out: Path) -> None:

@@ -42,7 +42,7 @@ TASKS: Dict[Tuple[str, str], Tuple[Type, Type]] = {
     ("search", "ptb"): (PTBSearchConfig, SearchTask),
     ("search", "imagenet"): (ImageNetSearchConfig, SearchTask),  # PC-DARTS's search on an ImageFolder tree
     # one's own data (docs/own-data.md): the CIFAR-10 and PTB recipes and searches on any image folder or text
-    ("train", "images"): (ImagesConfig, CIFARTask),
+    ("train", "images"): (ImagesConfig, CIFARTask),  # the CIFAR-10 or the ImageNet recipe (ImagesConfig.recipe)
     ("train", "text"): (TextConfig, LMTask),
     ("search", "images"): (ImageSearchConfig, SearchTask),
     ("search", "text"): (TextSearchConfig, SearchTask),
@@ -66,12 +66,19 @@ def config_class(kind: str, dataset: str) -> Type:
     return TASKS[kind, dataset][0]
 
 
-def make_config(kind: str, dataset: str, config=None):
+def make_config(kind: str, dataset: str, config=None, data=None):
     """``config`` (None: the paper's defaults; a dict of fields; or the config instance) as the validated config
-    of the ``kind`` task of ``dataset``; ConfigError naming the field otherwise."""
+    of the ``kind`` task of ``dataset``; ConfigError naming the field otherwise. A config class with ``with_recipe``
+    (one's own images) gets the recipe its fields name, or the one the images of ``data`` (or of its ``data`` field)
+    call for; an instance of it is taken as the fields that differ from the class's defaults."""
     cls = config_class(kind, dataset)
+    with_recipe = getattr(cls, "with_recipe", None)
+    if with_recipe is not None and type(config) is cls and config.recipe == "auto":
+        defaults = run_config.to_dict(cls())
+        config = {k: v for k, v in run_config.to_dict(config).items() if v != defaults[k]}
     if config is None or isinstance(config, dict):
-        return run_config.build(cls, config or {})
+        fields = config or {}
+        return run_config.build(cls, with_recipe(fields, data) if with_recipe is not None else fields)
     if type(config) is not cls:
         raise run_config.ConfigError(f"the {kind} of {dataset} takes a {cls.__name__}, got {type(config).__name__}")
     run_config.validate(config)
@@ -87,7 +94,7 @@ def run_task(kind: str, dataset: str, config, out, progress: bool = True,
     """
     if out is None:
         raise ValueError(f"a {kind} run needs an output run directory (out=...)")
-    config = make_config(kind, dataset, config)
+    config = make_config(kind, dataset, config, data)
     if kind == "search":  # the processes torchrun started, and the BatchNorm groups they imply, go in its config
         config = with_processes(config, distributed.world_size())
     task_class = TASKS[kind, dataset][1]

@@ -12,10 +12,14 @@ The padding is 4 pixels at 32x32 (the original's) and ``size // 8`` at other siz
 (:func:`reproduce.image_size.crop_padding`). The random draws are the caller's: the search draws
 per batch and the training per epoch, each in its own order (both equal to their reference runs).
 Any number of channels.
+
+The ImageNet recipe's augmentation (original cnn/train_imagenet.py: random resized crop, horizontal flip,
+colour jitter, normalisation) is :func:`imagenet_train_transform`, at any size and for PIL images (the
+ImageNet recipe's DataLoader) or uint8 tensors (one's own images, :func:`augment_each`).
 """
 from __future__ import annotations
 
-from typing import Optional
+from typing import Optional, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -56,4 +60,32 @@ def augment(x_u8: torch.Tensor, oy: torch.Tensor, ox: torch.Tensor, flip: torch.
     return x if channels_last else x.contiguous()
 
 
-__all__ = ["augment", "normalize"]
+def imagenet_train_transform(size: int, mean: Sequence[float], std: Sequence[float], tensors: bool = False):
+    """The ImageNet recipe's training transform: RandomResizedCrop(size), horizontal flip, ColorJitter(0.4, 0.4,
+    0.4, 0.2), normalise. ``tensors``: it takes uint8 [C, S, S] tensors (1 or 3 channels; on one channel the
+    saturation and hue jitter change nothing, as on a grayscale PIL image) instead of PIL images."""
+    from torchvision import transforms  # torchvision is imported only by the recipes that use it
+
+    return transforms.Compose([
+        transforms.RandomResizedCrop(size),
+        transforms.RandomHorizontalFlip(),
+        transforms.ColorJitter(brightness=0.4, contrast=0.4, saturation=0.4, hue=0.2),
+        transforms.ConvertImageDtype(torch.float32) if tensors else transforms.ToTensor(),
+        transforms.Normalize(mean, std),
+    ])
+
+
+def augment_each(x_u8: torch.Tensor, transform, seeds: torch.Tensor, channels_last: bool = False) -> torch.Tensor:
+    """``transform`` (e.g. :func:`imagenet_train_transform` with ``tensors``) applied to each uint8 image of ``x_u8``,
+    image i's random draws made by torch's CPU generator seeded with ``seeds[i]``: the draws depend on the image's
+    seed only, not on the batch it lands in nor the number of processes. The generator's state is restored."""
+    with torch.random.fork_rng(devices=[]):
+        out = []
+        for image, seed in zip(x_u8, seeds.tolist()):
+            torch.default_generator.manual_seed(int(seed))  # the CPU generator only: CUDA's draws stay the run's
+            out.append(transform(image))
+    x = torch.stack(out)
+    return x.contiguous(memory_format=torch.channels_last) if channels_last else x
+
+
+__all__ = ["augment", "normalize", "imagenet_train_transform", "augment_each"]

@@ -160,7 +160,8 @@ def _tensors(images, labels, source: str) -> Split:
     return x, torch.as_tensor(labels).long()
 
 
-def _torchvision(spec: str) -> Tuple[str, List[str], Split, Dict[str, Split]]:
+def _torchvision_sets(spec: str) -> Tuple[str, str, list]:
+    """(name, root, [train set, test set]) of ``torchvision:NAME:ROOT``, downloaded into ROOT when missing."""
     parts = spec[len(TORCHVISION):].split(":", 1)
     if len(parts) != 2 or not parts[0] or not parts[1]:
         raise DataSourceError(f"--data {spec!r}: write torchvision:NAME:ROOT, e.g. torchvision:MNIST:data/mnist")
@@ -180,6 +181,11 @@ def _torchvision(spec: str) -> Tuple[str, List[str], Split, Dict[str, Split]]:
         except Exception as e:  # offline, checksum, disk: all the same to the user
             raise zds.DatasetNotFoundError(f"torchvision {name} not found in {root} and not downloadable "
                                            f"({type(e).__name__}: {e}); download it there when online") from None
+    return name, root, sets
+
+
+def _torchvision(spec: str) -> Tuple[str, List[str], Split, Dict[str, Split]]:
+    name, root, sets = _torchvision_sets(spec)
     classes = [str(c) for c in getattr(sets[0], "classes", [])] or None
     train, test = (from_dataset(s, f"torchvision {name}") for s in sets)
     classes = classes or [str(i) for i in range(int(train[1].max()) + 1)]
@@ -216,6 +222,14 @@ def load_cifar10(root, train: bool, download: bool) -> Split:
     return zds.load_cifar10(root, train=train, download=download)
 
 
+def _directory(data) -> Path:
+    path = Path(str(data)).expanduser()
+    if not path.is_dir():
+        raise zds.DatasetNotFoundError(f"--data {data}: no such directory; {image_folder.LAYOUT_HELP}, or "
+                                       "torchvision:NAME:ROOT")
+    return path
+
+
 def load_images(data, image_size: int = 0) -> ImageData:
     """The images of ``data`` (a path, ``torchvision:NAME:ROOT``, an ImageData, a Dataset or (images, labels)),
     resized to ``image_size`` x ``image_size`` when given (else all must share one square size)."""
@@ -231,11 +245,7 @@ def load_images(data, image_size: int = 0) -> ImageData:
     elif isinstance(data, str) and data.startswith(TORCHVISION):
         source, classes, train, evals = _torchvision(data)
     else:
-        path = Path(str(data)).expanduser()
-        if not path.is_dir():
-            raise zds.DatasetNotFoundError(f"--data {data}: no such directory; {image_folder.LAYOUT_HELP}, or "
-                                           "torchvision:NAME:ROOT")
-        source, classes, train, evals = _folder(path, image_size)
+        source, classes, train, evals = _folder(_directory(data), image_size)
     if image_size:
         train = (resize_square(train[0], image_size), train[1])
         evals = {k: (resize_square(x, image_size), y) for k, (x, y) in evals.items()}
@@ -243,6 +253,27 @@ def load_images(data, image_size: int = 0) -> ImageData:
         raise DataSourceError(f"{source}: images are {train[0].shape[-2]}x{train[0].shape[-1]}, not square; give "
                               "--image-size N to resize and centre-crop them to N x N")
     return ImageData(source=source, classes=list(classes), train=train, evals=evals)
+
+
+def image_side(data, image_size: int = 0) -> int:
+    """The side of the images the network will see, found without decoding the data: ``image_size`` when given,
+    else that of the first training image (a folder's first file, CIFAR-10's 32, a torchvision dataset's or a
+    Python source's first image); the loaders check later that all images share it."""
+    if image_size:
+        return int(image_size)
+    if isinstance(data, ImageData):
+        return data.size
+    if isinstance(data, (tuple, list)) and len(data) == 2 and torch.is_tensor(data[0]):
+        return int(data[0].shape[-1])
+    if isinstance(data, torch.utils.data.Dataset):
+        return int(_as_uint8(data[0][0]).shape[-1])
+    if str(data).startswith(TORCHVISION):
+        return int(_as_uint8(_torchvision_sets(str(data))[2][0][0][0]).shape[-1])
+    path = _directory(data)
+    if (path / zds.CIFAR10_DIRNAME).is_dir() or path.name == zds.CIFAR10_DIRNAME:
+        return 32
+    first = image_folder.scan(path).splits["train"][0][0]
+    return int(min(image_folder.open_image(first).size))
 
 
 def plan(data: str, image_size: int = 0, in_memory_mb: Optional[int] = None) -> str:
@@ -272,4 +303,4 @@ def plan(data: str, image_size: int = 0, in_memory_mb: Optional[int] = None) -> 
 
 
 __all__ = ["ImageData", "DataSourceError", "load_images", "load_cifar10", "channel_stats", "parse_normalize",
-           "resize_square", "from_dataset", "plan"]
+           "resize_square", "from_dataset", "plan", "image_side"]

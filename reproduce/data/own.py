@@ -12,12 +12,14 @@ from .images import DataSourceError, Split, channel_stats, load_images, parse_no
 from .split import digest, stratified_split
 from .stream import StreamedImages, streamed_folder, streamed_stats
 
-# Up to this side the CIFAR stem (one 3x3 conv, full resolution); above, ImageNet's three stride-2 convs.
+# Up to this side the CIFAR stem (one 3x3 conv, full resolution) and training recipe; above, ImageNet's (three
+# stride-2 convs; random resized crops, colour jitter, label smoothing, step decay).
 CIFAR_STEM_MAX = 64
 
 
 def resolve_stem(stem: str, size: int) -> str:
-    """``auto`` -> ``cifar`` up to :data:`CIFAR_STEM_MAX` pixels, ``imagenet`` above; else ``stem`` itself."""
+    """``auto`` -> ``cifar`` up to :data:`CIFAR_STEM_MAX` pixels, ``imagenet`` above; else ``stem`` itself. The
+    training recipe of one's own images (``--recipe auto``) is chosen by the same rule."""
     if stem == "auto":
         return "cifar" if size <= CIFAR_STEM_MAX else "imagenet"
     return stem

@@ -25,7 +25,7 @@ from ..report import check_ours, report_path
 from ..scheduler import Job, read_result
 from ..slurm import SlurmOptions
 from ..tasks import config_class, make_config
-from ..train.recipes import resolve_genotype
+from ..train.recipes import recipe_name, resolve_genotype
 from . import baseline, estimate
 from .spec import (
     DEFAULT_SEARCH_SEEDS,
@@ -245,6 +245,8 @@ class Plan:
             b = self.baseline
             lines.append(f"baseline: {b.n} random cells of the DARTS space (draw seed {b.seed}), each trained with "
                          f"the same recipe and seeds {seeds} -> {self.baseline_root}")
+        recipe = recipe_name(self.work[-1][2] if self.work else self.finals[0].config if self.finals else {})
+        lines += [f"training recipe: {recipe}"] if recipe else []
         target = self.target or "no published figure"
         if spec.dataset in comparable.OWN_DATA:
             lines.append(f"compared with: the random cells when --baseline is given ({comparable.OWN_DATA_REASON})")

@@ -17,9 +17,12 @@ Per epoch: lr = 0.5 lr0 (1 + cos(pi epoch / epochs)) (the original stepped Cosin
 once per epoch before training, so epoch 0 runs at lr0), drop-path = p * epoch / epochs. The
 last, partial batch of an epoch is kept (the original's DataLoader kept it).
 
-The same recipe trains on one's own images (``train images``, :class:`~reproduce.train.recipes.ImagesConfig`):
+The same task trains on one's own images (``train images``, :class:`~reproduce.train.recipes.ImagesConfig`):
 their classes, channels and size, the mean and std of the images that train the weights, the
-stem by image size (:mod:`reproduce.data.own`).
+stem by image size (:mod:`reproduce.data.own`), and the recipe by image size too: this one up to 64 px,
+above it the ImageNet recipe's training (:mod:`reproduce.train.imagenet`: its step schedule and label
+smoothing; its random resized crop, flip and colour jitter at the images' size, each image's draws seeded
+from the epoch's generator) on the same in-memory or streamed images, evaluated as this recipe evaluates.
 """
 from __future__ import annotations
 
@@ -36,9 +39,9 @@ from zoo.datasets import CIFAR_MEAN, CIFAR_STD, DatasetNotFoundError, load_cifar
 from .. import distributed, image_size
 from ..config import ConfigError
 from ..data.augment import augment as shared_augment
-from ..data.augment import normalize
+from ..data.augment import augment_each, imagenet_train_transform, normalize
 from ..data.images import load_cifar10 as guarded_load_cifar10
-from ..data.own import training_images
+from ..data.own import resolve_stem, training_images
 from ..data.stream import StreamedImages
 from ..device import autocast, progress_bar
 from ..distributed import shard_range
@@ -52,6 +55,7 @@ from .common import (
     seed_epoch,
     set_drop_path,
     set_lr,
+    step_lr,
 )
 from .recipes import ImagesConfig
 
@@ -128,6 +132,14 @@ class CIFARTask(RecipeTask):
         if len(train_x) < d.world:
             raise ConfigError(f"{len(train_x)} training images cannot be split across {d.world} processes")
         self.size = int(train_x.shape[-1])
+        # one's own images: the recipe the config names ('auto' only in a config built without make_config)
+        self.recipe = resolve_stem(getattr(config, "recipe", "cifar"), self.size)
+        self.label_smooth = getattr(config, "label_smooth", 0.0)
+        self.transform = None
+        if self.recipe == "imagenet":
+            self.transform = imagenet_train_transform(self.size, mean, std, tensors=True)
+        if self.data_record is not None:
+            self.data_record["recipe"] = self.recipe
         self.cutout_length = config.cutout_length
         if self.data_record is not None and not config.cutout_length:  # own images: 0 is half the side
             self.cutout_length = self.size // 2
@@ -144,7 +156,7 @@ class CIFARTask(RecipeTask):
                                   f"(device {dev}, {d.world} processes, compile={config.compile})")
             self.graphed = GraphedCNNStep(self.model, self.optimizer, self.params, dev,
                                           auxiliary_weight=config.auxiliary_weight, grad_clip=config.grad_clip,
-                                          amp=config.amp)
+                                          amp=config.amp, label_smoothing=self.label_smooth)
 
     # -- state ---------------------------------------------------------------------------------
     def state_dict(self) -> dict:
@@ -156,6 +168,8 @@ class CIFARTask(RecipeTask):
 
     # -- one epoch -----------------------------------------------------------------------------
     def lr_at(self, epoch: int) -> float:
+        if self.recipe == "imagenet":
+            return step_lr(self.config, epoch)
         return 0.5 * self.config.learning_rate * (1 + math.cos(math.pi * epoch / self.config.epochs))
 
     def run_epoch(self, epoch: int) -> dict:
@@ -165,7 +179,10 @@ class CIFARTask(RecipeTask):
             self.graphed.reset()
         n = len(self.train_x)
         perm = torch.randperm(n, generator=gen)
-        aug = draw_augmentation(n, gen, self.size)
+        if self.transform is None:
+            aug = draw_augmentation(n, gen, self.size)
+        else:  # a seed per image in epoch order: the ImageNet recipe's draws, whatever the processes
+            aug = {"seed": torch.randint(0, 2 ** 62, (n,), generator=gen)}
         perm, aug = perm.to(dev), {k: v.to(dev) for k, v in aug.items()}
         self.train_model.train()
         loss_sum = torch.zeros((), device=dev, dtype=torch.float64)
@@ -179,8 +196,11 @@ class CIFARTask(RecipeTask):
             lo, hi = shard_range(start, stop, d.rank, d.world)
             idx = perm[lo:hi]
             p = {k: v[lo:hi] for k, v in aug.items()}
-            x = augment(self.train_x[idx], p, self.mean, self.std, self.cutout_length if cfg.cutout else 0,
-                        cfg.channels_last)
+            if self.transform is None:
+                x = augment(self.train_x[idx], p, self.mean, self.std, self.cutout_length if cfg.cutout else 0,
+                            cfg.channels_last)
+            else:
+                x = augment_each(self.train_x[idx], self.transform, p["seed"].cpu(), cfg.channels_last)
             y = self.train_y[idx]
             stats = {} if self.on_step is not None else None
             if self.graphed is not None and hi - lo == cfg.batch_size:
@@ -188,7 +208,7 @@ class CIFARTask(RecipeTask):
             else:
                 loss, c = cnn_train_step(self.train_model, self.optimizer, x, y, auxiliary_weight=cfg.auxiliary_weight,
                                          grad_clip=cfg.grad_clip, params=self.params, device=dev, amp=cfg.amp,
-                                         stats=stats)
+                                         label_smoothing=self.label_smooth, stats=stats)
             loss_sum += loss.double() * (hi - lo)
             correct += c
             seen += hi - lo

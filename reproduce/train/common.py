@@ -21,7 +21,7 @@ from .recipes import genotype_of
 log = logging.getLogger(__name__)
 
 __all__ = ["RecipeTask", "seed_epoch", "set_lr", "set_drop_path", "maybe_compile", "cnn_train_step", "topk_correct",
-           "GraphedCNNStep"]
+           "step_lr", "GraphedCNNStep"]
 
 
 class RecipeTask:
@@ -62,6 +62,12 @@ def seed_epoch(seed: int, epoch: int, rank: int = 0, salt: int = 0) -> int:
     np.random.seed(a)
     torch.manual_seed(int(np.random.SeedSequence([seed, epoch, salt, rank, 1]).generate_state(1)[0]))
     return b
+
+
+def step_lr(config, epoch: int) -> float:
+    """The ImageNet recipe's schedule: lr0 * gamma ** (epoch // decay_period) (the original stepped StepLR once per
+    epoch before training, so epoch 0 runs at lr0)."""
+    return config.learning_rate * config.gamma ** (epoch // config.decay_period)
 
 
 def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:

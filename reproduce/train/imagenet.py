@@ -25,25 +25,19 @@ from zoo.datasets import IMAGENET_MEAN, IMAGENET_STD, imagenet_eval_transform, i
 
 from .. import distributed
 from ..config import ConfigError
+from ..data.augment import imagenet_train_transform
 from ..device import autocast, progress_bar
 from ..distributed import shard_range
 from ..rundir import RunDir
 from .cifar import begin_cnn_epoch, setup_cnn
-from .common import RecipeTask, cnn_train_step, topk_correct
+from .common import RecipeTask, cnn_train_step, step_lr, topk_correct
 
 log = logging.getLogger(__name__)
 
 
 def train_transform():
-    from torchvision import transforms
-
-    return transforms.Compose([
-        transforms.RandomResizedCrop(224),
-        transforms.RandomHorizontalFlip(),
-        transforms.ColorJitter(brightness=0.4, contrast=0.4, saturation=0.4, hue=0.2),
-        transforms.ToTensor(),
-        transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD),
-    ])
+    """The original's training transform of ImageNet's PIL images (224 px crops, ImageNet's mean and std)."""
+    return imagenet_train_transform(224, IMAGENET_MEAN, IMAGENET_STD)
 
 
 def _limit(dataset, n: int):
@@ -90,7 +84,7 @@ class ImageNetTask(RecipeTask):
                           generator=generator, persistent_workers=False)
 
     def lr_at(self, epoch: int) -> float:
-        return self.config.learning_rate * self.config.gamma ** (epoch // self.config.decay_period)
+        return step_lr(self.config, epoch)
 
     def run_epoch(self, epoch: int) -> dict:
         cfg, d, dev = self.config, self.d, self.device

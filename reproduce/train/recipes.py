@@ -18,18 +18,26 @@ the processes is refused before any work starts.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import Any, ClassVar, Dict
 
 import torch
 
 import genotypes
 
 from .. import image_size, loggers
-from ..config import ConfigError, require
+from ..config import ConfigError, canonical, require
+from ..data.images import image_side
 from ..data.options import OwnImageOptions, OwnTextOptions
+from ..data.own import resolve_stem
 from ..loggers import LOGGER_HELP
 
 AMP_CHOICES = ("none", "bf16")
+# The training recipes of one's own images (ImagesConfig.recipe); 'auto' picks one by the images' side.
+RECIPES = ("auto", "cifar", "imagenet")
+# The ImageNet recipe's training fields: what ``train images --recipe imagenet`` takes from ImageNetConfig.
+IMAGENET_RECIPE_FIELDS = ("epochs", "C", "layers", "auxiliary", "auxiliary_weight", "drop_path_prob", "label_smooth",
+                          "batch_size", "eval_batch_size", "learning_rate", "gamma", "decay_period", "momentum",
+                          "weight_decay", "grad_clip")
 
 
 def _f(default, help_text, **meta):
@@ -143,29 +151,6 @@ class CIFAR10Config(_Common):
 
 
 @dataclass
-class ImagesConfig(OwnImageOptions, CIFAR10Config):
-    """One's own images (any classes, 1 or 3 channels, any size): the CIFAR-10 recipe (cutout, auxiliary, cosine)."""
-
-    cutout_length: int = _f(0, "cutout square side (0: half the image side, the paper's 16 at 32 px)")
-    test_portion: float = _f(0.2, "when the data has neither test/ nor val/: the stratified share of train/ held out "
-                                  "as the test split")
-    valid_portion: float = _f(0.0, "hold out this stratified share of the training images and report valid_error "
-                                   "on it every epoch (the test split once at the end); 0: report test_error")
-    in_memory_mb: int = _f(4096, "decode an image folder once into memory up to about this many MiB; a larger one is "
-                                 "streamed from disk, each batch decoded as it is needed (needs --image-size)")
-    workers: int = _f(4, "threads decoding the images of a streamed image folder")
-
-    def _check_data(self) -> None:
-        self.check_own_images()
-        require(0.0 < self.test_portion < 1.0, f"test_portion must be in (0, 1), got {self.test_portion}")
-        require(0.0 <= self.valid_portion < 1.0, f"valid_portion must be in [0, 1), got {self.valid_portion}")
-        require(self.valid_split == 0, "valid_split holds out CIFAR-10's last images; for one's own images use "
-                                       "--valid-portion (a stratified share)")
-        require(not self.download, "download fetches CIFAR-10; one's own images are never downloaded (torchvision:"
-                                   "NAME:ROOT datasets download themselves)")
-
-
-@dataclass
 class ImageNetConfig(_Common):
     """cnn/train_imagenet.py --auxiliary: NetworkImageNet C=48, 14 cells, 250 epochs, lr x0.97 per epoch."""
 
@@ -199,6 +184,71 @@ class ImageNetConfig(_Common):
         require(self.decay_period >= 1, f"decay_period must be >= 1, got {self.decay_period}")
         require(self.workers >= 0, f"workers must be >= 0, got {self.workers}")
         require(self.grad_clip > 0, f"grad_clip must be > 0, got {self.grad_clip}")
+
+
+@dataclass
+class ImagesConfig(OwnImageOptions, CIFAR10Config):
+    """One's own images (any classes, 1 or 3 channels, any size): the CIFAR-10 recipe up to 64 px, ImageNet's above.
+
+    ``recipe`` names the training recipe: 'cifar' (these defaults: cosine lr, random crop + flip + cutout) or
+    'imagenet' (:data:`IMAGENET_RECIPE`, ImageNetConfig's values: step decay, random resized crop + flip + colour
+    jitter at the images' size, label smoothing, no cutout); 'auto' is resolved by :meth:`with_recipe` from the
+    images' side before the config is built, so a run's config.json names the recipe it ran."""
+
+    # what each recipe sets, under the fields given with it (ImageNetConfig's own defaults for 'imagenet')
+    training_recipes: ClassVar[Dict[str, Dict[str, Any]]] = {
+        "cifar": {}, "imagenet": {**{name: getattr(ImageNetConfig, name) for name in IMAGENET_RECIPE_FIELDS},
+                                  "cutout": False}}
+
+    recipe: str = _f("auto", "training recipe: auto (cifar up to 64 px, imagenet above, the stem's rule), cifar "
+                             "(cosine lr, random crop + flip + cutout; C 36, 20 cells, 600 epochs) or imagenet (the "
+                             "ImageNet recipe: lr 0.1 x 0.97 per epoch, random resized crop + flip + colour jitter at "
+                             "the images' size, label smoothing 0.1; C 48, 14 cells, 250 epochs, batch 128); fields "
+                             "given with it override the recipe's values", choices=list(RECIPES))
+    label_smooth: float = _f(0.0, "label smoothing of the training loss (the imagenet recipe: 0.1)")
+    gamma: float = _f(ImageNetConfig.gamma, "imagenet recipe: learning-rate decay factor (the cifar recipe's "
+                                            "schedule is cosine)")
+    decay_period: int = _f(ImageNetConfig.decay_period, "imagenet recipe: epochs between two learning-rate decays")
+
+    cutout_length: int = _f(0, "cutout square side (0: half the image side, the paper's 16 at 32 px)")
+    test_portion: float = _f(0.2, "when the data has neither test/ nor val/: the stratified share of train/ held out "
+                                  "as the test split")
+    valid_portion: float = _f(0.0, "hold out this stratified share of the training images and report valid_error "
+                                   "on it every epoch (the test split once at the end); 0: report test_error")
+    in_memory_mb: int = _f(4096, "decode an image folder once into memory up to about this many MiB; a larger one is "
+                                 "streamed from disk, each batch decoded as it is needed (needs --image-size)")
+    workers: int = _f(4, "threads decoding the images of a streamed image folder")
+
+    @classmethod
+    def with_recipe(cls, overrides: Dict[str, Any], data=None) -> Dict[str, Any]:
+        """``overrides`` over the fields of the recipe they name (``recipe``; 'auto' or none: by the side of the
+        images of ``data``, else of the ``data`` field), with ``recipe`` set to the one chosen. Left as they are
+        when the recipe cannot be known yet (no data, a bad field): validation names the problem."""
+        overrides = canonical(dict(overrides))
+        recipe, size = overrides.get("recipe", "auto"), overrides.get("image_size", 0)
+        if recipe == "auto":
+            source = data if data is not None else overrides.get("data")
+            if not source or not isinstance(size, int) or isinstance(size, bool):
+                return overrides
+            recipe = resolve_stem("auto", image_side(source, size))
+        if recipe not in cls.training_recipes:
+            return overrides
+        return {**cls.training_recipes[recipe], **overrides, "recipe": recipe}
+
+    def _check_data(self) -> None:
+        self.check_own_images()
+        require(self.recipe in RECIPES, f"recipe must be one of {', '.join(RECIPES)}, not {self.recipe!r}")
+        require(not (self.recipe == "imagenet" and self.cutout),
+                "cutout belongs to the cifar recipe's augmentation; the imagenet recipe's is random resized crops, "
+                "flips and colour jitter: drop --cutout, or use --recipe cifar")
+        require(0 <= self.label_smooth < 1, f"label_smooth must be in [0, 1), got {self.label_smooth}")
+        require(self.decay_period >= 1, f"decay_period must be >= 1, got {self.decay_period}")
+        require(0.0 < self.test_portion < 1.0, f"test_portion must be in (0, 1), got {self.test_portion}")
+        require(0.0 <= self.valid_portion < 1.0, f"valid_portion must be in [0, 1), got {self.valid_portion}")
+        require(self.valid_split == 0, "valid_split holds out CIFAR-10's last images; for one's own images use "
+                                       "--valid-portion (a stratified share)")
+        require(not self.download, "download fetches CIFAR-10; one's own images are never downloaded (torchvision:"
+                                   "NAME:ROOT datasets download themselves)")
 
 
 @dataclass
@@ -270,6 +320,18 @@ class TextConfig(OwnTextOptions, PTBConfig):
     def validate(self) -> None:
         super().validate()
         self.check_own_text()
+
+
+# How the record, the card and the dry run name each recipe of one's own images.
+RECIPE_NAMES = {"cifar": "the CIFAR recipe (cosine lr, random crop + flip + cutout)",
+                "imagenet": "the ImageNet recipe (step decay, random resized crop + flip + colour jitter, "
+                            "label smoothing)"}
+
+
+def recipe_name(config: Dict[str, Any]) -> str:
+    """What a config dict's ``recipe`` is (one's own images), e.g. "the ImageNet training recipe (...)"; "" when it
+    names none (the paper's datasets have one recipe each)."""
+    return RECIPE_NAMES.get(config.get("recipe"), "")
 
 
 def genotype_of(config):
