@@ -67,8 +67,9 @@ EXPERIMENTS: Dict[str, ExperimentSpec] = {
         name="wt2", dataset="wt2", cell="rnn", default_runs=3,
         quick={"epochs": 50},
         note="WikiText-2 perplexity of the recurrent cell searched on PTB"),
-    # One's own images (--data DIR): the CIFAR-10 recipe and search, the selection on a stratified validation
-    # share of the training images; no target in reproduce.targets, so never compared with the paper.
+    # One's own images (--data DIR): the CIFAR-10 recipe (ImageNet's above 64 px) and search, the selection on a
+    # stratified validation share of the training images; no target in reproduce.targets, so never compared with
+    # the paper.
     "images": ExperimentSpec(
         name="images", dataset="images", cell="cnn", default_runs=3, search_dataset="images", selection_epochs=100,
         selection_metric="valid_error",

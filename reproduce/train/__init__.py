@@ -1,5 +1,5 @@
 """Training from scratch with the paper's recipes: CIFAR-10, ImageNet, PTB, WikiText-2, and one's own images
-and text (``images``: the CIFAR-10 recipe; ``text``: the PTB recipe).
+and text (``images``: the CIFAR-10 recipe, or ImageNet's above 64 px; ``text``: the PTB recipe).
 
 >>> from reproduce.train import train, RECIPES
 >>> cfg = RECIPES["cifar10"](epochs=2, C=8, layers=5, limit=512)   # doctest: +SKIP
