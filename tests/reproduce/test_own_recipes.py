@@ -102,3 +102,17 @@ def test_the_dry_run_names_the_recipe(folders, tmp_path, capsys):
     assert main(["images", "--data", str(large), "--out", str(tmp_path / "x"), "--dry-run", "--launcher", "slurm",
                  "--C", "4", "--layers", "3", "--epochs", "1", "--device", "cpu", "--no-progress"]) == 0
     assert "training recipe: the ImageNet recipe" in capsys.readouterr().out and not (tmp_path / "x").exists()
+
+
+def test_a_streamed_imagenet_recipe_run_equals_the_in_memory_run(folders, tmp_path):
+    """The per-image seeds make the ImageNet recipe's draws independent of where the images come from."""
+    _, small = folders
+    base = dict(data=str(small), image_size=16, normalize="0.5/0.25", recipe="imagenet", arch="DARTS_V2",
+                auxiliary=False, **TINY)
+    with one_thread():
+        memory = train("images", base, tmp_path / "memory", progress=False)
+        streamed = train("images", dict(base, in_memory_mb=0, workers=2), tmp_path / "stream", progress=False)
+    assert streamed["data"]["path"] == "streamed from disk" and streamed["data"]["recipe"] == "imagenet"
+    assert [{k: v for k, v in m.items() if k != "time_s"} for m in streamed["curve"]] == [
+        {k: v for k, v in m.items() if k != "time_s"} for m in memory["curve"]]
+    assert streamed["final"] == memory["final"]
