@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 from typing import Dict, Iterator, List, Sequence, Tuple
 
 import torch
@@ -76,20 +77,25 @@ class ImageNetSearchData:
         eval_folder = imagenet_folder(config.data, "train", transform=imagenet_eval_transform(
             resize=config.image_size * 8 // 7, crop=config.image_size))
         self.eval_set = Subset(eval_folder, self.arch_idx)
-        self.files = [folder.samples[i][0] for i in range(len(folder.samples))]
+        # the files as named under train/ (not the absolute path: a moved data directory is the same draw)
+        self.files = [os.path.relpath(path, folder.root) for path, _ in folder.samples]
         self.generator = torch.Generator().manual_seed(config.seed)
         self._arch_iter: Iterator = iter(())
         self._arch_loader = None
 
+    def _digest(self, idx: Sequence[int]) -> str:
+        return hashlib.sha256("\n".join(self.files[i] for i in idx).encode()).hexdigest()
+
+    def digests(self) -> Dict[str, str]:
+        """A digest of each subset's file list (the checkpoint keeps them: a resumed run must draw the same)."""
+        return {"train_sha256": self._digest(self.train_idx), "arch_sha256": self._digest(self.arch_idx)}
+
     def subsets_json(self) -> str:
         """The draw, for the run directory: seed, fractions, counts and a digest of each subset's file list."""
-        def digest(idx):
-            return hashlib.sha256("\n".join(self.files[i] for i in idx).encode()).hexdigest()
-
         return json.dumps({"subset_seed": self.config.subset_seed, "train_fraction": self.config.train_fraction,
                            "arch_fraction": self.config.arch_fraction, "classes": self.num_classes,
                            "train_images": len(self.train_idx), "arch_images": len(self.arch_idx),
-                           "train_sha256": digest(self.train_idx), "arch_sha256": digest(self.arch_idx)}, indent=1)
+                           **self.digests()}, indent=1)
 
     @property
     def train_steps(self) -> int:
@@ -130,7 +136,13 @@ class ImageNetSearchData:
             yield self._to_device(batch)
 
     def state_dict(self) -> dict:
-        return {"generator": self.generator.get_state()}
+        return {"generator": self.generator.get_state(), "subsets": self.digests()}
 
     def load_state_dict(self, state: dict) -> None:
+        # The subsets are drawn again from the folder at every start: images added to or removed from train/
+        # since the run began give another draw, and the run would go on with other images without a word.
+        if state.get("subsets") != self.digests():
+            raise ValueError(f"the run drew other subsets of {self.config.data}/train (checkpoint "
+                             f"{state.get('subsets')}, now {self.digests()}): the folder's images changed since the "
+                             "run started; restore them, or start afresh in another --out directory")
         self.generator.set_state(state["generator"])

@@ -380,3 +380,39 @@ def test_an_imagenet_search_with_another_subset_seed_is_still_the_recipe():
     assert recipe_differences("search", "imagenet", other) == {}
     shorter = run_config.to_dict(run_config.build(ImageNetSearchConfig, {"epochs": 5}))
     assert set(recipe_differences("search", "imagenet", shorter)) == {"epochs"}
+
+
+def test_an_imagenet_search_refuses_to_resume_on_other_subsets_and_keeps_its_checkpoint(tmp_path):
+    """The subsets are drawn again from the folder at every start: after images were added to train/, the same
+    seed draws other images, and the resumed run would go on with them silently. It is refused in one line."""
+    from train_helpers import make_imagefolder
+
+    from reproduce.rundir import DamagedCheckpointError
+    from reproduce.search import search
+    from reproduce.search.config import ImageNetSearchConfig
+
+    folder = make_imagefolder(tmp_path / "imagenet", classes=2, per_class=30)
+    config = run_config.build(ImageNetSearchConfig, dict(
+        data=str(folder), C=8, layers=3, batch_size=3, image_size=32, epochs=2, arch_start_epoch=0, workers=0,
+        device="cpu", deterministic=True))
+
+    class Kill(Exception):
+        pass
+
+    def kill(epoch, step):
+        if (epoch, step) == (1, 0):
+            raise Kill()
+
+    out = tmp_path / "run"
+    with pytest.raises(Kill):
+        search("imagenet", config, out, progress=False, callback=kill)
+    drawn = json.loads((out / "subsets.json").read_text())
+    checkpoint = (out / "checkpoint.pt").read_bytes()
+    first_class = sorted((folder / "train").iterdir())[0]
+    for i in range(30, 40):  # ten more images of the first class: its 10 % is now 4 images, not 3
+        (first_class / f"img_{i}.JPEG").write_bytes((first_class / "img_0.JPEG").read_bytes())
+    with pytest.raises(DamagedCheckpointError, match="drew other subsets") as e:
+        search("imagenet", config, out, progress=False)
+    assert "\n" not in str(e.value)
+    assert (out / "checkpoint.pt").read_bytes() == checkpoint and not (out / "record.json").exists()
+    assert json.loads((out / "subsets.json").read_text()) == drawn
