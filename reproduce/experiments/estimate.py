@@ -1,7 +1,9 @@
-"""What ``--dry-run`` checks before anything runs: that the data is there, and about how long the plan
-takes on this device, from a short measured epoch (two steps) of each recipe on the real data.
+"""What ``--dry-run`` checks before anything runs: that the data is there, about how long the plan takes on
+this device and how much memory each run needs at its peak, from a short measured epoch (two steps) of each
+recipe on the real data, in a fresh process (:mod:`.probe`); a run that would not fit in the device's memory
+is refused with the batch size that would (:mod:`.memory`).
 
-The estimate counts the training steps only (the per-epoch evaluations come on top), so it is a
+The time estimate counts the training steps only (the per-epoch evaluations come on top), so it is a
 lower bound; it is printed to make plain, e.g., that the paper's CIFAR-10 recipe on a CPU is weeks.
 """
 from __future__ import annotations
@@ -10,26 +12,23 @@ import dataclasses
 import json
 import logging
 import math
-import tempfile
-import time
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 from zoo import image_folder
 from zoo.datasets import DatasetNotFoundError, load_cifar10
 
+from .. import config as run_config
 from ..corpora import load_corpus
 from ..data.images import plan as image_plan
 from ..data.text import TextCorpus, corpus_for
 from ..device import pick_device
-from ..distributed import Dist
-from ..rundir import RunDir
-from ..tasks import TASKS, make_config
+from ..tasks import make_config
+from . import memory
+from .probe import PROBE_STEPS, RECURRENT_SEARCHES, run_probe
 from .spec import ExperimentOptions, ExperimentSpec
 
 log = logging.getLogger(__name__)
-
-PROBE_STEPS = 2
 
 
 def check_data(dataset: str, data: str) -> None:
@@ -56,25 +55,33 @@ def image_count(data: str) -> int:
     return len(image_folder.scan(data).splits["train"])
 
 
-def _time_epochs(task, epochs: int = 2) -> float:
-    """Seconds of the last of ``epochs`` probe epochs (the first pays the warm-up)."""
-    seconds = 0.0
-    for epoch in range(epochs):
-        t = time.perf_counter()
-        task.run_epoch(epoch)
-        seconds = time.perf_counter() - t
-    return seconds
-
-
 # Fields that change how many steps a run takes or what it records, not what one training step costs: runs that
 # differ only in them share one probe (e.g. the selection's short trainings and the final ones).
 NOT_PER_STEP = ("seed", "epochs", "experiment", "profile", "valid_split", "limit", "limit_eval", "download")
 
 
-def training_seconds(dataset: str, config: dict, probes: Optional[Dict[str, float]] = None) -> Optional[float]:
-    """About how long one training run of ``config`` takes here: (probe epoch / its steps) x all steps.
-    ``probes`` keeps the seconds per step measured so far, so a recipe is probed once."""
-    cfg = make_config("train", dataset, config)
+@dataclasses.dataclass(frozen=True)
+class RunEstimate:
+    seconds: float               # one run, training steps only
+    peak_bytes: Optional[int]    # its measured peak memory on the device (None: the platform cannot tell)
+    batch_size: int
+
+
+def _probe_config(kind: str, dataset: str, config: dict) -> Optional[Tuple[dict, Optional[int], Any]]:
+    """(the probe's config, the steps of one epoch of the run or None when the probe counts them, the run's
+    config), or None where the run is not estimated."""
+    cfg = make_config(kind, dataset, config)
+    if kind == "search":
+        if dataset in RECURRENT_SEARCHES:  # the probe cuts the epoch to its steps (it has no limit field)
+            return run_config.to_dict(dataclasses.replace(cfg, epochs=2)), None, cfg
+        if dataset not in ("cifar10", "images"):
+            return None
+        n = cfg.train_examples or (image_count(cfg.data) if dataset == "images" else
+                                   len(load_cifar10(cfg.data, train=True, download=False)[1]))
+        steps = math.ceil(math.floor(cfg.train_portion * n) / cfg.batch_size)
+        probe = dataclasses.replace(cfg, epochs=2,
+                                    train_examples=math.ceil(PROBE_STEPS * cfg.batch_size / cfg.train_portion) + 1)
+        return run_config.to_dict(probe), steps, cfg
     if dataset == "cifar10":
         n = len(load_cifar10(cfg.data, train=True, download=False)[1]) - cfg.valid_split
         n = min(n, cfg.limit) if cfg.limit else n
@@ -93,36 +100,45 @@ def training_seconds(dataset: str, config: dict, probes: Optional[Dict[str, floa
                      limit_eval=2 * max(cfg.eval_batch_size, cfg.test_batch_size))
     else:
         return None  # ImageNet: counting the images of the tree would take longer than the dry run should
-    probes = {} if probes is None else probes
-    key = json.dumps({k: v for k, v in config.items() if k not in NOT_PER_STEP}, sort_keys=True, default=str)
-    if key not in probes:
-        cfg = dataclasses.replace(cfg, epochs=2, compile=False, **probe)
-        d = Dist(device=pick_device(cfg.device))
-        with tempfile.TemporaryDirectory() as tmp:
-            task = TASKS["train", dataset][1](dataset, cfg, d, RunDir(tmp), progress=False)
-            probes[key] = _time_epochs(task) / PROBE_STEPS
-    return probes[key] * steps * int(config.get("epochs") or cfg.epochs)
+    return run_config.to_dict(dataclasses.replace(cfg, epochs=2, compile=False, **probe)), steps, cfg
 
 
-def search_seconds(dataset: str, config: dict) -> Optional[float]:
-    """About how long one conv-cell search of ``config`` takes here; None for the recurrent search."""
-    if dataset not in ("cifar10", "images"):
+def estimate_run(kind: str, dataset: str, config: dict, probes: Optional[Dict[str, dict]] = None
+                 ) -> Optional[RunEstimate]:
+    """About how long one run of ``config`` takes here, (probe epoch / its steps) x all steps, and its peak
+    memory, both from a probe in a fresh process (:mod:`.probe`); None where the run is not estimated.
+    ``probes`` keeps what was measured so far, so a recipe is probed once."""
+    planned = _probe_config(kind, dataset, config)
+    if planned is None:
         return None
-    cfg = make_config("search", dataset, config)
-    n = cfg.train_examples or (image_count(cfg.data) if dataset == "images" else
-                               len(load_cifar10(cfg.data, train=True, download=False)[1]))
-    steps = math.ceil(math.floor(cfg.train_portion * n) / cfg.batch_size)
-    probe = dataclasses.replace(cfg, train_examples=math.ceil(PROBE_STEPS * cfg.batch_size / cfg.train_portion) + 1,
-                                epochs=2)
-    with tempfile.TemporaryDirectory() as tmp:
-        task = TASKS["search", dataset][1](dataset, probe, Dist(device=pick_device(cfg.device)), RunDir(tmp),
-                                          progress=False)
-        per_step = _time_epochs(task) / PROBE_STEPS
-    return per_step * steps * cfg.epochs
+    probe, steps, cfg = planned
+    probes = {} if probes is None else probes
+    key = json.dumps([kind, dataset, {k: v for k, v in config.items() if k not in NOT_PER_STEP}], sort_keys=True,
+                     default=str)
+    if key not in probes:
+        probes[key] = run_probe(kind, dataset, probe)
+    answer = probes[key]
+    steps = steps or answer["steps_per_epoch"]
+    return RunEstimate(seconds=answer["seconds_per_step"] * steps * int(config.get("epochs") or cfg.epochs),
+                       peak_bytes=answer["peak_bytes"], batch_size=cfg.batch_size)
+
+
+def _check_fits(label: str, kind: str, dataset: str, config: dict, run: RunEstimate, device, probes) -> None:
+    """DoesNotFitError (one line, with the batch size that fits) when ``run``'s peak exceeds the device's memory."""
+    available, what = memory.available_memory(device)
+    if run.peak_bytes is None or available is None or run.peak_bytes <= available:
+        return
+
+    def peak_at(batch: int) -> Optional[int]:
+        return estimate_run(kind, dataset, dict(config, batch_size=batch), probes).peak_bytes
+
+    option = "--search-batch-size" if kind == "search" else "--batch-size"
+    raise memory.refusal(label, run.batch_size, run.peak_bytes, available, f"{what} on {device}", option, peak_at)
 
 
 def data_and_time(spec: ExperimentSpec, options: ExperimentOptions, work) -> List[str]:
-    """The data check (an error when missing) and the time estimate of ``work``: (count, kind, config)."""
+    """The data check (an error when missing), the time and peak-memory estimates of ``work``: (count, kind,
+    config); DoesNotFitError when a run would not fit in the device's memory."""
     lines = []
     for _, kind, cfg in work:
         dataset = spec.search_dataset if kind == "search" else spec.dataset
@@ -140,27 +156,41 @@ def data_and_time(spec: ExperimentSpec, options: ExperimentOptions, work) -> Lis
     if not work:
         return lines + ["time: nothing left to run"]
     if options.launcher == "slurm":
-        return lines + ["time: not measured here (the runs go to Slurm nodes)"]
+        return lines + ["time and memory: not measured here (the runs go to Slurm nodes)"]
     try:
         device = pick_device(work[0][2].get("device", "auto"))
     except ValueError as e:
-        return lines + [f"time: not measured ({e})"]
-    log.info("dry run: measuring a %d-step probe of each recipe on %s for the time estimate (a few seconds to a few "
-             "minutes: it builds each network and trains it on the real data)", PROBE_STEPS, device)
-    total, parts, probes = 0.0, [], {}
+        return lines + [f"time and memory: not measured ({e})"]
+    log.info("dry run: measuring a %d-step probe of each recipe on %s for the time and memory estimates (a few "
+             "seconds to a few minutes: it builds each network and trains it on the real data)", PROBE_STEPS, device)
+    total, parts, peaks, probes = 0.0, [], [], {}
     for count, kind, cfg in work:
         dataset = spec.search_dataset if kind == "search" else spec.dataset
-        seconds = search_seconds(dataset, cfg) if kind == "search" else training_seconds(dataset, cfg, probes)
-        if seconds is None:
+        run = estimate_run(kind, dataset, cfg, probes)
+        if run is None:
             parts.append(f"{count} x {kind} {dataset}: not estimated")
             continue
-        total += count * seconds
-        parts.append(f"{count} x {kind} {dataset} ({cfg['epochs']} epochs): {format_duration(seconds)} each")
+        label = f"the {kind} of {dataset}" + (f" (order {cfg.get('order', 2)})" if kind == "search" else "")
+        _check_fits(label, kind, dataset, cfg, run, device, probes)
+        total += count * run.seconds
+        peak = "" if run.peak_bytes is None else f", peak {memory.format_bytes(run.peak_bytes)}"
+        parts.append(f"{count} x {kind} {dataset} ({cfg['epochs']} epochs): {format_duration(run.seconds)} each{peak}")
+        if run.peak_bytes is not None:
+            peaks.append(run.peak_bytes)
     parallel = max(1, len(options.gpus))
     lines.append(f"time on {device}: about {format_duration(total / parallel)} in all"
                  + (f" over {parallel} GPUs" if parallel > 1 else "") + "; " + "; ".join(parts))
     lines.append(f"  (from a measured {PROBE_STEPS}-step epoch of each recipe; training steps only, the evaluations "
                  "add to it)")
+    available, what = memory.available_memory(device)
+    if peaks:
+        how = ("torch.cuda.max_memory_allocated over the probe's steps" if device.type == "cuda" else
+               "the peak resident memory (VmHWM) of the probe's own fresh process: torch, data, network and steps")
+        lines.append(f"memory on {device}: the largest run peaks at about {memory.format_bytes(max(peaks))}"
+                     + (f" of the {memory.format_bytes(available)} of {what}" if available else "")
+                     + f" (measured: {how}; runs share a device one at a time)")
+    else:
+        lines.append(f"memory on {device}: not measured (no probe, or the platform cannot tell a process's peak)")
     return lines
 
 
