@@ -1,0 +1,89 @@
+"""Why channels_last is not the CPU default of the conv search, though it is faster (not part of the suite:
+it measures round-off, which differs from CPU to CPU).
+
+Found 2026-12-02 (torch 2.14.1+cu130, 2-vCPU AMD EPYC): PyTorch's CPU BatchNorm in channels_last computes its
+batch statistics in float32 far less accurately than in NCHW, and the worse the larger an input's mean is
+against its spread (the variance of a shifted input loses digits). Every edge of the supernet ends in a
+BatchNorm in training mode, and the second-order architecture gradient takes a finite difference of two
+gradients (eps = 0.01 / ||v||), which turns that error into a visible one: against a float64 computation,
+the second-order gradient of a tiny supernet (C=4, 3 cells, batch 4, 32x32) was off by 3.9e-4 (relative) in
+channels_last and 3.7e-6 in NCHW (this script; other draws gave 6e-3 against 4e-6, and 5e-2 against 5e-6 at
+batch 8); the architecture gradient alone, at 20 random weights, was off by more than 1e-4 in 6 of 20 cases
+in channels_last and 1 of 20 in NCHW. The other ops (pools, depthwise and 1x1 convs, ReLU)
+are as accurate in either layout. Turning oneDNN off does not change it: the error is BatchNorm's own.
+
+    python -m reproduce.benchmarks.channels_last_accuracy
+"""
+from __future__ import annotations
+
+import copy
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+LAYOUTS = (("NCHW", torch.contiguous_format), ("channels_last", torch.channels_last))
+
+
+def _relative(a: torch.Tensor, b: torch.Tensor) -> float:
+    return ((a.double() - b.double()).norm() / b.double().norm()).item()
+
+
+def batchnorm_errors(shift: float, seed: int = 0) -> dict:
+    """Relative errors of float32 BatchNorm (training mode, no affine) against float64, per layout: (output,
+    input gradient), on an input of mean ``shift`` and spread 0.1."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(4, 4, 32, 32, dtype=torch.float64, generator=g) * 0.1 + shift
+    grad_out = torch.randn(x.shape, dtype=torch.float64, generator=g)
+
+    def run(dtype, layout):
+        xi = x.to(dtype).contiguous(memory_format=layout).requires_grad_(True)
+        y = nn.BatchNorm2d(4, affine=False).to(dtype)(xi)
+        (gx,) = torch.autograd.grad(y, xi, grad_out.to(dtype).contiguous(memory_format=layout))
+        return y, gx
+
+    ref = run(torch.float64, torch.contiguous_format)
+    return {name: tuple(_relative(a, b) for a, b in zip(run(torch.float32, layout), ref)) for name, layout in LAYOUTS}
+
+
+def second_order_errors(seed: int = 0) -> dict:
+    """Relative error of the float32 second-order architecture gradient against float64, per layout."""
+    from reproduce.search import architect
+    from reproduce.search.cnn_supernet import Network
+
+    torch.manual_seed(seed)
+    base = Network(C=4, num_classes=10, layers=3)
+    alphas = [a.detach() for a in base.new_alphas()]
+    batches = [(torch.randn(4, 3, 32, 32), torch.randint(0, 10, (4,))) for _ in range(2)]
+
+    def run(dtype, layout):
+        model = copy.deepcopy(base).to(dtype).to(memory_format=layout)
+        logits = [a.to(dtype).clone().requires_grad_(True) for a in alphas]
+
+        def loss_on(k):
+            x, y = batches[k]
+            return lambda: (F.cross_entropy(model(x.to(dtype).contiguous(memory_format=layout), *logits), y), None)
+
+        grads, _ = architect.second_order(model, logits, loss_on(0), loss_on(1), lr=0.025, momentum=0.9,
+                                          weight_decay=3e-4)
+        return torch.cat([t.flatten() for t in grads])
+
+    ref = run(torch.float64, torch.contiguous_format)
+    return {name: _relative(run(torch.float32, layout), ref) for name, layout in LAYOUTS}
+
+
+def main() -> None:
+    torch.set_num_threads(1)
+    print(f"torch {torch.__version__}; float32 against float64, relative error")
+    print("BatchNorm (training mode), input mean | NCHW output, input grad | channels_last output, input grad")
+    for shift in (0.0, 10.0, 100.0):
+        e = batchnorm_errors(shift)
+        print(f"  {shift:6.1f} | {e['NCHW'][0]:.1e}, {e['NCHW'][1]:.1e} | "
+              f"{e['channels_last'][0]:.1e}, {e['channels_last'][1]:.1e}")
+    e = second_order_errors()
+    print(f"second-order architecture gradient (C=4, 3 cells, batch 4): NCHW {e['NCHW']:.1e}, "
+          f"channels_last {e['channels_last']:.1e}")
+
+
+if __name__ == "__main__":
+    main()
