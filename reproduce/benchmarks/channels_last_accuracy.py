@@ -22,6 +22,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..search import architect
+from ..search.cnn_supernet import Network
+
 LAYOUTS = (("NCHW", torch.contiguous_format), ("channels_last", torch.channels_last))
 
 
@@ -48,9 +51,6 @@ def batchnorm_errors(shift: float, seed: int = 0) -> dict:
 
 def second_order_errors(seed: int = 0) -> dict:
     """Relative error of the float32 second-order architecture gradient against float64, per layout."""
-    from reproduce.search import architect
-    from reproduce.search.cnn_supernet import Network
-
     torch.manual_seed(seed)
     base = Network(C=4, num_classes=10, layers=3)
     alphas = [a.detach() for a in base.new_alphas()]

@@ -7,7 +7,7 @@ import shutil
 
 import pytest
 import torch
-from train_helpers import make_cifar, refused_in_one_line, tiny_cifar
+from train_helpers import make_cifar, refused_in_one_line, tiny_cifar, train_cifar_interrupted
 
 from reproduce.__main__ import main
 from reproduce.rundir import (
@@ -20,7 +20,6 @@ from reproduce.rundir import (
     save_checked,
 )
 from reproduce.train import train
-from reproduce.train.cifar import CIFARTask
 
 
 @pytest.fixture(scope="module")
@@ -32,19 +31,7 @@ def cifar(tmp_path_factory):
 def interrupted(cifar, tmp_path_factory):
     """A 2-epoch run stopped after its first epoch: checkpoint after epoch 1, one metrics line."""
     out = tmp_path_factory.mktemp("interrupted") / "run"
-    original = CIFARTask.run_epoch
-
-    def stop_at_1(self, epoch):
-        if epoch == 1:
-            raise KeyboardInterrupt
-        return original(self, epoch)
-
-    CIFARTask.run_epoch = stop_at_1
-    try:
-        with pytest.raises(KeyboardInterrupt):
-            train("cifar10", tiny_cifar(cifar), out, progress=False)
-    finally:
-        CIFARTask.run_epoch = original
+    train_cifar_interrupted(tiny_cifar(cifar), out)
     return out
 
 

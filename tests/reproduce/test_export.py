@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from train_helpers import make_cifar, make_corpus, tiny_cifar, tiny_lm
+from train_helpers import make_cifar, make_corpus, tiny_cifar, tiny_lm, train_cifar_interrupted
 
 import zoo
 from reproduce.__main__ import main
@@ -71,23 +71,9 @@ def test_a_language_model_run_exports_its_best_weights(tmp_path):
 @pytest.fixture(scope="module")
 def two_runs(tmp_path_factory):
     """Finished 2-epoch runs of seeds 0 and 1, and seed 0's checkpoint after its first epoch."""
-    from reproduce.train.cifar import CIFARTask
-
     data = make_cifar(tmp_path_factory.mktemp("cifar2"))
     root = tmp_path_factory.mktemp("two")
-    original = CIFARTask.run_epoch
-
-    def stop_at_1(self, epoch):
-        if epoch == 1:
-            raise KeyboardInterrupt
-        return original(self, epoch)
-
-    CIFARTask.run_epoch = stop_at_1
-    try:
-        with pytest.raises(KeyboardInterrupt):
-            train("cifar10", tiny_cifar(data, epochs=2), root / "seed-0", progress=False)
-    finally:
-        CIFARTask.run_epoch = original
+    train_cifar_interrupted(tiny_cifar(data, epochs=2), root / "seed-0")
     partial = (root / "seed-0" / "checkpoint.pt").read_bytes()
     train("cifar10", tiny_cifar(data, epochs=2), root / "seed-0", progress=False)
     train("cifar10", tiny_cifar(data, epochs=2, seed=1), root / "seed-1", progress=False)

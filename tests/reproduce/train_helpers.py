@@ -14,6 +14,30 @@ from reproduce.train import RECIPES
 from zoo.datasets import write_cifar10, write_text_corpus
 
 
+def train_cifar_interrupted(config, out: Path) -> None:
+    """Train ``config`` on CIFAR-10 into ``out`` and stop it with KeyboardInterrupt as its second epoch starts:
+    the run directory then holds the checkpoint after epoch 1, as a run stopped by hand would."""
+    from reproduce.train import train
+    from reproduce.train.cifar import CIFARTask
+
+    original = CIFARTask.run_epoch
+
+    def stop_at_1(self, epoch):
+        if epoch == 1:
+            raise KeyboardInterrupt
+        return original(self, epoch)
+
+    CIFARTask.run_epoch = stop_at_1
+    try:
+        train("cifar10", config, out, progress=False)
+    except KeyboardInterrupt:
+        pass
+    else:
+        raise AssertionError("the run was not interrupted")
+    finally:
+        CIFARTask.run_epoch = original
+
+
 def make_cifar(root: Path, n_train: int = 48, n_test: int = 24, seed: int = 0) -> Path:
     g = torch.Generator().manual_seed(seed)
     tx = torch.randint(0, 256, (n_train, 3, 32, 32), dtype=torch.uint8, generator=g)
