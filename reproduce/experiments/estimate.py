@@ -62,9 +62,10 @@ NOT_PER_STEP = ("seed", "epochs", "experiment", "profile", "valid_split", "limit
 
 @dataclasses.dataclass(frozen=True)
 class RunEstimate:
-    seconds: float               # one run, training steps only
-    peak_bytes: Optional[int]    # its measured peak memory on the device (None: the platform cannot tell)
+    seconds: Optional[float]     # one run, training steps only (None: the probe ran out of memory)
+    peak_bytes: Optional[int]    # its measured peak memory on the device (None: the platform cannot tell, or OOM)
     batch_size: int
+    out_of_memory: bool = False  # the probe itself ran out of memory at this batch size
 
 
 def _probe_config(kind: str, dataset: str, config: dict) -> Optional[Tuple[dict, Optional[int], Any]]:
@@ -103,11 +104,11 @@ def _probe_config(kind: str, dataset: str, config: dict) -> Optional[Tuple[dict,
     return run_config.to_dict(dataclasses.replace(cfg, epochs=2, compile=False, **probe)), steps, cfg
 
 
-def estimate_run(kind: str, dataset: str, config: dict, probes: Optional[Dict[str, dict]] = None
-                 ) -> Optional[RunEstimate]:
+def estimate_run(kind: str, dataset: str, config: dict, probes: Optional[Dict[str, dict]] = None,
+                 gpu: Optional[str] = None) -> Optional[RunEstimate]:
     """About how long one run of ``config`` takes here, (probe epoch / its steps) x all steps, and its peak
     memory, both from a probe in a fresh process (:mod:`.probe`); None where the run is not estimated.
-    ``probes`` keeps what was measured so far, so a recipe is probed once."""
+    ``probes`` keeps what was measured so far, so a recipe is probed once; ``gpu``: the GPU the runs take."""
     planned = _probe_config(kind, dataset, config)
     if planned is None:
         return None
@@ -116,21 +117,26 @@ def estimate_run(kind: str, dataset: str, config: dict, probes: Optional[Dict[st
     key = json.dumps([kind, dataset, {k: v for k, v in config.items() if k not in NOT_PER_STEP}], sort_keys=True,
                      default=str)
     if key not in probes:
-        probes[key] = run_probe(kind, dataset, probe)
+        probes[key] = run_probe(kind, dataset, probe, gpu=gpu)
     answer = probes[key]
+    if answer.get("oom"):
+        return RunEstimate(seconds=None, peak_bytes=None, batch_size=cfg.batch_size, out_of_memory=True)
     steps = steps or answer["steps_per_epoch"]
     return RunEstimate(seconds=answer["seconds_per_step"] * steps * int(config.get("epochs") or cfg.epochs),
                        peak_bytes=answer["peak_bytes"], batch_size=cfg.batch_size)
 
 
-def _check_fits(label: str, kind: str, dataset: str, config: dict, run: RunEstimate, device, probes) -> None:
-    """DoesNotFitError (one line, with the batch size that fits) when ``run``'s peak exceeds the device's memory."""
-    available, what = memory.available_memory(device)
-    if run.peak_bytes is None or available is None or run.peak_bytes <= available:
+def _check_fits(label: str, kind: str, dataset: str, config: dict, run: RunEstimate, device, probes,
+                gpu: Optional[str] = None) -> None:
+    """DoesNotFitError (one line, with the batch size that fits) when ``run``'s probe ran out of memory or its peak
+    exceeds the device's memory."""
+    available, what = memory.available_memory(device, gpu)
+    if not run.out_of_memory and (run.peak_bytes is None or available is None or run.peak_bytes <= available):
         return
 
-    def peak_at(batch: int) -> Optional[int]:
-        return estimate_run(kind, dataset, dict(config, batch_size=batch), probes).peak_bytes
+    def peak_at(batch: int) -> memory.Probed:
+        smaller = estimate_run(kind, dataset, dict(config, batch_size=batch), probes, gpu)
+        return memory.Probed(smaller.out_of_memory, smaller.peak_bytes)
 
     option = "--search-batch-size" if kind == "search" else "--batch-size"
     raise memory.refusal(label, run.batch_size, run.peak_bytes, available, f"{what} on {device}", option, peak_at)
@@ -164,14 +170,15 @@ def data_and_time(spec: ExperimentSpec, options: ExperimentOptions, work) -> Lis
     log.info("dry run: measuring a %d-step probe of each recipe on %s for the time and memory estimates (a few "
              "seconds to a few minutes: it builds each network and trains it on the real data)", PROBE_STEPS, device)
     total, parts, peaks, probes = 0.0, [], [], {}
+    gpu = options.gpus[0] if options.gpus and device.type == "cuda" else None  # probe on a GPU the runs take
     for count, kind, cfg in work:
         dataset = spec.search_dataset if kind == "search" else spec.dataset
-        run = estimate_run(kind, dataset, cfg, probes)
+        run = estimate_run(kind, dataset, cfg, probes, gpu)
         if run is None:
             parts.append(f"{count} x {kind} {dataset}: not estimated")
             continue
         label = f"the {kind} of {dataset}" + (f" (order {cfg.get('order', 2)})" if kind == "search" else "")
-        _check_fits(label, kind, dataset, cfg, run, device, probes)
+        _check_fits(label, kind, dataset, cfg, run, device, probes, gpu)
         total += count * run.seconds
         peak = "" if run.peak_bytes is None else f", peak {memory.format_bytes(run.peak_bytes)}"
         parts.append(f"{count} x {kind} {dataset} ({cfg['epochs']} epochs): {format_duration(run.seconds)} each{peak}")
@@ -182,7 +189,7 @@ def data_and_time(spec: ExperimentSpec, options: ExperimentOptions, work) -> Lis
                  + (f" over {parallel} GPUs" if parallel > 1 else "") + "; " + "; ".join(parts))
     lines.append(f"  (from a measured {PROBE_STEPS}-step epoch of each recipe; training steps only, the evaluations "
                  "add to it)")
-    available, what = memory.available_memory(device)
+    available, what = memory.available_memory(device, gpu)
     if peaks:
         how = ("torch.cuda.max_memory_allocated over the probe's steps" if device.type == "cuda" else
                "the peak resident memory (VmHWM) of the probe's own fresh process: torch, data, network and steps")

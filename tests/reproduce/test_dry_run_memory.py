@@ -88,10 +88,10 @@ def test_a_plan_over_the_available_memory_is_refused_with_a_batch_size_that_then
     measured = {}
     probe = estimate.run_probe
 
-    def once(kind, dataset, config):  # each probe config measured once in this test
+    def once(kind, dataset, config, **kw):  # each probe config measured once in this test
         key = repr(sorted(config.items()))
         if key not in measured:
-            measured[key] = probe(kind, dataset, config)
+            measured[key] = probe(kind, dataset, config, **kw)
         return measured[key]
 
     monkeypatch.setattr(estimate, "run_probe", once)
@@ -100,7 +100,7 @@ def test_a_plan_over_the_available_memory_is_refused_with_a_batch_size_that_then
     at_32 = estimate.estimate_run("train", "cifar10", dict(config, batch_size=32)).peak_bytes
     assert at_64 > at_32
     fake = (at_64 + at_32) // 2
-    monkeypatch.setattr(memory, "available_memory", lambda device: (fake, "test memory"))
+    monkeypatch.setattr(memory, "available_memory", lambda device, gpu=None: (fake, "test memory"))
     with pytest.raises(memory.DoesNotFitError) as refused:
         experiments.plan_experiment(_options(tmp_path, cifar_256)).describe()
     message = str(refused.value)
@@ -117,7 +117,7 @@ def test_a_plan_over_the_available_memory_is_refused_with_a_batch_size_that_then
 def test_the_cli_refuses_in_one_line(tmp_path, tiny_cifar, monkeypatch, capsys):
     from reproduce.__main__ import main
 
-    monkeypatch.setattr(memory, "available_memory", lambda device: (1 << 20, "test memory"))
+    monkeypatch.setattr(memory, "available_memory", lambda device, gpu=None: (1 << 20, "test memory"))
     args = ["--dry-run", "--epochs", "1", "--C", "4", "--layers", "3", "--batch-size", "2", "--limit", "4",
             "--no-auxiliary", "--num-threads", "1"]
     assert main(_cli(args, tiny_cifar, tmp_path / "x")) == 2

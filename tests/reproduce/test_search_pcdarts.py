@@ -416,3 +416,24 @@ def test_an_imagenet_search_refuses_to_resume_on_other_subsets_and_keeps_its_che
     assert "\n" not in str(e.value)
     assert (out / "checkpoint.pt").read_bytes() == checkpoint and not (out / "record.json").exists()
     assert json.loads((out / "subsets.json").read_text()) == drawn
+
+
+def test_an_imagenet_search_checkpoint_from_before_the_digests_resumes(tmp_path):
+    """A checkpoint written before the subsets' digests were kept has none: it resumes as it did, not refused."""
+    from train_helpers import make_imagefolder
+
+    from reproduce.search.config import ImageNetSearchConfig
+    from reproduce.search.imagenet import ImageNetSearchData
+
+    folder = make_imagefolder(tmp_path / "imagenet", classes=2, per_class=30)
+    config = run_config.build(ImageNetSearchConfig, dict(data=str(folder), C=8, layers=3, batch_size=3,
+                                                         image_size=32, workers=0, device="cpu"))
+    data = ImageNetSearchData(config, "cpu")
+    state = data.state_dict()
+    generator = state["generator"].clone()
+    del state["subsets"]
+    data.generator.manual_seed(123)
+    data.load_state_dict(state)
+    assert torch.equal(data.generator.get_state(), generator)
+    with pytest.raises(ValueError, match="drew other subsets"):
+        data.load_state_dict(dict(state, subsets={"train_sha256": "0", "arch_sha256": "0"}))
