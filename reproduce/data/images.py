@@ -141,7 +141,7 @@ def from_dataset(dataset, source: str = "a Dataset", image_size: int = 0) -> Spl
         image, label = dataset[i]
         x = _as_uint8(image)
         if image_size:
-            x = resize_square(torch.from_numpy(np.ascontiguousarray(x))[None], image_size)[0].numpy()
+            x = resize_square(torch.from_numpy(np.array(x))[None], image_size)[0].numpy()  # a copy: PIL's are read-only
         xs.append(x)
         ys.append(int(label))
     if not xs:
