@@ -7,6 +7,7 @@ one line on stderr and exit code 2.
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import importlib
 import logging
 import pkgutil
@@ -58,6 +59,14 @@ def main(argv=None) -> int:
     except MemoryError as e:  # the machine, or a size asked for: never a file blamed, never a traceback
         print(f"error: out of memory{f' ({e})' if str(e) else ''}; ask for smaller sizes or free memory, then rerun "
               "the same command to resume", file=sys.stderr)
+        return 2
+    except OSError as e:  # the filesystem: a path through a file, a directory where a file should be, a full disk
+        print(f"error: {e.strerror or e}{f': {e.filename}' if e.filename else ''}; nothing finished was lost: fix it, "
+              "then rerun the same command to resume", file=sys.stderr)
+        return 2
+    except concurrent.futures.BrokenExecutor as e:  # a worker process killed (the OOM killer, a signal)
+        print(f"error: a worker process died ({e}); killed for memory? Rerun the same command to resume",
+              file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted: rerun the same command to resume", file=sys.stderr)

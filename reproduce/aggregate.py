@@ -25,6 +25,7 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 from . import comparable, stats
 from .config import canonical
+from .data.own import data_identity
 from .jsonfile import read_json
 from .layout import EXPERIMENT_FILE, RUNS, SEARCH, SELECTION, SELECTION_FILE
 from .records import BOOKKEEPING, Record, load_records, metrics_of
@@ -117,6 +118,7 @@ def check_consistent(records: Sequence[Mapping[str, Any]], ignore: Sequence[str]
     rows = []
     for r in records:
         flat = {k: r.get(k) for k in identity}
+        flat["data"] = data_identity(r.get("data"))  # one's own images: the same classes, splits and images
         config = canonical(r.get("config") or {})  # a config saved with the original's field names is ours
         flat.update({f"config.{k}": v for k, v in _flatten(config).items() if not _ignored(k, ignore)})
         rows.append(flat)

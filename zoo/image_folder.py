@@ -87,6 +87,9 @@ def scan(root: PathLike) -> FolderTree:
             raise DatasetFormatError(f"{d / extra[0]}: class {extra[0]!r} is not in {train_dir} (its classes: "
                                      f"{', '.join(classes)}); every class of {name}/ needs training images")
         splits[name] = [(f, index[c]) for c in sorted(found) for f in found[c]]
+        if not splits[name]:
+            raise DatasetFormatError(f"{d}: no images in any class folder; fill it or remove it (without val/ and "
+                                     "test/ a seeded share of train/ is held out)")
     return FolderTree(root=root, classes=classes, splits=splits)
 
 
@@ -143,10 +146,12 @@ def folder_channels(files: Sequence[Path]) -> int:
     return 1
 
 
-def decode(files: Sequence[Tuple[Path, int]], channels: int, image_size: int = 0
-           ) -> Tuple[torch.Tensor, torch.Tensor]:
-    """The images as uint8 [N, channels, S, S] and their labels (int64 [N])."""
-    converted: Counter = Counter()
+def decode(files: Sequence[Tuple[Path, int]], channels: int, image_size: int = 0,
+           converted: Optional[Counter] = None) -> Tuple[torch.Tensor, torch.Tensor]:
+    """The images as uint8 [N, channels, S, S] and their labels (int64 [N]). The images converted from other
+    modes are counted into ``converted`` when given (the caller logs them), else logged here."""
+    counting = converted is not None
+    converted = Counter() if converted is None else converted
     sizes: Dict[Tuple[int, int], Path] = {}
     arrays = []
     for path, _ in files:
@@ -167,12 +172,18 @@ def decode(files: Sequence[Tuple[Path, int]], channels: int, image_size: int = 0
                                          "resize and centre-crop the images to N x N")
         a = np.asarray(im, dtype=np.uint8)
         arrays.append(a[None] if a.ndim == 2 else a.transpose(2, 0, 1))
-    for mode, n in sorted(converted.items()):
-        log.info("converted %d %s image%s to %s as PIL's Image.convert does", n, mode, "s" if n > 1 else "",
-                 "L" if channels == 1 else "RGB")
+    if not counting:
+        log_converted(converted, channels)
     images = torch.from_numpy(np.ascontiguousarray(np.stack(arrays))) if arrays else torch.zeros(0, channels, 1, 1,
                                                                                                    dtype=torch.uint8)
     return images, torch.tensor([label for _, label in files], dtype=torch.int64)
+
+
+def log_converted(converted: Counter, channels: int) -> None:
+    """One log line per source mode of the images converted to L or RGB."""
+    for mode, n in sorted(converted.items()):
+        log.info("converted %d %s image%s to %s as PIL's Image.convert does", n, mode, "s" if n > 1 else "",
+                 "L" if channels == 1 else "RGB")
 
 
 def read_image_folder(root: PathLike, image_size: int = 0, channels: Optional[int] = None):
@@ -180,7 +191,9 @@ def read_image_folder(root: PathLike, image_size: int = 0, channels: Optional[in
     tree = scan(root)
     all_files = [f for split in tree.splits.values() for f, _ in split]
     channels = channels or folder_channels(all_files)
-    data = {name: decode(files, channels, image_size) for name, files in tree.splits.items()}
+    converted: Counter = Counter()
+    data = {name: decode(files, channels, image_size, converted) for name, files in tree.splits.items()}
+    log_converted(converted, channels)  # once for the whole folder, not once per split
     shapes = {name: tuple(x.shape[-2:]) for name, (x, _) in data.items() if len(x)}
     if len(set(shapes.values())) > 1:
         raise DatasetFormatError(f"{tree.root}: the splits hold images of different sizes ("

@@ -99,7 +99,21 @@ def eval_transforms_of(pretrained_cfg: Mapping[str, Any]):
         from torchvision import transforms
 
         steps.transforms.insert(0, transforms.Grayscale(1))
+    else:  # RGBA, palette, grayscale, CMYK files: converted as training converted them (PIL's Image.convert)
+        steps.transforms.insert(0, ConvertRGB())
     return steps
+
+
+class ConvertRGB:
+    """A transform: a PIL image in any mode to RGB, as PIL's ``Image.convert`` does (tensors pass unchanged)."""
+
+    def __call__(self, image):
+        if hasattr(image, "convert") and getattr(image, "mode", "RGB") != "RGB":
+            return image.convert("RGB")
+        return image
+
+    def __repr__(self) -> str:
+        return "ConvertRGB()"
 
 
 __all__ = ["make_pretrained_cfg", "PretrainedCfgMixin", "eval_transforms_of", "PREPROCESSING", "DATASET_OF_ARCH"]

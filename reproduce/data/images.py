@@ -120,7 +120,7 @@ def resize_square(images: torch.Tensor, size: int) -> torch.Tensor:
 
 def _as_uint8(image) -> np.ndarray:
     """One image (PIL, uint8 or float tensor/array, HW or CHW or HWC) as uint8 [C, H, W]."""
-    if hasattr(image, "mode"):  # PIL
+    if not torch.is_tensor(image) and not isinstance(image, np.ndarray) and hasattr(image, "mode"):  # PIL
         if image.mode not in ("L", "RGB"):
             image = image.convert("L" if image.mode in image_folder.GRAY_MODES else "RGB")
         a = np.asarray(image)
@@ -133,12 +133,16 @@ def _as_uint8(image) -> np.ndarray:
     return a if a.shape[0] in (1, 3) else a.transpose(2, 0, 1)
 
 
-def from_dataset(dataset, source: str = "a Dataset") -> Split:
-    """A ``Dataset`` of (image, label) pairs decoded into uint8 [N, C, H, W] and int64 labels."""
+def from_dataset(dataset, source: str = "a Dataset", image_size: int = 0) -> Split:
+    """A ``Dataset`` of (image, label) pairs decoded into uint8 [N, C, H, W] and int64 labels, each image resized
+    to ``image_size`` when given (so that images of mixed sizes can be stacked)."""
     xs, ys = [], []
     for i in range(len(dataset)):
         image, label = dataset[i]
-        xs.append(_as_uint8(image))
+        x = _as_uint8(image)
+        if image_size:
+            x = resize_square(torch.from_numpy(np.array(x))[None], image_size)[0].numpy()  # a copy: PIL's are read-only
+        xs.append(x)
         ys.append(int(label))
     if not xs:
         raise DataSourceError(f"{source} is empty")
@@ -184,10 +188,10 @@ def _torchvision_sets(spec: str) -> Tuple[str, str, list]:
     return name, root, sets
 
 
-def _torchvision(spec: str) -> Tuple[str, List[str], Split, Dict[str, Split]]:
+def _torchvision(spec: str, image_size: int = 0) -> Tuple[str, List[str], Split, Dict[str, Split]]:
     name, root, sets = _torchvision_sets(spec)
     classes = [str(c) for c in getattr(sets[0], "classes", [])] or None
-    train, test = (from_dataset(s, f"torchvision {name}") for s in sets)
+    train, test = (from_dataset(s, f"torchvision {name}", image_size) for s in sets)
     classes = classes or [str(i) for i in range(int(train[1].max()) + 1)]
     return f"torchvision {name} ({root})", classes, train, {"test": test}
 
@@ -239,13 +243,16 @@ def load_images(data, image_size: int = 0) -> ImageData:
         train = _tensors(*data, "tensors")
         source, classes, evals = "tensors given in Python", [str(i) for i in range(int(train[1].max()) + 1)], {}
     elif isinstance(data, torch.utils.data.Dataset):
-        train = from_dataset(data)
+        train = from_dataset(data, image_size=image_size)
         source, evals = f"{type(data).__name__} given in Python", {}
         classes = [str(c) for c in getattr(data, "classes", [])] or [str(i) for i in range(int(train[1].max()) + 1)]
     elif isinstance(data, str) and data.startswith(TORCHVISION):
-        source, classes, train, evals = _torchvision(data)
+        source, classes, train, evals = _torchvision(data, image_size)
     else:
         source, classes, train, evals = _folder(_directory(data), image_size)
+    present = torch.unique(train[1]).numel()
+    if present < 2:
+        raise DataSourceError(f"{source}: the training labels name {present} class; a classifier needs at least 2")
     if image_size:
         train = (resize_square(train[0], image_size), train[1])
         evals = {k: (resize_square(x, image_size), y) for k, (x, y) in evals.items()}

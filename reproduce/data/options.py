@@ -25,12 +25,15 @@ class OwnImageOptions:
     stem: str = _f("auto", "auto: CIFAR's stem (one 3x3 conv) up to 64 px, ImageNet's (three stride-2 convs) above; "
                            "or cifar, imagenet", choices=list(STEMS))
     split_seed: int = _f(0, "seed of the stratified splits (the same for every run seed, as CIFAR-10's fixed split)")
+    test_portion: float = _f(0.2, "when the data has neither test/ nor val/: the stratified share of train/ held out "
+                                  "as the test split (the search never sees it)")
 
     def check_own_images(self) -> None:
         require(bool(self.data), "data is required: --data DIR (an ImageFolder tree) or torchvision:NAME:ROOT")
         require(self.image_size == 0 or 4 <= self.image_size <= 1024,
                 f"image_size must be 0 (the data's own) or 4..1024, not {self.image_size}")
         require(self.stem in STEMS, f"stem must be auto, cifar or imagenet, not {self.stem!r}")
+        require(0.0 < self.test_portion < 1.0, f"test_portion must be in (0, 1), got {self.test_portion}")
 
 
 @dataclass

@@ -52,6 +52,34 @@ def normalization(normalize: str, images: torch.Tensor) -> Tuple[Tuple[float, ..
     return channel_stats(images)
 
 
+def test_hold_out(labels: torch.Tensor, config) -> Tuple[torch.Tensor, torch.Tensor]:
+    """(kept, held-out) indices of the test split taken from train/ when the data has neither test/ nor val/: the
+    same for the search and the training of the same data (``test_portion``, ``split_seed``), so that the search
+    never sees the images its cells are tested on. DataSourceError when the hold-out would be empty."""
+    keep, held = stratified_split(labels, 1.0 - config.test_portion, config.split_seed)
+    _refuse_empty(held, "test", "test_portion", "give the data a test/ folder")
+    return keep, held
+
+
+def _refuse_empty(held: torch.Tensor, name: str, option: str, hint: str) -> None:
+    if len(held) == 0:
+        flag = "--" + option.replace("_", "-")
+        raise DataSourceError(f"the {name} hold-out of the training images is empty (a class with a single image "
+                              f"stays in training, and no class has more): add images, raise {flag}, or {hint}")
+
+
+# What pins one's own data in a record or a checkpoint: not where it lies on disk, nor how it is read.
+DATA_IDENTITY = ("classes", "in_chans", "image_size", "mean", "std", "digest")
+
+
+def data_identity(record: Optional[dict]) -> Optional[dict]:
+    """The fields of a data record (:func:`training_images`) that say which images a training used (None: the
+    paper's datasets, whose path may move)."""
+    if not record:
+        return None
+    return {k: record.get(k) for k in DATA_IDENTITY}
+
+
 def stratified_part(labels: torch.Tensor, count: int, seed: int) -> Optional[torch.Tensor]:
     """Indices of a stratified ``count`` of the examples (None: all of them)."""
     if not count or count >= len(labels):
@@ -118,13 +146,14 @@ def training_images(config, data=None) -> TrainingImages:
         test = evals[test_name]
         splits["test"] = {"rule": f"the data's {test_name}/", "sizes": [len(test[1])]}
     else:
-        keep, held = stratified_split(y, 1.0 - config.test_portion, config.split_seed)
+        keep, held = test_hold_out(y, config)
         splits["test"] = split_record("stratified hold-out of train/", (keep, held), y, fingerprint(x),
                                       seed=config.split_seed, test_portion=config.test_portion)
         test, (x, y) = (take(x, held), y[held]), (take(x, keep), y[keep])
     evaluate, eval_name = test, "test"
     if config.valid_portion:
         keep, held = stratified_split(y, 1.0 - config.valid_portion, config.split_seed)
+        _refuse_empty(held, "validation", "valid_portion", "set --valid-portion 0")
         splits["valid"] = split_record("stratified hold-out of the training images", (keep, held), y,
                                        fingerprint(x), seed=config.split_seed, valid_portion=config.valid_portion)
         evaluate, eval_name, (x, y) = (take(x, held), y[held]), "valid", (take(x, keep), y[keep])
@@ -140,12 +169,17 @@ def training_images(config, data=None) -> TrainingImages:
         mean, std = streamed_stats(x)
     stem = resolve_stem(config.stem, base["image_size"])
     check_image_size(base["image_size"], stem)
+    pinned = [fingerprint(x), y, fingerprint(evaluate[0]), evaluate[1]]
+    if eval_name == "valid":
+        pinned += [fingerprint(test[0]), test[1]]
     record = describe(base, mean, std, stem, split=splits, evaluated_on=splits[eval_name]["rule"],
-                      path="streamed from disk" if streamed is not None else "decoded once into memory")
+                      path="streamed from disk" if streamed is not None else "decoded once into memory",
+                      digest=digest(*pinned))
     return TrainingImages(train=(x, y), evaluate=evaluate, eval_name=eval_name,
                           test=test if eval_name == "valid" else None, mean=mean, std=std, record=record)
 
 
 __all__ = ["resolve_stem", "check_image_size", "fits_network", "normalization", "stratified_part", "describe",
+           "test_hold_out", "data_identity",
            "split_record", "training_images",
            "TrainingImages", "CIFAR_STEM_MAX"]

@@ -377,16 +377,39 @@ def plan_experiment(options: ExperimentOptions) -> Plan:
                 baseline_jobs=tuple(baseline_jobs), report_dir=where, work=tuple(work), **stages)
 
 
+# Fields that say which of one's own images are held out as the test split (when the data has no test/ or val/):
+# the searches take the training's values, so that no search sees an image the trained cells are tested on.
+TEST_HOLD_OUT_FIELDS = ("split_seed", "test_portion")
+
+
+def _test_hold_out_fields(spec: ExperimentSpec, options: ExperimentOptions, train_base: dict) -> Dict[str, Any]:
+    """The training's test hold-out fields for the searches of one's own images (none for the paper's datasets);
+    ConfigError when a --search-<field> asks for another hold-out than the training's."""
+    if spec.search_dataset != "images":
+        return {}
+    defaults = run_config.to_dict(config_class("train", spec.dataset)())  # not validated: it has no --data
+    fields = {k: train_base.get(k, defaults[k]) for k in TEST_HOLD_OUT_FIELDS}
+    for k, value in fields.items():
+        given = options.search_overrides.get(k)
+        if given is not None and given != value:
+            option = k.replace("_", "-")
+            raise run_config.ConfigError(f"--search-{option} {given} differs from the training's {value}: the searches "
+                                         f"must leave out the test images the trainings hold out; give --{option} "
+                                         "alone (the searches take it)")
+    return fields
+
+
 def _search_stages(spec: ExperimentSpec, options: ExperimentOptions, out: Path, train_base: dict,
                    runtime: dict) -> Dict[str, Any]:
     """The searches' jobs and the selection's fields (checked now: a bad override fails before any search)."""
     seeds = list(options.search_seeds) if options.search_seeds is not None else list(DEFAULT_SEARCH_SEEDS)
     seeds = resolve_seeds(None, seeds, len(seeds))
     search_profile = dict(spec.quick_search) if options.profile == "quick" else {}
+    held_out = _test_hold_out_fields(spec, options, train_base)
     searches = []
     for seed in seeds:
-        cfg = _config("search", spec.search_dataset, {**search_profile, **options.search_overrides, **runtime,
-                                                      "seed": seed, "order": options.order})
+        cfg = _config("search", spec.search_dataset, {**search_profile, **options.search_overrides, **held_out,
+                                                      **runtime, "seed": seed, "order": options.order})
         where = run_dir(out, SEARCH, seed)
         check_existing_run(where, cfg)
         searches.append(Job("search", spec.search_dataset, cfg, str(where),

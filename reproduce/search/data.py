@@ -26,7 +26,7 @@ from .. import image_size
 from ..corpora import load_corpus
 from ..data import own
 from ..data.augment import augment
-from ..data.images import load_cifar10, load_images
+from ..data.images import DataSourceError, load_cifar10, load_images
 from ..data.split import digest as split_digest
 from ..data.split import stratified_split
 from ..distributed import shard_range
@@ -180,14 +180,25 @@ def load_image_halves(config, device, data=None, share: Tuple[int, int] = (0, 1)
     stem = own.resolve_stem(config.stem, images.size)
     own.check_image_size(images.size, stem)
     x, y = images.train
+    held_out = None
+    if "test" not in images.evals and "val" not in images.evals:  # the training's test split: never searched on
+        keep, held = own.test_hold_out(y, config)
+        held_out = own.split_record("stratified hold-out of train/, left out of the search", (keep, held), y, x,
+                                    seed=config.split_seed, test_portion=config.test_portion)
+        x, y = x[keep], y[keep]
     part = own.stratified_part(y, config.train_examples, config.split_seed)
     if part is not None:
         x, y = x[part], y[part]
     halves = stratified_split(y, config.train_portion, config.split_seed)
+    if len(halves[1]) == 0:
+        raise DataSourceError("the search's architecture half is empty (a class with a single image stays in the "
+                                  "weights' half, and no class has more): add images or lower --train-portion")
     mean, std = own.normalization(config.normalize, x[halves[0]])
     searched = CifarHalves(x, y, config.train_portion, config.batch_size, device, config.seed,
                            eval_batch_size=config.eval_batch_size, mean=mean, std=std, halves=halves, share=share)
     split = own.split_record("stratified", halves, y, x, seed=config.split_seed, train_portion=config.train_portion)
+    if held_out is not None:
+        split["test_held_out"] = held_out
     searched.record = own.describe(images.describe(), mean, std, stem, split=split)
     searched.num_classes, searched.in_chans, searched.stem = len(images.classes), images.channels, stem
     return searched

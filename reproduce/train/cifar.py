@@ -41,7 +41,7 @@ from ..config import ConfigError
 from ..data.augment import augment as shared_augment
 from ..data.augment import augment_each, imagenet_train_transform, normalize
 from ..data.images import load_cifar10 as guarded_load_cifar10
-from ..data.own import resolve_stem, training_images
+from ..data.own import data_identity, resolve_stem, training_images
 from ..data.stream import StreamedImages
 from ..device import autocast, progress_bar
 from ..distributed import shard_range
@@ -160,9 +160,16 @@ class CIFARTask(RecipeTask):
 
     # -- state ---------------------------------------------------------------------------------
     def state_dict(self) -> dict:
-        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict()}
+        state = {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict()}
+        if self.data_record is not None:  # one's own images: the resumed run must train on the same ones
+            state["data"] = data_identity(self.data_record)
+        return state
 
     def load_state_dict(self, state: dict) -> None:
+        if self.data_record is not None and "data" in state and state["data"] != data_identity(self.data_record):
+            raise ValueError(f"the run trained on other images than {self.config.data} holds now (classes, size, "
+                             "normalisation or the images themselves differ): restore them, or start afresh in "
+                             "another --out directory")
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
 

@@ -211,8 +211,6 @@ class ImagesConfig(OwnImageOptions, CIFAR10Config):
     decay_period: int = _f(ImageNetConfig.decay_period, "imagenet recipe: epochs between two learning-rate decays")
 
     cutout_length: int = _f(0, "cutout square side (0: half the image side, the paper's 16 at 32 px)")
-    test_portion: float = _f(0.2, "when the data has neither test/ nor val/: the stratified share of train/ held out "
-                                  "as the test split")
     valid_portion: float = _f(0.0, "hold out this stratified share of the training images and report valid_error "
                                    "on it every epoch (the test split once at the end); 0: report test_error")
     in_memory_mb: int = _f(4096, "decode an image folder once into memory up to about this many MiB; a larger one is "
@@ -243,7 +241,6 @@ class ImagesConfig(OwnImageOptions, CIFAR10Config):
                 "flips and colour jitter: drop --cutout, or use --recipe cifar")
         require(0 <= self.label_smooth < 1, f"label_smooth must be in [0, 1), got {self.label_smooth}")
         require(self.decay_period >= 1, f"decay_period must be >= 1, got {self.decay_period}")
-        require(0.0 < self.test_portion < 1.0, f"test_portion must be in (0, 1), got {self.test_portion}")
         require(0.0 <= self.valid_portion < 1.0, f"valid_portion must be in [0, 1), got {self.valid_portion}")
         require(self.valid_split == 0, "valid_split holds out CIFAR-10's last images; for one's own images use "
                                        "--valid-portion (a stratified share)")

@@ -81,7 +81,8 @@ def test_tensors_from_python_and_many_classes(tmp_path):
         rec = search("images", SEARCH_CONFIGS["images"](data="six levels", **TINY_SEARCH), tmp_path / "s",
                      progress=False, data=(images, labels))
     assert rec["data"]["num_classes"] == 6 and rec["data"]["source"] == "tensors given in Python"
-    assert rec["data"]["split"]["sizes"] == [30, 30]
+    # no test/ given: 20 % of each class is held out as the trainings' test split, and left out of the search
+    assert rec["data"]["split"]["test_held_out"]["sizes"] == [48, 12] and rec["data"]["split"]["sizes"] == [24, 24]
 
 
 def test_supernet_takes_any_channels_and_the_imagenet_stem_for_large_images():
