@@ -8,7 +8,7 @@ import logging
 import pytest
 import torch
 from PIL import Image
-from train_helpers import make_imagefolder
+from train_helpers import make_imagefolder, train_cifar_interrupted
 
 from reproduce import config as run_config
 from reproduce.data.images import DataSourceError, load_images
@@ -140,25 +140,12 @@ def test_a_training_resumed_on_other_images_is_refused_and_keeps_its_checkpoint(
 
     from reproduce.rundir import DamagedCheckpointError
     from reproduce.train import RECIPES, train
-    from reproduce.train.cifar import CIFARTask
-
     folder = _folder_without_test(tmp_path / "own", classes=2, per_class=5)
     config = RECIPES["images"](data=str(folder), C=4, layers=3, epochs=2, batch_size=4, device="cpu",
                                deterministic=True, arch="DARTS_V2")
-    original = CIFARTask.run_epoch
-
-    def stop_at_1(self, epoch):
-        if epoch == 1:
-            raise KeyboardInterrupt
-        return original(self, epoch)
-
     out = tmp_path / "run"
-    CIFARTask.run_epoch = stop_at_1
-    try:
-        with one_thread(), pytest.raises(KeyboardInterrupt):
-            train("images", config, out, progress=False)
-    finally:
-        CIFARTask.run_epoch = original
+    with one_thread():
+        train_cifar_interrupted(config, out, "images")
     checkpoint = (out / "checkpoint.pt").read_bytes()
     Image.new("RGB", (8, 8), (9, 9, 9)).save(folder / "train" / "class0" / "0.png")  # one image changed
     with one_thread(), pytest.raises(DamagedCheckpointError, match="trained on other images") as e:

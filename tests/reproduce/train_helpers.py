@@ -14,9 +14,10 @@ from reproduce.train import RECIPES
 from zoo.datasets import write_cifar10, write_text_corpus
 
 
-def train_cifar_interrupted(config, out: Path) -> None:
-    """Train ``config`` on CIFAR-10 into ``out`` and stop it with KeyboardInterrupt as its second epoch starts:
-    the run directory then holds the checkpoint after epoch 1, as a run stopped by hand would."""
+def train_cifar_interrupted(config, out: Path, dataset: str = "cifar10") -> None:
+    """Train ``config`` (a CIFAR-style recipe: cifar10 or images) into ``out`` and stop it with KeyboardInterrupt
+    as its second epoch starts: the run directory then holds the checkpoint after epoch 1, as a run stopped by
+    hand would."""
     from reproduce.train import train
     from reproduce.train.cifar import CIFARTask
 
@@ -29,7 +30,7 @@ def train_cifar_interrupted(config, out: Path) -> None:
 
     CIFARTask.run_epoch = stop_at_1
     try:
-        train("cifar10", config, out, progress=False)
+        train(dataset, config, out, progress=False)
     except KeyboardInterrupt:
         pass
     else:
