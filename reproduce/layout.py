@@ -14,6 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 
 EXPERIMENT_FILE, SELECTION_FILE = "experiment.json", "selection.json"
+QUEUE_LOG = "log.txt"  # a run's output when the GPU queue starts it in its own process
 RUNS, SEARCH, SELECTION = "runs", "search", "selection"
 
 

@@ -32,7 +32,7 @@ import os
 import socket
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Sequence
 
 import filelock
 import torch
@@ -53,6 +53,25 @@ LOCK = ".lock"
 
 # Fields that may change between a run and its resumption without changing its results.
 RUNTIME_FIELDS = ("device", "progress", "workers", "data", "num_threads", "download", "logger", "processes")
+
+
+def missing_dirs(path: Path) -> List[Path]:
+    """``path`` and those of its parents that do not exist yet, deepest first: what ``mkdir(parents=True)``
+    creates, and what a start that failed removes again (:func:`remove_empty_dirs`)."""
+    out, p = [], Path(path).absolute()
+    while not p.exists() and p != p.parent:
+        out.append(p)
+        p = p.parent
+    return out
+
+
+def remove_empty_dirs(dirs: Sequence[Path]) -> None:
+    """Remove each directory of ``dirs`` (deepest first) that is empty; stop at the first that is not."""
+    for d in dirs:
+        try:
+            d.rmdir()
+        except OSError:  # not empty (a run wrote there, or another starter came), or gone already
+            return
 
 
 class RunConfigMismatchError(ValueError):
@@ -115,7 +134,7 @@ class RunDir:
         warning. (Forked data-loader workers share the lock: after ``kill -9`` of the main process it
         lasts until they have exited too, a few seconds.)
         """
-        created = not self.path.exists()
+        created = missing_dirs(self.path)
         path = self.path / LOCK
         if self.path.exists() and not self.path.is_dir():
             raise RunDirNotWritableError(f"{self.path} is a file, not a run directory: use a directory (--out)")
@@ -148,9 +167,7 @@ class RunDir:
                     lock.release()
                     if os.name == "nt":
                         os.unlink(path)
-            if created:
-                with contextlib.suppress(OSError):  # not empty (the run wrote files, or a new starter came)
-                    self.path.rmdir()
+            remove_empty_dirs(created)  # the directories the lock created, unless a run wrote in them
 
     def _acquire(self, path: Path, attempts: int = 5):
         """``(lock, inode of its file)`` held, or None where the filesystem cannot lock."""

@@ -33,6 +33,7 @@ from typing import Callable, Dict, Iterable, List, Optional, Sequence
 from tqdm.auto import tqdm
 
 from . import slurm as slurm_jobs
+from .layout import QUEUE_LOG
 from .records import RECORD, Record, read_record
 from .slurm import SlurmOptions
 from .tasks import KINDS, run_task
@@ -193,6 +194,17 @@ def plan_gpu_queue(n_jobs: int, gpus: Sequence[str]) -> List[List[int]]:
     return [list(range(i, n_jobs, len(gpus))) for i in range(len(gpus))]
 
 
+def _last_line(path: str) -> str:
+    """The last non-empty line of a run's queue log (its error, when it failed), at most 300 characters."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(max(0, os.path.getsize(path) - 4096))
+            lines = [line.strip() for line in f.read().decode("utf-8", "replace").splitlines() if line.strip()]
+    except OSError:
+        return "no log"
+    return lines[-1][-300:] if lines else "no output"
+
+
 def _run_gpu_queue(jobs, gpus, progress, command, desc, poll_s: float = 0.2):
     pending = [job for job in jobs if read_result(job) is None]
     for job in jobs:
@@ -208,7 +220,7 @@ def _run_gpu_queue(jobs, gpus, progress, command, desc, poll_s: float = 0.2):
             while pending and free:
                 gpu, job = free.pop(0), pending.pop(0)
                 Path(job.out).mkdir(parents=True, exist_ok=True)
-                logfile = open(Path(job.out) / "log.txt", "a")
+                logfile = open(Path(job.out) / QUEUE_LOG, "a")
                 env = dict(os.environ, CUDA_VISIBLE_DEVICES=gpu, PYTHONUNBUFFERED="1")
                 log.info("%s -> GPU %s (%s; log %s/log.txt)", job.name, gpu, job.out, job.out)
                 proc = subprocess.Popen(command(job), env=env, stdout=logfile, stderr=subprocess.STDOUT)
@@ -223,7 +235,8 @@ def _run_gpu_queue(jobs, gpus, progress, command, desc, poll_s: float = 0.2):
                 free.append(gpu)
                 bar.update(1)
                 if proc.returncode != 0:
-                    failures.append((job, f"exit code {proc.returncode} on GPU {gpu}, log {job.out}/log.txt"))
+                    failures.append((job, f"exit code {proc.returncode} on GPU {gpu}: {_last_line(logfile.name)} "
+                                          f"(log {job.out}/{QUEUE_LOG})"))
                     log.error("%s failed on GPU %s (exit %s); see %s/log.txt", job.name, gpu, proc.returncode,
                               job.out)
     finally:

@@ -18,9 +18,10 @@ from zoo.fileio import atomic_write_json
 
 from .. import random_baseline
 from ..aggregate import load_experiment
-from ..layout import EXPERIMENT_FILE, SELECTION_FILE
+from ..layout import EXPERIMENT_FILE, QUEUE_LOG, SELECTION_FILE
 from ..records import metric_problem
 from ..report import write_report
+from ..rundir import missing_dirs, remove_empty_dirs
 from ..scheduler import Job
 from . import baseline
 from .plan import EXPERIMENT_FIELDS, Plan, canonical_genotype, plan_experiment
@@ -87,7 +88,9 @@ def _run_stages(plan: Plan, launch: Launch) -> Optional[dict]:
 def remove_if_nothing_ran(out: Path) -> None:
     """Remove an experiment directory this call created when no run wrote anything in it (a run that
     failed before its first epoch: missing data, bad config), so a failed command leaves nothing behind."""
-    ran = [p for p in out.rglob("*") if p.is_file() and p.name != EXPERIMENT_FILE]
+    # experiment.json is the plan's; log.txt the GPU queue's, of a run that then wrote nothing (its failure
+    # message carries the log's last line)
+    ran = [p for p in out.rglob("*") if p.is_file() and p.name not in (EXPERIMENT_FILE, QUEUE_LOG)]
     if not ran:
         shutil.rmtree(out, ignore_errors=True)
 
@@ -97,12 +100,13 @@ def execute(plan: Plan, launch: Optional[Launch] = None) -> ExperimentResult:
     summarise it and (unless the options say not to) write the report over the results directory."""
     options = plan.options
     launch = launch or options.launch
-    created = not plan.out.exists()
+    created = missing_dirs(plan.out)
     try:
         selection = _run_stages(plan, launch)
     except BaseException:
         if created:
             remove_if_nothing_ran(plan.out)
+            remove_empty_dirs(created[1:])  # and the parents --out named that did not exist
         raise
     baseline_meta = None
     if plan.baseline is not None:

@@ -1,5 +1,8 @@
-"""The command line's last line of defence: filesystem errors and dead worker processes end in one line."""
+"""The command line's last line of defence: filesystem errors and dead worker processes end in one line, and a
+failed start leaves nothing behind, not even the parent directories it created."""
 from __future__ import annotations
+
+import pytest
 
 
 def test_filesystem_errors_and_dead_workers_end_in_one_line(tmp_path, tiny_cifar, capsys, monkeypatch):
@@ -30,3 +33,36 @@ def test_filesystem_errors_and_dead_workers_end_in_one_line(tmp_path, tiny_cifar
 def argparse_namespace(args, func):
     args.func = func
     return args
+
+
+def test_a_failed_start_removes_the_parent_directories_it_created(tmp_path, capsys):
+    """--out a/b/c with missing data: a, b and c were created on the way and go again (a run, an experiment)."""
+    from reproduce import __main__ as cli
+
+    missing = tmp_path / "no-data"
+    assert cli.main(["train", "cifar10", "--data", str(missing), "--out", str(tmp_path / "tr" / "a" / "b"),
+                     "--epochs", "1", "--no-progress"]) == 2
+    assert cli.main(["cifar10", "--runs", "1", "--data", str(missing), "--out", str(tmp_path / "sub" / "exp"),
+                     "--no-progress", "--no-report"]) == 2
+    capsys.readouterr()
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_an_experiment_whose_queued_runs_wrote_only_their_logs_leaves_nothing(tmp_path, tiny_cifar, monkeypatch):
+    """With --gpus, each run's output goes to log.txt in its run directory; a run that failed at once wrote
+    nothing else, so the failed start removes the experiment directory (the error carries the log's last line)."""
+    import sys
+
+    from reproduce import scheduler
+    from reproduce.experiments import ExperimentOptions, run_experiment
+
+    def failing(job):
+        return [sys.executable, "-c", "import sys; print('ValueError: no such data'); sys.exit(2)"]
+
+    monkeypatch.setattr(scheduler, "worker_command", failing)
+    out = tmp_path / "exp"
+    options = ExperimentOptions(experiment="cifar10", runs=1, out=str(out), data=str(tiny_cifar), device="cpu",
+                                gpus=("0",), progress=False, report=False, train_overrides={"epochs": 1})
+    with pytest.raises(scheduler.RunsFailedError, match="ValueError: no such data"):
+        run_experiment(options)
+    assert not out.exists()

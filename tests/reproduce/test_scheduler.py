@@ -22,6 +22,7 @@ os.makedirs(out, exist_ok=True)
 start = time.time()
 time.sleep(job["config"].get("sleep", 0.3))
 if job["config"].get("fail"):
+    print("ValueError: the data is not there")
     sys.exit(3)
 record = {"status": "finished", "seed": job["config"]["seed"], "gpu": os.environ.get("CUDA_VISIBLE_DEVICES"),
           "start": start, "end": time.time()}
@@ -75,8 +76,9 @@ def test_gpu_queue_skips_runs_that_are_finished(tmp_path):
 def test_a_failed_run_is_named_and_the_others_still_finish(tmp_path):
     jobs = _jobs(tmp_path, 3)
     jobs[1].config["fail"] = True
-    with pytest.raises(RunsFailedError, match=r"1 of 3 runs failed: train cifar10 seed 1 \(exit code 3"):
+    with pytest.raises(RunsFailedError, match=r"1 of 3 runs failed: train cifar10 seed 1 \(exit code 3") as e:
         run_jobs(jobs, gpus=["0", "1"], command=fake_command, progress=False)
+    assert "ValueError: the data is not there" in str(e.value)  # the log's last line: why it failed
     assert (Path(jobs[0].out) / "record.json").exists() and (Path(jobs[2].out) / "record.json").exists()
 
 
