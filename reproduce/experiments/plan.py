@@ -344,6 +344,10 @@ def plan_experiment(options: ExperimentOptions) -> Plan:
     if options.search:
         stages = _search_stages(spec, options, out, train_base, runtime)
         differences.update(stages.pop("differences"))
+        # the cells are not known yet, but the recipes of the selection's and the final runs already there are:
+        # a changed recipe is refused now, not after days of searches
+        _check_recipes_of_runs(out / SELECTION, stages["selection_config"])
+        _check_recipes_of_runs(out / RUNS, final_config)
     reason = comparable.not_comparable_reason(options.profile, differences, spec.dataset)
     order = options.order if options.search else ORDER_OF_ARCH.get(arch)
     meta = {"experiment": spec.name, "dataset": spec.dataset, "arch": arch, "profile": options.profile,
@@ -375,6 +379,14 @@ def plan_experiment(options: ExperimentOptions) -> Plan:
                 saved_seeds=tuple((saved or {}).get("seeds") or ()), differences=differences, train_base=train_base,
                 finals=tuple(finals), baseline=baseline_spec, baseline_root=baseline_root,
                 baseline_jobs=tuple(baseline_jobs), report_dir=where, work=tuple(work), **stages)
+
+
+def _check_recipes_of_runs(parent: Path, config: dict) -> None:
+    """ExperimentMismatchError when a run under ``parent`` (``seed-*``) was trained with another recipe than
+    ``config``, its cell and seed aside."""
+    if parent.is_dir():
+        for where in sorted(parent.glob("seed-*")):
+            check_existing_run(where, config, ignore=("arch", "genotype", "seed"))
 
 
 # Fields that say which of one's own images are held out as the test split (when the data has no test/ or val/):

@@ -138,10 +138,11 @@ class ExperimentResult:
     baseline_comparison: List[dict] = dataclasses.field(default_factory=list)  # random_baseline.comparison_rows
 
 
-def check_existing_run(run_dir: Path, config: dict) -> None:
-    """ExperimentMismatchError when ``run_dir`` holds a run (finished or not) with another config."""
+def check_existing_run(run_dir: Path, config: dict, ignore: Sequence[str] = ()) -> None:
+    """ExperimentMismatchError when ``run_dir`` holds a run (finished or not) with another config (the run-time
+    fields and ``ignore`` aside)."""
     try:
-        RunDir(run_dir).check_config(config)
+        RunDir(run_dir).check_config(config, ignore=tuple(RUNTIME_FIELDS) + tuple(ignore))
     except RunConfigMismatchError as e:
         raise ExperimentMismatchError(str(e)) from None
 

@@ -432,3 +432,29 @@ def test_a_report_of_the_users_inside_out_is_refused_before_any_training(tmp_pat
     (out / "figures" / "plot.png").write_bytes(b"mine")
     with pytest.raises(FileExistsError, match="figures holds files, but there is no report beside it"):
         run_experiment(_options(tmp_path, tiny_cifar, out=str(out)))
+
+
+def test_a_changed_recipe_of_the_selection_or_final_runs_is_refused_before_any_search(tmp_path, tiny_cifar):
+    """With --search the cells are not known when the plan is made, but the runs already trained under
+    selection/ and runs/ have a recipe: rerunning with another one is refused at once, not after the searches."""
+    import json
+
+    from reproduce.experiments.spec import ExperimentMismatchError
+
+    search = dict(epochs=1, C=4, layers=3, batch_size=8, train_examples=64, num_threads=1)
+    options = _options(tmp_path, tiny_cifar, search=True, search_seeds=[0], selection_epochs=1, order=1,
+                       selection_overrides=dict(valid_split=16), search_overrides=search)
+    plan = experiments.plan_experiment(options)
+    for part, config in (("selection", plan.work[1][2]), ("runs", plan.work[2][2])):
+        where = tmp_path / "earlier" / part / "seed-0"  # runs of an earlier command, trained with another cell
+        where.mkdir(parents=True)
+        (where / "config.json").write_text(json.dumps(dict(config, genotype="DARTS_V1", seed=0)))
+        changed = _options(tmp_path, tiny_cifar, search=True, search_seeds=[0], selection_epochs=1, order=1,
+                           selection_overrides=dict(valid_split=16), search_overrides=search,
+                           out=str(tmp_path / "earlier"), train_overrides=dict(options.train_overrides,
+                                                                                learning_rate=0.5))
+        with pytest.raises(ExperimentMismatchError, match="learning_rate"):
+            experiments.plan_experiment(changed)
+        same = dict(vars(changed), train_overrides=options.train_overrides)
+        experiments.plan_experiment(type(options)(**same))  # the same recipe, another cell: fine
+        (where / "config.json").unlink()
