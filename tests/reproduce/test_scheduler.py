@@ -275,6 +275,30 @@ def test_a_rerun_waits_for_jobs_still_queued_or_running_instead_of_submitting_th
         assert json.loads((out / slurm.SLURM_JOB).read_text())["job_id"] == "new-1"
 
 
+def test_a_job_still_queued_with_another_config_is_refused_not_waited_for(tmp_path, monkeypatch):
+    """A queued job has no config.json yet: its note keeps the config's digest, so a rerun with another recipe
+    does not wait for a job that computes the old one (and one with the same recipe still waits)."""
+    out = tmp_path / "runs" / "seed-0"
+    out.mkdir(parents=True)
+    queued = {"seed": 0, "epochs": 600, "device": "cuda"}
+    note = {"job_id": "77", "cluster": "slurm", "folder": str(out), "config_sha256": slurm._config_sha256(queued)}
+    (out / slurm.SLURM_JOB).write_text(json.dumps(note))
+    executor = _FakeExecutor()
+    monkeypatch.setattr(slurm, "make_executor", lambda options, folder: executor)
+    monkeypatch.setattr(slurm, "job_class", lambda cluster: _FakeSlurmJob)
+    monkeypatch.setattr(_FakeSlurmJob, "attached", [])
+    monkeypatch.setattr(slurm, "ATTACHED_POLL_S", 0.01)
+    monkeypatch.setattr(slurm.subprocess, "run", _fake_slurm(out, ["PENDING", "RUNNING", "COMPLETED"]))
+    with pytest.raises(slurm.QueuedWithAnotherConfigError, match="scancel 77") as e:
+        run_jobs([Job("train", "cifar10", {"seed": 0, "epochs": 300}, str(out))], launcher="slurm",
+                 slurm=SlurmOptions(), progress=False)
+    assert "\n" not in str(e.value) and not executor.submitted
+    same = dict(queued, device="cpu")  # a run-time field aside: the same run
+    records = run_jobs([Job("train", "cifar10", same, str(out))], launcher="slurm", slurm=SlurmOptions(),
+                       progress=False)
+    assert records[0]["by"] == "77" and not executor.submitted
+
+
 def test_a_job_note_of_another_cluster_or_unreadable_means_submit_again(tmp_path, monkeypatch):
     executor = _FakeExecutor()
     monkeypatch.setattr(slurm, "make_executor", lambda options, folder: executor)
