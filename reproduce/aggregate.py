@@ -25,7 +25,7 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 from . import comparable, stats
 from .config import canonical
-from .data.own import data_identity
+from .data.split import data_identity
 from .jsonfile import read_json
 from .layout import EXPERIMENT_FILE, RUNS, SEARCH, SELECTION, SELECTION_FILE
 from .records import BOOKKEEPING, Record, load_records, metrics_of

@@ -68,18 +68,6 @@ def _refuse_empty(held: torch.Tensor, name: str, option: str, hint: str) -> None
                               f"stays in training, and no class has more): add images, raise {flag}, or {hint}")
 
 
-# What pins one's own data in a record or a checkpoint: not where it lies on disk, nor how it is read.
-DATA_IDENTITY = ("classes", "in_chans", "image_size", "mean", "std", "digest")
-
-
-def data_identity(record: Optional[dict]) -> Optional[dict]:
-    """The fields of a data record (:func:`training_images`) that say which images a training used (None: the
-    paper's datasets, whose path may move)."""
-    if not record:
-        return None
-    return {k: record.get(k) for k in DATA_IDENTITY}
-
-
 def stratified_part(labels: torch.Tensor, count: int, seed: int) -> Optional[torch.Tensor]:
     """Indices of a stratified ``count`` of the examples (None: all of them)."""
     if not count or count >= len(labels):
@@ -180,6 +168,6 @@ def training_images(config, data=None) -> TrainingImages:
 
 
 __all__ = ["resolve_stem", "check_image_size", "fits_network", "normalization", "stratified_part", "describe",
-           "test_hold_out", "data_identity",
+           "test_hold_out",
            "split_record", "training_images",
            "TrainingImages", "CIFAR_STEM_MAX"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from typing import Tuple
+from typing import Optional, Tuple
 
 import torch
 
@@ -62,4 +62,18 @@ def digest(*parts: torch.Tensor) -> str:
     return h.hexdigest()[:16]
 
 
-__all__ = ["stratified_split", "per_class_subset", "digest"]
+# What pins one's own data in a record or a checkpoint (images: classes, channels, size, normalisation and a digest
+# of the images and labels of every split; text: the vocabulary and a digest of the token ids), not where it lies
+# on disk nor how it is read.
+DATA_IDENTITY = ("classes", "in_chans", "image_size", "mean", "std", "words", "digest")
+
+
+def data_identity(record: Optional[dict]) -> Optional[dict]:
+    """The fields of a run's data record that say which data it used (None: the paper's datasets, whose files
+    may move)."""
+    if not record:
+        return None
+    return {k: record.get(k) for k in DATA_IDENTITY if k in record}
+
+
+__all__ = ["stratified_split", "per_class_subset", "digest", "data_identity", "DATA_IDENTITY"]

@@ -20,6 +20,7 @@ import torch
 from zoo import datasets as zds
 
 from ..corpora import load_corpus
+from .split import digest
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +76,7 @@ class TextCorpus:
         return {"source": f"text corpus {self.path}", "vocabulary": len(self.dictionary),
                 "tokens": {"train": len(self.train), "valid": len(self.valid), "test": len(self.test)},
                 "unknown": dict(self.unknown), "words": list(self.dictionary.idx2word),
+                "digest": digest(self.train, self.valid, self.test),
                 "preprocessing": {"tokenizer": "whitespace + <eos> per line (awd-lstm-lm rnn/data.py)",
                                   "vocabulary": "train.txt only; unseen words are <unk>"}}
 

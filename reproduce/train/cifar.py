@@ -41,7 +41,8 @@ from ..config import ConfigError
 from ..data.augment import augment as shared_augment
 from ..data.augment import augment_each, imagenet_train_transform, normalize
 from ..data.images import load_cifar10 as guarded_load_cifar10
-from ..data.own import data_identity, resolve_stem, training_images
+from ..data.own import resolve_stem, training_images
+from ..data.split import data_identity
 from ..data.stream import StreamedImages
 from ..device import autocast, progress_bar
 from ..distributed import shard_range

@@ -43,6 +43,7 @@ from zoo.evaluate import lm_loss
 from .. import config as run_config
 from .. import distributed
 from ..config import ConfigError
+from ..data.split import data_identity
 from ..data.text import corpus_for
 from ..device import autocast, progress_bar
 from ..optim import make_sgd
@@ -139,11 +140,17 @@ class LMTask(RecipeTask):
 
     # -- state ---------------------------------------------------------------------------------
     def state_dict(self) -> dict:
-        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(), "asgd": self.asgd,
-                "val_history": list(self.val_history), "stored_loss": float(self.stored_loss),
-                "best_epoch": self.best_epoch, "rollbacks": self.rollbacks}
+        state = {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(), "asgd": self.asgd,
+                 "val_history": list(self.val_history), "stored_loss": float(self.stored_loss),
+                 "best_epoch": self.best_epoch, "rollbacks": self.rollbacks}
+        if self.data_record is not None:  # one's own text: the resumed run must read the same corpus
+            state["data"] = data_identity(self.data_record)
+        return state
 
     def load_state_dict(self, state: dict) -> None:
+        if self.data_record is not None and "data" in state and state["data"] != data_identity(self.data_record):
+            raise ValueError(f"the run trained on another corpus than {self.config.data} holds now (its vocabulary "
+                             "or its text differs): restore it, or start afresh in another --out directory")
         self.model.load_state_dict(state["model"])
         self.asgd = bool(state["asgd"])
         self.optimizer = self._optimizer(self.asgd)

@@ -7,7 +7,7 @@ import shutil
 
 import pytest
 import torch
-from train_helpers import make_cifar, refused_in_one_line, tiny_cifar, train_cifar_interrupted
+from train_helpers import make_cifar, refused_in_one_line, tiny_cifar, train_interrupted
 
 from reproduce.__main__ import main
 from reproduce.rundir import (
@@ -31,7 +31,7 @@ def cifar(tmp_path_factory):
 def interrupted(cifar, tmp_path_factory):
     """A 2-epoch run stopped after its first epoch: checkpoint after epoch 1, one metrics line."""
     out = tmp_path_factory.mktemp("interrupted") / "run"
-    train_cifar_interrupted(tiny_cifar(cifar), out)
+    train_interrupted(tiny_cifar(cifar), out)
     return out
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from train_helpers import make_cifar, make_corpus, tiny_cifar, tiny_lm, train_cifar_interrupted
+from train_helpers import make_cifar, make_corpus, tiny_cifar, tiny_lm, train_interrupted
 
 import zoo
 from reproduce.__main__ import main
@@ -73,7 +73,7 @@ def two_runs(tmp_path_factory):
     """Finished 2-epoch runs of seeds 0 and 1, and seed 0's checkpoint after its first epoch."""
     data = make_cifar(tmp_path_factory.mktemp("cifar2"))
     root = tmp_path_factory.mktemp("two")
-    train_cifar_interrupted(tiny_cifar(data, epochs=2), root / "seed-0")
+    train_interrupted(tiny_cifar(data, epochs=2), root / "seed-0")
     partial = (root / "seed-0" / "checkpoint.pt").read_bytes()
     train("cifar10", tiny_cifar(data, epochs=2), root / "seed-0", progress=False)
     train("cifar10", tiny_cifar(data, epochs=2, seed=1), root / "seed-1", progress=False)

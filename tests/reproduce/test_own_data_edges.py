@@ -8,7 +8,7 @@ import logging
 import pytest
 import torch
 from PIL import Image
-from train_helpers import make_imagefolder, train_cifar_interrupted
+from train_helpers import make_imagefolder, train_interrupted
 
 from reproduce import config as run_config
 from reproduce.data.images import DataSourceError, load_images
@@ -145,7 +145,7 @@ def test_a_training_resumed_on_other_images_is_refused_and_keeps_its_checkpoint(
                                deterministic=True, arch="DARTS_V2")
     out = tmp_path / "run"
     with one_thread():
-        train_cifar_interrupted(config, out, "images")
+        train_interrupted(config, out, "images")
     checkpoint = (out / "checkpoint.pt").read_bytes()
     Image.new("RGB", (8, 8), (9, 9, 9)).save(folder / "train" / "class0" / "0.png")  # one image changed
     with one_thread(), pytest.raises(DamagedCheckpointError, match="trained on other images") as e:

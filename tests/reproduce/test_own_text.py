@@ -7,7 +7,7 @@ import logging
 
 import pytest
 from search_helpers import one_thread
-from train_helpers import refused_in_one_line
+from train_helpers import refused_in_one_line, train_interrupted
 
 import zoo
 from reproduce.__main__ import main
@@ -68,3 +68,18 @@ def test_a_missing_or_non_utf8_split_fails_in_one_line(corpus, tmp_path, capsys)
     refused_in_one_line(capsys, ["search", "text", "--data", str(corpus), "--out", str(tmp_path / "s")],
                         "valid.txt: line 1 is not UTF-8")
     assert not (tmp_path / "t").exists() and not (tmp_path / "s").exists()
+
+
+def test_a_training_resumed_on_another_corpus_is_refused_and_keeps_its_checkpoint(corpus, tmp_path):
+    from reproduce.rundir import DamagedCheckpointError
+    from reproduce.train import RECIPES, train
+    config = RECIPES["text"](data=str(corpus), emsize=8, nhid=8, nhidlast=8, batch_size=4, eval_batch_size=2,
+                             test_batch_size=2, bptt=6, epochs=2, device="cpu", deterministic=True)
+    out = tmp_path / "run"
+    with one_thread():
+        train_interrupted(config, out, "text")
+    checkpoint = (out / "checkpoint.pt").read_bytes()
+    write_text_corpus(corpus, TRAIN[:-1] + ["a dog sat"], VALID, TEST)  # one sentence changed
+    with one_thread(), pytest.raises(DamagedCheckpointError, match="another corpus") as e:
+        train("text", config, out, progress=False)
+    assert "\n" not in str(e.value) and (out / "checkpoint.pt").read_bytes() == checkpoint

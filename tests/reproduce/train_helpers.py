@@ -14,21 +14,23 @@ from reproduce.train import RECIPES
 from zoo.datasets import write_cifar10, write_text_corpus
 
 
-def train_cifar_interrupted(config, out: Path, dataset: str = "cifar10") -> None:
-    """Train ``config`` (a CIFAR-style recipe: cifar10 or images) into ``out`` and stop it with KeyboardInterrupt
-    as its second epoch starts: the run directory then holds the checkpoint after epoch 1, as a run stopped by
-    hand would."""
+def train_interrupted(config, out: Path, dataset: str = "cifar10") -> None:
+    """Train ``config`` (cifar10, images: the CIFAR-style task; ptb, wt2, text: the language model's) into
+    ``out`` and stop it with KeyboardInterrupt as its second epoch starts: the run directory then holds the
+    checkpoint after epoch 1, as a run stopped by hand would."""
     from reproduce.train import train
     from reproduce.train.cifar import CIFARTask
+    from reproduce.train.lm import LMTask
 
-    original = CIFARTask.run_epoch
+    task = LMTask if dataset in ("ptb", "wt2", "text") else CIFARTask
+    original = task.run_epoch
 
     def stop_at_1(self, epoch):
         if epoch == 1:
             raise KeyboardInterrupt
         return original(self, epoch)
 
-    CIFARTask.run_epoch = stop_at_1
+    task.run_epoch = stop_at_1
     try:
         train(dataset, config, out, progress=False)
     except KeyboardInterrupt:
@@ -36,7 +38,7 @@ def train_cifar_interrupted(config, out: Path, dataset: str = "cifar10") -> None
     else:
         raise AssertionError("the run was not interrupted")
     finally:
-        CIFARTask.run_epoch = original
+        task.run_epoch = original
 
 
 def make_cifar(root: Path, n_train: int = 48, n_test: int = 24, seed: int = 0) -> Path:
