@@ -61,10 +61,12 @@ def main(argv=None) -> int:
               "the same command to resume", file=sys.stderr)
         return 2
     except OSError as e:  # the filesystem: a path through a file, a directory where a file should be, a full disk
+        logging.getLogger(__name__).debug("traceback", exc_info=True)  # shown with -v
         print(f"error: {e.strerror or e}{f': {e.filename}' if e.filename else ''}; nothing finished was lost: fix it, "
               "then rerun the same command to resume", file=sys.stderr)
         return 2
     except concurrent.futures.BrokenExecutor as e:  # a worker process killed (the OOM killer, a signal)
+        logging.getLogger(__name__).debug("traceback", exc_info=True)
         print(f"error: a worker process died ({e}); killed for memory? Rerun the same command to resume",
               file=sys.stderr)
         return 2

@@ -224,6 +224,12 @@ class RunDir:
         if existing is None:
             return None
         differ = _config.diff(existing, config, ignore=ignore)
+        newer = sorted(k for k in differ if k not in _config.canonical(existing))
+        if newer:  # saved by a version of this code that had no such field: its run cannot go on under this one
+            raise RunConfigMismatchError(
+                f"{self.path} holds a run saved by an earlier version of this code, without the field(s) "
+                f"{', '.join(newer)}: it cannot resume under this version. Start afresh in another --out directory "
+                "(or finish it with the version that started it).")
         if differ:
             self._check_config_json_agrees_with_checkpoint()
             fields = ", ".join(f"{k} (saved {a!r}, now {b!r})" for k, (a, b) in differ.items())

@@ -58,7 +58,7 @@ def digest(*parts: torch.Tensor) -> str:
     for p in parts:
         t = torch.as_tensor(p).cpu().contiguous()
         h.update(f"{tuple(t.shape)} {t.dtype}".encode())
-        h.update(t.numpy().tobytes())
+        h.update(memoryview(t.numpy()).cast("B"))  # the tensor's own bytes, not a copy of them
     return h.hexdigest()[:16]
 
 

@@ -48,11 +48,14 @@ def check_data(dataset: str, data: str) -> None:
         load_corpus(data, dataset)
 
 
-def image_count(data: str) -> int:
-    """The training images of an image source (a folder's train/ counted without decoding)."""
+def image_count(data: str, test_portion: float = 0.0) -> int:
+    """The training images of an image source (a folder's train/ counted without decoding), less the test
+    hold-out (about ``test_portion`` of them) when the folder has neither val/ nor test/."""
     if str(data).startswith("torchvision:") or (Path(data).expanduser() / "cifar-10-batches-py").is_dir():
         return 50000
-    return len(image_folder.scan(data).splits["train"])
+    splits = image_folder.scan(data).splits
+    n = len(splits["train"])
+    return n if "val" in splits or "test" in splits else n - round(test_portion * n)
 
 
 # Fields that change how many steps a run takes or what it records, not what one training step costs: runs that
@@ -77,7 +80,7 @@ def _probe_config(kind: str, dataset: str, config: dict) -> Optional[Tuple[dict,
             return run_config.to_dict(dataclasses.replace(cfg, epochs=2)), None, cfg
         if dataset not in ("cifar10", "images"):
             return None
-        n = cfg.train_examples or (image_count(cfg.data) if dataset == "images" else
+        n = cfg.train_examples or (image_count(cfg.data, cfg.test_portion) if dataset == "images" else
                                    len(load_cifar10(cfg.data, train=True, download=False)[1]))
         steps = math.ceil(math.floor(cfg.train_portion * n) / cfg.batch_size)
         probe = dataclasses.replace(cfg, epochs=2,
@@ -90,7 +93,7 @@ def _probe_config(kind: str, dataset: str, config: dict) -> Optional[Tuple[dict,
         # one image to evaluate: the estimate counts training steps, so the probe spends no time elsewhere
         probe = dict(limit=PROBE_STEPS * cfg.batch_size, limit_eval=1, valid_split=0, download=False)
     elif dataset == "images":
-        n = cfg.limit or image_count(cfg.data)
+        n = cfg.limit or round(image_count(cfg.data, cfg.test_portion) * (1 - cfg.valid_portion))
         steps = math.ceil(n / cfg.batch_size)
         probe = dict(limit=PROBE_STEPS * cfg.batch_size, limit_eval=1, valid_portion=0.0)
     elif dataset in ("ptb", "wt2", "text"):

@@ -18,6 +18,7 @@ it prints one JSON line: ``seconds_per_step``, ``peak_bytes`` (None where the pl
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -34,6 +35,8 @@ from ..device import pick_device
 from ..distributed import Dist
 from ..rundir import RunDir
 from ..tasks import TASKS, make_config
+
+log = logging.getLogger(__name__)
 
 PROBE_STEPS = 2
 RECURRENT_SEARCHES = ("ptb", "text")
@@ -128,9 +131,13 @@ def run_probe(kind: str, dataset: str, config: dict, timeout: Optional[float] = 
     if answer.get("oom"):
         return answer
     if "error" in answer:
+        log.debug("the probe's stderr:\n%s", proc.stderr)  # a bug's traceback (python -m reproduce -v ...)
         raise ValueError(answer["error"])
     return answer
 
+
+# torch.OutOfMemoryError is torch 2.5's name; torch 2.4 (which pyproject allows) has only the CUDA one
+_OUT_OF_MEMORY = getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError)
 
 # what a run reports to the user as the message alone (the CLI's user errors); anything else is named by its type
 _USER_ERRORS = (ValueError, KeyError, OSError, ModuleNotFoundError)
@@ -140,7 +147,7 @@ def _main() -> None:
     request = json.loads(sys.stdin.read())
     try:
         answer = measure(request["kind"], request["dataset"], request["config"])
-    except (torch.OutOfMemoryError, MemoryError) as e:
+    except (_OUT_OF_MEMORY, MemoryError) as e:
         answer = {"oom": True, "error": f"{type(e).__name__}: {e}"}
     except _USER_ERRORS as e:
         answer = {"error": str(e.args[0] if isinstance(e, KeyError) and e.args else e) or type(e).__name__}
