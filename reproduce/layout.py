@@ -15,6 +15,7 @@ from pathlib import Path
 
 EXPERIMENT_FILE, SELECTION_FILE = "experiment.json", "selection.json"
 QUEUE_LOG = "log.txt"  # a run's output when the GPU queue starts it in its own process
+SLURM_JOB = "slurm_job.json"  # the Slurm job a run was submitted as (reproduce.slurm)
 RUNS, SEARCH, SELECTION = "runs", "search", "selection"
 
 

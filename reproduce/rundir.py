@@ -44,12 +44,16 @@ from zoo.torchfile import check_torch_zip
 from . import config as _config
 from . import records
 from .jsonfile import read_json, read_json_lines
+from .layout import QUEUE_LOG, SLURM_JOB
 from .provenance import provenance
 
 log = logging.getLogger(__name__)
 
 CONFIG, METRICS, CHECKPOINT, RECORD = "config.json", "metrics.jsonl", "checkpoint.pt", "record.json"
 LOCK = ".lock"
+# What marks a directory as a run's: its own files, or what the launchers write there before it starts. A
+# directory that holds files but none of these is someone else's, and a run does not write into it.
+RUN_FILES = (CONFIG, METRICS, CHECKPOINT, RECORD, LOCK, QUEUE_LOG, SLURM_JOB)
 
 # Fields that may change between a run and its resumption without changing its results.
 RUNTIME_FIELDS = ("device", "progress", "workers", "data", "num_threads", "download", "logger", "processes")
@@ -72,6 +76,10 @@ def remove_empty_dirs(dirs: Sequence[Path]) -> None:
             d.rmdir()
         except OSError:  # not empty (a run wrote there, or another starter came), or gone already
             return
+
+
+class ForeignDirectoryError(ValueError):
+    """The run directory holds someone else's files and no run."""
 
 
 class RunConfigMismatchError(ValueError):
@@ -138,6 +146,7 @@ class RunDir:
         path = self.path / LOCK
         if self.path.exists() and not self.path.is_dir():
             raise RunDirNotWritableError(f"{self.path} is a file, not a run directory: use a directory (--out)")
+        self._check_not_foreign()
         try:
             self.path.mkdir(parents=True, exist_ok=True)
             held = self._acquire(path)
@@ -168,6 +177,19 @@ class RunDir:
                     if os.name == "nt":
                         os.unlink(path)
             remove_empty_dirs(created)  # the directories the lock created, unless a run wrote in them
+
+    def _check_not_foreign(self) -> None:
+        """ForeignDirectoryError when the directory holds files (hidden ones aside) but none of a run's."""
+        try:
+            names = {p.name for p in self.path.iterdir()} if self.path.is_dir() else set()
+        except OSError:
+            return  # unreadable: the lock's own error names it
+        visible = sorted(n for n in names if not n.startswith("."))
+        if visible and not names & set(RUN_FILES):
+            raise ForeignDirectoryError(
+                f"{self.path} holds other files ({', '.join(visible[:3])}{', ...' if len(visible) > 3 else ''}) and "
+                "no run: a run writes config.json, metrics.jsonl, checkpoint.pt and record.json into its --out "
+                "directory; give a new or empty one")
 
     def _acquire(self, path: Path, attempts: int = 5):
         """``(lock, inode of its file)`` held, or None where the filesystem cannot lock."""

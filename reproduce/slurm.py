@@ -26,6 +26,7 @@ from zoo.extras import require
 from zoo.fileio import atomic_write_json
 
 from .config import canonical
+from .layout import SLURM_JOB
 from .rundir import RUNTIME_FIELDS
 from .tasks import run_task
 
@@ -101,7 +102,6 @@ def executor_parameters(options: SlurmOptions) -> dict:
     return params
 
 
-SLURM_JOB = "slurm_job.json"
 # Slurm job states (sacct's and squeue's) of a job that will still run, or is running: such a job is
 # waited for, not submitted again
 ACTIVE_SLURM_STATES = frozenset({"PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "REQUEUED", "REQUEUE_HOLD",

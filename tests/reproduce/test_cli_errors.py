@@ -66,3 +66,22 @@ def test_an_experiment_whose_queued_runs_wrote_only_their_logs_leaves_nothing(tm
     with pytest.raises(scheduler.RunsFailedError, match="ValueError: no such data"):
         run_experiment(options)
     assert not out.exists()
+
+
+def test_a_run_does_not_write_into_a_directory_of_someone_elses_files(tmp_path, tiny_cifar, capsys):
+    from reproduce import __main__ as cli
+
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "thesis.tex").write_text("mine")
+    argv = ["train", "cifar10", "--data", str(tiny_cifar), "--epochs", "1", "--C", "4", "--layers", "3",
+            "--batch-size", "8", "--no-auxiliary", "--no-progress", "--device", "cpu"]
+    assert cli.main(argv + ["--out", str(home)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "holds other files (thesis.tex) and no run" in err and "\n" not in err
+    assert sorted(p.name for p in home.iterdir()) == ["thesis.tex"]
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    (fresh / ".DS_Store").write_text("")  # hidden files do not make a directory someone else's
+    assert cli.main(argv + ["--out", str(fresh)]) == 0
+    assert (fresh / "record.json").exists()
