@@ -168,8 +168,14 @@ class LMTask(RecipeTask):
                      "epoch": epoch + 1, "config_digest": config_digest(run_config.to_dict(self.config))}
             self.rundir.save_checkpoint(state, name=BEST)  # checksummed, as the run's checkpoint
 
-    def _load_best(self) -> dict:
-        return self.rundir.load_checkpoint(map_location="cpu", name=BEST)  # checksum verified
+    def _load_best(self) -> Optional[dict]:
+        """This run's best checkpoint (checksum verified), or None: none yet, or a best.pt of another run (another
+        config, or an epoch this run's state does not name: left behind after its checkpoint.pt was deleted)."""
+        best = self.rundir.load_checkpoint(map_location="cpu", name=BEST)
+        if best is None or best.get("config_digest") != config_digest(run_config.to_dict(self.config)) \
+                or int(best.get("epoch", 0)) - 1 != self.best_epoch:
+            return None
+        return best
 
     # -- one epoch -----------------------------------------------------------------------------
     def _train(self, epoch: int):

@@ -83,3 +83,34 @@ def test_a_training_resumed_on_another_corpus_is_refused_and_keeps_its_checkpoin
     with one_thread(), pytest.raises(DamagedCheckpointError, match="another corpus") as e:
         train("text", config, out, progress=False)
     assert "\n" not in str(e.value) and (out / "checkpoint.pt").read_bytes() == checkpoint
+
+
+def test_a_best_checkpoint_of_another_run_is_never_rolled_back_to(corpus, tmp_path):
+    """best.pt left in a directory by another run (another config, or after checkpoint.pt was deleted) is not
+    this run's: a rollback or the final evaluation must not load it."""
+    import shutil
+
+    from reproduce.distributed import Dist
+    from reproduce.rundir import RunDir
+    from reproduce.train import RECIPES, train
+    from reproduce.train.lm import LMTask
+
+    tiny = dict(data=str(corpus), emsize=8, nhid=8, nhidlast=8, batch_size=4, eval_batch_size=2, test_batch_size=2,
+                bptt=6, epochs=1, device="cpu", deterministic=True)
+    with one_thread():
+        train("text", RECIPES["text"](**tiny), tmp_path / "a", progress=False)
+    import torch
+
+    def task(config, where):
+        return LMTask("text", config, Dist(device=torch.device("cpu")), RunDir(where), progress=False)
+
+    same = task(RECIPES["text"](**tiny), tmp_path / "a")
+    same.best_epoch = 0  # as its checkpoint says
+    assert same._load_best() is not None
+    (tmp_path / "b").mkdir()
+    shutil.copy(tmp_path / "a" / "best.pt", tmp_path / "b" / "best.pt")
+    other = task(RECIPES["text"](**dict(tiny, learning_rate=5.0)), tmp_path / "b")
+    other.best_epoch = 0
+    assert other._load_best() is None  # another config's
+    fresh = task(RECIPES["text"](**tiny), tmp_path / "b")  # this config, but no best epoch of its own yet
+    assert fresh.best_epoch == -1 and fresh._load_best() is None
