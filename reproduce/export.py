@@ -23,9 +23,8 @@ from zoo.registry import build
 
 from . import records
 from .data.trained_on import TrainedOn, trained_on
-from .rundir import CHECKPOINT, DamagedCheckpointError, RunConfigMismatchError, RunDir, first_line
+from .rundir import BEST, CHECKPOINT, DamagedCheckpointError, RunConfigMismatchError, RunDir, first_line
 from .runner import config_digest, read_run_checkpoint
-from .train.lm import BEST
 from .train.recipes import recipe_name
 
 log = logging.getLogger(__name__)

@@ -50,6 +50,7 @@ from .provenance import provenance
 log = logging.getLogger(__name__)
 
 CONFIG, METRICS, CHECKPOINT, RECORD = "config.json", "metrics.jsonl", "checkpoint.pt", "record.json"
+BEST = "best.pt"  # the language model's best epoch (reproduce.train.lm)
 LOCK = ".lock"
 # What marks a directory as a run's: its own files, or what the launchers write there before it starts. A
 # directory that holds files but none of these is someone else's, and a run does not write into it.
@@ -163,6 +164,7 @@ class RunDir:
                 with contextlib.suppress(OSError), open(path, "r+") as f:  # Windows: a locked file is not written
                     f.truncate()
                     f.write(f"pid {os.getpid()} on {socket.gethostname()} since {stamp}\n")
+                self._remove_stale_temporaries()
             yield
         finally:
             if held is not None:
@@ -177,6 +179,14 @@ class RunDir:
                     if os.name == "nt":
                         os.unlink(path)
             remove_empty_dirs(created)  # the directories the lock created, unless a run wrote in them
+
+    def _remove_stale_temporaries(self) -> None:
+        """The atomic writes' temporary files (``.NAME.XXXX.tmp``) of a run's files, left by a process killed while
+        writing: with the lock held, no other process of this run is writing them."""
+        for name in (CONFIG, METRICS, CHECKPOINT, RECORD, BEST):
+            for tmp in self.path.glob(f".{name}.*.tmp"):
+                with contextlib.suppress(OSError):
+                    tmp.unlink()
 
     def _check_not_foreign(self) -> None:
         """ForeignDirectoryError when the directory holds files (hidden ones aside) but none of a run's."""

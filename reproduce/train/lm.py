@@ -47,13 +47,12 @@ from ..data.split import data_identity
 from ..data.text import corpus_for
 from ..device import autocast, progress_bar
 from ..optim import make_sgd
-from ..rundir import NonFiniteError, RunDir
+from ..rundir import BEST, NonFiniteError, RunDir
 from ..runner import Rollback, config_digest
 from .common import RecipeTask, maybe_compile, seed_epoch
 
 log = logging.getLogger(__name__)
 
-BEST = "best.pt"
 NAN_CHECK_EVERY = 50  # steps between checks for a non-finite loss (each check waits for the device)
 
 

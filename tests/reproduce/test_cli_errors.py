@@ -85,3 +85,18 @@ def test_a_run_does_not_write_into_a_directory_of_someone_elses_files(tmp_path, 
     (fresh / ".DS_Store").write_text("")  # hidden files do not make a directory someone else's
     assert cli.main(argv + ["--out", str(fresh)]) == 0
     assert (fresh / "record.json").exists()
+
+
+def test_temporaries_left_by_a_killed_write_are_removed_when_the_run_takes_its_directory(tmp_path):
+    from reproduce.rundir import RunDir
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text("{}")
+    stale = [run / ".checkpoint.pt.ab12cd.tmp", run / ".record.json.x9.tmp", run / ".best.pt.q.tmp"]
+    for p in stale:
+        p.write_bytes(b"half")
+    (run / ".notes.tmp").write_text("not ours")
+    with RunDir(run).lock():
+        assert not any(p.exists() for p in stale)
+    assert (run / ".notes.tmp").exists() and (run / "config.json").exists()
