@@ -1,8 +1,23 @@
 """Fixtures shared by the harness tests."""
 import pytest
 import torch
+from search_helpers import one_thread
+from search_helpers import tiny_cifar as search_cifar
 
 from zoo.datasets import write_cifar10
+
+
+@pytest.fixture
+def single_thread():
+    """torch on one intra-op thread for the test (modules use it with pytest.mark.usefixtures)."""
+    with one_thread():
+        yield
+
+
+@pytest.fixture(scope="module")
+def search_cifar24(tmp_path_factory):
+    """24 random training images for a conv search: 12 train the weights, 12 the architecture."""
+    return search_cifar(tmp_path_factory.mktemp("cifar"), n_train=24)
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from search_helpers import cifar_config, one_thread, tiny_cifar
+from search_helpers import cifar_config, one_thread
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from train_helpers import make_cifar, make_corpus, tiny_lm
 from train_helpers import tiny_cifar as tiny_cifar_recipe  # search_helpers has a tiny_cifar too
@@ -29,15 +29,7 @@ LOGS = "tensorboard,csv"
 STEP_KEYS = ("train_loss", "train_acc", "arch_loss", "lr", "arch_lr", "grad_norm")
 
 
-@pytest.fixture(autouse=True)
-def _threads():
-    with one_thread():
-        yield
-
-
-@pytest.fixture(scope="module")
-def cifar_root(tmp_path_factory):
-    return tiny_cifar(tmp_path_factory.mktemp("cifar"), n_train=24)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 def _config(root, **kw):
@@ -70,10 +62,10 @@ def _kill_at(at):
 
 
 @pytest.fixture(scope="module")
-def whole(cifar_root, tmp_path_factory):
+def whole(search_cifar24, tmp_path_factory):
     with one_thread():
         out = tmp_path_factory.mktemp("whole") / "run"
-        search("cifar10", _config(cifar_root), out, progress=False)
+        search("cifar10", _config(search_cifar24), out, progress=False)
         return out
 
 
@@ -100,14 +92,14 @@ def test_a_search_logs_a_row_and_scalars_per_step_and_the_architecture_per_epoch
     assert any("genotype" in t for t in tags["tensors"])
 
 
-def test_a_killed_and_resumed_search_appends_its_logs_without_a_repeated_step(cifar_root, whole, tmp_path):
+def test_a_killed_and_resumed_search_appends_its_logs_without_a_repeated_step(search_cifar24, whole, tmp_path):
     out = tmp_path / "run"
     with pytest.raises(_Kill):  # killed in the first epoch: no checkpoint, the run starts over
-        search("cifar10", _config(cifar_root), out, progress=False, callback=_kill_at((0, 0)))
+        search("cifar10", _config(search_cifar24), out, progress=False, callback=_kill_at((0, 0)))
     with pytest.raises(_Kill):  # killed after step 3 was logged, before its epoch was checkpointed
-        search("cifar10", _config(cifar_root), out, progress=False, callback=_kill_at((1, 0)))
+        search("cifar10", _config(search_cifar24), out, progress=False, callback=_kill_at((1, 0)))
     assert [r["step"] for r in _csv(out / loggers.STEPS_CSV)] == ["1", "2", "3"]
-    search("cifar10", _config(cifar_root), out, progress=False)
+    search("cifar10", _config(search_cifar24), out, progress=False)
 
     assert _csv(out / loggers.STEPS_CSV) == _csv(whole / loggers.STEPS_CSV)  # same machine: the same numbers
     assert [r["step"] for r in _csv(out / loggers.EPOCHS_CSV)] == ["0", "2", "4"]
@@ -146,23 +138,23 @@ class _TwoSameRanks(Dist):
                 t.mul_(2)
 
 
-def test_the_architecture_loss_of_a_process_is_its_own_mean_under_several_processes(cifar_root):
+def test_the_architecture_loss_of_a_process_is_its_own_mean_under_several_processes(search_cifar24):
     # the searchers differentiate this process's mean divided by the processes; the logs show the mean itself
-    searcher = CNNSearch(_config(cifar_root), torch.device("cpu"), load_data=False, dist=_TwoSameRanks())
+    searcher = CNNSearch(_config(search_cifar24), torch.device("cpu"), load_data=False, dist=_TwoSameRanks())
     g = torch.Generator().manual_seed(0)
     x, y = torch.rand(4, 3, 8, 8, generator=g), torch.randint(0, 10, (4,), generator=g)
     expected = F.cross_entropy(searcher.logits(x, searcher.alphas), y).detach()
     torch.testing.assert_close(searcher.arch_step(x, y, x, y, lr=0.025), expected)
 
 
-def test_no_logger_writes_no_log_file(cifar_root, tmp_path):
-    search("cifar10", _config(cifar_root, logger="", epochs=1), tmp_path / "run", progress=False)
+def test_no_logger_writes_no_log_file(search_cifar24, tmp_path):
+    search("cifar10", _config(search_cifar24, logger="", epochs=1), tmp_path / "run", progress=False)
     names = set(os.listdir(tmp_path / "run"))
     assert not names & {loggers.STEPS_CSV, loggers.EPOCHS_CSV, loggers.TENSORBOARD_DIR, loggers.WANDB_DIR}
 
 
 @pytest.mark.slow
-def test_wandb_offline_logs_inside_the_run_directory_only(cifar_root, tmp_path, monkeypatch):
+def test_wandb_offline_logs_inside_the_run_directory_only(search_cifar24, tmp_path, monkeypatch):
     home = tmp_path / "home"
     home.mkdir()
     monkeypatch.setenv("HOME", str(home))
@@ -172,20 +164,20 @@ def test_wandb_offline_logs_inside_the_run_directory_only(cifar_root, tmp_path, 
                  "XDG_CONFIG_HOME"):
         monkeypatch.delenv(name, raising=False)
     out = tmp_path / "run"
-    search("cifar10", _config(cifar_root, logger="wandb", epochs=1), out, progress=False)
+    search("cifar10", _config(search_cifar24, logger="wandb", epochs=1), out, progress=False)
     runs = list((out / loggers.WANDB_DIR / "wandb").glob("offline-run-*"))
     assert len(runs) == 1 and list(runs[0].glob("run-*.wandb"))
     assert list(home.rglob("*")) == []  # nothing of W&B's outside the run directory
     assert "WANDB_CACHE_DIR" not in os.environ  # its homes were pointed into the run only while it started
 
 
-def test_a_wandb_run_that_cannot_start_is_one_line_naming_the_fix(cifar_root, tmp_path, capsys, monkeypatch):
+def test_a_wandb_run_that_cannot_start_is_one_line_naming_the_fix(search_cifar24, tmp_path, capsys, monkeypatch):
     wandb = pytest.importorskip("wandb")
 
     def no_account(**kwargs):  # what wandb.init raises online without `wandb login`
         raise wandb.errors.UsageError("No API key configured. Use `wandb login` to log in.")
     monkeypatch.setattr(wandb, "init", no_account)
-    assert main(["search", "cifar10", "--out", str(tmp_path / "run"), "--data", str(cifar_root), "--epochs", "1",
+    assert main(["search", "cifar10", "--out", str(tmp_path / "run"), "--data", str(search_cifar24), "--epochs", "1",
                  "--logger", "wandb", "--no-progress", "--device", "cpu"]) == 2
     err = capsys.readouterr().err.strip()
     assert err == ("error: the wandb logger could not start a W&B run (UsageError: No API key configured. Use "
@@ -194,11 +186,11 @@ def test_a_wandb_run_that_cannot_start_is_one_line_naming_the_fix(cifar_root, tm
 
 
 @pytest.mark.parametrize("name,package", [("wandb", "wandb"), ("tensorboard", "tensorboard")])
-def test_a_missing_extra_is_one_line_naming_the_install_command(cifar_root, tmp_path, capsys, monkeypatch,
+def test_a_missing_extra_is_one_line_naming_the_install_command(search_cifar24, tmp_path, capsys, monkeypatch,
                                                                  name, package):
     monkeypatch.setitem(sys.modules, package, None)  # `import package` now fails, as when it is not installed
     out = tmp_path / "run"
-    assert main(["search", "cifar10", "--out", str(out), "--data", str(cifar_root), "--epochs", "1",
+    assert main(["search", "cifar10", "--out", str(out), "--data", str(search_cifar24), "--epochs", "1",
                  "--logger", f"csv,{name}", "--no-progress", "--device", "cpu"]) == 2
     err = capsys.readouterr().err.strip()
     assert err == f"error: the {name} logger needs the {package} package: pip install 'darts-zoo[{name}]'"

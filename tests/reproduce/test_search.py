@@ -16,11 +16,7 @@ from reproduce.search.data import CifarHalves
 from reproduce.search.plots import plot_run
 from zoo.fileio import read_jsonl
 
-
-@pytest.fixture(autouse=True)
-def _threads():
-    with one_thread():
-        yield
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 @pytest.fixture(scope="module")

@@ -6,15 +6,10 @@ import sys
 import textwrap
 
 import pytest
-from search_helpers import one_thread
 
 from reproduce.__main__ import main
 
-
-@pytest.fixture(autouse=True)
-def _threads():
-    with one_thread():
-        yield
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 TINY = ["--C", "2", "--layers", "3", "--batch", "2", "--steps", "1", "--warmup", "0", "--device", "cpu", "--json"]

@@ -6,18 +6,13 @@ import copy
 import pytest
 import torch
 import torch.nn.functional as F
-from search_helpers import one_thread
 
 import genotypes
 from reproduce.search import architect
 from reproduce.search.cnn_supernet import Network
 from reproduce.search.rnn_supernet import RNNModelSearch
 
-
-@pytest.fixture(autouse=True)
-def _threads():
-    with one_thread():
-        yield
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 def _tiny_cnn(seed=0):

@@ -11,7 +11,7 @@ import csv
 import numpy as np
 import pytest
 import torch
-from search_helpers import cifar_config, one_thread, tiny_cifar
+from search_helpers import cifar_config
 
 import genotypes
 from genotypes import derive
@@ -34,15 +34,7 @@ NO_SKIP = genotypes.parse("Genotype(normal=[('sep_conv_3x3', 0), ('sep_conv_3x3'
 THREE_SKIPS = genotypes.get("DARTS_V1", "cnn")
 
 
-@pytest.fixture(autouse=True)
-def _threads():
-    with one_thread():
-        yield
-
-
-@pytest.fixture(scope="module")
-def cifar_root(tmp_path_factory):
-    return tiny_cifar(tmp_path_factory.mktemp("cifar"), n_train=24)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 def _config(root, **kw):
@@ -59,13 +51,13 @@ def _skip_heavy_logits() -> torch.Tensor:
     return W
 
 
-def test_the_search_derives_every_epochs_cell_under_the_cap(cifar_root, tmp_path, monkeypatch):
+def test_the_search_derives_every_epochs_cell_under_the_cap(search_cifar24, tmp_path, monkeypatch):
     def scripted_alphas(self, device=None, dtype=None):
         return [_skip_heavy_logits().to(device).requires_grad_(), torch.zeros(14, len(PRIMS), device=device,
                                                                               requires_grad=True)]
     monkeypatch.setattr(Network, "new_alphas", scripted_alphas)
-    capped = search("cifar10", _config(cifar_root, max_skip=1, logger="csv"), tmp_path / "capped", progress=False)
-    free = search("cifar10", _config(cifar_root), tmp_path / "free", progress=False)
+    capped = search("cifar10", _config(search_cifar24, max_skip=1, logger="csv"), tmp_path / "capped", progress=False)
+    free = search("cifar10", _config(search_cifar24), tmp_path / "free", progress=False)
     assert derive.normal_skips(genotypes.parse(free["genotype"])) == 3
     assert derive.normal_skips(genotypes.parse(capped["genotype"])) == 1
     logged = read_jsonl(tmp_path / "capped" / "alphas.jsonl")
@@ -80,8 +72,8 @@ def test_the_search_derives_every_epochs_cell_under_the_cap(cifar_root, tmp_path
     assert "max_skip" in comparable.recipe_differences("search", "cifar10", capped["config"])
 
 
-def test_the_searcher_caps_its_genotype_and_can_show_it_uncapped(cifar_root):
-    searcher = CNNSearch(_config(cifar_root, max_skip=0), torch.device("cpu"), load_data=False)
+def test_the_searcher_caps_its_genotype_and_can_show_it_uncapped(search_cifar24):
+    searcher = CNNSearch(_config(search_cifar24, max_skip=0), torch.device("cpu"), load_data=False)
     with torch.no_grad():
         searcher.alphas[0].copy_(_skip_heavy_logits())
     W = np.asarray(_skip_heavy_logits())
@@ -101,17 +93,17 @@ def _script_genotype_by_arch_step(monkeypatch, collapse_after_steps: int):
     monkeypatch.setattr(CNNSearch, "genotype", genotype)
 
 
-def test_early_stop_ends_the_search_after_the_first_epoch_with_enough_skips_and_says_so(cifar_root, tmp_path,
+def test_early_stop_ends_the_search_after_the_first_epoch_with_enough_skips_and_says_so(search_cifar24, tmp_path,
                                                                                        monkeypatch):
     _script_genotype_by_arch_step(monkeypatch, collapse_after_steps=4)  # after the second epoch (2 steps each)
-    stopped = search("cifar10", _config(cifar_root, epochs=4, early_stop="skip:2"), tmp_path / "stop",
+    stopped = search("cifar10", _config(search_cifar24, epochs=4, early_stop="skip:2"), tmp_path / "stop",
                      progress=False)
     assert [m["epoch"] for m in stopped["curve"]] == [0, 1]
     assert stopped["status"] == "finished"
     assert stopped["early_stop"]["epoch"] == 1 and stopped["early_stop"]["epochs_run"] == 2
     assert "3 skip connections" in stopped["early_stop"]["reason"] and "skip:2" in stopped["early_stop"]["reason"]
     assert "early_stop" in comparable.recipe_differences("search", "cifar10", stopped["config"])
-    higher = search("cifar10", _config(cifar_root, epochs=3, early_stop="skip:4"), tmp_path / "higher",
+    higher = search("cifar10", _config(search_cifar24, epochs=3, early_stop="skip:4"), tmp_path / "higher",
                     progress=False)
     assert len(higher["curve"]) == 3 and "early_stop" not in higher  # never reached: every epoch runs
 
@@ -120,9 +112,9 @@ class _Kill(Exception):
     pass
 
 
-def test_a_search_killed_after_its_stopping_epoch_stops_there_when_resumed(cifar_root, tmp_path, monkeypatch):
+def test_a_search_killed_after_its_stopping_epoch_stops_there_when_resumed(search_cifar24, tmp_path, monkeypatch):
     _script_genotype_by_arch_step(monkeypatch, collapse_after_steps=2)  # after the first epoch
-    config = _config(cifar_root, epochs=3, early_stop="skip:2")
+    config = _config(search_cifar24, epochs=3, early_stop="skip:2")
 
     def killed(self, record):
         raise _Kill()
@@ -137,20 +129,20 @@ def test_a_search_killed_after_its_stopping_epoch_stops_there_when_resumed(cifar
     assert [m["epoch"] for m in resumed["curve"]] == [0] and resumed["early_stop"]["epoch"] == 0
 
 
-def test_bad_guard_values_are_refused_in_one_line(cifar_root):
+def test_bad_guard_values_are_refused_in_one_line(search_cifar24):
     for bad in ("skip", "skip:0", "skips:2", "skip:x"):
         with pytest.raises(ConfigError, match="early_stop must be 'skip:N'"):
-            _config(cifar_root, early_stop=bad).validate()
+            _config(search_cifar24, early_stop=bad).validate()
     with pytest.raises(ConfigError, match="max_skip must be >= 0"):
-        _config(cifar_root, max_skip=-1).validate()
+        _config(search_cifar24, max_skip=-1).validate()
 
 
-def test_the_guards_are_options_of_the_search_and_experiment_commands(cifar_root, tmp_path):
+def test_the_guards_are_options_of_the_search_and_experiment_commands(search_cifar24, tmp_path):
     parser = build_parser()
     args = parser.parse_args(["search", "cifar10", "--out", str(tmp_path), "--max-skip", "2", "--early-stop",
                               "skip:2", "--logger", "csv"])
     assert (args.cfg_max_skip, args.cfg_early_stop, args.cfg_logger) == (2, "skip:2", "csv")
     args = parser.parse_args(["cifar10", "--search", "--search-max-skip", "2", "--search-early-stop", "skip:2"])
     assert (args.searchcfg_max_skip, args.searchcfg_early_stop) == (2, "skip:2")
-    defaults = to_dict(_config(cifar_root))
+    defaults = to_dict(_config(search_cifar24))
     assert (defaults["max_skip"], defaults["early_stop"], defaults["logger"]) == (None, "", "")

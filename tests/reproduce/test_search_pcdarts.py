@@ -14,7 +14,6 @@ import pytest
 import torch
 import torch.nn.functional as F
 from pcdarts_facts import ARCH_NAMES, ScriptedData, batches, facts_of, seeded_arch, seeded_weights
-from search_helpers import one_thread
 
 import genotypes
 from reproduce import config as run_config
@@ -25,10 +24,7 @@ from reproduce.search.loop import CNNSearch
 DATA = Path(__file__).parent / "data"
 
 
-@pytest.fixture(autouse=True)
-def _threads():
-    with one_thread():
-        yield
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 def _facts(name: str) -> dict:

@@ -13,7 +13,7 @@ import json
 import pytest
 import torch
 import torch.nn.functional as F
-from search_helpers import one_thread, ptb_config, tiny_corpus
+from search_helpers import ptb_config, tiny_corpus
 from train_helpers import refused_in_one_line
 
 from reproduce.config import ConfigError, build
@@ -24,10 +24,7 @@ from reproduce.search.rnn_supernet import RNNModelSearch
 NTOKEN, T, B = 11, 5, 4
 
 
-@pytest.fixture(autouse=True)
-def _threads():
-    with one_thread():
-        yield
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 def _model(seed=0):

@@ -8,6 +8,8 @@ import pytest
 import torch
 from file_server import FileServer
 
+import zoo
+
 _REPO = Path(__file__).resolve().parents[2]
 
 
@@ -27,6 +29,15 @@ def zoo_ref():
         return torch.load(path, weights_only=True)
 
     return load
+
+
+@pytest.fixture
+def cifar_model(zoo_ref):
+    """The original's small CIFAR network with its reference weights, in eval mode, and the reference file."""
+    ref = zoo_ref("cifar_small.pt")
+    model = zoo.NetworkCIFAR(**ref["config"])
+    model.load_state_dict(ref["state_dict"])
+    return model.eval(), ref
 
 
 @pytest.fixture(scope="session")

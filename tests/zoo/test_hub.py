@@ -9,21 +9,12 @@ import textwrap
 import pytest
 import torch
 from fake_hub import FakeHub
-from zoo_testutil import legacy_state_dict, write_legacy
+from zoo_testutil import legacy_state_dict, matches_reference, write_legacy
 
 import zoo
 from zoo import loader as Loader
 from zoo import saved as S
 from zoo.download import zoo_home
-
-
-@pytest.fixture
-def cifar_model(zoo_ref):
-    ref = zoo_ref("cifar_small.pt")
-    cfg = ref["config"]
-    model = zoo.NetworkCIFAR(cfg["C"], cfg["num_classes"], cfg["layers"], cfg["auxiliary"], cfg["genotype"])
-    model.load_state_dict(ref["state_dict"])
-    return model.eval(), ref
 
 
 @pytest.fixture
@@ -33,11 +24,6 @@ def ptb_model(zoo_ref):
     model = zoo.RNNModel(c["ntoken"], c["ninp"], c["nhid"], c["nhidlast"], genotype=c["genotype"])
     model.load_state_dict(ref["state_dict"])
     return model.eval(), ref
-
-
-def _same_cifar(model, ref):
-    with torch.no_grad():
-        return (model(ref["input"]) - ref["logits"]).abs().max().item() < 1e-5
 
 
 def test_save_and_load_directory_round_trip(cifar_model, tmp_path):
@@ -50,7 +36,7 @@ def test_save_and_load_directory_round_trip(cifar_model, tmp_path):
     assert cfg["preprocessing"]["mean"] == pytest.approx([0.49139968, 0.48215827, 0.44653124])
     assert cfg["files"]["model.safetensors"]["size"] == (d / "model.safetensors").stat().st_size
     loaded = zoo.load(str(d))
-    assert not loaded.training and _same_cifar(loaded, ref)
+    assert not loaded.training and matches_reference(loaded, ref)
     assert loaded.zoo_config["params"] == zoo.count_parameters(model)
 
 
@@ -62,7 +48,7 @@ def test_a_local_folder_only_shadows_a_registry_name_when_it_holds_a_saved_model
     with pytest.raises(zoo.WeightsNotFoundError):
         zoo.load("darts-cifar10")
     zoo.save_pretrained(model, tmp_path / "darts-cifar10")  # a saved model of that name: it is loaded
-    assert _same_cifar(zoo.load("darts-cifar10"), ref)
+    assert matches_reference(zoo.load("darts-cifar10"), ref)
     with pytest.raises(ValueError, match="original files only"):
         zoo.load("darts-cifar10", genotype="DARTS_V1")
 
@@ -206,10 +192,10 @@ def test_name_finds_an_original_file_in_the_zoo_cache_and_converts_it_once(tmp_p
     assert (home / "original" / "cifar10_model.pt").is_file()  # kept: it is the user's, and may be right elsewhere
     _with_sources(monkeypatch, "darts-cifar10", **_SMALL_CIFAR)
     model = zoo.load("darts-cifar10")
-    assert _same_cifar(model, ref)
+    assert matches_reference(model, ref)
     assert (home / "models" / "darts-cifar10" / "model.safetensors").is_file()
     os.remove(home / "original" / "cifar10_model.pt")  # the converted copy is used from now on
-    assert _same_cifar(zoo.load("darts-cifar10"), ref)
+    assert matches_reference(zoo.load("darts-cifar10"), ref)
 
 
 def test_an_original_file_whose_digest_differs_from_the_registrys_is_refused(zoo_ref, monkeypatch):
@@ -228,7 +214,7 @@ def test_an_original_file_whose_digest_differs_from_the_registrys_is_refused(zoo
         original.write_bytes(blob)
         _with_sources(monkeypatch, "darts-cifar10", dataclasses.replace(drive, sha256=digest), **_SMALL_CIFAR)
         if works:
-            assert _same_cifar(zoo.load("darts-cifar10"), ref)
+            assert matches_reference(zoo.load("darts-cifar10"), ref)
         else:
             with pytest.raises(zoo.WeightsNotFoundError, match="registry expects 0000"):
                 zoo.load("darts-cifar10")
@@ -252,7 +238,7 @@ def test_a_name_with_a_hub_repo_loads_from_it_and_checks_the_registry_digest(cif
         _with_sources(monkeypatch, "darts-cifar10", Source(kind="hub", location="org/darts-cifar10", revision="v1",
                                                            layout="saved", sha256=digest))
         if digest == good:
-            assert _same_cifar(zoo.load("darts-cifar10"), ref)
+            assert matches_reference(zoo.load("darts-cifar10"), ref)
             assert asked[-1] == ("org/darts-cifar10", "v1")
         else:
             with pytest.raises(zoo.WeightsNotFoundError, match="hub repo org/darts-cifar10"):

@@ -11,24 +11,12 @@ import textwrap
 import pytest
 import torch
 from fake_hub import FakeHub
+from zoo_testutil import matches_reference
 
 import zoo
 from zoo import hub_mixin
 from zoo import registry as R
 from zoo.registry import Source
-
-
-@pytest.fixture
-def cifar_model(zoo_ref):
-    ref = zoo_ref("cifar_small.pt")
-    model = zoo.NetworkCIFAR(**ref["config"])
-    model.load_state_dict(ref["state_dict"])
-    return model.eval(), ref
-
-
-def _same(model, ref):
-    with torch.no_grad():
-        return (model(ref["input"]) - ref["logits"]).abs().max().item() < 1e-5
 
 
 def test_save_pretrained_writes_the_zoo_files_and_from_pretrained_reads_them(cifar_model, tmp_path):
@@ -39,8 +27,8 @@ def test_save_pretrained_writes_the_zoo_files_and_from_pretrained_reads_them(cif
     assert cfg["format"] == "darts-zoo" and cfg["arch"] == "NetworkCIFAR"
     assert "DARTS" in (tmp_path / "m" / "README.md").read_text()  # our model card, not huggingface_hub's template
     loaded = zoo.NetworkCIFAR.from_pretrained(tmp_path / "m")
-    assert type(loaded) is zoo.NetworkCIFAR and not loaded.training and _same(loaded, ref)
-    assert _same(zoo.load(str(tmp_path / "m")), ref)  # the same files as zoo.save_pretrained's
+    assert type(loaded) is zoo.NetworkCIFAR and not loaded.training and matches_reference(loaded, ref)
+    assert matches_reference(zoo.load(str(tmp_path / "m")), ref)  # the same files as zoo.save_pretrained's
     with pytest.raises(zoo.ModelLoadError, match="holds a NetworkCIFAR, not a NetworkImageNet"):
         zoo.NetworkImageNet.from_pretrained(str(tmp_path / "m"))
 
@@ -105,15 +93,15 @@ def test_from_pretrained_of_a_repo_id_downloads_and_checks_the_registry_digest(c
     asked = []
     monkeypatch.setattr(hub_mixin, "hub_download", lambda repo, rev=None, cache_dir=None: asked.append((repo, rev))
                         or saved)
-    assert _same(zoo.NetworkCIFAR.from_pretrained("org/cifar-small", revision="v1"), ref)
-    assert _same(zoo.load("hf-hub:org/cifar-small@v2"), ref)  # zoo.load's hub branch is the same code
+    assert matches_reference(zoo.NetworkCIFAR.from_pretrained("org/cifar-small", revision="v1"), ref)
+    assert matches_reference(zoo.load("hf-hub:org/cifar-small@v2"), ref)  # zoo.load's hub branch is the same code
     assert asked == [("org/cifar-small", "v1"), ("org/cifar-small", "v2")]
     entry = R._REGISTRY["darts-cifar10"]
     for digest in (hashlib.sha256((saved / "model.safetensors").read_bytes()).hexdigest(), "0" * 64):
         monkeypatch.setitem(R._REGISTRY, "darts-cifar10", dataclasses.replace(
             entry, sources=(Source(kind="hub", location="org/cifar-small", layout="saved", sha256=digest),)))
         if digest != "0" * 64:
-            assert _same(zoo.NetworkCIFAR.from_pretrained("org/cifar-small"), ref)
+            assert matches_reference(zoo.NetworkCIFAR.from_pretrained("org/cifar-small"), ref)
         else:
             with pytest.raises(zoo.ModelLoadError, match="sha256"):
                 zoo.NetworkCIFAR.from_pretrained("org/cifar-small")
@@ -131,7 +119,7 @@ def test_the_hub_keywords_of_huggingface_hubs_mixin_are_taken(cifar_model, tmp_p
                         or saved)
     monkeypatch.setattr(hub_mixin, "push_directory", lambda out, repo, **kw: pushed.append(
         (json.loads((out / "config.json").read_text())["metrics"], repo, kw)) or "url")
-    assert _same(zoo.NetworkCIFAR.from_pretrained("org/m", token="hf_x", force_download=True,
+    assert matches_reference(zoo.NetworkCIFAR.from_pretrained("org/m", token="hf_x", force_download=True,
                                                   local_files_only=True), ref)
     zoo.NetworkCIFAR.from_pretrained("org/m", token=False)  # huggingface_hub's "send no token"
     assert asked == [{"token": "hf_x", "force_download": True, "local_files_only": True}, {"token": False}]

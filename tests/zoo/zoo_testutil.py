@@ -52,6 +52,12 @@ class _Backend:
     """What nn.Module._backend pickled to in PyTorch 0.3 (a call of _get_thnn_function_backend())."""
 
 
+def matches_reference(model, ref, tol: float = 1e-5) -> bool:
+    """Whether ``model`` gives the reference file's logits on its input, within ``tol``."""
+    with torch.no_grad():
+        return (model(ref["input"]) - ref["logits"]).abs().max().item() < tol
+
+
 def legacy_class(module: str, name: str, is_module: bool = True) -> type:
     """A class that pickles as ``module.name`` (a stand-in for the original's classes)."""
     return type(name, (), {"_legacy_global": (module, name), "_legacy_module": is_module})
