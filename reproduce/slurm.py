@@ -11,7 +11,6 @@ with the runs that are not finished yet.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import logging
 import os
@@ -25,9 +24,8 @@ from tqdm.auto import tqdm
 from zoo.extras import require
 from zoo.fileio import atomic_write_json
 
-from .config import canonical
 from .layout import SLURM_JOB
-from .rundir import RUNTIME_FIELDS
+from .runner import config_digest
 from .tasks import run_task
 
 log = logging.getLogger(__name__)
@@ -113,19 +111,13 @@ def _job_folder(options: SlurmOptions, folder: Path) -> str:
     return str((Path(options.folder) if options.folder else folder) / "%j")
 
 
-def _config_sha256(config: dict) -> str:
-    """What a queued job will compute: the digest of its config, run-time fields aside (as a resume compares)."""
-    kept = {k: v for k, v in canonical(config).items() if k not in RUNTIME_FIELDS}
-    return hashlib.sha256(json.dumps(kept, sort_keys=True, default=str).encode()).hexdigest()
-
-
 class QueuedWithAnotherConfigError(ValueError):
     """A job still queued or running for this run directory was submitted with another config."""
 
 
 def _remember_submission(job, handle, options: SlurmOptions, folder: str) -> None:
     note = {"job_id": str(handle.job_id), "cluster": options.cluster, "folder": folder,
-            "submitted": time.strftime("%Y-%m-%d %H:%M:%S"), "config_sha256": _config_sha256(job.config)}
+            "submitted": time.strftime("%Y-%m-%d %H:%M:%S"), "config_sha256": config_digest(job.config)}
     array_id, _, task_id = str(handle.job_id).partition("_")  # a task of a Slurm job array: ARRAY_TASK
     if task_id:
         note.update(array_job_id=array_id, array_task_id=task_id)
@@ -188,7 +180,7 @@ def attach_active_job(job, options: SlurmOptions, poll_s: Optional[float] = None
         log.warning("%s: cannot tell whether its earlier job still runs (%s); submitting it again", job.name, e)
         return None
     if state in ACTIVE_SLURM_STATES:
-        if info.get("config_sha256") not in (None, _config_sha256(job.config)):  # a queued job has no config.json
+        if info.get("config_sha256") not in (None, config_digest(job.config)):  # a queued job has no config.json
             raise QueuedWithAnotherConfigError(
                 f"{job.out}: Slurm job {handle.job_id} is still {state.lower()}, submitted with another config by an "
                 f"earlier command; wait for it, or cancel it (scancel {handle.job_id}), or rerun with its values")

@@ -17,6 +17,7 @@ from typing import Any, Dict, Mapping, Optional
 
 from .backbone import adapt_mean_std
 from .datasets import CIFAR_MEAN, CIFAR_STD, IMAGENET_MEAN, IMAGENET_STD, eval_transforms
+from .image_folder import as_channels
 
 DATASET_OF_ARCH = {"NetworkCIFAR": "cifar10", "NetworkImageNet": "imagenet", "RNNModel": "ptb"}
 
@@ -105,12 +106,11 @@ def eval_transforms_of(pretrained_cfg: Mapping[str, Any]):
 
 
 class ConvertRGB:
-    """A transform: a PIL image in any mode to RGB, as PIL's ``Image.convert`` does (tensors pass unchanged)."""
+    """A transform: a PIL image in any mode to RGB as training converted it (:func:`zoo.image_folder.as_channels`);
+    tensors pass unchanged."""
 
     def __call__(self, image):
-        if hasattr(image, "convert") and getattr(image, "mode", "RGB") != "RGB":
-            return image.convert("RGB")
-        return image
+        return as_channels(image, 3) if hasattr(image, "convert") else image
 
     def __repr__(self) -> str:
         return "ConvertRGB()"

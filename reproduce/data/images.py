@@ -121,9 +121,7 @@ def resize_square(images: torch.Tensor, size: int) -> torch.Tensor:
 def _as_uint8(image) -> np.ndarray:
     """One image (PIL, uint8 or float tensor/array, HW or CHW or HWC) as uint8 [C, H, W]."""
     if not torch.is_tensor(image) and not isinstance(image, np.ndarray) and hasattr(image, "mode"):  # PIL
-        if image.mode not in ("L", "RGB"):
-            image = image.convert("L" if image.mode in image_folder.GRAY_MODES else "RGB")
-        a = np.asarray(image)
+        a = np.asarray(image_folder.as_channels(image, 1 if image.mode in image_folder.GRAY_MODES else 3))
         return a[None] if a.ndim == 2 else a.transpose(2, 0, 1)
     a = image.detach().cpu().numpy() if torch.is_tensor(image) else np.asarray(image)
     if a.dtype != np.uint8:

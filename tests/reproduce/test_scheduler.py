@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from reproduce import scheduler, slurm
+from reproduce import runner, scheduler, slurm
 from reproduce.scheduler import Job, RunsFailedError, SlurmOptions, parse_gpus, run_jobs
 
 # A stand-in for one run: records which "GPU" it saw and when it ran, then writes a finished record.
@@ -281,7 +281,7 @@ def test_a_job_still_queued_with_another_config_is_refused_not_waited_for(tmp_pa
     out = tmp_path / "runs" / "seed-0"
     out.mkdir(parents=True)
     queued = {"seed": 0, "epochs": 600, "device": "cuda"}
-    note = {"job_id": "77", "cluster": "slurm", "folder": str(out), "config_sha256": slurm._config_sha256(queued)}
+    note = {"job_id": "77", "cluster": "slurm", "folder": str(out), "config_sha256": runner.config_digest(queued)}
     (out / slurm.SLURM_JOB).write_text(json.dumps(note))
     executor = _FakeExecutor()
     monkeypatch.setattr(slurm, "make_executor", lambda options, folder: executor)
