@@ -394,12 +394,13 @@ def _check_recipes_of_runs(parent: Path, config: dict) -> None:
 TEST_HOLD_OUT_FIELDS = ("split_seed", "test_portion")
 
 
-def _test_hold_out_fields(spec: ExperimentSpec, options: ExperimentOptions, train_base: dict) -> Dict[str, Any]:
+def _test_hold_out_fields(spec: ExperimentSpec, options: ExperimentOptions, train_base: dict,
+                          defaults: dict) -> Dict[str, Any]:
     """The training's test hold-out fields for the searches of one's own images (none for the paper's datasets);
-    ConfigError when a --search-<field> asks for another hold-out than the training's."""
+    ConfigError when a --search-<field> asks for another hold-out than the training's. ``defaults``: the training
+    recipe's field values."""
     if spec.search_dataset != "images":
         return {}
-    defaults = run_config.to_dict(config_class("train", spec.dataset)())  # not validated: it has no --data
     fields = {k: train_base.get(k, defaults[k]) for k in TEST_HOLD_OUT_FIELDS}
     for k, value in fields.items():
         given = options.search_overrides.get(k)
@@ -417,7 +418,9 @@ def _search_stages(spec: ExperimentSpec, options: ExperimentOptions, out: Path, 
     seeds = list(options.search_seeds) if options.search_seeds is not None else list(DEFAULT_SEARCH_SEEDS)
     seeds = resolve_seeds(None, seeds, len(seeds))
     search_profile = dict(spec.quick_search) if options.profile == "quick" else {}
-    held_out = _test_hold_out_fields(spec, options, train_base)
+    # the recipe's defaults, not validated (one's own data has no default --data)
+    paper_train = run_config.to_dict(config_class("train", spec.dataset)())
+    held_out = _test_hold_out_fields(spec, options, train_base, paper_train)
     searches = []
     for seed in seeds:
         cfg = _config("search", spec.search_dataset, {**search_profile, **options.search_overrides, **held_out,
@@ -435,8 +438,6 @@ def _search_stages(spec: ExperimentSpec, options: ExperimentOptions, out: Path, 
                    comparable.recipe_differences("search", spec.search_dataset, searches[0].config).items()}
     if short != spec.selection_epochs:
         differences["selection.epochs"] = (spec.selection_epochs, short)
-    # the recipe's defaults, not validated (one's own data has no default --data)
-    paper_train = run_config.to_dict(config_class("train", spec.dataset)())
     for k, v in options.selection_overrides.items():
         paper = spec.selection_overrides.get(k, paper_train.get(k))
         if v != paper:
