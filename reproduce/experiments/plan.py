@@ -37,6 +37,7 @@ from .spec import (
     check_other_seeds,
     get_spec,
 )
+from .stage_checks import check_recipes_of_runs, searches_hold_out
 
 # The most runs one experiment command plans: the paper's experiments use 10 at most. Counts and seed
 # ranges are checked against it before any list is built, so `--runs 100000000` costs nothing.
@@ -346,8 +347,8 @@ def plan_experiment(options: ExperimentOptions) -> Plan:
         differences.update(stages.pop("differences"))
         # the cells are not known yet, but the recipes of the selection's and the final runs already there are:
         # a changed recipe is refused now, not after days of searches
-        _check_recipes_of_runs(out / SELECTION, stages["selection_config"])
-        _check_recipes_of_runs(out / RUNS, final_config)
+        check_recipes_of_runs(out / SELECTION, stages["selection_config"])
+        check_recipes_of_runs(out / RUNS, final_config)
     reason = comparable.not_comparable_reason(options.profile, differences, spec.dataset)
     order = options.order if options.search else ORDER_OF_ARCH.get(arch)
     meta = {"experiment": spec.name, "dataset": spec.dataset, "arch": arch, "profile": options.profile,
@@ -381,37 +382,6 @@ def plan_experiment(options: ExperimentOptions) -> Plan:
                 baseline_jobs=tuple(baseline_jobs), report_dir=where, work=tuple(work), **stages)
 
 
-def _check_recipes_of_runs(parent: Path, config: dict) -> None:
-    """ExperimentMismatchError when a run under ``parent`` (``seed-*``) was trained with another recipe than
-    ``config``, its cell and seed aside."""
-    if parent.is_dir():
-        for where in sorted(parent.glob("seed-*")):
-            check_existing_run(where, config, ignore=("arch", "genotype", "seed"))
-
-
-# Fields that say which of one's own images are held out as the test split (when the data has no test/ or val/):
-# the searches take the training's values, so that no search sees an image the trained cells are tested on.
-TEST_HOLD_OUT_FIELDS = ("split_seed", "test_portion")
-
-
-def _test_hold_out_fields(spec: ExperimentSpec, options: ExperimentOptions, train_base: dict,
-                          defaults: dict) -> Dict[str, Any]:
-    """The training's test hold-out fields for the searches of one's own images (none for the paper's datasets);
-    ConfigError when a --search-<field> asks for another hold-out than the training's. ``defaults``: the training
-    recipe's field values."""
-    if spec.search_dataset != "images":
-        return {}
-    fields = {k: train_base.get(k, defaults[k]) for k in TEST_HOLD_OUT_FIELDS}
-    for k, value in fields.items():
-        given = options.search_overrides.get(k)
-        if given is not None and given != value:
-            option = k.replace("_", "-")
-            raise run_config.ConfigError(f"--search-{option} {given} differs from the training's {value}: the searches "
-                                         f"must leave out the test images the trainings hold out; give --{option} "
-                                         "alone (the searches take it)")
-    return fields
-
-
 def _search_stages(spec: ExperimentSpec, options: ExperimentOptions, out: Path, train_base: dict,
                    runtime: dict) -> Dict[str, Any]:
     """The searches' jobs and the selection's fields (checked now: a bad override fails before any search)."""
@@ -420,7 +390,7 @@ def _search_stages(spec: ExperimentSpec, options: ExperimentOptions, out: Path, 
     search_profile = dict(spec.quick_search) if options.profile == "quick" else {}
     # the recipe's defaults, not validated (one's own data has no default --data)
     paper_train = run_config.to_dict(config_class("train", spec.dataset)())
-    held_out = _test_hold_out_fields(spec, options, train_base, paper_train)
+    held_out = searches_hold_out(spec, options, train_base, paper_train)
     searches = []
     for seed in seeds:
         cfg = _config("search", spec.search_dataset, {**search_profile, **options.search_overrides, **held_out,
