@@ -96,17 +96,16 @@ def _has_domain(name: str) -> bool:
     return any(name.endswith(suffix) for suffix, _, _ in DOMAINS)
 
 
+def row_problems(row: Mapping[str, Any]) -> List[str]:
+    """Why one epoch's metrics (a line of metrics.jsonl, a row of a record's curve) cannot be as measured: a
+    value of a metric with a domain outside it; None is allowed (a perplexity that overflowed a float)."""
+    return [p for p in (metric_problem(k, v) for k, v in row.items() if v is not None and _has_domain(k)) if p]
+
+
 def curve_problems(curve: Sequence[Mapping[str, Any]]) -> List[str]:
     """Why a curve cannot be drawn as measured: a value of a metric with a domain outside it. None is allowed
     there (a language model's perplexity that overflowed a float in one epoch)."""
-    problems = []
-    for i, row in enumerate(curve):
-        for key, value in row.items():
-            if value is None or not _has_domain(key):
-                continue
-            problem = metric_problem(key, value)
-            if problem:
-                problems.append(f"curve epoch {row.get('epoch', i)}: {problem}")
+    problems = [f"curve epoch {row.get('epoch', i)}: {p}" for i, row in enumerate(curve) for p in row_problems(row)]
     if len(problems) > CURVE_PROBLEMS_SHOWN:
         problems = problems[:CURVE_PROBLEMS_SHOWN] + [f"and {len(problems) - CURVE_PROBLEMS_SHOWN} more in its curve"]
     return problems

@@ -43,7 +43,7 @@ from zoo.torchfile import check_torch_zip
 
 from . import config as _config
 from . import records
-from .jsonfile import read_json, read_json_lines
+from .jsonfile import BadFileError, read_json, read_json_lines
 from .layout import QUEUE_LOG, SLURM_JOB
 from .provenance import provenance
 
@@ -297,7 +297,15 @@ class RunDir:
         append_jsonl(self.metrics_path, metrics)
 
     def metrics(self) -> List[dict]:
-        return read_json_lines(self.metrics_path)
+        """metrics.jsonl's epochs. A value outside its metric's domain (a loss of -5000) is refused here, naming the
+        line, before the run resumes: a record finished with that curve would be excluded when read back."""
+        rows = read_json_lines(self.metrics_path)
+        for i, row in enumerate(rows):
+            problems = records.row_problems(row)
+            if problems:
+                raise BadFileError(f"{self.metrics_path}: line {i + 1}: {problems[0]}, so the file was damaged or "
+                                   "edited; restore it, or delete the run directory and run again")
+        return rows
 
     def trim_metrics(self, epochs_done: int) -> List[dict]:
         """Keep only lines of epochs < epochs_done (those the checkpoint covers)."""
