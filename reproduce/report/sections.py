@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 from typing import Any, Dict, List, Sequence
 
@@ -116,8 +115,8 @@ def experiment_section(doc: Doc, exp: Experiment, targets: Dict[str, Any], resul
         doc.h(3, "All final metrics")
         doc.table(METRIC_HEADERS, metric_rows(exp))
 
-    if draw and fig_dir.is_dir():  # figures of an earlier report (e.g. of seeds since removed) go
-        shutil.rmtree(fig_dir)
+    if draw:  # its figures replace all of an earlier report's (e.g. of seeds since removed), even when there are none
+        fig_dir.mkdir(parents=True, exist_ok=True)
     if draw and exp.records:
         figures_section(doc, exp, comparisons, name, fig_dir)
 
