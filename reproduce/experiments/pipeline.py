@@ -8,6 +8,7 @@ trainings and selection.json after the selection, and reads the experiment back 
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import shutil
@@ -87,12 +88,21 @@ def _run_stages(plan: Plan, launch: Launch) -> Optional[dict]:
 
 def remove_if_nothing_ran(out: Path) -> None:
     """Remove an experiment directory this call created when no run wrote anything in it (a run that
-    failed before its first epoch: missing data, bad config), so a failed command leaves nothing behind."""
-    # experiment.json is the plan's; log.txt the GPU queue's, of a run that then wrote nothing (its failure
-    # message carries the log's last line)
-    ran = [p for p in out.rglob("*") if p.is_file() and p.name not in (EXPERIMENT_FILE, QUEUE_LOG)]
-    if not ran:
+    failed before its first epoch: missing data, bad config), so a failed command leaves nothing behind but
+    the GPU queue's logs of the runs that failed: their error names each log, which holds the whole traceback."""
+    # experiment.json is the plan's; log.txt the GPU queue's, of a run that then wrote nothing
+    files = [p for p in out.rglob("*") if p.is_file() or p.is_symlink()]
+    if any(p.name not in (EXPERIMENT_FILE, QUEUE_LOG) for p in files):
+        return
+    if not any(p.name == QUEUE_LOG for p in files):
         shutil.rmtree(out, ignore_errors=True)
+        return
+    for p in files:
+        if p.name == EXPERIMENT_FILE:
+            p.unlink()
+    for d in sorted((p for p in out.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True):
+        with contextlib.suppress(OSError):  # not empty: it holds a log
+            d.rmdir()
 
 
 def execute(plan: Plan, launch: Optional[Launch] = None) -> ExperimentResult:
