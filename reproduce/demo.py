@@ -282,7 +282,9 @@ def run_demo(out=DEFAULT_OUT, fast: bool = False, progress: bool = True, device:
 
     if not keep_checkpoints:
         _remove_finished_checkpoints(out)
-    written = write_report(results_dir=str(out)) if report else None
+    # the experiments as their runs read them: the report renders what the summaries did, reading no record again
+    loaded = [r.measured for r in results.values() if r.measured is not None]
+    written = write_report(results_dir=str(out), loaded=loaded) if report else None
     return DemoResult(out=out, results=results, sources=sources, report=written, wall_time_s=time.time() - t0,
                       jobs=jobs, threads=threads)
 

@@ -188,7 +188,12 @@ def read_record(path, required: Iterable[str] = ()) -> Optional[Record]:
     path = Path(path)
     if not path.exists():
         return None
-    fields = check_record(read_json(path, expect=None, fix=FIX), path)
+    return _checked(check_record(read_json(path, expect=None, fix=FIX), path), path, required)
+
+
+def _checked(fields: Mapping[str, Any], path: Path, required: Iterable[str]) -> Record:
+    """A record's checked ``fields`` with the reasons it cannot enter the statistics (``required``: the metrics
+    it must have)."""
     problems = metric_problems(fields, required) if fields["status"] == FINISHED else []
     return Record(fields, path, problems)
 
@@ -197,9 +202,11 @@ def is_finished(record: Optional[Mapping[str, Any]]) -> bool:
     return bool(record) and record.get("status") == FINISHED
 
 
-def load_records(root, required: Iterable[str] = ()) -> Tuple[List[Record], List[str]]:
+def load_records(root, required: Iterable[str] = (), known: Mapping[Path, Record] = None
+                 ) -> Tuple[List[Record], List[str]]:
     """The finished records of the run directories directly under ``root`` (sorted by seed), and the names
-    of the run directories there without a finished record.
+    of the run directories there without a finished record. ``known``: records read already (by the launcher
+    that ran them; keyed by their resolved path), taken as they are instead of being read again.
 
     A finished record whose numbers lie outside their domain, or that lacks one of ``required``, stays in
     the list with its ``problems``: it counts as finished but enters no statistic, and the report lists it.
@@ -212,6 +219,10 @@ def load_records(root, required: Iterable[str] = ()) -> Tuple[List[Record], List
         return finished, unfinished
     required = tuple(required)
     for run in sorted(p for p in root.iterdir() if p.is_dir()):
+        read_already = known.get((run / RECORD).resolve()) if known else None
+        if read_already is not None and read_already.finished:  # structure checked when read; metrics here
+            finished.append(_checked(read_already, run / RECORD, required))
+            continue
         try:
             record = read_record(run / RECORD, required)
         except BadFileError as e:

@@ -95,7 +95,7 @@ def skip_connections(doc: Doc, records) -> None:
 
 
 def baseline_section(doc: Doc, exp: Experiment, fig_dir: Path, draw: bool):
-    baseline = random_baseline.load(random_baseline.root_of(exp.path, exp.meta))
+    baseline = exp.baseline
     if baseline is None:
         return
     doc.h(3, "Searched cell against random cells (random-architecture baseline)")

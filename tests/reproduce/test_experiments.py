@@ -226,6 +226,7 @@ def fake_runs(monkeypatch):
     calls = []
 
     def run_task(kind, dataset, config, out, progress=False):
+        config = config if isinstance(config, dict) else dataclasses.asdict(config)  # a planned job's built config
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
         calls.append((kind, out.parent.name, config["seed"]))
