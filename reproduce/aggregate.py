@@ -116,13 +116,9 @@ def check_consistent(records: Sequence[Mapping[str, Any]], ignore: Sequence[str]
     if len(records) < 2:
         return
     rows = []
-    # one's own data: the same classes, vocabulary, splits and images; a field that only some records have
-    # (records written before it was kept) is left out of the comparison
-    identities = [data_identity(r.get("data")) for r in records]
-    kept = set.intersection(*(set(i) for i in identities)) if all(identities) else set()
-    for r, ident in zip(records, identities):
+    for r in records:
         flat = {k: r.get(k) for k in identity}
-        flat["data"] = {k: v for k, v in ident.items() if k in kept} if ident else None
+        flat["data"] = data_identity(r.get("data"))  # one's own data: the same classes, vocabulary, splits, images
         config = canonical(r.get("config") or {})  # a config saved with the original's field names is ours
         flat.update({f"config.{k}": v for k, v in _flatten(config).items() if not _ignored(k, ignore)})
         rows.append(flat)

@@ -40,6 +40,7 @@ from zoo.fileio import atomic_write_json, atomic_write_text
 from .demo_data import markov_source, write_digits_cifar, write_markov_corpus
 from .device import max_threads, pick_device, usable_cores
 from .experiments import ExperimentOptions, ExperimentResult, run_experiment
+from .layout import CHECKPOINT, RECORD
 from .records import is_finished, read_record
 from .report import check_ours, report_path, write_report
 from .report.formatters import fmt_ours
@@ -161,8 +162,8 @@ NO_TARGETS = {
 def _remove_finished_checkpoints(root: Path) -> int:
     """Delete checkpoint.pt of every finished run under ``root`` (kept for unfinished ones, to resume)."""
     removed = 0
-    for ckpt in root.rglob("checkpoint.pt"):
-        record = ckpt.parent / "record.json"
+    for ckpt in root.rglob(CHECKPOINT):
+        record = ckpt.parent / RECORD
         if is_finished(read_record(record)):
             ckpt.unlink()
             removed += 1

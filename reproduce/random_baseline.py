@@ -30,9 +30,10 @@ from scipy import stats as _st
 
 from . import stats
 from .jsonfile import read_json
+from .layout import BASELINE_DIR, BASELINE_FILE
 from .records import load_records
 
-DIR, FILE = "baseline", "baseline.json"
+DIR, FILE = BASELINE_DIR, BASELINE_FILE  # (reproduce.layout) the names this module's callers know
 KINDS = ("random",)
 VERDICTS = ("better", "worse", "not distinguishable", "untested")
 

@@ -23,9 +23,9 @@ from pathlib import Path
 from typing import Any, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 from .jsonfile import BadFileError, read_json
+from .layout import RECORD
 
 FINISHED = "finished"
-RECORD = "record.json"
 # Numbers in "final" that count or locate things rather than measure the model (not domain-checked).
 BOOKKEEPING = ("best_epoch", "rollbacks", "switched_to_asgd_at", "num_classes", "epochs", "steps")
 # The domain of a metric, by the end of its name: (lowest, highest) allowed.

@@ -34,8 +34,8 @@ from tqdm.auto import tqdm
 
 from . import slurm as slurm_jobs
 from .config import to_dict
-from .layout import QUEUE_LOG
-from .records import RECORD, Record, read_record
+from .layout import QUEUE_LOG, RECORD
+from .records import Record, read_record
 from .slurm import SlurmOptions
 from .tasks import KINDS, run_task
 

@@ -25,8 +25,7 @@ def supernet_curves(doc: Doc, exp: Experiment, fig_dir: Path, draw: bool, refere
              "the half of the training data that trains the architecture")
     doc.p("The supernets (the weights shared by every candidate op, mixed by the architecture weights) at the end "
           f"of each search; the validation figures are measured on {where}:")
-    # records written before the option existed measured as the original does
-    bn = sorted({(r.get("config") or {}).get("valid_bn", "running") for r in exp.search_records}
+    bn = sorted({str((r.get("config") or {}).get("valid_bn")) for r in exp.search_records}
                 if "valid_ppl" in shown else set())
     if bn == ["batch"]:
         doc.p("Their validation perplexity is measured with each state of the cell normalised over the evaluation "

@@ -19,7 +19,7 @@ from zoo.fileio import atomic_write_bytes
 
 from ..figures import integer_epochs, plt  # matplotlib set up once, for files (Agg)
 from ..jsonfile import read_json_lines
-from .loop import ALPHAS, GENOTYPES
+from ..layout import ALPHAS, GENOTYPES, METRICS_FILE
 
 log = logging.getLogger(__name__)
 
@@ -151,7 +151,7 @@ def plot_run(run_dir, out=None, fmt: str = "png", cells: bool = True) -> List[Pa
     out = Path(out) if out is not None else run_dir / "plots"
     out.mkdir(parents=True, exist_ok=True)
     paths = plot_alphas(alpha_rows, out, fmt) + [plot_skips(geno_rows, out, fmt)]
-    metrics = read_json_lines(run_dir / "metrics.jsonl")
+    metrics = read_json_lines(run_dir / METRICS_FILE)
     if metrics:
         paths.append(plot_curves(metrics, out, fmt))
     if cells:

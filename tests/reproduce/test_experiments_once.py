@@ -8,21 +8,13 @@ import pickle
 from pathlib import Path
 
 import pytest
+from experiment_helpers import TINY, _options
 
 from reproduce import config as run_config
 from reproduce import records, tasks
-from reproduce.experiments import ExperimentOptions, execute, plan_experiment, run_experiment
+from reproduce.experiments import execute, plan_experiment, run_experiment
+from reproduce.layout import RECORD
 from reproduce.train.recipes import CIFAR10Config
-
-TINY = dict(epochs=1, C=4, layers=3, batch_size=16, eval_batch_size=32, limit=32, limit_eval=32, auxiliary=False,
-            num_threads=1)
-
-
-def _options(tmp_path, data, **kw):
-    base = dict(experiment="cifar10", runs=2, out=str(tmp_path / "results" / "exp"), data=str(data), device="cpu",
-                profile="quick", train_overrides=dict(TINY), progress=False)
-    base.update(kw)
-    return ExperimentOptions(**base)
 
 
 @pytest.fixture
@@ -46,7 +38,7 @@ def record_reads(monkeypatch):
     real = records.read_json
 
     def counting(path, *args, **kwargs):
-        if Path(path).name == records.RECORD:
+        if Path(path).name == RECORD:
             reads[Path(path).resolve()] += 1
         return real(path, *args, **kwargs)
 
@@ -56,7 +48,7 @@ def record_reads(monkeypatch):
 
 @pytest.mark.slow
 def test_each_runs_config_is_validated_once_per_experiment(tmp_path, tiny_cifar, validations):
-    run_experiment(_options(tmp_path, tiny_cifar, report=False))
+    run_experiment(_options(tmp_path, tiny_cifar, train_overrides=dict(TINY, epochs=1), report=False))
     assert sorted(validations) == [0, 1]  # the plan's; run_task takes the built config as it is
 
 
@@ -79,14 +71,14 @@ def test_a_built_config_is_not_validated_again_but_one_changed_or_made_by_hand_i
 
 @pytest.mark.slow
 def test_each_record_is_read_once_for_the_summary_and_the_report(tmp_path, tiny_cifar, record_reads):
-    result = run_experiment(_options(tmp_path, tiny_cifar))
+    result = run_experiment(_options(tmp_path, tiny_cifar, train_overrides=dict(TINY, epochs=1)))
     runs = sorted((tmp_path / "results" / "exp" / "runs").glob("seed-*/record.json"))
     assert len(runs) == 2 and result.report is not None and result.report.exists()
     assert dict(record_reads) == {path.resolve(): 1 for path in runs}
 
     # rerun: the plan looks at the finished runs (for --dry-run's estimate); after it, the launcher reads each record
     # once to skip its run, and the summary and the report render that reading
-    plan = plan_experiment(_options(tmp_path, tiny_cifar))
+    plan = plan_experiment(_options(tmp_path, tiny_cifar, train_overrides=dict(TINY, epochs=1)))
     record_reads.clear()
     execute(plan)
     assert dict(record_reads) == {path.resolve(): 1 for path in runs}
