@@ -199,11 +199,14 @@ def provenance_section(doc: Doc, exp: Experiment, results_dir: Path):
 
 
 def cpu_kernels(cpu: Any) -> str:
-    """A record's CPU kernels in a few words: the instruction set torch dispatches to and oneDNN's version."""
+    """A record's CPU kernels in a few words: the instruction set torch dispatches to, oneDNN's version, and the
+    variables set that steer oneDNN's and MKL's instruction set."""
     if not isinstance(cpu, dict):
         return "—"
     parts = [str(cpu.get("capability") or "?")]
     parts.append(f"oneDNN {cpu.get('onednn_version') or '?'}" if cpu.get("mkldnn") else "no oneDNN")
+    env = cpu.get("env")
+    parts += [f"{name}={value}" for name, value in env.items()] if isinstance(env, dict) else []
     return ", ".join(parts)
 
 
