@@ -172,10 +172,10 @@ def check_record(record: Any, where) -> dict:
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
         raise refuse(f"has seed {_show(seed)}, not an integer")
     if record["status"] == FINISHED:
-        for key, kind in (("final", dict), ("curve", list), ("config", dict)):
-            if key in record and not isinstance(record[key], kind):  # one that lacks them is excluded later
+        for key, json_type in (("final", dict), ("curve", list), ("config", dict)):
+            if key in record and not isinstance(record[key], json_type):  # one that lacks them is excluded later
                 raise refuse(f"is finished but its {key} is {_show(record[key])}, not a JSON "
-                             f"{'object' if kind is dict else 'list'}")
+                             f"{'object' if json_type is dict else 'list'}")
         if not all(isinstance(row, dict) for row in record.get("curve", ())):
             raise refuse("is finished but its curve holds something other than one object per epoch")
     return record

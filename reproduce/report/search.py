@@ -121,7 +121,7 @@ def baseline_section(doc: Doc, exp: Experiment, fig_dir: Path, draw: bool):
             path = figures.distribution(
                 [v for _, v in exp.values(m)], m, fig_dir / f"baseline_{m}.png",
                 [dict(label=f"random cells (n={row['random']['n']})", mean=row["random"]["mean"],
-                      std=row["random"]["std"], kind="reference")],
+                      std=row["random"]["std"], published=False)],
                 exp.summary(m), title=f"searched cell vs random cells: {m}")
             if path:
                 doc.img(path, f"{m}: the searched cell (one dot per seed, mean and 95 % CI) beside the random cells' "

@@ -157,7 +157,7 @@ def figures_section(doc: Doc, exp: Experiment, comparisons: Sequence[Comparison]
     for m in exp.metrics():
         refs = [dict(label=short_label(c), mean=c.paper["mean"], std=c.paper.get("std"))
                 for c in comparisons if c.metric == m and c.role != "reference"]
-        refs += [dict(label=c.title, mean=c.paper["mean"], std=c.paper.get("std"), kind="reference")
+        refs += [dict(label=c.title, mean=c.paper["mean"], std=c.paper.get("std"), published=False)
                  for c in comparisons if c.metric == m and c.role == "reference"]
         if not refs and m not in primary:
             continue

@@ -161,10 +161,10 @@ def plot_run(run_dir, out=None, fmt: str = "png", cells: bool = True) -> List[Pa
             label = "init" if row["epoch"] < 0 else f"epoch {row['epoch']}"
             stem = out / "cells" / f"epoch_{row['epoch'] + 1:03d}"
             for p in genotypes.plot(g, stem, format="png", title=label):
-                kind = p.stem.rsplit("_", 1)[-1]
-                frames.setdefault(kind, []).append(p)
+                cell = p.stem.rsplit("_", 1)[-1]  # normal, reduce or recurrent
+                frames.setdefault(cell, []).append(p)
                 paths.append(p)
-        for kind, files in frames.items():
-            paths.append(make_gif(files, out / f"{kind}_cell.gif"))
+        for cell, files in frames.items():
+            paths.append(make_gif(files, out / f"{cell}_cell.gif"))
     log.info("wrote %d files to %s", len(paths), out)
     return paths
