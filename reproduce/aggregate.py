@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
-from . import comparable, stats
+from . import comparable, random_baseline, stats
 from .config import canonical
 from .data.split import data_identity
 from .jsonfile import read_json
@@ -116,13 +116,9 @@ def check_consistent(records: Sequence[Mapping[str, Any]], ignore: Sequence[str]
     if len(records) < 2:
         return
     rows = []
-    # one's own data: the same classes, vocabulary, splits and images; a field that only some records have
-    # (records written before it was kept) is left out of the comparison
-    identities = [data_identity(r.get("data")) for r in records]
-    kept = set.intersection(*(set(i) for i in identities)) if all(identities) else set()
-    for r, ident in zip(records, identities):
+    for r in records:
         flat = {k: r.get(k) for k in identity}
-        flat["data"] = {k: v for k, v in ident.items() if k in kept} if ident else None
+        flat["data"] = data_identity(r.get("data"))  # one's own data: the same classes, vocabulary, splits, images
         config = canonical(r.get("config") or {})  # a config saved with the original's field names is ours
         flat.update({f"config.{k}": v for k, v in _flatten(config).items() if not _ignored(k, ignore)})
         rows.append(flat)
@@ -165,6 +161,7 @@ class Experiment:
     selection_records: List[Record] = field(default_factory=list)
     selection: Optional[Dict[str, Any]] = None
     rejected: List[Record] = field(default_factory=list)  # files in its run directories that are not records
+    baseline: Optional[random_baseline.Baseline] = None  # with --baseline: the random cells' runs
 
     @property
     def name(self) -> str:
@@ -269,9 +266,10 @@ def _check_unique_seeds(records: Sequence[Record], where: Path) -> None:
         seen[r.seed] = r
 
 
-def _read_part(path: Path, required: Sequence[str] = ()) -> Tuple[List[Record], List[str], List[Record]]:
+def _read_part(path: Path, required: Sequence[str] = (), known: Mapping[Path, Record] = None
+               ) -> Tuple[List[Record], List[str], List[Record]]:
     """(records, unfinished run directories, rejected files) of one part of an experiment directory."""
-    found, unfinished = load_records(path, required)
+    found, unfinished = load_records(path, required, known)
     for r in found:
         if r.problems:
             log.warning("%s is excluded from the statistics: %s", r.path, "; ".join(r.problems))
@@ -291,9 +289,10 @@ def _exclude_overflowing(records: Sequence[Record]) -> None:
             log.warning("%s is excluded from the statistics: %s", r.path, r.problems[-1])
 
 
-def load_experiment(exp_dir) -> Experiment:
-    """Read an experiment directory: experiment.json, finished records under runs/, and (with
-    --search) the search records, the selection trainings and selection.json.
+def load_experiment(exp_dir, known: Mapping[Path, Record] = None) -> Experiment:
+    """Read an experiment directory: experiment.json, finished records under runs/, (with --search) the search
+    records, the selection trainings and selection.json, and (with --baseline) the random cells. ``known``:
+    records read already (the launcher's, by resolved path), not read again.
 
     Raises :class:`ExperimentNotFoundError` without experiment.json and :class:`MixedConfigError`
     when the finished runs are not repeats of one config, or mix profiles.
@@ -307,12 +306,12 @@ def load_experiment(exp_dir) -> Experiment:
     meta = _read_json(meta_path)
     # every training record must have the metrics the paper reports for its dataset (a run without one, e.g.
     # a diverged LM run whose perplexity overflowed, is excluded)
-    records, unfinished, rejected = _read_part(path / RUNS, metrics_of(meta.get("dataset")))
+    records, unfinished, rejected = _read_part(path / RUNS, metrics_of(meta.get("dataset")), known)
     _check_unique_seeds(records, path / RUNS)
     check_consistent(records, profile=meta.get("profile"))
     _exclude_overflowing(records)
-    search_records, _, rejected_search = _read_part(path / SEARCH)
-    selection_records, _, rejected_selection = _read_part(path / SELECTION)
+    search_records, _, rejected_search = _read_part(path / SEARCH, known=known)
+    selection_records, _, rejected_selection = _read_part(path / SELECTION, known=known)
     check_consistent(search_records, profile=meta.get("profile"),
                      identity=tuple(f for f in IDENTITY_FIELDS if f != "genotype"))
     selection = _read_json(path / SELECTION_FILE) if (path / SELECTION_FILE).exists() else None
@@ -320,7 +319,8 @@ def load_experiment(exp_dir) -> Experiment:
         raise ValueError(f"{meta_path}: seeds is {meta['seeds']!r}, not a list; restore it or delete it")
     return Experiment(path=path, meta=meta, records=records, unfinished=unfinished,
                       search_records=search_records, selection_records=selection_records, selection=selection,
-                      rejected=rejected + rejected_search + rejected_selection)
+                      rejected=rejected + rejected_search + rejected_selection,
+                      baseline=random_baseline.load(random_baseline.root_of(path, meta), known))
 
 
 def find_experiments(results_dir) -> List[Path]:

@@ -23,16 +23,17 @@ shows too), :mod:`.sections` and :mod:`.search` (one function per section).
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Optional, Sequence
 
 from zoo.fileio import atomic_write_text
 
-from ..aggregate import MixedConfigError, find_experiments, load_experiment
+from ..aggregate import Experiment, MixedConfigError, find_experiments, load_experiment
 from ..rundir import missing_dirs, remove_empty_dirs
 from ..targets import report_targets
 from .document import Doc, latex_escape, render_latex, render_markdown
@@ -52,10 +53,17 @@ FIGURES_MARK = ".written-by-report"
 STAGING_PREFIX = ".figures-"  # the sibling directory a report draws into; moved into figures/ once all is drawn
 
 
-def build(results_dir, targets: Dict[str, Any], fig_root: Path, draw: bool = True) -> Doc:
+def build(results_dir, targets: Dict[str, Any], fig_root: Path, draw: bool = True,
+          loaded: Sequence[Experiment] = ()) -> Doc:
+    """The report's document over every experiment under ``results_dir``; ``loaded``: experiments read already
+    (the command that just ran one hands it over, so its summary and this report render the same reading)."""
     results_dir = Path(results_dir)
+    read_already = {exp.path.resolve(): exp for exp in loaded}
     experiments = []
     for path in find_experiments(results_dir):
+        if path.resolve() in read_already:  # as found here: the report names it by its path under results_dir
+            experiments.append(dataclasses.replace(read_already[path.resolve()], path=path))
+            continue
         try:
             experiments.append(load_experiment(path))
         except MixedConfigError as e:
@@ -105,13 +113,14 @@ def check_ours(out: Path, fig_root: Optional[Path]) -> None:
 
 
 def write_report(results_dir="results", out=None, fmt: str = "markdown", paper=None,
-                 with_figures: bool = True) -> Path:
+                 with_figures: bool = True, loaded: Sequence[Experiment] = ()) -> Path:
     """(Re)generate the report over every experiment under ``results_dir``; returns the file written.
 
     ``out`` defaults to ``results_dir/REPORT.md`` (``REPORT.tex`` for ``fmt="latex"``); figures go to
     ``figures/`` beside it. ``paper`` is the paper.json to compare with (default:
     ``results_dir/paper.json`` if there is one, else the project's ``results/paper.json``); the targets of
-    paper.json files deeper in the tree (an experiment's own, like the demo's) are added to it.
+    paper.json files deeper in the tree (an experiment's own, like the demo's) are added to it. ``loaded``:
+    experiments under ``results_dir`` read already (:func:`build`), not read again.
     """
     if fmt not in FORMATS:
         raise ValueError(f"format must be one of {', '.join(FORMATS)}, not {fmt!r}")
@@ -131,7 +140,7 @@ def write_report(results_dir="results", out=None, fmt: str = "markdown", paper=N
     staging = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=base)) if with_figures else fig_root
     try:
         try:
-            doc = build(results_dir, targets, staging, draw=with_figures)
+            doc = build(results_dir, targets, staging, draw=with_figures, loaded=loaded)
             doc.rebase_images(staging, fig_root)
             text = render_markdown(doc, base) if fmt == "markdown" else render_latex(doc, base)
             if with_figures:

@@ -156,7 +156,7 @@ def figures_section(doc: Doc, exp: Experiment, comparisons: Sequence[Comparison]
     for m in exp.metrics():
         refs = [dict(label=short_label(c), mean=c.paper["mean"], std=c.paper.get("std"))
                 for c in comparisons if c.metric == m and c.role != "reference"]
-        refs += [dict(label=c.title, mean=c.paper["mean"], std=c.paper.get("std"), kind="reference")
+        refs += [dict(label=c.title, mean=c.paper["mean"], std=c.paper.get("std"), published=False)
                  for c in comparisons if c.metric == m and c.role == "reference"]
         if not refs and m not in primary:
             continue
@@ -198,11 +198,14 @@ def provenance_section(doc: Doc, exp: Experiment, results_dir: Path):
 
 
 def cpu_kernels(cpu: Any) -> str:
-    """A record's CPU kernels in a few words: the instruction set torch dispatches to and oneDNN's version."""
+    """A record's CPU kernels in a few words: the instruction set torch dispatches to, oneDNN's version, and the
+    variables set that steer oneDNN's and MKL's instruction set."""
     if not isinstance(cpu, dict):
         return "—"
     parts = [str(cpu.get("capability") or "?")]
     parts.append(f"oneDNN {cpu.get('onednn_version') or '?'}" if cpu.get("mkldnn") else "no oneDNN")
+    env = cpu.get("env")
+    parts += [f"{name}={value}" for name, value in env.items()] if isinstance(env, dict) else []
     return ", ".join(parts)
 
 
