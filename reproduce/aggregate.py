@@ -278,15 +278,16 @@ def _read_part(path: Path, required: Sequence[str] = ()) -> Tuple[List[Record], 
     return [r for r in found if not r.rejected], unfinished, [r for r in found if r.rejected]
 
 
-def _exclude_overflowing(records: Sequence[Record]) -> None:
+def exclude_overflowing(records: Sequence[Record], beside: str = "the other seeds'") -> None:
     """Exclude the records whose final value, beside the others', makes the statistics exceed the range of a float
     (one seed's perplexity of 1e308 beside 58 and 59: its domain has no upper end, but no mean +/- CI of such
-    values means anything). They are listed with the reason, like every excluded record; the others are reported."""
+    values means anything). They are listed with the reason, like every excluded record; the others are reported.
+    ``beside`` names the others in that reason (a random cell's seeds are compared within their cell)."""
     for metric in sorted({k for r in records if r.usable for k in measured(r.get("final") or {})}):
         usable = [r for r in records if r.usable and r.value(metric) is not None]
         for i in stats.overflowing([r.value(metric) for r in usable]):
             r = usable[i]
-            r.problems.append(f"{metric} {r.value(metric):.6g} is so far from the other seeds' that their statistics "
+            r.problems.append(f"{metric} {r.value(metric):.6g} is so far from {beside} that their statistics "
                               "would exceed the range of a float")
             log.warning("%s is excluded from the statistics: %s", r.path, r.problems[-1])
 
@@ -310,7 +311,7 @@ def load_experiment(exp_dir) -> Experiment:
     records, unfinished, rejected = _read_part(path / RUNS, metrics_of(meta.get("dataset")))
     _check_unique_seeds(records, path / RUNS)
     check_consistent(records, profile=meta.get("profile"))
-    _exclude_overflowing(records)
+    exclude_overflowing(records)
     search_records, _, rejected_search = _read_part(path / SEARCH)
     selection_records, _, rejected_selection = _read_part(path / SELECTION)
     check_consistent(search_records, profile=meta.get("profile"),
