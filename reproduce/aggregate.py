@@ -28,7 +28,7 @@ from .config import canonical
 from .data.split import data_identity
 from .jsonfile import read_json
 from .layout import EXPERIMENT_FILE, RUNS, SEARCH, SELECTION, SELECTION_FILE
-from .records import BOOKKEEPING, Record, load_records, measured, metrics_of
+from .records import BOOKKEEPING, Record, exclude_overflowing, load_records, metrics_of
 from .rundir import RUNTIME_FIELDS
 from .targets import target_key
 
@@ -276,19 +276,6 @@ def _read_part(path: Path, required: Sequence[str] = (), known: Mapping[Path, Re
     return [r for r in found if not r.rejected], unfinished, [r for r in found if r.rejected]
 
 
-def _exclude_overflowing(records: Sequence[Record]) -> None:
-    """Exclude the records whose final value, beside the others', makes the statistics exceed the range of a float
-    (one seed's perplexity of 1e308 beside 58 and 59: its domain has no upper end, but no mean +/- CI of such
-    values means anything). They are listed with the reason, like every excluded record; the others are reported."""
-    for metric in sorted({k for r in records if r.usable for k in measured(r.get("final") or {})}):
-        usable = [r for r in records if r.usable and r.value(metric) is not None]
-        for i in stats.overflowing([r.value(metric) for r in usable]):
-            r = usable[i]
-            r.problems.append(f"{metric} {r.value(metric):.6g} is so far from the other seeds' that their statistics "
-                              "would exceed the range of a float")
-            log.warning("%s is excluded from the statistics: %s", r.path, r.problems[-1])
-
-
 def load_experiment(exp_dir, known: Mapping[Path, Record] = None) -> Experiment:
     """Read an experiment directory: experiment.json, finished records under runs/, (with --search) the search
     records, the selection trainings and selection.json, and (with --baseline) the random cells. ``known``:
@@ -309,7 +296,7 @@ def load_experiment(exp_dir, known: Mapping[Path, Record] = None) -> Experiment:
     records, unfinished, rejected = _read_part(path / RUNS, metrics_of(meta.get("dataset")), known)
     _check_unique_seeds(records, path / RUNS)
     check_consistent(records, profile=meta.get("profile"))
-    _exclude_overflowing(records)
+    exclude_overflowing(records)
     search_records, _, rejected_search = _read_part(path / SEARCH, known=known)
     selection_records, _, rejected_selection = _read_part(path / SELECTION, known=known)
     check_consistent(search_records, profile=meta.get("profile"),

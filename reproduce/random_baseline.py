@@ -15,23 +15,32 @@ can share one)::
 The comparison, per final metric (lower is better): the searched cell's runs (one value per seed)
 against the random cells (one value per cell: the mean of its runs over the same seeds, so a cell
 counts once however many seeds it has), each as mean +/- std with its t-based 95 % CI, and Welch's
-t-test (``scipy.stats.ttest_ind(..., equal_var=False)``). The verdict at p < 0.05: "better" or
+t-test (the statistic and p of ``scipy.stats.ttest_ind(..., equal_var=False)``, computed from the two
+summaries so that no variance of huge values overflows). The verdict at p < 0.05: "better" or
 "worse" (the searched cell's mean lower or higher), else "not distinguishable"; "untested" when
 either side has fewer than two values or neither has any spread. Parameter counts of both are kept.
+
+A random cell's record is excluded from the statistics as the searched cell's are: a number outside its
+domain, or a value that would overflow its cell's statistics (1.5e308 beside 60), or a cell mean that would
+overflow the random cells' (:meth:`Baseline.exclude_overflowing`). The report lists each with its run
+directory; the cell's mean is that of its other seeds, and a cell left with none is named and left out.
 """
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Sequence
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from scipy import stats as _st
 
 from . import stats
 from .jsonfile import read_json
 from .layout import BASELINE_DIR, BASELINE_FILE
-from .records import load_records
+from .records import Record, exclude_overflowing, load_records, measured
+
+log = logging.getLogger(__name__)
 
 DIR, FILE = BASELINE_DIR, BASELINE_FILE  # (reproduce.layout) the names this module's callers know
 KINDS = ("random",)
@@ -92,7 +101,8 @@ def compare(searched: Sequence[float], random_cells: Sequence[float], alpha: flo
     """The searched cell's values (one per seed) against the random cells' (one per cell); lower is better.
 
     Returns ``{searched, random (stats.summarize of each), difference (searched - random mean), t,
-    df, p, verdict, reason}``; ``reason`` says why no test was made (verdict "untested").
+    df, p, verdict, reason}``; ``reason`` says why no test was made (verdict "untested"), or that t itself is
+    beyond the range of a float (then p is 0 and the verdict stands).
     """
     s = stats.summarize(searched)
     r = stats.summarize(random_cells)
@@ -105,13 +115,19 @@ def compare(searched: Sequence[float], random_cells: Sequence[float], alpha: flo
     if s["std"] == 0 and r["std"] == 0:
         out["reason"] = "neither side has any spread"
         return out
-    # t and p do not change when both samples are divided by one factor: scaled, no variance overflows (1e200)
-    scale = stats.scale_of([float(v) for v in (*searched, *random_cells)])
-    res = _st.ttest_ind([float(v) / scale for v in searched], [float(v) / scale for v in random_cells],
-                        equal_var=False)
-    p = float(res.pvalue)
-    out.update(t=float(res.statistic), df=stats.welch_df(s["std"], s["n"], r["std"], r["n"]), p=p,
-               verdict=_verdict(out["difference"], p, alpha))
+    if not math.isfinite(out["difference"]):  # means of opposite signs near the largest float
+        out.update(difference=None, reason="the difference of the means exceeds the range of a float")
+        return out
+    # Welch's t from the summaries, whose figures are exact even for huge values: hypot neither overflows nor
+    # underflows, where the variances of values scaled by one factor did (58 and 59 scaled by 2**-664 beside
+    # 1e200 have a variance of 0, and t was -inf)
+    se = math.hypot(s["std"] / math.sqrt(s["n"]), r["std"] / math.sqrt(r["n"]))
+    t = out["difference"] / se
+    df = stats.welch_df(s["std"], s["n"], r["std"], r["n"])
+    p = float(2 * _st.t.sf(abs(t), df))
+    out.update(t=t, df=df, p=p, verdict=_verdict(out["difference"], p, alpha))
+    if not math.isfinite(t):  # a difference near 1e308 over a spread below 1: p is 0 all the same
+        out.update(t=None, reason="|t| exceeds the range of a float")
     return out
 
 
@@ -122,17 +138,25 @@ def compare(searched: Sequence[float], random_cells: Sequence[float], alpha: flo
 class RandomCell:
     index: int
     genotype: str
-    records: List[dict]  # finished training records, one per seed
+    records: List[Record]  # finished training records, one per seed; the excluded ones among them have problems
+
+    @property
+    def usable(self) -> List[Record]:
+        """The records that enter the statistics (all but the excluded ones)."""
+        return [r for r in self.records if r.usable]
 
     @property
     def parameters(self) -> Optional[int]:
-        counts = {r.get("parameters") for r in self.records if r.get("parameters") is not None}
+        counts = {r.get("parameters") for r in self.usable if r.get("parameters") is not None}
         return counts.pop() if len(counts) == 1 else None
 
     def mean(self, metric: str) -> Optional[float]:
-        values = [float(r["final"][metric]) for r in self.records
-                  if isinstance((r.get("final") or {}).get(metric), (int, float))]
-        return sum(values) / len(values) if values else None
+        """The mean of ``metric`` over the usable seeds (None without one)."""
+        values = [v for v in (r.value(metric) for r in self.usable) if v is not None]
+        if not values:
+            return None
+        scale = stats.scale_of(values)  # exact, and no sum of two values near 1e308 overflows
+        return math.fsum(v / scale for v in values) / len(values) * scale
 
 
 @dataclasses.dataclass
@@ -140,14 +164,41 @@ class Baseline:
     spec: BaselineSpec
     seeds: List[int]
     cells: List[RandomCell]
+    rejected: List[Record] = dataclasses.field(default_factory=list)  # files in a cell's run directories, no record
 
     def complete_cells(self) -> List[RandomCell]:
-        """The cells with a finished run for every seed (a cell counts only with all its seeds)."""
+        """The cells with a finished run for every seed (a cell counts only with all its seeds; a seed excluded
+        from the statistics has finished, and the cell's mean is that of its other seeds)."""
         want = set(self.seeds)
         return [c for c in self.cells if {r.get("seed") for r in c.records} >= want]
 
     def cell_means(self, metric: str) -> List[float]:
-        return [m for m in (c.mean(metric) for c in self.complete_cells()) if m is not None and math.isfinite(m)]
+        return [m for m in (c.mean(metric) for c in self.complete_cells()) if m is not None]
+
+    def left_out(self, metric: str) -> List[int]:
+        """The complete cells without a usable value of ``metric``: every seed of theirs was excluded."""
+        return [c.index for c in self.complete_cells() if c.mean(metric) is None]
+
+    def excluded(self) -> List[Tuple[Optional[int], Record]]:
+        """(cell index, record) of every record left out of the statistics, the files that are not records
+        (cell index None) last."""
+        return [(c.index, r) for c in self.cells for r in c.records if r.problems] + [(None, r) for r in self.rejected]
+
+    def exclude_overflowing(self) -> None:
+        """Exclude, as the searched cell's runs are (:func:`reproduce.records.exclude_overflowing`), each seed
+        whose value would overflow its cell's statistics, then the seeds of each cell whose mean would overflow the
+        statistics of the cells compared (a cell of 1.5e308 twice beside cells of 61 and 63)."""
+        for c in self.cells:
+            exclude_overflowing(c.records, beside="its cell's other seeds'")
+        complete = self.complete_cells()
+        for metric in sorted({k for c in complete for r in c.usable for k in measured(r.get("final") or {})}):
+            means = [(c, c.mean(metric)) for c in complete if c.mean(metric) is not None]
+            for i in stats.overflowing([m for _, m in means]):
+                for r in means[i][0].usable:
+                    if r.value(metric) is not None:
+                        r.problems.append(f"{metric} {r.value(metric):.6g}: its cell's mean is so far from the other "
+                                          "random cells' that their statistics would exceed the range of a float")
+                        log.warning("%s is excluded from the statistics: %s", r.path, r.problems[-1])
 
 
 def read_meta(root) -> Optional[dict]:
@@ -162,22 +213,30 @@ def read_meta(root) -> Optional[dict]:
 def load(root, known: Mapping[Path, Any] = None) -> Optional[Baseline]:
     """The baseline in the directory ``root`` (:func:`root_of`), or None without one. Its cells' records are
     read as every record is (:func:`reproduce.records.load_records`, ``known``: those read already); those
-    excluded from the statistics count for no cell."""
+    excluded from the statistics (:meth:`Baseline.excluded`) count for no cell's mean, and a file that is not a
+    record for no cell."""
     meta = read_meta(root)
     if meta is None:
         return None
     spec = BaselineSpec(meta["kind"], int(meta["n"]), int(meta["draw_seed"]))
-    cells = []
+    cells, rejected = [], []
     for cell in meta["cells"]:
         records, _ = load_records(cell_dir(root, cell["index"]), known=known)
-        records = [r for r in records if r.usable and r.get("genotype") == cell["genotype"]]
+        for r in records:
+            if r.problems:
+                log.warning("%s is excluded from the statistics: %s", r.path, "; ".join(r.problems))
+        rejected += [r for r in records if r.rejected]
+        records = [r for r in records if not r.rejected and r.get("genotype") == cell["genotype"]]
         cells.append(RandomCell(int(cell["index"]), cell["genotype"], records))
-    return Baseline(spec, [int(s) for s in meta["seeds"]], cells)
+    baseline = Baseline(spec, [int(s) for s in meta["seeds"]], cells, rejected)
+    baseline.exclude_overflowing()
+    return baseline
 
 
 def comparison_rows(searched_records: Sequence[Mapping[str, Any]], baseline: Baseline,
                     metrics: Sequence[str]) -> List[Dict[str, Any]]:
-    """One :func:`compare` per metric that both sides have, with the metric's name and the parameter counts."""
+    """One :func:`compare` per metric that both sides have, with the metric's name, the parameter counts and the
+    complete cells ``left_out`` of it (:meth:`Baseline.left_out`)."""
     rows = []
     searched_params = sorted({r.get("parameters") for r in searched_records if r.get("parameters") is not None})
     random_params = [c.parameters for c in baseline.complete_cells() if c.parameters is not None]
@@ -188,7 +247,8 @@ def comparison_rows(searched_records: Sequence[Mapping[str, Any]], baseline: Bas
         if not searched or not cells:
             continue
         row = compare(searched, cells)
-        row.update(metric=metric, searched_parameters=searched_params, random_parameters=random_params)
+        row.update(metric=metric, searched_parameters=searched_params, random_parameters=random_params,
+                   left_out=baseline.left_out(metric))
         rows.append(row)
     return rows
 
@@ -223,7 +283,8 @@ def table_rows(rows: Sequence[Mapping[str, Any]]) -> List[List[str]]:
         p = f"{r['p']:.3g}" if r.get("p") is not None else "—"
         verdict = r["verdict"] + (f" ({r['reason']})" if r.get("reason") else "")
         out.append([r["metric"], _mean_std(r["searched"]), _ci(r["searched"]), _mean_std(r["random"]),
-                    _ci(r["random"]), f"{r['difference']:+.4g}", test, p, verdict,
+                    _ci(r["random"]), f"{r['difference']:+.4g}" if r.get("difference") is not None else "—", test, p,
+                    verdict,
                     _params(r.get("searched_parameters", []), r.get("random_parameters", []))])
     return out
 

@@ -18,12 +18,16 @@ it through :func:`read_record` or :func:`load_records`, so every record is check
 """
 from __future__ import annotations
 
+import logging
 import math
 from pathlib import Path
 from typing import Any, Iterable, List, Mapping, Optional, Sequence, Tuple
 
+from . import stats
 from .jsonfile import BadFileError, read_json
 from .layout import RECORD
+
+log = logging.getLogger(__name__)
 
 FINISHED = "finished"
 # Numbers in "final" that count or locate things rather than measure the model (not domain-checked).
@@ -233,3 +237,17 @@ def load_records(root, required: Iterable[str] = (), known: Mapping[Path, Record
             unfinished.append(run.name)
     finished.sort(key=lambda r: (not isinstance(r.seed, int), r.seed if isinstance(r.seed, int) else 0, str(r.path)))
     return finished, unfinished
+
+
+def exclude_overflowing(records: Sequence[Record], beside: str = "the other seeds'") -> None:
+    """Exclude the records whose final value, beside the others', makes the statistics exceed the range of a float
+    (one seed's perplexity of 1e308 beside 58 and 59: its domain has no upper end, but no mean +/- CI of such
+    values means anything). They are listed with the reason, like every excluded record; the others are reported.
+    ``beside`` names the others in that reason (a random cell's seeds are compared within their cell)."""
+    for metric in sorted({k for r in records if r.usable for k in measured(r.get("final") or {})}):
+        usable = [r for r in records if r.usable and r.value(metric) is not None]
+        for i in stats.overflowing([r.value(metric) for r in usable]):
+            r = usable[i]
+            r.problems.append(f"{metric} {r.value(metric):.6g} is so far from {beside} that their statistics "
+                              "would exceed the range of a float")
+            log.warning("%s is excluded from the statistics: %s", r.path, r.problems[-1])

@@ -10,9 +10,10 @@ Layout::
     results_dir/figures/<experiment>/search/...            with --search: candidates, selection
 
 ``<experiment>`` is the experiment's path under results_dir with "/" written as "--". The figures are
-drawn into a hidden sibling directory (``.figures-*``) and moved into figures/ once the whole report is
-built, and REPORT.md is written last: a report that fails partway changes nothing, and figures/ carries
-a mark (``.written-by-report``) so that a rerun knows them for its own even without REPORT.md beside them. Every number
+drawn into a hidden sibling directory (``.figures-<host>-<pid>-*``, :mod:`.staging`; the next report removes
+one that a killed report left) and moved into figures/ once the whole report is built, and REPORT.md is
+written last: a report that fails partway changes nothing, and figures/ carries a mark
+(``.written-by-report``) so that a rerun knows them for its own even without REPORT.md beside them. Every number
 in the report comes from a finished record.json; a paper target that no record measured is listed
 as "not run". Runs of the quick and demo profiles are labelled as not comparable with the paper,
 and no test against the paper is made for them.
@@ -27,7 +28,6 @@ import dataclasses
 import logging
 import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any, Dict, Optional, Sequence
 
@@ -36,6 +36,7 @@ from zoo.fileio import atomic_write_text
 from ..aggregate import Experiment, MixedConfigError, find_experiments, load_experiment
 from ..rundir import missing_dirs, remove_empty_dirs
 from ..targets import report_targets
+from . import staging
 from .document import Doc, latex_escape, render_latex, render_markdown
 from .sections import experiment_section, pending_line, summary_section, targets_section
 from .tables import summary_text
@@ -50,7 +51,6 @@ FIGURES = "figures"
 # In figures/, written before any figure goes there: a report that stopped before its REPORT.md (a full disk)
 # left figures a rerun must recognise as its own, not refuse as someone else's.
 FIGURES_MARK = ".written-by-report"
-STAGING_PREFIX = ".figures-"  # the sibling directory a report draws into; moved into figures/ once all is drawn
 
 
 def build(results_dir, targets: Dict[str, Any], fig_root: Path, draw: bool = True,
@@ -137,18 +137,19 @@ def write_report(results_dir="results", out=None, fmt: str = "markdown", paper=N
     base.mkdir(parents=True, exist_ok=True)
     # Figures are drawn into a sibling directory and moved into figures/ only once the whole report is built:
     # a report that fails partway leaves figures/ and REPORT.md as they were, and nothing of its own.
-    staging = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=base)) if with_figures else fig_root
+    staging.remove_abandoned(base)  # what a report killed outright (kill -9) left there
     try:
+        drawing = staging.make(base) if with_figures else fig_root
         try:
-            doc = build(results_dir, targets, staging, draw=with_figures, loaded=loaded)
-            doc.rebase_images(staging, fig_root)
+            doc = build(results_dir, targets, drawing, draw=with_figures, loaded=loaded)
+            doc.rebase_images(drawing, fig_root)
             text = render_markdown(doc, base) if fmt == "markdown" else render_latex(doc, base)
             if with_figures:
-                install_figures(staging, fig_root)
+                install_figures(drawing, fig_root)
             atomic_write_text(out, text)  # last: a report beside figures/ is whole
         finally:
             if with_figures:
-                shutil.rmtree(staging, ignore_errors=True)
+                shutil.rmtree(drawing, ignore_errors=True)
     except BaseException:
         remove_empty_dirs(created)  # the directories only this report made (its staging directory is gone)
         raise
@@ -156,12 +157,14 @@ def write_report(results_dir="results", out=None, fmt: str = "markdown", paper=N
     return out
 
 
-def install_figures(staging: Path, fig_root: Path) -> None:
-    """Move each experiment's figures drawn in ``staging`` into ``fig_root`` in place of its old ones (figures of
+def install_figures(drawing: Path, fig_root: Path) -> None:
+    """Move each experiment's figures drawn in ``drawing`` into ``fig_root`` in place of its old ones (figures of
     seeds since removed go); what else ``fig_root`` holds stays. The mark goes first (see :data:`FIGURES_MARK`)."""
     fig_root.mkdir(exist_ok=True)
     atomic_write_text(fig_root / FIGURES_MARK, f"figures of the report written by `{GENERATED_BY}`\n")
-    for new in sorted(staging.iterdir()):
+    for new in sorted(drawing.iterdir()):
+        if new.name == staging.MARK:
+            continue
         old = fig_root / new.name
         if old.is_dir() and not old.is_symlink():
             shutil.rmtree(old)

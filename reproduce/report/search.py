@@ -2,6 +2,7 @@
 searched cell against random cells (the random-architecture baseline)."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, List, Mapping, Optional
 
@@ -93,7 +94,7 @@ def skip_connections(doc: Doc, records) -> None:
         doc.table(["search seed", "skip connections (epochs)", "guards"], rows)
 
 
-def baseline_section(doc: Doc, exp: Experiment, fig_dir: Path, draw: bool):
+def baseline_section(doc: Doc, exp: Experiment, fig_dir: Path, draw: bool, results_dir: Path):
     baseline = exp.baseline
     if baseline is None:
         return
@@ -109,11 +110,26 @@ def baseline_section(doc: Doc, exp: Experiment, fig_dir: Path, draw: bool):
         doc.p("No comparison yet: the searched cell or the random cells have no finished run.")
     else:
         doc.table(list(random_baseline.HEADERS), random_baseline.table_rows(rows))
+    facts = []
+    for index, r in baseline.excluded():
+        rel = Path(os.path.relpath(r.dir, results_dir)).as_posix()
+        which = f"random cell {index}, seed {r.seed}" if index is not None else "not a record"
+        facts.append(f"**excluded from the statistics** (finished, but not counted in its cell's mean): `{rel}` "
+                     f"({which}): " + "; ".join(r.problems))
+    for m in exp.primary_metrics():
+        left_out = baseline.left_out(m)
+        if left_out:
+            facts.append(f"left out of the comparison of {m} (no seed left in the statistics): "
+                         + ", ".join(f"random cell {i}" for i in left_out))
+    if facts:
+        doc.items(facts)
     cells = []
     for c in baseline.cells:
         means = ", ".join(f"{m} {fmt_num(c.mean(m))}" for m in exp.primary_metrics() if c.mean(m) is not None)
+        excluded = len(c.records) - len(c.usable)
         cells.append([c.index, means or "not run", f"{c.parameters:,}" if c.parameters else "—",
-                      f"{len(c.records)}/{len(baseline.seeds)}", f"`{c.genotype}`"])
+                      f"{len(c.records)}/{len(baseline.seeds)}" + (f" ({excluded} excluded)" if excluded else ""),
+                      f"`{c.genotype}`"])
     doc.table(["random cell", "mean over seeds", "parameters", "seeds finished", "genotype"], cells)
     if draw:
         for row in rows:

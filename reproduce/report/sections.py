@@ -128,7 +128,7 @@ def experiment_section(doc: Doc, exp: Experiment, targets: Dict[str, Any], resul
             for path in figures.cells(genotype, fig_dir / "cell", title=name):
                 doc.img(path, f"{path.stem.rsplit('_', 1)[-1]} cell of `{name}`")
 
-    baseline_section(doc, exp, fig_dir, draw)
+    baseline_section(doc, exp, fig_dir, draw, results_dir)
 
     if exp.selection or exp.search_records:
         search_section(doc, exp, fig_dir / "search", draw,
