@@ -19,9 +19,9 @@ from train_helpers import free_port
 
 from reproduce.comparable import recipe_differences
 from reproduce.config import ConfigError, validate
+from reproduce.rundir import load_checked
 from reproduce.search import search
 from reproduce.search.bn_groups import resolve_groups
-from reproduce.rundir import load_checked
 from reproduce.search.searcher import with_processes
 
 
