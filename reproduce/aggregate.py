@@ -23,12 +23,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
-from . import comparable, stats
+from . import comparable, random_baseline, stats
 from .config import canonical
 from .data.split import data_identity
 from .jsonfile import read_json
 from .layout import EXPERIMENT_FILE, RUNS, SEARCH, SELECTION, SELECTION_FILE
-from .records import BOOKKEEPING, Record, load_records, metrics_of
+from .records import BOOKKEEPING, Record, load_records, measured, metrics_of
 from .rundir import RUNTIME_FIELDS
 from .targets import target_key
 
@@ -116,13 +116,9 @@ def check_consistent(records: Sequence[Mapping[str, Any]], ignore: Sequence[str]
     if len(records) < 2:
         return
     rows = []
-    # one's own data: the same classes, vocabulary, splits and images; a field that only some records have
-    # (records written before it was kept) is left out of the comparison
-    identities = [data_identity(r.get("data")) for r in records]
-    kept = set.intersection(*(set(i) for i in identities)) if all(identities) else set()
-    for r, ident in zip(records, identities):
+    for r in records:
         flat = {k: r.get(k) for k in identity}
-        flat["data"] = {k: v for k, v in ident.items() if k in kept} if ident else None
+        flat["data"] = data_identity(r.get("data"))  # one's own data: the same classes, vocabulary, splits, images
         config = canonical(r.get("config") or {})  # a config saved with the original's field names is ours
         flat.update({f"config.{k}": v for k, v in _flatten(config).items() if not _ignored(k, ignore)})
         rows.append(flat)
@@ -165,6 +161,7 @@ class Experiment:
     selection_records: List[Record] = field(default_factory=list)
     selection: Optional[Dict[str, Any]] = None
     rejected: List[Record] = field(default_factory=list)  # files in its run directories that are not records
+    baseline: Optional[random_baseline.Baseline] = None  # with --baseline: the random cells' runs
 
     @property
     def name(self) -> str:
@@ -269,18 +266,33 @@ def _check_unique_seeds(records: Sequence[Record], where: Path) -> None:
         seen[r.seed] = r
 
 
-def _read_part(path: Path, required: Sequence[str] = ()) -> Tuple[List[Record], List[str], List[Record]]:
+def _read_part(path: Path, required: Sequence[str] = (), known: Mapping[Path, Record] = None
+               ) -> Tuple[List[Record], List[str], List[Record]]:
     """(records, unfinished run directories, rejected files) of one part of an experiment directory."""
-    found, unfinished = load_records(path, required)
+    found, unfinished = load_records(path, required, known)
     for r in found:
         if r.problems:
             log.warning("%s is excluded from the statistics: %s", r.path, "; ".join(r.problems))
     return [r for r in found if not r.rejected], unfinished, [r for r in found if r.rejected]
 
 
-def load_experiment(exp_dir) -> Experiment:
-    """Read an experiment directory: experiment.json, finished records under runs/, and (with
-    --search) the search records, the selection trainings and selection.json.
+def _exclude_overflowing(records: Sequence[Record]) -> None:
+    """Exclude the records whose final value, beside the others', makes the statistics exceed the range of a float
+    (one seed's perplexity of 1e308 beside 58 and 59: its domain has no upper end, but no mean +/- CI of such
+    values means anything). They are listed with the reason, like every excluded record; the others are reported."""
+    for metric in sorted({k for r in records if r.usable for k in measured(r.get("final") or {})}):
+        usable = [r for r in records if r.usable and r.value(metric) is not None]
+        for i in stats.overflowing([r.value(metric) for r in usable]):
+            r = usable[i]
+            r.problems.append(f"{metric} {r.value(metric):.6g} is so far from the other seeds' that their statistics "
+                              "would exceed the range of a float")
+            log.warning("%s is excluded from the statistics: %s", r.path, r.problems[-1])
+
+
+def load_experiment(exp_dir, known: Mapping[Path, Record] = None) -> Experiment:
+    """Read an experiment directory: experiment.json, finished records under runs/, (with --search) the search
+    records, the selection trainings and selection.json, and (with --baseline) the random cells. ``known``:
+    records read already (the launcher's, by resolved path), not read again.
 
     Raises :class:`ExperimentNotFoundError` without experiment.json and :class:`MixedConfigError`
     when the finished runs are not repeats of one config, or mix profiles.
@@ -294,11 +306,12 @@ def load_experiment(exp_dir) -> Experiment:
     meta = _read_json(meta_path)
     # every training record must have the metrics the paper reports for its dataset (a run without one, e.g.
     # a diverged LM run whose perplexity overflowed, is excluded)
-    records, unfinished, rejected = _read_part(path / RUNS, metrics_of(meta.get("dataset")))
+    records, unfinished, rejected = _read_part(path / RUNS, metrics_of(meta.get("dataset")), known)
     _check_unique_seeds(records, path / RUNS)
     check_consistent(records, profile=meta.get("profile"))
-    search_records, _, rejected_search = _read_part(path / SEARCH)
-    selection_records, _, rejected_selection = _read_part(path / SELECTION)
+    _exclude_overflowing(records)
+    search_records, _, rejected_search = _read_part(path / SEARCH, known=known)
+    selection_records, _, rejected_selection = _read_part(path / SELECTION, known=known)
     check_consistent(search_records, profile=meta.get("profile"),
                      identity=tuple(f for f in IDENTITY_FIELDS if f != "genotype"))
     selection = _read_json(path / SELECTION_FILE) if (path / SELECTION_FILE).exists() else None
@@ -306,7 +319,8 @@ def load_experiment(exp_dir) -> Experiment:
         raise ValueError(f"{meta_path}: seeds is {meta['seeds']!r}, not a list; restore it or delete it")
     return Experiment(path=path, meta=meta, records=records, unfinished=unfinished,
                       search_records=search_records, selection_records=selection_records, selection=selection,
-                      rejected=rejected + rejected_search + rejected_selection)
+                      rejected=rejected + rejected_search + rejected_selection,
+                      baseline=random_baseline.load(random_baseline.root_of(path, meta), known))
 
 
 def find_experiments(results_dir) -> List[Path]:

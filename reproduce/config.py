@@ -185,6 +185,36 @@ def build(cls: Type[T], overrides: Dict[str, Any] = None, base: T = None) -> T:
         overrides = {**recipes[overrides["method"]], **overrides}
     config = dataclasses.replace(base, **overrides) if base is not None else cls(**overrides)
     validate(config)
+    _mark_validated(config)
+    return config
+
+
+# The mark build leaves on a config it validated: the field values it checked. Not a field, so to_dict (asdict),
+# equality and config.json ignore it; pickling (a worker pool) keeps it. A config changed after build (a field
+# set by hand) no longer matches its mark, and dataclasses.replace makes an unmarked instance: both are
+# validated again by ensure_valid.
+_VALIDATED = "_validated_values"
+
+
+def _field_values(config) -> tuple:
+    return tuple(getattr(config, f.name) for f in dataclasses.fields(config))
+
+
+def _mark_validated(config) -> None:
+    object.__setattr__(config, _VALIDATED, _field_values(config))  # object's: a frozen config takes it too
+
+
+def is_validated(config) -> bool:
+    """Whether :func:`build` made ``config`` (and so validated it) and no field changed since."""
+    return getattr(config, _VALIDATED, None) == _field_values(config)
+
+
+def ensure_valid(config):
+    """``config``, validated unless :func:`build` made it (a run's config is built and validated once; one made
+    by hand or with dataclasses.replace is validated here)."""
+    if not is_validated(config):
+        validate(config)
+        _mark_validated(config)
     return config
 
 

@@ -40,6 +40,7 @@ from zoo.fileio import atomic_write_json, atomic_write_text
 from .demo_data import markov_source, write_digits_cifar, write_markov_corpus
 from .device import max_threads, pick_device, usable_cores
 from .experiments import ExperimentOptions, ExperimentResult, run_experiment
+from .layout import CHECKPOINT, RECORD
 from .records import is_finished, read_record
 from .report import check_ours, report_path, write_report
 from .report.formatters import fmt_ours
@@ -161,8 +162,8 @@ NO_TARGETS = {
 def _remove_finished_checkpoints(root: Path) -> int:
     """Delete checkpoint.pt of every finished run under ``root`` (kept for unfinished ones, to resume)."""
     removed = 0
-    for ckpt in root.rglob("checkpoint.pt"):
-        record = ckpt.parent / "record.json"
+    for ckpt in root.rglob(CHECKPOINT):
+        record = ckpt.parent / RECORD
         if is_finished(read_record(record)):
             ckpt.unlink()
             removed += 1
@@ -282,7 +283,9 @@ def run_demo(out=DEFAULT_OUT, fast: bool = False, progress: bool = True, device:
 
     if not keep_checkpoints:
         _remove_finished_checkpoints(out)
-    written = write_report(results_dir=str(out)) if report else None
+    # the experiments as their runs read them: the report renders what the summaries did, reading no record again
+    loaded = [r.measured for r in results.values() if r.measured is not None]
+    written = write_report(results_dir=str(out), loaded=loaded) if report else None
     return DemoResult(out=out, results=results, sources=sources, report=written, wall_time_s=time.time() - t0,
                       jobs=jobs, threads=threads)
 

@@ -23,7 +23,8 @@ from zoo.registry import build
 
 from . import records
 from .data.trained_on import TrainedOn, trained_on
-from .rundir import BEST, CHECKPOINT, DamagedCheckpointError, RunConfigMismatchError, RunDir, first_line
+from .layout import BEST, CHECKPOINT
+from .rundir import DamagedCheckpointError, RunConfigMismatchError, RunDir, first_line
 from .runner import config_digest, read_run_checkpoint
 from .train.recipes import recipe_name
 

@@ -143,8 +143,8 @@ def distribution(values: Sequence[float], metric: str, path: Path, references: S
                  summary: Optional[dict] = None, title: str = "") -> Optional[Path]:
     """Our final values (one dot per seed, mean and 95 % CI) beside each reference's mean +/- std.
 
-    ``references``: dicts with ``label``, ``mean``, optionally ``std``, and ``kind``: "published" (the
-    default: a published figure) or "reference" (a bound or other figure that nobody published).
+    ``references``: dicts with ``label``, ``mean``, optionally ``std``, and ``published``: True (the default: a
+    published figure) or False (a bound or other figure that nobody published).
     """
     if not values:
         return None
@@ -167,7 +167,7 @@ def distribution(values: Sequence[float], metric: str, path: Path, references: S
                         label=f"{ref['label']}: mean +/- std")
             if i == 1:  # the band of the first reference (the paper) only, so bands do not pile up
                 ax.axhspan(ref["mean"] - std, ref["mean"] + std, color=color, alpha=0.08)
-        elif ref.get("kind") == "reference":
+        elif not ref.get("published", True):
             ax.plot([i], [ref["mean"]], "D", color=color, label=f"{ref['label']} (not a published figure)")
         else:
             ax.plot([i], [ref["mean"]], "D", color=color, label=f"{ref['label']}: single published figure")

@@ -57,12 +57,19 @@ def _build_setting(config: str, name: str) -> Optional[str]:
     return found.group(1) if found else None
 
 
+# The environment variables that lower or pin the instruction set oneDNN and MKL dispatch to (torch's own,
+# ATEN_CPU_CAPABILITY, is its own field): set on one machine and not on another, they change the kernels.
+KERNEL_ENV = ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS", "MKL_CBWR")
+
+
 def cpu_kernels() -> Dict[str, Any]:
     """What decides the CPU kernels torch runs: the CPU model, the instruction set torch dispatches to
     (``torch.backends.cpu.get_cpu_capability()``, lowered by ``ATEN_CPU_CAPABILITY``), whether oneDNN (mkldnn)
-    is used and its version, MKL, the BLAS and the parallel backend torch was built with."""
+    is used and its version, whether MKL is and its version, the BLAS and the parallel backend torch was built
+    with, and the environment variables that steer oneDNN's and MKL's choice (:data:`KERNEL_ENV`, those set)."""
     config = torch.__config__.show()
-    onednn = re.search(r"MKL-DNN v([\w.]+)", config)
+    onednn = re.search(r"(?:MKL-DNN|oneDNN) v([\w.]+)", config)
+    mkl = re.search(r"Math Kernel Library Version ([\w.]+)", config)
     parallel = re.search(r"ATen parallel backend: (.+)", torch.__config__.parallel_info())
     return {
         "model": _cpu_model(),
@@ -71,8 +78,10 @@ def cpu_kernels() -> Dict[str, Any]:
         "mkldnn": bool(torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled),
         "onednn_version": onednn.group(1) if onednn else None,
         "mkl": bool(torch.backends.mkl.is_available()),
+        "mkl_version": mkl.group(1) if mkl else None,
         "blas": _build_setting(config, "BLAS_INFO"),
         "parallel": parallel.group(1).strip() if parallel else None,
+        "env": {name: os.environ[name] for name in KERNEL_ENV if name in os.environ},
     }
 
 

@@ -30,9 +30,10 @@ from scipy import stats as _st
 
 from . import stats
 from .jsonfile import read_json
+from .layout import BASELINE_DIR, BASELINE_FILE
 from .records import load_records
 
-DIR, FILE = "baseline", "baseline.json"
+DIR, FILE = BASELINE_DIR, BASELINE_FILE  # (reproduce.layout) the names this module's callers know
 KINDS = ("random",)
 VERDICTS = ("better", "worse", "not distinguishable", "untested")
 
@@ -158,17 +159,17 @@ def read_meta(root) -> Optional[dict]:
     return read_json(path, fix="delete the baseline directory to draw and train its cells afresh")
 
 
-def load(root) -> Optional[Baseline]:
+def load(root, known: Mapping[Path, Any] = None) -> Optional[Baseline]:
     """The baseline in the directory ``root`` (:func:`root_of`), or None without one. Its cells' records are
-    read as every record is (:func:`reproduce.records.load_records`); those excluded from the statistics
-    count for no cell."""
+    read as every record is (:func:`reproduce.records.load_records`, ``known``: those read already); those
+    excluded from the statistics count for no cell."""
     meta = read_meta(root)
     if meta is None:
         return None
     spec = BaselineSpec(meta["kind"], int(meta["n"]), int(meta["draw_seed"]))
     cells = []
     for cell in meta["cells"]:
-        records, _ = load_records(cell_dir(root, cell["index"]))
+        records, _ = load_records(cell_dir(root, cell["index"]), known=known)
         records = [r for r in records if r.usable and r.get("genotype") == cell["genotype"]]
         cells.append(RandomCell(int(cell["index"]), cell["genotype"], records))
     return Baseline(spec, [int(s) for s in meta["seeds"]], cells)

@@ -23,9 +23,9 @@ from pathlib import Path
 from typing import Any, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 from .jsonfile import BadFileError, read_json
+from .layout import RECORD
 
 FINISHED = "finished"
-RECORD = "record.json"
 # Numbers in "final" that count or locate things rather than measure the model (not domain-checked).
 BOOKKEEPING = ("best_epoch", "rollbacks", "switched_to_asgd_at", "num_classes", "epochs", "steps")
 # The domain of a metric, by the end of its name: (lowest, highest) allowed.
@@ -96,17 +96,16 @@ def _has_domain(name: str) -> bool:
     return any(name.endswith(suffix) for suffix, _, _ in DOMAINS)
 
 
+def row_problems(row: Mapping[str, Any]) -> List[str]:
+    """Why one epoch's metrics (a line of metrics.jsonl, a row of a record's curve) cannot be as measured: a
+    value of a metric with a domain outside it; None is allowed (a perplexity that overflowed a float)."""
+    return [p for p in (metric_problem(k, v) for k, v in row.items() if v is not None and _has_domain(k)) if p]
+
+
 def curve_problems(curve: Sequence[Mapping[str, Any]]) -> List[str]:
     """Why a curve cannot be drawn as measured: a value of a metric with a domain outside it. None is allowed
     there (a language model's perplexity that overflowed a float in one epoch)."""
-    problems = []
-    for i, row in enumerate(curve):
-        for key, value in row.items():
-            if value is None or not _has_domain(key):
-                continue
-            problem = metric_problem(key, value)
-            if problem:
-                problems.append(f"curve epoch {row.get('epoch', i)}: {problem}")
+    problems = [f"curve epoch {row.get('epoch', i)}: {p}" for i, row in enumerate(curve) for p in row_problems(row)]
     if len(problems) > CURVE_PROBLEMS_SHOWN:
         problems = problems[:CURVE_PROBLEMS_SHOWN] + [f"and {len(problems) - CURVE_PROBLEMS_SHOWN} more in its curve"]
     return problems
@@ -172,10 +171,10 @@ def check_record(record: Any, where) -> dict:
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
         raise refuse(f"has seed {_show(seed)}, not an integer")
     if record["status"] == FINISHED:
-        for key, kind in (("final", dict), ("curve", list), ("config", dict)):
-            if key in record and not isinstance(record[key], kind):  # one that lacks them is excluded later
+        for key, json_type in (("final", dict), ("curve", list), ("config", dict)):
+            if key in record and not isinstance(record[key], json_type):  # one that lacks them is excluded later
                 raise refuse(f"is finished but its {key} is {_show(record[key])}, not a JSON "
-                             f"{'object' if kind is dict else 'list'}")
+                             f"{'object' if json_type is dict else 'list'}")
         if not all(isinstance(row, dict) for row in record.get("curve", ())):
             raise refuse("is finished but its curve holds something other than one object per epoch")
     return record
@@ -188,7 +187,12 @@ def read_record(path, required: Iterable[str] = ()) -> Optional[Record]:
     path = Path(path)
     if not path.exists():
         return None
-    fields = check_record(read_json(path, expect=None, fix=FIX), path)
+    return _checked(check_record(read_json(path, expect=None, fix=FIX), path), path, required)
+
+
+def _checked(fields: Mapping[str, Any], path: Path, required: Iterable[str]) -> Record:
+    """A record's checked ``fields`` with the reasons it cannot enter the statistics (``required``: the metrics
+    it must have)."""
     problems = metric_problems(fields, required) if fields["status"] == FINISHED else []
     return Record(fields, path, problems)
 
@@ -197,9 +201,11 @@ def is_finished(record: Optional[Mapping[str, Any]]) -> bool:
     return bool(record) and record.get("status") == FINISHED
 
 
-def load_records(root, required: Iterable[str] = ()) -> Tuple[List[Record], List[str]]:
+def load_records(root, required: Iterable[str] = (), known: Mapping[Path, Record] = None
+                 ) -> Tuple[List[Record], List[str]]:
     """The finished records of the run directories directly under ``root`` (sorted by seed), and the names
-    of the run directories there without a finished record.
+    of the run directories there without a finished record. ``known``: records read already (by the launcher
+    that ran them; keyed by their resolved path), taken as they are instead of being read again.
 
     A finished record whose numbers lie outside their domain, or that lacks one of ``required``, stays in
     the list with its ``problems``: it counts as finished but enters no statistic, and the report lists it.
@@ -212,6 +218,10 @@ def load_records(root, required: Iterable[str] = ()) -> Tuple[List[Record], List
         return finished, unfinished
     required = tuple(required)
     for run in sorted(p for p in root.iterdir() if p.is_dir()):
+        read_already = known.get((run / RECORD).resolve()) if known else None
+        if read_already is not None and read_already.finished:  # structure checked when read; metrics here
+            finished.append(_checked(read_already, run / RECORD, required))
+            continue
         try:
             record = read_record(run / RECORD, required)
         except BadFileError as e:

@@ -95,7 +95,8 @@ class RunPool:
                                      f"{', '.join(sorted(differ))}): use another directory for the new config")
                 return future
             log.info("%s -> %s (queued)", job.name, job.out)
-            future = self._executor.submit(self._run, job.kind, job.dataset, job.config, job.out, False)
+            # the plan's built config travels pickled with its mark of validation: the worker does not validate it again
+            future = self._executor.submit(self._run, job.kind, job.dataset, job.task_config, job.out, False)
             self._futures[key] = (dict(job.config), future)
             self._bar.total += 1
             self._bar.refresh()

@@ -43,18 +43,15 @@ from zoo.torchfile import check_torch_zip
 
 from . import config as _config
 from . import records
-from .jsonfile import read_json, read_json_lines
-from .layout import QUEUE_LOG, SLURM_JOB
+from .jsonfile import BadFileError, read_json, read_json_lines
+from .layout import BEST, CHECKPOINT, CONFIG, LOCK, METRICS_FILE, QUEUE_LOG, RECORD, SLURM_JOB
 from .provenance import provenance
 
 log = logging.getLogger(__name__)
 
-CONFIG, METRICS, CHECKPOINT, RECORD = "config.json", "metrics.jsonl", "checkpoint.pt", "record.json"
-BEST = "best.pt"  # the language model's best epoch (reproduce.train.lm)
-LOCK = ".lock"
 # What marks a directory as a run's: its own files, or what the launchers write there before it starts. A
 # directory that holds files but none of these is someone else's, and a run does not write into it.
-RUN_FILES = (CONFIG, METRICS, CHECKPOINT, RECORD, LOCK, QUEUE_LOG, SLURM_JOB)
+RUN_FILES = (CONFIG, METRICS_FILE, CHECKPOINT, RECORD, LOCK, QUEUE_LOG, SLURM_JOB)
 
 # Fields that may change between a run and its resumption without changing its results.
 RUNTIME_FIELDS = ("device", "progress", "workers", "data", "num_threads", "download", "logger", "processes")
@@ -121,7 +118,7 @@ class RunDir:
 
     @property
     def metrics_path(self) -> Path:
-        return self.path / METRICS
+        return self.path / METRICS_FILE
 
     @property
     def checkpoint_path(self) -> Path:
@@ -183,7 +180,7 @@ class RunDir:
     def _remove_stale_temporaries(self) -> None:
         """The atomic writes' temporary files (``.NAME.XXXX.tmp``) of a run's files, left by a process killed while
         writing: with the lock held, no other process of this run is writing them."""
-        for name in (CONFIG, METRICS, CHECKPOINT, RECORD, BEST):
+        for name in (CONFIG, METRICS_FILE, CHECKPOINT, RECORD, BEST):
             for tmp in self.path.glob(f".{name}.*.tmp"):
                 with contextlib.suppress(OSError):
                     tmp.unlink()
@@ -297,7 +294,15 @@ class RunDir:
         append_jsonl(self.metrics_path, metrics)
 
     def metrics(self) -> List[dict]:
-        return read_json_lines(self.metrics_path)
+        """metrics.jsonl's epochs. A value outside its metric's domain (a loss of -5000) is refused here, naming the
+        line, before the run resumes: a record finished with that curve would be excluded when read back."""
+        rows = read_json_lines(self.metrics_path)
+        for i, row in enumerate(rows):
+            problems = records.row_problems(row)
+            if problems:
+                raise BadFileError(f"{self.metrics_path}: line {i + 1}: {problems[0]}, so the file was damaged or "
+                                   "edited; restore it, or delete the run directory and run again")
+        return rows
 
     def trim_metrics(self, epochs_done: int) -> List[dict]:
         """Keep only lines of epochs < epochs_done (those the checkpoint covers)."""

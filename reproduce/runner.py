@@ -55,9 +55,9 @@ from genotypes.quoting import quote
 
 from . import config as run_config
 from .distributed import Dist
+from .layout import METRICS_FILE
 from .loggers import Loggers
 from .rundir import (
-    METRICS,
     RUNTIME_FIELDS,
     DamagedCheckpointError,
     NonFiniteError,
@@ -142,15 +142,17 @@ def load_run_checkpoint(rundir: RunDir, task, config_dict: Optional[Dict[str, An
         return DamagedCheckpointError(f"{rundir.checkpoint_path} {problem}; delete it to restart the run from its "
                                       "first epoch, or use another --out directory")
 
+    step_ends = state.get("step_ends")
+    counted = isinstance(step_ends, list) and len(step_ends) == epoch and all(type(s) is int for s in step_ends)
+    if not counted and (config_dict is not None or step_ends is not None):  # the runner's checkpoints count steps
+        raise refuse(f"holds no global step for each of its {epoch} epochs")
     try:
         task.load_state_dict(state["task"])
-        if "rng" in state:
-            set_rng_state(state["rng"])
+        set_rng_state(state["rng"])
     except (KeyError, IndexError, TypeError, ValueError, RuntimeError) as e:
         raise refuse(f"does not fit this run ({first_line(e)})") from None
     resumed = {"epoch": epoch, "wall_time_s": float(state.get("wall_time_s", 0.0))}
-    step_ends = state.get("step_ends")
-    if isinstance(step_ends, list) and len(step_ends) == epoch and all(type(s) is int for s in step_ends):
+    if counted:
         resumed["step_ends"] = step_ends
     return resumed
 
@@ -170,7 +172,7 @@ def read_run_checkpoint(rundir: RunDir, kind: str, dataset: str, config_dict: Op
                                       "another --out directory")
 
     if (state.get("version") != CHECKPOINT_VERSION or state.get("dataset") != dataset
-            or state.get("kind", "train") != kind):
+            or state.get("kind") != kind):
         raise refuse(f"is not a {dataset} {kind} checkpoint of this version")
     if not isinstance(state.get("task"), dict):
         raise refuse("holds no task state")
@@ -186,8 +188,7 @@ def _check_tied(rundir: RunDir, state: Dict[str, Any], config_dict: Dict[str, An
     """The checkpoint belongs to this config, its epoch to the config's epochs, and metrics.jsonl to both."""
     path = rundir.checkpoint_path
     if "config_digest" not in state:
-        raise refuse("was written before checkpoints carried their config's digest, so it cannot be tied to this "
-                     "run's config")
+        raise refuse("holds no digest of its config, so it cannot be tied to this run's config")
     if state["config_digest"] != config_digest(config_dict):
         saved = state.get("config") if isinstance(state.get("config"), dict) else {}
         differ = run_config.diff(saved, _what_counts(config_dict))
@@ -205,8 +206,8 @@ def _check_tied(rundir: RunDir, state: Dict[str, Any], config_dict: Dict[str, An
     if not epoch <= epochs:
         raise refuse(f"says it was written after epoch {epoch!r}, but the run has epochs 1..{epochs}")
     check_curve(rundir, rundir.metrics()[:epoch], epoch,
-                f"the checkpoint was written after epoch {epoch}; restore {METRICS}, or delete {path} to restart the "
-                "run from its first epoch")
+                f"the checkpoint was written after epoch {epoch}; restore {METRICS_FILE}, or delete {path} to restart "
+                "the run from its first epoch")
 
 
 def check_curve(rundir: RunDir, curve, epochs: int, fix: str) -> list:
@@ -298,8 +299,7 @@ def _run_epochs(config, config_dict: dict, make_task, rundir: RunDir, d: Dist, p
     d.barrier()
     if not d.is_main:
         curve = rundir.metrics()[:start_epoch]
-    # a checkpoint from before the live logs has no step counts: the steps are counted from its epoch on
-    step_ends = list(resumed.get("step_ends") or [0] * start_epoch) if resumed is not None else []
+    step_ends = list(resumed["step_ends"]) if resumed is not None else []
     logs = Loggers(getattr(config, "logger", "") if d.is_main else "", rundir.path, config_dict)
     t_start = time.perf_counter()
     try:

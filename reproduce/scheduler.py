@@ -30,13 +30,14 @@ import time
 from concurrent.futures import FIRST_EXCEPTION, Future, wait
 from functools import partial
 from pathlib import Path
-from typing import Callable, Dict, Iterable, List, Optional, Sequence
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence
 
 from tqdm.auto import tqdm
 
 from . import slurm as slurm_jobs
-from .layout import QUEUE_LOG
-from .records import RECORD, Record, read_record
+from .config import to_dict
+from .layout import QUEUE_LOG, RECORD
+from .records import Record, read_record
 from .slurm import SlurmOptions
 from .tasks import KINDS, run_task
 
@@ -51,18 +52,30 @@ class RunsFailedError(RuntimeError):
 
 @dataclasses.dataclass
 class Job:
+    """One run. ``config``: its fields as a dict, or the config instance the plan built and validated (then
+    ``config`` holds its fields and ``built`` the instance, which :func:`run_task` takes without validating it
+    again; JSON carries only the dict, see :mod:`reproduce.tasks`)."""
+
     kind: str
     dataset: str
     config: Dict
     out: str
     name: str = ""
+    built: Any = dataclasses.field(default=None, repr=False, compare=False)
 
     def __post_init__(self):
         if self.kind not in KINDS:
             raise ValueError(f"unknown job kind {self.kind!r}; expected one of {', '.join(KINDS)}")
+        if not isinstance(self.config, dict):
+            self.built, self.config = self.config, to_dict(self.config)
         self.out = str(self.out)
         if not self.name:
             self.name = f"{self.kind} {self.dataset} seed {self.config.get('seed')}"
+
+    @property
+    def task_config(self):
+        """What :func:`run_task` takes: the built config when the job carries one, else the dict."""
+        return self.built if self.built is not None else self.config
 
     def to_json(self) -> str:
         return json.dumps({"kind": self.kind, "dataset": self.dataset, "config": self.config, "out": self.out,
@@ -105,7 +118,9 @@ def run_jobs(jobs: Sequence[Job], gpus: Sequence[str] = (), launcher: str = "loc
              runner: Optional[Callable[[Job, bool], object]] = None,
              command: Optional[Callable[[Job], List[str]]] = None,
              desc: str = "runs", pool=None, gpus_per_job: int = 1) -> List[dict]:
-    """Run ``jobs`` (each skipped by the run itself when already finished); returns their records in order.
+    """Run ``jobs`` (those already finished are skipped); returns their records in order.
+
+    Each record is read once: a finished run's when it is skipped, the others' when they have run.
 
     ``pool``: a :class:`reproduce.run_pool.RunPool` that runs them side by side on this machine's cores.
     ``gpus_per_job``: GPUs (and processes) per run of the local GPU queue (:func:`gpu_slots`).
@@ -118,25 +133,30 @@ def run_jobs(jobs: Sequence[Job], gpus: Sequence[str] = (), launcher: str = "loc
         raise ValueError(f"unknown launcher {launcher!r}; expected one of {', '.join(LAUNCHERS)}")
     if not jobs:
         return []
+    found = [read_result(job) for job in jobs]
+    pending = [job for job, record in zip(jobs, found) if record is None]
+    for job, record in zip(jobs, found):
+        if record is not None:
+            log.info("%s: finished already (%s), skipped", job.name, job.out)
+    done = len(jobs) - len(pending)
     if launcher == "slurm":
-        failures = slurm_jobs.run([job for job in jobs if read_result(job) is None], slurm or SlurmOptions(),
-                                  progress, desc)
+        failures = slurm_jobs.run(pending, slurm or SlurmOptions(), progress, desc)
     elif gpus:
         slots = gpu_slots(gpus, gpus_per_job)
-        failures = _run_gpu_queue(jobs, slots, progress, command or partial(worker_command, processes=gpus_per_job),
-                                  desc)
+        failures = _run_gpu_queue(pending, done, slots, progress,
+                                  command or partial(worker_command, processes=gpus_per_job), desc)
     elif pool is not None:
-        failures = _run_in_pool(jobs, pool)
+        failures = _run_in_pool(pending, pool)
     else:
-        failures = _run_in_process(jobs, progress, runner, desc)
+        failures = _run_in_process(pending, done, progress, runner, desc)
     if failures:
         lines = "; ".join(f"{job.name} ({why})" for job, why in failures)
         raise RunsFailedError(f"{len(failures)} of {len(jobs)} runs failed: {lines}. "
                               "Fix the cause and rerun the same command: finished runs are skipped, "
                               "interrupted ones resume.")
     records = []
-    for job in jobs:
-        record = read_result(job)
+    for job, record in zip(jobs, found):
+        record = record if record is not None else read_result(job)
         if record is None:
             raise RunsFailedError(f"{job.name} ended without a finished record in {job.out}; "
                                   "rerun the same command to resume it")
@@ -144,19 +164,18 @@ def run_jobs(jobs: Sequence[Job], gpus: Sequence[str] = (), launcher: str = "loc
     return records
 
 
-def _run_in_process(jobs, progress, runner, desc):
+def _run_in_process(pending, done, progress, runner, desc):
+    """The ``pending`` jobs one after another (``done``: how many of the batch were finished already)."""
     failures = []
-    bar = tqdm(total=len(jobs), desc=desc, unit="run", disable=not progress or len(jobs) < 2, leave=False)
-    for job in jobs:
-        if read_result(job) is not None:
-            log.info("%s: finished already (%s), skipped", job.name, job.out)
+    bar = tqdm(total=len(pending) + done, initial=done, desc=desc, unit="run",
+               disable=not progress or len(pending) + done < 2, leave=False)
+    for job in pending:
+        log.info("%s -> %s", job.name, job.out)
+        if runner is not None:
+            runner(job, progress)
         else:
-            log.info("%s -> %s", job.name, job.out)
-            if runner is not None:
-                runner(job, progress)
-            else:
-                # errors here are the user's to see at once (bad data path, bad config): let them through
-                run_task(job.kind, job.dataset, job.config, job.out, progress=progress)
+            # errors here are the user's to see at once (bad data path, bad config): let them through
+            run_task(job.kind, job.dataset, job.task_config, job.out, progress=progress)
         bar.update(1)
     bar.close()
     return failures
@@ -173,16 +192,10 @@ def results(futures: Iterable[Future]) -> List:
     return [future.result() for future in futures]
 
 
-def _run_in_pool(jobs, pool):
+def _run_in_pool(pending, pool):
     """Like in-process: the first error is raised as it is, as soon as it happens (the caller decides whether
     the pool's other runs go on)."""
-    futures = []
-    for job in jobs:
-        if read_result(job) is not None:
-            log.info("%s: finished already (%s), skipped", job.name, job.out)
-        else:
-            futures.append(pool.submit(job))
-    results(futures)
+    results([pool.submit(job) for job in pending])
     return []
 
 
@@ -226,17 +239,14 @@ def _last_line(path: str) -> str:
     return lines[-1][-300:] if lines else "no output"
 
 
-def _run_gpu_queue(jobs, slots, progress, command, desc, poll_s: float = 0.2):
-    """Each run in a subprocess that sees only its slot's GPUs (``"0"``, or ``"0,1"`` for a run of two)."""
+def _run_gpu_queue(pending, done, slots, progress, command, desc, poll_s: float = 0.2):
+    """The ``pending`` jobs, each on the next free slot of GPUs (``"0"``, or ``"0,1"`` for a run of two) in a
+    subprocess that sees only those (``done``: how many of the batch were finished already)."""
     gpus = list(slots)
-    pending = [job for job in jobs if read_result(job) is None]
-    for job in jobs:
-        if job not in pending:
-            log.info("%s: finished already (%s), skipped", job.name, job.out)
     free = list(gpus)
     running: Dict[str, tuple] = {}  # gpu -> (process, job, log file)
     failures = []
-    bar = tqdm(total=len(jobs), initial=len(jobs) - len(pending), desc=f"{desc} on GPUs {','.join(gpus)}",
+    bar = tqdm(total=len(pending) + done, initial=done, desc=f"{desc} on GPUs {','.join(gpus)}",
                unit="run", disable=not progress)
     try:
         while pending or running:

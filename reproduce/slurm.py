@@ -32,6 +32,11 @@ from .tasks import run_task
 log = logging.getLogger(__name__)
 
 
+# A year: a job's time limit beyond it is a typo (minutes taken for seconds), and Slurm would refuse it only once
+# the first job is submitted, or hold every job pending as longer than the partition allows.
+MAX_TIME_MIN = 365 * 24 * 60
+
+
 @dataclasses.dataclass
 class SlurmOptions:
     partition: Optional[str] = None
@@ -48,6 +53,12 @@ class SlurmOptions:
         if int(self.gpus_per_job) < 0 or int(self.cpus_per_job) < 1:
             raise ValueError(f"--gpus-per-job must be >= 0 and --cpus-per-job >= 1, got {self.gpus_per_job} and "
                              f"{self.cpus_per_job}")
+        if isinstance(self.time_min, bool) or not isinstance(self.time_min, int) \
+                or not 1 <= self.time_min <= MAX_TIME_MIN:
+            raise ValueError(f"--time is the time limit per job in minutes, 1..{MAX_TIME_MIN} (a year); got "
+                             f"{self.time_min!r}")
+        if self.mem_gb is not None and int(self.mem_gb) < 1:
+            raise ValueError(f"--mem-gb must be >= 1 (leave it out for the partition's default), got {self.mem_gb}")
         if int(self.array_parallelism) < 0:
             raise ValueError(f"--array-parallelism must be >= 0 (0: no cap), got {self.array_parallelism}")
 

@@ -19,7 +19,7 @@ Lower is better for every metric here (errors, perplexities) unless the target s
 from __future__ import annotations
 
 import math
-from typing import Any, Dict, Iterable, Mapping, Optional
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence
 
 import numpy as np
 from scipy import stats as _st
@@ -28,6 +28,10 @@ ALPHA = 0.05
 CONFIDENCE = 0.95
 
 VERDICTS = ("consistent", "better", "worse", "not run", "untested")
+
+
+class StatisticsOverflowError(ValueError):
+    """Finite values whose statistics (a spread, a confidence bound) would exceed the range of a float."""
 
 
 def summarize(values: Iterable[float], confidence: float = CONFIDENCE) -> Dict[str, Any]:
@@ -60,6 +64,21 @@ def summarize(values: Iterable[float], confidence: float = CONFIDENCE) -> Dict[s
     return _finite(out, "summary")
 
 
+def overflowing(values: Sequence[float]) -> List[int]:
+    """The positions of the values to leave out so that :func:`summarize` of the others stays finite; [] when it
+    is finite already. The largest magnitudes go first: one run's absurd number (a perplexity of 1e308 beside
+    58 and 59) is what overflows, and the same huge number in every run overflows nothing."""
+    order = sorted(range(len(values)), key=lambda i: -abs(values[i]))  # stable: ties leave the earlier out first
+    for k in range(len(values)):
+        kept = set(order[k:])
+        try:
+            summarize([v for i, v in enumerate(values) if i in kept])
+            return sorted(order[:k])
+        except StatisticsOverflowError:
+            continue
+    return []  # unreachable: one value alone has no spread, so its summary cannot overflow
+
+
 # Beyond this magnitude a fourth power (a variance squared, in Welch's degrees of freedom, scipy's too) could
 # overflow a float: such values are computed scaled by a power of two (exact).
 _LARGE = 2.0 ** 200
@@ -78,7 +97,8 @@ def scale_of(values) -> float:
 def _finite(out: Dict[str, Any], what: str) -> Dict[str, Any]:
     bad = [k for k, v in out.items() if isinstance(v, float) and not math.isfinite(v)]
     if bad:  # e.g. the spread of values near +-1.7e308 exceeds the largest float
-        raise ValueError(f"the {what}'s {', '.join(bad)} would exceed the range of a float: the values are absurd")
+        raise StatisticsOverflowError(f"the {what}'s {', '.join(bad)} would exceed the range of a float: "
+                                      "the values are absurd")
     return out
 
 

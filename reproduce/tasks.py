@@ -6,9 +6,16 @@ task class implements the runner's task protocol (:mod:`reproduce.runner`) itsel
 are the paper's values. To add a dataset: write its config and task classes, add their line to
 :data:`TASKS`, and the final metrics its tables report to :data:`reproduce.records.METRICS`.
 
-:func:`run_task` builds and validates the config once (from a dict of fields, as a job carries it, or a
-config instance), sets up the processes and hands the task to the runner; :func:`train` and
-:func:`search` are its two kinds.
+:func:`run_task` takes the config as a dict of fields or a config instance, sets up the processes and hands the
+task to the runner; :func:`train` and :func:`search` are its two kinds.
+
+A run's config is built and validated once. An experiment's plan builds every config (``run_config.build``,
+which marks what it validated) and its jobs carry that instance to :func:`run_task` in this process and, pickled
+with its mark, to a worker pool's processes: neither validates it again. A job that crosses a process boundary
+as JSON (the GPU queue's ``python -m reproduce.scheduler --job JSON``, a Slurm job) carries only the dict, and the
+process that runs it builds and validates it once there: the validation depends on that machine (``num_threads``
+against its cores, the device, the data path), so the check belongs where the run runs. A config made by hand or
+with ``dataclasses.replace`` is validated here.
 """
 from __future__ import annotations
 
@@ -81,16 +88,16 @@ def make_config(kind: str, dataset: str, config=None, data=None):
         return run_config.build(cls, with_recipe(fields, data) if with_recipe is not None else fields)
     if type(config) is not cls:
         raise run_config.ConfigError(f"the {kind} of {dataset} takes a {cls.__name__}, got {type(config).__name__}")
-    run_config.validate(config)
-    return config
+    return run_config.ensure_valid(config)  # validated unless run_config.build made it (the plan's configs)
 
 
 def run_task(kind: str, dataset: str, config, out, progress: bool = True,
              callback: Optional[Callable[[int, int], None]] = None, data=None) -> dict:
     """Run (or resume, or return the finished record of) the ``kind`` task of ``dataset`` in run directory ``out``.
 
-    The config is validated here, once for the run. ``callback(epoch, step)`` is called after every step of a
-    search. Returns the finished record; a finished directory is not run again.
+    The config is built and validated here, once for the run, unless it is an instance ``run_config.build`` made
+    (a planned job's: the plan built and validated it, and it is not validated again). ``callback(epoch, step)``
+    is called after every step of a search. Returns the finished record; a finished directory is not run again.
     """
     if out is None:
         raise ValueError(f"a {kind} run needs an output run directory (out=...)")

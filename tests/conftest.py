@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from child_bounds import bounded_here
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -29,6 +30,19 @@ def pytest_configure(config):
         import torch
 
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
+@pytest.fixture(autouse=True)
+def _hostile_input_bounds(request):
+    """A test marked ``bounded`` (the hostile-input tests: ``pytestmark = pytest.mark.bounded``) fails when it runs
+    longer than 30 s of wall time or grows the peak RSS of this process by more than 1.2 GB (tests/child_bounds.py
+    bounds the refusals made in child processes the same way)."""
+    marker = request.node.get_closest_marker("bounded")
+    if marker is None:
+        yield
+        return
+    with bounded_here(request.node.nodeid, **marker.kwargs):  # bounded(seconds=..., rss_mb=...): other bounds
+        yield
+
+
 _EXPECTED_FILES = (
     "cnn_manifests.json", "rnn_manifest.json", "param_counts.json", "cifar_small.pt", "imagenet_small.pt",
     "ptb_small.pt", "genotype_parse_cases.json", "rnn_genotype_parse_cases.json",

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from ..config import ConfigError, add_config_arguments, overrides_from_args
 from ..jsonfile import read_json
+from ..layout import RECORD
 from ..tasks import datasets, train
 
 log = logging.getLogger(__name__)
@@ -21,7 +22,7 @@ resumes an interrupted run; a finished run is skipped. Several GPUs or machines:
 def genotype_from_run(path) -> str:
     """The genotype text of a search run: RUN_DIR/record.json (or that file itself), its "genotype" field."""
     p = Path(path)
-    record_path = p / "record.json" if p.is_dir() else p
+    record_path = p / RECORD if p.is_dir() else p
     if not record_path.is_file():
         raise FileNotFoundError(f"--genotype-from: no record.json at {record_path}; point it at a finished search "
                                 "run directory")

@@ -12,7 +12,6 @@ import genotypes
 from zoo.fileio import atomic_write_json
 
 from .. import random_baseline
-from ..config import to_dict
 from ..scheduler import Job
 from ..tasks import make_config
 from .spec import ExperimentMismatchError, ExperimentSpec, check_existing_run
@@ -39,11 +38,12 @@ def plan_jobs(exp: ExperimentSpec, baseline: random_baseline.BaselineSpec, base:
         text = genotypes.format(cell)
         for seed in seeds:
             overrides = dict(base, seed=seed, genotype=text, experiment=f"{exp.name}-random")
-            cfg = to_dict(make_config("train", exp.dataset, overrides))
             run_dir = random_baseline.cell_dir(root, index) / f"seed-{seed}"
-            check_existing_run(run_dir, cfg)
-            jobs.append(Job("train", exp.dataset, cfg, str(run_dir),
-                            name=f"{exp.name} random cell {index} seed {seed}"))
+            # the job carries the built config to its run, which does not validate it again
+            job = Job("train", exp.dataset, make_config("train", exp.dataset, overrides), str(run_dir),
+                      name=f"{exp.name} random cell {index} seed {seed}")
+            check_existing_run(run_dir, job.config)
+            jobs.append(job)
     return jobs
 
 

@@ -3,23 +3,25 @@ cells, the choice), the final multi-seed trainings and the random cells, then th
 
 ``execute(plan, launch)`` runs the plan's stages in order, each through ``launch(jobs, what)`` (by default the
 options' launcher: this process, a worker pool, local GPUs or Slurm), writes experiment.json before the final
-trainings and selection.json after the selection, and reads the experiment back the way the report reads it
-(:func:`reproduce.aggregate.load_experiment`), so the terminal summary and REPORT.md show the same numbers.
+trainings and selection.json after the selection, and builds the experiment's aggregate once
+(:func:`reproduce.aggregate.load_experiment`, from the records the launcher read back: no record is read twice);
+the terminal summary and REPORT.md both render that one :class:`reproduce.aggregate.Experiment`.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import shutil
 from pathlib import Path
-from typing import Callable, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence
 
 from zoo.fileio import atomic_write_json
 
 from .. import random_baseline
 from ..aggregate import load_experiment
 from ..layout import EXPERIMENT_FILE, QUEUE_LOG, SELECTION_FILE
-from ..records import metric_problem
+from ..records import Record, metric_problem
 from ..report import write_report
 from ..rundir import missing_dirs, remove_empty_dirs
 from ..scheduler import Job
@@ -87,19 +89,35 @@ def _run_stages(plan: Plan, launch: Launch) -> Optional[dict]:
 
 def remove_if_nothing_ran(out: Path) -> None:
     """Remove an experiment directory this call created when no run wrote anything in it (a run that
-    failed before its first epoch: missing data, bad config), so a failed command leaves nothing behind."""
-    # experiment.json is the plan's; log.txt the GPU queue's, of a run that then wrote nothing (its failure
-    # message carries the log's last line)
-    ran = [p for p in out.rglob("*") if p.is_file() and p.name not in (EXPERIMENT_FILE, QUEUE_LOG)]
-    if not ran:
+    failed before its first epoch: missing data, bad config), so a failed command leaves nothing behind but
+    the GPU queue's logs of the runs that failed: their error names each log, which holds the whole traceback."""
+    # experiment.json is the plan's; log.txt the GPU queue's, of a run that then wrote nothing
+    files = [p for p in out.rglob("*") if p.is_file() or p.is_symlink()]
+    if any(p.name not in (EXPERIMENT_FILE, QUEUE_LOG) for p in files):
+        return
+    if not any(p.name == QUEUE_LOG for p in files):
         shutil.rmtree(out, ignore_errors=True)
+        return
+    for p in files:
+        if p.name == EXPERIMENT_FILE:
+            p.unlink()
+    for d in sorted((p for p in out.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True):
+        with contextlib.suppress(OSError):  # not empty: it holds a log
+            d.rmdir()
 
 
 def execute(plan: Plan, launch: Optional[Launch] = None) -> ExperimentResult:
     """Run ``plan``'s stages (finished runs are skipped, interrupted ones resume), then read the experiment back,
     summarise it and (unless the options say not to) write the report over the results directory."""
     options = plan.options
-    launch = launch or options.launch
+    launch_jobs = launch or options.launch
+    read: Dict[Path, Record] = {}  # every record the launcher read back, by path: the aggregate reads none again
+
+    def launch(jobs: Sequence[Job], what: str) -> List[dict]:
+        records = launch_jobs(jobs, what)
+        read.update((r.path.resolve(), r) for r in records if isinstance(r, Record) and r.path is not None)
+        return records
+
     created = missing_dirs(plan.out)
     try:
         selection = _run_stages(plan, launch)
@@ -112,13 +130,13 @@ def execute(plan: Plan, launch: Optional[Launch] = None) -> ExperimentResult:
     if plan.baseline is not None:
         baseline_meta = baseline.run(plan.spec, plan.baseline, plan.baseline_jobs, plan.seeds, plan.baseline_root,
                                      launch)
-    measured = load_experiment(plan.out)
+    measured = load_experiment(plan.out, known=read)  # the one reading the summary and the report both render
     summary = {m: measured.summary(m) for m in plan.spec.metrics if measured.summary(m)}
     comparison = []
-    if plan.baseline is not None:
-        comparison = random_baseline.comparison_rows(measured.usable, random_baseline.load(plan.baseline_root),
-                                                     plan.spec.metrics)
-    report = write_report(results_dir=str(plan.report_dir), fmt=options.report_format) if options.report else None
+    if measured.baseline is not None:
+        comparison = random_baseline.comparison_rows(measured.usable, measured.baseline, plan.spec.metrics)
+    report = (write_report(results_dir=str(plan.report_dir), fmt=options.report_format, loaded=[measured])
+              if options.report else None)
     return ExperimentResult(out=plan.out, experiment=measured.meta, records=measured.records, selection=selection,
                             summary=summary, report=Path(report) if report else None, measured=measured,
                             baseline=baseline_meta, baseline_comparison=comparison)

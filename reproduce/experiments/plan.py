@@ -145,8 +145,16 @@ def runtime_overrides(options: ExperimentOptions) -> dict:
 
 
 def _config(kind: str, dataset: str, overrides: dict) -> dict:
-    """A full, validated config of the ``kind`` task of ``dataset`` as the dict a job carries."""
+    """A full, validated config of the ``kind`` task of ``dataset`` as a dict (a stand-in for configs not known yet)."""
     return run_config.to_dict(make_config(kind, dataset, overrides))
+
+
+def _job(kind: str, dataset: str, overrides: dict, where: Path, name: str) -> Job:
+    """The job of one run in ``where``: its config built and validated (once: the job carries the instance to its
+    run, which does not validate it again) and checked against the run already in that directory."""
+    job = Job(kind, dataset, make_config(kind, dataset, overrides), str(where), name=name)
+    check_existing_run(where, job.config)
+    return job
 
 
 def _final_jobs(spec: ExperimentSpec, base: dict, arch: Optional[str], genotype: str, seeds: Sequence[int],
@@ -155,11 +163,8 @@ def _final_jobs(spec: ExperimentSpec, base: dict, arch: Optional[str], genotype:
     against the other seeds' runs there."""
     jobs = []
     for seed in seeds:
-        cfg = _config("train", spec.dataset, dict(base, seed=seed) if arch else dict(base, seed=seed,
-                                                                                     genotype=genotype))
-        where = run_dir(out, RUNS, seed)
-        check_existing_run(where, cfg)
-        jobs.append(Job("train", spec.dataset, cfg, str(where), name=f"{spec.name} seed {seed}"))
+        overrides = dict(base, seed=seed) if arch else dict(base, seed=seed, genotype=genotype)
+        jobs.append(_job("train", spec.dataset, overrides, run_dir(out, RUNS, seed), f"{spec.name} seed {seed}"))
     if jobs:
         check_other_seeds(out, jobs[0].config, seeds)
     return jobs
@@ -203,12 +208,10 @@ class Plan:
         """The short training of each searched cell (``candidates``: search seed and genotype text)."""
         jobs = []
         for cand in candidates:
-            cfg = _config("train", self.spec.dataset, dict(self.selection_base, seed=cand["search_seed"],
-                                                           genotype=cand["genotype"]))
-            where = run_dir(self.out, SELECTION, cand["search_seed"])
-            check_existing_run(where, cfg)
-            jobs.append(Job("train", self.spec.dataset, cfg, str(where),
-                            name=f"{self.spec.name} selection training of search seed {cand['search_seed']}"))
+            jobs.append(_job("train", self.spec.dataset,
+                             dict(self.selection_base, seed=cand["search_seed"], genotype=cand["genotype"]),
+                             run_dir(self.out, SELECTION, cand["search_seed"]),
+                             f"{self.spec.name} selection training of search seed {cand['search_seed']}"))
         return jobs
 
     def final_jobs(self, genotype: Optional[str] = None) -> List[Job]:
@@ -390,12 +393,10 @@ def _search_stages(spec: ExperimentSpec, options: ExperimentOptions, out: Path, 
     held_out = searches_hold_out(spec, options, train_base, paper_train)
     searches = []
     for seed in seeds:
-        cfg = _config("search", spec.search_dataset, {**search_profile, **options.search_overrides, **held_out,
-                                                      **runtime, "seed": seed, "order": options.order})
-        where = run_dir(out, SEARCH, seed)
-        check_existing_run(where, cfg)
-        searches.append(Job("search", spec.search_dataset, cfg, str(where),
-                            name=f"{spec.name} {options.method} search (order {options.order}) seed {seed}"))
+        overrides = {**search_profile, **options.search_overrides, **held_out, **runtime, "seed": seed,
+                     "order": options.order}
+        searches.append(_job("search", spec.search_dataset, overrides, run_dir(out, SEARCH, seed),
+                             f"{spec.name} {options.method} search (order {options.order}) seed {seed}"))
     short = _selection_epochs(spec, options)
     selection_base = {**{k: v for k, v in train_base.items() if k not in ("arch", "genotype")},
                       **spec.selection_overrides, **options.selection_overrides, "epochs": short,

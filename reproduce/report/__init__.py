@@ -9,7 +9,10 @@ Layout::
     results_dir/figures/<experiment>/cell_{normal,reduce,recurrent}.png
     results_dir/figures/<experiment>/search/...            with --search: candidates, selection
 
-``<experiment>`` is the experiment's path under results_dir with "/" written as "--". Every number
+``<experiment>`` is the experiment's path under results_dir with "/" written as "--". The figures are
+drawn into a hidden sibling directory (``.figures-*``) and moved into figures/ once the whole report is
+built, and REPORT.md is written last: a report that fails partway changes nothing, and figures/ carries
+a mark (``.written-by-report``) so that a rerun knows them for its own even without REPORT.md beside them. Every number
 in the report comes from a finished record.json; a paper target that no record measured is listed
 as "not run". Runs of the quick and demo profiles are labelled as not comparable with the paper,
 and no test against the paper is made for them.
@@ -20,13 +23,18 @@ shows too), :mod:`.sections` and :mod:`.search` (one function per section).
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
+import os
+import shutil
+import tempfile
 from pathlib import Path
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Optional, Sequence
 
 from zoo.fileio import atomic_write_text
 
-from ..aggregate import MixedConfigError, find_experiments, load_experiment
+from ..aggregate import Experiment, MixedConfigError, find_experiments, load_experiment
+from ..rundir import missing_dirs, remove_empty_dirs
 from ..targets import report_targets
 from .document import Doc, latex_escape, render_latex, render_markdown
 from .sections import experiment_section, pending_line, summary_section, targets_section
@@ -38,12 +46,24 @@ FORMATS = ("markdown", "latex")
 # Every report names its generator in its first paragraph: a file without it is never written over.
 GENERATED_BY = "python -m reproduce report"
 ELSEWHERE = "write the report to another path (`python -m reproduce report DIR --out PATH`)"
+FIGURES = "figures"
+# In figures/, written before any figure goes there: a report that stopped before its REPORT.md (a full disk)
+# left figures a rerun must recognise as its own, not refuse as someone else's.
+FIGURES_MARK = ".written-by-report"
+STAGING_PREFIX = ".figures-"  # the sibling directory a report draws into; moved into figures/ once all is drawn
 
 
-def build(results_dir, targets: Dict[str, Any], fig_root: Path, draw: bool = True) -> Doc:
+def build(results_dir, targets: Dict[str, Any], fig_root: Path, draw: bool = True,
+          loaded: Sequence[Experiment] = ()) -> Doc:
+    """The report's document over every experiment under ``results_dir``; ``loaded``: experiments read already
+    (the command that just ran one hands it over, so its summary and this report render the same reading)."""
     results_dir = Path(results_dir)
+    read_already = {exp.path.resolve(): exp for exp in loaded}
     experiments = []
     for path in find_experiments(results_dir):
+        if path.resolve() in read_already:  # as found here: the report names it by its path under results_dir
+            experiments.append(dataclasses.replace(read_already[path.resolve()], path=path))
+            continue
         try:
             experiments.append(load_experiment(path))
         except MixedConfigError as e:
@@ -86,19 +106,21 @@ def check_ours(out: Path, fig_root: Optional[Path]) -> None:
                                   f"move it away, or {ELSEWHERE}")
     elif out.exists():
         raise FileExistsError(f"{out} exists and is not a report file: {ELSEWHERE}")
-    elif fig_root is not None and fig_root.is_dir() and any(fig_root.iterdir()):
+    elif (fig_root is not None and fig_root.is_dir() and any(fig_root.iterdir())
+          and not (fig_root / FIGURES_MARK).is_file()):
         raise FileExistsError(f"{fig_root} holds files, but there is no report beside it ({out.name}) that wrote them; "
                               f"they are never written over: move them away, or {ELSEWHERE}")
 
 
 def write_report(results_dir="results", out=None, fmt: str = "markdown", paper=None,
-                 with_figures: bool = True) -> Path:
+                 with_figures: bool = True, loaded: Sequence[Experiment] = ()) -> Path:
     """(Re)generate the report over every experiment under ``results_dir``; returns the file written.
 
     ``out`` defaults to ``results_dir/REPORT.md`` (``REPORT.tex`` for ``fmt="latex"``); figures go to
     ``figures/`` beside it. ``paper`` is the paper.json to compare with (default:
     ``results_dir/paper.json`` if there is one, else the project's ``results/paper.json``); the targets of
-    paper.json files deeper in the tree (an experiment's own, like the demo's) are added to it.
+    paper.json files deeper in the tree (an experiment's own, like the demo's) are added to it. ``loaded``:
+    experiments under ``results_dir`` read already (:func:`build`), not read again.
     """
     if fmt not in FORMATS:
         raise ValueError(f"format must be one of {', '.join(FORMATS)}, not {fmt!r}")
@@ -109,13 +131,42 @@ def write_report(results_dir="results", out=None, fmt: str = "markdown", paper=N
     out = Path(out) if out is not None else report_path(results_dir, fmt)
     targets = report_targets(results_dir, paper)
     base = out.resolve().parent
-    check_ours(out, base / "figures" if with_figures else None)
-    doc = build(results_dir, targets, base / "figures", draw=with_figures)
-    text = render_markdown(doc, base) if fmt == "markdown" else render_latex(doc, base)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out, text)
+    fig_root = base / FIGURES
+    check_ours(out, fig_root if with_figures else None)
+    created = missing_dirs(base)
+    base.mkdir(parents=True, exist_ok=True)
+    # Figures are drawn into a sibling directory and moved into figures/ only once the whole report is built:
+    # a report that fails partway leaves figures/ and REPORT.md as they were, and nothing of its own.
+    staging = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=base)) if with_figures else fig_root
+    try:
+        try:
+            doc = build(results_dir, targets, staging, draw=with_figures, loaded=loaded)
+            doc.rebase_images(staging, fig_root)
+            text = render_markdown(doc, base) if fmt == "markdown" else render_latex(doc, base)
+            if with_figures:
+                install_figures(staging, fig_root)
+            atomic_write_text(out, text)  # last: a report beside figures/ is whole
+        finally:
+            if with_figures:
+                shutil.rmtree(staging, ignore_errors=True)
+    except BaseException:
+        remove_empty_dirs(created)  # the directories only this report made (its staging directory is gone)
+        raise
     log.info("wrote %s", out)
     return out
+
+
+def install_figures(staging: Path, fig_root: Path) -> None:
+    """Move each experiment's figures drawn in ``staging`` into ``fig_root`` in place of its old ones (figures of
+    seeds since removed go); what else ``fig_root`` holds stays. The mark goes first (see :data:`FIGURES_MARK`)."""
+    fig_root.mkdir(exist_ok=True)
+    atomic_write_text(fig_root / FIGURES_MARK, f"figures of the report written by `{GENERATED_BY}`\n")
+    for new in sorted(staging.iterdir()):
+        old = fig_root / new.name
+        if old.is_dir() and not old.is_symlink():
+            shutil.rmtree(old)
+        if any(new.iterdir()):  # an experiment with nothing to draw keeps no directory
+            os.replace(new, old)
 
 
 __all__ = ["FORMATS", "GENERATED_BY", "Doc", "build", "check_ours", "latex_escape", "render_latex", "render_markdown",

@@ -34,6 +34,11 @@ class Doc:
     def code(self, text: str):
         self.blocks.append(("code", text))
 
+    def rebase_images(self, old: Path, new: Path):
+        """Images drawn under ``old`` are shown from ``new`` (where the report moves them once it is built)."""
+        self.blocks = [("img", Path(new) / b[1].relative_to(old), b[2]) if b[0] == "img" and b[1].is_relative_to(old)
+                       else b for b in self.blocks]
+
 
 
 def render_markdown(doc: Doc, base: Path) -> str:

@@ -25,8 +25,7 @@ def supernet_curves(doc: Doc, exp: Experiment, fig_dir: Path, draw: bool, refere
              "the half of the training data that trains the architecture")
     doc.p("The supernets (the weights shared by every candidate op, mixed by the architecture weights) at the end "
           f"of each search; the validation figures are measured on {where}:")
-    # records written before the option existed measured as the original does
-    bn = sorted({(r.get("config") or {}).get("valid_bn", "running") for r in exp.search_records}
+    bn = sorted({str((r.get("config") or {}).get("valid_bn")) for r in exp.search_records}
                 if "valid_ppl" in shown else set())
     if bn == ["batch"]:
         doc.p("Their validation perplexity is measured with each state of the cell normalised over the evaluation "
@@ -95,7 +94,7 @@ def skip_connections(doc: Doc, records) -> None:
 
 
 def baseline_section(doc: Doc, exp: Experiment, fig_dir: Path, draw: bool):
-    baseline = random_baseline.load(random_baseline.root_of(exp.path, exp.meta))
+    baseline = exp.baseline
     if baseline is None:
         return
     doc.h(3, "Searched cell against random cells (random-architecture baseline)")
@@ -122,7 +121,7 @@ def baseline_section(doc: Doc, exp: Experiment, fig_dir: Path, draw: bool):
             path = figures.distribution(
                 [v for _, v in exp.values(m)], m, fig_dir / f"baseline_{m}.png",
                 [dict(label=f"random cells (n={row['random']['n']})", mean=row["random"]["mean"],
-                      std=row["random"]["std"], kind="reference")],
+                      std=row["random"]["std"], published=False)],
                 exp.summary(m), title=f"searched cell vs random cells: {m}")
             if path:
                 doc.img(path, f"{m}: the searched cell (one dot per seed, mean and 95 % CI) beside the random cells' "

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 from typing import Any, Dict, List, Sequence
 
@@ -116,8 +115,8 @@ def experiment_section(doc: Doc, exp: Experiment, targets: Dict[str, Any], resul
         doc.h(3, "All final metrics")
         doc.table(METRIC_HEADERS, metric_rows(exp))
 
-    if draw and fig_dir.is_dir():  # figures of an earlier report (e.g. of seeds since removed) go
-        shutil.rmtree(fig_dir)
+    if draw:  # its figures replace all of an earlier report's (e.g. of seeds since removed), even when there are none
+        fig_dir.mkdir(parents=True, exist_ok=True)
     if draw and exp.records:
         figures_section(doc, exp, comparisons, name, fig_dir)
 
@@ -157,7 +156,7 @@ def figures_section(doc: Doc, exp: Experiment, comparisons: Sequence[Comparison]
     for m in exp.metrics():
         refs = [dict(label=short_label(c), mean=c.paper["mean"], std=c.paper.get("std"))
                 for c in comparisons if c.metric == m and c.role != "reference"]
-        refs += [dict(label=c.title, mean=c.paper["mean"], std=c.paper.get("std"), kind="reference")
+        refs += [dict(label=c.title, mean=c.paper["mean"], std=c.paper.get("std"), published=False)
                  for c in comparisons if c.metric == m and c.role == "reference"]
         if not refs and m not in primary:
             continue
@@ -199,11 +198,14 @@ def provenance_section(doc: Doc, exp: Experiment, results_dir: Path):
 
 
 def cpu_kernels(cpu: Any) -> str:
-    """A record's CPU kernels in a few words: the instruction set torch dispatches to and oneDNN's version."""
+    """A record's CPU kernels in a few words: the instruction set torch dispatches to, oneDNN's version, and the
+    variables set that steer oneDNN's and MKL's instruction set."""
     if not isinstance(cpu, dict):
         return "—"
     parts = [str(cpu.get("capability") or "?")]
     parts.append(f"oneDNN {cpu.get('onednn_version') or '?'}" if cpu.get("mkldnn") else "no oneDNN")
+    env = cpu.get("env")
+    parts += [f"{name}={value}" for name, value in env.items()] if isinstance(env, dict) else []
     return ", ".join(parts)
 
 

@@ -141,8 +141,7 @@ class ImageNetSearchData:
     def load_state_dict(self, state: dict) -> None:
         # The subsets are drawn again from the folder at every start: images added to or removed from train/
         # since the run began give another draw, and the run would go on with other images without a word.
-        # (a checkpoint written before the digests were kept has none: nothing to compare, it resumes as before)
-        if "subsets" in state and state["subsets"] != self.digests():
+        if state.get("subsets") != self.digests():
             raise ValueError(f"the run drew other subsets of {self.config.data}/train (checkpoint "
                              f"{state.get('subsets')}, now {self.digests()}): the folder's images changed since the "
                              "run started; restore them, or start afresh in another --out directory")

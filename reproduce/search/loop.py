@@ -35,6 +35,7 @@ from ..config import ConfigError
 from ..device import autocast, progress_bar, search_channels_last
 from ..distributed import Dist
 from ..jsonfile import read_json_lines
+from ..layout import ALPHAS, GENOTYPES, SUBSETS
 from ..optim import make_sgd
 from ..rundir import RunDir, check_finite
 from . import architect, bn_groups
@@ -47,7 +48,6 @@ from .searcher import Searcher, StepCallback, StepHook, keeping_loss
 
 log = logging.getLogger(__name__)
 
-GENOTYPES, ALPHAS = "genotypes.jsonl", "alphas.jsonl"
 
 class CNNSearch(Searcher):
     """Conv-cell search on CIFAR-10 (original cnn/train_search.py), or PC-DARTS's (docs/pcdarts.md)."""
@@ -249,7 +249,7 @@ class SearchTask:
         if start_epoch == 0:
             self._log_architecture(-1)
         if self.d.is_main and hasattr(self.searcher.data, "subsets_json"):  # the ImageNet search's draw of subsets
-            atomic_write_text(self.rundir.path / "subsets.json", self.searcher.data.subsets_json())
+            atomic_write_text(self.rundir.path / SUBSETS, self.searcher.data.subsets_json())
 
     def run_epoch(self, epoch: int) -> dict:
         searcher = self.searcher

@@ -19,7 +19,7 @@ from zoo.fileio import atomic_write_bytes
 
 from ..figures import integer_epochs, plt  # matplotlib set up once, for files (Agg)
 from ..jsonfile import read_json_lines
-from .loop import ALPHAS, GENOTYPES
+from ..layout import ALPHAS, GENOTYPES, METRICS_FILE
 
 log = logging.getLogger(__name__)
 
@@ -151,7 +151,7 @@ def plot_run(run_dir, out=None, fmt: str = "png", cells: bool = True) -> List[Pa
     out = Path(out) if out is not None else run_dir / "plots"
     out.mkdir(parents=True, exist_ok=True)
     paths = plot_alphas(alpha_rows, out, fmt) + [plot_skips(geno_rows, out, fmt)]
-    metrics = read_json_lines(run_dir / "metrics.jsonl")
+    metrics = read_json_lines(run_dir / METRICS_FILE)
     if metrics:
         paths.append(plot_curves(metrics, out, fmt))
     if cells:
@@ -161,10 +161,10 @@ def plot_run(run_dir, out=None, fmt: str = "png", cells: bool = True) -> List[Pa
             label = "init" if row["epoch"] < 0 else f"epoch {row['epoch']}"
             stem = out / "cells" / f"epoch_{row['epoch'] + 1:03d}"
             for p in genotypes.plot(g, stem, format="png", title=label):
-                kind = p.stem.rsplit("_", 1)[-1]
-                frames.setdefault(kind, []).append(p)
+                cell = p.stem.rsplit("_", 1)[-1]  # normal, reduce or recurrent
+                frames.setdefault(cell, []).append(p)
                 paths.append(p)
-        for kind, files in frames.items():
-            paths.append(make_gif(files, out / f"{kind}_cell.gif"))
+        for cell, files in frames.items():
+            paths.append(make_gif(files, out / f"{cell}_cell.gif"))
     log.info("wrote %d files to %s", len(paths), out)
     return paths

@@ -100,4 +100,6 @@ def with_processes(config, world: int):
     if groups != config.bn_groups:
         log.warning("%d processes: BatchNorm statistics per process (bn_groups %d), not the paper's whole-batch "
                     "statistics; the run is reported as not comparable (use --sync-bn on GPUs)", world, groups)
+    if (world, groups) == (config.processes, config.bn_groups):
+        return config  # nothing to change: the config built and validated once stays the run's
     return run_config.build(type(config), {"processes": world, "bn_groups": groups}, base=config)

@@ -46,8 +46,9 @@ from ..config import ConfigError
 from ..data.split import data_identity
 from ..data.text import corpus_for
 from ..device import autocast, progress_bar
+from ..layout import BEST
 from ..optim import make_sgd
-from ..rundir import BEST, NonFiniteError, RunDir
+from ..rundir import NonFiniteError, RunDir
 from ..runner import Rollback, config_digest
 from .common import RecipeTask, maybe_compile, seed_epoch
 

@@ -187,7 +187,16 @@ def test_a_read_only_run_directory_is_one_line(cifar, tmp_path, capsys, monkeypa
                         "use a directory you can write to")
 
 
-def test_a_nan_in_metrics_jsonl_is_one_line_naming_the_file_and_line(run, cifar, capsys):
+@pytest.mark.parametrize("key,value,match", [
+    ("train_loss", float("nan"), "line 1 holds 'train_loss': nan"),
+    # in no metric's domain: once resumed into a finished record, refused only when read back or exported
+    ("train_loss", -5000.0, "line 1: train_loss -5000 is outside its domain >= 0"),
+    ("test_error", -5000.0, "line 1: test_error -5000 is outside its domain [0, 100]"),
+])
+def test_a_nan_or_out_of_domain_value_in_metrics_jsonl_is_one_line_naming_the_file_and_line(run, cifar, capsys,
+                                                                                           key, value, match):
     line = json.loads((run / "metrics.jsonl").read_text().splitlines()[0])
-    (run / "metrics.jsonl").write_text(json.dumps(dict(line, train_loss=float("nan"))) + "\n")
-    refused_in_one_line(capsys, _cli(cifar, run), f"{run / 'metrics.jsonl'}: line 1 holds 'train_loss': nan")
+    (run / "metrics.jsonl").write_text(json.dumps(dict(line, **{key: value})) + "\n")
+    before = {p.name: p.read_bytes() for p in run.iterdir()}
+    refused_in_one_line(capsys, _cli(cifar, run), f"{run / 'metrics.jsonl'}: {match}")
+    assert {p.name: p.read_bytes() for p in run.iterdir()} == before  # nothing lost, no record written

@@ -48,9 +48,11 @@ def test_a_failed_start_removes_the_parent_directories_it_created(tmp_path, caps
     assert sorted(p.name for p in tmp_path.iterdir()) == []
 
 
-def test_an_experiment_whose_queued_runs_wrote_only_their_logs_leaves_nothing(tmp_path, tiny_cifar, monkeypatch):
+def test_an_experiment_whose_queued_runs_wrote_only_their_logs_leaves_only_the_logs_it_names(tmp_path, tiny_cifar,
+                                                                                             monkeypatch):
     """With --gpus, each run's output goes to log.txt in its run directory; a run that failed at once wrote
-    nothing else, so the failed start removes the experiment directory (the error carries the log's last line)."""
+    nothing else, so the failed start removes the experiment directory but for that log: the error carries the
+    log's last line and names the log, which holds the whole traceback."""
     import sys
 
     from reproduce import scheduler
@@ -63,9 +65,11 @@ def test_an_experiment_whose_queued_runs_wrote_only_their_logs_leaves_nothing(tm
     out = tmp_path / "exp"
     options = ExperimentOptions(experiment="cifar10", runs=1, out=str(out), data=str(tiny_cifar), device="cpu",
                                 gpus=("0",), progress=False, report=False, train_overrides={"epochs": 1})
-    with pytest.raises(scheduler.RunsFailedError, match="ValueError: no such data"):
+    with pytest.raises(scheduler.RunsFailedError, match="ValueError: no such data") as e:
         run_experiment(options)
-    assert not out.exists()
+    left = sorted(p for p in out.rglob("*") if not p.is_dir())
+    assert [p.name for p in left] == ["log.txt"] and "ValueError: no such data" in left[0].read_text()
+    assert f"(log {left[0]})" in str(e.value)  # where the evidence is
 
 
 def test_a_run_does_not_write_into_a_directory_of_someone_elses_files(tmp_path, tiny_cifar, capsys):

@@ -179,6 +179,20 @@ def test_a_wall_time_or_huge_metric_a_record_can_hold_never_stops_the_report(tmp
     assert not _non_finite(text)
 
 
+def test_one_seed_whose_huge_metric_overflows_the_statistics_is_excluded_and_named(tmp_path, capsys):
+    cifar(tmp_path / "cifar10-darts_v2")
+    experiment(tmp_path / "ptb-darts_v2", [record(s, {"test_ppl": 1.5e308 if s == 1 else 58.0 + s, "valid_ppl": 60.0},
+                                                  experiment="ptb", dataset="ptb", curve_metric="test_ppl")
+                                           for s in (0, 1, 2)],
+               experiment="ptb", dataset="ptb", target="ptb")
+    # beside 58 and 60 its 95 % CI would pass 1.8e308; the report once stopped there, naming no record
+    assert main(["report", str(tmp_path), "--no-figures"]) == 0
+    text = (tmp_path / "REPORT.md").read_text()
+    assert "`ptb-darts_v2/runs/seed-1` (seed 1): test_ppl 1.5e+308 is so far from the other seeds'" in text
+    assert "59.00 ± 1.41 (n=2)" in text and "2.80 ± 0.10 (n=3)" in text  # the other seeds and experiment as usual
+    assert not _non_finite(text)
+
+
 def test_a_curve_value_outside_its_domain_excludes_the_record(tmp_path):
     exp_dir = cifar(tmp_path / "cifar10-darts_v2")
     path = exp_dir / "runs" / "seed-2" / "record.json"

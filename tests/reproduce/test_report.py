@@ -1,13 +1,15 @@
 """reproduce.report on small synthetic records written into a temporary results directory."""
+import errno
 import json
 import shutil
 from pathlib import Path
 
 import pytest
 
+from reproduce import report
 from reproduce.__main__ import main
 from reproduce.aggregate import MixedConfigError
-from reproduce.report import latex_escape, write_report
+from reproduce.report import latex_escape, render_markdown, write_report
 
 CNN = ("Genotype(normal=[('sep_conv_3x3', 0), ('sep_conv_3x3', 1), ('sep_conv_3x3', 0), ('sep_conv_3x3', 1), "
        "('sep_conv_3x3', 1), ('skip_connect', 0), ('skip_connect', 0), ('dil_conv_3x3', 2)], "
@@ -106,6 +108,28 @@ def test_report_draws_curves_distribution_and_cells_as_png(tmp_path):
     (fig / "curves_old_metric.png").write_bytes(PNG)  # a figure no record backs any more
     write_report(tmp_path)
     assert not (fig / "curves_old_metric.png").exists() and (fig / "final_test_error.png").exists()
+
+
+def test_a_report_that_fails_partway_leaves_nothing_half_written_and_its_rerun_succeeds(tmp_path, monkeypatch):
+    cifar(tmp_path / "cifar10-darts_v2")
+    real_write = report.atomic_write_text
+
+    def full_disk(*args):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(report, "render_markdown", full_disk)  # after every figure is drawn
+    with pytest.raises(OSError):
+        write_report(tmp_path)
+    assert [p.name for p in tmp_path.iterdir()] == ["cifar10-darts_v2"]  # no figures/, no drawing directory
+    monkeypatch.setattr(report, "render_markdown", render_markdown)
+    monkeypatch.setattr(report, "atomic_write_text",
+                        lambda path, text: full_disk() if path.name == "REPORT.md" else real_write(path, text))
+    with pytest.raises(OSError):
+        write_report(tmp_path)  # the figures are in place, REPORT.md is not: once refused as someone else's
+    assert (tmp_path / "figures" / "cifar10-darts_v2" / "final_test_error.png").is_file()
+    monkeypatch.setattr(report, "atomic_write_text", real_write)
+    assert "(figures/cifar10-darts_v2/final_test_error.png)" in write_report(tmp_path).read_text()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["REPORT.md", "cifar10-darts_v2", "figures"]
 
 
 def test_quick_profile_is_labelled_not_comparable_and_not_tested(tmp_path):

@@ -414,8 +414,8 @@ def test_an_imagenet_search_refuses_to_resume_on_other_subsets_and_keeps_its_che
     assert json.loads((out / "subsets.json").read_text()) == drawn
 
 
-def test_an_imagenet_search_checkpoint_from_before_the_digests_resumes(tmp_path):
-    """A checkpoint written before the subsets' digests were kept has none: it resumes as it did, not refused."""
+def test_an_imagenet_search_checkpoint_resumes_only_with_its_subsets_digests(tmp_path):
+    """The subsets' digests tie the checkpoint to the images it drew: without them it is refused."""
     from train_helpers import make_imagefolder
 
     from reproduce.search.config import ImageNetSearchConfig
@@ -427,9 +427,10 @@ def test_an_imagenet_search_checkpoint_from_before_the_digests_resumes(tmp_path)
     data = ImageNetSearchData(config, "cpu")
     state = data.state_dict()
     generator = state["generator"].clone()
-    del state["subsets"]
     data.generator.manual_seed(123)
     data.load_state_dict(state)
     assert torch.equal(data.generator.get_state(), generator)
     with pytest.raises(ValueError, match="drew other subsets"):
         data.load_state_dict(dict(state, subsets={"train_sha256": "0", "arch_sha256": "0"}))
+    with pytest.raises(ValueError, match="drew other subsets"):
+        data.load_state_dict({"generator": generator})

@@ -104,3 +104,15 @@ def test_a_record_read_for_genotype_from_that_is_a_list_isrefused_in_one_line(ca
     (tmp_path / "search" / "record.json").write_text(json.dumps([1, 2]))
     refused_in_one_line(capsys, ["train", "cifar10", "--out", str(tmp_path / "run"), "--genotype-from",
                        str(tmp_path / "search")], "record.json: holds a JSON list, expected a JSON object")
+
+
+@pytest.mark.parametrize("option,needle", [
+    ("--time=0", "--time is the time limit per job in minutes, 1..525600 (a year); got 0"),
+    ("--time=-5", "got -5"),
+    ("--time=100000000", "got 100000000"),  # minutes taken for seconds, or a typo
+    ("--mem-gb=-1", "--mem-gb must be >= 1"),
+])
+def test_slurm_limits_are_refused_in_one_line_by_the_dry_run(capsys, tmp_path, option, needle):
+    refused_in_one_line(capsys, ["cifar10", "--dry-run", "--launcher", "slurm", option, "--out", str(tmp_path / "x")],
+                        needle)
+    assert not (tmp_path / "x").exists()

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Dict, List, Sequence, Tuple
 
 import torch
-from child_bounds import run_child
+from child_bounds import MAX_SECONDS, run_child, wall_budget
 from zoo_testutil import MAGIC, PROTOCOL, SYS_INFO
 
 _HERE = Path(__file__).resolve().parent
@@ -170,16 +170,17 @@ def _limit_data() -> None:
     resource.setrlimit(resource.RLIMIT_DATA, (limit, limit))
 
 
-def run_bounded(cases: Sequence[Tuple[str, str]], timeout: float = 120.0, env: Dict[str, str] = None):
+def run_bounded(cases: Sequence[Tuple[str, str]], timeout: float = None, env: Dict[str, str] = None):
     """Run each ``(label, code)`` in one child process; returns ({label: result}, peak RSS in MB, the child's
     own: see tests/child_bounds.py; None where the platform cannot tell).
 
     A child still running after ``timeout`` seconds is killed and the test fails, so a hang cannot stall the suite.
     """
+    timeout = wall_budget(MAX_SECONDS) if timeout is None else timeout
     extra = {**(env or {}), "PYTHONPATH": os.pathsep.join([str(_HERE), (env or os.environ).get("PYTHONPATH", "")])}
     r = run_child("-c", _CHILD, [json.dumps(list(cases))], env=extra, wall_timeout=timeout, preexec_fn=_limit_data)
     if r.returncode == -9:
-        raise AssertionError(f"the hostile inputs were still being read after {timeout} s: killed")
+        raise AssertionError(f"the hostile inputs were still being read after {timeout:.0f} s: killed")
     results = {x["label"]: x for x in map(json.loads, r.stdout.splitlines())}
     assert r.returncode == 0 and len(results) == len(cases), r.stderr[-3000:]
     return results, r.peak_rss_mb

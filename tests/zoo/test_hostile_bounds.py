@@ -14,6 +14,7 @@ from zoo_testutil import legacy_rnn_model, write_legacy
 
 import genotypes
 
+pytestmark = pytest.mark.bounded  # 30 s and 1.2 GB of peak RSS a test (tests/conftest.py)
 MAX_SECONDS = 30.0
 MAX_MESSAGE = 600  # characters: our own words, a path and a few dozen characters of the file at most
 

@@ -12,6 +12,8 @@ import zoo
 from zoo import legacy as L
 from zoo.convert import model_from_original
 
+pytestmark = pytest.mark.bounded  # 30 s and 1.2 GB of peak RSS a test (tests/conftest.py)
+
 
 def _legacy_with_object_pickle(object_pickle: bytes, path):
     path.write_bytes(legacy_file(object_pickle))
