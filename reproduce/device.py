@@ -11,12 +11,12 @@ import torch
 from zoo.device import autocast, pick_device, progress_bar
 
 # The fastest exact settings per device type, measured (results/bench/README-search.md, "Defaults per
-# device"): channels_last for the conv search where it is faster and safe. A device type not measured
-# keeps the plain layout. CPU: channels_last is faster (2.19x the original per first-order step, 1.85x per
-# second-order step, against 1.54x and 1.32x in NCHW) and no longer crashes, but PyTorch's CPU BatchNorm in
-# channels_last has far larger float32 round-off, which the second-order finite difference amplifies
-# (reproduce/benchmarks/channels_last_accuracy.py; results/bench/README-search.md, 2026-12-02): not exact, off.
-SEARCH_CHANNELS_LAST: dict = {}
+# device"): channels_last for the conv search where it is faster and exact. A device type not measured
+# keeps the plain layout. CPU: channels_last with the BatchNorm statistics taken from an NCHW copy
+# (bn_groups.NCHWStatisticsBatchNorm2d; the search's CPU BatchNorm in channels_last alone has far larger
+# float32 round-off, which the second-order finite difference amplifies:
+# reproduce/benchmarks/channels_last_accuracy.py), faster than NCHW and as accurate.
+SEARCH_CHANNELS_LAST: dict = {"cpu": True}
 
 
 def usable_cores() -> int:

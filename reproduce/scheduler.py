@@ -7,8 +7,9 @@ read back from ``<run dir>/record.json``.
 
 - **In-process** (no GPUs given): runs one after another in this process.
 - **Local GPU queue** (``gpus=["0", "1", ...]``): one subprocess per run with
-  ``CUDA_VISIBLE_DEVICES`` set to a single GPU; as soon as a GPU is free the next run starts
-  on it. The output of each run goes to ``<run dir>/log.txt``.
+  ``CUDA_VISIBLE_DEVICES`` set to its GPUs (``gpus_per_job`` of them, consecutive in ``gpus``; with more
+  than one, the run is ``torchrun``'s N processes, one per GPU); as soon as its GPUs are free the next run
+  starts on them. The output of each run goes to ``<run dir>/log.txt``.
 - **Worker pool** (``pool``, :mod:`reproduce.run_pool`): side by side on this machine's cores.
 - **Slurm** (``launcher="slurm"``): one job per run through submitit (:mod:`reproduce.slurm`).
 
@@ -27,6 +28,7 @@ import subprocess
 import sys
 import time
 from concurrent.futures import FIRST_EXCEPTION, Future, wait
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence
 
@@ -115,12 +117,13 @@ def run_jobs(jobs: Sequence[Job], gpus: Sequence[str] = (), launcher: str = "loc
              slurm: Optional[SlurmOptions] = None, progress: bool = True,
              runner: Optional[Callable[[Job, bool], object]] = None,
              command: Optional[Callable[[Job], List[str]]] = None,
-             desc: str = "runs", pool=None) -> List[dict]:
+             desc: str = "runs", pool=None, gpus_per_job: int = 1) -> List[dict]:
     """Run ``jobs`` (those already finished are skipped); returns their records in order.
 
     Each record is read once: a finished run's when it is skipped, the others' when they have run.
 
     ``pool``: a :class:`reproduce.run_pool.RunPool` that runs them side by side on this machine's cores.
+    ``gpus_per_job``: GPUs (and processes) per run of the local GPU queue (:func:`gpu_slots`).
     ``runner(job, progress)`` replaces the in-process run and ``command(job)`` the subprocess
     command line of the GPU queue (both for tests). On GPUs and Slurm, raises RunsFailedError naming the
     failed runs; in this process and in a pool, the first run's error as it is.
@@ -139,7 +142,9 @@ def run_jobs(jobs: Sequence[Job], gpus: Sequence[str] = (), launcher: str = "loc
     if launcher == "slurm":
         failures = slurm_jobs.run(pending, slurm or SlurmOptions(), progress, desc)
     elif gpus:
-        failures = _run_gpu_queue(pending, done, list(gpus), progress, command or worker_command, desc)
+        slots = gpu_slots(gpus, gpus_per_job)
+        failures = _run_gpu_queue(pending, done, slots, progress,
+                                  command or partial(worker_command, processes=gpus_per_job), desc)
     elif pool is not None:
         failures = _run_in_pool(pending, pool)
     else:
@@ -194,17 +199,33 @@ def _run_in_pool(pending, pool):
     return []
 
 
-def worker_command(job: Job) -> List[str]:
-    """The command line that runs ``job`` in a fresh Python process."""
-    return [sys.executable, "-m", "reproduce.scheduler", "--job", job.to_json()]
+def worker_command(job: Job, processes: int = 1) -> List[str]:
+    """The command line that runs ``job`` in a fresh Python process, or in ``processes`` processes joined by
+    torchrun (the same path as ``torchrun --nproc-per-node N -m reproduce train|search``; ``--standalone`` picks a
+    free port, so runs side by side do not collide)."""
+    start = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={processes}"] \
+        if processes > 1 else [sys.executable]
+    return start + ["-m", "reproduce.scheduler", "--job", job.to_json()]
 
 
-def plan_gpu_queue(n_jobs: int, gpus: Sequence[str]) -> List[List[int]]:
-    """Which jobs each GPU starts first when all jobs take the same time: job i on GPU i mod len(gpus).
+def gpu_slots(gpus: Sequence[str], per_job: int = 1) -> List[str]:
+    """The local queue's slots: ``gpus`` in consecutive groups of ``per_job``, each a CUDA_VISIBLE_DEVICES value
+    (``["0", "1"]`` one GPU a run; ``["0,1", "2,3"]`` two). ValueError in one line if they do not divide."""
+    gpus, per_job = list(gpus), int(per_job)
+    if per_job < 1 or not gpus or len(gpus) % per_job:
+        raise ValueError(f"--gpus-per-job {per_job} needs --gpus listing a multiple of {per_job} GPU ids of this "
+                         f"machine (got {','.join(gpus) or 'none'}): each run takes {per_job} of them"
+                         if per_job >= 1 else f"--gpus-per-job must be at least 1 with --gpus, got {per_job}")
+    return [",".join(gpus[i:i + per_job]) for i in range(0, len(gpus), per_job)]
 
-    (The real queue hands each next job to whichever GPU frees first.)
+
+def plan_gpu_queue(n_jobs: int, slots: Sequence[str]) -> List[List[int]]:
+    """Which jobs each slot of GPUs starts first when all jobs take the same time: job i on slot i mod
+    len(slots).
+
+    (The real queue hands each next job to whichever slot frees first.)
     """
-    return [list(range(i, n_jobs, len(gpus))) for i in range(len(gpus))]
+    return [list(range(i, n_jobs, len(slots))) for i in range(len(slots))]
 
 
 def _last_line(path: str) -> str:
@@ -218,9 +239,10 @@ def _last_line(path: str) -> str:
     return lines[-1][-300:] if lines else "no output"
 
 
-def _run_gpu_queue(pending, done, gpus, progress, command, desc, poll_s: float = 0.2):
-    """The ``pending`` jobs, each on the next free GPU (``done``: how many of the batch were finished already)."""
-    pending = list(pending)
+def _run_gpu_queue(pending, done, slots, progress, command, desc, poll_s: float = 0.2):
+    """The ``pending`` jobs, each on the next free slot of GPUs (``"0"``, or ``"0,1"`` for a run of two) in a
+    subprocess that sees only those (``done``: how many of the batch were finished already)."""
+    gpus = list(slots)
     free = list(gpus)
     running: Dict[str, tuple] = {}  # gpu -> (process, job, log file)
     failures = []

@@ -1,7 +1,8 @@
 """Runs as Slurm jobs through submitit: one job per run, with partition, time limit and GPUs per job.
 
-A training job with several GPUs runs one process per GPU, joined by DistributedDataParallel (the
-recipe's global batch is split across them); a search job is one process. A job that reaches its time
+A job with several GPUs runs one process per GPU, searches and trainings alike (the recipe's global batch
+is split across them; a training joins them with DistributedDataParallel, a search all-reduces its own
+gradients). A job that reaches its time
 limit is requeued and resumes from the run's checkpoint. ``cluster="local"`` runs the same path with
 submitit's local executor. Each submitted job's id is kept in ``<run dir>/slurm_job.json``: rerunning the
 launcher (say, after closing the terminal that waited for the jobs) waits again for jobs still queued or

@@ -78,14 +78,15 @@ def register(sub) -> None:
                            help="comma-separated GPU ids: one run per GPU at a time, queued (e.g. 0,1,2,3)")
         where.add_argument("--launcher", choices=("local", "slurm"), default="local",
                            help="local (default) or slurm (one job per run through submitit)")
-        slurm = parser.add_argument_group("with --launcher slurm")
+        slurm = parser.add_argument_group("with --launcher slurm (--gpus-per-job with --gpus too)")
         slurm.add_argument("--partition", default=None, help="Slurm partition")
         slurm.add_argument("--time", type=int, default=24 * 60,
                            help="Slurm time limit per job in minutes (a job that reaches it is requeued and "
                                 "resumes; default 1440)")
         slurm.add_argument("--gpus-per-job", type=int, default=1,
-                           help="Slurm GPUs per job (default 1; 0: CPU). With N > 1 a job runs N processes, one per "
-                                "GPU (trainings and searches alike); the batch size stays the recipe's global batch")
+                           help="GPUs per run (default 1; 0: CPU, Slurm only). With N > 1 a run is N processes, one "
+                                "per GPU (trainings and searches alike), on Slurm or over N of the local --gpus; the "
+                                "batch size stays the recipe's global batch")
         slurm.add_argument("--cpus-per-job", type=int, default=8, help="Slurm CPUs per job (default 8)")
         slurm.add_argument("--mem-gb", type=int, default=None, help="Slurm memory per job in GB")
         slurm.add_argument("--array-parallelism", type=int, default=0,

@@ -187,9 +187,14 @@ def data_and_time(spec: ExperimentSpec, options: ExperimentOptions, work) -> Lis
         parts.append(f"{count} x {kind} {dataset} ({cfg['epochs']} epochs): {format_duration(run.seconds)} each{peak}")
         if run.peak_bytes is not None:
             peaks.append(run.peak_bytes)
-    parallel = max(1, len(options.gpus))
+    per_job = options.gpus_per_job if options.gpus else 1
+    parallel = max(1, len(options.gpus) // per_job)
     lines.append(f"time on {device}: about {format_duration(total / parallel)} in all"
-                 + (f" over {parallel} GPUs" if parallel > 1 else "") + "; " + "; ".join(parts))
+                 + (f" over {parallel} GPUs" if parallel > 1 and per_job == 1 else
+                    f" over {parallel} runs at a time" if parallel > 1 else "") + "; " + "; ".join(parts))
+    if per_job > 1:
+        lines.append(f"  (each run measured in one process; split over {per_job} GPUs it takes less, but not "
+                     f"{per_job} times less: the processes exchange gradients every step)")
     lines.append(f"  (from a measured {PROBE_STEPS}-step epoch of each recipe; training steps only, the evaluations "
                  "add to it)")
     available, what = memory.available_memory(device, gpu)

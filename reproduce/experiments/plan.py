@@ -22,7 +22,7 @@ from .. import comparable, random_baseline, targets
 from .. import config as run_config
 from ..layout import RUNS, SEARCH, SELECTION, run_dir
 from ..report import check_ours, report_path
-from ..scheduler import Job, read_result
+from ..scheduler import Job, gpu_slots, plan_gpu_queue, read_result
 from ..slurm import SlurmOptions
 from ..tasks import config_class, make_config
 from ..train.recipes import recipe_name, resolve_genotype
@@ -225,9 +225,12 @@ class Plan:
         checks the data and measures a short probe of each recipe for the time estimate (a log line says so)."""
         spec, options, out, seeds = self.spec, self.options, self.out, list(self.seeds)
         lines = [f"experiment {spec.name} (profile {options.profile}) -> {out}"]
-        gpus = list(options.gpus)
+        slots = gpu_slots(options.gpus, options.gpus_per_job) if options.gpus else []
+        per = options.gpus_per_job
+        each = ("one run per GPU at a time" if per == 1 else
+                f"one run per {per} GPUs at a time ({', '.join(slots)}), {per} processes each under torchrun")
         where = (f"Slurm ({(options.slurm or SlurmOptions()).cluster})" if options.launcher == "slurm" else
-                 f"GPUs {','.join(gpus)}, one run per GPU at a time" if gpus else "this process, one run after another")
+                 f"GPUs {','.join(options.gpus)}, {each}" if slots else "this process, one run after another")
         lines.append(f"runs on: {where}")
         if self.searches:
             lines.append(f"1. {len(self.searches)} {options.method} searches on {spec.search_dataset} (order "
@@ -240,11 +243,11 @@ class Plan:
             todo = [s for s in seeds if s not in done]
             lines.append(f"cell: {self.arch or 'custom genotype'}; {len(seeds)} trainings, seeds {seeds} "
                          f"({len(done)} finished, skipped: {done or '-'})")
-            if gpus and options.launcher == "local" and todo:
-                for gpu, idx in zip(gpus, plan_gpu_queue(len(todo), gpus)):
+            if slots and options.launcher == "local" and todo:
+                for slot, idx in zip(slots, plan_gpu_queue(len(todo), slots)):
                     if idx:
-                        lines.append(f"  GPU {gpu}: seeds {[todo[i] for i in idx]} if all runs take as long (the "
-                                     "queue gives each next seed to the first GPU that is free)")
+                        lines.append(f"  GPU {slot}: seeds {[todo[i] for i in idx]} if all runs take as long (the "
+                                     "queue gives each next seed to the first GPUs that are free)")
         if self.baseline is not None:
             b = self.baseline
             lines.append(f"baseline: {b.n} random cells of the DARTS space (draw seed {b.seed}), each trained with "
@@ -260,14 +263,6 @@ class Plan:
         else:
             lines.append(f"compared with: {target}")
         return lines + estimate.data_and_time(spec, options, list(self.work))
-
-
-def plan_gpu_queue(n_jobs: int, gpus: Sequence[str]) -> List[List[int]]:
-    """Which jobs each GPU starts first when all jobs take the same time: job i on GPU i mod len(gpus).
-
-    (The real queue hands each next job to whichever GPU frees first.)
-    """
-    return [list(range(i, n_jobs, len(gpus))) for i in range(len(gpus))]
 
 
 def report_dir(options: ExperimentOptions, out: Path) -> Path:
@@ -289,6 +284,8 @@ def _check_options(spec: ExperimentSpec, options: ExperimentOptions) -> None:
     if options.gpus and options.launcher == "slurm":
         raise ValueError("--gpus picks GPUs of this machine; with --launcher slurm each job gets its GPUs from "
                          "Slurm: drop --gpus (use --gpus-per-job for GPUs per run)")
+    if options.launcher == "local" and (options.gpus or options.gpus_per_job != 1):
+        gpu_slots(options.gpus, options.gpus_per_job)  # locally, runs of N GPUs take them from --gpus
     if options.search and spec.search_dataset is None:
         raise ValueError(f"--search is not available for {spec.name}: the paper searched on CIFAR-10 and PTB and "
                          f"transferred the cells. Run `python -m reproduce {'cifar10' if spec.cell == 'cnn' else 'ptb'}"

@@ -119,10 +119,15 @@ class ExperimentOptions:
         if self.method != "darts":
             self.search_overrides = {"method": self.method, **self.search_overrides}
 
+    @property
+    def gpus_per_job(self) -> int:
+        """GPUs (and processes) per run: ``--gpus-per-job``, locally over ``--gpus`` as on Slurm."""
+        return int((self.slurm or SlurmOptions()).gpus_per_job)
+
     def launch(self, jobs, desc: str) -> List[dict]:
         """Run ``jobs`` the way these options say (pool, local GPUs, Slurm or in this process); their records."""
         return run_jobs(jobs, gpus=self.gpus, launcher=self.launcher, slurm=self.slurm, progress=self.progress,
-                        desc=desc, pool=self.pool)
+                        desc=desc, pool=self.pool, gpus_per_job=self.gpus_per_job)
 
 
 @dataclasses.dataclass

@@ -70,6 +70,8 @@ class CNNSearch(Searcher):
         self.channels_last = search_channels_last(device, config.channels_last)
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
+            if device.type == "cpu":  # the CPU's channels_last BatchNorm is not exact (bn_groups.py)
+                bn_groups.use_nchw_statistics(self.model)
         self.forward_model = self.model  # what forward passes call (a torch.compile'd wrapper in benchmarks)
         self.alphas = self.model.new_alphas(device)
         self.w_opt = make_sgd(self.model.parameters(), config.learning_rate, momentum=config.momentum,

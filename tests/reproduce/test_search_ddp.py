@@ -19,6 +19,7 @@ from train_helpers import free_port
 
 from reproduce.comparable import recipe_differences
 from reproduce.config import ConfigError, validate
+from reproduce.rundir import load_checked
 from reproduce.search import search
 from reproduce.search.bn_groups import resolve_groups
 from reproduce.search.searcher import with_processes
@@ -71,6 +72,24 @@ def test_two_processes_search_the_architecture_one_process_searches(runs, k, nam
         assert a["genotype"] == b["genotype"]
     assert rank0["world_size"] == 2 and single["world_size"] == 1
     assert rank0["config"]["processes"] == 2 and rank0["config"]["bn_groups"] == single["config"]["bn_groups"]
+
+
+@pytest.mark.parametrize("name", ["c10-o1", "ptb-o1"])
+def test_first_order_gradients_have_the_global_mean_losss_scale(runs, name):
+    # Adam's step hardly depends on its gradient's scale, so equal logits do not show that the architecture
+    # gradient is the global mean's (a rank forgetting to divide by the global count gives 2x). Adam's first
+    # moment and SGD's momentum buffer are proportional to it: they must equal one process's.
+    ddp = load_checked(runs["tmp"] / f"ddp-{name}" / "checkpoint.pt")["task"]
+    one = load_checked(runs["tmp"] / f"one-{name}" / "checkpoint.pt")["task"]
+    compared = 0
+    for opt, moment in (("a_opt", "exp_avg"), ("w_opt", "momentum_buffer")):
+        for key, state in one[opt]["state"].items():
+            if state.get(moment) is not None:  # the recurrent search's SGD has no momentum
+                b = state[moment]
+                torch.testing.assert_close(ddp[opt]["state"][key][moment], b, rtol=1e-3,
+                                           atol=1e-3 * float(b.abs().max()))
+                compared += 1
+    assert compared >= 1  # the conv search: both optimizers; the recurrent: Adam (its SGD keeps no momentum)
 
 
 def test_the_architecture_moved_from_its_initialisation(runs):
