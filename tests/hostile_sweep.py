@@ -1604,10 +1604,15 @@ def run_case(c: Case, work: Path, fresh: bool, keep: Optional[Path]) -> Outcome:
     category, reasons = classify(c, d, rc, timed_out, killed_mem, peak or None, stderr, before, after)
     tail = "\n".join(stderr.strip().splitlines()[-3:])[-600:]
     if keep is not None and category != "clean":
-        shutil.copytree(d, keep / d.name, symlinks=True, dirs_exist_ok=True)
-        for p in (out, err):
-            if p.exists():
-                shutil.copy(p, keep / d.name / f"_sweep_{p.suffix[1:]}.txt")
+        try:  # FIFOs and other special files are left out (copying one would block)
+            shutil.copytree(d, keep / d.name, symlinks=True, dirs_exist_ok=True, ignore=lambda root, names: [
+                n for n in names if not os.path.islink(os.path.join(root, n)) and not os.path.isdir(
+                    os.path.join(root, n)) and not os.path.isfile(os.path.join(root, n))])
+            for p in (out, err):
+                if p.exists():
+                    shutil.copy(p, keep / d.name / f"_sweep_{p.suffix[1:]}.txt")
+        except (OSError, shutil.Error) as e:
+            print(f"could not keep {d}: {e}", file=sys.stderr)
     _rmtree(d)
     shown = [a if len(a) < 200 else a[:120] + f"...<{len(a)} chars>" for a in argv]
     return Outcome(c.name, c.area, category, reasons, rc, seconds, peak, tail, shown)
