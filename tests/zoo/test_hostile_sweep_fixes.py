@@ -3,6 +3,7 @@ DARTS_ZOO_OFFLINE keeps huggingface_hub off the network, duplicate JSON keys and
 config.json are refused naming the file, gdown prints nothing of its own, pickle refusals name their file."""
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -10,6 +11,8 @@ import sys
 import pytest
 
 import zoo
+from zoo.fileio import DuplicateKeyError, loads_json_unique
+from zoo.saved import validate_config
 
 # ------------------------------------------------------------------------------------------- offline hub
 
@@ -35,3 +38,59 @@ def test_darts_zoo_offline_is_put_back_after_a_hub_call(monkeypatch):
     with pytest.raises(zoo.WeightsNotFoundError):
         zoo.load("hf-hub:org/never-cached")
     assert constants.HF_HUB_OFFLINE is False  # the zoo's setting lasts only as long as its own call
+
+
+# ------------------------------------------------------------------------------------- saved config.json
+
+
+def _saved(cifar_model, tmp_path):
+    model, _ = cifar_model
+    d = zoo.save_pretrained(model, tmp_path / "m", card=False)
+    return d, d / "config.json"
+
+
+def test_a_config_naming_a_key_twice_is_refused_naming_the_file_and_the_key(cifar_model, tmp_path):
+    d, cfg_path = _saved(cifar_model, tmp_path)
+    text = cfg_path.read_text().rstrip()
+    assert json.loads(text)["name"] is None
+    cfg_path.write_text(text[:-1] + ', "name": "darts-cifar10"}')  # what Python's json would take as the name
+    with pytest.raises(zoo.ModelLoadError, match=r"config\.json: duplicate key 'name'") as e:
+        zoo.load(str(d))
+    assert str(cfg_path) in str(e.value) and "\n" not in str(e.value)
+    cfg = json.loads(text)
+    args = json.dumps(cfg["args"])[:-1] + ', "C": 400000}'  # nested objects too: "C": 4, ..., "C": 400000
+    cfg_path.write_text(json.dumps({**cfg, "args": None}).replace('"args": null', f'"args": {args}'))
+    for read in (zoo.info, zoo.load, zoo.pretrained_cfg):
+        with pytest.raises(zoo.ModelLoadError, match=r"duplicate key 'C'"):
+            read(str(d))
+
+
+def test_the_unique_key_reader_reads_what_json_reads():
+    text = '{"a": [1, {"b": 2, "c": {"a": 3}}], "b": null}'
+    assert loads_json_unique(text, "x.json") == json.loads(text)
+    with pytest.raises(DuplicateKeyError, match=r"^x\.json: duplicate key 'a'"):
+        loads_json_unique('{"a": 1, "b": {"a": 2, "a": 2}}', "x.json")
+
+
+@pytest.mark.parametrize("size", [[3, 10**9, 10**9], [3, 32], [5, 32, 32], [True, 32, 32], [3, 0, 32],
+                                  [3, 32.0, 32], "3x32x32", [3, 4097, 32]])
+def test_an_absurd_input_size_is_refused_naming_the_file(cifar_model, tmp_path, size):
+    d, cfg_path = _saved(cifar_model, tmp_path)
+    cfg = json.loads(cfg_path.read_text())
+    assert cfg["preprocessing"]["input_size"] == [3, 32, 32]
+    cfg_path.write_text(json.dumps({**cfg, "preprocessing": {**cfg["preprocessing"], "input_size": size}}))
+    for read in (zoo.info, zoo.load):
+        with pytest.raises(zoo.ModelLoadError, match=r"config\.json: preprocessing input_size=.* must be") as e:
+            read(str(d))
+        assert str(cfg_path) in str(e.value)
+
+
+def test_input_size_may_name_the_networks_own_channels(cifar_model, tmp_path):
+    _, cfg_path = _saved(cifar_model, tmp_path)
+    cfg = json.loads(cfg_path.read_text())
+    cfg["args"]["in_chans"] = 4
+    cfg["preprocessing"]["input_size"] = [4, 32, 32]
+    assert validate_config(cfg, "c.json")["preprocessing"]["input_size"] == [4, 32, 32]
+    cfg["preprocessing"]["input_size"] = [1, 32, 32]  # a grayscale folder read by a 1-channel stem
+    validate_config(cfg, "c.json")
+
