@@ -7,10 +7,14 @@ import json
 import os
 import subprocess
 import sys
+from collections import OrderedDict
 
 import pytest
+from zoo_testutil import Evil, write_legacy
 
 import zoo
+import zoo.legacy
+from zoo import download
 from zoo.fileio import DuplicateKeyError, loads_json_unique
 from zoo.saved import validate_config
 
@@ -94,3 +98,27 @@ def test_input_size_may_name_the_networks_own_channels(cifar_model, tmp_path):
     cfg["preprocessing"]["input_size"] = [1, 32, 32]  # a grayscale folder read by a 1-channel stem
     validate_config(cfg, "c.json")
 
+
+# ---------------------------------------------------------------------------------- downloads and pickles
+
+
+def test_a_failed_download_prints_nothing_of_gdowns_own(server, tmp_path, online, capfd):
+    # progress=True (the default) still draws only our bar, after a response: gdown printed "Downloading...
+    # From: URL To: <zoo.download._CappedFile object at 0x...>" before it knew the download would fail.
+    server.faults["/f"] = 404
+    with pytest.raises(OSError):
+        download.fetch(tmp_path / "f", url=server.url + "/f", timeout=1.0, progress=True)
+    server.files["/g"] = b"x" * 1000
+    download.fetch(tmp_path / "g", url=server.url + "/g", timeout=1.0, progress=True)
+    captured = capfd.readouterr()
+    assert captured.err == "" and captured.out == "", captured
+    assert (tmp_path / "g").read_bytes() == b"x" * 1000
+
+
+def test_a_refused_global_in_a_legacy_pickle_names_the_file(tmp_path):
+    marker, path = tmp_path / "pwned", tmp_path / "model.pt"
+    write_legacy(OrderedDict([("encoder.weight", Evil(marker))]), path)
+    with pytest.raises(zoo.legacy.UnsafeCheckpointError) as e:
+        zoo.legacy.load_original(path)
+    assert str(e.value).startswith(f"{path}: refusing to load global "), str(e.value)
+    assert "\n" not in str(e.value) and not marker.exists()
