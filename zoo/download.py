@@ -17,6 +17,7 @@ import threading
 from pathlib import Path
 from typing import BinaryIO, Optional, Union
 
+from .device import progress_bar
 from .fileio import sha256_file
 from .limits import MAX_CHECKPOINT_BYTES
 
@@ -73,8 +74,9 @@ def verify(path: PathLike, sha256: Optional[str] = None, sha256_prefix: Optional
 class _CappedFile:
     """The file a download writes: refuses (raises) the write that would take it past ``cap`` bytes."""
 
-    def __init__(self, f: BinaryIO, cap: int):
+    def __init__(self, f: BinaryIO, cap: int, name: str = "", progress: bool = False):
         self.f, self.cap, self.written = f, cap, 0
+        self.name, self.progress, self.bar = name, progress, None
 
     def write(self, chunk: bytes) -> int:
         if self.written + len(chunk) > self.cap:
@@ -86,9 +88,19 @@ class _CappedFile:
     def flush(self) -> None:
         self.f.flush()
 
-    def announced(self, _done: int, total: Optional[int]) -> None:  # gdown's progress callback: the Content-Length
+    def announced(self, done: int, total: Optional[int]) -> None:  # gdown's progress callback: the Content-Length
         if total is not None and total > self.cap:
             raise DownloadLimitError(f"the server announces {total} bytes, more than the {self.cap} the file can be")
+        # Our own bar, not gdown's: gdown (quiet=False) also prints "Downloading... From: URL To: <_CappedFile
+        # object at 0x...>" before it knows whether the download works, noise above our one-line error.
+        if self.progress and self.bar is None:
+            self.bar = progress_bar(None, total, self.name, True, unit="B")
+        if self.bar is not None:
+            self.bar.update(done - self.bar.n)
+
+    def close_bar(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
 
 
 def fetch(dest: PathLike, url: Optional[str] = None, gdrive_id: Optional[str] = None, sha256: Optional[str] = None,
@@ -114,8 +126,8 @@ def fetch(dest: PathLike, url: Optional[str] = None, gdrive_id: Optional[str] = 
     try:
         part = Path(tmpdir) / dest.name
         with open(part, "wb") as f:
-            out = _CappedFile(f, MAX_BYTES if max_bytes is None else max_bytes)
-            kw = dict(output=out, quiet=not progress, timeout=TIMEOUT_S if timeout is None else timeout,
+            out = _CappedFile(f, MAX_BYTES if max_bytes is None else max_bytes, dest.name, progress)
+            kw = dict(output=out, quiet=True, timeout=TIMEOUT_S if timeout is None else timeout,
                       cancel=cancel, progress=out.announced)
             timer.start()
             try:
@@ -128,6 +140,8 @@ def fetch(dest: PathLike, url: Optional[str] = None, gdrive_id: Optional[str] = 
                                          f"sends too slowly); stopped") from None
             except DownloadError as e:  # gdown's own (a short body, no Drive file): an OSError like requests' errors
                 raise OSError(f"{type(e).__name__}: {str(e)[:300]}") from None
+            finally:
+                out.close_bar()
         digest = verify(part, sha256, sha256_prefix)
         os.replace(part, dest)
         log.info("downloaded %s (sha256 %s)", dest, digest)

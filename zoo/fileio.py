@@ -98,6 +98,28 @@ def read_jsonl(path: PathLike) -> list:
     return out
 
 
+class DuplicateKeyError(ValueError):
+    """A JSON object that names one key twice (JSON readers disagree which value counts, so none is taken)."""
+
+
+def loads_json_unique(text: str, where: str) -> Any:
+    """``json.loads`` that refuses an object naming a key twice, in one line naming ``where`` and the key.
+
+    Python keeps the last value, other readers (and a person reading the file) the first: a file that says
+    ``"name": null, ..., "name": "darts-cifar10"`` must not mean one thing here and another elsewhere.
+    """
+    def unique(pairs: list) -> dict:
+        out = {}
+        for key, value in pairs:
+            if key in out:
+                raise DuplicateKeyError(f"{where}: duplicate key {key[:80]!r} in one JSON object (readers disagree "
+                                        f"which value counts); keep one")
+            out[key] = value
+        return out
+
+    return json.loads(text, object_pairs_hook=unique)
+
+
 def sha256_file(path: PathLike, chunk: int = 1 << 20) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:

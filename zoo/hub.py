@@ -5,6 +5,7 @@
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from pathlib import Path
@@ -29,6 +30,28 @@ def parse_hub_source(source: str) -> Tuple[str, Optional[str]]:
     return repo, (rev or None)
 
 
+@contextlib.contextmanager
+def _hub_offline_if_asked():
+    """huggingface_hub kept local-only while the zoo is offline (DARTS_ZOO_OFFLINE as well as HF_HUB_OFFLINE).
+
+    ``local_files_only`` alone is not enough: huggingface_hub reads HF_HUB_OFFLINE once, when it is first
+    imported, and without it even a cache lookup sends requests of its own (2.x fetches
+    ``$HF_ENDPOINT/api/agent-harnesses`` to build its headers). Its own switch, ``constants.HF_HUB_OFFLINE``
+    (read at each request and refused there), is set for the duration of the call and then put back.
+    """
+    if not offline():
+        yield
+        return
+    from huggingface_hub import constants
+
+    before = constants.HF_HUB_OFFLINE
+    constants.HF_HUB_OFFLINE = True
+    try:
+        yield
+    finally:
+        constants.HF_HUB_OFFLINE = before
+
+
 def hub_download(repo_id: str, revision: Optional[str] = None, cache_dir: Optional[PathLike] = None,
                  token: Union[str, bool, None] = None, force_download: bool = False,
                  local_files_only: bool = False) -> Path:
@@ -44,15 +67,17 @@ def hub_download(repo_id: str, revision: Optional[str] = None, cache_dir: Option
     kw = dict(repo_id=repo_id, revision=revision, cache_dir=cache_dir, repo_type="model", token=token,
               force_download=force_download, local_files_only=local_files_only or offline())
     try:
-        cfg = hf_hub_download(filename=CONFIG_NAME, **kw)
-        hf_hub_download(filename=WEIGHTS_NAME, **kw)
+        with _hub_offline_if_asked():
+            cfg = hf_hub_download(filename=CONFIG_NAME, **kw)
+            hf_hub_download(filename=WEIGHTS_NAME, **kw)
     except Exception as e:
         raise WeightsNotFoundError(
             f"could not get {repo_id}{'@' + revision if revision else ''} from the Hugging Face Hub "
             f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); check the repo id, the revision, "
             f"your network (or HF_HUB_OFFLINE=1 with a populated cache) and HF_TOKEN for private repos") from None
     try:
-        hf_hub_download(filename=CARD_NAME, **kw)
+        with _hub_offline_if_asked():
+            hf_hub_download(filename=CARD_NAME, **kw)
     except Exception:  # the card is optional
         pass
     return Path(cfg).parent

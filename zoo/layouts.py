@@ -14,7 +14,6 @@ Nothing here imports the registry or the loader.
 """
 from __future__ import annotations
 
-import json
 import os
 import re
 from collections import OrderedDict
@@ -27,7 +26,7 @@ import genotypes as _genotypes
 from genotypes.quoting import quote
 
 from .cnn import NetworkCIFAR
-from .fileio import sha256_file
+from .fileio import loads_json_unique, sha256_file
 from .legacy import CheckpointError, StandinModule, StandinParameter, load_original
 
 PathLike = Union[str, os.PathLike]
@@ -38,7 +37,7 @@ NNI_KEYS_FILE = Path(__file__).with_name("data") / "nni_darts_v2_keys.json"
 
 def nni_keys() -> List[Tuple[str, Tuple[int, ...]]]:
     """NNI's DARTS-space CIFAR-10 network (width 36, 20 cells, no auxiliary head): its keys and shapes, in order."""
-    return [(k, tuple(shape)) for k, shape in json.loads(NNI_KEYS_FILE.read_text())]
+    return [(k, tuple(shape)) for k, shape in loads_json_unique(NNI_KEYS_FILE.read_text(), str(NNI_KEYS_FILE))]
 
 
 def is_nni_layout(sd: Dict[str, torch.Tensor]) -> bool:

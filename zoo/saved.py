@@ -22,7 +22,7 @@ from genotypes.quoting import quote
 from .card import write_card
 from .counting import count_parameters
 from .errors import ModelLoadError
-from .fileio import atomic_write_bytes, atomic_write_json
+from .fileio import DuplicateKeyError, atomic_write_bytes, atomic_write_json, loads_json_unique
 from .image_folder import image_preprocessing
 from .limits import MAX_CHECKPOINT_BYTES
 from .registry import ARCHS, CITATION, DATASET_OF_ARCH, LICENSE, PREPROCESSING, build, get_entry
@@ -105,12 +105,25 @@ def model_config(model, name: Optional[str] = None, metrics: Optional[Dict[str, 
 
 
 # Evaluation reads these from config.json: bounded so that no file can ask for gigapixel images or endless sequences.
-_PREPROCESSING_INTS = {"resize": 4096, "crop": 4096, "bptt": 10_000, "eval_batch_size": 4096}
+_MAX_SIDE = 4096
+_PREPROCESSING_INTS = {"resize": _MAX_SIDE, "crop": _MAX_SIDE, "bptt": 10_000, "eval_batch_size": 4096}
 
 
-def _check_preprocessing(pre: Any, where: str) -> None:
+def _check_input_size(value: Any, in_chans: Any, where: str) -> None:
+    """``input_size`` is [channels, height, width]: evaluation and the transforms make images of that size."""
+    channels = {1, 3} | ({in_chans} if type(in_chans) is int else set())
+    if not (isinstance(value, list) and len(value) == 3 and all(type(v) is int for v in value)
+            and value[0] in channels and all(1 <= v <= _MAX_SIDE for v in value[1:])):
+        raise ModelLoadError(f"{where}: preprocessing input_size={quote(value)} must be [channels, height, width] "
+                             f"with channels {' or '.join(map(str, sorted(channels)))} and sides from 1 to "
+                             f"{_MAX_SIDE}")
+
+
+def _check_preprocessing(pre: Any, where: str, in_chans: Any = 3) -> None:
     if not isinstance(pre, dict):
         raise ModelLoadError(f"{where}: 'preprocessing' must be an object, not {quote(pre)}")
+    if pre.get("input_size") is not None:
+        _check_input_size(pre["input_size"], in_chans, where)
     for key, limit in _PREPROCESSING_INTS.items():
         value = pre.get(key)
         if value is not None and (type(value) is not int or not 1 <= value <= limit):
@@ -145,7 +158,7 @@ def validate_config(config: Any, where: str = "config.json") -> Dict[str, Any]:
     tied = config.get("tied", {})
     if not isinstance(tied, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in tied.items()):
         raise ModelLoadError(f"{where}: 'tied' must map parameter names to parameter names")
-    _check_preprocessing(config.get("preprocessing", {}), where)
+    _check_preprocessing(config.get("preprocessing", {}), where, config["args"].get("in_chans", 3))
     if not isinstance(config.get("dataset", ""), str) or len(config.get("dataset", "")) > 64:
         raise ModelLoadError(f"{where}: 'dataset' must be a dataset's name, not {quote(config.get('dataset'))}")
     files = config.get("files", {})
@@ -236,7 +249,9 @@ def read_config(directory: PathLike) -> Dict[str, Any]:
     if cfg_path.stat().st_size > MAX_CONFIG_BYTES:
         raise ModelLoadError(f"{cfg_path}: {cfg_path.stat().st_size} bytes, not a config (ours are a few kB)")
     try:
-        config = json.loads(cfg_path.read_text(encoding="utf-8"))
+        config = loads_json_unique(cfg_path.read_text(encoding="utf-8"), str(cfg_path))
+    except DuplicateKeyError as e:
+        raise ModelLoadError(str(e)) from None
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise ModelLoadError(f"{cfg_path}: not valid JSON ({e})") from None
     except RecursionError:

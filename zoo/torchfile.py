@@ -225,8 +225,8 @@ def scan_pickle(data: bytes, start: int, where: Any, allowed: Optional[Callable[
             if n > MAX_PICKLE_OPCODES:
                 raise _Refused(f"its pickle has more than {MAX_PICKLE_OPCODES} opcodes, far more than a checkpoint")
             scan.step(op.name, arg)
-    except CheckpointError:
-        raise
+    except CheckpointError as e:  # the allow-list's refusal (``allowed``) knows the global, not the file
+        raise type(e)(f"{where}: {e}") from None
     except _Refused as e:
         cls = UnsafeCheckpointError if e.unsafe else CheckpointError
         raise cls(f"{where}: {e}: damaged or crafted, not a checkpoint; nothing from it was loaded") from None
