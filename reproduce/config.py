@@ -19,7 +19,7 @@ import yaml
 from genotypes.quoting import quote
 
 from .device import max_threads
-from .jsonfile import BadFileError, read_json
+from .jsonfile import BadFileError, check_regular, read_bytes_checked, read_json
 
 T = TypeVar("T")
 
@@ -128,7 +128,8 @@ class _UniqueKeyLoader(yaml.SafeLoader):
 
 def _read_yaml(path: Path) -> Any:
     try:
-        return yaml.load(path.read_bytes().decode("utf-8"), Loader=_UniqueKeyLoader)
+        text = read_bytes_checked(path, MAX_CONFIG_BYTES, _CONFIG_FIX, ConfigError).decode("utf-8")
+        return yaml.load(text, Loader=_UniqueKeyLoader)
     except UnicodeDecodeError as e:
         raise ConfigError(f"{path}: is not UTF-8 text (byte {e.start}); {_CONFIG_FIX}") from None
     except RecursionError:
@@ -142,11 +143,12 @@ def load_config_file(path) -> Dict[str, Any]:
     """The fields of a JSON or YAML (``.yaml``/``.yml``) config file (a run's config.json or one written by hand),
     original names accepted. A key given twice, or a file larger than any config, is refused."""
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise ConfigError(f"--config {path}: no such file")
-    if path.stat().st_size > MAX_CONFIG_BYTES:
-        raise ConfigError(f"--config {path}: {path.stat().st_size} bytes, more than any config "
-                          f"({MAX_CONFIG_BYTES} at most); {_CONFIG_FIX}")
+    try:  # a FIFO or a device (/dev/zero) is refused before it is opened: reading one blocks or never ends
+        check_regular(path, MAX_CONFIG_BYTES, _CONFIG_FIX)
+    except BadFileError as e:
+        raise ConfigError(f"--config {e}") from None
     if path.suffix.lower() in (".yaml", ".yml"):
         data = _read_yaml(path)
         if not isinstance(data, dict):
