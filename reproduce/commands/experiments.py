@@ -181,8 +181,25 @@ def print_result(result) -> None:
         print(f"report: {result.report}")
 
 
+def check_out(out) -> None:
+    """Refuse an --out that is, or lies under, something other than a directory: the real run fails on it when it
+    creates the directory, so the dry run (which creates nothing) checks it here, before planning."""
+    path = Path(out)
+    for where in (path, *path.parents):
+        if where.exists() or where.is_symlink():
+            if not where.is_dir():
+                what = "is" if where == path else f"lies under {where}, which is"
+                raise run_config.ConfigError(f"--out {out}: {what} an existing file, not a directory; choose "
+                                             "another --out")
+            return
+
+
 def run(args) -> int:
-    plan = plan_experiment(options_from_args(args))
+    if args.out:
+        check_out(args.out)
+    options = options_from_args(args)
+    with run_config.naming_config_file(args):  # the recipes are built and checked by the plan
+        plan = plan_experiment(options)
     if args.dry_run:
         print("\n".join(plan.describe()))
         return 0
