@@ -30,6 +30,26 @@ USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, PermissionError, 
                RanksDivergedError)
 
 
+# How torch words a failed allocation: torch.OutOfMemoryError's "CUDA out of memory", the CPU allocator's "can't
+# allocate memory" (Linux) or "not enough memory" (Windows); a RuntimeError saying anything else is a bug to show.
+_OUT_OF_MEMORY_WORDS = ("out of memory", "can't allocate memory", "cannot allocate memory", "not enough memory")
+
+
+def out_of_memory(error: BaseException) -> bool:
+    """Whether ``error`` says that memory ran out (MemoryError, torch.OutOfMemoryError, the allocators' words)."""
+    if isinstance(error, MemoryError) or type(error).__name__ == "OutOfMemoryError":
+        return True
+    text = str(error).lower()
+    return isinstance(error, RuntimeError) and any(words in text for words in _OUT_OF_MEMORY_WORDS)
+
+
+def first_line(error: BaseException, limit: int = 200) -> str:
+    """The error's first line, cut to ``limit`` characters (torch's OOM message runs over several)."""
+    lines = str(error).strip().splitlines()
+    text = lines[0] if lines else type(error).__name__
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m reproduce",
@@ -56,10 +76,6 @@ def main(argv=None) -> int:
         message = e.args[0] if isinstance(e, KeyError) and e.args else e
         print(f"error: {message}", file=sys.stderr)
         return 2
-    except MemoryError as e:  # the machine, or a size asked for: never a file blamed, never a traceback
-        print(f"error: out of memory{f' ({e})' if str(e) else ''}; ask for smaller sizes or free memory, then rerun "
-              "the same command to resume", file=sys.stderr)
-        return 2
     except OSError as e:  # the filesystem: a path through a file, a directory where a file should be, a full disk
         logging.getLogger(__name__).debug("traceback", exc_info=True)  # shown with -v
         print(f"error: {e.strerror or e}{f': {e.filename}' if e.filename else ''}; nothing finished was lost: fix it, "
@@ -69,6 +85,14 @@ def main(argv=None) -> int:
         logging.getLogger(__name__).debug("traceback", exc_info=True)
         print(f"error: a worker process died ({e}); killed for memory? Rerun the same command to resume",
               file=sys.stderr)
+        return 2
+    except (MemoryError, RuntimeError) as e:  # after BrokenExecutor, a RuntimeError too
+        if not out_of_memory(e):
+            raise
+        logging.getLogger(__name__).debug("traceback", exc_info=True)  # shown with -v
+        print(f"error: out of memory: the run needs more memory than there is ({first_line(e)}); lower C, layers, "
+              "batch_size or image_size (nhid for a recurrent search), or free memory, then rerun the same command "
+              "to resume", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted: rerun the same command to resume", file=sys.stderr)

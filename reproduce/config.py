@@ -7,9 +7,11 @@ CLI overrides fields by name; the resolved config is saved with the run.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import functools
 import math
+import re
 import typing
 from pathlib import Path
 from typing import Any, Dict, Type, TypeVar
@@ -19,7 +21,7 @@ import yaml
 from genotypes.quoting import quote
 
 from .device import max_threads
-from .jsonfile import BadFileError, read_json
+from .jsonfile import BadFileError, check_regular, read_bytes_checked, read_json
 
 T = TypeVar("T")
 
@@ -128,7 +130,8 @@ class _UniqueKeyLoader(yaml.SafeLoader):
 
 def _read_yaml(path: Path) -> Any:
     try:
-        return yaml.load(path.read_bytes().decode("utf-8"), Loader=_UniqueKeyLoader)
+        text = read_bytes_checked(path, MAX_CONFIG_BYTES, _CONFIG_FIX, ConfigError).decode("utf-8")
+        return yaml.load(text, Loader=_UniqueKeyLoader)
     except UnicodeDecodeError as e:
         raise ConfigError(f"{path}: is not UTF-8 text (byte {e.start}); {_CONFIG_FIX}") from None
     except RecursionError:
@@ -142,11 +145,12 @@ def load_config_file(path) -> Dict[str, Any]:
     """The fields of a JSON or YAML (``.yaml``/``.yml``) config file (a run's config.json or one written by hand),
     original names accepted. A key given twice, or a file larger than any config, is refused."""
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise ConfigError(f"--config {path}: no such file")
-    if path.stat().st_size > MAX_CONFIG_BYTES:
-        raise ConfigError(f"--config {path}: {path.stat().st_size} bytes, more than any config "
-                          f"({MAX_CONFIG_BYTES} at most); {_CONFIG_FIX}")
+    try:  # a FIFO or a device (/dev/zero) is refused before it is opened: reading one blocks or never ends
+        check_regular(path, MAX_CONFIG_BYTES, _CONFIG_FIX)
+    except BadFileError as e:
+        raise ConfigError(f"--config {e}") from None
     if path.suffix.lower() in (".yaml", ".yml"):
         data = _read_yaml(path)
         if not isinstance(data, dict):
@@ -165,8 +169,33 @@ def overrides_from_args(args: argparse.Namespace, prefix: str = "", skip=()) -> 
     out: Dict[str, Any] = {}
     if not prefix and getattr(args, "config_file", None):
         out.update({k: v for k, v in load_config_file(args.config_file).items() if k not in skip})
-    out.update({k[len(key):]: v for k, v in vars(args).items() if k.startswith(key) and v is not None})
+    given = {k[len(key):]: v for k, v in vars(args).items() if k.startswith(key) and v is not None}
+    if not prefix:  # the fields whose values came from --config FILE, for naming_config_file
+        args.config_file_fields = tuple(k for k in out if k not in given)
+    out.update(given)
     return out
+
+
+def _names_fields(message: str, fields) -> bool:
+    """Whether a ConfigError's message is about one of ``fields``: validate's messages start with the field's
+    name ("epochs must be >= 1, ..."), build's unknown-field message lists the names before "; known:"."""
+    if message.startswith("unknown "):
+        listed = message.split("; known:")[0]
+        return any(re.search(rf"(?<![\w-]){re.escape(f)}(?![\w-])", listed) for f in fields)
+    return any(message.startswith((f"{f} ", f"{f}=", f"{f}:")) for f in fields)
+
+
+@contextlib.contextmanager
+def naming_config_file(args):
+    """Name the --config file in a ConfigError about a value that came from it (not from an option): otherwise
+    "epochs must be >= 1" sends the user looking through the command line for a value that is in the file."""
+    try:
+        yield
+    except ConfigError as e:
+        path, fields = getattr(args, "config_file", None), getattr(args, "config_file_fields", ())
+        if path and not str(e).startswith("--config ") and _names_fields(str(e), fields):
+            raise ConfigError(f"--config {path}: {e}") from None
+        raise
 
 
 def build(cls: Type[T], overrides: Dict[str, Any] = None, base: T = None) -> T:

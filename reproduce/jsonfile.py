@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import stat
 from pathlib import Path
 from typing import Any, List, Optional
 
@@ -20,6 +22,41 @@ _TYPE_NAMES = {dict: "a JSON object", list: "a JSON list", str: "a string", int:
 
 class BadFileError(ValueError):
     """A file of a run or an experiment that cannot be read as what it should be."""
+
+
+# The largest JSON file the harness reads: its records, configs and paper.json are kilobytes, a long run's
+# metrics.jsonl a few megabytes; anything larger was put there by mistake or on purpose, and reading it whole
+# could exhaust memory.
+MAX_JSON_BYTES = 64 << 20
+
+_KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISCHR, "a character device"),
+          (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+
+
+def check_regular(path, max_bytes: int, fix: str, error=BadFileError) -> int:
+    """The size of ``path`` (symlinks followed) if it is a regular file of at most ``max_bytes``; otherwise
+    ``error`` naming the file and ``fix``. Checked with stat before any open: opening a FIFO for reading
+    blocks until a writer comes, and a device such as /dev/zero reads without end. A missing file raises
+    FileNotFoundError, as opening it would."""
+    st = os.stat(path)
+    if not stat.S_ISREG(st.st_mode):
+        kind = next((name for test, name in _KINDS if test(st.st_mode)), "not a regular file")
+        raise error(f"{path}: is {kind}, not a regular file; {fix}")
+    if st.st_size > max_bytes:
+        raise error(f"{path}: {st.st_size} bytes, more than the {max_bytes} such a file may have; {fix}")
+    return st.st_size
+
+
+def read_bytes_checked(path, max_bytes: int = MAX_JSON_BYTES, fix: str = "restore it or delete it",
+                       error=BadFileError) -> bytes:
+    """The content of a regular file of at most ``max_bytes`` (:func:`check_regular`); never more than
+    ``max_bytes`` are read, even from a file that grows (or is swapped) after the check."""
+    check_regular(path, max_bytes, fix, error)
+    with open(path, "rb") as f:
+        data = f.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise error(f"{path}: more than the {max_bytes} bytes such a file may have; {fix}")
+    return data
 
 
 def _what(value: Any) -> str:
@@ -51,7 +88,7 @@ def read_json(path, expect: Optional[type] = dict, fix: str = "restore it or del
     """
     path = Path(path)
     try:
-        text = path.read_bytes().decode("utf-8")
+        text = read_bytes_checked(path, fix=fix).decode("utf-8")
     except UnicodeDecodeError as e:
         raise _refuse(path, f"is not UTF-8 text (byte {e.start})", fix) from None
     try:
@@ -71,6 +108,8 @@ def read_json_lines(path, fix: str = "restore it or delete the run directory") -
     """The JSON objects of a JSON-lines file (a torn last line from a crash is dropped, as
     :func:`zoo.fileio.read_jsonl`), or BadFileError naming the file and the line."""
     path = Path(path)
+    if os.path.exists(path):  # a missing file is no lines, as zoo.fileio.read_jsonl has it
+        check_regular(path, MAX_JSON_BYTES, fix)
     try:
         rows = _read_jsonl(path)
     except UnicodeDecodeError as e:

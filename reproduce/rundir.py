@@ -39,11 +39,12 @@ import torch
 
 from genotypes.quoting import quote
 from zoo.fileio import append_jsonl, atomic_torch_save, atomic_write_json, atomic_write_text
+from zoo.limits import MAX_CHECKPOINT_BYTES
 from zoo.torchfile import check_torch_zip
 
 from . import config as _config
 from . import records
-from .jsonfile import BadFileError, read_json, read_json_lines
+from .jsonfile import BadFileError, check_regular, read_json, read_json_lines
 from .layout import BEST, CHECKPOINT, CONFIG, LOCK, METRICS_FILE, QUEUE_LOG, RECORD, SLURM_JOB
 from .provenance import provenance
 
@@ -376,6 +377,8 @@ def load_checked(path, map_location="cpu") -> Dict[str, Any]:
     carried a checksum too: they cannot be verified).
     """
     path = Path(path)
+    if path.exists():  # a FIFO blocks torch.load and a device (/dev/zero) never ends: refused before any open
+        check_regular(path, MAX_CHECKPOINT_BYTES, _restart_hint(path), DamagedCheckpointError)
     try:
         check_torch_zip(path, path.name)  # sizes and pickle bounded before torch.load inflates or unpickles
         outer = torch.load(path, map_location="cpu", weights_only=True)

@@ -12,7 +12,6 @@ with the runs that are not finished yet.
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import os
 import subprocess
@@ -25,6 +24,7 @@ from tqdm.auto import tqdm
 from zoo.extras import require
 from zoo.fileio import atomic_write_json
 
+from .jsonfile import read_json
 from .layout import SLURM_JOB
 from .runner import config_digest
 from .tasks import run_task
@@ -182,7 +182,7 @@ def attach_active_job(job, options: SlurmOptions, poll_s: Optional[float] = None
     if not path.exists():
         return None
     try:
-        info = json.loads(path.read_text())
+        info = read_json(path)  # checked a regular file of bounded size first: a FIFO note blocks no submission
         handle_class = job_class(info["cluster"]) if info["cluster"] == options.cluster else None
         if handle_class is None:
             return None

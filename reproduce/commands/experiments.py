@@ -5,9 +5,13 @@ import argparse
 import sys
 from pathlib import Path
 
+from genotypes.text import MAX_TEXT
+
 from .. import config as run_config
 from .. import tasks
+from ..config import ConfigError
 from ..experiments import EXPERIMENTS, PROFILES, ExperimentOptions, execute, parse_seeds, plan_experiment
+from ..jsonfile import read_bytes_checked
 from ..random_baseline import format_table
 from ..report import summary_text
 from ..scheduler import RunsFailedError, parse_gpus
@@ -116,10 +120,20 @@ def register(sub) -> None:
 def _read_genotype(value):
     """--genotype: a file holding genotype text, else the text or name itself (genotypes.resolve reads those)."""
     try:
-        is_file = bool(value) and Path(value).is_file()
+        exists = bool(value) and Path(value).exists()
     except OSError:  # genotype text too long to be a path
-        is_file = False
-    return Path(value).read_text().strip() if is_file else value
+        exists = False
+    if not exists:
+        return value
+    # A FIFO or a device is refused before it is opened (reading one blocks or never ends); genotype text is
+    # at most genotypes.text.MAX_TEXT characters, so a larger file is not one.
+    data = read_bytes_checked(value, MAX_TEXT, "--genotype takes a file holding genotype text, the text or a name",
+                              ConfigError)
+    try:
+        return data.decode("utf-8").strip()
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"--genotype {value}: is not UTF-8 text (byte {e.start}); it takes a file holding "
+                          "genotype text, the text or a name") from None
 
 
 def _order(args) -> int:
@@ -167,8 +181,25 @@ def print_result(result) -> None:
         print(f"report: {result.report}")
 
 
+def check_out(out) -> None:
+    """Refuse an --out that is, or lies under, something other than a directory: the real run fails on it when it
+    creates the directory, so the dry run (which creates nothing) checks it here, before planning."""
+    path = Path(out)
+    for where in (path, *path.parents):
+        if where.exists() or where.is_symlink():
+            if not where.is_dir():
+                what = "is" if where == path else f"lies under {where}, which is"
+                raise run_config.ConfigError(f"--out {out}: {what} an existing file, not a directory; choose "
+                                             "another --out")
+            return
+
+
 def run(args) -> int:
-    plan = plan_experiment(options_from_args(args))
+    if args.out:
+        check_out(args.out)
+    options = options_from_args(args)
+    with run_config.naming_config_file(args):  # the recipes are built and checked by the plan
+        plan = plan_experiment(options)
     if args.dry_run:
         print("\n".join(plan.describe()))
         return 0

@@ -2,7 +2,7 @@
 (``cifar10 --method pcdarts``: PC-DARTS's recipe; ``imagenet --method pcdarts``: PC-DARTS's ImageNet search)."""
 from __future__ import annotations
 
-from ..config import ConfigError, add_config_arguments, overrides_from_args
+from ..config import ConfigError, add_config_arguments, naming_config_file, overrides_from_args
 from ..tasks import datasets, search
 
 _DESCRIPTIONS = {
@@ -47,7 +47,8 @@ def _run(args) -> int:
         if overrides.get("order", 2) != 2:
             raise ConfigError("--unrolled means --order 2; drop one of them")
         overrides["order"] = 2
-    record = search(args.dataset, overrides, args.out, progress=not args.no_progress)  # the config is built there
+    with naming_config_file(args):
+        record = search(args.dataset, overrides, args.out, progress=not args.no_progress)  # the config is built there
     config = record["config"]
     print(f"search {args.dataset} (order {config['order']}, seed {config['seed']}) finished in {args.out}")
     print(f"final: {record['final']}")

@@ -6,7 +6,7 @@ import logging
 import os
 from pathlib import Path
 
-from ..config import ConfigError, add_config_arguments, overrides_from_args
+from ..config import ConfigError, add_config_arguments, naming_config_file, overrides_from_args
 from ..jsonfile import read_json
 from ..layout import RECORD
 from ..tasks import datasets, train
@@ -60,7 +60,8 @@ def _run(args) -> int:
         if overrides.get("genotype"):
             raise ConfigError("give either --genotype or --genotype-from, not both")
         overrides["genotype"] = genotype_from_run(args.genotype_from)
-    record = train(args.dataset, overrides, args.out, progress=not args.no_progress)  # the config is built there
+    with naming_config_file(args):
+        record = train(args.dataset, overrides, args.out, progress=not args.no_progress)  # the config is built there
     if int(os.environ.get("RANK", "0")) != 0:  # under torchrun only the first process reports
         return 0
     if args.json:

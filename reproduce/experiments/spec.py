@@ -15,8 +15,8 @@ from ..records import metrics_of
 from ..rundir import RUNTIME_FIELDS, RunConfigMismatchError, RunDir
 from ..scheduler import run_jobs
 from ..slurm import SlurmOptions
+from ..train.recipes import PROFILES  # noqa: F401 (re-exported: the experiments check profiles)
 
-PROFILES = ("paper", "quick", "demo")
 DEFAULT_SEARCH_SEEDS = (0, 1, 2, 3)
 
 

@@ -21,6 +21,8 @@ import tempfile
 from pathlib import Path
 from typing import List, Optional
 
+from ..jsonfile import read_bytes_checked
+
 log = logging.getLogger(__name__)
 
 PREFIX = ".figures-"
@@ -62,7 +64,7 @@ def alive(pid: int) -> bool:
 
 def _mark(path: Path) -> Optional[dict]:
     try:
-        mark = json.loads((path / MARK).read_text(encoding="utf-8")[:4096])
+        mark = json.loads(read_bytes_checked(path / MARK, 4096).decode("utf-8"))  # a FIFO mark never blocks
     except (OSError, ValueError):
         return None
     return mark if isinstance(mark, dict) else None

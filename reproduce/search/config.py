@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Dict, Optional
 
+from zoo.limits import SIZE_LIMITS
+
 from .. import image_size, loggers
 from ..config import require
 from ..data.options import OwnImageOptions, OwnTextOptions
@@ -26,6 +28,17 @@ BN_GROUPS_HELP = ("BatchNorm batch statistics over G fixed, contiguous sub-batch
 SYNC_BN_HELP = ("GPUs under torchrun: SyncBatchNorm, statistics over the whole global batch (the paper's); goes "
                 "with bn_groups 1")
 PROCESSES_HELP = "number of processes (set from torchrun's WORLD_SIZE; recorded, not chosen)"
+
+# Upper bounds of the supernet's sizes, checked before anything is built: the zoo's limits for C, layers and the
+# recurrent widths (the networks a search derives must load there), and for steps a bound far above the paper's 4
+# (a cell's mixed edges grow with steps squared: 100 steps is 5150 edges of 8 operations in every cell).
+MAX_SEARCH_STEPS = 16
+MAX_STEM_MULTIPLIER = 16
+MAX_SEARCH_IMAGE_SIZE = 1024  # ImageNet search crops: the paper's 224, a few times over
+
+
+def _at_most(name: str, value: int, limit: int, why: str) -> None:
+    require(value <= limit, f"{name} must be at most {limit} ({why}), not {value}")
 
 
 def validate_processes(config) -> None:
@@ -144,6 +157,10 @@ class CIFAR10SearchConfig:
         require(self.C >= 2 and self.C % 2 == 0, f"C must be a positive even number, not {self.C}")
         require(self.layers >= 1, f"layers must be >= 1, not {self.layers}")
         require(1 <= self.multiplier <= self.steps, f"multiplier must be in 1..steps, not {self.multiplier}")
+        _at_most("C", self.C, SIZE_LIMITS["C"], "the zoo's limit; the paper's search uses 16")
+        _at_most("layers", self.layers, SIZE_LIMITS["layers"], "the zoo's limit; the paper's search uses 8")
+        _at_most("steps", self.steps, MAX_SEARCH_STEPS, "the paper's search uses 4")
+        _at_most("stem_multiplier", self.stem_multiplier, MAX_STEM_MULTIPLIER, "the paper's search uses 3")
         self.validate_image_size()
         validate_method(self)
         require(self.train_examples >= 0, f"train_examples must be >= 0, not {self.train_examples}")
@@ -222,6 +239,7 @@ class ImageNetSearchConfig(CIFAR10SearchConfig):
     workers: int = _f(4, "DataLoader worker processes (4, as their script)")
 
     def validate_image_size(self) -> None:
+        _at_most("image_size", self.image_size, MAX_SEARCH_IMAGE_SIZE, "the paper's crops are 224")
         require(self.image_size >= 16 and self.image_size % 16 == 0,
                 f"image_size must be a multiple of 16 (the stems divide by 8, the reductions by 2 more), "
                 f"not {self.image_size}")
@@ -284,6 +302,7 @@ class PTBSearchConfig:
         require(self.valid_bn in ("running", "batch"), f"valid_bn must be running or batch, not {self.valid_bn!r}")
         require(self.valid_bn != "batch" or self.eval_batch_size >= 2,
                 "valid_bn=batch normalises over the evaluation batch: eval_batch_size must be >= 2")
+        _at_most("nhid", self.nhid, SIZE_LIMITS["nhid"], "the zoo's limit; the paper's search uses 300")
         require(self.emsize == self.nhid == self.nhidlast,
                 f"the DARTS recurrent model ties emsize = nhid = nhidlast, got "
                 f"{self.emsize}, {self.nhid}, {self.nhidlast}")

@@ -31,6 +31,9 @@ from ..data.options import OwnImageOptions, OwnTextOptions
 from ..data.own import resolve_stem
 from ..loggers import LOGGER_HELP
 
+# The recipe profiles: the paper's recipe, a shortened one (not comparable) and the demo's.
+PROFILES = ("paper", "quick", "demo")
+
 AMP_CHOICES = ("none", "bf16")
 # The training recipes of one's own images (ImagesConfig.recipe); 'auto' picks one by the images' side.
 RECIPES = ("auto", "cifar", "imagenet")
@@ -66,6 +69,9 @@ def resolve_genotype(arch: str, genotype_text: str, cell: str, option: str = "")
 
 
 def _check_common(cfg) -> None:
+    # A profile decides which records are aggregated and compared with the paper: an unknown one would be a
+    # group of its own that no report labels.
+    require(cfg.profile in PROFILES, f"profile must be one of {', '.join(PROFILES)}, got {cfg.profile!r}")
     require(cfg.epochs >= 1, f"epochs must be >= 1, got {cfg.epochs}")
     require(cfg.batch_size >= 1, f"batch_size must be >= 1, got {cfg.batch_size}")
     require(cfg.eval_batch_size >= 1, f"eval_batch_size must be >= 1, got {cfg.eval_batch_size}")
@@ -91,7 +97,7 @@ class _Common:
     genotype: str = _f("", "genotype text (as the search prints it) or a name; overrides arch when set")
     experiment: str = _f("", "experiment name stored in the record (default: train-<dataset>)")
     profile: str = _f("paper", "recipe profile the harness ran this under (paper, quick, demo); saved with the "
-                      "run so that records of different profiles are never aggregated together")
+                      "run so that records of different profiles are never aggregated together", choices=PROFILES)
     device: str = _f("auto", "auto (cuda if available, else cpu), cpu, cuda, cuda:N")
     deterministic: bool = _f(False, "deterministic kernels; bit-identical reruns (slower on GPU)")
     amp: str = _f("none", "autocast dtype: none (fp32, as the paper) or bf16 (faster on recent GPUs, "
