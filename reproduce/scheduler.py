@@ -144,7 +144,8 @@ def run_jobs(jobs: Sequence[Job], gpus: Sequence[str] = (), launcher: str = "loc
     elif gpus:
         slots = gpu_slots(gpus, gpus_per_job)
         failures = _run_gpu_queue(pending, done, slots, progress,
-                                  command or partial(worker_command, processes=gpus_per_job), desc)
+                                  command or (partial(worker_command, processes=gpus_per_job) if gpus_per_job > 1
+                                              else worker_command), desc)
     elif pool is not None:
         failures = _run_in_pool(pending, pool)
     else:
