@@ -1,6 +1,7 @@
-"""Keeps tests/hostile_sweep.py from rotting: its case list, a fast subset of its cases (one or two of each area)
-run through the fork server, and one case through a fresh interpreter. The whole sweep (several hundred cases,
-about 15 minutes) is run by hand: ``python tests/hostile_sweep.py``; its last counts are in tests/hostile_sweep.md.
+"""Keeps tests/hostile_sweep.py (the package tests/sweep) from rotting: its case list, a fast subset of its cases
+(one or two of each area) run through the fork server, and one case through a fresh interpreter. The whole sweep
+(several hundred cases, about 15 minutes) is run by hand: ``python tests/hostile_sweep.py``; its last counts are in
+tests/hostile_sweep.md.
 """
 from __future__ import annotations
 
