@@ -82,7 +82,7 @@ def register(sub) -> None:
                            help="comma-separated GPU ids: one run per GPU at a time, queued (e.g. 0,1,2,3)")
         where.add_argument("--launcher", choices=("local", "slurm"), default="local",
                            help="local (default) or slurm (one job per run through submitit)")
-        slurm = parser.add_argument_group("with --launcher slurm (--gpus-per-job with --gpus too)")
+        slurm = parser.add_argument_group("with --launcher slurm")
         slurm.add_argument("--partition", default=None, help="Slurm partition")
         slurm.add_argument("--time", type=int, default=24 * 60,
                            help="Slurm time limit per job in minutes (a job that reaches it is requeued and "

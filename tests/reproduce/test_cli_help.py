@@ -45,7 +45,8 @@ def test_experiment_help_groups_its_options_and_puts_the_search_fields_under_wit
 
 # Flags of other programs that the harness's text names (git, torchrun, srun, its internal worker), and
 # placeholders of its own docstrings ("--field-name", "--search-<field>").
-OTHER_PROGRAMS = {"--porcelain", "--untracked-files", "--nproc", "--nnodes", "--rdzv-endpoint", "--gpus-per-node",
+OTHER_PROGRAMS = {"--porcelain", "--untracked-files", "--nproc", "--nproc-per-node", "--standalone", "--nnodes",
+                  "--rdzv-endpoint", "--gpus-per-node",
                   "--kill-on-bad-exit", "--job", "--field", "--field-name", "--name", "--no-name", "--search-"}
 
 
