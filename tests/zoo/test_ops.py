@@ -135,10 +135,11 @@ def test_factorized_reduce_computes_the_originals_strided_convolutions(channels_
         fr.zero_grad()
         if ours:
             y = fr(xx)
-        else:
-            r = torch.relu(xx)
-            y = fr.bn(torch.cat([F.conv2d(r, fr.conv_1.weight, stride=2),
-                                 F.conv2d(r[:, :, 1:, 1:], fr.conv_2.weight, stride=2)], dim=1))
+        else:  # in NCHW, as the original ran: a strided 1x1 conv's weight gradient in channels_last is the very
+            # oneDNN kernel that crashes at few channels (reproduce/benchmarks/channels_last_crash.py)
+            r = torch.relu(xx).contiguous()
+            y = fr.bn(torch.cat([F.conv2d(r, fr.conv_1.weight.contiguous(), stride=2),
+                                 F.conv2d(r[:, :, 1:, 1:], fr.conv_2.weight.contiguous(), stride=2)], dim=1))
         y.backward(torch.arange(y.numel(), dtype=y.dtype).view(y.shape) % 5)
         grads.append((y.detach(), xx.grad, fr.conv_1.weight.grad.clone(), fr.conv_2.weight.grad.clone()))
     (y, gx, gw1, gw2), (y0, gx0, gw10, gw20) = grads
