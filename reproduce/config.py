@@ -229,7 +229,8 @@ _VALIDATED = "_validated_values"
 
 
 def _field_values(config) -> tuple:
-    return tuple(getattr(config, f.name) for f in dataclasses.fields(config))
+    # each value with its type: 50 == 50.0 and 1 == True, but a float epochs or a bool count is not valid
+    return tuple((type(v), v) for v in (getattr(config, f.name) for f in dataclasses.fields(config)))
 
 
 def _mark_validated(config) -> None:

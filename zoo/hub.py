@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import threading
 from pathlib import Path
 from typing import Optional, Tuple, Union
 
@@ -30,6 +31,12 @@ def parse_hub_source(source: str) -> Tuple[str, Optional[str]]:
     return repo, (rev or None)
 
 
+# _hub_offline_if_asked's calls in flight, and huggingface_hub's switch as it was before the first of them
+_OFFLINE_LOCK = threading.Lock()
+_offline_calls = 0
+_online_before = False
+
+
 @contextlib.contextmanager
 def _hub_offline_if_asked():
     """huggingface_hub kept local-only while the zoo is offline (DARTS_ZOO_OFFLINE as well as HF_HUB_OFFLINE).
@@ -39,17 +46,25 @@ def _hub_offline_if_asked():
     ``$HF_ENDPOINT/api/agent-harnesses`` to build its headers). Its own switch, ``constants.HF_HUB_OFFLINE``
     (read at each request and refused there), is set for the duration of the call and then put back.
     """
+    global _offline_calls, _online_before
     if not offline():
         yield
         return
     from huggingface_hub import constants
 
-    before = constants.HF_HUB_OFFLINE
-    constants.HF_HUB_OFFLINE = True
+    # a process-wide switch: threads downloading at once share it, and only the last one out puts it back
+    with _OFFLINE_LOCK:
+        if _offline_calls == 0:
+            _online_before = constants.HF_HUB_OFFLINE
+            constants.HF_HUB_OFFLINE = True
+        _offline_calls += 1
     try:
         yield
     finally:
-        constants.HF_HUB_OFFLINE = before
+        with _OFFLINE_LOCK:
+            _offline_calls -= 1
+            if _offline_calls == 0:
+                constants.HF_HUB_OFFLINE = _online_before
 
 
 def hub_download(repo_id: str, revision: Optional[str] = None, cache_dir: Optional[PathLike] = None,

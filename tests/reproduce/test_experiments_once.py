@@ -67,6 +67,10 @@ def test_a_built_config_is_not_validated_again_but_one_changed_or_made_by_hand_i
     assert validations == [3, 4, 5, 6]
     with pytest.raises(run_config.ConfigError, match="epochs"):
         tasks.make_config("train", "cifar10", dataclasses.replace(built, epochs=-1))
+    again = run_config.build(CIFAR10Config, {})
+    again.epochs = float(again.epochs)  # equal to the marked value (600 == 600.0), but not an integer
+    with pytest.raises(run_config.ConfigError, match="epochs"):
+        tasks.make_config("train", "cifar10", again)
 
 
 @pytest.mark.slow

@@ -44,6 +44,22 @@ def test_darts_zoo_offline_is_put_back_after_a_hub_call(monkeypatch):
     assert constants.HF_HUB_OFFLINE is False  # the zoo's setting lasts only as long as its own call
 
 
+def test_overlapping_offline_hub_calls_put_the_switch_back_only_when_the_last_ends(monkeypatch):
+    from huggingface_hub import constants
+
+    from zoo import hub
+
+    monkeypatch.setenv("DARTS_ZOO_OFFLINE", "1")
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    first, second = hub._hub_offline_if_asked(), hub._hub_offline_if_asked()  # two threads' calls, interleaved
+    first.__enter__()
+    second.__enter__()
+    first.__exit__(None, None, None)
+    assert constants.HF_HUB_OFFLINE is True  # the second call is still offline
+    second.__exit__(None, None, None)
+    assert constants.HF_HUB_OFFLINE is False
+
+
 # ------------------------------------------------------------------------------------- saved config.json
 
 
