@@ -135,13 +135,17 @@ def test_factorized_reduce_computes_the_originals_strided_convolutions(channels_
         fr.zero_grad()
         if ours:
             y = fr(xx)
+            weights = (fr.conv_1.weight, fr.conv_2.weight)
         else:  # in NCHW, as the original ran: a strided 1x1 conv's weight gradient in channels_last is the very
-            # oneDNN kernel that crashes at few channels (reproduce/benchmarks/channels_last_crash.py)
+            # oneDNN kernel that crashes at few channels (reproduce/benchmarks/channels_last_crash.py). A 1x1
+            # weight's strides fit both layouts, so .contiguous() would keep channels_last: fresh NCHW copies.
+            weights = tuple(w.detach().clone(memory_format=torch.contiguous_format).requires_grad_()
+                            for w in (fr.conv_1.weight, fr.conv_2.weight))
             r = torch.relu(xx).contiguous()
-            y = fr.bn(torch.cat([F.conv2d(r, fr.conv_1.weight.contiguous(), stride=2),
-                                 F.conv2d(r[:, :, 1:, 1:], fr.conv_2.weight.contiguous(), stride=2)], dim=1))
+            y = fr.bn(torch.cat([F.conv2d(r, weights[0], stride=2),
+                                 F.conv2d(r[:, :, 1:, 1:], weights[1], stride=2)], dim=1))
         y.backward(torch.arange(y.numel(), dtype=y.dtype).view(y.shape) % 5)
-        grads.append((y.detach(), xx.grad, fr.conv_1.weight.grad.clone(), fr.conv_2.weight.grad.clone()))
+        grads.append((y.detach(), xx.grad, weights[0].grad.clone(), weights[1].grad.clone()))
     (y, gx, gw1, gw2), (y0, gx0, gw10, gw20) = grads
     # The same products and sums; which kernel computes them (and in what order it adds) depends on the CPU, the
     # layout and the thread count, so they agree to float32 round-off, not bit for bit (bit-equal on some
