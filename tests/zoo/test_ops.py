@@ -150,8 +150,10 @@ def test_factorized_reduce_computes_the_originals_strided_convolutions(channels_
     # The same products and sums; which kernel computes them (and in what order it adds) depends on the CPU, the
     # layout and the thread count, so they agree to float32 round-off, not bit for bit (bit-equal on some
     # machines, not on others).
-    torch.testing.assert_close(y, y0, rtol=1e-5, atol=1e-6)
-    torch.testing.assert_close(gx, gx0, rtol=1e-5, atol=1e-6)
+    # (the reference runs in NCHW, ours in the layout under test: other kernels, so round-off relative to the
+    # tensors' scale, as for the weight gradients below)
+    torch.testing.assert_close(y, y0, rtol=1e-5, atol=1e-5 * float(y0.abs().max()))
+    torch.testing.assert_close(gx, gx0, rtol=1e-5, atol=1e-5 * float(gx0.abs().max()))
     # the weight gradients sum over batch and pixels: round-off relative to their scale
     for g, g0 in ((gw1, gw10), (gw2, gw20)):
         torch.testing.assert_close(g, g0, rtol=1e-4, atol=1e-5 * float(g0.abs().max()))
