@@ -147,11 +147,8 @@ def load_config_file(path) -> Dict[str, Any]:
     path = Path(path)
     if not path.exists():
         raise ConfigError(f"--config {path}: no such file")
-    if path.stat().st_size > MAX_CONFIG_BYTES:
-        raise ConfigError(f"--config {path}: {path.stat().st_size} bytes, more than any config "
-                          f"({MAX_CONFIG_BYTES} at most); {_CONFIG_FIX}")
     try:  # a FIFO or a device (/dev/zero) is refused before it is opened: reading one blocks or never ends
-        check_regular(path, MAX_CONFIG_BYTES, _CONFIG_FIX)
+        check_regular(path, MAX_CONFIG_BYTES, _CONFIG_FIX, what="any config")
     except BadFileError as e:
         raise ConfigError(f"--config {e}") from None
     if path.suffix.lower() in (".yaml", ".yml"):

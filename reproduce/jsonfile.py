@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, List, Optional
 
 from genotypes.quoting import quote
+from zoo.fileio import DuplicateKeyError, unique_keys
 from zoo.fileio import read_jsonl as _read_jsonl
 
 _TYPE_NAMES = {dict: "a JSON object", list: "a JSON list", str: "a string", int: "an integer",
@@ -33,17 +34,17 @@ _KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a named pipe (FIFO)"),
           (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
 
 
-def check_regular(path, max_bytes: int, fix: str, error=BadFileError) -> int:
+def check_regular(path, max_bytes: int, fix: str, error=BadFileError, what: str = "such a file") -> int:
     """The size of ``path`` (symlinks followed) if it is a regular file of at most ``max_bytes``; otherwise
-    ``error`` naming the file and ``fix``. Checked with stat before any open: opening a FIFO for reading
-    blocks until a writer comes, and a device such as /dev/zero reads without end. A missing file raises
-    FileNotFoundError, as opening it would."""
+    ``error`` naming the file, ``what`` it should be and ``fix``. Checked with stat before any open: opening a
+    FIFO for reading blocks until a writer comes, and a device such as /dev/zero reads without end. A missing
+    file raises FileNotFoundError, as opening it would."""
     st = os.stat(path)
     if not stat.S_ISREG(st.st_mode):
         kind = next((name for test, name in _KINDS if test(st.st_mode)), "not a regular file")
         raise error(f"{path}: is {kind}, not a regular file; {fix}")
     if st.st_size > max_bytes:
-        raise error(f"{path}: {st.st_size} bytes, more than the {max_bytes} such a file may have; {fix}")
+        raise error(f"{path}: {st.st_size} bytes, more than {what} may have ({max_bytes} at most); {fix}")
     return st.st_size
 
 
@@ -67,19 +68,6 @@ def _refuse(path: Path, problem: str, fix: str) -> BadFileError:
     return BadFileError(f"{path}: {problem}; {fix}")
 
 
-class DuplicateKeyError(ValueError):
-    """An object of the file gives one key twice (JSON parsers keep the last: {"epochs": 1, "epochs": 10**8})."""
-
-
-def _unique_keys(pairs) -> dict:
-    out = dict(pairs)
-    if len(out) != len(pairs):
-        seen = set()
-        twice = next(k for k, _ in pairs if k in seen or seen.add(k))
-        raise DuplicateKeyError(f"gives the key {quote(twice)} twice (which one counts is ambiguous)")
-    return out
-
-
 def read_json(path, expect: Optional[type] = dict, fix: str = "restore it or delete it") -> Any:
     """The JSON value in ``path``, of type ``expect`` (None: any); BadFileError naming the file otherwise.
 
@@ -92,9 +80,9 @@ def read_json(path, expect: Optional[type] = dict, fix: str = "restore it or del
     except UnicodeDecodeError as e:
         raise _refuse(path, f"is not UTF-8 text (byte {e.start})", fix) from None
     try:
-        value = json.loads(text, object_pairs_hook=_unique_keys)
+        value = json.loads(text, object_pairs_hook=unique_keys)
     except DuplicateKeyError as e:
-        raise _refuse(path, str(e), fix) from None
+        raise _refuse(path, f"gives the key {quote(e.key)} twice (which one counts is ambiguous)", fix) from None
     except json.JSONDecodeError as e:
         raise _refuse(path, f"is not valid JSON ({e.msg} at line {e.lineno}, column {e.colno})", fix) from None
     except RecursionError:

@@ -42,7 +42,6 @@ from .records import Record, exclude_overflowing, load_records, measured
 
 log = logging.getLogger(__name__)
 
-DIR, FILE = BASELINE_DIR, BASELINE_FILE  # (reproduce.layout) the names this module's callers know
 KINDS = ("random",)
 VERDICTS = ("better", "worse", "not distinguishable", "untested")
 
@@ -79,7 +78,7 @@ def parse(text: Optional[str]) -> Optional[BaselineSpec]:
 
 def root_of(exp_dir, meta: Optional[Mapping[str, Any]]) -> Path:
     """The baseline directory of the experiment in ``exp_dir`` whose experiment.json holds ``meta``."""
-    where = ((meta or {}).get("baseline") or {}).get("dir") or DIR
+    where = ((meta or {}).get("baseline") or {}).get("dir") or BASELINE_DIR
     return Path(exp_dir) / str(where)
 
 
@@ -204,7 +203,7 @@ class Baseline:
 def read_meta(root) -> Optional[dict]:
     """``baseline.json`` of the baseline directory ``root`` (None without one); a damaged file is refused in one
     line (:func:`reproduce.jsonfile.read_json`)."""
-    path = Path(root) / FILE
+    path = Path(root) / BASELINE_FILE
     if not path.exists():
         return None
     return read_json(path, fix="delete the baseline directory to draw and train its cells afresh")
@@ -296,4 +295,4 @@ def format_table(rows: Sequence[Mapping[str, Any]], tablefmt: str = "simple") ->
 
 
 __all__ = ["HEADERS", "table_rows", "format_table", "BaselineSpec", "Baseline", "RandomCell", "parse", "compare",
-           "load", "comparison_rows", "cell_dir", "DIR", "FILE", "VERDICTS"]
+           "load", "comparison_rows", "cell_dir", "VERDICTS"]

@@ -13,6 +13,8 @@ import tempfile
 from pathlib import Path
 from typing import Any, Union
 
+from genotypes.quoting import quote
+
 PathLike = Union[str, os.PathLike]
 
 
@@ -99,7 +101,22 @@ def read_jsonl(path: PathLike) -> list:
 
 
 class DuplicateKeyError(ValueError):
-    """A JSON object that names one key twice (JSON readers disagree which value counts, so none is taken)."""
+    """A JSON object that names one key twice (JSON readers disagree which value counts, so none is taken);
+    ``key`` is the key, for the caller's message."""
+
+    def __init__(self, key: str, message: str = ""):
+        super().__init__(message or f"duplicate key {quote(key)}")
+        self.key = key
+
+
+def unique_keys(pairs: list) -> dict:
+    """``object_pairs_hook`` for ``json.loads``: the object as a dict, DuplicateKeyError if it names a key twice."""
+    out = {}
+    for key, value in pairs:
+        if key in out:
+            raise DuplicateKeyError(key)
+        out[key] = value
+    return out
 
 
 def loads_json_unique(text: str, where: str) -> Any:
@@ -108,16 +125,11 @@ def loads_json_unique(text: str, where: str) -> Any:
     Python keeps the last value, other readers (and a person reading the file) the first: a file that says
     ``"name": null, ..., "name": "darts-cifar10"`` must not mean one thing here and another elsewhere.
     """
-    def unique(pairs: list) -> dict:
-        out = {}
-        for key, value in pairs:
-            if key in out:
-                raise DuplicateKeyError(f"{where}: duplicate key {key[:80]!r} in one JSON object (readers disagree "
-                                        f"which value counts); keep one")
-            out[key] = value
-        return out
-
-    return json.loads(text, object_pairs_hook=unique)
+    try:
+        return json.loads(text, object_pairs_hook=unique_keys)
+    except DuplicateKeyError as e:
+        raise DuplicateKeyError(e.key, f"{where}: duplicate key {quote(e.key)} in one JSON object (readers "
+                                       "disagree which value counts); keep one") from None
 
 
 def sha256_file(path: PathLike, chunk: int = 1 << 20) -> str:

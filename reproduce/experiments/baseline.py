@@ -12,6 +12,7 @@ import genotypes
 from zoo.fileio import atomic_write_json
 
 from .. import random_baseline
+from ..layout import BASELINE_FILE
 from ..scheduler import Job
 from ..tasks import make_config
 from .spec import ExperimentMismatchError, ExperimentSpec, check_existing_run
@@ -51,7 +52,7 @@ def _check_saved_draw(root: Path, baseline: random_baseline.BaselineSpec, seeds:
     saved = random_baseline.read_meta(root)
     if saved is None:
         return
-    path = Path(root) / random_baseline.FILE
+    path = Path(root) / BASELINE_FILE
     if saved.get("draw_seed") != baseline.seed or saved.get("kind") != baseline.kind:
         raise ExperimentMismatchError(
             f"{path.parent} holds random cells drawn with seed {saved.get('draw_seed')}, now asked for "
@@ -71,12 +72,12 @@ def run(exp: ExperimentSpec, baseline: random_baseline.BaselineSpec, jobs: Seque
                       "trained with the final runs' recipe and seeds")
     log.info("%s: random baseline, %d cells x %d seeds (draw seed %d)", exp.name, baseline.n, len(seeds),
              baseline.seed)
-    atomic_write_json(Path(root) / random_baseline.FILE, meta)
+    atomic_write_json(Path(root) / BASELINE_FILE, meta)
     records = launch(jobs, "random cells")
     per_cell = len(seeds)
     for i, cell in enumerate(cells):
         mine = records[i * per_cell:(i + 1) * per_cell]
         cell["parameters"] = mine[0].get("parameters") if mine else None
-    atomic_write_json(Path(root) / random_baseline.FILE, meta)
+    atomic_write_json(Path(root) / BASELINE_FILE, meta)
     return meta
 

@@ -23,6 +23,7 @@ from ..corpora import load_corpus
 from ..data.images import plan as image_plan
 from ..data.text import TextCorpus, corpus_for
 from ..device import pick_device
+from ..scheduler import gpu_slots
 from ..tasks import make_config
 from . import memory
 from .probe import PROBE_STEPS, RECURRENT_SEARCHES, run_probe
@@ -188,7 +189,7 @@ def data_and_time(spec: ExperimentSpec, options: ExperimentOptions, work) -> Lis
         if run.peak_bytes is not None:
             peaks.append(run.peak_bytes)
     per_job = options.gpus_per_job if options.gpus else 1
-    parallel = max(1, len(options.gpus) // per_job)
+    parallel = len(gpu_slots(options.gpus, per_job)) if options.gpus else 1
     lines.append(f"time on {device}: about {format_duration(total / parallel)} in all"
                  + (f" over {parallel} GPUs" if parallel > 1 and per_job == 1 else
                     f" over {parallel} runs at a time" if parallel > 1 else "") + "; " + "; ".join(parts))

@@ -20,7 +20,7 @@ import genotypes
 
 from .. import comparable, random_baseline, targets
 from .. import config as run_config
-from ..layout import RUNS, SEARCH, SELECTION, run_dir
+from ..layout import BASELINE_DIR, RUNS, SEARCH, SELECTION, run_dir
 from ..report import check_ours, report_path
 from ..scheduler import Job, gpu_slots, plan_gpu_queue, read_result
 from ..slurm import SlurmOptions
@@ -364,7 +364,7 @@ def plan_experiment(options: ExperimentOptions) -> Plan:
         meta["genotype"] = genotype
     meta["target"] = (targets.target_key(meta, targets.load_targets(targets.project_paper_path()))
                       if options.target == "auto" else options.target)
-    baseline_root = Path(options.baseline_dir) if options.baseline_dir else out / random_baseline.DIR
+    baseline_root = Path(options.baseline_dir) if options.baseline_dir else out / BASELINE_DIR
     baseline_jobs: List[Job] = []
     if baseline_spec is not None:
         meta["baseline"] = baseline.describe(baseline_spec, baseline_root, out)

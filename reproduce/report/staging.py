@@ -11,7 +11,6 @@ someone else made.
 """
 from __future__ import annotations
 
-import json
 import logging
 import os
 import re
@@ -21,7 +20,9 @@ import tempfile
 from pathlib import Path
 from typing import List, Optional
 
-from ..jsonfile import read_bytes_checked
+from zoo.fileio import atomic_write_json
+
+from ..jsonfile import read_json
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +43,7 @@ def make(base: Path) -> Path:
     me = host()
     path = Path(tempfile.mkdtemp(prefix=f"{PREFIX}{me}-{os.getpid()}-", dir=base))
     try:
-        (path / MARK).write_text(json.dumps({"program": PROGRAM, "host": me, "pid": os.getpid()}) + "\n")
+        atomic_write_json(path / MARK, {"program": PROGRAM, "host": me, "pid": os.getpid()})  # never torn
     except BaseException:  # a full disk: nothing of this report stays
         shutil.rmtree(path, ignore_errors=True)
         raise
@@ -64,10 +65,9 @@ def alive(pid: int) -> bool:
 
 def _mark(path: Path) -> Optional[dict]:
     try:
-        mark = json.loads(read_bytes_checked(path / MARK, 4096).decode("utf-8"))  # a FIFO mark never blocks
+        return read_json(path / MARK)  # a FIFO mark is refused, not waited on
     except (OSError, ValueError):
         return None
-    return mark if isinstance(mark, dict) else None
 
 
 def abandoned(path: Path) -> bool:
