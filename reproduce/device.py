@@ -12,10 +12,10 @@ from zoo.device import autocast, pick_device, progress_bar
 
 # The fastest exact settings per device type, measured (results/bench/README-search.md, "Defaults per
 # device"): channels_last for the conv search where it is faster and exact. A device type not measured
-# keeps the plain layout. CPU: channels_last with the BatchNorm statistics taken from an NCHW copy
-# (bn_groups.NCHWStatisticsBatchNorm2d; the search's CPU BatchNorm in channels_last alone has far larger
-# float32 round-off, which the second-order finite difference amplifies:
-# reproduce/benchmarks/channels_last_accuracy.py), faster than NCHW and as accurate.
+# keeps the plain layout. CPU: channels_last with the BatchNorm statistics summed accurately
+# (search/accurate_bn.py; the CPU's own channels_last BatchNorm has far larger float32 round-off, which the
+# second-order finite difference amplifies: reproduce/benchmarks/channels_last_accuracy.py), faster than
+# NCHW and as accurate.
 SEARCH_CHANNELS_LAST: dict = {"cpu": True}
 
 

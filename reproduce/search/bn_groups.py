@@ -71,32 +71,6 @@ class GroupedBatchNorm(nn.Module):
         return f"{self.num_features}, groups={self.groups}, affine={self.affine}"
 
 
-class NCHWStatisticsBatchNorm2d(nn.BatchNorm2d):
-    """A BatchNorm2d that takes its batch statistics (and their gradients) from an NCHW copy of a channels_last
-    input, and hands the output back in channels_last.
-
-    Why: PyTorch's CPU BatchNorm reduces a channels_last input with far larger float32 round-off than an NCHW
-    one (15-30x in its statistics), and the second-order search's finite difference amplifies it 100-fold
-    (reproduce/benchmarks/channels_last_accuracy.py). The copies cost little beside the convolutions that
-    channels_last speeds up. Evaluation mode normalises with the running statistics, elementwise: no copy.
-    """
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        batch_statistics = self.training or not self.track_running_stats
-        if batch_statistics and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last):
-            return super().forward(x.contiguous()).contiguous(memory_format=torch.channels_last)
-        return super().forward(x)
-
-
-def use_nchw_statistics(model: nn.Module) -> nn.Module:
-    """Every plain BatchNorm2d of ``model`` becomes a :class:`NCHWStatisticsBatchNorm2d` (in place: the same
-    objects, parameters and buffers, so state dicts and optimizers are unchanged)."""
-    for module in model.modules():
-        if type(module) is nn.BatchNorm2d:
-            module.__class__ = NCHWStatisticsBatchNorm2d
-    return model
-
-
 def _replace(module: nn.Module, make) -> nn.Module:
     if isinstance(module, nn.modules.batchnorm._BatchNorm):
         return make(module)

@@ -38,7 +38,7 @@ from ..jsonfile import read_json_lines
 from ..layout import ALPHAS, GENOTYPES, SUBSETS
 from ..optim import make_sgd
 from ..rundir import RunDir, check_finite
-from . import architect, bn_groups
+from . import accurate_bn, architect, bn_groups
 from .cnn_supernet import Network
 from .cnn_supernet import genotype as cnn_genotype
 from .config import CIFAR10SearchConfig, early_stop_skips
@@ -70,8 +70,8 @@ class CNNSearch(Searcher):
         self.channels_last = search_channels_last(device, config.channels_last)
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
-            if device.type == "cpu":  # the CPU's channels_last BatchNorm is not exact (bn_groups.py)
-                bn_groups.use_nchw_statistics(self.model)
+            if device.type == "cpu":  # the CPU's channels_last BatchNorm is not exact (accurate_bn.py)
+                accurate_bn.use_accurate_statistics(self.model)
         self.forward_model = self.model  # what forward passes call (a torch.compile'd wrapper in benchmarks)
         self.alphas = self.model.new_alphas(device)
         self.w_opt = make_sgd(self.model.parameters(), config.learning_rate, momentum=config.momentum,

@@ -4,14 +4,14 @@ from __future__ import annotations
 import torch
 
 from reproduce.device import SEARCH_CHANNELS_LAST, autocast, pick_device, search_channels_last
-from reproduce.search.bn_groups import NCHWStatisticsBatchNorm2d, use_nchw_statistics
+from reproduce.search.accurate_bn import AccurateStatisticsBatchNorm2d
 from reproduce.search.config import CIFAR10SearchConfig
 from reproduce.search.loop import CNNSearch
 
 
 def test_the_conv_search_takes_the_measured_fastest_layout_per_device_and_an_explicit_choice_wins():
     assert CIFAR10SearchConfig().channels_last is None  # the default: the device's
-    # CPU: channels_last, faster than NCHW, with the BatchNorm statistics from an NCHW copy (exact)
+    # CPU: channels_last, faster than NCHW, with the BatchNorm statistics summed accurately (exact)
     assert search_channels_last(torch.device("cpu")) is True
     assert search_channels_last(torch.device("cuda")) is False  # not measured there: the plain layout
     assert search_channels_last(torch.device("cpu"), False) is False  # the explicit switch wins
@@ -23,30 +23,11 @@ def test_the_conv_search_takes_the_measured_fastest_layout_per_device_and_an_exp
     conv = next(m for m in searcher.model.modules() if isinstance(m, torch.nn.Conv2d) and m.kernel_size == (3, 3))
     assert searcher.channels_last and conv.weight.is_contiguous(memory_format=torch.channels_last)
     batchnorms = [m for m in searcher.model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
-    assert batchnorms and all(type(m) is NCHWStatisticsBatchNorm2d for m in batchnorms)
+    assert batchnorms and all(type(m) is AccurateStatisticsBatchNorm2d for m in batchnorms)
     plain = CNNSearch(CIFAR10SearchConfig(C=4, layers=3, batch_size=2, device="cpu", channels_last=False),
                       torch.device("cpu"), load_data=False)
     assert not plain.channels_last
     assert all(type(m) is torch.nn.BatchNorm2d for m in plain.model.modules() if isinstance(m, torch.nn.BatchNorm2d))
-
-
-def test_the_nchw_statistics_batchnorm_equals_batchnorm_on_a_channels_last_input():
-    # the statistics, the output, the input gradient and the running statistics of plain BatchNorm on NCHW, and
-    # the output comes back in channels_last (float64: the comparison is of the arithmetic, not of round-off)
-    torch.manual_seed(0)
-    x = torch.randn(4, 6, 5, 5, dtype=torch.float64) * 0.1 + 3
-    grad = torch.randn_like(x)
-    plain, ours = torch.nn.BatchNorm2d(6).double(), torch.nn.BatchNorm2d(6).double()
-    use_nchw_statistics(ours)
-    a, b = x.clone().requires_grad_(), x.contiguous(memory_format=torch.channels_last).requires_grad_()
-    ya, yb = plain(a), ours(b)
-    ya.backward(grad)
-    yb.backward(grad.contiguous(memory_format=torch.channels_last))
-    assert yb.is_contiguous(memory_format=torch.channels_last)
-    torch.testing.assert_close(yb, ya, rtol=1e-12, atol=1e-12)
-    torch.testing.assert_close(b.grad, a.grad, rtol=1e-12, atol=1e-12)
-    torch.testing.assert_close(ours.running_var, plain.running_var, rtol=1e-12, atol=1e-12)
-    assert ours.state_dict().keys() == plain.state_dict().keys()
 
 
 def test_device_and_autocast_are_asked_in_one_place():

@@ -1,0 +1,101 @@
+"""A BatchNorm2d that sums the batch statistics of a channels_last input accurately (the conv search on CPU).
+
+Why: PyTorch's CPU BatchNorm adds a channels_last input's values up row after row in float32, so its batch
+statistics carry 15-30x the round-off of the NCHW kernel's, and the second-order search's finite difference
+(eps = 0.01 / ||v||) amplifies that 100-fold (reproduce/benchmarks/channels_last_accuracy.py). Here the mean
+and the variance (two passes: the mean, then the squared deviations from it) are column sums of the
+``[N*H*W, C]`` view of the NHWC storage, taken by ``torch.sum`` over rows folded to at least 64 columns:
+PyTorch sums such an outer dimension by cascades of partial sums, but a row narrower than one SIMD vector
+(C = 8 on AVX-512) row by row. The rest is PyTorch's own channels_last kernels: the output is BatchNorm's
+elementwise transform with these statistics, and the input gradient is its training-mode backward, given the
+same statistics. Against float64, the second-order architecture gradient is then as accurate as in NCHW.
+
+Evaluation mode (running statistics), NCHW inputs and dtypes other than float32/float64 (autocast's bf16)
+take ``nn.BatchNorm2d``'s own path. Parameters, buffers and the state dict are BatchNorm2d's.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+from torch.autograd.function import once_differentiable
+
+_WIDE = 64  # columns to fold the rows into: a whole number of SIMD vectors on every CPU PyTorch targets
+
+
+def column_sums(x2: torch.Tensor) -> torch.Tensor:
+    """The sums over the rows of a contiguous ``[M, C]`` tensor, by cascades of partial sums."""
+    m, c = x2.shape
+    fold = 1
+    while c * fold < _WIDE and m % (2 * fold) == 0:
+        fold *= 2
+    if c * fold < 16:  # too few rows to fold (M odd) and too few columns for a vector: sum in float64
+        return x2.sum(0, dtype=torch.float64).to(x2.dtype)
+    sums = x2.reshape(m // fold, fold * c).sum(0)
+    return sums.view(fold, c).sum(0) if fold > 1 else sums
+
+
+def _rows(x: torch.Tensor) -> torch.Tensor:
+    """The ``[N*H*W, C]`` view of a channels_last tensor's storage."""
+    return x.permute(0, 2, 3, 1).reshape(-1, x.shape[1])
+
+
+class _BatchNormFunction(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, weight, bias, eps):
+        rows = _rows(x)
+        m = rows.shape[0]
+        mean = column_sums(rows) / m
+        var = column_sums((rows - mean).square_()) / m  # biased, as BatchNorm normalises
+        y = torch.batch_norm(x, weight, bias, mean, var, False, 0.0, eps, False)
+        ctx.eps = eps
+        ctx.save_for_backward(x, weight, mean, torch.rsqrt(var + eps))
+        ctx.mark_non_differentiable(mean, var)
+        return y, mean, var
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad, _grad_mean, _grad_var):
+        x, weight, mean, invstd = ctx.saved_tensors
+        affine = weight is not None
+        mask = [ctx.needs_input_grad[0], affine and ctx.needs_input_grad[1], affine and ctx.needs_input_grad[2]]
+        grad = grad.contiguous(memory_format=torch.channels_last)
+        dx, dw, db = torch.ops.aten.native_batch_norm_backward(grad, x, weight, None, None, mean, invstd, True,
+                                                               ctx.eps, mask)
+        return dx, dw, db, None
+
+
+def _takes_this_path(x: torch.Tensor) -> bool:
+    # a single value per channel is left to BatchNorm2d, which refuses it in training mode
+    return (x.dim() == 4 and x.dtype in (torch.float32, torch.float64) and x.numel() > x.shape[1]
+            and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last))
+
+
+class AccurateStatisticsBatchNorm2d(nn.BatchNorm2d):
+    """``nn.BatchNorm2d`` whose batch statistics of a channels_last input are summed accurately (module docstring).
+
+    Running statistics are updated as ``nn.BatchNorm2d`` does: momentum (or the cumulative average when it
+    is None) on the batch mean and the unbiased batch variance.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        batch_statistics = self.training or not self.track_running_stats
+        if not (batch_statistics and _takes_this_path(x)):
+            return super().forward(x)
+        y, mean, var = _BatchNormFunction.apply(x, self.weight, self.bias, self.eps)
+        if self.training and self.track_running_stats and self.running_mean is not None:
+            self.num_batches_tracked.add_(1)
+            factor = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked)
+            m = x.numel() // x.shape[1]
+            with torch.no_grad():
+                self.running_mean.mul_(1 - factor).add_(mean, alpha=factor)
+                self.running_var.mul_(1 - factor).add_(var * (m / (m - 1)), alpha=factor)
+        return y
+
+
+def use_accurate_statistics(model: nn.Module) -> nn.Module:
+    """Every plain BatchNorm2d of ``model`` becomes an :class:`AccurateStatisticsBatchNorm2d` (in place: the same
+    objects, parameters and buffers, so state dicts and optimizers are unchanged)."""
+    for module in model.modules():
+        if type(module) is nn.BatchNorm2d:
+            module.__class__ = AccurateStatisticsBatchNorm2d
+    return model
