@@ -22,16 +22,31 @@ from torch.autograd.function import once_differentiable
 _WIDE = 64  # columns to fold the rows into: a whole number of SIMD vectors on every CPU PyTorch targets
 
 
-def column_sums(x2: torch.Tensor) -> torch.Tensor:
-    """The sums over the rows of a contiguous ``[M, C]`` tensor, by cascades of partial sums."""
-    m, c = x2.shape
+def _fold(m: int, c: int) -> int:
+    """How many rows of ``[M, C]`` to lay side by side so that a row holds at least 64 values (1: none)."""
     fold = 1
     while c * fold < _WIDE and m % (2 * fold) == 0:
         fold *= 2
+    return fold
+
+
+def column_sums(x2: torch.Tensor) -> torch.Tensor:
+    """The sums over the rows of a contiguous ``[M, C]`` tensor, by cascades of partial sums."""
+    m, c = x2.shape
+    fold = _fold(m, c)
     if c * fold < 16:  # too few rows to fold (M odd) and too few columns for a vector: sum in float64
         return x2.sum(0, dtype=torch.float64).to(x2.dtype)
     sums = x2.reshape(m // fold, fold * c).sum(0)
     return sums.view(fold, c).sum(0) if fold > 1 else sums
+
+
+def _squared_deviations(x2: torch.Tensor, mean: torch.Tensor) -> torch.Tensor:
+    """``(x2 - mean) ** 2`` for a contiguous ``[M, C]`` tensor, elementwise over its folded rows (a row of C = 8
+    values is too short for PyTorch's vectorised loops: 2x slower at 16 x 8 x 32 x 32)."""
+    m, c = x2.shape
+    fold = _fold(m, c)
+    wide = x2.reshape(m // fold, fold * c)
+    return (wide - mean.expand(fold, c).reshape(fold * c)).square_().view(m, c)  # expand: repeat is slower
 
 
 def _rows(x: torch.Tensor) -> torch.Tensor:
@@ -44,8 +59,8 @@ class _BatchNormFunction(torch.autograd.Function):
     def forward(ctx, x, weight, bias, eps):
         rows = _rows(x)
         m = rows.shape[0]
-        mean = column_sums(rows) / m
-        var = column_sums((rows - mean).square_()) / m  # biased, as BatchNorm normalises
+        mean = column_sums(rows).div_(m)
+        var = column_sums(_squared_deviations(rows, mean)).div_(m)  # biased, as BatchNorm normalises
         y = torch.batch_norm(x, weight, bias, mean, var, False, 0.0, eps, False)
         ctx.eps = eps
         ctx.save_for_backward(x, weight, mean, torch.rsqrt(var + eps))
