@@ -138,7 +138,7 @@ class CIFAR10SearchConfig:
     channels_last: Optional[bool] = _f(
         None, "channels_last memory format: the same float32 arithmetic in another layout (results differ in "
         "float rounding only). Default: the device's measured fastest exact choice (on for CPUs, where BatchNorm "
-        "takes its statistics from an NCHW copy; off elsewhere until measured; see results/bench/README-search.md); "
+        "sums its statistics accurately; off elsewhere until measured; see results/bench/README-search.md); "
         "--channels-last / --no-channels-last choose it")
     max_skip: Optional[int] = _f(None, MAX_SKIP_HELP)
     early_stop: str = _f("", EARLY_STOP_HELP)
