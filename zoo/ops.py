@@ -40,10 +40,14 @@ class DilatedConv2d(nn.Conv2d):
       input pixels of phase r: the d*d phases, stacked along the batch, go through one undilated convolution
       with padding q and are interleaved back (when each phase is at least 8x8).
 
-    Other devices and other shapes run the plain dilated convolution.
+    Other devices and other shapes run the plain dilated convolution, and so do graph captures that must not
+    depend on the input's size: torch.fx's symbolic tracing (feature extractors) and torch.export (where a
+    height or width may be declared dynamic).
     """
 
     def _phase_plan(self, x: torch.Tensor):
+        if _capturing_a_graph() or any(isinstance(n, torch.SymInt) for n in x.shape):
+            return None
         d, p, s, k = self.dilation[0], self.padding, self.stride[0], self.kernel_size[0]
         if (x.device.type != "cpu" or x.dim() != 4 or d == 1 or self.padding_mode != "zeros" or isinstance(p, str)
                 or self.dilation[1] != d or self.stride[1] != s or p[0] != p[1] or self.kernel_size[1] != k
@@ -67,6 +71,11 @@ class DilatedConv2d(nn.Conv2d):
                                                torch.contiguous_format)
             return F.conv2d(sub, self.weight, self.bias, 1, q, 1, self.groups)
         return _from_phases(F.conv2d(_to_phases(x, d), self.weight, self.bias, 1, q, 1, self.groups), d, x.shape[0])
+
+
+def _capturing_a_graph() -> bool:
+    exporting = getattr(torch.compiler, "is_exporting", None)  # torch >= 2.5
+    return torch.fx._symbolic_trace.is_fx_tracing() or (exporting is not None and exporting())
 
 
 def _channels_last(x: torch.Tensor) -> bool:

@@ -88,8 +88,10 @@ class _BatchNormFunction(torch.autograd.Function):
 
 
 def _takes_this_path(x: torch.Tensor) -> bool:
-    # a single value per channel is left to BatchNorm2d, which refuses it in training mode
-    return (x.dim() == 4 and x.dtype in (torch.float32, torch.float64) and x.numel() > x.shape[1]
+    # a single value per channel is left to BatchNorm2d, which refuses it in training mode; other devices have
+    # their own kernels (cuDNN)
+    return (x.device.type == "cpu" and x.dim() == 4 and x.dtype in (torch.float32, torch.float64)
+            and x.numel() > x.shape[1]
             and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last))
 
 
@@ -97,11 +99,14 @@ class AccurateStatisticsBatchNorm2d(nn.BatchNorm2d):
     """``nn.BatchNorm2d`` whose batch statistics of a channels_last input are summed accurately (module docstring).
 
     Running statistics are updated as ``nn.BatchNorm2d`` does: momentum (or the cumulative average when it
-    is None) on the batch mean and the unbiased batch variance.
+    is None) on the batch mean and the unbiased batch variance. On the column-sum path the gradient is first
+    order only (a second derivative, forward-mode AD and torch.func raise): the architect's finite differences
+    need no more.
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        batch_statistics = self.training or not self.track_running_stats
+        # BatchNorm2d's rule: batch statistics in training, or when there are no running statistics to use
+        batch_statistics = self.training or (self.running_mean is None and self.running_var is None)
         if not (batch_statistics and _takes_this_path(x)):
             return super().forward(x)
         if x.numel() <= COPY_UP_TO:

@@ -23,12 +23,13 @@ def _pair(channels: int, affine: bool, momentum):
 
 @pytest.mark.parametrize("affine", [False, True])
 @pytest.mark.parametrize("momentum", [0.1, None])
-@pytest.mark.parametrize("shape", [(4, 6, 5, 5), (2, 8, 48, 48), (3, 20, 25, 25), (5, 70, 11, 11)])
+@pytest.mark.parametrize("shape", [(4, 6, 5, 5), (2, 8, 48, 48), (2, 32, 15, 15), (3, 20, 25, 25), (5, 70, 11, 11),
+                                   (1, 3, 61, 61)])
 def test_it_computes_what_batchnorm2d_computes(affine, momentum, shape):
     # float64: the arithmetic is compared, not round-off. Output, input gradient, parameter gradients and
     # the running statistics over two steps; the output stays channels_last. The first shape is small enough
-    # for the NCHW copy; the others take the column sums (folded rows; 12500 rows, 20 columns: folded once;
-    # 605 rows: an odd count, not folded).
+    # for the NCHW copy; the others take the column sums: 4608 rows of 8 folded 8 times; 450 rows of 32 folded
+    # once; 1875 and 605 rows (odd counts) not folded; 3721 rows of 3 (odd, narrow): summed in float64.
     torch.manual_seed(0)
     plain, ours = _pair(shape[1], affine, momentum)
     for _ in range(2):
@@ -51,7 +52,8 @@ def test_it_computes_what_batchnorm2d_computes(affine, momentum, shape):
 
 
 def test_the_test_shapes_take_both_paths():
-    assert 4 * 6 * 5 * 5 <= COPY_UP_TO < min(2 * 8 * 48 * 48, 3 * 20 * 25 * 25, 5 * 70 * 11 * 11)
+    assert 4 * 6 * 5 * 5 <= COPY_UP_TO < min(2 * 8 * 48 * 48, 2 * 32 * 15 * 15, 3 * 20 * 25 * 25, 5 * 70 * 11 * 11,
+                                             1 * 3 * 61 * 61)
 
 
 def test_its_float32_statistics_are_as_accurate_as_nchw_where_channels_last_batchnorm_is_not():
@@ -91,3 +93,28 @@ def test_a_second_derivative_is_refused_rather_than_wrong():
     (g,) = torch.autograd.grad(bn(x).pow(2).sum(), x, create_graph=True)
     with pytest.raises(RuntimeError, match="twice|once_differentiable|double"):
         g.sum().backward()
+
+
+def test_eval_mode_with_tracking_switched_off_uses_the_running_statistics_as_batchnorm2d_does():
+    # BatchNorm2d takes batch statistics in eval mode only when it has no running statistics
+    plain, ours = _pair(8, False, 0.1)
+    with torch.no_grad():
+        for bn in (plain, ours):
+            bn.running_mean.fill_(2.0)
+            bn.running_var.fill_(4.0)
+            bn.eval()
+            bn.track_running_stats = False
+    x = torch.randn(2, 8, 48, 48, dtype=torch.float64)
+    torch.testing.assert_close(ours(x.contiguous(memory_format=CL)), plain(x), rtol=1e-12, atol=1e-12)
+
+
+def test_other_devices_keep_their_own_kernels(monkeypatch):
+    from reproduce.search import accurate_bn
+
+    def refuse(*args):
+        raise AssertionError("the column sums ran on a non-CPU tensor")
+
+    monkeypatch.setattr(accurate_bn._BatchNormFunction, "apply", refuse)
+    bn = use_accurate_statistics(nn.BatchNorm2d(8)).to("meta")
+    y = bn(torch.empty(2, 8, 48, 48, device="meta").contiguous(memory_format=CL))
+    assert y.device.type == "meta"

@@ -16,7 +16,7 @@ def _reference_and_ours(conv: DilatedConv2d, x: torch.Tensor):
     for ours in (False, True):
         xx = x.detach().clone(memory_format=torch.preserve_format).requires_grad_()
         w = conv.weight
-        y = conv(xx) if ours else F.conv2d(xx, w, None, conv.stride, conv.padding, conv.dilation, conv.groups)
+        y = conv(xx) if ours else F.conv2d(xx, w, conv.bias, conv.stride, conv.padding, conv.dilation, conv.groups)
         if gy is None:
             gy = torch.randn(y.shape, dtype=y.dtype, generator=torch.Generator().manual_seed(1))
             gy = gy.contiguous(memory_format=torch.channels_last if not x.is_contiguous() else torch.contiguous_format)
@@ -68,3 +68,45 @@ def test_dil_conv_keeps_the_originals_module_and_state_dict():
     op.op[1].load_state_dict(plain.state_dict())  # strict: the same names and shapes
     x = torch.randn(2, 4, 8, 8)
     torch.testing.assert_close(op.op[1](x), plain(x), rtol=1e-5, atol=1e-6)
+
+
+def test_darts_shapes_run_undilated_convolutions(monkeypatch):
+    # what makes it fast: no dilated kernel runs (a DilatedConv2d that were plain nn.Conv2d would fail here)
+    import zoo.ops
+
+    dilations = []
+    conv2d = F.conv2d
+
+    def recording(x, w, b=None, stride=1, padding=0, dilation=1, groups=1):
+        dilations.append(dilation)
+        return conv2d(x, w, b, stride, padding, dilation, groups)
+
+    monkeypatch.setattr(zoo.ops.F, "conv2d", recording)
+    x = torch.randn(2, 4, 16, 16)
+    for name, stride in (("dil_conv_3x3", 1), ("dil_conv_5x5", 2)):
+        OPS[name](4, stride, False).op[1](x).sum().backward()
+    assert dilations == [1, 1]
+
+
+@pytest.mark.parametrize("height, width, dilation, bias", [(16, 24, 2, True), (18, 12, 3, False)])
+def test_rectangular_inputs_bias_and_dilation_3(height, width, dilation, bias):
+    torch.manual_seed(0)
+    for stride in (1, dilation):
+        conv = DilatedConv2d(4, 4, 3, stride=stride, padding=dilation, dilation=dilation, groups=4, bias=bias).double()
+        x = torch.randn(2, 4, height, width, dtype=torch.float64)
+        (y0, gx0, gw0), (y, gx, gw) = _reference_and_ours(conv, x)
+        for a, b in ((y, y0), (gx, gx0), (gw, gw0)):
+            torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-11)
+
+
+def test_graph_captures_that_must_not_depend_on_the_size_get_the_plain_convolution():
+    # torch.fx symbolic tracing (feature extractors) cannot branch on a traced size, and torch.export with a
+    # dynamic height would be refused: both see nn.Conv2d's computation
+    conv = OPS["dil_conv_5x5"](4, 1, False)
+    traced = torch.fx.symbolic_trace(conv)
+    x = torch.randn(2, 4, 16, 16)
+    conv.eval()
+    torch.testing.assert_close(traced(x), conv(x))
+    height = torch.export.Dim("height", min=4, max=64)
+    exported = torch.export.export(conv.op[1], (x,), dynamic_shapes=({2: height},))
+    torch.testing.assert_close(exported.module()(torch.randn(2, 4, 20, 16)).shape, torch.Size([2, 4, 20, 16]))
