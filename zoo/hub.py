@@ -34,7 +34,7 @@ def parse_hub_source(source: str) -> Tuple[str, Optional[str]]:
 # _hub_offline_if_asked's calls in flight, and huggingface_hub's switch as it was before the first of them
 _OFFLINE_LOCK = threading.Lock()
 _offline_calls = 0
-_online_before = False
+_switch_before = False
 
 
 @contextlib.contextmanager
@@ -46,7 +46,7 @@ def _hub_offline_if_asked():
     ``$HF_ENDPOINT/api/agent-harnesses`` to build its headers). Its own switch, ``constants.HF_HUB_OFFLINE``
     (read at each request and refused there), is set for the duration of the call and then put back.
     """
-    global _offline_calls, _online_before
+    global _offline_calls, _switch_before
     if not offline():
         yield
         return
@@ -55,7 +55,7 @@ def _hub_offline_if_asked():
     # a process-wide switch: threads downloading at once share it, and only the last one out puts it back
     with _OFFLINE_LOCK:
         if _offline_calls == 0:
-            _online_before = constants.HF_HUB_OFFLINE
+            _switch_before = constants.HF_HUB_OFFLINE
             constants.HF_HUB_OFFLINE = True
         _offline_calls += 1
     try:
@@ -64,7 +64,7 @@ def _hub_offline_if_asked():
         with _OFFLINE_LOCK:
             _offline_calls -= 1
             if _offline_calls == 0:
-                constants.HF_HUB_OFFLINE = _online_before
+                constants.HF_HUB_OFFLINE = _switch_before
 
 
 def hub_download(repo_id: str, revision: Optional[str] = None, cache_dir: Optional[PathLike] = None,

@@ -46,7 +46,7 @@ class DilatedConv2d(nn.Conv2d):
     """
 
     def _phase_plan(self, x: torch.Tensor):
-        if _capturing_a_graph() or any(isinstance(n, torch.SymInt) for n in x.shape):
+        if _capturing_a_graph(x) or any(isinstance(n, torch.SymInt) for n in x.shape):
             return None
         d, p, s, k = self.dilation[0], self.padding, self.stride[0], self.kernel_size[0]
         if (x.device.type != "cpu" or x.dim() != 4 or d == 1 or self.padding_mode != "zeros" or isinstance(p, str)
@@ -67,25 +67,28 @@ class DilatedConv2d(nn.Conv2d):
             return super().forward(x)
         d, q = self.dilation[0], self.padding[0] // self.dilation[0]
         if plan == "subsample":  # made dense in x's layout (a strided view may lose channels_last)
-            sub = x[:, :, ::d, ::d].contiguous(memory_format=torch.channels_last if _channels_last(x) else
+            sub = x[:, :, ::d, ::d].contiguous(memory_format=torch.channels_last if is_channels_last(x) else
                                                torch.contiguous_format)
             return F.conv2d(sub, self.weight, self.bias, 1, q, 1, self.groups)
         return _from_phases(F.conv2d(_to_phases(x, d), self.weight, self.bias, 1, q, 1, self.groups), d, x.shape[0])
 
 
-def _capturing_a_graph() -> bool:
+def _capturing_a_graph(x) -> bool:
     exporting = getattr(torch.compiler, "is_exporting", None)  # torch >= 2.5
-    return torch.fx._symbolic_trace.is_fx_tracing() or (exporting is not None and exporting())
+    # under torch.fx's symbolic tracing the input is a Proxy (is_fx_tracing() would log a warning per process)
+    return isinstance(x, torch.fx.Proxy) or (exporting is not None and exporting())
 
 
-def _channels_last(x: torch.Tensor) -> bool:
+def is_channels_last(x: torch.Tensor) -> bool:
+    """Whether ``x`` is laid out channels_last and not also plain contiguous (a tensor with one channel or one
+    pixel is both: either layout's code handles it)."""
     return not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last)
 
 
 def _to_phases(x: torch.Tensor, d: int) -> torch.Tensor:
     """[N, C, H, W] -> [d*d*N, C, H/d, W/d]: batch entry (r*d + t)*N + n is ``x[n, :, r::d, t::d]``, in x's layout."""
     n, c, h, w = x.shape
-    if _channels_last(x):  # permute the NHWC storage, so that the phases stay channels_last
+    if is_channels_last(x):  # permute the NHWC storage, so that the phases stay channels_last
         t = x.permute(0, 2, 3, 1).reshape(n, h // d, d, w // d, d, c).permute(2, 4, 0, 1, 3, 5)
         return t.reshape(d * d * n, h // d, w // d, c).permute(0, 3, 1, 2)
     return x.reshape(n, c, h // d, d, w // d, d).permute(3, 5, 0, 1, 2, 4).reshape(d * d * n, c, h // d, w // d)
@@ -94,7 +97,7 @@ def _to_phases(x: torch.Tensor, d: int) -> torch.Tensor:
 def _from_phases(y: torch.Tensor, d: int, n: int) -> torch.Tensor:
     """The inverse of :func:`_to_phases`."""
     c, h, w = y.shape[1], y.shape[2] * d, y.shape[3] * d
-    if _channels_last(y):
+    if is_channels_last(y):
         t = y.permute(0, 2, 3, 1).reshape(d, d, n, h // d, w // d, c).permute(2, 3, 0, 4, 1, 5)
         return t.reshape(n, h, w, c).permute(0, 3, 1, 2)
     return y.reshape(d, d, n, c, h // d, w // d).permute(2, 3, 4, 0, 5, 1).reshape(n, c, h, w)

@@ -30,13 +30,13 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..search import accurate_bn, architect
-from ..search.accurate_bn import use_accurate_statistics
+from ..search import architect
+from ..search.accurate_bn import AccurateStatisticsBatchNorm2d, use_accurate_statistics
 from ..search.cnn_supernet import Network
 
 LAYOUTS = (("NCHW", torch.contiguous_format), ("channels_last", torch.channels_last))
 # what the search runs on CPU: channels_last with the BatchNorm statistics by column sums (forced here at every
-# size: below accurate_bn.COPY_UP_TO values the search uses NCHW's kernels on a copy, the NCHW column's arithmetic)
+# size: below COPY_UP_TO values the search uses NCHW's kernels on a copy, the NCHW column's arithmetic)
 SEARCH_DEFAULT = "channels_last, column sums"
 
 
@@ -48,17 +48,9 @@ def use_column_sums(model: nn.Module) -> nn.Module:
     """The search's BatchNorm, with its column sums at every size (no NCHW copy for small inputs)."""
     model = use_accurate_statistics(model)
     for module in model.modules():
-        if isinstance(module, accurate_bn.AccurateStatisticsBatchNorm2d):
-            module.forward = lambda x, module=module: _without_copy(module, x)
+        if isinstance(module, AccurateStatisticsBatchNorm2d):
+            module.copy_up_to = 0
     return model
-
-
-def _without_copy(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    saved, accurate_bn.COPY_UP_TO = accurate_bn.COPY_UP_TO, 0
-    try:
-        return accurate_bn.AccurateStatisticsBatchNorm2d.forward(module, x)
-    finally:
-        accurate_bn.COPY_UP_TO = saved
 
 
 def batchnorm_errors(shift: float, seed: int = 0) -> dict:

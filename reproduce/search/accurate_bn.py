@@ -26,35 +26,33 @@ import torch
 import torch.nn as nn
 from torch.autograd.function import once_differentiable
 
+from zoo.ops import is_channels_last
+
 _WIDE = 64  # columns to fold the rows into: a whole number of SIMD vectors on every CPU PyTorch targets
 COPY_UP_TO = 8192  # values: inputs this small are normalised by PyTorch's NCHW kernels on a copy (docstring)
 
 
-def _fold(m: int, c: int) -> int:
-    """How many rows of ``[M, C]`` to lay side by side so that a row holds at least 64 values (1: none)."""
+def _folded(x2: torch.Tensor):
+    """A contiguous ``[M, C]`` tensor viewed with ``fold`` rows side by side, so that a row holds at least 64
+    values where M allows it; returns (view, fold)."""
+    m, c = x2.shape
     fold = 1
     while c * fold < _WIDE and m % (2 * fold) == 0:
         fold *= 2
-    return fold
+    return x2.reshape(m // fold, fold * c), fold
+
+
+def _sums(wide: torch.Tensor, fold: int) -> torch.Tensor:
+    """The column sums of the ``[M, C]`` tensor that :func:`_folded` gave as ``wide``, by cascades of partial sums."""
+    if wide.shape[1] < 16:  # too few rows to fold (M odd) and too few columns for a vector: sum in float64
+        return wide.sum(0, dtype=torch.float64).view(fold, -1).sum(0).to(wide.dtype)
+    sums = wide.sum(0)
+    return sums.view(fold, -1).sum(0) if fold > 1 else sums
 
 
 def column_sums(x2: torch.Tensor) -> torch.Tensor:
     """The sums over the rows of a contiguous ``[M, C]`` tensor, by cascades of partial sums."""
-    m, c = x2.shape
-    fold = _fold(m, c)
-    if c * fold < 16:  # too few rows to fold (M odd) and too few columns for a vector: sum in float64
-        return x2.sum(0, dtype=torch.float64).to(x2.dtype)
-    sums = x2.reshape(m // fold, fold * c).sum(0)
-    return sums.view(fold, c).sum(0) if fold > 1 else sums
-
-
-def _squared_deviations(x2: torch.Tensor, mean: torch.Tensor) -> torch.Tensor:
-    """``(x2 - mean) ** 2`` for a contiguous ``[M, C]`` tensor, elementwise over its folded rows (a row of C = 8
-    values is too short for PyTorch's vectorised loops: 2x slower at 16 x 8 x 32 x 32)."""
-    m, c = x2.shape
-    fold = _fold(m, c)
-    wide = x2.reshape(m // fold, fold * c)
-    return (wide - mean.expand(fold, c).reshape(fold * c)).square_().view(m, c)  # expand: repeat is slower
+    return _sums(*_folded(x2))
 
 
 def _rows(x: torch.Tensor) -> torch.Tensor:
@@ -65,10 +63,13 @@ def _rows(x: torch.Tensor) -> torch.Tensor:
 class _BatchNormFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, weight, bias, eps):
-        rows = _rows(x)
-        m = rows.shape[0]
-        mean = column_sums(rows).div_(m)
-        var = column_sums(_squared_deviations(rows, mean)).div_(m)  # biased, as BatchNorm normalises
+        wide, fold = _folded(_rows(x))
+        m = x.numel() // x.shape[1]
+        mean = _sums(wide, fold).div_(m)
+        # (x - mean)^2 over the folded rows too: a row of C = 8 values is too short for PyTorch's vectorised
+        # loops (2x slower at 16 x 8 x 32 x 32); expand, as repeat is slower
+        deviations = (wide - mean.expand(fold, -1).reshape(-1)).square_()
+        var = _sums(deviations, fold).div_(m)  # biased, as BatchNorm normalises
         y = torch.batch_norm(x, weight, bias, mean, var, False, 0.0, eps, False)
         ctx.eps = eps
         ctx.save_for_backward(x, weight, mean, torch.rsqrt(var + eps))
@@ -91,8 +92,7 @@ def _takes_this_path(x: torch.Tensor) -> bool:
     # a single value per channel is left to BatchNorm2d, which refuses it in training mode; other devices have
     # their own kernels (cuDNN)
     return (x.device.type == "cpu" and x.dim() == 4 and x.dtype in (torch.float32, torch.float64)
-            and x.numel() > x.shape[1]
-            and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last))
+            and x.numel() > x.shape[1] and is_channels_last(x))
 
 
 class AccurateStatisticsBatchNorm2d(nn.BatchNorm2d):
@@ -104,12 +104,14 @@ class AccurateStatisticsBatchNorm2d(nn.BatchNorm2d):
     need no more.
     """
 
+    copy_up_to = COPY_UP_TO  # a benchmark sets 0 on an instance to measure the column sums at every size
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # BatchNorm2d's rule: batch statistics in training, or when there are no running statistics to use
         batch_statistics = self.training or (self.running_mean is None and self.running_var is None)
         if not (batch_statistics and _takes_this_path(x)):
             return super().forward(x)
-        if x.numel() <= COPY_UP_TO:
+        if x.numel() <= self.copy_up_to:
             return super().forward(x.contiguous()).contiguous(memory_format=torch.channels_last)
         y, mean, var = _BatchNormFunction.apply(x, self.weight, self.bias, self.eps)
         if self.training and self.track_running_stats and self.running_mean is not None:

@@ -44,7 +44,7 @@ import torch.nn.functional as F
 import genotypes
 from genotypes.cnn import PRIMITIVES
 from zoo.cnn import imagenet_stems
-from zoo.ops import OPS, FactorizedReduce, Identity, ReLUConvBN
+from zoo.ops import OPS, FactorizedReduce, Identity, ReLUConvBN, is_channels_last
 
 from .architect import copy_tensors_
 
@@ -124,7 +124,7 @@ def _weighted_sum(w: torch.Tensor, outs: List[torch.Tensor]) -> torch.Tensor:
     """``sum_k w[k] * outs[k]``: one tensordot for contiguous tensors, a chain that keeps channels_last otherwise."""
     first = outs[0]
     w = w.to(first.dtype)  # under autocast the ops give bf16 while the softmax weights stay float32
-    if first.is_contiguous() or not first.is_contiguous(memory_format=torch.channels_last):
+    if not is_channels_last(first):
         return torch.tensordot(w, torch.stack(outs), dims=1)
     s = first * w[0]
     for k in range(1, len(outs)):  # in place: the sum stays in cache (no backward saves it); 2% of a CPU step
