@@ -65,12 +65,9 @@ def test_the_dry_runs_cpu_peak_is_within_25_percent_of_the_real_runs(tmp_path, c
     assert abs(estimated - real.peak_rss_mb) <= 0.25 * real.peak_rss_mb, (estimated, real.peak_rss_mb)
 
 
-def test_the_recurrent_and_second_order_searches_are_estimated(tmp_path, tiny_cifar):
-    """Both orders of the conv search and the recurrent search get a time and a peak from their probe."""
-    conv = dict(epochs=1, C=4, layers=3, batch_size=8, train_examples=32, num_threads=1)
-    for order in (1, 2):
-        run = estimate.estimate_run("search", "cifar10", dict(conv, data=str(tiny_cifar), device="cpu", order=order))
-        assert run.seconds > 0 and run.peak_bytes > 0 and run.batch_size == 8
+def test_the_recurrent_searches_are_estimated(tmp_path):
+    """Both orders of the recurrent search get a time and a peak from their probe (the conv search's: order 1 in
+    test_experiments_cli.py's dry run of the search pipeline, order 2 in the last test here)."""
     from search_helpers import tiny_corpus
 
     corpus = tiny_corpus(tmp_path / "text", train=60, valid=30)
@@ -128,7 +125,7 @@ def test_the_cli_refuses_in_one_line(tmp_path, tiny_cifar, monkeypatch, capsys):
 
 def test_the_dry_runs_cpu_peak_of_a_second_order_search_is_within_25_percent_of_the_real_searchs(tmp_path, cifar_256):
     """As for the training: the search's probe against a real search of the same config in a fresh process."""
-    search = dict(epochs=1, C=8, layers=3, batch_size=16, train_examples=64, order=2, num_threads=1)
+    search = dict(epochs=1, C=8, layers=3, batch_size=8, train_examples=32, order=2, num_threads=1)
     estimated = estimate.estimate_run("search", "cifar10", dict(search, data=str(cifar_256), device="cpu"))
     args = [f"--{k.replace('_', '-')}={v}" for k, v in search.items()]
     real = run_child("-m", "reproduce", ["search", "cifar10", "--data", str(cifar_256), "--device", "cpu",
