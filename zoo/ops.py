@@ -65,12 +65,25 @@ class DilatedConv2d(nn.Conv2d):
         plan = self._phase_plan(x)
         if plan is None:
             return super().forward(x)
+        return self._by_phases(plan, x, self.weight, self.bias, self.groups)
+
+    def convolve(self, x: torch.Tensor, weight: torch.Tensor, bias, groups: int) -> torch.Tensor:
+        """This convolution's geometry (kernel size, stride, zero padding, dilation) with the given weight, bias
+        and groups: the search's supernet convolves all the edges leaving a state as one grouped convolution."""
+        if self.padding_mode != "zeros":
+            raise ValueError(f"convolve: only zero padding, not {self.padding_mode!r}")
+        plan = self._phase_plan(x)
+        if plan is None:
+            return F.conv2d(x, weight, bias, self.stride, self.padding, self.dilation, groups)
+        return self._by_phases(plan, x, weight, bias, groups)
+
+    def _by_phases(self, plan: str, x: torch.Tensor, weight: torch.Tensor, bias, groups: int) -> torch.Tensor:
         d, q = self.dilation[0], self.padding[0] // self.dilation[0]
         if plan == "subsample":  # made dense in x's layout (a strided view may lose channels_last)
             sub = x[:, :, ::d, ::d].contiguous(memory_format=torch.channels_last if is_channels_last(x) else
                                                torch.contiguous_format)
-            return F.conv2d(sub, self.weight, self.bias, 1, q, 1, self.groups)
-        return _from_phases(F.conv2d(_to_phases(x, d), self.weight, self.bias, 1, q, 1, self.groups), d, x.shape[0])
+            return F.conv2d(sub, weight, bias, 1, q, 1, groups)
+        return _from_phases(F.conv2d(_to_phases(x, d), weight, bias, 1, q, 1, groups), d, x.shape[0])
 
 
 def _capturing_a_graph(x) -> bool:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 from torch.autograd.function import once_differentiable
 
 from zoo.ops import is_channels_last
@@ -95,6 +96,24 @@ def _takes_this_path(x: torch.Tensor) -> bool:
             and x.numel() > x.shape[1] and is_channels_last(x))
 
 
+def batch_norm(x: torch.Tensor, running_mean, running_var, weight, bias, training: bool, momentum: float, eps: float,
+               copy_up_to: int = COPY_UP_TO) -> torch.Tensor:
+    """``F.batch_norm`` (the same arguments and in-place update of the running statistics), with the batch
+    statistics of a large channels_last CPU input summed accurately (module docstring)."""
+    if not (training and _takes_this_path(x)):
+        return F.batch_norm(x, running_mean, running_var, weight, bias, training, momentum, eps)
+    if x.numel() <= copy_up_to:
+        return F.batch_norm(x.contiguous(), running_mean, running_var, weight, bias, True, momentum, eps
+                            ).contiguous(memory_format=torch.channels_last)
+    y, mean, var = _BatchNormFunction.apply(x, weight, bias, eps)
+    if running_mean is not None:
+        m = x.numel() // x.shape[1]
+        with torch.no_grad():
+            running_mean.mul_(1 - momentum).add_(mean, alpha=momentum)
+            running_var.mul_(1 - momentum).add_(var * (m / (m - 1)), alpha=momentum)
+    return y
+
+
 class AccurateStatisticsBatchNorm2d(nn.BatchNorm2d):
     """``nn.BatchNorm2d`` whose batch statistics of a channels_last input are summed accurately (module docstring).
 
@@ -111,17 +130,13 @@ class AccurateStatisticsBatchNorm2d(nn.BatchNorm2d):
         batch_statistics = self.training or (self.running_mean is None and self.running_var is None)
         if not (batch_statistics and _takes_this_path(x)):
             return super().forward(x)
-        if x.numel() <= self.copy_up_to:
-            return super().forward(x.contiguous()).contiguous(memory_format=torch.channels_last)
-        y, mean, var = _BatchNormFunction.apply(x, self.weight, self.bias, self.eps)
-        if self.training and self.track_running_stats and self.running_mean is not None:
+        factor = 0.0
+        if self.training and self.track_running_stats and self.num_batches_tracked is not None:
             self.num_batches_tracked.add_(1)
             factor = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked)
-            m = x.numel() // x.shape[1]
-            with torch.no_grad():
-                self.running_mean.mul_(1 - factor).add_(mean, alpha=factor)
-                self.running_var.mul_(1 - factor).add_(var * (m / (m - 1)), alpha=factor)
-        return y
+        tracking = not self.training or self.track_running_stats  # BatchNorm2d passes the buffers only then
+        return batch_norm(x, self.running_mean if tracking else None, self.running_var if tracking else None,
+                          self.weight, self.bias, True, factor, self.eps, self.copy_up_to)
 
 
 def use_accurate_statistics(model: nn.Module) -> nn.Module:
