@@ -8,13 +8,13 @@ computed from the same inputs and weights by the same kind of kernel as in its o
 a kernel may add the same products in another order), but one call does the work of k.
 
 Why: at the sizes of a CPU search (C = 8 to 16) each call is small and its fixed costs dominate. Measured with
-torch 2.14.1 on a 2-core AMD EPYC, forward and backward of the four conv ops on the 4 edges that leave a cell's
-input (C = 8, 32x32, batch 16, channels_last, 2 threads): 66 ms op by op, 39 ms stacked.
+torch 2.14.1 on a 2-vCPU Intel Xeon (AVX-512), forward and backward of the four conv ops on the 4 edges that
+leave a cell's input (C = 8, 32x32, batch 16, channels_last, 2 threads): 66 ms op by op, 39 ms stacked.
 
 BatchNorm running statistics: every edge's own modules are updated, as if each had seen its slice.
 Layers other than ReLU, zero-padded convolutions and plain or :mod:`.accurate_bn` BatchNorms with the same
-settings (e.g. ``--bn-groups``'s :class:`.bn_groups.GroupedBatchNorm`, SyncBatchNorm) are not stacked: the
-ops then run one by one.
+settings and mode (e.g. ``--bn-groups``'s :class:`.bn_groups.GroupedBatchNorm`, SyncBatchNorm), and layers with
+hooks (a stacked layer calls no module), are not stacked: the ops then run one by one.
 """
 from __future__ import annotations
 
@@ -37,16 +37,33 @@ def _same(layers: Sequence[nn.Module], *names: str) -> bool:
     return all(getattr(layer, name) == getattr(first, name) for layer in layers[1:] for name in names)
 
 
+def _hooked(layer: nn.Module) -> bool:
+    return bool(layer._forward_hooks or layer._forward_pre_hooks or layer._backward_hooks
+                or layer._backward_pre_hooks)
+
+
 def _stackable_layer(layers: Sequence[nn.Module]) -> bool:
-    kind = type(layers[0])
-    if any(type(layer) is not kind for layer in layers):
+    """Whether one stacked layer computes what each of ``layers`` does (a stacked layer calls no module: hooked
+    layers are left to run themselves)."""
+    kind, first = type(layers[0]), layers[0]
+    if any(type(layer) is not kind or _hooked(layer) for layer in layers):
         return False
     if kind is nn.ReLU:
         return True
     if kind in (nn.Conv2d, DilatedConv2d):
-        return layers[0].padding_mode == "zeros" and _same(layers, "padding_mode", "stride", "padding", "dilation",
-                                                           "groups", "kernel_size")
-    return kind in _BATCH_NORMS and _same(layers, "eps", "momentum", "affine", "track_running_stats")
+        return first.padding_mode == "zeros" and _same(layers, "stride", "padding", "dilation", "groups",
+                                                       "kernel_size", "in_channels", "out_channels") and all(
+            (layer.bias is None) == (first.bias is None) for layer in layers)
+    if kind not in _BATCH_NORMS:
+        return False
+    settings = ("training", "eps", "momentum", "affine", "track_running_stats", "num_features")
+    if not _same(layers, *settings, *(("copy_up_to",) if kind is not nn.BatchNorm2d else ())):
+        return False
+    if any((layer.running_mean is None) != (first.running_mean is None) for layer in layers):
+        return False
+    # the cumulative average (momentum None) weighs the batch by each module's own count
+    return first.momentum is not None or first.num_batches_tracked is None or all(
+        torch.equal(layer.num_batches_tracked, first.num_batches_tracked) for layer in layers)
 
 
 def stackable(ops: Sequence[nn.Module]) -> bool:
@@ -73,8 +90,9 @@ def _batch_norm(bns: Sequence[nn.Module], y: torch.Tensor) -> torch.Tensor:
     var = torch.cat([bn.running_var for bn in bns]) if buffers else None
     weight, bias = _cat([bn.weight for bn in bns]), _cat([bn.bias for bn in bns])
     if isinstance(first, accurate_bn.AccurateStatisticsBatchNorm2d):
+        # the bound per edge: each edge's BatchNorm takes the path it would take alone
         out = accurate_bn.batch_norm(y, mean, var, weight, bias, batch_statistics, factor, first.eps,
-                                     first.copy_up_to)
+                                     first.copy_up_to * len(bns))
     else:
         out = F.batch_norm(y, mean, var, weight, bias, batch_statistics, factor, first.eps)
     if buffers and batch_statistics:  # updated in place on the stacked copies: back to each module

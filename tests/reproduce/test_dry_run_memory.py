@@ -125,7 +125,7 @@ def test_the_cli_refuses_in_one_line(tmp_path, tiny_cifar, monkeypatch, capsys):
 
 def test_the_dry_runs_cpu_peak_of_a_second_order_search_is_within_25_percent_of_the_real_searchs(tmp_path, cifar_256):
     """As for the training: the search's probe against a real search of the same config in a fresh process."""
-    search = dict(epochs=1, C=8, layers=3, batch_size=8, train_examples=32, order=2, num_threads=1)
+    search = dict(epochs=1, C=8, layers=3, batch_size=16, train_examples=64, order=2, num_threads=1)
     estimated = estimate.estimate_run("search", "cifar10", dict(search, data=str(cifar_256), device="cpu"))
     args = [f"--{k.replace('_', '-')}={v}" for k, v in search.items()]
     real = run_child("-m", "reproduce", ["search", "cifar10", "--data", str(cifar_256), "--device", "cpu",

@@ -48,15 +48,19 @@ def _buffers(ops):
     return [b.clone() for op in ops for b in op.buffers()]
 
 
-def _compare(name, k, stride, layout, affine=False, accurate=False, training=True, size=16):
+def _batch_norms(ops):
+    return [bn for op in ops for bn in op.modules() if isinstance(bn, nn.BatchNorm2d)]
+
+
+def _compare(name, k, stride, layout, affine=False, accurate=False, training=True, size=16, configure=None):
     ops = _ops(name, k, stride, affine=affine)
+    for bn in _batch_norms(ops):
+        if configure is not None:
+            configure(bn)
+        if accurate:
+            accurate_bn.use_accurate_statistics(bn)
+            bn.copy_up_to = 0  # the column sums at every size
     twins = copy.deepcopy(ops)
-    if accurate:
-        for op in ops + twins:
-            accurate_bn.use_accurate_statistics(op)
-            for bn in op.modules():
-                if isinstance(bn, nn.BatchNorm2d):
-                    bn.copy_up_to = 0  # the column sums at every size
     for op in ops + twins:
         op.train(training)
     g = torch.Generator().manual_seed(1)
@@ -96,6 +100,37 @@ def test_stacked_with_the_accurate_batchnorm_affine_parameters_two_edges_and_in_
     _compare(name, 2, 1, torch.contiguous_format, accurate=True, size=32)  # phases of the dilated conv
 
 
+def _momentum_none(bn):
+    bn.momentum = None  # the cumulative average
+    bn.num_batches_tracked.fill_(3)
+
+
+def _no_running_statistics(bn):
+    bn.track_running_stats = False
+
+
+@pytest.mark.parametrize("configure", [_momentum_none, _no_running_statistics])
+@pytest.mark.parametrize("training", [True, False])
+def test_stacked_with_the_cumulative_average_or_without_running_statistics(configure, training):
+    for accurate in (False, True):
+        _compare("sep_conv_3x3", 3, 1, torch.channels_last, accurate=accurate, training=training, configure=configure)
+
+
+def test_small_inputs_take_the_path_they_take_alone_so_a_second_derivative_still_works():
+    """Each edge's BatchNorm input of at most 8192 values goes through the NCHW copy (accurate_bn.py), stacked or
+    not: 4 x 4 x 16 x 16 is 4096 values per edge, 16384 stacked (the column sums would refuse a second
+    derivative)."""
+    ops = _ops("sep_conv_3x3", 4, 1)
+    for op in ops:
+        accurate_bn.use_accurate_statistics(op)
+    r = torch.relu(torch.randn(4, 4, 16, 16, dtype=torch.float64)).contiguous(memory_format=torch.channels_last)
+    r.requires_grad_(True)
+    out = sum((y ** 2).sum() for y in _stacked(ops, r))
+    (g,) = torch.autograd.grad(out, r, create_graph=True)
+    g.sum().backward()  # no "trying to differentiate twice"
+    assert r.grad is not None
+
+
 def test_ops_with_other_batchnorms_or_settings_are_not_stacked():
     ops = _ops("sep_conv_3x3", 2, 1)
     assert stacked_ops.stackable(ops)
@@ -110,6 +145,21 @@ def test_ops_with_other_batchnorms_or_settings_are_not_stacked():
     accurate_bn.use_accurate_statistics(mixed[0])
     assert not stacked_ops.stackable(mixed)
     assert not stacked_ops.stackable([ops[0], _ops("dil_conv_3x3", 1, 1)[0]])
+    mixed = copy.deepcopy(ops)
+    mixed[1].op[3].eval()  # modes differ
+    assert not stacked_ops.stackable(mixed)
+    mixed = copy.deepcopy(ops)
+    mixed[1].op[2].bias = nn.Parameter(torch.zeros(4, dtype=torch.float64))
+    assert not stacked_ops.stackable(mixed)
+    mixed = copy.deepcopy(ops)
+    for bn in _batch_norms(mixed):
+        bn.momentum = None
+    assert stacked_ops.stackable(mixed)
+    mixed[1].op[3].num_batches_tracked.fill_(2)  # the cumulative average weighs by each module's own count
+    assert not stacked_ops.stackable(mixed)
+    hooked = copy.deepcopy(ops)
+    hooked[0].op[2].register_forward_hook(lambda *a: None)  # a stacked layer would not call it
+    assert not stacked_ops.stackable(hooked)
 
 
 def test_the_cpu_supernet_stacks_the_conv_ops_of_the_edges_leaving_each_state(monkeypatch):
@@ -141,3 +191,29 @@ def test_the_supernet_runs_ops_one_by_one_where_they_cannot_be_stacked(monkeypat
     x = torch.randn(4, 3, 16, 16, dtype=torch.float64)
     reference = copy.deepcopy(model)
     torch.testing.assert_close(model(x, *alphas), reference(x, *alphas, reference=True), rtol=1e-10, atol=1e-12)
+
+
+def test_the_channels_last_supernet_with_the_accurate_batchnorm_equals_the_originals_computation():
+    """Outputs, gradients of the weights and the alphas, and the running statistics after two training steps'
+    forwards, stacked (fused) against edge by edge (reference=True), in channels_last with the CPU search's
+    BatchNorm at its default bound."""
+    torch.manual_seed(0)
+    model = accurate_bn.use_accurate_statistics(Network(C=8, num_classes=10, layers=3).double()).to(
+        memory_format=torch.channels_last)
+    reference = copy.deepcopy(model)
+    alphas = model.new_alphas(dtype=torch.float64)
+    twin_alphas = [a.detach().clone().requires_grad_(True) for a in alphas]
+    g = torch.Generator().manual_seed(3)
+    for _ in range(2):
+        x = torch.randn(8, 3, 32, 32, dtype=torch.float64, generator=g).contiguous(memory_format=torch.channels_last)
+        fused, edge_by_edge = model(x, *alphas), reference(x, *twin_alphas, reference=True)
+        torch.testing.assert_close(fused, edge_by_edge, rtol=1e-10, atol=1e-12)
+        fused.square().sum().backward()
+        edge_by_edge.square().sum().backward()
+    for a, b in zip(alphas, twin_alphas):
+        torch.testing.assert_close(a.grad, b.grad, rtol=1e-9, atol=1e-12)
+    for (name, p), q in zip(model.named_parameters(), reference.parameters()):
+        torch.testing.assert_close(p.grad, q.grad, rtol=1e-9, atol=1e-12, msg=name)
+    saved = model.state_dict()
+    for key, value in reference.state_dict().items():
+        torch.testing.assert_close(saved[key], value, rtol=1e-10, atol=1e-12, msg=key)
