@@ -159,14 +159,20 @@ def write_report(results_dir="results", out=None, fmt: str = "markdown", paper=N
 
 def install_figures(drawing: Path, fig_root: Path) -> None:
     """Move each experiment's figures drawn in ``drawing`` into ``fig_root`` in place of its old ones (figures of
-    seeds since removed go); what else ``fig_root`` holds stays. The mark goes first (see :data:`FIGURES_MARK`)."""
+    seeds since removed go); what else ``fig_root`` holds stays. The mark goes first (see :data:`FIGURES_MARK`).
+    A file or a link where an experiment's figures go is refused before anything is moved (FileExistsError)."""
+    drawn = [new for new in sorted(drawing.iterdir()) if new.name != staging.MARK]
+    for new in drawn:
+        old = fig_root / new.name
+        if old.is_symlink() or (old.exists() and not old.is_dir()):
+            raise FileExistsError(f"{old} is in the way of the figures of experiment {new.name}: it is a "
+                                  f"{'link' if old.is_symlink() else 'file'}, not a directory of figures; move it "
+                                  "away and rerun the report (nothing was changed)")
     fig_root.mkdir(exist_ok=True)
     atomic_write_text(fig_root / FIGURES_MARK, f"figures of the report written by `{GENERATED_BY}`\n")
-    for new in sorted(drawing.iterdir()):
-        if new.name == staging.MARK:
-            continue
+    for new in drawn:
         old = fig_root / new.name
-        if old.is_dir() and not old.is_symlink():
+        if old.is_dir():
             shutil.rmtree(old)
         if any(new.iterdir()):  # an experiment with nothing to draw keeps no directory
             os.replace(new, old)

@@ -113,3 +113,31 @@ def test_a_leftover_that_cannot_be_removed_is_named_and_the_report_goes_on(tmp_p
     write_report(tmp_path, with_figures=False)
     assert left.is_dir() and (tmp_path / "REPORT.md").is_file()
     assert f"could not remove {left}, left by a report that was killed: " in caplog.text
+
+
+@pytest.mark.parametrize("blocker", ["file", "link"])
+def test_a_file_or_link_where_an_experiments_figures_go_is_refused_before_anything_changes(tmp_path, capsys, blocker):
+    from reproduce.__main__ import main
+
+    cifar(tmp_path / "a-first")
+    cifar(tmp_path / "b-second")
+    report = write_report(tmp_path)
+    figures = tmp_path / "figures"
+    before = {p: p.read_bytes() for p in [report, *figures.rglob("*.png")] if "b-second" not in str(p)}
+    for p in (tmp_path / "a-first").rglob("record.json"):  # the next report would redraw a-first differently
+        p.write_text(p.read_text().replace("2.7", "3.7"))
+    blocked = figures / "b-second"
+    for p in blocked.iterdir():
+        p.unlink()
+    blocked.rmdir()
+    if blocker == "file":
+        blocked.write_text("mine")
+    else:
+        (tmp_path / "elsewhere").mkdir()
+        blocked.symlink_to(tmp_path / "elsewhere")
+    assert main(["report", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and f"{blocked} is in the way of the figures of experiment b-second" in err
+    assert {p: p.read_bytes() for p in before} == before  # REPORT.md and a-first's figures as they were
+    assert blocked.is_symlink() if blocker == "link" else blocked.read_text() == "mine"
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".figures-")]
