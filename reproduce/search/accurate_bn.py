@@ -69,7 +69,7 @@ class _BatchNormFunction(torch.autograd.Function):
         mean = _sums(wide, fold).div_(m)
         # (x - mean)^2 over the folded rows too: a row of C = 8 values is too short for PyTorch's vectorised
         # loops (2x slower at 16 x 8 x 32 x 32); expand, as repeat is slower
-        deviations = (wide - mean.expand(fold, -1).reshape(-1)).square_()
+        deviations = (wide - _columns(mean, fold)).square_()
         var = _sums(deviations, fold).div_(m)  # biased, as BatchNorm normalises
         y = torch.batch_norm(x, weight, bias, mean, var, False, 0.0, eps, False)
         ctx.eps = eps
@@ -84,9 +84,46 @@ class _BatchNormFunction(torch.autograd.Function):
         affine = weight is not None
         mask = [ctx.needs_input_grad[0], affine and ctx.needs_input_grad[1], affine and ctx.needs_input_grad[2]]
         grad = grad.contiguous(memory_format=torch.channels_last)
-        dx, dw, db = torch.ops.aten.native_batch_norm_backward(grad, x, weight, None, None, mean, invstd, True,
-                                                               ctx.eps, mask)
+        if _slow_native_backward(x.shape[1]):
+            dx, dw, db = _backward_by_column_sums(grad, x, weight, mean, invstd, mask)
+        else:
+            dx, dw, db = torch.ops.aten.native_batch_norm_backward(grad, x, weight, None, None, mean, invstd, True,
+                                                                   ctx.eps, mask)
         return dx, dw, db, None
+
+
+def _slow_native_backward(channels: int) -> bool:
+    """Whether PyTorch's channels_last BatchNorm backward takes its slow path: it goes through the channels of a
+    row 16 at a time, and the rest one by one. Measured with torch 2.14.1 (2 threads, Intel Xeon, AVX-512 and
+    AVX2 kernels alike), input gradient of 16 x C x 32 x 32: C = 8 1.1 ms, 12 1.4 ms, 24 1.3 ms against 0.15,
+    0.23, 0.47 ms by :func:`_backward_by_column_sums`; C = 16 and 32 0.03 and 0.34 ms, C = 40 (16 x 16 pixels)
+    0.16 ms against 0.19: the native kernel there."""
+    return channels < 32 and channels % 16 != 0
+
+
+def _columns(v: torch.Tensor, fold: int) -> torch.Tensor:
+    """A per-channel vector laid along the columns of a view folded ``fold`` times (expand: repeat is slower)."""
+    return v.expand(fold, -1).reshape(-1)
+
+
+def _backward_by_column_sums(grad, x, weight, mean, invstd, mask):
+    """BatchNorm's training-mode backward given the batch statistics, on the folded ``[N*H*W, C]`` views of the
+    channels_last ``grad`` and ``x``, its two sums over the batch (of grad, and of grad times the normalised x) as
+    cascaded column sums: dx = weight * invstd * (grad - mean(grad) - x_hat * mean(grad * x_hat))."""
+    n, c, h, w = x.shape
+    m = n * h * w
+    wide_x, fold = _folded(_rows(x))
+    wide_grad, _ = _folded(_rows(grad))
+    x_hat = (wide_x - _columns(mean, fold)).mul_(_columns(invstd, fold))
+    sum_grad = _sums(wide_grad, fold)
+    sum_grad_x_hat = _sums(wide_grad * x_hat, fold)
+    dx = None
+    if mask[0]:
+        scale = invstd if weight is None else invstd * weight
+        dx = wide_grad.addcmul(x_hat, _columns(sum_grad_x_hat / m, fold), value=-1).sub_(
+            _columns(sum_grad / m, fold)).mul_(_columns(scale, fold))
+        dx = dx.view(n, h, w, c).permute(0, 3, 1, 2)
+    return dx, sum_grad_x_hat if mask[1] else None, sum_grad if mask[2] else None
 
 
 def _takes_this_path(x: torch.Tensor) -> bool:

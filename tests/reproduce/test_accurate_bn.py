@@ -5,6 +5,7 @@ import pytest
 import torch
 import torch.nn as nn
 
+from reproduce.search import accurate_bn
 from reproduce.search.accurate_bn import COPY_UP_TO, AccurateStatisticsBatchNorm2d, column_sums, use_accurate_statistics
 
 CL = torch.channels_last
@@ -54,6 +55,8 @@ def test_it_computes_what_batchnorm2d_computes(affine, momentum, shape):
 def test_the_test_shapes_take_both_paths():
     assert 4 * 6 * 5 * 5 <= COPY_UP_TO < min(2 * 8 * 48 * 48, 2 * 32 * 15 * 15, 3 * 20 * 25 * 25, 5 * 70 * 11 * 11,
                                              1 * 3 * 61 * 61)
+    # and both backwards: by column sums where PyTorch's channels_last kernel is slow, its own elsewhere
+    assert [accurate_bn._slow_native_backward(c) for c in (8, 20, 3, 32, 70)] == [True, True, True, False, False]
 
 
 def test_its_float32_statistics_are_as_accurate_as_nchw_where_channels_last_batchnorm_is_not():
