@@ -8,7 +8,10 @@ and the variance (two passes: the mean, then the squared deviations from it) are
 PyTorch sums such an outer dimension by cascades of partial sums, but a row narrower than one SIMD vector
 (C = 8 on AVX-512) row by row. The rest is PyTorch's own channels_last kernels: the output is BatchNorm's
 elementwise transform with these statistics, and the input gradient is its training-mode backward, given the
-same statistics. Against float64, the second-order architecture gradient is then as accurate as in NCHW.
+same statistics, except where that kernel is slow (fewer than 32 channels, not a multiple of 16: it goes
+element by element there), where the backward's two sums are folded column sums too
+(:func:`_slow_native_backward`). Against float64, the second-order architecture gradient is then as accurate
+as in NCHW.
 
 Small inputs (at most 8192 values) go through PyTorch's NCHW kernels on an NCHW copy instead: this way's
 dozen small ops cost a fixed ~0.2 ms per forward and backward, more than the copies of a small tensor
