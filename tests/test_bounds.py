@@ -1,5 +1,6 @@
 """The bounds of the hostile-input tests themselves (tests/child_bounds.py): a test marked ``bounded`` that hangs or
 grows its memory fails, the timer is armed under pytest-xdist too, and a child is killed at its wall time."""
+import mmap
 import signal
 import time
 
@@ -22,9 +23,16 @@ def test_a_bounded_test_that_grows_the_peak_rss_fails():
     if reset_peak_rss() is None:
         pytest.skip("no /proc/self/clear_refs here: the memory bound is a no-op")
     with pytest.raises(pytest.fail.Exception, match="hog grew this process's peak RSS by"):
-        with bounded_here("hog", rss_mb=100):
-            block = b"x" * (300 << 20)  # written, so resident
-            del block
+        # fresh pages, touched, and still mapped when the bound reads the peak: with a malloc'd block freed inside,
+        # this test failed once in a full CI run (the block may reuse memory the worker kept resident, or the
+        # kernel may update the peak lazily), which the same code never did alone
+        block = mmap.mmap(-1, 300 << 20)
+        try:
+            with bounded_here("hog", rss_mb=100):
+                for offset in range(0, len(block), mmap.PAGESIZE):
+                    block[offset] = 1
+        finally:
+            block.close()
     with bounded_here("small", rss_mb=100):  # the peak starts afresh: the 300 MB before do not count
         pass
 
