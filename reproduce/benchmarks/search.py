@@ -16,6 +16,7 @@ workers, a new validation iterator every step).
 """
 from __future__ import annotations
 
+import argparse
 import platform
 import statistics
 import time
@@ -56,6 +57,9 @@ def register(sub) -> None:
                         "ours: on-device crop+flip and the persistent validation iterator; the original: its "
                         "torchvision transforms and DataLoaders (2 workers), with a fresh validation iterator per "
                         "step as cnn/train_search.py does")
+    p.add_argument("--stack-edges", action=argparse.BooleanOptionalAction, default=None,
+                   help="ours: run the conv ops of the edges leaving a state as one stacked op, or one by one "
+                        "(default: the supernet's: stacked on CPUs only)")
     p.add_argument("--original-src", default=None,
                    help="a checkout of quark0/darts (the directory holding cnn/), for --impl original/both")
     p.set_defaults(func=_run)
@@ -76,6 +80,8 @@ def ours_step(args, device):
                                              batch_size=args.batch, device=str(device), amp=args.amp,
                                              channels_last=args.channels_last))
     searcher = CNNSearch(config, device, load_data=False)
+    for cell in searcher.model.cells:
+        cell.stack_edges = args.stack_edges
     if args.compile:
         searcher.forward_model = torch.compile(searcher.model)
     searcher.model.train()
@@ -151,9 +157,11 @@ def _original_queues(args, device):
 
 def original_step(args, device):
     original = load_cnn_search(args.original_src)  # refuses a missing or wrong checkout first
-    if args.impl == "original" and (args.amp != "none" or args.channels_last or args.compile):
+    if args.impl == "original" and (args.amp != "none" or args.channels_last or args.compile
+                                    or args.stack_edges is not None):
         # with --impl both they apply to ours only: the original is always timed as it was written
-        raise ValueError("--amp/--channels-last/--compile apply to --impl ours (or to ours within --impl both) only")
+        raise ValueError("--amp/--channels-last/--compile/--stack-edges apply to --impl ours (or to ours within "
+                         "--impl both) only")
     # the smallest shims: the original calls .cuda() on tensors and modules; make it a move to --device
     torch.Tensor.cuda = lambda self, *a, **k: self.to(device)
     nn.Module.cuda = lambda self, *a, **k: self.to(device)
@@ -232,6 +240,7 @@ def _run(args) -> int:
               "layers": args.layers,
               "batch": args.batch, "device": str(device), "threads": torch.get_num_threads(), "amp": args.amp,
               "channels_last": search_channels_last(device, args.channels_last), "compile": args.compile,
+              "stack_edges": args.stack_edges if args.stack_edges is not None else device.type == "cpu",
               "torch": torch.__version__,
               "machine": platform.processor() or platform.machine()}
     main = "ours" if "ours" in times else "original"

@@ -37,7 +37,7 @@ three-conv stem of the ImageNet search (model_search_imagenet.py), where the fir
 """
 from __future__ import annotations
 
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
@@ -136,9 +136,11 @@ def _weighted_sum(w: torch.Tensor, outs: List[torch.Tensor]) -> torch.Tensor:
 
 
 class Cell(nn.Module):
-    def __init__(self, steps, multiplier, C_prev_prev, C_prev, C, reduction, reduction_prev, partial: int = 1):
+    def __init__(self, steps, multiplier, C_prev_prev, C_prev, C, reduction, reduction_prev, partial: int = 1,
+                 stack_edges: Optional[bool] = None):
         super().__init__()
         self.reduction, self.partial = reduction, partial
+        self.stack_edges = stack_edges  # None: on CPUs (see _conv_outputs)
         if reduction_prev:
             self.preprocess0 = FactorizedReduce(C_prev_prev, C, affine=False)
         else:
@@ -188,11 +190,13 @@ class Cell(nn.Module):
     def _conv_outputs(self, state: int, r: torch.Tensor) -> Dict[int, List[torch.Tensor]]:
         """Edge -> the outputs of its conv ops (sep_conv_3x3, sep_conv_5x5, dil_conv_3x3, dil_conv_5x5), for every
         edge leaving ``state``, whose input after the ReLU is ``r``. On a CPU each op type on all those edges is one
-        stacked op (:mod:`.stacked_ops`); GPUs, where it was not measured yet, run the ops one by one."""
+        stacked op (:mod:`.stacked_ops`); GPUs, where it was not measured yet, run the ops one by one
+        (``stack_edges`` True or False decides on every device)."""
         edges = self._leaving[state]
         by_op = []
         repeated = None
-        stack = len(edges) > 1 and r.device.type == "cpu"
+        on = self.stack_edges if self.stack_edges is not None else r.device.type == "cpu"
+        stack = on and len(edges) > 1
         for o in range(NONE + 4, len(PRIMITIVES)):
             ops = [self._ops[e]._ops[o] for e in edges]
             if stack and stacked_ops.stackable(ops):
@@ -262,12 +266,14 @@ class Network(nn.Module):
     ``edge_bn_updates``: how many momentum updates the BatchNorm running statistics inside the edges take per
     training forward (their ``num_batches_tracked`` still counts one): 2 reproduces the authors'
     model_search_imagenet.py, whose cell runs every mixed op a second time only to read its output's device.
+    ``stack_edges``: whether the conv ops of the edges leaving a state run as one stacked op (:mod:`.stacked_ops`;
+    the same function); None (default): on CPUs, where it was measured faster.
     """
 
     def __init__(self, C: int = 16, num_classes: int = 10, layers: int = 8, steps: int = 4, multiplier: int = 4,
                  stem_multiplier: int = 3, partial_channels: int = 1, edge_normalization: bool = False,
                  stem: str = "cifar", edge_bn_updates: int = 1, partial_selection: str = "shuffle",
-                 selection_seed: int = 0, in_chans: int = 3):
+                 selection_seed: int = 0, in_chans: int = 3, stack_edges: Optional[bool] = None):
         super().__init__()
         if NONE != 0:  # the fused forward relies on the original's op order
             raise AssertionError("PRIMITIVES must start with 'none'")
@@ -298,7 +304,7 @@ class Network(nn.Module):
             if reduction:
                 C_curr *= 2
             self.cells.append(Cell(steps, multiplier, C_prev_prev, C_prev, C_curr, reduction, reduction_prev,
-                                   partial_channels))
+                                   partial_channels, stack_edges))
             reduction_prev = reduction
             C_prev_prev, C_prev = C_prev, multiplier * C_curr
         self.global_pooling = nn.AdaptiveAvgPool2d(1)
