@@ -51,6 +51,13 @@ def cifar_config(data, **kw):
     return SEARCH_CONFIGS["cifar10"](**canonical(base))
 
 
+def image_config(data, **kw):
+    """The conv search of one's own images (``search images``), as tiny as cifar_config's."""
+    base = dict(data=str(data), C=4, layers=3, batch_size=8, epochs=2, device="cpu", deterministic=True)
+    base.update(kw)
+    return SEARCH_CONFIGS["images"](**canonical(base))
+
+
 def ptb_config(data, **kw):
     base = dict(data=str(data), emsize=12, nhid=12, nhidlast=12, batch_size=4, eval_batch_size=2, bptt=8,
                 epochs=2, device="cpu", deterministic=True)
