@@ -3,9 +3,10 @@
 Each process draws the global batch (data, augmentation, recurrent dropout masks) and keeps its
 slice; the architect's gradients and the weight gradients are summed over the processes. With the
 same BatchNorm groups, the architecture logits after several steps of both orders, conv and
-recurrent (and the first order on one's own images), must equal one process's to float32 round-off (not bitwise: the sums run in another
-order). The 2-process runs use the default BatchNorm (one group per process, G = 2, resolved and
-labelled "not comparable") or an explicit G = 4 (two groups in each process).
+recurrent (and the first order on one's own images), must equal one process's to float32 round-off
+(not bitwise: the sums run in another order). The 2-process runs use the default BatchNorm (one group
+per process, G = 2, resolved and labelled "not comparable") or an explicit G = 4 (two groups in each
+process).
 """
 from __future__ import annotations
 
