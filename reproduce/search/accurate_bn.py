@@ -166,17 +166,33 @@ class AccurateStatisticsBatchNorm2d(nn.BatchNorm2d):
     copy_up_to = COPY_UP_TO  # a benchmark sets 0 on an instance to measure the column sums at every size
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # BatchNorm2d's rule: batch statistics in training, or when there are no running statistics to use
-        batch_statistics = self.training or (self.running_mean is None and self.running_var is None)
-        if not (batch_statistics and _takes_this_path(x)):
+        if not (uses_batch_statistics(self) and _takes_this_path(x)):
             return super().forward(x)
-        factor = 0.0
-        if self.training and self.track_running_stats and self.num_batches_tracked is not None:
-            self.num_batches_tracked.add_(1)
-            factor = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked)
-        tracking = not self.training or self.track_running_stats  # BatchNorm2d passes the buffers only then
-        return batch_norm(x, self.running_mean if tracking else None, self.running_var if tracking else None,
+        factor = count_batch([self])
+        buffers = passes_buffers(self)
+        return batch_norm(x, self.running_mean if buffers else None, self.running_var if buffers else None,
                           self.weight, self.bias, True, factor, self.eps, self.copy_up_to)
+
+
+# nn.BatchNorm2d.forward's rules, for this module and for stacked_ops's BatchNorm of several modules at once
+def uses_batch_statistics(bn: nn.BatchNorm2d) -> bool:
+    """Batch statistics in training, or when there are no running statistics to use."""
+    return bn.training or (bn.running_mean is None and bn.running_var is None)
+
+
+def count_batch(bns) -> float:
+    """Count a training batch in the ``num_batches_tracked`` of each of ``bns`` (modules of equal settings) where
+    they track it; returns the momentum factor of the running statistics' update (0.0: no update)."""
+    first = bns[0]
+    if not (first.training and first.track_running_stats and first.num_batches_tracked is not None):
+        return 0.0
+    torch._foreach_add_([bn.num_batches_tracked for bn in bns], 1)
+    return first.momentum if first.momentum is not None else 1.0 / float(first.num_batches_tracked)
+
+
+def passes_buffers(bn: nn.BatchNorm2d) -> bool:
+    """Whether the running statistics go to ``F.batch_norm`` (to be used, or updated in training)."""
+    return (not bn.training or bn.track_running_stats) and bn.running_mean is not None
 
 
 def use_accurate_statistics(model: nn.Module) -> nn.Module:

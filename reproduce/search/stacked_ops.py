@@ -80,12 +80,9 @@ def _cat(tensors: List) -> torch.Tensor:
 def _batch_norm(bns: Sequence[nn.Module], y: torch.Tensor) -> torch.Tensor:
     """What each of ``bns`` does to its slice of the channels of ``y`` (BatchNorm2d's forward, on stacked buffers)."""
     first = bns[0]
-    factor = 0.0
-    if first.training and first.track_running_stats and first.num_batches_tracked is not None:
-        torch._foreach_add_([bn.num_batches_tracked for bn in bns], 1)
-        factor = first.momentum if first.momentum is not None else 1.0 / float(first.num_batches_tracked)
-    batch_statistics = first.training or (first.running_mean is None and first.running_var is None)
-    buffers = (not first.training or first.track_running_stats) and first.running_mean is not None
+    factor = accurate_bn.count_batch(bns)
+    batch_statistics = accurate_bn.uses_batch_statistics(first)
+    buffers = accurate_bn.passes_buffers(first)
     mean = torch.cat([bn.running_mean for bn in bns]) if buffers else None
     var = torch.cat([bn.running_var for bn in bns]) if buffers else None
     weight, bias = _cat([bn.weight for bn in bns]), _cat([bn.bias for bn in bns])

@@ -28,3 +28,19 @@ def tiny_cifar(tmp_path):
     labels = torch.arange(48) % 10
     write_cifar10(tmp_path / "data", images[:32], labels[:32], images[32:], labels[32:])
     return tmp_path / "data"
+
+
+@pytest.fixture
+def stacked_calls(monkeypatch):
+    """The number of edges of each stacked op the search's supernet runs during the test (stacked_ops)."""
+    from reproduce.search import stacked_ops
+
+    calls = []
+    real = stacked_ops.stacked_forward
+
+    def counting(ops, repeated):
+        calls.append(len(ops))
+        return real(ops, repeated)
+
+    monkeypatch.setattr(stacked_ops, "stacked_forward", counting)
+    return calls

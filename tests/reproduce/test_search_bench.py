@@ -28,31 +28,22 @@ def test_bench_search_prints_one_json_line_last(capsys, order):
 
 
 @pytest.mark.parametrize("flag, stacked", [([], True), (["--no-stack-edges"], False), (["--stack-edges"], True)])
-def test_bench_search_stacks_the_edges_as_asked_and_says_so(capsys, monkeypatch, flag, stacked):
-    from reproduce.search import stacked_ops
-
-    calls = []
-    real = stacked_ops.stacked_forward
-    monkeypatch.setattr(stacked_ops, "stacked_forward", lambda *a: calls.append(1) or real(*a))
+def test_bench_search_stacks_the_edges_as_asked_and_says_so(capsys, stacked_calls, flag, stacked):
     assert main(["bench", "search", "--order", "1", *flag] + TINY) == 0
-    assert _last_json(capsys)["stack_edges"] is stacked and bool(calls) is stacked
+    assert _last_json(capsys)["stack_edges"] is stacked and bool(stacked_calls) is stacked
 
 
-def test_the_supernet_stacks_on_every_device_when_asked_and_never_when_told_not_to(monkeypatch):
+def test_the_supernet_stacks_on_every_device_when_asked_and_never_when_told_not_to(stacked_calls):
     import torch
 
-    from reproduce.search import stacked_ops
     from reproduce.search.cnn_supernet import Network
 
-    calls = []
-    real = stacked_ops.stacked_forward
-    monkeypatch.setattr(stacked_ops, "stacked_forward", lambda *a: calls.append(1) or real(*a))
     x = torch.randn(2, 3, 8, 8)
     for stack, expected in ((None, True), (False, False), (True, True)):  # None: CPUs only
-        calls.clear()
+        stacked_calls.clear()
         model = Network(C=2, num_classes=3, layers=3, stack_edges=stack)
         model(x, *model.new_alphas())
-        assert bool(calls) is expected
+        assert bool(stacked_calls) is expected
     assert main(["bench", "search", "--impl", "original", "--no-stack-edges", "--original-src", "x"] + TINY) == 2
 
 

@@ -162,15 +162,7 @@ def test_ops_with_other_batchnorms_or_settings_are_not_stacked():
     assert not stacked_ops.stackable(hooked)
 
 
-def test_the_cpu_supernet_stacks_the_conv_ops_of_the_edges_leaving_each_state(monkeypatch):
-    calls = []
-    real = stacked_ops.stacked_forward
-
-    def counting(ops, repeated):
-        calls.append(len(ops))
-        return real(ops, repeated)
-
-    monkeypatch.setattr(stacked_ops, "stacked_forward", counting)
+def test_the_cpu_supernet_stacks_the_conv_ops_of_the_edges_leaving_each_state(stacked_calls):
     torch.manual_seed(0)
     model = Network(C=4, num_classes=10, layers=3).double()
     alphas = model.new_alphas(dtype=torch.float64)
@@ -178,7 +170,7 @@ def test_the_cpu_supernet_stacks_the_conv_ops_of_the_edges_leaving_each_state(mo
     fused = model(x, *alphas)
     # per cell, the 4 conv op types on the edges leaving states 0..3 (4, 4, 3 and 2 edges); state 4's one edge
     # runs its ops as they are
-    assert sorted(calls) == sorted([4, 4, 4, 4, 4, 4, 4, 4, 3, 3, 3, 3, 2, 2, 2, 2] * 3)
+    assert sorted(stacked_calls) == sorted([4, 4, 4, 4, 4, 4, 4, 4, 3, 3, 3, 3, 2, 2, 2, 2] * 3)
     reference = copy.deepcopy(model)
     torch.testing.assert_close(fused, reference(x, *alphas, reference=True), rtol=1e-10, atol=1e-12)
 
